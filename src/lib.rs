@@ -1,0 +1,6 @@
+//! markgate library.
+pub mod decision;
+pub mod destination;
+pub mod marking;
+pub mod message;
+pub mod policy;

@@ -1,0 +1,116 @@
+//! Text normalisation applied to anything that may hold a marking, and to the policy's
+//! spellings, so that both sides compare equal however the marking was typed.
+//!
+//! Steps: Unicode NFKC; drop zero-width and other invisible format characters; uppercase;
+//! map confusable letters (Cyrillic and Greek look-alikes, digits posing as letters) to the
+//! Latin letter they imitate (Unicode UTS #39 skeletons); and treat hyphens, dashes,
+//! underscores and runs of white space as one separator, so `OFFICIAL-SENSITIVE`,
+//! `OFFICIAL SENSITIVE` and `Official – Sensitive` are the same words.
+
+use unicode_normalization::UnicodeNormalization;
+
+/// True for characters that render as nothing and may be used to split a word.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+/// Separators that join the words of a marking.
+fn is_separator(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '-' | '_' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE58}' | '\u{FE63}' | '\u{FF0D}'
+        )
+}
+
+/// Canonical form of a piece of text for marking comparison: upper-case Latin words
+/// separated by single spaces, other punctuation kept.
+pub fn normalise(text: &str) -> String {
+    let cleaned: String = text.nfkc().filter(|c| !is_invisible(*c)).collect();
+    let upper = cleaned.to_uppercase();
+    let mut out = String::with_capacity(upper.len());
+    let mut pending_sep = false;
+    for c in upper.chars() {
+        if is_separator(c) {
+            pending_sep = !out.is_empty();
+            continue;
+        }
+        if pending_sep {
+            out.push(' ');
+            pending_sep = false;
+        }
+        push_skeleton(&mut out, c);
+    }
+    out
+}
+
+/// Append the Latin letter a confusable character imitates, or the character itself.
+fn push_skeleton(out: &mut String, c: char) {
+    if c.is_ascii() {
+        out.push(c);
+        return;
+    }
+    let mut buf = [0u8; 4];
+    let skeleton: String = unicode_security::skeleton(c.encode_utf8(&mut buf)).collect();
+    // The skeleton of a look-alike may be lower case (I -> l); fold it back.
+    let folded = skeleton.to_uppercase();
+    if folded.chars().all(|s| s.is_ascii_alphanumeric()) && !folded.is_empty() {
+        out.push_str(&folded);
+    } else {
+        out.push(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise;
+
+    #[test]
+    fn spellings_of_official_sensitive_agree() {
+        let want = "OFFICIAL SENSITIVE";
+        for s in [
+            "OFFICIAL-SENSITIVE",
+            "official sensitive",
+            "OFFICIAL - SENSITIVE",
+            "Official – Sensitive",
+            "OFFICIAL_SENSITIVE",
+            "  OFFICIAL   SENSITIVE ",
+        ] {
+            assert_eq!(normalise(s), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn invisible_and_lookalike_letters_are_removed() {
+        assert_eq!(normalise("SE\u{200B}CRET"), "SECRET");
+        assert_eq!(normalise("S\u{0415}CR\u{0415}T"), "SECRET"); // Cyrillic Е
+        assert_eq!(normalise("\u{0421}ONFIDENTIAL"), "CONFIDENTIAL"); // Cyrillic С
+        assert_eq!(normalise("\u{039F}FFICIAL"), "OFFICIAL"); // Greek Ο
+        assert_eq!(normalise("ＳＥＣＲＥＴ"), "SECRET"); // full width, NFKC
+    }
+
+    #[test]
+    fn other_punctuation_is_kept() {
+        assert_eq!(normalise("[Official]"), "[OFFICIAL]");
+        assert_eq!(normalise("restricted:"), "RESTRICTED:");
+    }
+}

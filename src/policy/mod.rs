@@ -1,0 +1,256 @@
+//! The handling policy: marking classes, destination classes, partners, Information Sharing
+//! Agreements and handling rules, loaded from the directory security managers edit
+//! (`policy/`), validated with every error located by file, line and column, and compiled
+//! into a [`Policy`] the pure decision engine reads.
+//!
+//! Files: `markings.toml`, `destinations.toml`, `partners.toml`, `isas.toml`, `rules.toml`
+//! and `statement.txt` (the one-off security statement, seed 001 §3.8).
+
+mod compile;
+pub mod model;
+pub mod source;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+pub use source::{PolicyError, PolicyErrors};
+
+/// A validated, compiled handling policy. Immutable: reload builds a new one.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Where it was loaded from.
+    pub dir: PathBuf,
+    /// SHA-256 over the policy files (name and content), hex: the version every record cites.
+    pub version: String,
+    pub markings: MarkingScheme,
+    pub destinations: DestinationClasses,
+    pub partners: Vec<Partner>,
+    pub isas: Vec<Isa>,
+    pub rules: Vec<Rule>,
+    /// The one-off security statement, verbatim.
+    pub statement: String,
+}
+
+/// Marking classes and where markings are read from.
+#[derive(Debug, Clone)]
+pub struct MarkingScheme {
+    pub classes: Vec<MarkingClass>,
+    /// Index into `classes` of the class assumed for unmarked messages.
+    pub unmarked: usize,
+    /// Normalised header names (lower case) whose value is a bare marking.
+    pub marking_headers: Vec<String>,
+    /// Normalised EPMS namespaces whose `SEC=` is trusted.
+    pub epms_namespaces: Vec<String>,
+    /// Normalised banner prefixes ("CLASSIFICATION").
+    pub banner_prefixes: Vec<String>,
+    /// Normalised reply/forward subject prefixes ("RE", "FW").
+    pub subject_prefixes: Vec<String>,
+    /// Sensitivity labels by (tenant SiteId, label id), both lower case.
+    pub msip_labels: BTreeMap<(String, String), MsipLabel>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MarkingClass {
+    /// Canonical name as the policy writes it ("OFFICIAL-SENSITIVE").
+    pub name: String,
+    pub rank: u32,
+    pub scheme: Option<String>,
+    /// Normalised spellings, longest first (see `marking::normalise`).
+    pub spellings: Vec<String>,
+    /// Canonical descriptor names ("PERSONAL").
+    pub descriptors: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MsipLabel {
+    /// Index into `MarkingScheme::classes`.
+    pub class: usize,
+    pub descriptors: Vec<String>,
+}
+
+impl MarkingScheme {
+    pub fn class(&self, index: usize) -> &MarkingClass {
+        &self.classes[index]
+    }
+
+    pub fn find(&self, name: &str) -> Option<usize> {
+        let wanted = crate::marking::normalise(name);
+        self.classes
+            .iter()
+            .position(|c| c.spellings.iter().any(|s| *s == wanted))
+    }
+
+    pub fn unmarked_class(&self) -> &MarkingClass {
+        &self.classes[self.unmarked]
+    }
+}
+
+/// Domain classes: the force itself, secure networks, the internet...
+#[derive(Debug, Clone)]
+pub struct DestinationClasses {
+    /// Every class name, in the order the policy lists them (the default included).
+    pub names: Vec<String>,
+    pub default: String,
+    pub internal: String,
+    /// (normalised domain suffix, class name).
+    pub suffixes: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Partner {
+    pub id: String,
+    pub name: String,
+    /// Normalised domain suffixes.
+    pub domains: Vec<String>,
+    /// age X25519 recipient strings (`age1...`), already checked to parse.
+    pub age_recipients: Vec<String>,
+    pub contact: Option<String>,
+}
+
+/// An Information Sharing Agreement with its review dates.
+#[derive(Debug, Clone, Serialize)]
+pub struct Isa {
+    pub id: String,
+    /// Partner ids.
+    pub partners: Vec<String>,
+    pub purpose: String,
+    pub legal_basis: String,
+    /// Class name of the highest marking the ISA covers.
+    pub ceiling: String,
+    pub start: NaiveDate,
+    pub last_review: Option<NaiveDate>,
+    pub next_review: NaiveDate,
+    pub end: Option<NaiveDate>,
+}
+
+/// Review status of an ISA on a given day (seed 000 §9.6: missed review = withdrawn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsaStatus {
+    NotStarted,
+    Live,
+    DueSoon,
+    Overdue,
+    Ended,
+}
+
+impl IsaStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IsaStatus::NotStarted => "not-started",
+            IsaStatus::Live => "live",
+            IsaStatus::DueSoon => "due-soon",
+            IsaStatus::Overdue => "overdue",
+            IsaStatus::Ended => "ended",
+        }
+    }
+
+    /// Whether disclosures may rely on the ISA.
+    pub fn is_usable(self) -> bool {
+        matches!(self, IsaStatus::Live | IsaStatus::DueSoon)
+    }
+}
+
+impl Isa {
+    /// Status on `day`; "due soon" means the review falls within `due_within_days`.
+    pub fn status_on(&self, day: NaiveDate, due_within_days: i64) -> IsaStatus {
+        if day < self.start {
+            IsaStatus::NotStarted
+        } else if self.end.is_some_and(|end| day > end) {
+            IsaStatus::Ended
+        } else if day > self.next_review {
+            IsaStatus::Overdue
+        } else if (self.next_review - day).num_days() <= due_within_days {
+            IsaStatus::DueSoon
+        } else {
+            IsaStatus::Live
+        }
+    }
+}
+
+/// What a rule does when it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    Allow,
+    Block,
+    /// Adds actions to an allowed recipient; never allows on its own.
+    Require,
+}
+
+/// Which disclosures a rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DisclosureFilter {
+    Any,
+    OneOff,
+    Isa,
+}
+
+/// Something a relay must do to an allowed message, per recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// The next hop must use verified TLS.
+    Tls,
+    /// age-encrypt into a bundle for the recipient partner's key.
+    Encrypt,
+    /// Stamp the one-off security statement.
+    Statement,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Tls => "tls",
+            Action::Encrypt => "encrypt",
+            Action::Statement => "statement",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "tls" => Some(Action::Tls),
+            "encrypt" => Some(Action::Encrypt),
+            "statement" => Some(Action::Statement),
+            _ => None,
+        }
+    }
+}
+
+/// A compiled handling rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub description: Option<String>,
+    /// Indexes of the classes it applies to (expanded from `classes` and `min_class`).
+    pub classes: Vec<usize>,
+    /// Destination class names; empty = all.
+    pub destinations: Vec<String>,
+    /// Canonical descriptor names; empty = any marking.
+    pub descriptors: Vec<String>,
+    pub disclosure: DisclosureFilter,
+    pub effect: Effect,
+    pub actions: Vec<Action>,
+    pub reason: Option<String>,
+}
+
+impl Policy {
+    /// Load, validate and compile the policy in `dir`, reporting every error found.
+    pub fn load(dir: &Path) -> Result<Policy, PolicyErrors> {
+        compile::load(dir)
+    }
+
+    pub fn partner(&self, id: &str) -> Option<&Partner> {
+        self.partners.iter().find(|p| p.id == id)
+    }
+
+    pub fn isa(&self, id: &str) -> Option<&Isa> {
+        self.isas
+            .iter()
+            .find(|i| i.id.eq_ignore_ascii_case(id.trim()))
+    }
+}

@@ -1,0 +1,172 @@
+//! The policy files as security managers write them: plain serde structures, one per file,
+//! with the spans of every value that validation may need to point at. `compile` turns these
+//! into the checked [`super::Policy`].
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// `markings.toml`: the marking classes, their rank and spellings, and where markings are read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkingsFile {
+    /// Class assumed for a message that carries no marking.
+    pub unmarked: Spanned<String>,
+    #[serde(default)]
+    pub sources: SourcesSection,
+    #[serde(default, rename = "class")]
+    pub classes: Vec<ClassEntry>,
+    #[serde(default, rename = "msip_label")]
+    pub msip_labels: Vec<MsipLabelEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassEntry {
+    pub name: Spanned<String>,
+    pub rank: u32,
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// Other ways the class is written. The name itself is always a spelling.
+    #[serde(default)]
+    pub spellings: Vec<Spanned<String>>,
+    /// Descriptors that may follow the class (OFFICIAL-SENSITIVE PERSONAL).
+    #[serde(default)]
+    pub descriptors: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesSection {
+    /// Headers whose whole value is a marking (X-Protective-Marking is always read).
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// EPMS namespaces (`NS=`) whose `SEC=` value is trusted in X-Protective-Marking.
+    #[serde(default)]
+    pub epms_namespaces: Vec<String>,
+    /// Words that may introduce a banner line ("Classification: OFFICIAL").
+    #[serde(default)]
+    pub banner_prefixes: Vec<String>,
+    /// Reply and forward prefixes stripped from the subject (RE, FW, AW ...).
+    #[serde(default)]
+    pub subject_prefixes: Vec<String>,
+}
+
+/// A Microsoft Purview sensitivity label, identified by tenant and label id.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MsipLabelEntry {
+    pub site_id: Spanned<String>,
+    pub label_id: Spanned<String>,
+    pub class: Spanned<String>,
+    #[serde(default)]
+    pub descriptors: Vec<String>,
+}
+
+/// `destinations.toml`: domain classes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationsFile {
+    /// Class of a domain that matches none of the listed ones.
+    pub default: Spanned<String>,
+    /// Which class is the force itself (recipients there are not disclosures).
+    pub internal: Spanned<String>,
+    #[serde(default, rename = "class")]
+    pub classes: Vec<DestinationClassEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationClassEntry {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub domains: Vec<Spanned<String>>,
+}
+
+/// `partners.toml`: the partner register.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnersFile {
+    #[serde(default, rename = "partner")]
+    pub partners: Vec<PartnerEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerEntry {
+    pub id: Spanned<String>,
+    pub name: String,
+    #[serde(default)]
+    pub domains: Vec<Spanned<String>>,
+    /// age X25519 recipients (`age1...`) bundles for this partner are encrypted to.
+    #[serde(default)]
+    pub age_recipients: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub contact: Option<String>,
+}
+
+/// `isas.toml`: the Information Sharing Agreement register.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsasFile {
+    #[serde(default, rename = "isa")]
+    pub isas: Vec<IsaEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsaEntry {
+    pub id: Spanned<String>,
+    pub partners: Vec<Spanned<String>>,
+    pub purpose: String,
+    pub legal_basis: String,
+    pub ceiling: Spanned<String>,
+    pub start: Spanned<String>,
+    #[serde(default)]
+    pub last_review: Option<Spanned<String>>,
+    /// When omitted: six months after start, or a year after the last review.
+    #[serde(default)]
+    pub next_review: Option<Spanned<String>>,
+    #[serde(default)]
+    pub end: Option<Spanned<String>>,
+}
+
+/// `rules.toml`: the handling rules.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesFile {
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleEntry {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Classes the rule applies to, by name.
+    #[serde(default)]
+    pub classes: Vec<Spanned<String>>,
+    /// Alternatively: every class ranked at or above this one.
+    #[serde(default)]
+    pub min_class: Option<Spanned<String>>,
+    /// Destination classes; empty means all.
+    #[serde(default)]
+    pub destinations: Vec<Spanned<String>>,
+    /// Only when the marking carries one of these descriptors.
+    #[serde(default)]
+    pub descriptors: Vec<Spanned<String>>,
+    /// `any` (default), `one-off` or `isa`.
+    #[serde(default)]
+    pub disclosure: Option<Spanned<String>>,
+    /// `allow`, `block` or `require` (adds actions, never allows by itself).
+    pub effect: Spanned<String>,
+    #[serde(default)]
+    pub actions: Vec<Spanned<String>>,
+    /// Shown to the sender when the rule blocks; `{class}`, `{label}`, `{domain}`,
+    /// `{destination}` and `{partner}` are filled in.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
