@@ -4,3 +4,4 @@ pub mod destination;
 pub mod marking;
 pub mod message;
 pub mod policy;
+pub mod config;

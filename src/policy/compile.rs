@@ -183,6 +183,7 @@ fn compile_markings(
             scheme: entry.scheme.clone(),
             spellings,
             descriptors,
+            retain_days: entry.retain_days.unwrap_or(raw.retain_days),
         });
     }
     if classes.is_empty() {

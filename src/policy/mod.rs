@@ -62,6 +62,8 @@ pub struct MarkingClass {
     pub spellings: Vec<String>,
     /// Canonical descriptor names ("PERSONAL").
     pub descriptors: Vec<String>,
+    /// Days a recipient may keep material of this class (bundle destroy-by date).
+    pub retain_days: u32,
 }
 
 #[derive(Debug, Clone)]

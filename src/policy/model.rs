@@ -11,6 +11,10 @@ use toml::Spanned;
 pub struct MarkingsFile {
     /// Class assumed for a message that carries no marking.
     pub unmarked: Spanned<String>,
+    /// Days a recipient may keep disclosed material (bundle destroy-by date), unless the
+    /// class sets its own `retain_days`.
+    #[serde(default = "default_retain_days")]
+    pub retain_days: u32,
     #[serde(default)]
     pub sources: SourcesSection,
     #[serde(default, rename = "class")]
@@ -32,6 +36,13 @@ pub struct ClassEntry {
     /// Descriptors that may follow the class (OFFICIAL-SENSITIVE PERSONAL).
     #[serde(default)]
     pub descriptors: Vec<Spanned<String>>,
+    /// Retention for this class, overriding the file's `retain_days`.
+    #[serde(default)]
+    pub retain_days: Option<u32>,
+}
+
+fn default_retain_days() -> u32 {
+    365
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,0 +1,14 @@
+//! `[http]` section of the gateway configuration.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {}
+
+impl HttpConfig {
+    /// Problems with this section, each a full sentence naming the key.
+    pub fn validate(&self) -> Vec<String> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,132 @@
+//! Gateway configuration (`markgate serve --config markgate.toml`): embedded defaults, then
+//! the TOML file, then environment overrides `MARKGATE_SECTION__KEY` (for example
+//! `MARKGATE_SMTP__LISTEN=127.0.0.1:2525`). Loaded with the `config` crate, then validated
+//! with every error reported at once.
+//!
+//! Each section lives in its own file, owned by the part of the gateway that reads it.
+
+pub mod delivery;
+pub mod http;
+pub mod records;
+pub mod smtp;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration. Every key has a default, so no file at all is a valid setup.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub policy: PolicyConfig,
+    pub spool: SpoolConfig,
+    pub smtp: smtp::SmtpConfig,
+    pub delivery: delivery::DeliveryConfig,
+    pub http: http::HttpConfig,
+    pub records: records::RecordsConfig,
+    pub tls: TlsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            policy: PolicyConfig::default(),
+            spool: SpoolConfig::default(),
+            smtp: smtp::SmtpConfig::default(),
+            delivery: delivery::DeliveryConfig::default(),
+            http: http::HttpConfig::default(),
+            records: records::RecordsConfig::default(),
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// `policy.dir`: the handling policy directory.
+    pub dir: PathBuf,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("policy") }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// `spool.dir`: where accepted messages wait for delivery (fsynced before 250).
+    pub dir: PathBuf,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("var/spool") }
+    }
+}
+
+/// Certificates and keys of the gateway itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// `tls.cert`: PEM certificate chain presented on STARTTLS / HTTPS.
+    pub cert: PathBuf,
+    /// `tls.key`: PEM private key for `tls.cert`.
+    pub key: PathBuf,
+    /// `tls.ca`: extra trust anchors (PEM) for verifying next hops, besides the system roots.
+    pub ca: Option<PathBuf>,
+    /// `tls.signing_key`: Ed25519 key (PEM, PKCS#8) that signs bundle manifests.
+    pub signing_key: PathBuf,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: PathBuf::from("certs/dev-cert.pem"),
+            key: PathBuf::from("certs/dev-key.pem"),
+            ca: None,
+            signing_key: PathBuf::from("certs/signing-key.pem"),
+        }
+    }
+}
+
+/// Every problem found in a configuration, reported together.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .0.join("\n"))]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl Config {
+    /// Defaults, then `file` if given, then `MARKGATE_*` environment overrides; then validate.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigErrors> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("MARKGATE")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let raw = builder.build().map_err(|e| ConfigErrors(vec![e.to_string()]))?;
+        let cfg: Config = raw.try_deserialize().map_err(|e| ConfigErrors(vec![e.to_string()]))?;
+        let errors = cfg.validate();
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Semantic checks across sections; every problem, not just the first.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        errors.extend(self.smtp.validate());
+        errors.extend(self.delivery.validate());
+        errors.extend(self.http.validate());
+        errors.extend(self.records.validate());
+        errors
+    }
+}
