@@ -1,7 +1,12 @@
 //! markgate library.
+pub mod certs;
+pub mod config;
 pub mod decision;
 pub mod destination;
+pub mod gateway;
+pub mod http;
 pub mod marking;
 pub mod message;
 pub mod policy;
-pub mod config;
+pub mod serve;
+pub mod smtp;

@@ -1,8 +1,10 @@
 //! Command-line interface: one module per command group. Errors become messages on stderr
 //! and exit codes here, and only here.
 
+mod certs;
 mod check;
 mod policy;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +28,11 @@ enum Command {
     /// Validate, explain and inspect the handling policy.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Run the gateway (SMTP and HTTP) on the embedded defaults or a config file.
+    Serve(serve::ServeArgs),
+    /// Generate development certificates and keys.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
 }
 
 /// Exit code for errors (bad input, bad policy), distinct from "blocked".
@@ -37,6 +44,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Serve(args) => serve::run(args),
+        Command::Certs(cmd) => certs::run(cmd),
     };
     match result {
         Ok(code) => code,
