@@ -238,6 +238,8 @@ pub struct Rule {
     pub effect: Effect,
     pub actions: Vec<Action>,
     pub reason: Option<String>,
+    /// A block rule in dry-run mode is evaluated and recorded but does not block.
+    pub dry_run: bool,
 }
 
 impl Policy {
