@@ -5,6 +5,7 @@
 //!
 //! Each section lives in its own file, owned by the part of the gateway that reads it.
 
+pub mod admin;
 pub mod delivery;
 pub mod http;
 pub mod records;
@@ -25,6 +26,7 @@ pub struct Config {
     pub http: http::HttpConfig,
     pub records: records::RecordsConfig,
     pub tls: TlsConfig,
+    pub admin: admin::AdminConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +127,7 @@ impl Config {
         errors.extend(self.delivery.validate());
         errors.extend(self.http.validate());
         errors.extend(self.records.validate());
+        errors.extend(self.admin.validate());
         errors
     }
 }
