@@ -100,11 +100,20 @@ impl Config {
                     .required(true),
             );
         }
+        // Only MARKGATE_<SECTION>__<KEY> variables are configuration; others sharing the
+        // prefix (MARKGATE_LOG, the log filter) are not.
+        let overrides: config::Map<String, String> = std::env::vars()
+            .filter(|(k, _)| {
+                k.strip_prefix("MARKGATE_")
+                    .is_some_and(|rest| rest.contains("__"))
+            })
+            .collect();
         builder = builder.add_source(
             config::Environment::with_prefix("MARKGATE")
                 .prefix_separator("_")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(Some(overrides)),
         );
         let raw = builder
             .build()
