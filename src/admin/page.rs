@@ -90,9 +90,9 @@ pub fn render(gateway: &Gateway) -> String {
     ));
 
     let reload = &status.last_reload;
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<section id=\"policy\"><h2>Policy</h2><p>Version <code>{}</code> from <code>{}</code>.</p><p>Last reload {}: <span class=\"{}\">{}</span></p>{}</section>\n",
+        "<section id=\"policy\"><h2>Policy</h2><p>Version <code>{}</code> from <code>{}</code>.</p><p>Last reload {}: <span class=\"{}\">{}</span></p>{}</section>",
         html_escape(&status.policy_version[..12.min(status.policy_version.len())]),
         html_escape(&policy.dir.display().to_string()),
         reload.at.format("%Y-%m-%d %H:%M:%S UTC"),
@@ -148,18 +148,18 @@ fn chart(counts: &BTreeMap<String, (u64, u64)>) -> String {
         let y = i as f64 * row_h + 4.0;
         let wa = bar_w * *allowed as f64 / max;
         let wb = bar_w * *blocked as f64 / max;
-        let _ = write!(
+        let _ = writeln!(
             svg,
-            "<text x=\"0\" y=\"{ty}\" font-size=\"13\">{name}</text><rect x=\"{label_w}\" y=\"{y}\" width=\"{wa:.1}\" height=\"18\" fill=\"#3a8d48\"><title>{allowed} allowed</title></rect><rect x=\"{xb:.1}\" y=\"{y}\" width=\"{wb:.1}\" height=\"18\" fill=\"#c0392b\"><title>{blocked} blocked</title></rect><text x=\"{xt:.1}\" y=\"{ty}\" font-size=\"12\">{allowed} allowed, {blocked} blocked</text>\n",
+            "<text x=\"0\" y=\"{ty}\" font-size=\"13\">{name}</text><rect x=\"{label_w}\" y=\"{y}\" width=\"{wa:.1}\" height=\"18\" fill=\"#3a8d48\"><title>{allowed} allowed</title></rect><rect x=\"{xb:.1}\" y=\"{y}\" width=\"{wb:.1}\" height=\"18\" fill=\"#c0392b\"><title>{blocked} blocked</title></rect><text x=\"{xt:.1}\" y=\"{ty}\" font-size=\"12\">{allowed} allowed, {blocked} blocked</text>",
             ty = y + 14.0,
             name = html_escape(class),
             xb = label_w + wa,
             xt = label_w + wa + wb + 6.0,
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         svg,
-        "<rect x=\"{label_w}\" y=\"{ly}\" width=\"12\" height=\"12\" fill=\"#3a8d48\"/><text x=\"{}\" y=\"{ty}\" font-size=\"12\">allowed</text><rect x=\"{}\" y=\"{ly}\" width=\"12\" height=\"12\" fill=\"#c0392b\"/><text x=\"{}\" y=\"{ty}\" font-size=\"12\">blocked</text></svg>\n",
+        "<rect x=\"{label_w}\" y=\"{ly}\" width=\"12\" height=\"12\" fill=\"#3a8d48\"/><text x=\"{}\" y=\"{ty}\" font-size=\"12\">allowed</text><rect x=\"{}\" y=\"{ly}\" width=\"12\" height=\"12\" fill=\"#c0392b\"/><text x=\"{}\" y=\"{ty}\" font-size=\"12\">blocked</text></svg>",
         label_w + 16.0,
         label_w + 90.0,
         label_w + 106.0,
