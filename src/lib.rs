@@ -14,3 +14,4 @@ pub mod policytest;
 pub mod reload;
 pub mod serve;
 pub mod smtp;
+pub mod simulate;
