@@ -1,4 +1,5 @@
 //! markgate library.
+pub mod bundle;
 pub mod certs;
 pub mod config;
 pub mod decision;
