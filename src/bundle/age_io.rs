@@ -118,10 +118,16 @@ impl CryptoFailure {
     }
 }
 
-/// Counts ciphertext bytes and notices the end of the input.
+/// How an age file starts, binary and armored.
+const BINARY_MAGIC: &[u8] = b"age-encryption.org/";
+const ARMOR_MAGIC: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+
+/// Notices the end of the input and keeps its first bytes (to tell "not age at all" from
+/// "age, but cut short").
 struct Source<R> {
     inner: R,
     at_eof: Arc<Mutex<bool>>,
+    prefix: Arc<Mutex<Vec<u8>>>,
 }
 
 impl<R: Read> Read for Source<R> {
@@ -130,8 +136,22 @@ impl<R: Read> Read for Source<R> {
         if n == 0 && !buf.is_empty() {
             *self.at_eof.lock().expect("not poisoned") = true;
         }
+        let mut prefix = self.prefix.lock().expect("not poisoned");
+        if prefix.len() < ARMOR_MAGIC.len() {
+            let take = n.min(ARMOR_MAGIC.len() - prefix.len());
+            prefix.extend_from_slice(&buf[..take]);
+        }
         Ok(n)
     }
+}
+
+/// Whether `prefix` could be the start of an age file.
+fn looks_like_age(prefix: &[u8]) -> bool {
+    let trimmed = prefix.trim_ascii_start();
+    [BINARY_MAGIC, ARMOR_MAGIC].iter().any(|magic| {
+        let n = trimmed.len().min(magic.len());
+        n > 0 && trimmed[..n] == magic[..n]
+    })
 }
 
 /// The decrypting reader: age (binary or armored) in, plaintext out.
@@ -167,12 +187,18 @@ impl<R: Read> OpenReader<R> {
         identities: &[Box<dyn age::Identity + Send + Sync>],
     ) -> Result<(Self, FailureSlot), BundleError> {
         let at_eof = Arc::new(Mutex::new(false));
+        let prefix = Arc::new(Mutex::new(Vec::new()));
         let source = Source {
             inner: input,
             at_eof: at_eof.clone(),
+            prefix: prefix.clone(),
         };
-        let decryptor = age::Decryptor::new_buffered(ArmoredReader::new(source))
-            .map_err(|e| header_error(e, *at_eof.lock().expect("not poisoned")))?;
+        let decryptor = age::Decryptor::new_buffered(ArmoredReader::new(source)).map_err(|e| {
+            if !looks_like_age(&prefix.lock().expect("not poisoned")) {
+                return BundleError::NotAgeFile("it does not start like an age file".into());
+            }
+            header_error(e, *at_eof.lock().expect("not poisoned"))
+        })?;
         let inner = decryptor
             .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
             .map_err(|e| header_error(e, false))?;

@@ -27,7 +27,7 @@ pub enum BundleError {
     // --- opening: keys and ciphertext ------------------------------------------------------
     #[error("{path}: not a usable age identity file: {detail}")]
     BadIdentity { path: String, detail: String },
-    #[error("wrong key: none of the identities given can decrypt this bundle (it was sealed to other recipients)")]
+    #[error("wrong key: none of the identities given can decrypt this bundle (it was sealed to other recipients, or its recipient lines were damaged)")]
     WrongKey,
     #[error("not an age-encrypted bundle: {0}")]
     NotAgeFile(String),
