@@ -1,0 +1,34 @@
+//! Banner lines: a marking on its own line at the top or bottom of the text. Only the first
+//! and the last non-empty lines of a text part are read, never the whole body: markings
+//! stand there, prose stands in between, and a 10 MiB body costs no more than a short one.
+//! A line with no letter or digit (`**********`, `--`) counts as empty, so a banner framed
+//! by rules of stars is still found.
+
+/// The first and last non-empty lines of `text` (the last is None when it is the first).
+pub(crate) fn first_and_last(text: &str) -> (Option<&str>, Option<&str>) {
+    let first = text.split('\n').find(|l| has_content(l));
+    let last = text.rsplit('\n').find(|l| has_content(l));
+    match (first, last) {
+        (Some(f), Some(l)) if std::ptr::eq(f.as_ptr(), l.as_ptr()) => (Some(f), None),
+        other => other,
+    }
+}
+
+fn has_content(line: &str) -> bool {
+    line.chars().any(char::is_alphanumeric)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_and_last;
+
+    #[test]
+    fn skips_blank_and_rule_lines() {
+        let t = "\r\n  \r\n*****\r\nOFFICIAL\r\nHello\r\n\r\nRESTRICTED\r\n-----\r\n";
+        let (f, l) = first_and_last(t);
+        assert_eq!(f.map(str::trim), Some("OFFICIAL"));
+        assert_eq!(l.map(str::trim), Some("RESTRICTED"));
+        assert_eq!(first_and_last("just one"), (Some("just one"), None));
+        assert_eq!(first_and_last(" \n"), (None, None));
+    }
+}
