@@ -224,9 +224,7 @@ impl<'s> MarkingReader<'s> {
             let location = format!("{prefix}part{id}");
             match &part.body {
                 PartType::Text(t) => self.text_part(&location, t),
-                PartType::Html(h) => {
-                    self.text_part(&location, &mail_parser::decoders::html::html_to_text(h))
-                }
+                PartType::Html(h) => self.text_part(&location, &banner::html_to_text(h)),
                 _ => {}
             }
         }
