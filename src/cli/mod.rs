@@ -1,7 +1,9 @@
 //! Command-line interface: one module per command group. Errors become messages on stderr
 //! and exit codes here, and only here.
 
+mod audit;
 mod check;
+mod isa;
 mod policy;
 
 use std::path::PathBuf;
@@ -26,6 +28,12 @@ enum Command {
     /// Validate, explain and inspect the handling policy.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Verify, search, report on and prune the decision records.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// The ISA register: agreements, review dates and status.
+    #[command(subcommand)]
+    Isa(isa::IsaCommand),
 }
 
 /// Exit code for errors (bad input, bad policy), distinct from "blocked".
@@ -37,6 +45,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Audit(cmd) => audit::run(cmd),
+        Command::Isa(cmd) => isa::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -50,7 +50,9 @@ pub struct PolicyConfig {
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        Self { dir: PathBuf::from("policy") }
+        Self {
+            dir: PathBuf::from("policy"),
+        }
     }
 }
 
@@ -63,7 +65,9 @@ pub struct SpoolConfig {
 
 impl Default for SpoolConfig {
     fn default() -> Self {
-        Self { dir: PathBuf::from("var/spool") }
+        Self {
+            dir: PathBuf::from("var/spool"),
+        }
     }
 }
 
@@ -102,7 +106,11 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigErrors> {
         let mut builder = config::Config::builder();
         if let Some(path) = file {
-            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
         }
         builder = builder.add_source(
             config::Environment::with_prefix("MARKGATE")
@@ -110,8 +118,12 @@ impl Config {
                 .separator("__")
                 .try_parsing(true),
         );
-        let raw = builder.build().map_err(|e| ConfigErrors(vec![e.to_string()]))?;
-        let cfg: Config = raw.try_deserialize().map_err(|e| ConfigErrors(vec![e.to_string()]))?;
+        let raw = builder
+            .build()
+            .map_err(|e| ConfigErrors(vec![e.to_string()]))?;
+        let cfg: Config = raw
+            .try_deserialize()
+            .map_err(|e| ConfigErrors(vec![e.to_string()]))?;
         let errors = cfg.validate();
         if errors.is_empty() {
             Ok(cfg)
