@@ -199,43 +199,46 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         incidents_only: args.incidents,
         limit: args.limit,
     };
-    let mut out = std::io::stdout().lock();
+    match print_query(&store, &filter, args.format) {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
+        other => other.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn print_query(store: &Store, filter: &Filter, format: QueryFormat) -> anyhow::Result<()> {
     use std::io::Write;
-    match args.format {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match format {
         QueryFormat::Table => {
-            let rows = store.query(&filter)?;
+            let rows = store.query(filter)?;
             write!(out, "{}", table(&rows))?;
         }
         QueryFormat::Csv => {
             writeln!(out, "{}", CSV_HEADER.join(","))?;
-            store.query_each(&filter, |r| {
-                let _ = writeln!(out, "{}", csv_row(&r));
+            store.query_each(filter, |r| -> anyhow::Result<()> {
+                writeln!(out, "{}", csv_row(&r))?;
                 Ok(())
             })?;
         }
         QueryFormat::Json => {
             writeln!(out, "[")?;
             let mut first = true;
-            let mut failed = None;
-            store.query_each(&filter, |r| {
+            store.query_each(filter, |r| -> anyhow::Result<()> {
                 let sep = if first { "" } else { "," };
                 first = false;
-                match serde_json::to_string(&r) {
-                    Ok(j) => {
-                        let _ = writeln!(out, "{sep}{j}");
-                    }
-                    Err(e) => failed = Some(e),
-                }
+                writeln!(out, "{sep}{}", serde_json::to_string(&r)?)?;
                 Ok(())
             })?;
-            if let Some(e) = failed {
-                return Err(e.into());
-            }
             writeln!(out, "]")?;
         }
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 const TABLE_HEADER: [&str; 11] = [

@@ -126,7 +126,7 @@ pub fn isa_report(
         ..Filter::default()
     };
     let mut months: BTreeMap<(String, String), Counts> = BTreeMap::new();
-    store.query_each(&filter, |stored| {
+    store.query_each(&filter, |stored| -> Result<(), RecordError> {
         let r = &stored.record;
         let cites = r
             .isa

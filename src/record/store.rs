@@ -486,17 +486,18 @@ impl Store {
         let mut out = Vec::new();
         self.query_each(filter, |r| {
             out.push(r);
-            Ok(())
+            Ok::<_, RecordError>(())
         })?;
         Ok(out)
     }
 
     /// Call `f` for each record matching `filter`, in chain order, without holding them all.
-    pub fn query_each(
+    /// Errors from `f` stop the walk and are returned.
+    pub fn query_each<E: From<RecordError>>(
         &self,
         filter: &Filter,
-        mut f: impl FnMut(StoredRecord) -> Result<(), RecordError>,
-    ) -> Result<(), RecordError> {
+        mut f: impl FnMut(StoredRecord) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut clauses: Vec<&str> = Vec::new();
         let mut values: Vec<String> = Vec::new();
         if let Some(t) = filter.since {
