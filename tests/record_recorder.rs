@@ -62,6 +62,24 @@ async fn many_callers_are_all_recorded_in_one_chain() {
 }
 
 #[test]
+fn the_incident_class_comes_from_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = policy();
+    let recorder = Recorder::open(&config(dir.path().join("r.sqlite"))).unwrap();
+    assert_eq!(
+        recorder.incident_min_rank(&p),
+        Some(40),
+        "SECRET by default"
+    );
+    let recorder = Recorder::open(&RecordsConfig {
+        incident_class: "CONFIDENTIAL".into(),
+        ..config(dir.path().join("r2.sqlite"))
+    })
+    .unwrap();
+    assert_eq!(recorder.incident_min_rank(&p), Some(30));
+}
+
+#[test]
 fn blocking_callers_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("records.sqlite");

@@ -146,6 +146,37 @@ impl RecordMeta {
     }
 }
 
+impl RecordMeta {
+    /// Meta for a parsed mail message received now: size and SHA-256 of the raw bytes,
+    /// `Message-ID`, `X-Disclosure-Purpose`, `X-Legal-Basis` and `X-Consent` (an `X-Consent`
+    /// value other than given / withheld / not-required is recorded as not stated).
+    pub fn from_message(
+        channel: Channel,
+        sender: &str,
+        message: &crate::message::ParsedMessage<'_>,
+    ) -> RecordMeta {
+        let header = |name: &str| {
+            message
+                .inner
+                .header_raw(name)
+                .map(unfold)
+                .filter(|v| !v.is_empty())
+        };
+        RecordMeta {
+            message_id: header("Message-ID"),
+            purpose: header("X-Disclosure-Purpose"),
+            legal_basis: header("X-Legal-Basis"),
+            consent: header("X-Consent").and_then(|v| Consent::parse(&v)),
+            ..RecordMeta::new(channel, sender, message.raw)
+        }
+    }
+}
+
+/// A header value on one line: folding removed, runs of white space made one space.
+fn unfold(value: &str) -> String {
+    value.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The rank of `class` in `policy` (records.incident_class): blocked disclosures at or above
 /// it are incidents. None when the policy has no such class.
 pub fn incident_min_rank(policy: &Policy, class: &str) -> Option<u32> {
@@ -269,40 +300,59 @@ impl DecisionRecord {
     /// Canonical serialisation (format 1) hashed into the chain: a JSON array of every field
     /// in a fixed order. Never change it; a new format gets a new tag.
     pub fn canonical(&self) -> Vec<u8> {
-        let value = serde_json::json!([
-            "markgate-record-1",
-            self.id,
-            self.time_text(),
-            self.channel.as_str(),
-            self.sender,
-            self.recipient,
-            self.partner,
-            self.partner_id,
-            self.class,
-            self.label,
-            self.sources
-                .iter()
-                .map(|s| [&s.location, &s.text, &s.class])
-                .collect::<Vec<_>>(),
-            self.defaulted,
-            self.destination,
-            self.verdict.as_str(),
-            self.actions.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
-            self.rules,
-            self.reason,
-            disclosure_str(self.disclosure),
-            self.isa,
-            self.purpose,
-            self.legal_basis,
-            self.consent.map(Consent::as_str),
-            self.message_id,
-            self.size,
-            self.sha256,
-            self.policy_version,
-            self.incident,
-            self.incident_kind.map(IncidentKind::as_str),
-        ]);
-        serde_json::to_vec(&value).expect("a JSON value always serialises")
+        serde_json::to_vec(&Canonical(self)).expect("a record always serialises")
+    }
+}
+
+/// The canonical form, serialised straight from the record without building a JSON tree.
+struct Canonical<'a>(&'a DecisionRecord);
+
+impl Serialize for Canonical<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        struct Actions<'a>(&'a [Action]);
+        impl Serialize for Actions<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(|a| a.as_str()))
+            }
+        }
+        struct Sources<'a>(&'a [SourceRecord]);
+        impl Serialize for Sources<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(|x| [&x.location, &x.text, &x.class]))
+            }
+        }
+        let r = self.0;
+        let mut seq = serializer.serialize_seq(Some(28))?;
+        seq.serialize_element("markgate-record-1")?;
+        seq.serialize_element(&r.id)?;
+        seq.serialize_element(&r.time_text())?;
+        seq.serialize_element(r.channel.as_str())?;
+        seq.serialize_element(&r.sender)?;
+        seq.serialize_element(&r.recipient)?;
+        seq.serialize_element(&r.partner)?;
+        seq.serialize_element(&r.partner_id)?;
+        seq.serialize_element(&r.class)?;
+        seq.serialize_element(&r.label)?;
+        seq.serialize_element(&Sources(&r.sources))?;
+        seq.serialize_element(&r.defaulted)?;
+        seq.serialize_element(&r.destination)?;
+        seq.serialize_element(r.verdict.as_str())?;
+        seq.serialize_element(&Actions(&r.actions))?;
+        seq.serialize_element(&r.rules)?;
+        seq.serialize_element(&r.reason)?;
+        seq.serialize_element(disclosure_str(r.disclosure))?;
+        seq.serialize_element(&r.isa)?;
+        seq.serialize_element(&r.purpose)?;
+        seq.serialize_element(&r.legal_basis)?;
+        seq.serialize_element(&r.consent.map(Consent::as_str))?;
+        seq.serialize_element(&r.message_id)?;
+        seq.serialize_element(&r.size)?;
+        seq.serialize_element(&r.sha256)?;
+        seq.serialize_element(&r.policy_version)?;
+        seq.serialize_element(&r.incident)?;
+        seq.serialize_element(&r.incident_kind.map(IncidentKind::as_str))?;
+        seq.end()
     }
 }
 
@@ -346,11 +396,67 @@ mod tests {
     use super::*;
 
     #[test]
+    fn meta_from_a_message() {
+        let raw = b"From: a@b\r\nMessage-ID: <m1@b>\r\nX-Disclosure-Purpose: safeguarding\r\n referral\r\nX-Legal-Basis: Children Act 2004 s.11\r\nX-Consent: Not-Required\r\nSubject: x\r\n\r\nbody\r\n";
+        let parsed = crate::message::parse(raw).unwrap();
+        let meta = RecordMeta::from_message(Channel::Smtp, "a@b", &parsed);
+        assert_eq!(meta.message_id.as_deref(), Some("<m1@b>"));
+        assert_eq!(meta.purpose.as_deref(), Some("safeguarding referral"));
+        assert_eq!(meta.legal_basis.as_deref(), Some("Children Act 2004 s.11"));
+        assert_eq!(meta.consent, Some(Consent::NotRequired));
+        assert_eq!(meta.size, raw.len() as u64);
+        assert_eq!(meta.sha256.len(), 64);
+    }
+
+    #[test]
     fn consent_values() {
         assert_eq!(Consent::parse(" Given "), Some(Consent::Given));
         assert_eq!(Consent::parse("NOT_REQUIRED"), Some(Consent::NotRequired));
         assert_eq!(Consent::parse("not required"), Some(Consent::NotRequired));
         assert_eq!(Consent::parse("maybe"), None);
+    }
+
+    #[test]
+    fn canonical_form_is_a_fixed_array() {
+        let r = DecisionRecord {
+            id: "id-1".into(),
+            time: DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            channel: Channel::Http,
+            sender: "a@b".into(),
+            recipient: "c@d".into(),
+            partner: None,
+            partner_id: None,
+            class: "OFFICIAL".into(),
+            label: "OFFICIAL".into(),
+            sources: vec![SourceRecord {
+                location: "subject".into(),
+                text: "OFFICIAL".into(),
+                class: "OFFICIAL".into(),
+            }],
+            defaulted: false,
+            destination: "internet".into(),
+            verdict: Verdict::Allow,
+            actions: vec![Action::Tls],
+            rules: vec!["official-tls".into()],
+            reason: "ok".into(),
+            disclosure: Disclosure::OneOff,
+            isa: None,
+            purpose: Some("p".into()),
+            legal_basis: None,
+            consent: Some(Consent::Given),
+            message_id: None,
+            size: 3,
+            sha256: "00".into(),
+            policy_version: "v".into(),
+            incident: false,
+            incident_kind: None,
+        };
+        assert_eq!(
+            String::from_utf8(r.canonical()).unwrap(),
+            r#"["markgate-record-1","id-1","2026-01-02T03:04:05.000000Z","http","a@b","c@d",null,null,"OFFICIAL","OFFICIAL",[["subject","OFFICIAL","OFFICIAL"]],false,"internet","allow",["tls"],["official-tls"],"ok","one-off",null,"p",null,"given",null,3,"00","v",false,null]"#
+        );
     }
 
     #[test]

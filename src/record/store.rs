@@ -72,8 +72,8 @@ CREATE TABLE IF NOT EXISTS records (
     hash BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_time ON records(time);
-CREATE INDEX IF NOT EXISTS records_isa ON records(isa COLLATE NOCASE);
-CREATE INDEX IF NOT EXISTS records_partner ON records(partner_id);
+CREATE INDEX IF NOT EXISTS records_isa ON records(isa COLLATE NOCASE) WHERE isa IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_partner ON records(partner_id) WHERE partner_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS chain_head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,
@@ -108,6 +108,40 @@ pub fn chain_hash(prev: &[u8], canonical: &[u8]) -> [u8; 32] {
     h.update(prev);
     h.update(canonical);
     h.finalize().into()
+}
+
+/// A record with its stored encodings worked out, so callers can do that work in parallel
+/// and the single writer only hashes and inserts.
+#[derive(Debug, Clone)]
+pub struct PreparedRecord {
+    pub record: DecisionRecord,
+    canonical: Vec<u8>,
+    time: String,
+    sources: String,
+    actions: String,
+    rules: String,
+}
+
+impl PreparedRecord {
+    pub fn new(record: DecisionRecord) -> PreparedRecord {
+        fn json<T: Serialize + ?Sized>(v: &T) -> String {
+            serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+        }
+        PreparedRecord {
+            canonical: record.canonical(),
+            time: record.time_text(),
+            sources: json(&record.sources),
+            actions: json(
+                &record
+                    .actions
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            rules: json(&record.rules),
+            record,
+        }
+    }
 }
 
 /// Options for opening a store for writing.
@@ -298,6 +332,21 @@ impl Store {
         &self.path
     }
 
+    /// Stop this connection checkpointing the WAL after its own commits; the caller takes
+    /// that over with [`Store::checkpoint`] on another connection, off the commit path.
+    pub fn disable_auto_checkpoint(&self) -> Result<(), RecordError> {
+        self.conn
+            .query_row("PRAGMA wal_autocheckpoint = 0", [], |_| Ok(()))
+            .map_err(|e| self.write_err(e))
+    }
+
+    /// Copy committed WAL content into the database (passive: never blocks the writer).
+    pub fn checkpoint(&self) -> Result<(), RecordError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(|e| self.write_err(e))
+    }
+
     fn configure(&self) -> rusqlite::Result<()> {
         self.conn.busy_timeout(Duration::from_secs(10))?;
         let mode: String = self
@@ -307,6 +356,8 @@ impl Store {
             tracing::warn!(path = %self.path.display(), mode, "record store is not in WAL mode");
         }
         self.conn.pragma_update(None, "synchronous", "FULL")?;
+        // 32 MiB of page cache keeps the index pages the appends touch in memory.
+        self.conn.pragma_update(None, "cache_size", -32_768)?;
         Ok(())
     }
 
@@ -366,6 +417,18 @@ impl Store {
 
     /// Append records to the chain in one durable transaction; all or nothing.
     pub fn append(&mut self, records: &[&DecisionRecord]) -> Result<ChainHead, RecordError> {
+        let prepared: Vec<PreparedRecord> = records
+            .iter()
+            .map(|r| PreparedRecord::new((*r).clone()))
+            .collect();
+        self.append_prepared(&prepared.iter().collect::<Vec<_>>())
+    }
+
+    /// [`Store::append`] for records already prepared.
+    pub fn append_prepared(
+        &mut self,
+        records: &[&PreparedRecord],
+    ) -> Result<ChainHead, RecordError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -673,17 +736,17 @@ fn read_head(conn: &Connection) -> rusqlite::Result<ChainHead> {
 }
 
 /// Insert `records` after the current head inside an open transaction.
-fn append_in(conn: &Connection, records: &[&DecisionRecord]) -> rusqlite::Result<ChainHead> {
+fn append_in(conn: &Connection, records: &[&PreparedRecord]) -> rusqlite::Result<ChainHead> {
     let mut head = read_head(conn)?;
     let mut stmt = conn.prepare_cached(INSERT)?;
-    for r in records {
-        let canonical = r.canonical();
-        let hash = chain_hash(&head.hash, &canonical);
+    for p in records {
+        let r = &p.record;
+        let hash = chain_hash(&head.hash, &p.canonical);
         let seq = head.seq + 1;
         stmt.execute(params![
             seq,
             r.id,
-            r.time_text(),
+            p.time,
             r.channel.as_str(),
             r.sender,
             r.recipient,
@@ -691,13 +754,12 @@ fn append_in(conn: &Connection, records: &[&DecisionRecord]) -> rusqlite::Result
             r.partner_id,
             r.class,
             r.label,
-            serde_json::to_string(&r.sources).unwrap_or_else(|_| "[]".into()),
+            p.sources,
             r.defaulted,
             r.destination,
             r.verdict.as_str(),
-            serde_json::to_string(&r.actions.iter().map(|a| a.as_str()).collect::<Vec<_>>())
-                .unwrap_or_else(|_| "[]".into()),
-            serde_json::to_string(&r.rules).unwrap_or_else(|_| "[]".into()),
+            p.actions,
+            p.rules,
             r.reason,
             super::model::disclosure_str(r.disclosure),
             r.isa,
