@@ -180,3 +180,41 @@ fn a_store_that_cannot_be_created_fails_at_open() {
     std::fs::write(&junk, vec![7u8; 8192]).unwrap();
     assert!(Recorder::open(&config(junk)).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_sees_an_intact_chain_while_the_gateway_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.sqlite");
+    let recorder = Recorder::open(&config(path.clone())).unwrap();
+    let p = policy();
+    let one = records(
+        &p,
+        "2026-02-11T09:00:00Z",
+        "OFFICIAL",
+        &["c@gmail.com", "a@westmidlands.pnn.police.uk"],
+        None,
+    );
+    recorder.record(one.clone()).await.unwrap();
+    let writer = {
+        let recorder = recorder.clone();
+        tokio::spawn(async move {
+            for _ in 0..300 {
+                recorder.record(one.clone()).await.unwrap();
+            }
+        })
+    };
+    let checker = tokio::task::spawn_blocking(move || {
+        let store = Store::open_read_only(&path).unwrap();
+        let mut checks = 0;
+        loop {
+            let report = store.verify().unwrap();
+            assert!(report.is_intact(), "{:?}", report.tamper);
+            checks += 1;
+            if report.records >= 602 {
+                return checks;
+            }
+        }
+    });
+    writer.await.unwrap();
+    assert!(checker.await.unwrap() >= 1);
+}

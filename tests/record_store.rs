@@ -446,3 +446,41 @@ fn isa_review_report() {
     assert_eq!(r2.incidents.len(), 1);
     assert_eq!(r2.incidents[0].kind, "isa-overdue");
 }
+
+#[test]
+fn a_large_prune_goes_in_chunks_and_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.sqlite");
+    let p = policy();
+    let old = records(
+        &p,
+        "2019-01-10T09:00:00Z",
+        "OFFICIAL",
+        &["c@gmail.com"],
+        None,
+    )
+    .remove(0);
+    let mut all = Vec::new();
+    for i in 0..25_000 {
+        let mut r = old.clone();
+        r.id = format!("old-{i}");
+        all.push(r);
+    }
+    all.extend(sample(&p));
+    let mut store = Store::open(&path, &StoreOptions::default()).unwrap();
+    store.append(&all.iter().collect::<Vec<_>>()).unwrap();
+    let outcome = store.prune(time("2020-01-01T00:00:00Z")).unwrap();
+    assert_eq!(outcome.removed, 25_000);
+    assert_eq!(
+        (outcome.first_seq, outcome.last_seq),
+        (Some(1), Some(25_000))
+    );
+    let anchors: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM anchors", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(anchors, 3);
+    let report = store.verify().unwrap();
+    assert!(report.is_intact(), "{:?}", report.tamper);
+    assert_eq!(report.records, 8);
+}

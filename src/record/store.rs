@@ -34,6 +34,9 @@ use crate::policy::Action;
 /// Version of the stored format, kept in the `meta` table.
 pub const FORMAT: &str = "1";
 
+/// Records removed per prune transaction.
+const PRUNE_CHUNK: i64 = 10_000;
+
 /// The hash the first record is chained to.
 pub const GENESIS: [u8; 32] = [0; 32];
 
@@ -439,7 +442,19 @@ impl Store {
     }
 
     /// Walk the chain from the latest anchor and report the first thing wrong.
+    /// Runs in one read transaction, so it sees a consistent snapshot while a gateway keeps
+    /// appending.
     pub fn verify(&self) -> Result<VerifyReport, RecordError> {
+        let snapshot = self
+            .conn
+            .unchecked_transaction()
+            .map_err(|e| self.read_err(e))?;
+        let report = self.verify_snapshot();
+        drop(snapshot);
+        report
+    }
+
+    fn verify_snapshot(&self) -> Result<VerifyReport, RecordError> {
         let rerr = |e| self.read_err(e);
         let anchor: Option<(i64, Vec<u8>)> = self
             .conn
@@ -650,57 +665,65 @@ impl Store {
         }
         let cutoff_text = format_time(cutoff);
         let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| classify(&path, e))?;
-        let outcome = (|| -> rusqlite::Result<PruneOutcome> {
-            let first_kept: Option<i64> = tx.query_row(
+        let mut outcome = PruneOutcome {
+            removed: 0,
+            first_seq: None,
+            last_seq: None,
+            cutoff: cutoff_text.clone(),
+        };
+        let (first, target) = (|| -> rusqlite::Result<(Option<i64>, i64)> {
+            let first_kept: Option<i64> = self.conn.query_row(
                 "SELECT MIN(seq) FROM records WHERE time >= ?1",
                 [&cutoff_text],
                 |r| r.get(0),
             )?;
             let first: Option<i64> =
-                tx.query_row("SELECT MIN(seq) FROM records", [], |r| r.get(0))?;
-            let head = read_head(&tx)?;
-            let last_pruned = match first_kept {
+                self.conn
+                    .query_row("SELECT MIN(seq) FROM records", [], |r| r.get(0))?;
+            let target = match first_kept {
                 Some(k) => k - 1,
-                None => head.seq,
+                None => read_head(&self.conn)?.seq,
             };
-            let mut outcome = PruneOutcome {
-                removed: 0,
-                first_seq: None,
-                last_seq: None,
-                cutoff: cutoff_text.clone(),
-            };
-            let Some(first) = first.filter(|f| *f <= last_pruned) else {
-                return Ok(outcome);
-            };
-            let last_hash: Vec<u8> = tx.query_row(
-                "SELECT hash FROM records WHERE seq = ?1",
-                [last_pruned],
-                |r| r.get(0),
-            )?;
-            let removed = tx.execute("DELETE FROM records WHERE seq <= ?1", [last_pruned])? as u64;
-            tx.execute(
-                "INSERT INTO anchors (pruned_at, cutoff, first_seq, last_seq, count, last_hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    format_time(Utc::now()),
-                    cutoff_text,
-                    first,
-                    last_pruned,
-                    removed as i64,
-                    last_hash
-                ],
-            )?;
-            outcome.removed = removed;
-            outcome.first_seq = Some(first);
-            outcome.last_seq = Some(last_pruned);
-            Ok(outcome)
+            Ok((first, target))
         })()
-        .map_err(|e| classify(&path, e))?;
-        tx.commit().map_err(|e| classify(&path, e))?;
+        .map_err(|e| self.read_err(e))?;
+        let Some(mut from) = first.filter(|f| *f <= target) else {
+            return Ok(outcome);
+        };
+        // In chunks, each with its own anchor, so the gateway's writer never waits long.
+        while from <= target {
+            let to = target.min(from + PRUNE_CHUNK - 1);
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| classify(&path, e))?;
+            let removed = (|| -> rusqlite::Result<u64> {
+                let last_hash: Vec<u8> =
+                    tx.query_row("SELECT hash FROM records WHERE seq = ?1", [to], |r| {
+                        r.get(0)
+                    })?;
+                let removed = tx.execute("DELETE FROM records WHERE seq <= ?1", [to])? as u64;
+                tx.execute(
+                    "INSERT INTO anchors (pruned_at, cutoff, first_seq, last_seq, count, last_hash) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        format_time(Utc::now()),
+                        cutoff_text,
+                        from,
+                        to,
+                        removed as i64,
+                        last_hash
+                    ],
+                )?;
+                Ok(removed)
+            })()
+            .map_err(|e| classify(&path, e))?;
+            tx.commit().map_err(|e| classify(&path, e))?;
+            outcome.removed += removed;
+            outcome.first_seq.get_or_insert(from);
+            outcome.last_seq = Some(to);
+            from = to + 1;
+        }
         Ok(outcome)
     }
 
