@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use markgate::decision::{decide, MessageFacts};
+use markgate::decision::{decide, Declared, MessageFacts};
 use markgate::marking::Marking;
 use markgate::policy::Policy;
 use markgate::record::store::{PreparedRecord, StoreOptions};
@@ -34,6 +34,7 @@ fn template() -> DecisionRecord {
         marking,
         isa_reference: Some("ISA-0001".into()),
         today: Utc::now().date_naive(),
+        declared: Declared::default(),
     };
     let decision = decide(&facts, &policy);
     let body = vec![b'x'; 20_000];

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::destination::{self, Destination};
 use crate::marking::Marking;
-use crate::policy::{Action, DisclosureFilter, Effect, Isa, IsaStatus, Policy, Rule};
+use crate::policy::{Action, DisclosureFilter, Effect, Isa, IsaStatus, Policy, Requirement, Rule};
 
 /// Days before a review date at which an ISA counts as "due soon".
 pub const ISA_DUE_SOON_DAYS: i64 = 30;
@@ -49,6 +49,30 @@ pub struct MessageFacts {
     pub isa_reference: Option<String>,
     /// The day the decision is made, for ISA review dates.
     pub today: NaiveDate,
+    /// What the sender declared about the disclosure (purpose, legal basis, consent).
+    pub declared: Declared,
+}
+
+/// What a sender declares about a disclosure, from the `X-Disclosure-Purpose`,
+/// `X-Legal-Basis` and `X-Consent` headers (seed 001 §3.12).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Declared {
+    pub purpose: Option<String>,
+    pub legal_basis: Option<String>,
+    /// `given`, `withheld` or `not-required`.
+    pub consent: Option<String>,
+}
+
+impl Declared {
+    /// Whether the sender declared what a rule requires.
+    pub fn has(&self, requirement: Requirement) -> bool {
+        let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        match requirement {
+            Requirement::Purpose => present(&self.purpose),
+            Requirement::LegalBasis => present(&self.legal_basis),
+            Requirement::Consent => present(&self.consent),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -110,6 +134,9 @@ pub struct RecipientDecision {
     /// Ids of every rule that fired for this recipient.
     pub rules: Vec<String>,
     pub reason: String,
+    /// Block rules in dry-run mode that would have blocked this recipient.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_block: Vec<String>,
 }
 
 impl Decision {
@@ -163,6 +190,7 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
                 actions: Vec::new(),
                 rules: vec![builtin::INVALID_RECIPIENT.into()],
                 reason: format!("{e}; correct the address"),
+                would_block: Vec::new(),
             }
         }
     };
@@ -178,6 +206,7 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
         actions: Vec::new(),
         rules: Vec::new(),
         reason: String::new(),
+        would_block: Vec::new(),
     };
 
     // 2. What kind of disclosure is this?
@@ -195,49 +224,38 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
     }
 
     // 3. Handling rules, for the winning class and any other class at the same rank.
-    let mut classes = vec![facts.marking.class.as_str()];
-    classes.extend(facts.marking.also.iter().map(String::as_str));
-    let mut blocking: Option<&Rule> = None;
-    let mut any_allow_for_all = true;
-    let mut actions: Vec<Action> = Vec::new();
-    for class_name in classes {
-        let class = policy.markings.find(class_name);
-        let mut allowed = false;
-        for rule in policy
-            .rules
-            .iter()
-            .filter(|r| rule_matches(r, class, &dest, out.disclosure, facts))
-        {
-            if !out.rules.contains(&rule.id) {
-                out.rules.push(rule.id.clone());
-            }
-            match rule.effect {
-                Effect::Block => {
-                    blocking.get_or_insert(rule);
-                }
-                Effect::Allow => {
-                    allowed = true;
-                    actions.extend(&rule.actions);
-                }
-                Effect::Require => actions.extend(&rule.actions),
-            }
-        }
-        any_allow_for_all &= allowed;
-    }
+    let mut class_names = vec![facts.marking.class.as_str()];
+    class_names.extend(facts.marking.also.iter().map(String::as_str));
+    let classes: Vec<Option<usize>> = class_names
+        .iter()
+        .map(|c| policy.markings.find(c))
+        .collect();
+    let outcome = evaluate_rules(
+        policy,
+        &classes,
+        &dest.class,
+        out.disclosure,
+        &facts.marking.descriptors,
+    );
+    out.would_block = outcome
+        .dry_run_blocks
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
     let vars = ReasonVars {
         label,
         domain: &dest.domain,
         destination: &dest.class,
         partner: out.partner.as_deref(),
     };
-    if let Some(rule) = blocking {
+    if let Some(rule) = outcome.blocking {
         // Name only the rules that decided the block.
-        out.rules.retain(|id| {
-            policy
-                .rules
-                .iter()
-                .any(|r| &r.id == id && r.effect == Effect::Block)
-        });
+        out.rules = outcome
+            .fired
+            .iter()
+            .filter(|r| r.effect == Effect::Block && !r.dry_run)
+            .map(|r| r.id.clone())
+            .collect();
         out.reason = match &rule.reason {
             Some(template) => vars.fill(template),
             None => format!(
@@ -247,6 +265,9 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
         };
         return out;
     }
+    out.rules = outcome.fired.iter().map(|r| r.id.clone()).collect();
+    let any_allow_for_all = outcome.allowed;
+    let actions = outcome.actions;
     if !any_allow_for_all {
         out.rules.clear();
         out.rules.push(builtin::DEFAULT_DENY.into());
@@ -256,10 +277,39 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
         );
         return out;
     }
-    actions.sort();
-    actions.dedup();
+    // 4. Declarations a rule requires (purpose, legal basis, consent).
+    for rule in outcome_requiring(policy, &out.rules) {
+        let missing: Vec<Requirement> = rule
+            .requires
+            .iter()
+            .copied()
+            .filter(|r| !facts.declared.has(*r))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        if rule.dry_run {
+            out.would_block.push(rule.id.clone());
+            continue;
+        }
+        let headers: Vec<&str> = missing.iter().map(|r| r.header()).collect();
+        out.rules = vec![rule.id.clone()];
+        out.reason = format!(
+            "{label} to {} ({}) must declare {}: add the header{} {} and resend",
+            dest.domain,
+            dest.class,
+            missing
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            if headers.len() > 1 { "s" } else { "" },
+            headers.join(" and ")
+        );
+        return out;
+    }
 
-    // 4. Encryption needs somebody to encrypt to.
+    // 5. Encryption needs somebody to encrypt to.
     if actions.contains(&Action::Encrypt) && partner.is_none_or(|p| p.age_recipients.is_empty()) {
         out.rules.push(builtin::ENCRYPT_NO_KEY.into());
         out.reason = match partner {
@@ -293,21 +343,89 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
     out
 }
 
+/// The fired rules (by id) that require declarations.
+fn outcome_requiring<'p>(policy: &'p Policy, fired: &[String]) -> impl Iterator<Item = &'p Rule> {
+    let fired: Vec<String> = fired.to_vec();
+    policy.rules.iter().filter(move |r| {
+        !r.requires.is_empty() && r.effect != Effect::Block && fired.contains(&r.id)
+    })
+}
+
+/// What the handling rules say for some classes sent to one destination class.
+#[derive(Debug, Clone)]
+pub struct RuleOutcome<'p> {
+    /// Every rule that matched, in policy order.
+    pub fired: Vec<&'p Rule>,
+    /// The first enforcing block rule that matched, if any.
+    pub blocking: Option<&'p Rule>,
+    /// Block rules in dry-run mode that matched: they would have blocked.
+    pub dry_run_blocks: Vec<&'p Rule>,
+    /// True when every class had a matching allow rule.
+    pub allowed: bool,
+    /// Actions of the matching allow and require rules, sorted, without duplicates.
+    pub actions: Vec<Action>,
+}
+
+/// Evaluate the handling rules for `classes` (indexes into the policy's classes; None for a
+/// class the policy does not know, which nothing allows) sent to `destination`.
+pub fn evaluate_rules<'p>(
+    policy: &'p Policy,
+    classes: &[Option<usize>],
+    destination: &str,
+    disclosure: Disclosure,
+    descriptors: &[String],
+) -> RuleOutcome<'p> {
+    let mut outcome = RuleOutcome {
+        fired: Vec::new(),
+        blocking: None,
+        dry_run_blocks: Vec::new(),
+        allowed: !classes.is_empty(),
+        actions: Vec::new(),
+    };
+    for class in classes {
+        let mut allowed = false;
+        for rule in policy
+            .rules
+            .iter()
+            .filter(|r| rule_matches(r, *class, destination, disclosure, descriptors))
+        {
+            if !outcome.fired.iter().any(|f| f.id == rule.id) {
+                outcome.fired.push(rule);
+            }
+            match rule.effect {
+                Effect::Block if rule.dry_run => {
+                    if !outcome.dry_run_blocks.iter().any(|f| f.id == rule.id) {
+                        outcome.dry_run_blocks.push(rule);
+                    }
+                }
+                Effect::Block => {
+                    outcome.blocking.get_or_insert(rule);
+                }
+                Effect::Allow => {
+                    allowed = true;
+                    outcome.actions.extend(&rule.actions);
+                }
+                Effect::Require => outcome.actions.extend(&rule.actions),
+            }
+        }
+        outcome.allowed &= allowed;
+    }
+    outcome.actions.sort();
+    outcome.actions.dedup();
+    outcome
+}
+
 fn rule_matches(
     rule: &Rule,
     class: Option<usize>,
-    dest: &Destination,
+    destination: &str,
     disclosure: Disclosure,
-    facts: &MessageFacts,
+    descriptors: &[String],
 ) -> bool {
     let Some(class) = class else { return false };
     rule.classes.contains(&class)
-        && (rule.destinations.is_empty() || rule.destinations.contains(&dest.class))
-        && (rule.descriptors.is_empty()
-            || rule
-                .descriptors
-                .iter()
-                .any(|d| facts.marking.descriptors.contains(d)))
+        && (rule.destinations.is_empty() || rule.destinations.iter().any(|d| d == destination))
+        && (rule.descriptors.is_empty() || rule.descriptors.iter().any(|d| descriptors.contains(d)))
         && match rule.disclosure {
             DisclosureFilter::Any => true,
             DisclosureFilter::OneOff => disclosure == Disclosure::OneOff,

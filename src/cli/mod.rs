@@ -2,9 +2,12 @@
 //! and exit codes here, and only here.
 
 mod audit;
+mod bundle;
+mod certs;
 mod check;
 mod isa;
 mod policy;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +31,14 @@ enum Command {
     /// Validate, explain and inspect the handling policy.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Run the gateway (SMTP and HTTP) on the embedded defaults or a config file.
+    Serve(serve::ServeArgs),
+    /// Generate development certificates and keys.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
+    /// Seal, open and inspect encrypted bundles for partner agencies.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
     /// Verify, search, report on and prune the decision records.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -45,6 +56,9 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Policy(cmd) => policy::run(cmd),
+        Command::Serve(args) => serve::run(args),
+        Command::Certs(cmd) => certs::run(cmd),
+        Command::Bundle(cmd) => bundle::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Isa(cmd) => isa::run(cmd),
     };
@@ -62,6 +76,7 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -534,6 +534,7 @@ fn compile_rules(
     errors: &mut Errors,
 ) -> Vec<Rule> {
     let mut out: Vec<Rule> = Vec::new();
+    let policy_dry_run = raw.dry_run;
     let known_descriptors: Vec<&String> =
         scheme.classes.iter().flat_map(|c| &c.descriptors).collect();
     for entry in raw.rules {
@@ -656,6 +657,27 @@ fn compile_rules(
         }
         actions.sort();
         actions.dedup();
+        let mut requires = Vec::new();
+        for r in &entry.requires {
+            match Requirement::parse(r.get_ref()) {
+                Some(req) => requires.push(req),
+                None => errors.at(
+                    file,
+                    r.span(),
+                    format!(
+                        "rule {id:?}: unknown requirement {:?} (purpose, legal_basis, consent)",
+                        r.get_ref()
+                    ),
+                ),
+            }
+        }
+        if effect == Effect::Block && !requires.is_empty() {
+            errors.at(
+                file,
+                entry.effect.span(),
+                format!("rule {id:?}: a block rule takes no requirements"),
+            );
+        }
         out.push(Rule {
             id,
             description: entry.description,
@@ -666,6 +688,8 @@ fn compile_rules(
             effect,
             actions,
             reason: entry.reason,
+            dry_run: entry.dry_run || policy_dry_run,
+            requires,
         });
     }
     out

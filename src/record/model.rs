@@ -172,6 +172,21 @@ impl RecordMeta {
     }
 }
 
+impl RecordMeta {
+    /// Take purpose, legal basis and consent from what the sender declared (the same
+    /// values the decision saw). A consent value that is not given / withheld /
+    /// not-required is recorded as not stated.
+    pub fn with_declared(mut self, declared: &crate::decision::Declared) -> RecordMeta {
+        self.purpose = declared.purpose.clone().filter(|v| !v.trim().is_empty());
+        self.legal_basis = declared
+            .legal_basis
+            .clone()
+            .filter(|v| !v.trim().is_empty());
+        self.consent = declared.consent.as_deref().and_then(Consent::parse);
+        self
+    }
+}
+
 /// A header value on one line: folding removed, runs of white space made one space.
 fn unfold(value: &str) -> String {
     value.split_whitespace().collect::<Vec<_>>().join(" ")

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use markgate::decision::{decide, MessageFacts};
+use markgate::decision::{decide, Declared, MessageFacts};
 use markgate::marking::{Marking, MarkingSource};
 use markgate::policy::Policy;
 use markgate::record::{incident_min_rank, Channel, Consent, DecisionRecord, RecordMeta};
@@ -52,15 +52,19 @@ pub fn records(
         marking: marking(policy, class),
         isa_reference: isa.map(str::to_string),
         today: t.date_naive(),
+        declared: Declared {
+            purpose: Some("safeguarding referral".into()),
+            legal_basis: Some("Children Act 2004 s.11".into()),
+            consent: Some("not-required".into()),
+        },
     };
     let decision = decide(&facts, policy);
     let body = format!("Subject: [{class}]\r\n\r\nbody at {at}\r\n");
-    let mut meta = RecordMeta::new(Channel::Smtp, &facts.sender, body.as_bytes());
+    let mut meta = RecordMeta::new(Channel::Smtp, &facts.sender, body.as_bytes())
+        .with_declared(&facts.declared);
     meta.time = t;
     meta.message_id = Some(format!("<{at}@westmidlands.pnn.police.uk>"));
-    meta.purpose = Some("safeguarding referral".into());
-    meta.legal_basis = Some("Children Act 2004 s.11".into());
-    meta.consent = Some(Consent::NotRequired);
+    assert_eq!(meta.consent, Some(Consent::NotRequired));
     meta.incident_min_rank = incident_min_rank(policy, "SECRET");
     DecisionRecord::from_decision(&decision, &meta)
 }

@@ -1,0 +1,270 @@
+//! Certificates and keys of the gateway: development TLS material (a throwaway CA and a
+//! server certificate signed by it, so test clients can trust the CA), the Ed25519 key that
+//! signs bundle manifests, and the rustls configurations built from them.
+//!
+//! Production deployments put their own files in `certs/` (see `[tls]` in the config).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a usable PEM {what}: {detail}")]
+    Pem {
+        path: PathBuf,
+        what: &'static str,
+        detail: String,
+    },
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Paths of generated development TLS material.
+#[derive(Debug, Clone)]
+pub struct DevTlsFiles {
+    /// The development CA certificate: what clients trust.
+    pub ca_cert: PathBuf,
+    /// The server certificate chain (leaf then CA).
+    pub cert: PathBuf,
+    /// The server private key.
+    pub key: PathBuf,
+}
+
+/// Install the ring crypto provider as the process default (idempotent). Call before any
+/// rustls configuration is built.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn write(path: &Path, contents: &[u8], private: bool) -> Result<(), CertError> {
+    let io = |source| CertError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    std::fs::write(path, contents).map_err(io)?;
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    let _ = private;
+    Ok(())
+}
+
+/// Generate a development CA and a server certificate for `hostnames` (plus localhost and
+/// 127.0.0.1), written as `dev-ca.pem`, `dev-cert.pem` and `dev-key.pem` in `dir`.
+pub fn generate_dev_tls(dir: &Path, hostnames: &[String]) -> Result<DevTlsFiles, CertError> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "markgate development CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+
+    let mut names: Vec<String> = hostnames.to_vec();
+    for n in ["localhost", "127.0.0.1"] {
+        if !names.iter().any(|x| x == n) {
+            names.push(n.to_string());
+        }
+    }
+    let mut leaf_params = CertificateParams::new(names)?;
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "markgate development server");
+    let leaf_key = KeyPair::generate()?;
+    let leaf = leaf_params.signed_by(&leaf_key, &ca)?;
+
+    let files = DevTlsFiles {
+        ca_cert: dir.join("dev-ca.pem"),
+        cert: dir.join("dev-cert.pem"),
+        key: dir.join("dev-key.pem"),
+    };
+    write(&files.ca_cert, ca.pem().as_bytes(), false)?;
+    write(
+        &files.cert,
+        format!("{}{}", leaf.pem(), ca.pem()).as_bytes(),
+        false,
+    )?;
+    write(&files.key, leaf_key.serialize_pem().as_bytes(), true)?;
+    Ok(files)
+}
+
+/// Generate the Ed25519 manifest signing key: `signing-key.pem` (PKCS#8, private) and
+/// `signing-pub.pem` (SPKI, what partners verify with) in `dir`.
+pub fn generate_signing_key(dir: &Path) -> Result<(PathBuf, PathBuf), CertError> {
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let private = dir.join("signing-key.pem");
+    let public = dir.join("signing-pub.pem");
+    let pem = key
+        .to_pkcs8_pem(Default::default())
+        .map_err(|e| CertError::Pem {
+            path: private.clone(),
+            what: "Ed25519 key",
+            detail: e.to_string(),
+        })?;
+    write(&private, pem.as_bytes(), true)?;
+    let pub_pem = key
+        .verifying_key()
+        .to_public_key_pem(Default::default())
+        .map_err(|e| CertError::Pem {
+            path: public.clone(),
+            what: "Ed25519 public key",
+            detail: e.to_string(),
+        })?;
+    write(&public, pub_pem.as_bytes(), false)?;
+    Ok((private, public))
+}
+
+fn read_to_string(path: &Path) -> Result<String, CertError> {
+    std::fs::read_to_string(path).map_err(|source| CertError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Load the Ed25519 signing key (PKCS#8 PEM).
+pub fn load_signing_key(path: &Path) -> Result<SigningKey, CertError> {
+    SigningKey::from_pkcs8_pem(&read_to_string(path)?).map_err(|e| CertError::Pem {
+        path: path.to_path_buf(),
+        what: "Ed25519 private key (PKCS#8)",
+        detail: e.to_string(),
+    })
+}
+
+/// Load an Ed25519 public key (SPKI PEM).
+pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, CertError> {
+    VerifyingKey::from_public_key_pem(&read_to_string(path)?).map_err(|e| CertError::Pem {
+        path: path.to_path_buf(),
+        what: "Ed25519 public key (SPKI)",
+        detail: e.to_string(),
+    })
+}
+
+/// Load a PEM certificate chain.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, CertError> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| CertError::Pem {
+            path: path.to_path_buf(),
+            what: "certificate",
+            detail: e.to_string(),
+        })?
+        .collect();
+    let certs = certs.map_err(|e| CertError::Pem {
+        path: path.to_path_buf(),
+        what: "certificate",
+        detail: e.to_string(),
+    })?;
+    if certs.is_empty() {
+        return Err(CertError::Pem {
+            path: path.to_path_buf(),
+            what: "certificate",
+            detail: "no certificate found".into(),
+        });
+    }
+    Ok(certs)
+}
+
+/// Load a PEM private key (PKCS#8, PKCS#1 or SEC1).
+pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, CertError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| CertError::Pem {
+        path: path.to_path_buf(),
+        what: "private key",
+        detail: e.to_string(),
+    })
+}
+
+/// A rustls server configuration from a certificate chain and key, optionally requiring
+/// client certificates signed by `client_ca`.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, CertError> {
+    install_crypto_provider();
+    let builder = rustls::ServerConfig::builder();
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in load_certs(ca)? {
+                roots.add(c)?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                .build()
+                .map_err(|e| CertError::Tls(rustls::Error::General(e.to_string())))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(builder.with_single_cert(
+        load_certs(cert)?,
+        load_private_key(key)?,
+    )?))
+}
+
+/// Trust anchors for verifying next hops: the Mozilla roots (webpki-roots) plus `extra_ca`.
+pub fn root_store(extra_ca: Option<&Path>) -> Result<rustls::RootCertStore, CertError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(ca) = extra_ca {
+        for c in load_certs(ca)? {
+            roots.add(c)?;
+        }
+    }
+    Ok(roots)
+}
+
+/// A rustls client configuration that verifies servers against [`root_store`], optionally
+/// presenting a client certificate (mutual TLS).
+pub fn client_config(
+    extra_ca: Option<&Path>,
+    client_cert: Option<(&Path, &Path)>,
+) -> Result<Arc<rustls::ClientConfig>, CertError> {
+    install_crypto_provider();
+    let builder = rustls::ClientConfig::builder().with_root_certificates(root_store(extra_ca)?);
+    let config = match client_cert {
+        Some((cert, key)) => {
+            builder.with_client_auth_cert(load_certs(cert)?, load_private_key(key)?)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_material_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = generate_dev_tls(dir.path(), &["mail.test".into()]).unwrap();
+        assert_eq!(load_certs(&files.cert).unwrap().len(), 2);
+        server_config(&files.cert, &files.key, None).unwrap();
+        client_config(Some(&files.ca_cert), None).unwrap();
+        let (private, public) = generate_signing_key(dir.path()).unwrap();
+        let key = load_signing_key(&private).unwrap();
+        assert_eq!(load_verifying_key(&public).unwrap(), key.verifying_key());
+    }
+}
