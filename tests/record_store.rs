@@ -66,6 +66,11 @@ fn a_record_carries_every_field() {
     );
     assert_eq!(recs[1].disclosure, Disclosure::Internal);
     assert_ne!(recs[0].id, recs[1].id);
+    // What policy simulation replays.
+    let replay = r.to_recorded();
+    assert_eq!(replay.marking, "OFFICIAL-SENSITIVE");
+    assert_eq!(replay.declared.consent.as_deref(), Some("not-required"));
+    assert_eq!(replay.channel, "smtp");
 }
 
 #[test]

@@ -306,6 +306,27 @@ impl DecisionRecord {
             .collect()
     }
 
+    /// The facts `policy simulate` replays under a candidate policy.
+    pub fn to_recorded(&self) -> crate::simulate::Recorded {
+        crate::simulate::Recorded {
+            id: self.id.clone(),
+            time: self.time,
+            channel: self.channel.as_str().to_string(),
+            sender: self.sender.clone(),
+            recipient: self.recipient.clone(),
+            marking: self.label.clone(),
+            isa: self.isa.clone(),
+            declared: crate::decision::Declared {
+                purpose: self.purpose.clone(),
+                legal_basis: self.legal_basis.clone(),
+                consent: self.consent.map(|c| c.as_str().to_string()),
+            },
+            verdict: self.verdict,
+            actions: self.actions.clone(),
+            rules: self.rules.clone(),
+        }
+    }
+
     /// The stored form of `time`: RFC 3339, UTC, always six fractional digits, so text order
     /// is time order.
     pub fn time_text(&self) -> String {
