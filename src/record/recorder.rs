@@ -168,3 +168,12 @@ fn checkpoints(store: Store, kicked: mpsc::Receiver<()>) {
     }
     let _ = store.checkpoint();
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_recorder_can_be_shared_by_the_gateways() {
+        fn shared<T: Send + Sync + Clone + 'static>() {}
+        shared::<super::Recorder>();
+    }
+}
