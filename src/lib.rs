@@ -33,6 +33,7 @@ pub mod matrix;
 pub mod message;
 pub mod policy;
 pub mod policytest;
+pub mod record;
 pub mod reload;
 pub mod serve;
 pub mod simulate;
