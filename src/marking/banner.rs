@@ -78,26 +78,19 @@ pub(crate) fn html_first_and_last(html: &str) -> (Option<String>, Option<String>
         }
         let tag_end = tag_end(bytes, q);
         i = tag_end;
-        if !closing
-            && SKIPPED
-                .iter()
-                .any(|s| s.as_bytes().eq_ignore_ascii_case(name))
-        {
+        match tag_kind(name) {
             // skip to the matching close tag
-            i = find_close(bytes, tag_end, name).unwrap_or(bytes.len());
-        } else if name.eq_ignore_ascii_case(b"br") || is_block(name) {
-            lines.end_line();
-        } else if !closing && (name.eq_ignore_ascii_case(b"td") || name.eq_ignore_ascii_case(b"th"))
-        {
-            lines.text(" ");
+            TagKind::Skipped if !closing => {
+                i = find_close(bytes, tag_end, name).unwrap_or(bytes.len())
+            }
+            TagKind::Break => lines.end_line(),
+            TagKind::Cell if !closing => lines.text(" "),
+            _ => {}
         }
     }
     lines.end_line();
     lines.result()
 }
-
-/// Elements whose content is not rendered.
-const SKIPPED: &[&str] = &["head", "style", "script", "template", "title"];
 
 /// Position after the `>` closing a tag whose name ended at `from` (quotes respected).
 fn tag_end(bytes: &[u8], from: usize) -> usize {
@@ -176,50 +169,36 @@ impl Lines {
     }
 }
 
-fn is_block(name: &[u8]) -> bool {
-    const BLOCK: &[&str] = &[
-        "address",
-        "article",
-        "aside",
-        "blockquote",
-        "body",
-        "caption",
-        "center",
-        "dd",
-        "div",
-        "dl",
-        "dt",
-        "figcaption",
-        "figure",
-        "footer",
-        "form",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "header",
-        "hr",
-        "li",
-        "main",
-        "nav",
-        "ol",
-        "p",
-        "pre",
-        "section",
-        "table",
-        "tbody",
-        "tfoot",
-        "thead",
-        "tr",
-        "ul",
-    ];
-    !name.is_empty()
-        && name.len() <= 10
-        && BLOCK
-            .iter()
-            .any(|b| b.as_bytes().eq_ignore_ascii_case(name))
+/// What a tag does to the rendered text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TagKind {
+    /// Its content is not rendered (`head`, `style`, `script`, `template`, `title`).
+    Skipped,
+    /// It ends a line (`br` and block-level elements).
+    Break,
+    /// A table cell: a space.
+    Cell,
+    Inline,
+}
+
+fn tag_kind(name: &[u8]) -> TagKind {
+    let mut buf = [0u8; 10];
+    if name.is_empty() || name.len() > buf.len() {
+        return TagKind::Inline;
+    }
+    let lower = &mut buf[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    match &*lower {
+        b"head" | b"style" | b"script" | b"template" | b"title" => TagKind::Skipped,
+        b"br" | b"address" | b"article" | b"aside" | b"blockquote" | b"body" | b"caption"
+        | b"center" | b"dd" | b"div" | b"dl" | b"dt" | b"figcaption" | b"figure" | b"footer"
+        | b"form" | b"h1" | b"h2" | b"h3" | b"h4" | b"h5" | b"h6" | b"header" | b"hr" | b"li"
+        | b"main" | b"nav" | b"ol" | b"p" | b"pre" | b"section" | b"table" | b"tbody"
+        | b"tfoot" | b"thead" | b"tr" | b"ul" => TagKind::Break,
+        b"td" | b"th" => TagKind::Cell,
+        _ => TagKind::Inline,
+    }
 }
 
 fn has_content(line: &str) -> bool {

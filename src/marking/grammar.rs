@@ -556,12 +556,11 @@ impl<'s> Grammar<'s> {
                     continue;
                 };
                 // a count: RE[2]: or RE(2):
-                if t.is_sym(k, '[') || t.is_sym(k, '(') {
-                    if matches!(t.kind(k + 1), Some(Kind::Word(_)))
-                        && (t.is_sym(k + 2, ']') || t.is_sym(k + 2, ')'))
-                    {
-                        k += 3;
-                    }
+                if (t.is_sym(k, '[') || t.is_sym(k, '('))
+                    && matches!(t.kind(k + 1), Some(Kind::Word(_)))
+                    && (t.is_sym(k + 2, ']') || t.is_sym(k + 2, ')'))
+                {
+                    k += 3;
                 }
                 if t.is_sym(k, ':') {
                     i = k + 1;

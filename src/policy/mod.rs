@@ -82,7 +82,7 @@ impl MarkingScheme {
         let wanted = crate::marking::normalise(name);
         self.classes
             .iter()
-            .position(|c| c.spellings.iter().any(|s| *s == wanted))
+            .position(|c| c.spellings.contains(&wanted))
     }
 
     pub fn unmarked_class(&self) -> &MarkingClass {
