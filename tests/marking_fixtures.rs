@@ -255,3 +255,11 @@ fn a_changed_scheme_is_read_with_its_own_spellings() {
         "SECRET"
     );
 }
+
+#[test]
+fn the_reader_can_cross_await_points() {
+    // The HTTP gateway holds a reader across .await on a multi-threaded runtime.
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<MarkingReader<'static>>();
+    send_and_sync::<marking::Marking>();
+}

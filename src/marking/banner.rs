@@ -145,10 +145,14 @@ impl Lines {
     fn text(&mut self, t: &str) {
         if self.current.len() < 4096 {
             // Source line breaks are white space in HTML.
-            self.current.extend(
-                t.chars()
-                    .map(|c| if c == '\r' || c == '\n' { ' ' } else { c }),
-            );
+            let mut pieces = t.split(['\r', '\n']);
+            if let Some(p) = pieces.next() {
+                self.current.push_str(p);
+            }
+            for p in pieces {
+                self.current.push(' ');
+                self.current.push_str(p);
+            }
         }
     }
 
