@@ -81,6 +81,26 @@ fn outlook_message(attachment: usize) -> Vec<u8> {
     m.into_bytes()
 }
 
+/// A Thunderbird-style 10 KiB text/plain message (8bit, UTF-8, no attachment).
+fn plain_message() -> Vec<u8> {
+    let mut m = String::from(
+        "From: Sam Smith <sam.smith@westmidlands.pnn.police.uk>\r\n\
+         To: Jo Bloggs <jo.bloggs@birmingham.gov.uk>\r\n\
+         Subject: [OFFICIAL-SENSITIVE] MASH referral 24/1187\r\n\
+         Date: Tue, 24 Nov 2026 09:12:44 +0000\r\n\
+         Message-ID: <5b6c7d8e-0000-4000-8000-aabbccddeeff@westmidlands.pnn.police.uk>\r\n\
+         User-Agent: Mozilla Thunderbird\r\nContent-Language: en-GB\r\nMIME-Version: 1.0\r\n\
+         X-ISA-Reference: ISA-0001\r\n\
+         Content-Type: text/plain; charset=UTF-8; format=flowed\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+         OFFICIAL-SENSITIVE\r\n\r\nHi Jo,\r\n\r\n",
+    );
+    while m.len() < 10 * 1024 - 40 {
+        m.push_str("Following the strategy discussion this morning, the actions agreed are set out below.\r\n");
+    }
+    m.push_str("\r\nSam\r\n\r\nOFFICIAL-SENSITIVE\r\n");
+    m.into_bytes()
+}
+
 fn pipeline(raw: &[u8], policy: &Policy) -> Decision {
     let parsed = message::parse(raw).expect("message");
     let facts = MessageFacts {
@@ -115,6 +135,14 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function(format!("typical {} B", typical.len()), |b| {
         b.iter(|| pipeline(black_box(&typical), &policy))
+    });
+    let plain = plain_message();
+    assert_eq!(
+        pipeline(&plain, &policy).marking.label,
+        "OFFICIAL-SENSITIVE"
+    );
+    g.bench_function(format!("typical plain {} B", plain.len()), |b| {
+        b.iter(|| pipeline(black_box(&plain), &policy))
     });
     g.finish();
 
@@ -173,7 +201,12 @@ fn cpu_time_report(_c: &mut Criterion) {
     let typical =
         outlook_message((10 * 1024usize).saturating_sub(outlook_message(0).len()) * 3 / 4);
     let large = outlook_message(10 * 1024 * 1024 * 3 / 4);
-    for (name, raw, iterations) in [("typical", &typical, 20_000u32), ("large", &large, 40)] {
+    let plain = plain_message();
+    for (name, raw, iterations) in [
+        ("typical", &typical, 20_000u32),
+        ("typical plain", &plain, 20_000),
+        ("large", &large, 40),
+    ] {
         let Some(start) = thread_cpu_ns() else { return };
         for _ in 0..iterations {
             black_box(pipeline(black_box(raw), &policy));
