@@ -112,6 +112,7 @@ fn pipeline(raw: &[u8], policy: &Policy) -> Decision {
         marking: marking::read(&parsed, &policy.markings),
         isa_reference: parsed.isa_reference(),
         today: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+        declared: message::declared(&parsed),
     };
     decide(&facts, policy)
 }
@@ -158,6 +159,7 @@ fn bench(c: &mut Criterion) {
         marking: marking::read(&parsed, &policy.markings),
         isa_reference: parsed.isa_reference(),
         today: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+        declared: message::declared(&parsed),
     };
     g.bench_function("parse typical", |b| {
         b.iter(|| {
