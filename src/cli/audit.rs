@@ -17,6 +17,7 @@ use markgate::record::{Filter, Store, StoredRecord};
 /// Where the record store is: `--db`, else `records.path` from the configuration.
 #[derive(Debug, Args)]
 pub struct StoreArgs {
+    // (shared with `policy simulate`)
     /// Record store (default: records.path from the configuration, var/records.sqlite).
     #[arg(long)]
     db: Option<PathBuf>,
@@ -26,11 +27,11 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    fn config(&self) -> anyhow::Result<Config> {
+    pub fn config(&self) -> anyhow::Result<Config> {
         Config::load(self.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))
     }
 
-    fn db(&self, config: &Config) -> PathBuf {
+    pub fn db(&self, config: &Config) -> PathBuf {
         self.db
             .clone()
             .unwrap_or_else(|| config.records.path.clone())
@@ -485,7 +486,7 @@ fn parse_time(s: &str, end_of_day: bool) -> Result<DateTime<Utc>, String> {
     ))
 }
 
-fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
+pub fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
     parse_time(s, false)
 }
 

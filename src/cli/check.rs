@@ -68,7 +68,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         "policy_version": decision.policy_version,
     });
     // A closed pipe (`markgate check ... | head`) is not an error worth a panic.
-    let _ = writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&out)?);
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&out)?
+    );
     Ok(match decision.verdict {
         Verdict::Allow => ExitCode::SUCCESS,
         Verdict::Block => ExitCode::from(1),
