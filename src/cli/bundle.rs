@@ -38,7 +38,7 @@ pub enum BundleCommand {
         markgate bundle seal --to suffolk-police --marking OFFICIAL-SENSITIVE \\\n      \
         --purpose 'Missing person enquiry' --legal-basis 'DPA 2018 s.35' report.pdf -o report.age\n  \
         markgate bundle seal --to 'Birmingham City Council' --marking OFFICIAL --isa ISA-0001 notes.txt -o out.age")]
-    Seal(SealArgs),
+    Seal(Box<SealArgs>),
     /// Decrypt a bundle, verify it completely, and write its files into a new directory.
     ///
     /// Checks, in order: the key decrypts it; MANIFEST.json comes first; MANIFEST.sig verifies
@@ -175,7 +175,7 @@ pub struct InspectArgs {
 
 pub fn run(cmd: BundleCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        BundleCommand::Seal(args) => seal(args),
+        BundleCommand::Seal(args) => seal(*args),
         BundleCommand::Open(args) => open(args),
         BundleCommand::Inspect(args) => inspect(args),
     }
