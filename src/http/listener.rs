@@ -1,0 +1,89 @@
+//! Listener phase: accept HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) connections,
+//! at most `http.max_connections` at once, with the head size and head read-timeout limits;
+//! on shutdown stop accepting and give requests in flight `http.shutdown_grace` to finish.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::HttpGateway;
+
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<HttpGateway>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let limits = &gateway.gateway.config.http;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32);
+    let builder = Arc::new(builder);
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let grace = limits.shutdown_grace;
+
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit?,
+            _ = shutdown.cancelled() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "http accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let gateway = gateway.clone();
+                async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
+            });
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!(%peer, error = %e, "http connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("http: all connections finished"),
+        _ = tokio::time::sleep(grace) => tracing::warn!("http: shutdown grace period over; closing remaining connections"),
+    }
+    Ok(())
+}
+
+/// Bind the listener (separately, so a bad address fails at start with a clear message).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    use anyhow::Context;
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("http.listen {addr}: cannot listen"))
+}
