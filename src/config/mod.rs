@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// The whole configuration. Every key has a default, so no file at all is a valid setup.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub policy: PolicyConfig,
@@ -25,20 +25,6 @@ pub struct Config {
     pub http: http::HttpConfig,
     pub records: records::RecordsConfig,
     pub tls: TlsConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            policy: PolicyConfig::default(),
-            spool: SpoolConfig::default(),
-            smtp: smtp::SmtpConfig::default(),
-            delivery: delivery::DeliveryConfig::default(),
-            http: http::HttpConfig::default(),
-            records: records::RecordsConfig::default(),
-            tls: TlsConfig::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
