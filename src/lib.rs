@@ -1,4 +1,5 @@
 //! markgate library.
+pub mod admin;
 pub mod certs;
 pub mod config;
 pub mod decision;
@@ -10,5 +11,7 @@ pub mod matrix;
 pub mod message;
 pub mod policy;
 pub mod policytest;
+pub mod reload;
 pub mod serve;
 pub mod smtp;
+pub mod simulate;

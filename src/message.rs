@@ -31,6 +31,22 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMessage<'_>, MessageError> {
     Ok(ParsedMessage { raw, inner })
 }
 
+/// What the sender declared about the disclosure, from its headers.
+pub fn declared(message: &ParsedMessage<'_>) -> crate::decision::Declared {
+    let header = |name: &str| {
+        message
+            .inner
+            .header_raw(name)
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|v| !v.is_empty())
+    };
+    crate::decision::Declared {
+        purpose: header("X-Disclosure-Purpose"),
+        legal_basis: header("X-Legal-Basis"),
+        consent: header("X-Consent").map(|c| c.to_ascii_lowercase()),
+    }
+}
+
 impl ParsedMessage<'_> {
     /// The ISA the sender cites (`X-ISA-Reference`), trimmed; None when absent or empty.
     pub fn isa_reference(&self) -> Option<String> {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real peers the end-to-end tests talk to: swaks (SMTP client), Postfix's
 # smtp-sink/smtp-source (receiving server, load), the stock `age` CLI (opens bundles),
-# curl, nginx and wrk (HTTP peers), and aiosmtpd (Python SMTP server).
+# curl, nginx and wrk (HTTP peers), headless Chromium (admin page), and aiosmtpd (Python
+# SMTP server).
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
 
@@ -17,6 +18,7 @@ command -v tar >/dev/null || missing+=(tar)
 command -v nginx >/dev/null || missing+=(nginx)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
+command -v chromium >/dev/null || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "tests/deps.sh: installing ${missing[*]}"
