@@ -47,9 +47,6 @@ use view::{View, Views};
 
 pub use error::HttpError as Error;
 
-/// Header a sender cites an ISA with (as in mail).
-const ISA_HEADER: &str = "x-isa-reference";
-
 /// Run the HTTP listener until `shutdown` is cancelled.
 pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::Result<()> {
     crate::certs::install_crypto_provider();
@@ -201,15 +198,13 @@ impl HttpGateway {
             sender: peer.to_string(),
             recipients: vec![format!("http@{}", target.host)],
             marking,
-            isa_reference: parts
-                .headers
-                .get(ISA_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty()),
-            today: chrono::Local::now().date_naive(),
+            isa_reference: request::isa_reference(&parts.headers),
+            today: chrono::Utc::now().date_naive(),
+            declared: request::declared(&parts.headers),
         };
-        decision::decide(&facts, &policy)
+        let decision = decision::decide(&facts, &policy);
+        self.gateway.note_decision(&decision);
+        decision
     }
 
     async fn connect(

@@ -8,6 +8,7 @@ use hyper::header::{HeaderMap, CONTENT_TYPE, HOST};
 use hyper::http::request::Parts;
 use hyper::Method;
 
+use crate::decision::Declared;
 use crate::destination::{self, Destination};
 use crate::marking::{self, Marking, MarkingSource};
 use crate::policy::{MarkingScheme, Policy};
@@ -75,6 +76,31 @@ pub fn host_ip(host: &str) -> Option<IpAddr> {
         .trim_end_matches(']')
         .parse()
         .ok()
+}
+
+/// What the sender declared about the disclosure (the same headers as mail).
+pub fn declared(headers: &HeaderMap) -> Declared {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|v| !v.is_empty())
+    };
+    Declared {
+        purpose: header("x-disclosure-purpose"),
+        legal_basis: header("x-legal-basis"),
+        consent: header("x-consent").map(|c| c.to_ascii_lowercase()),
+    }
+}
+
+/// The ISA the sender cites (`X-ISA-Reference`), trimmed.
+pub fn isa_reference(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-isa-reference")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// Whether a body of this type may carry banner lines worth reading.
