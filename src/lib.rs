@@ -13,5 +13,5 @@ pub mod policy;
 pub mod policytest;
 pub mod reload;
 pub mod serve;
-pub mod smtp;
 pub mod simulate;
+pub mod smtp;

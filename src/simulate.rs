@@ -79,7 +79,10 @@ impl Simulation {
 }
 
 /// Decide every recorded disclosure again under `candidate` (each on the day it was made).
-pub fn replay<'a>(candidate: &Policy, records: impl IntoIterator<Item = &'a Recorded>) -> Simulation {
+pub fn replay<'a>(
+    candidate: &Policy,
+    records: impl IntoIterator<Item = &'a Recorded>,
+) -> Simulation {
     let mut sim = Simulation::default();
     for r in records {
         sim.replayed += 1;
@@ -101,7 +104,10 @@ pub fn replay<'a>(candidate: &Policy, records: impl IntoIterator<Item = &'a Reco
                         new_actions: vec![],
                         old_rules: r.rules.clone(),
                         new_rules: vec!["unknown-marking".into()],
-                        new_reason: format!("the candidate policy has no class for {:?}", r.marking),
+                        new_reason: format!(
+                            "the candidate policy has no class for {:?}",
+                            r.marking
+                        ),
                     });
                 }
                 continue;
@@ -116,7 +122,9 @@ pub fn replay<'a>(candidate: &Policy, records: impl IntoIterator<Item = &'a Reco
             declared: r.declared.clone(),
         };
         let decision = decide(&facts, candidate);
-        let Some(new) = decision.recipients.into_iter().next() else { continue };
+        let Some(new) = decision.recipients.into_iter().next() else {
+            continue;
+        };
         let mut old_actions = r.actions.clone();
         old_actions.sort();
         if new.verdict != r.verdict || new.actions != old_actions {

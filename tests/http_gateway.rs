@@ -162,10 +162,15 @@ upstream = "https://127.0.0.1:{wrong}"
         good = good.addr.port(),
         wrong = wrong.addr.port(),
     );
-    // Give the SMTP side a free port too, once its configuration has a listen key.
-    let smtp = format!("\n[smtp]\nlisten = \"127.0.0.1:{}\"\n", free_port());
-    if toml::from_str::<markgate::config::Config>(&format!("{config}{smtp}")).is_ok() {
-        config.push_str(&smtp);
+    // Give the SMTP side a free port too, once its configuration has a listen key, and keep
+    // the admin page out of the way (these tests run in parallel).
+    for extra in [
+        format!("\n[smtp]\nlisten = \"127.0.0.1:{}\"\n", free_port()),
+        "\n[admin]\nenabled = false\n".to_string(),
+    ] {
+        if toml::from_str::<markgate::config::Config>(&format!("{config}{extra}")).is_ok() {
+            config.push_str(&extra);
+        }
     }
     let file = dir.path().join("markgate.toml");
     std::fs::write(&file, config).unwrap();
@@ -174,6 +179,7 @@ upstream = "https://127.0.0.1:{wrong}"
         .arg("--config")
         .arg(&file)
         .env("RUST_LOG", "markgate=warn")
+        .env("MARKGATE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

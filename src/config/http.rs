@@ -32,6 +32,9 @@ use serde::{Deserialize, Deserializer};
 pub struct HttpConfig {
     /// `http.listen`: address of the HTTP/1.1 + HTTP/2 (cleartext) listener.
     pub listen: SocketAddr,
+    /// `http.workers`: listener threads, each with its own runtime and upstream pool
+    /// (0: one per CPU).
+    pub workers: usize,
     /// `http.marking_peek_bytes`: how much of a text request body is held back to look for
     /// banner lines before anything is forwarded.
     pub marking_peek_bytes: usize,
@@ -78,6 +81,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: 0,
             marking_peek_bytes: 64 * 1024,
             max_header_bytes: 64 * 1024,
             max_body_bytes: 64 * 1024 * 1024,

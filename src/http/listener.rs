@@ -1,6 +1,11 @@
 //! Listener phase: accept HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) connections,
 //! at most `http.max_connections` at once, with the head size and head read-timeout limits;
 //! on shutdown stop accepting and give requests in flight `http.shutdown_grace` to finish.
+//!
+//! Thread per core: `http.workers` threads, each with a single-threaded tokio runtime, its
+//! own listening socket on the same address (SO_REUSEPORT, the kernel spreads connections)
+//! and its own upstream connection pool, so a request and its onward connection stay on one
+//! thread with no cross-thread wake-ups.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,9 +23,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::HttpGateway;
 
+/// Serve on one listener until `shutdown`; `permits` caps connections across all workers.
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<HttpGateway>,
+    permits: Arc<Semaphore>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let limits = &gateway.gateway.config.http;
@@ -35,7 +42,6 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32);
     let builder = Arc::new(builder);
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let grace = limits.shutdown_grace;
 
@@ -80,10 +86,20 @@ pub async fn serve(
     Ok(())
 }
 
-/// Bind the listener (separately, so a bad address fails at start with a clear message).
-pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+/// Bind one of the workers' listening sockets (SO_REUSEPORT: every worker binds the same
+/// address). Must run inside the worker's runtime.
+pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     use anyhow::Context;
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("http.listen {addr}: cannot listen"))
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }?;
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket
+        .bind(addr)
+        .with_context(|| format!("http.listen {addr}: cannot listen"))?;
+    Ok(socket.listen(1024)?)
 }

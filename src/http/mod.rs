@@ -47,20 +47,81 @@ use view::{View, Views};
 
 pub use error::HttpError as Error;
 
-/// Run the HTTP listener until `shutdown` is cancelled.
+/// Run the HTTP listener until `shutdown` is cancelled: `http.workers` threads, each with
+/// its own runtime, listening socket and upstream pool (see `listener`).
 pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::Result<()> {
     crate::certs::install_crypto_provider();
-    let http = HttpGateway::new(gateway)?;
-    let listener = listener::bind(http.gateway.config.http.listen).await?;
-    tracing::info!(listen = %listener.local_addr()?, routes = http.settings.routes.len(), "http gateway listening");
-    listener::serve(listener, Arc::new(http), shutdown).await
+    let config = &gateway.config.http;
+    let mut addr = config.listen;
+    let workers = match config.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    // Port 0 would give every worker a different port: one worker then.
+    let workers = if addr.port() == 0 { 1 } else { workers };
+    let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    let views = Arc::new(Views::default());
+    let mut done = Vec::new();
+    for index in 0..workers {
+        let http = HttpGateway::new(gateway.clone(), views.clone())?;
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let (permits, shutdown) = (permits.clone(), shutdown.clone());
+        std::thread::Builder::new()
+            .name(format!("markgate-http-{index}"))
+            .spawn(move || {
+                let result = worker(addr, http, permits, shutdown, ready_tx);
+                let _ = done_tx.send(result);
+            })?;
+        addr = ready_rx
+            .await
+            .map_err(|_| anyhow::anyhow!("http worker {index} failed to start"))??;
+        done.push(done_rx);
+    }
+    tracing::info!(listen = %addr, workers, routes = config.routes.len(), "http gateway listening");
+    let mut result = Ok(());
+    for rx in done {
+        let r = rx
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("http worker panicked")));
+        if result.is_ok() {
+            result = r;
+        }
+    }
+    result
+}
+
+/// One worker thread: a single-threaded runtime serving its own listening socket.
+fn worker(
+    addr: SocketAddr,
+    http: HttpGateway,
+    permits: Arc<tokio::sync::Semaphore>,
+    shutdown: CancellationToken,
+    ready: tokio::sync::oneshot::Sender<anyhow::Result<SocketAddr>>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = match listener::bind(addr).and_then(|l| Ok((l.local_addr()?, l))) {
+            Ok((bound, l)) => {
+                let _ = ready.send(Ok(bound));
+                l
+            }
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return Ok(());
+            }
+        };
+        listener::serve(listener, Arc::new(http), permits, shutdown).await
+    })
 }
 
 /// Everything a request needs, shared by all connections.
 pub struct HttpGateway {
     gateway: Arc<Gateway>,
     settings: Settings,
-    views: Views,
+    views: Arc<Views>,
     upstreams: Upstreams,
     statement_header: HeaderName,
 }
@@ -76,7 +137,7 @@ pub struct RequestMeta<'a> {
 }
 
 impl HttpGateway {
-    pub fn new(gateway: Arc<Gateway>) -> anyhow::Result<HttpGateway> {
+    pub fn new(gateway: Arc<Gateway>, views: Arc<Views>) -> anyhow::Result<HttpGateway> {
         let config = &gateway.config;
         let settings = Settings::new(&config.http)?;
         let problems = settings.check_against(&gateway.policy());
@@ -90,7 +151,7 @@ impl HttpGateway {
             settings,
             upstreams,
             statement_header,
-            views: Views::default(),
+            views,
             gateway,
         })
     }

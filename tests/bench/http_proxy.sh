@@ -95,6 +95,9 @@ cat >"$WORK/markgate.toml" <<EOF
 [policy]
 dir = "$ROOT/policy"
 
+[admin]
+enabled = false
+
 [http]
 listen = "127.0.0.1:$GATE"
 
@@ -105,7 +108,7 @@ EOF
 
 nginx -p "$WORK" -c "$WORK/backend.conf" & PIDS+=($!)
 nginx -p "$WORK" -c "$WORK/proxy.conf" & PIDS+=($!)
-RUST_LOG=warn "$MARKGATE" serve --config "$WORK/markgate.toml" & PIDS+=($!)
+MARKGATE_LOG=warn RUST_LOG=warn "$MARKGATE" serve --config "$WORK/markgate.toml" & PIDS+=($!)
 
 wait_port() {
   for _ in $(seq 100); do
