@@ -395,8 +395,10 @@ async fn connect_is_refused_with_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn encrypt_is_never_forwarded_in_plaintext() {
+async fn encrypted_body_opens_with_the_age_cli() {
     let gw = start("").await;
+    let body = r#"{"child": "details"}"#;
+    // OFFICIAL-SENSITIVE to the internet: allowed only encrypted (for Birmingham's key).
     let r = curl(&[
         "-x",
         &gw.proxy(),
@@ -405,15 +407,61 @@ async fn encrypt_is_never_forwarded_in_plaintext() {
         "-H",
         "Content-Type: application/json",
         "--data-binary",
-        r#"{"child": "details"}"#,
+        body,
         "http://api.birmingham.gov.uk/referrals",
     ])
     .await;
-    assert!(matches!(r.status, 200 | 501), "{} {}", r.status, r.body);
-    if r.status == 501 {
-        assert_eq!(r.json()["error"], "encrypt-unavailable");
-        assert_eq!(gw.good.count(), 0);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = gw.good.last();
+    assert_eq!(seen.headers["content-type"], "application/age");
+    assert!(!String::from_utf8_lossy(&seen.body).contains("details"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let sealed = dir.path().join("bundle.age");
+    std::fs::write(&sealed, &seen.body).unwrap();
+    let tar = Command::new("/usr/bin/age")
+        .arg("-d")
+        .arg("-i")
+        .arg(repo("tests/fixtures/keys/birmingham.key"))
+        .arg(&sealed)
+        .output()
+        .unwrap();
+    assert!(tar.status.success(), "{}", String::from_utf8_lossy(&tar.stderr));
+    let mut archive = tar::Archive::new(&tar.stdout[..]);
+    let mut files = std::collections::BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        files.insert(name, data);
     }
+    let names: Vec<&String> = files.keys().collect();
+    let file = files
+        .iter()
+        .find(|(n, _)| n.ends_with("request-body"))
+        .unwrap_or_else(|| panic!("no request body in {names:?}"));
+    assert_eq!(file.1, body.as_bytes());
+    let manifest = String::from_utf8_lossy(&files["MANIFEST.json"]).to_string();
+    assert!(manifest.contains("application/json"), "{manifest}");
+    assert!(manifest.contains("OFFICIAL-SENSITIVE"), "{manifest}");
+    // A one-off disclosure: the statement travels inside the bundle and as the header.
+    assert!(files.contains_key("SECURITY-STATEMENT.txt"), "{names:?}");
+    assert!(seen.headers.contains_key("x-security-statement"));
+
+    // A partner without a key cannot be sent anything that must be encrypted.
+    let r = curl(&[
+        "-x",
+        &gw.proxy(),
+        "-H",
+        "X-Protective-Marking: OFFICIAL-SENSITIVE",
+        "--data-binary",
+        body,
+        "http://api.unregistered.example/referrals",
+    ])
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json()["rule"], "encrypt-needs-partner-key");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,7 +73,6 @@ pub async fn peek(mut body: Incoming, limit: usize, max: u64) -> Result<Peeked, 
 }
 
 /// Read a whole body into memory, refusing more than `max` bytes (for sealing bundles).
-#[allow(dead_code)]
 pub async fn collect(peeked: Peeked, max: u64) -> Result<Vec<u8>, HttpError> {
     let mut data = peeked.head.to_vec();
     if let Some(mut rest) = peeked.rest {

@@ -24,6 +24,7 @@ pub fn check(target: &Target, settings: &Settings, decision: &Decision) -> Resul
     let refuse = |reason: String| {
         HttpError::ConnectRefused(PolicyRefusal {
             rule: CONNECT_RULE.into(),
+            rules: Vec::new(),
             marking: decision.marking.label.clone(),
             destination: destination.clone(),
             reason,

@@ -11,7 +11,10 @@ use super::body::{full, Body};
 /// A refusal the policy decided (block, CONNECT, encryption impossible).
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyRefusal {
+    /// The rule that decided.
     pub rule: String,
+    /// Every rule that fired, when more than the deciding one.
+    pub rules: Vec<String>,
     pub marking: String,
     pub destination: String,
     pub reason: String,
@@ -48,6 +51,8 @@ struct ErrorBody<'a> {
     error: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rules: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     marking: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,6 +106,9 @@ impl HttpError {
         let body = ErrorBody {
             error: self.code(),
             rule: refusal.map(|r| r.rule.as_str()),
+            rules: refusal
+                .map(|r| r.rules.as_slice())
+                .filter(|r| r.len() > 1),
             marking: refusal.map(|r| r.marking.as_str()),
             destination: refusal.map(|r| r.destination.as_str()),
             reason: self.to_string(),

@@ -34,7 +34,7 @@ use hyper::http::request::Parts;
 use hyper::{Method, Request, Response};
 use tokio_util::sync::CancellationToken;
 
-use crate::decision::{self, Decision, MessageFacts, RecipientDecision};
+use crate::decision::{self, Decision, Declared, MessageFacts, RecipientDecision};
 use crate::gateway::Gateway;
 use crate::policy::Action;
 
@@ -124,6 +124,8 @@ pub struct HttpGateway {
     views: Arc<Views>,
     upstreams: Upstreams,
     statement_header: HeaderName,
+    /// Signs bundle manifests (`tls.signing_key`); without it `encrypt` is refused.
+    signing_key: Option<ed25519_dalek::SigningKey>,
 }
 
 /// What is known about a request besides its decision: what a record carries.
@@ -147,7 +149,15 @@ impl HttpGateway {
         let upstreams = Upstreams::new(config, &settings)?;
         let statement_header = HeaderName::from_bytes(config.http.statement_header.as_bytes())
             .context("http.statement_header")?;
+        let signing_key = match crate::certs::load_signing_key(&config.tls.signing_key) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                tracing::warn!(error = %e, "no bundle signing key: HTTP requests that must be encrypted will be refused");
+                None
+            }
+        };
         Ok(HttpGateway {
+            signing_key,
             settings,
             upstreams,
             statement_header,
@@ -204,12 +214,14 @@ impl HttpGateway {
         };
         let marking = request::read_marking(
             &parts.headers,
-            text.then_some(&peeked.head[..]),
+            text.then(|| banner_text(&peeked)),
             &view.policy.markings,
         );
 
         // Decision, then the record, before anything leaves.
-        let decision = self.decide(&parts, &target, marking, &view, peer);
+        let declared = request::declared(&parts.headers);
+        let today = chrono::Utc::now().date_naive();
+        let decision = self.decide(&parts, &target, marking, &declared, today, &view, peer);
         let recipient = permit(&decision)?;
         let meta = RequestMeta {
             method: &parts.method,
@@ -233,10 +245,23 @@ impl HttpGateway {
                 .headers
                 .insert(self.statement_header.clone(), view.statement.clone());
         }
-        if recipient.actions.contains(&Action::Encrypt) {
-            return Err(encrypt::unavailable(&decision.marking.label, recipient));
-        }
-        let body = Forwarded::new(peeked, max);
+        let body = if recipient.actions.contains(&Action::Encrypt) {
+            let seal = encrypt::SealRequest {
+                policy: &view.policy,
+                decision: &decision,
+                recipient,
+                declared: &declared,
+                sender: &decision_sender(peer),
+                today,
+            };
+            let max = self.gateway.config.http.encrypt_max_bytes;
+            let sealed =
+                encrypt::seal(seal, &mut parts.headers, peeked, self.signing_key.as_ref(), max)
+                    .await?;
+            body::full(sealed)
+        } else {
+            Forwarded::new(peeked, max)
+        };
 
         // Upstream.
         tracing::debug!(%peer, host = %target.host, marking = %decision.marking.label, upstream = %onward.uri, "forwarding");
@@ -245,23 +270,26 @@ impl HttpGateway {
             .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn decide(
         &self,
         parts: &Parts,
         target: &Target,
         marking: crate::marking::Marking,
+        declared: &Declared,
+        today: chrono::NaiveDate,
         view: &View,
         peer: SocketAddr,
     ) -> Decision {
         let dest = request::classify(&target.host, &self.settings, &view.policy);
         let policy = view.policy_for(&dest);
         let facts = MessageFacts {
-            sender: peer.to_string(),
+            sender: decision_sender(peer),
             recipients: vec![format!("http@{}", target.host)],
             marking,
             isa_reference: request::isa_reference(&parts.headers),
-            today: chrono::Utc::now().date_naive(),
-            declared: request::declared(&parts.headers),
+            today,
+            declared: declared.clone(),
         };
         let decision = decision::decide(&facts, &policy);
         self.gateway.note_decision(&decision);
@@ -277,7 +305,9 @@ impl HttpGateway {
         peer: SocketAddr,
     ) -> Result<Response<Body>, HttpError> {
         let marking = request::read_marking(&parts.headers, None, &view.policy.markings);
-        let decision = self.decide(&parts, target, marking, view, peer);
+        let declared = request::declared(&parts.headers);
+        let today = chrono::Utc::now().date_naive();
+        let decision = self.decide(&parts, target, marking, &declared, today, view, peer);
         connect::check(target, &self.settings, &decision)?;
         let meta = RequestMeta {
             method: &parts.method,
@@ -289,6 +319,21 @@ impl HttpGateway {
         record(&decision, &meta)?;
         connect::tunnel(target, Request::from_parts(parts, body)).await
     }
+}
+
+/// The peeked text banner lines are read from: when the body goes on beyond the peek, only
+/// up to its last complete line.
+fn banner_text(peeked: &Peeked) -> &[u8] {
+    let head = &peeked.head[..];
+    match (&peeked.rest, head.iter().rposition(|&b| b == b'\n')) {
+        (Some(_), Some(end)) => &head[..end],
+        _ => head,
+    }
+}
+
+/// Who a request's decision names as sender: the client's address.
+fn decision_sender(peer: SocketAddr) -> String {
+    format!("http-client@[{}]", peer.ip())
 }
 
 fn content_length(parts: &Parts) -> Option<u64> {
@@ -312,7 +357,8 @@ fn permit(decision: &Decision) -> Result<&RecipientDecision, HttpError> {
         return Ok(recipient);
     }
     Err(HttpError::Blocked(PolicyRefusal {
-        rule: recipient.rules.join(","),
+        rule: recipient.rules.last().cloned().unwrap_or_default(),
+        rules: recipient.rules.clone(),
         marking: decision.marking.label.clone(),
         destination: recipient.destination.clone(),
         reason: recipient.reason.clone(),

@@ -10,7 +10,7 @@ use hyper::Method;
 
 use crate::decision::Declared;
 use crate::destination::{self, Destination};
-use crate::marking::{self, Marking, MarkingSource};
+use crate::marking::{Marking, MarkingReader};
 use crate::policy::{MarkingScheme, Policy};
 
 use super::error::HttpError;
@@ -115,113 +115,31 @@ pub fn is_text(headers: &HeaderMap) -> bool {
         || ct.starts_with("application/x-www-form-urlencoded")
 }
 
-/// The marking of a request: marking headers and banner lines at the start (and, when the
-/// whole body was peeked, the end) of a text body; highest rank wins; none → unmarked.
+/// The marking of a request, read by the marking engine: marking headers (X-Protective-Marking
+/// bare or EPMS, msip_labels, SIO-Label, the policy's listed headers) and banner lines at the
+/// start and end of the peeked part of a text body; highest rank wins; none → unmarked.
 pub fn read_marking(headers: &HeaderMap, text: Option<&[u8]>, scheme: &MarkingScheme) -> Marking {
-    let mut found: Vec<Marking> = Vec::new();
+    let mut reader = MarkingReader::new(scheme);
     for (name, value) in headers {
-        let name = name.as_str();
-        if name != "x-protective-marking" && !scheme.marking_headers.iter().any(|h| h == name) {
-            continue;
-        }
-        let Ok(value) = std::str::from_utf8(value.as_bytes()) else {
-            continue;
-        };
-        if let Some(m) = read_value(value, scheme) {
-            found.push(located(m, format!("header:{name}"), value));
+        if is_marking_header(name.as_str(), scheme) {
+            if let Ok(value) = std::str::from_utf8(value.as_bytes()) {
+                reader.header(name.as_str(), value);
+            }
         }
     }
     if let Some(text) = text {
-        let text = String::from_utf8_lossy(text);
-        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-        if let Some(first) = lines.next() {
-            if let Some(m) = read_banner(first, scheme) {
-                found.push(located(m, "banner:first:body".into(), first));
-            }
-        }
-        if let Some(last) = lines.next_back() {
-            if let Some(m) = read_banner(last, scheme) {
-                found.push(located(m, "banner:last:body".into(), last));
-            }
-        }
+        reader.text_part("body", &String::from_utf8_lossy(text));
     }
-    combine(found, scheme)
+    reader.finish()
 }
 
-/// One place's marking. Bridges to the marking engine: `marking::read_text` for a bare
-/// class, with the EPMS `SEC=` field read for trusted namespaces.
-fn read_value(value: &str, scheme: &MarkingScheme) -> Option<Marking> {
-    let value = value.trim();
-    if value.contains('=') {
-        let fields: Vec<(String, &str)> = value
-            .split([',', ';'])
-            .filter_map(|f| f.split_once('='))
-            .map(|(k, v)| (k.trim().to_ascii_uppercase(), v.trim()))
-            .collect();
-        let ns = fields.iter().find(|(k, _)| k == "NS").map(|(_, v)| *v);
-        let sec = fields.iter().find(|(k, _)| k == "SEC").map(|(_, v)| *v)?;
-        let trusted = ns.is_some_and(|ns| {
-            scheme
-                .epms_namespaces
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(ns))
-        });
-        return if trusted {
-            marking::read_text(sec, scheme)
-        } else {
-            None
-        };
-    }
-    marking::read_text(value, scheme)
-}
-
-/// A banner line: a bare marking, or one introduced by a policy banner prefix.
-fn read_banner(line: &str, scheme: &MarkingScheme) -> Option<Marking> {
-    if line.len() > 120 {
-        return None;
-    }
-    if let Some((prefix, rest)) = line.split_once(':') {
-        let prefix = marking::normalise(prefix);
-        if scheme
-            .banner_prefixes
+/// Headers the marking engine reads (names are lower case here).
+pub fn is_marking_header(name: &str, scheme: &MarkingScheme) -> bool {
+    matches!(name, "x-protective-marking" | "msip_labels" | "sio-label")
+        || scheme
+            .marking_headers
             .iter()
-            .any(|p| marking::normalise(p) == prefix)
-        {
-            return marking::read_text(rest.trim(), scheme);
-        }
-    }
-    marking::read_text(line, scheme)
-}
-
-fn located(mut m: Marking, location: String, text: &str) -> Marking {
-    m.sources = vec![MarkingSource {
-        location,
-        text: text.to_string(),
-        class: m.class.clone(),
-    }];
-    m
-}
-
-/// Highest rank wins; other classes at that rank are kept in `also`; every source is kept.
-fn combine(found: Vec<Marking>, scheme: &MarkingScheme) -> Marking {
-    let Some(top) = found.iter().map(|m| m.rank).max() else {
-        return Marking::unmarked(scheme);
-    };
-    let sources: Vec<MarkingSource> = found.iter().flat_map(|m| m.sources.clone()).collect();
-    let mut winners = found.into_iter().filter(|m| m.rank == top);
-    let mut best = winners.next().expect("a marking has the top rank");
-    for other in winners {
-        if other.class != best.class && !best.also.contains(&other.class) {
-            best.also.push(other.class);
-        }
-        for d in other.descriptors {
-            if !best.descriptors.contains(&d) {
-                best.descriptors.push(d);
-            }
-        }
-    }
-    best.sources = sources;
-    best
+            .any(|h| h.eq_ignore_ascii_case(name))
 }
 
 /// The destination of a host: a partner route's configured class and partner, an address
