@@ -215,7 +215,7 @@ impl HttpGateway {
         let marking = request::read_marking(
             &parts.headers,
             text.then(|| banner_text(&peeked)),
-            &view.policy.markings,
+            &view.policy,
         );
 
         // Decision, then the record, before anything leaves.
@@ -304,7 +304,7 @@ impl HttpGateway {
         view: &View,
         peer: SocketAddr,
     ) -> Result<Response<Body>, HttpError> {
-        let marking = request::read_marking(&parts.headers, None, &view.policy.markings);
+        let marking = request::read_marking(&parts.headers, None, &view.policy);
         let declared = request::declared(&parts.headers);
         let today = chrono::Utc::now().date_naive();
         let decision = self.decide(&parts, target, marking, &declared, today, view, peer);

@@ -118,7 +118,58 @@ pub fn is_text(headers: &HeaderMap) -> bool {
 /// The marking of a request, read by the marking engine: marking headers (X-Protective-Marking
 /// bare or EPMS, msip_labels, SIO-Label, the policy's listed headers) and banner lines at the
 /// start and end of the peeked part of a text body; highest rank wins; none → unmarked.
-pub fn read_marking(headers: &HeaderMap, text: Option<&[u8]>, scheme: &MarkingScheme) -> Marking {
+///
+/// Requests without a text body are looked up in a per-thread cache keyed by the policy
+/// version and the marking headers, since most requests repeat the same few markings.
+pub fn read_marking(headers: &HeaderMap, text: Option<&[u8]>, policy: &Policy) -> Marking {
+    let scheme = &policy.markings;
+    if text.is_some_and(|t| !t.is_empty()) {
+        return read_marking_uncached(headers, text, scheme);
+    }
+    let mut key = String::new();
+    for (name, value) in headers {
+        if is_marking_header(name.as_str(), scheme) {
+            key.push_str(name.as_str());
+            key.push('\0');
+            key.push_str(&String::from_utf8_lossy(value.as_bytes()));
+            key.push('\n');
+        }
+    }
+    if key.is_empty() {
+        return Marking::unmarked(scheme);
+    }
+    MARKINGS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.version != policy.version || cache.entries.len() >= MARKING_CACHE_ENTRIES {
+            cache.version.clone_from(&policy.version);
+            cache.entries.clear();
+        }
+        if let Some(m) = cache.entries.get(&key) {
+            return m.clone();
+        }
+        let m = read_marking_uncached(headers, None, scheme);
+        cache.entries.insert(key, m.clone());
+        m
+    })
+}
+
+const MARKING_CACHE_ENTRIES: usize = 1024;
+
+#[derive(Default)]
+struct MarkingCache {
+    version: String,
+    entries: std::collections::HashMap<String, Marking>,
+}
+
+thread_local! {
+    static MARKINGS: std::cell::RefCell<MarkingCache> = Default::default();
+}
+
+fn read_marking_uncached(
+    headers: &HeaderMap,
+    text: Option<&[u8]>,
+    scheme: &MarkingScheme,
+) -> Marking {
     let mut reader = MarkingReader::new(scheme);
     for (name, value) in headers {
         if is_marking_header(name.as_str(), scheme) {
@@ -177,10 +228,10 @@ mod tests {
         let p = policy();
         let mut h = HeaderMap::new();
         h.insert("x-protective-marking", "OFFICIAL".parse().unwrap());
-        let m = read_marking(&h, Some(b"\n\nOFFICIAL-SENSITIVE\nbody\n"), &p.markings);
+        let m = read_marking(&h, Some(b"\n\nOFFICIAL-SENSITIVE\nbody\n"), &p);
         assert_eq!(m.class, "OFFICIAL-SENSITIVE");
         assert_eq!(m.sources.len(), 2);
-        let m = read_marking(&HeaderMap::new(), None, &p.markings);
+        let m = read_marking(&HeaderMap::new(), None, &p);
         assert!(m.defaulted);
         assert_eq!(m.class, "OFFICIAL");
     }
@@ -193,14 +244,14 @@ mod tests {
             "x-protective-marking",
             "VER=2012.2, NS=gov.uk, SEC=SECRET".parse().unwrap(),
         );
-        assert_eq!(read_marking(&h, None, &p.markings).class, "SECRET");
+        assert_eq!(read_marking(&h, None, &p).class, "SECRET");
         h.insert(
             "x-protective-marking",
             "VER=2012.2, NS=evil.example, SEC=NOT PROTECTIVELY MARKED"
                 .parse()
                 .unwrap(),
         );
-        assert!(read_marking(&h, None, &p.markings).defaulted);
+        assert!(read_marking(&h, None, &p).defaulted);
     }
 
     #[test]
