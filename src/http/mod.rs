@@ -61,9 +61,16 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
     let workers = if addr.port() == 0 { 1 } else { workers };
     let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let views = Arc::new(Views::default());
+    let signing_key = match crate::certs::load_signing_key(&gateway.config.tls.signing_key) {
+        Ok(key) => Some(key),
+        Err(e) => {
+            tracing::warn!(error = %e, "no bundle signing key: HTTP requests that must be encrypted will be refused");
+            None
+        }
+    };
     let mut done = Vec::new();
     for index in 0..workers {
-        let http = HttpGateway::new(gateway.clone(), views.clone())?;
+        let http = HttpGateway::new(gateway.clone(), views.clone(), signing_key.clone())?;
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let (permits, shutdown) = (permits.clone(), shutdown.clone());
@@ -139,7 +146,11 @@ pub struct RequestMeta<'a> {
 }
 
 impl HttpGateway {
-    pub fn new(gateway: Arc<Gateway>, views: Arc<Views>) -> anyhow::Result<HttpGateway> {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        views: Arc<Views>,
+        signing_key: Option<ed25519_dalek::SigningKey>,
+    ) -> anyhow::Result<HttpGateway> {
         let config = &gateway.config;
         let settings = Settings::new(&config.http)?;
         let problems = settings.check_against(&gateway.policy());
@@ -149,13 +160,6 @@ impl HttpGateway {
         let upstreams = Upstreams::new(config, &settings)?;
         let statement_header = HeaderName::from_bytes(config.http.statement_header.as_bytes())
             .context("http.statement_header")?;
-        let signing_key = match crate::certs::load_signing_key(&config.tls.signing_key) {
-            Ok(key) => Some(key),
-            Err(e) => {
-                tracing::warn!(error = %e, "no bundle signing key: HTTP requests that must be encrypted will be refused");
-                None
-            }
-        };
         Ok(HttpGateway {
             signing_key,
             settings,

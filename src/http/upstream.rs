@@ -18,7 +18,10 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::Config;
 
-use super::body::{boxed, Body, BodyTooLarge};
+use http_body_util::BodyExt;
+use hyper::body::Body as _;
+
+use super::body::{boxed, full, Body, BodyTooLarge};
 use super::error::HttpError;
 use super::request::Target;
 use super::settings::Settings;
@@ -31,6 +34,8 @@ pub struct Upstreams {
     /// Per route index: its own client when it presents a client certificate.
     per_route: Vec<Option<HttpsClient>>,
     timeout: Duration,
+    /// Responses up to this many bytes (known length) are read whole before answering.
+    buffer_small: u64,
 }
 
 /// Where one request goes upstream.
@@ -79,6 +84,7 @@ impl Upstreams {
             shared,
             per_route,
             timeout: http.upstream_timeout,
+            buffer_small: 16 * 1024,
         })
     }
 
@@ -110,6 +116,31 @@ impl Upstreams {
         };
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        // A small response of known length is read whole before answering, so its head and
+        // body leave in one write (as nginx's proxy buffering does); others stream.
+        let small = body
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n > 0 && n <= self.buffer_small);
+        if small {
+            let deadline = self.timeout;
+            let data = match tokio::time::timeout(deadline, body.collect()).await {
+                Ok(Ok(collected)) => collected.to_bytes(),
+                Ok(Err(e)) => {
+                    return Err(HttpError::Upstream {
+                        upstream,
+                        reason: format!("response body: {e}"),
+                    })
+                }
+                Err(_) => {
+                    return Err(HttpError::UpstreamTimeout {
+                        upstream,
+                        reason: format!("response body not received within {deadline:?}"),
+                    })
+                }
+            };
+            return Ok(Response::from_parts(parts, full(data)));
+        }
         Ok(Response::from_parts(parts, boxed(body)))
     }
 }
