@@ -31,7 +31,12 @@ struct Upstream {
 
 impl Upstream {
     async fn start(cert: &Path, key: &Path) -> Upstream {
-        let config = markgate::certs::server_config(cert, key, None).unwrap();
+        Self::start_with(cert, key, None).await
+    }
+
+    /// With `client_ca`, only clients presenting a certificate from that CA get through.
+    async fn start_with(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Upstream {
+        let config = markgate::certs::server_config(cert, key, client_ca).unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -92,6 +97,7 @@ struct Gateway {
     _dir: tempfile::TempDir,
     good: Upstream,
     wrong: Upstream,
+    mutual: Upstream,
 }
 
 impl Drop for Gateway {
@@ -120,6 +126,16 @@ async fn start(extra_http: &str) -> Gateway {
     let (signing_key, _) = markgate::certs::generate_signing_key(dir.path()).unwrap();
     let good = Upstream::start(&trusted.cert, &trusted.key).await;
     let wrong = Upstream::start(&untrusted.cert, &untrusted.key).await;
+    let mutual = Upstream::start_with(&trusted.cert, &trusted.key, Some(&trusted.ca_cert)).await;
+    // Accepts TCP and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
     let port = free_port();
     let mut config = format!(
         r#"
@@ -136,8 +152,8 @@ signing_key = "{signing}"
 listen = "127.0.0.1:{port}"
 marking_peek_bytes = 4096
 max_body_bytes = 8388608
-upstream_timeout = "5s"
-allow_connect_npm = ["status.birmingham.gov.uk"]
+upstream_timeout = "1s"
+allow_connect_npm = ["status.birmingham.gov.uk", "127.0.0.1"]
 {extra_http}
 
 [[http.route]]
@@ -153,7 +169,23 @@ upstream = "http://127.0.0.1:{good}/v1"
 [[http.route]]
 host = "wrong.birmingham.gov.uk"
 upstream = "https://127.0.0.1:{wrong}"
+
+# Mutual TLS: the upstream wants a client certificate; only this route presents one.
+[[http.route]]
+host = "mtls.birmingham.gov.uk"
+upstream = "https://127.0.0.1:{mutual}"
+client_cert = "{cert}"
+client_key = "{key}"
+
+[[http.route]]
+host = "nocert.birmingham.gov.uk"
+upstream = "https://127.0.0.1:{mutual}"
+
+[[http.route]]
+host = "silent.birmingham.gov.uk"
+upstream = "https://127.0.0.1:{silent_port}"
 "#,
+        mutual = mutual.addr.port(),
         policy = repo("policy").display(),
         cert = trusted.cert.display(),
         key = trusted.key.display(),
@@ -201,6 +233,7 @@ upstream = "https://127.0.0.1:{wrong}"
         _dir: dir,
         good,
         wrong,
+        mutual,
     }
 }
 
@@ -426,7 +459,11 @@ async fn encrypted_body_opens_with_the_age_cli() {
         .arg(&sealed)
         .output()
         .unwrap();
-    assert!(tar.status.success(), "{}", String::from_utf8_lossy(&tar.stderr));
+    assert!(
+        tar.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tar.stderr)
+    );
     let mut archive = tar::Archive::new(&tar.stdout[..]);
     let mut files = std::collections::BTreeMap::new();
     for entry in archive.entries().unwrap() {
@@ -502,4 +539,60 @@ async fn large_bodies_stream_and_limits_apply() {
     let r = curl(&["-H", "Host: nowhere.example", &format!("{}/x", gw.proxy())]).await;
     assert_eq!(r.status, 404, "{}", r.body);
     assert_eq!(r.json()["error"], "no-route");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_per_route_and_upstream_timeout() {
+    let gw = start("").await;
+    let r = curl(&[
+        "-x",
+        &gw.proxy(),
+        "-H",
+        "X-Protective-Marking: OFFICIAL",
+        "http://mtls.birmingham.gov.uk/x",
+    ])
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(gw.mutual.count(), 1);
+    let r = curl(&[
+        "-x",
+        &gw.proxy(),
+        "-H",
+        "X-Protective-Marking: OFFICIAL",
+        "http://nocert.birmingham.gov.uk/x",
+    ])
+    .await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert_eq!(gw.mutual.count(), 1);
+
+    let r = curl(&[
+        "-x",
+        &gw.proxy(),
+        "-H",
+        "X-Protective-Marking: OFFICIAL",
+        "http://silent.birmingham.gov.uk/x",
+    ])
+    .await;
+    assert_eq!(r.status, 504, "{}", r.body);
+    assert_eq!(r.json()["error"], "upstream-timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_tunnel_only_for_declared_npm_to_listed_hosts() {
+    let gw = start("").await;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+        .await
+        .unwrap();
+    let target = format!("127.0.0.1:{}", gw.good.addr.port());
+    let head = format!(
+        "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nX-Protective-Marking: NOT PROTECTIVELY MARKED\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 }

@@ -63,17 +63,13 @@ pub async fn seal(
         organisation: own_organisation(req.policy),
         person: req.sender.to_string(),
     };
-    let mut opts = bundle::options_for(
-        req.policy,
-        req.decision,
-        req.recipient,
-        &sender,
-        req.today,
-    )
-    .map_err(|e| refuse(label, req.recipient, &e.to_string()))?;
+    let mut opts = bundle::options_for(req.policy, req.decision, req.recipient, &sender, req.today)
+        .map_err(|e| refuse(label, req.recipient, &e.to_string()))?;
     if req.recipient.disclosure != Disclosure::Isa {
         opts.purpose = opts.purpose.or_else(|| req.declared.purpose.clone());
-        opts.legal_basis = opts.legal_basis.or_else(|| req.declared.legal_basis.clone());
+        opts.legal_basis = opts
+            .legal_basis
+            .or_else(|| req.declared.legal_basis.clone());
     }
     let media_type = headers
         .get(CONTENT_TYPE)
@@ -105,8 +101,7 @@ fn own_organisation(policy: &Policy) -> String {
         .iter()
         .find(|p| {
             p.domains.iter().any(|d| {
-                crate::destination::classify_domain(d, policy).class
-                    == policy.destinations.internal
+                crate::destination::classify_domain(d, policy).class == policy.destinations.internal
             })
         })
         .map(|p| p.name.clone())

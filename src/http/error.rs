@@ -106,9 +106,7 @@ impl HttpError {
         let body = ErrorBody {
             error: self.code(),
             rule: refusal.map(|r| r.rule.as_str()),
-            rules: refusal
-                .map(|r| r.rules.as_slice())
-                .filter(|r| r.len() > 1),
+            rules: refusal.map(|r| r.rules.as_slice()).filter(|r| r.len() > 1),
             marking: refusal.map(|r| r.marking.as_str()),
             destination: refusal.map(|r| r.destination.as_str()),
             reason: self.to_string(),

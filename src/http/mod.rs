@@ -16,6 +16,7 @@
 
 mod body;
 mod connect;
+mod decisions;
 mod encrypt;
 mod error;
 mod listener;
@@ -216,16 +217,23 @@ impl HttpGateway {
                 rest: (!body.is_end_stream()).then_some(body),
             }
         };
-        let marking = request::read_marking(
-            &parts.headers,
-            text.then(|| banner_text(&peeked)),
-            &view.policy,
-        );
-
-        // Decision, then the record, before anything leaves.
+        // Decision (memoised when headers carry every fact), then the record, before
+        // anything leaves.
         let declared = request::declared(&parts.headers);
         let today = chrono::Utc::now().date_naive();
-        let decision = self.decide(&parts, &target, marking, &declared, today, &view, peer);
+        let banner = text.then(|| banner_text(&peeked)).filter(|t| !t.is_empty());
+        let decide = || {
+            let marking = request::read_marking(&parts.headers, banner, &view.policy);
+            self.decide(&parts, &target, marking, &declared, today, &view)
+        };
+        let decision = match banner {
+            Some(_) => Arc::new(decide()),
+            None => {
+                let key = decisions::key(&parts.headers, &target.host, today, &view);
+                decisions::get_or_decide(&view, key, decide)
+            }
+        };
+        self.gateway.note_decision(&decision);
         let recipient = permit(&decision)?;
         let meta = RequestMeta {
             method: &parts.method,
@@ -259,9 +267,14 @@ impl HttpGateway {
                 today,
             };
             let max = self.gateway.config.http.encrypt_max_bytes;
-            let sealed =
-                encrypt::seal(seal, &mut parts.headers, peeked, self.signing_key.as_ref(), max)
-                    .await?;
+            let sealed = encrypt::seal(
+                seal,
+                &mut parts.headers,
+                peeked,
+                self.signing_key.as_ref(),
+                max,
+            )
+            .await?;
             body::full(sealed)
         } else {
             Forwarded::new(peeked, max)
@@ -274,7 +287,8 @@ impl HttpGateway {
             .await
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Decide one request: pure (`decision::decide`) on the view's policy. The recipient is
+    /// the host the client named; the sender is not a fact of HTTP decisions.
     fn decide(
         &self,
         parts: &Parts,
@@ -283,21 +297,18 @@ impl HttpGateway {
         declared: &Declared,
         today: chrono::NaiveDate,
         view: &View,
-        peer: SocketAddr,
     ) -> Decision {
         let dest = request::classify(&target.host, &self.settings, &view.policy);
         let policy = view.policy_for(&dest);
         let facts = MessageFacts {
-            sender: decision_sender(peer),
+            sender: String::new(),
             recipients: vec![format!("http@{}", target.host)],
             marking,
             isa_reference: request::isa_reference(&parts.headers),
             today,
             declared: declared.clone(),
         };
-        let decision = decision::decide(&facts, &policy);
-        self.gateway.note_decision(&decision);
-        decision
+        decision::decide(&facts, &policy)
     }
 
     async fn connect(
@@ -311,7 +322,8 @@ impl HttpGateway {
         let marking = request::read_marking(&parts.headers, None, &view.policy);
         let declared = request::declared(&parts.headers);
         let today = chrono::Utc::now().date_naive();
-        let decision = self.decide(&parts, target, marking, &declared, today, view, peer);
+        let decision = self.decide(&parts, target, marking, &declared, today, view);
+        self.gateway.note_decision(&decision);
         connect::check(target, &self.settings, &decision)?;
         let meta = RequestMeta {
             method: &parts.method,
