@@ -596,3 +596,38 @@ async fn connect_tunnel_only_for_declared_npm_to_listed_hosts() {
     let reply = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_gateway_cleanly() {
+    let mut gw = start("").await;
+    let r = curl(&[
+        "-H",
+        "Host: api.birmingham.gov.uk",
+        "-H",
+        "X-Protective-Marking: OFFICIAL",
+        &format!("{}/before", gw.proxy()),
+    ])
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let pid = gw.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = gw.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "markgate did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+        .await
+        .is_err());
+}

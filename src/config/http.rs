@@ -4,8 +4,21 @@
 //!
 //! ```toml
 //! [http]
-//! listen = "127.0.0.1:8080"
-//! marking_peek_bytes = 65536
+//! listen = "127.0.0.1:8080"        # HTTP/1.1 + HTTP/2 cleartext listener
+//! workers = 0                      # listener threads (0: one per CPU)
+//! marking_peek_bytes = 65536       # text body bytes read for banner lines before forwarding
+//! max_header_bytes = 65536         # request head limit
+//! max_body_bytes = 67108864        # 413 beyond
+//! encrypt_max_bytes = 16777216     # bodies sealed into bundles are held in memory
+//! max_connections = 4096
+//! header_read_timeout = "10s"
+//! connect_timeout = "5s"           # TCP connect to an upstream (504 when it times out)
+//! upstream_timeout = "60s"         # upstream response head (504)
+//! pool_idle_timeout = "90s"        # idle keep-alive upstream connections
+//! pool_max_idle_per_host = 256
+//! shutdown_grace = "10s"
+//! statement_header = "X-Security-Statement"
+//! allow_connect_npm = []           # hosts a CONNECT tunnel may reach, declared NPM only
 //!
 //! [[http.route]]
 //! host = "api.birmingham.gov.uk"          # what clients name (Host or absolute URI)
@@ -15,9 +28,10 @@
 //! client_cert = "certs/birmingham-client.pem"   # optional mutual TLS
 //! client_key = "certs/birmingham-client-key.pem"
 //!
-//! [[http.address_range]]
+//! [[http.address_range]]                 # destination class of IP-literal hosts
 //! cidr = "10.0.0.0/8"
 //! destination = "internal"
+//! partner = "west-midlands-police"        # optional
 //! ```
 
 use std::net::SocketAddr;

@@ -98,7 +98,7 @@ pub struct Forwarded {
 }
 
 impl Forwarded {
-    pub fn new(peeked: Peeked, max: u64) -> Body {
+    pub fn body(peeked: Peeked, max: u64) -> Body {
         if peeked.head.is_empty() && peeked.rest.is_none() {
             return empty();
         }

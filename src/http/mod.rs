@@ -277,7 +277,7 @@ impl HttpGateway {
             .await?;
             body::full(sealed)
         } else {
-            Forwarded::new(peeked, max)
+            Forwarded::body(peeked, max)
         };
 
         // Upstream.
