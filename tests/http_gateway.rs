@@ -100,6 +100,27 @@ struct Gateway {
     mutual: Upstream,
 }
 
+impl Gateway {
+    /// The decision records the gateway wrote, via `markgate audit query --format json`.
+    fn records(&self) -> Vec<serde_json::Value> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_markgate"))
+            .args(["audit", "query", "--format", "json", "--db"])
+            .arg(self._dir.path().join("records.sqlite"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
 impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -141,6 +162,12 @@ async fn start(extra_http: &str) -> Gateway {
         r#"
 [policy]
 dir = "{policy}"
+
+[records]
+path = "{records}"
+
+[spool]
+dir = "{spool}"
 
 [tls]
 cert = "{cert}"
@@ -186,6 +213,8 @@ host = "silent.birmingham.gov.uk"
 upstream = "https://127.0.0.1:{silent_port}"
 "#,
         mutual = mutual.addr.port(),
+        records = dir.path().join("records.sqlite").display(),
+        spool = dir.path().join("spool").display(),
         policy = repo("policy").display(),
         cert = trusted.cert.display(),
         key = trusted.key.display(),
@@ -375,6 +404,29 @@ async fn blocked_requests_never_reach_the_upstream() {
     assert_eq!(r.status, 403, "{}", r.body);
     assert_eq!(r.json()["rule"], "secret-never");
     assert_eq!(gw.good.count(), 0, "nothing blocked may reach the upstream");
+
+    // Both refusals were recorded before the answer, the SECRET one as an incident.
+    let records = gw.records();
+    assert_eq!(records.len(), 2, "{records:#?}");
+    let restricted = &records[0];
+    assert_eq!(restricted["channel"], "http");
+    assert_eq!(restricted["verdict"], "block");
+    assert_eq!(restricted["class"], "RESTRICTED");
+    assert_eq!(restricted["destination"], "internet");
+    assert_eq!(restricted["partner"], "Birmingham City Council");
+    assert_eq!(
+        restricted["rules"],
+        serde_json::json!(["restricted-not-internet"])
+    );
+    assert_eq!(restricted["size"], 10);
+    assert_eq!(restricted["sha256"], sha256_hex(b"case notes"));
+    assert_eq!(records[1]["class"], "SECRET");
+    assert_eq!(records[1]["incident"], true);
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

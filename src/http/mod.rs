@@ -233,8 +233,6 @@ impl HttpGateway {
                 decisions::get_or_decide(&view, key, decide)
             }
         };
-        self.gateway.note_decision(&decision);
-        let recipient = permit(&decision)?;
         let meta = RequestMeta {
             method: &parts.method,
             host: &target.host,
@@ -242,7 +240,17 @@ impl HttpGateway {
             peer,
             route: target.route.map(|i| self.settings.routes[i].host.as_str()),
         };
-        record(&decision, &meta)?;
+        let size = content_length(&parts).unwrap_or(peeked.head.len() as u64);
+        self.record(
+            &view.policy,
+            &decision,
+            &meta,
+            &peeked.head,
+            size,
+            &declared,
+        )
+        .await?;
+        let recipient = permit(&decision)?;
 
         // Transform: statement, encryption, onward head.
         let tls = recipient.actions.contains(&Action::Tls);
@@ -323,8 +331,6 @@ impl HttpGateway {
         let declared = request::declared(&parts.headers);
         let today = chrono::Utc::now().date_naive();
         let decision = self.decide(&parts, target, marking, &declared, today, view);
-        self.gateway.note_decision(&decision);
-        connect::check(target, &self.settings, &decision)?;
         let meta = RequestMeta {
             method: &parts.method,
             host: &target.host,
@@ -332,7 +338,9 @@ impl HttpGateway {
             peer,
             route: None,
         };
-        record(&decision, &meta)?;
+        self.record(&view.policy, &decision, &meta, b"", 0, &declared)
+            .await?;
+        connect::check(target, &self.settings, &decision)?;
         connect::tunnel(target, Request::from_parts(parts, body)).await
     }
 }
@@ -381,9 +389,29 @@ fn permit(decision: &Decision) -> Result<&RecipientDecision, HttpError> {
     }))
 }
 
-/// Record the decision before anything is forwarded. Decision records (`crate::record`)
-/// are wired here; a request whose decision cannot be recorded is refused with 503.
-fn record(decision: &Decision, meta: &RequestMeta<'_>) -> Result<(), HttpError> {
-    let _ = (decision, meta);
-    Ok(())
+impl HttpGateway {
+    /// Record the decision (allowed or blocked) before anything is forwarded or refused; a
+    /// request whose decision cannot be recorded gets 503 and nothing is forwarded. The
+    /// content fingerprint is the SHA-256 of the body as far as it was read for marking
+    /// (the whole body when it fits in `http.marking_peek_bytes`); the size is the declared
+    /// Content-Length.
+    async fn record(
+        &self,
+        policy: &crate::policy::Policy,
+        decision: &Decision,
+        meta: &RequestMeta<'_>,
+        content: &[u8],
+        size: u64,
+        declared: &Declared,
+    ) -> Result<(), HttpError> {
+        use crate::record::model::{Channel, RecordMeta};
+        let mut record = RecordMeta::new(Channel::Http, &decision_sender(meta.peer), content)
+            .with_declared(declared);
+        record.size = size;
+        record.message_id = Some(format!("{} {}{}", meta.method, meta.host, meta.path));
+        self.gateway
+            .record(policy, decision, record)
+            .await
+            .map_err(|e| HttpError::Record(e.to_string()))
+    }
 }
