@@ -10,3 +10,4 @@ pub mod message;
 pub mod policy;
 pub mod serve;
 pub mod smtp;
+pub mod transform;
