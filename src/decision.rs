@@ -110,6 +110,9 @@ pub struct RecipientDecision {
     /// Ids of every rule that fired for this recipient.
     pub rules: Vec<String>,
     pub reason: String,
+    /// Block rules in dry-run mode that would have blocked this recipient.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_block: Vec<String>,
 }
 
 impl Decision {
@@ -163,6 +166,7 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
                 actions: Vec::new(),
                 rules: vec![builtin::INVALID_RECIPIENT.into()],
                 reason: format!("{e}; correct the address"),
+                would_block: Vec::new(),
             }
         }
     };
@@ -178,6 +182,7 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
         actions: Vec::new(),
         rules: Vec::new(),
         reason: String::new(),
+        would_block: Vec::new(),
     };
 
     // 2. What kind of disclosure is this?
@@ -195,49 +200,38 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
     }
 
     // 3. Handling rules, for the winning class and any other class at the same rank.
-    let mut classes = vec![facts.marking.class.as_str()];
-    classes.extend(facts.marking.also.iter().map(String::as_str));
-    let mut blocking: Option<&Rule> = None;
-    let mut any_allow_for_all = true;
-    let mut actions: Vec<Action> = Vec::new();
-    for class_name in classes {
-        let class = policy.markings.find(class_name);
-        let mut allowed = false;
-        for rule in policy
-            .rules
-            .iter()
-            .filter(|r| rule_matches(r, class, &dest, out.disclosure, facts))
-        {
-            if !out.rules.contains(&rule.id) {
-                out.rules.push(rule.id.clone());
-            }
-            match rule.effect {
-                Effect::Block => {
-                    blocking.get_or_insert(rule);
-                }
-                Effect::Allow => {
-                    allowed = true;
-                    actions.extend(&rule.actions);
-                }
-                Effect::Require => actions.extend(&rule.actions),
-            }
-        }
-        any_allow_for_all &= allowed;
-    }
+    let mut class_names = vec![facts.marking.class.as_str()];
+    class_names.extend(facts.marking.also.iter().map(String::as_str));
+    let classes: Vec<Option<usize>> = class_names
+        .iter()
+        .map(|c| policy.markings.find(c))
+        .collect();
+    let outcome = evaluate_rules(
+        policy,
+        &classes,
+        &dest.class,
+        out.disclosure,
+        &facts.marking.descriptors,
+    );
+    out.would_block = outcome
+        .dry_run_blocks
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
     let vars = ReasonVars {
         label,
         domain: &dest.domain,
         destination: &dest.class,
         partner: out.partner.as_deref(),
     };
-    if let Some(rule) = blocking {
+    if let Some(rule) = outcome.blocking {
         // Name only the rules that decided the block.
-        out.rules.retain(|id| {
-            policy
-                .rules
-                .iter()
-                .any(|r| &r.id == id && r.effect == Effect::Block)
-        });
+        out.rules = outcome
+            .fired
+            .iter()
+            .filter(|r| r.effect == Effect::Block && !r.dry_run)
+            .map(|r| r.id.clone())
+            .collect();
         out.reason = match &rule.reason {
             Some(template) => vars.fill(template),
             None => format!(
@@ -247,6 +241,9 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
         };
         return out;
     }
+    out.rules = outcome.fired.iter().map(|r| r.id.clone()).collect();
+    let any_allow_for_all = outcome.allowed;
+    let actions = outcome.actions;
     if !any_allow_for_all {
         out.rules.clear();
         out.rules.push(builtin::DEFAULT_DENY.into());
@@ -256,9 +253,6 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
         );
         return out;
     }
-    actions.sort();
-    actions.dedup();
-
     // 4. Encryption needs somebody to encrypt to.
     if actions.contains(&Action::Encrypt) && partner.is_none_or(|p| p.age_recipients.is_empty()) {
         out.rules.push(builtin::ENCRYPT_NO_KEY.into());
@@ -293,21 +287,81 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
     out
 }
 
+/// What the handling rules say for some classes sent to one destination class.
+#[derive(Debug, Clone)]
+pub struct RuleOutcome<'p> {
+    /// Every rule that matched, in policy order.
+    pub fired: Vec<&'p Rule>,
+    /// The first enforcing block rule that matched, if any.
+    pub blocking: Option<&'p Rule>,
+    /// Block rules in dry-run mode that matched: they would have blocked.
+    pub dry_run_blocks: Vec<&'p Rule>,
+    /// True when every class had a matching allow rule.
+    pub allowed: bool,
+    /// Actions of the matching allow and require rules, sorted, without duplicates.
+    pub actions: Vec<Action>,
+}
+
+/// Evaluate the handling rules for `classes` (indexes into the policy's classes; None for a
+/// class the policy does not know, which nothing allows) sent to `destination`.
+pub fn evaluate_rules<'p>(
+    policy: &'p Policy,
+    classes: &[Option<usize>],
+    destination: &str,
+    disclosure: Disclosure,
+    descriptors: &[String],
+) -> RuleOutcome<'p> {
+    let mut outcome = RuleOutcome {
+        fired: Vec::new(),
+        blocking: None,
+        dry_run_blocks: Vec::new(),
+        allowed: !classes.is_empty(),
+        actions: Vec::new(),
+    };
+    for class in classes {
+        let mut allowed = false;
+        for rule in policy
+            .rules
+            .iter()
+            .filter(|r| rule_matches(r, *class, destination, disclosure, descriptors))
+        {
+            if !outcome.fired.iter().any(|f| f.id == rule.id) {
+                outcome.fired.push(rule);
+            }
+            match rule.effect {
+                Effect::Block if rule.dry_run => {
+                    if !outcome.dry_run_blocks.iter().any(|f| f.id == rule.id) {
+                        outcome.dry_run_blocks.push(rule);
+                    }
+                }
+                Effect::Block => {
+                    outcome.blocking.get_or_insert(rule);
+                }
+                Effect::Allow => {
+                    allowed = true;
+                    outcome.actions.extend(&rule.actions);
+                }
+                Effect::Require => outcome.actions.extend(&rule.actions),
+            }
+        }
+        outcome.allowed &= allowed;
+    }
+    outcome.actions.sort();
+    outcome.actions.dedup();
+    outcome
+}
+
 fn rule_matches(
     rule: &Rule,
     class: Option<usize>,
-    dest: &Destination,
+    destination: &str,
     disclosure: Disclosure,
-    facts: &MessageFacts,
+    descriptors: &[String],
 ) -> bool {
     let Some(class) = class else { return false };
     rule.classes.contains(&class)
-        && (rule.destinations.is_empty() || rule.destinations.contains(&dest.class))
-        && (rule.descriptors.is_empty()
-            || rule
-                .descriptors
-                .iter()
-                .any(|d| facts.marking.descriptors.contains(d)))
+        && (rule.destinations.is_empty() || rule.destinations.iter().any(|d| d == destination))
+        && (rule.descriptors.is_empty() || rule.descriptors.iter().any(|d| descriptors.contains(d)))
         && match rule.disclosure {
             DisclosureFilter::Any => true,
             DisclosureFilter::OneOff => disclosure == Disclosure::OneOff,

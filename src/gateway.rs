@@ -2,23 +2,52 @@
 //! atomically on reload; each message is decided by the one snapshot it loaded), and the
 //! keys. One `Arc<Gateway>` is handed to every listener.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
 
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
+use crate::decision::{Decision, Verdict};
 use crate::policy::Policy;
+use crate::reload::ReloadStatus;
 
 pub struct Gateway {
     pub config: Config,
     policy: ArcSwap<Policy>,
+    reload_status: ArcSwap<ReloadStatus>,
+    recent: Mutex<VecDeque<RecentDecision>>,
+    ready: AtomicBool,
 }
+
+/// A decision kept in memory for the admin page's last-24-hours chart.
+#[derive(Debug, Clone)]
+pub struct RecentDecision {
+    pub at: DateTime<Utc>,
+    pub verdict: Verdict,
+    pub class: String,
+}
+
+/// Upper bound on decisions kept in memory for the chart.
+const RECENT_CAP: usize = 200_000;
 
 impl Gateway {
     pub fn new(config: Config, policy: Policy) -> Self {
+        let status = ReloadStatus {
+            at: chrono::Utc::now(),
+            ok: true,
+            version: policy.version.clone(),
+            message: "loaded at start".into(),
+        };
         Self {
             config,
             policy: ArcSwap::from_pointee(policy),
+            reload_status: ArcSwap::from_pointee(status),
+            recent: Mutex::new(VecDeque::new()),
+            ready: AtomicBool::new(false),
         }
     }
 
@@ -30,5 +59,58 @@ impl Gateway {
     /// Swap in a new, already validated policy.
     pub fn replace_policy(&self, policy: Policy) {
         self.policy.store(Arc::new(policy));
+    }
+
+    /// The result of the last policy load or reload.
+    pub fn reload_status(&self) -> Arc<ReloadStatus> {
+        self.reload_status.load_full()
+    }
+
+    pub fn set_reload_status(&self, status: ReloadStatus) {
+        self.reload_status.store(Arc::new(status));
+    }
+
+    /// Count a decision for metrics and the admin page's chart. Call once per decision.
+    pub fn note_decision(&self, decision: &Decision) {
+        metrics::counter!(
+            "markgate_decisions_total",
+            "verdict" => decision.verdict.as_str(),
+            "class" => decision.marking.class.clone()
+        )
+        .increment(1);
+        let now = Utc::now();
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        while recent
+            .front()
+            .is_some_and(|d| now - d.at > chrono::Duration::hours(24))
+            || recent.len() >= RECENT_CAP
+        {
+            recent.pop_front();
+        }
+        recent.push_back(RecentDecision {
+            at: now,
+            verdict: decision.verdict,
+            class: decision.marking.class.clone(),
+        });
+    }
+
+    /// Decisions of the last 24 hours, oldest first.
+    pub fn recent_decisions(&self) -> Vec<RecentDecision> {
+        let now = Utc::now();
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent
+            .iter()
+            .filter(|d| now - d.at <= chrono::Duration::hours(24))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether every listener is accepting (for `/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
     }
 }

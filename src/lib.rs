@@ -1,4 +1,5 @@
 //! markgate library.
+pub mod admin;
 pub mod certs;
 pub mod config;
 pub mod decision;
@@ -6,8 +7,11 @@ pub mod destination;
 pub mod gateway;
 pub mod http;
 pub mod marking;
+pub mod matrix;
 pub mod message;
 pub mod policy;
+pub mod policytest;
+pub mod reload;
 pub mod serve;
 pub mod smtp;
 pub mod transform;

@@ -16,12 +16,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let policy = Policy::load(&config.policy.dir)
         .map_err(|e| anyhow::anyhow!("invalid policy in {}:\n{e}", config.policy.dir.display()))?;
     tracing::info!(version = %&policy.version[..12], dir = %config.policy.dir.display(), "policy loaded");
+    let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics recorder not installed; /metrics unavailable");
+            None
+        }
+    };
     let gateway = Arc::new(Gateway::new(config, policy));
     let shutdown = CancellationToken::new();
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(crate::smtp::run(gateway.clone(), shutdown.clone()));
     tasks.spawn(crate::http::run(gateway.clone(), shutdown.clone()));
+    tasks.spawn(crate::admin::run(
+        gateway.clone(),
+        metrics,
+        shutdown.clone(),
+    ));
+    tasks.spawn(crate::reload::watch(gateway.clone(), shutdown.clone()));
+    tasks.spawn(watch_isa_reviews(gateway.clone(), shutdown.clone()));
+    gateway.set_ready(true);
 
     let signal = shutdown_signal();
     tokio::pin!(signal);
@@ -48,6 +63,47 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     result
+}
+
+/// Warn about ISAs whose review is due within 30 days or overdue, at start and daily, and
+/// export the days left as a metric.
+async fn watch_isa_reviews(
+    gateway: Arc<Gateway>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut last_warned: Option<chrono::NaiveDate> = None;
+    loop {
+        let policy = gateway.policy();
+        let today = chrono::Utc::now().date_naive();
+        let warn = last_warned != Some(today);
+        last_warned = Some(today);
+        let mut due = 0u32;
+        for isa in &policy.isas {
+            let days = (isa.next_review - today).num_days();
+            metrics::gauge!("markgate_isa_days_to_review", "isa" => isa.id.clone())
+                .set(days as f64);
+            match isa.status_on(today, crate::decision::ISA_DUE_SOON_DAYS) {
+                crate::policy::IsaStatus::DueSoon => {
+                    due += 1;
+                    if warn {
+                        tracing::warn!(isa = %isa.id, next_review = %isa.next_review, "ISA review due within 30 days");
+                    }
+                }
+                crate::policy::IsaStatus::Overdue => {
+                    due += 1;
+                    if warn {
+                        tracing::warn!(isa = %isa.id, next_review = %isa.next_review, "ISA review overdue: the ISA is withdrawn and disclosures citing it are blocked");
+                    }
+                }
+                _ => {}
+            }
+        }
+        metrics::gauge!("markgate_isas_due").set(f64::from(due));
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -9,6 +9,7 @@ use clap::Subcommand;
 
 use markgate::decision::{decide, MessageFacts, Verdict};
 use markgate::marking::Marking;
+use markgate::matrix::Matrix;
 use markgate::policy::Policy;
 
 #[derive(Debug, Subcommand)]
@@ -36,6 +37,42 @@ pub enum PolicyCommand {
         #[arg(long, value_parser = super::check_time)]
         at: Option<DateTime<FixedOffset>>,
     },
+    /// Print the handling matrix: marking classes x destination classes, allowed or not and
+    /// the actions required.
+    Matrix {
+        #[arg(long, default_value_os_t = super::default_policy_dir())]
+        policy: PathBuf,
+        #[arg(long, value_enum, default_value_t = MatrixFormat::Text)]
+        format: MatrixFormat,
+    },
+    /// Show how the handling matrix changes from OLD to NEW, cell by cell
+    /// (exit 0 no change, 1 changes, 2 error).
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        /// Print the changes as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the policy's own test cases (DIR/tests/*.toml); exit 1 if any fails.
+    Test {
+        /// Policy directory (default ./policy).
+        dir: Option<PathBuf>,
+        /// Day the cases are decided on when they give none (YYYY-MM-DD). Default: today.
+        #[arg(long)]
+        at: Option<chrono::NaiveDate>,
+        /// Also fail when a policy rule is not exercised by any case.
+        #[arg(long)]
+        require_coverage: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum MatrixFormat {
+    Text,
+    Markdown,
+    Html,
+    Json,
 }
 
 pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
@@ -48,7 +85,107 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             isa,
             at,
         } => explain(policy, &marking, to, isa, at),
+        PolicyCommand::Matrix { policy, format } => {
+            let policy = super::load_policy(&policy)?;
+            let matrix = Matrix::of(&policy);
+            match format {
+                MatrixFormat::Text => print!("{}", matrix.to_text()),
+                MatrixFormat::Markdown => print!("{}", matrix.to_markdown()),
+                MatrixFormat::Html => print!("{}", matrix.to_html()),
+                MatrixFormat::Json => println!("{}", serde_json::to_string_pretty(&matrix)?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Diff { old, new, json } => diff(&old, &new, json),
+        PolicyCommand::Test {
+            dir,
+            at,
+            require_coverage,
+        } => test(
+            dir.unwrap_or_else(super::default_policy_dir),
+            at,
+            require_coverage,
+        ),
     }
+}
+
+fn diff(old: &std::path::Path, new: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let (a, b) = (super::load_policy(old)?, super::load_policy(new)?);
+    let changes = markgate::matrix::diff(&Matrix::of(&a), &Matrix::of(&b));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&changes)?);
+    } else if changes.is_empty() {
+        println!("no change to the handling matrix");
+    } else {
+        let show = |c: &Option<markgate::matrix::Cell>| match c {
+            Some(c) => format!("{} [{}]", c.summary(), c.rules.join(", ")),
+            None => "(not in policy)".to_string(),
+        };
+        for c in &changes {
+            println!(
+                "{} -> {}: {}  =>  {}",
+                c.class,
+                c.destination,
+                show(&c.old),
+                show(&c.new)
+            );
+        }
+        println!("{} cell(s) changed", changes.len());
+    }
+    Ok(if changes.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn test(
+    dir: PathBuf,
+    at: Option<chrono::NaiveDate>,
+    require_coverage: bool,
+) -> anyhow::Result<ExitCode> {
+    let policy = super::load_policy(&dir)?;
+    let today = at.unwrap_or_else(|| Utc::now().date_naive());
+    let report = match markgate::policytest::run(&policy, &dir.join("tests"), today) {
+        Ok(r) => r,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            return Ok(ExitCode::from(super::EXIT_ERROR));
+        }
+    };
+    for r in &report.results {
+        let file = r
+            .file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if r.passed() {
+            println!("PASS {file}: {}", r.name);
+        } else {
+            println!("FAIL {file}: {}", r.name);
+            for d in &r.differences {
+                println!("    {d}");
+            }
+        }
+    }
+    if !report.uncovered.is_empty() {
+        println!("rules no case exercises: {}", report.uncovered.join(", "));
+    }
+    println!(
+        "policy tests: {} passed, {} failed",
+        report.passed(),
+        report.failed()
+    );
+    let failed = report.failed() > 0
+        || report.results.is_empty()
+        || (require_coverage && !report.uncovered.is_empty());
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn check(dir: PathBuf) -> anyhow::Result<ExitCode> {

@@ -5,6 +5,7 @@
 //!
 //! Each section lives in its own file, owned by the part of the gateway that reads it.
 
+pub mod admin;
 pub mod delivery;
 pub mod http;
 pub mod records;
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// The whole configuration. Every key has a default, so no file at all is a valid setup.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub policy: PolicyConfig,
@@ -25,20 +26,7 @@ pub struct Config {
     pub http: http::HttpConfig,
     pub records: records::RecordsConfig,
     pub tls: TlsConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            policy: PolicyConfig::default(),
-            spool: SpoolConfig::default(),
-            smtp: smtp::SmtpConfig::default(),
-            delivery: delivery::DeliveryConfig::default(),
-            http: http::HttpConfig::default(),
-            records: records::RecordsConfig::default(),
-            tls: TlsConfig::default(),
-        }
-    }
+    pub admin: admin::AdminConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,11 +100,20 @@ impl Config {
                     .required(true),
             );
         }
+        // Only MARKGATE_<SECTION>__<KEY> variables are configuration; others sharing the
+        // prefix (MARKGATE_LOG, the log filter) are not.
+        let overrides: config::Map<String, String> = std::env::vars()
+            .filter(|(k, _)| {
+                k.strip_prefix("MARKGATE_")
+                    .is_some_and(|rest| rest.contains("__"))
+            })
+            .collect();
         builder = builder.add_source(
             config::Environment::with_prefix("MARKGATE")
                 .prefix_separator("_")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(Some(overrides)),
         );
         let raw = builder
             .build()
@@ -139,6 +136,7 @@ impl Config {
         errors.extend(self.delivery.validate());
         errors.extend(self.http.validate());
         errors.extend(self.records.validate());
+        errors.extend(self.admin.validate());
         errors
     }
 }

@@ -534,6 +534,7 @@ fn compile_rules(
     errors: &mut Errors,
 ) -> Vec<Rule> {
     let mut out: Vec<Rule> = Vec::new();
+    let policy_dry_run = raw.dry_run;
     let known_descriptors: Vec<&String> =
         scheme.classes.iter().flat_map(|c| &c.descriptors).collect();
     for entry in raw.rules {
@@ -666,6 +667,7 @@ fn compile_rules(
             effect,
             actions,
             reason: entry.reason,
+            dry_run: entry.dry_run || policy_dry_run,
         });
     }
     out

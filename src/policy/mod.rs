@@ -82,7 +82,7 @@ impl MarkingScheme {
         let wanted = crate::marking::normalise(name);
         self.classes
             .iter()
-            .position(|c| c.spellings.iter().any(|s| *s == wanted))
+            .position(|c| c.spellings.contains(&wanted))
     }
 
     pub fn unmarked_class(&self) -> &MarkingClass {
@@ -238,6 +238,8 @@ pub struct Rule {
     pub effect: Effect,
     pub actions: Vec<Action>,
     pub reason: Option<String>,
+    /// A block rule in dry-run mode is evaluated and recorded but does not block.
+    pub dry_run: bool,
 }
 
 impl Policy {

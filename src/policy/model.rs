@@ -147,6 +147,9 @@ pub struct IsaEntry {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RulesFile {
+    /// Put every block rule in dry-run mode (decide and record, do not block).
+    #[serde(default)]
+    pub dry_run: bool,
     #[serde(default, rename = "rule")]
     pub rules: Vec<RuleEntry>,
 }
@@ -180,4 +183,7 @@ pub struct RuleEntry {
     /// `{destination}` and `{partner}` are filled in.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Decide and record, but do not block (for introducing a new block rule).
+    #[serde(default)]
+    pub dry_run: bool,
 }

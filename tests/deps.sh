@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the real peers the end-to-end tests talk to: swaks (SMTP client), Postfix's
+# smtp-sink/smtp-source (receiving server, load), the stock `age` CLI (opens bundles),
+# curl, nginx and wrk (HTTP peers), headless Chromium (admin page), and aiosmtpd (Python
+# SMTP server).
+# Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+command -v swaks >/dev/null || missing+=(swaks)
+command -v age >/dev/null || missing+=(age)
+command -v smtp-sink >/dev/null && command -v smtp-source >/dev/null || missing+=(postfix)
+command -v curl >/dev/null || missing+=(curl)
+command -v tar >/dev/null || missing+=(tar)
+command -v nginx >/dev/null || missing+=(nginx)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
+command -v chromium >/dev/null || missing+=(chromium)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "tests/deps.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # Postfix must not ask questions or start a system MTA for the tests.
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  echo "tests/deps.sh: installing aiosmtpd"
+  python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd
+fi
