@@ -140,6 +140,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             today: chrono::Utc::now().date_naive(),
         };
         let decision = decision::decide(&facts, &policy);
+        self.ctx.gateway.note_decision(&decision);
         let id = new_id();
         let meta = RecordMeta {
             id: &id,
