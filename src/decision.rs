@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::destination::{self, Destination};
 use crate::marking::Marking;
-use crate::policy::{Action, DisclosureFilter, Effect, Isa, IsaStatus, Policy, Rule};
+use crate::policy::{Action, DisclosureFilter, Effect, Isa, IsaStatus, Policy, Requirement, Rule};
 
 /// Days before a review date at which an ISA counts as "due soon".
 pub const ISA_DUE_SOON_DAYS: i64 = 30;
@@ -49,6 +49,30 @@ pub struct MessageFacts {
     pub isa_reference: Option<String>,
     /// The day the decision is made, for ISA review dates.
     pub today: NaiveDate,
+    /// What the sender declared about the disclosure (purpose, legal basis, consent).
+    pub declared: Declared,
+}
+
+/// What a sender declares about a disclosure, from the `X-Disclosure-Purpose`,
+/// `X-Legal-Basis` and `X-Consent` headers (seed 001 §3.12).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Declared {
+    pub purpose: Option<String>,
+    pub legal_basis: Option<String>,
+    /// `given`, `withheld` or `not-required`.
+    pub consent: Option<String>,
+}
+
+impl Declared {
+    /// Whether the sender declared what a rule requires.
+    pub fn has(&self, requirement: Requirement) -> bool {
+        let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        match requirement {
+            Requirement::Purpose => present(&self.purpose),
+            Requirement::LegalBasis => present(&self.legal_basis),
+            Requirement::Consent => present(&self.consent),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -253,7 +277,39 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
         );
         return out;
     }
-    // 4. Encryption needs somebody to encrypt to.
+    // 4. Declarations a rule requires (purpose, legal basis, consent).
+    for rule in outcome_requiring(policy, &out.rules) {
+        let missing: Vec<Requirement> = rule
+            .requires
+            .iter()
+            .copied()
+            .filter(|r| !facts.declared.has(*r))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        if rule.dry_run {
+            out.would_block.push(rule.id.clone());
+            continue;
+        }
+        let headers: Vec<&str> = missing.iter().map(|r| r.header()).collect();
+        out.rules = vec![rule.id.clone()];
+        out.reason = format!(
+            "{label} to {} ({}) must declare {}: add the header{} {} and resend",
+            dest.domain,
+            dest.class,
+            missing
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            if headers.len() > 1 { "s" } else { "" },
+            headers.join(" and ")
+        );
+        return out;
+    }
+
+    // 5. Encryption needs somebody to encrypt to.
     if actions.contains(&Action::Encrypt) && partner.is_none_or(|p| p.age_recipients.is_empty()) {
         out.rules.push(builtin::ENCRYPT_NO_KEY.into());
         out.reason = match partner {
@@ -285,6 +341,14 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
     };
     out.actions = actions;
     out
+}
+
+/// The fired rules (by id) that require declarations.
+fn outcome_requiring<'p>(policy: &'p Policy, fired: &[String]) -> impl Iterator<Item = &'p Rule> {
+    let fired: Vec<String> = fired.to_vec();
+    policy.rules.iter().filter(move |r| {
+        !r.requires.is_empty() && r.effect != Effect::Block && fired.contains(&r.id)
+    })
 }
 
 /// What the handling rules say for some classes sent to one destination class.

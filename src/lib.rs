@@ -1,5 +1,27 @@
-//! markgate library.
+//! markgate: a secure exchange gateway that enforces protective-marking handling rules on
+//! the mail and HTTP a police force sends to its partners.
+//!
+//! # Layout
+//!
+//! The modules follow the data flow of one message or request:
+//!
+//! - listeners: [`smtp`] (inbound sessions, spool, queue, outbound delivery) and [`http`]
+//!   (proxy and reverse proxy), started together by [`serve`] on one shared [`gateway`];
+//! - parse: [`message`] turns raw bytes into a message;
+//! - marking: [`marking`] finds and normalises every marking and settles on a class;
+//! - destination: [`destination`] classifies each recipient domain and finds its partner;
+//! - decision: [`decision`] is the pure engine, `decide(&MessageFacts, &Policy) -> Decision`;
+//! - transform: [`bundle`] seals what must be encrypted into an age bundle;
+//! - deliver: the gateways' outbound halves.
+//!
+//! Around them: [`policy`] (the handling policy, loaded and validated with located errors),
+//! [`matrix`], [`policytest`] and [`simulate`] (what security managers use to change the
+//! policy safely), [`reload`] (hot reload), [`admin`] (admin page and metrics), [`config`],
+//! and [`certs`] (keys and TLS configuration).
+#![forbid(unsafe_code)]
+
 pub mod admin;
+pub mod bundle;
 pub mod certs;
 pub mod config;
 pub mod decision;
@@ -13,5 +35,6 @@ pub mod policy;
 pub mod policytest;
 pub mod reload;
 pub mod serve;
+pub mod simulate;
 pub mod smtp;
 pub mod transform;

@@ -1,4 +1,14 @@
 //! Parse: raw RFC 5322 bytes into a message the marking stage can read.
+//!
+//! A message must start with a header section: one or more header fields (`Name: value`,
+//! the name printable ASCII without a colon, continuation lines starting with white space),
+//! ended by an empty line or the end of the input. Anything else (a bare body line, binary
+//! junk, a leading empty line, a stray line inside the headers) is not a message, and a
+//! message that is not a message is never allowed anywhere: it is an error, not a message
+//! with a default marking. mail-parser itself is lenient (it takes `hello world` for a
+//! header name), so the header section is checked here first.
+
+use serde::Serialize;
 
 /// A message that could not be read as a message: never allowed anywhere.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -7,6 +17,8 @@ pub enum MessageError {
     NulByte,
     #[error("message has no header section")]
     NoHeaders,
+    #[error("line {line} of the header section is not a header field")]
+    BadHeaderLine { line: usize },
     #[error("message could not be parsed as RFC 5322")]
     Unparseable,
 }
@@ -17,11 +29,31 @@ pub struct ParsedMessage<'a> {
     pub inner: mail_parser::Message<'a>,
 }
 
+/// What the sender says about the data subject's consent (`X-Consent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Consent {
+    Given,
+    Withheld,
+    NotRequired,
+}
+
+impl Consent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consent::Given => "given",
+            Consent::Withheld => "withheld",
+            Consent::NotRequired => "not-required",
+        }
+    }
+}
+
 /// Parse raw bytes; a message with NUL bytes or without a header section is an error.
 pub fn parse(raw: &[u8]) -> Result<ParsedMessage<'_>, MessageError> {
     if raw.contains(&0) {
         return Err(MessageError::NulByte);
     }
+    check_header_section(raw)?;
     let inner = mail_parser::MessageParser::default()
         .parse(raw)
         .ok_or(MessageError::Unparseable)?;
@@ -31,12 +63,141 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMessage<'_>, MessageError> {
     Ok(ParsedMessage { raw, inner })
 }
 
+/// Check that `raw` starts with a well-formed header section.
+fn check_header_section(raw: &[u8]) -> Result<(), MessageError> {
+    let mut fields = 0usize;
+    for (n, line) in raw.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        let bad = || {
+            if fields == 0 {
+                MessageError::NoHeaders
+            } else {
+                MessageError::BadHeaderLine { line: n + 1 }
+            }
+        };
+        if line[0] == b' ' || line[0] == b'\t' {
+            if fields == 0 {
+                return Err(MessageError::NoHeaders);
+            }
+            continue;
+        }
+        let colon = line.iter().position(|&b| b == b':').ok_or_else(bad)?;
+        let name = line[..colon].trim_ascii_end();
+        if name.is_empty() || !name.iter().all(|&b| (33..=126).contains(&b) && b != b':') {
+            return Err(bad());
+        }
+        fields += 1;
+    }
+    if fields == 0 {
+        return Err(MessageError::NoHeaders);
+    }
+    Ok(())
+}
+
+/// What the sender declared about the disclosure, from its headers.
+pub fn declared(message: &ParsedMessage<'_>) -> crate::decision::Declared {
+    crate::decision::Declared {
+        purpose: message.disclosure_purpose(),
+        legal_basis: message.legal_basis(),
+        consent: message.consent().map(|c| c.as_str().to_string()),
+    }
+}
+
 impl ParsedMessage<'_> {
     /// The ISA the sender cites (`X-ISA-Reference`), trimmed; None when absent or empty.
     pub fn isa_reference(&self) -> Option<String> {
-        self.inner
-            .header_raw("X-ISA-Reference")
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
+        self.text_header("X-ISA-Reference")
+    }
+
+    /// Why the information is disclosed (`X-Disclosure-Purpose`), decoded and trimmed.
+    pub fn disclosure_purpose(&self) -> Option<String> {
+        self.text_header("X-Disclosure-Purpose")
+    }
+
+    /// The legal basis the sender cites (`X-Legal-Basis`), decoded and trimmed.
+    pub fn legal_basis(&self) -> Option<String> {
+        self.text_header("X-Legal-Basis")
+    }
+
+    /// `X-Consent`: `given`, `withheld` or `not-required` (any case); None when absent or
+    /// anything else.
+    pub fn consent(&self) -> Option<Consent> {
+        let v = self.text_header("X-Consent")?;
+        [Consent::Given, Consent::Withheld, Consent::NotRequired]
+            .into_iter()
+            .find(|c| v.eq_ignore_ascii_case(c.as_str()))
+    }
+
+    /// The first header of that name as decoded, unfolded, trimmed text; None when absent
+    /// or empty.
+    fn text_header(&self, name: &str) -> Option<String> {
+        let h = self
+            .inner
+            .headers()
+            .iter()
+            .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
+        let raw = self
+            .inner
+            .raw_message
+            .get(h.offset_start as usize..h.offset_end as usize)?;
+        let text = crate::marking::decode_unstructured(raw);
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        (!text.is_empty()).then_some(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_not_a_message() {
+        for raw in [
+            &b""[..],
+            b"Hello Bob, see you at 5\n",
+            b"hello world",
+            b"\nSubject: x\n\nbody",
+            b" Subject: x\n\nbody",
+            b"\xff\xfe\x01\x02abc\n\n\x80",
+            b"Subject: x\nthis line is no header\n\nbody",
+            b"Bad Name: x\n\nbody",
+        ] {
+            assert!(parse(raw).is_err(), "{:?}", String::from_utf8_lossy(raw));
+        }
+        assert_eq!(parse(b"a\0b").err(), Some(MessageError::NulByte));
+        assert_eq!(
+            parse(b"Subject: x\r\njunk\r\n\r\n").err(),
+            Some(MessageError::BadHeaderLine { line: 2 })
+        );
+    }
+
+    #[test]
+    fn what_is_a_message() {
+        for raw in [
+            &b"Subject: x"[..],
+            b"Subject: x\r\n\r\nbody",
+            b"Subject: x\n folded\nX-A : obsolete spacing\n\nbody\nwith: colon\n",
+        ] {
+            assert!(parse(raw).is_ok(), "{:?}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn records_headers() {
+        let raw = b"X-Disclosure-Purpose: safeguarding\n  referral\nX-Legal-Basis: =?UTF-8?Q?Children_Act_2004_s.11?=\nX-Consent: Not-Required\nX-ISA-Reference:  ISA-0001 \n\n";
+        let m = parse(raw).unwrap();
+        assert_eq!(
+            m.disclosure_purpose().as_deref(),
+            Some("safeguarding referral")
+        );
+        assert_eq!(m.legal_basis().as_deref(), Some("Children Act 2004 s.11"));
+        assert_eq!(m.consent(), Some(Consent::NotRequired));
+        assert_eq!(m.isa_reference().as_deref(), Some("ISA-0001"));
+        let m = parse(b"X-Consent: maybe\n\n").unwrap();
+        assert_eq!(m.consent(), None);
+        assert_eq!(m.legal_basis(), None);
     }
 }

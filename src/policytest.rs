@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::decision::{decide, Decision, MessageFacts};
+use crate::decision::{decide, Decision, Declared, MessageFacts};
 use crate::policy::source::{PolicyError, SourceFile};
 use crate::policy::Policy;
 
@@ -43,6 +43,14 @@ pub struct TestCase {
     /// ISA cited (as X-ISA-Reference would).
     #[serde(default)]
     pub isa: Option<String>,
+    /// Declared purpose, legal basis and consent (as the X-Disclosure-Purpose, X-Legal-Basis
+    /// and X-Consent headers would).
+    #[serde(default)]
+    pub purpose: Option<String>,
+    #[serde(default)]
+    pub legal_basis: Option<String>,
+    #[serde(default)]
+    pub consent: Option<String>,
     /// Day of the decision (YYYY-MM-DD); default: today.
     #[serde(default)]
     pub at: Option<String>,
@@ -70,6 +78,9 @@ pub struct Expect {
     /// Expected marking class (checks the marking engine on `message` cases).
     #[serde(default)]
     pub class: Option<String>,
+    /// Dry-run rules expected to report that they would have blocked.
+    #[serde(default)]
+    pub would_block: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -207,6 +218,11 @@ fn run_case(policy: &Policy, file: &Path, case: &TestCase, today: NaiveDate) -> 
             return result;
         }
     };
+    let mut declared = Declared {
+        purpose: case.purpose.clone(),
+        legal_basis: case.legal_basis.clone(),
+        consent: case.consent.clone(),
+    };
     let (marking, isa_from_message) = match (&case.marking, &case.message) {
         (Some(m), None) => match crate::marking::read_text(m, &policy.markings) {
             Some(marking) => (marking, None),
@@ -220,10 +236,16 @@ fn run_case(policy: &Policy, file: &Path, case: &TestCase, today: NaiveDate) -> 
         (None, Some(raw)) => {
             let raw = raw.replace("\r\n", "\n").replace('\n', "\r\n");
             match crate::message::parse(raw.as_bytes()) {
-                Ok(parsed) => (
-                    crate::marking::read(&parsed, &policy.markings),
-                    parsed.isa_reference(),
-                ),
+                Ok(parsed) => {
+                    let from_headers = crate::message::declared(&parsed);
+                    declared.purpose = declared.purpose.or(from_headers.purpose);
+                    declared.legal_basis = declared.legal_basis.or(from_headers.legal_basis);
+                    declared.consent = declared.consent.or(from_headers.consent);
+                    (
+                        crate::marking::read(&parsed, &policy.markings),
+                        parsed.isa_reference(),
+                    )
+                }
                 Err(e) => {
                     result.differences.push(format!("message: {e}"));
                     return result;
@@ -243,6 +265,7 @@ fn run_case(policy: &Policy, file: &Path, case: &TestCase, today: NaiveDate) -> 
         marking,
         isa_reference: case.isa.clone().or(isa_from_message),
         today,
+        declared,
     };
     let decision = decide(&facts, policy);
     result.fired = decision
@@ -272,6 +295,20 @@ fn compare(case: &TestCase, decision: &Decision, diffs: &mut Vec<String>) {
                 "class: expected {class}, got {}",
                 decision.marking.class
             ));
+        }
+    }
+    if let Some(want) = &case.expect.would_block {
+        for r in &decision.recipients {
+            let missing: Vec<&String> =
+                want.iter().filter(|w| !r.would_block.contains(w)).collect();
+            if !missing.is_empty() {
+                diffs.push(format!(
+                    "{}: would_block: expected [{}], got [{}]",
+                    r.address,
+                    want.join(", "),
+                    r.would_block.join(", ")
+                ));
+            }
         }
     }
     for r in &decision.recipients {

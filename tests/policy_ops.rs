@@ -239,3 +239,50 @@ fn dry_run_rule_decides_but_does_not_block() {
         "{matrix}"
     );
 }
+
+#[test]
+fn purpose_and_legal_basis_requirement_blocks_when_switched_on() {
+    let dir = copy_policy();
+    replace_in(
+        &dir.path().join("rules.toml"),
+        "requires = [\"purpose\", \"legal_basis\"]\ndry_run = true",
+        "requires = [\"purpose\", \"legal_basis\"]\ndry_run = false",
+    );
+    let explain = |extra: &[&str]| {
+        let mut args = vec![
+            "policy",
+            "explain",
+            "--policy",
+            dir.path().to_str().unwrap(),
+            "--marking",
+            "OFFICIAL-SENSITIVE PERSONAL",
+            "--to",
+            "mash@birmingham.gov.uk",
+        ];
+        args.extend_from_slice(extra);
+        markgate(&args)
+    };
+    let out = explain(&[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("rule:        personal-one-off-declares-purpose"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("add the headers X-Disclosure-Purpose and X-Legal-Basis"),
+        "{stdout}"
+    );
+
+    let out = explain(&[
+        "--purpose",
+        "Safeguarding referral",
+        "--legal-basis",
+        "Children Act 2004 s.11",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+
+    // Under a live ISA the ISA records purpose and legal basis: not a one-off, not required.
+    let out = explain(&["--isa", "ISA-0001", "--at", "2026-11-25T12:00:00Z"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}

@@ -41,6 +41,7 @@ fn verdict(
         marking: marking(policy, class),
         isa_reference: isa.map(str::to_string),
         today: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+        declared: Default::default(),
     };
     let d = decide(&facts, policy);
     let r = &d.recipients[0];

@@ -57,6 +57,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         marking: marking::read(&parsed, &policy.markings),
         isa_reference: parsed.isa_reference(),
         today,
+        declared: message::declared(&parsed),
     };
     let decision = decide(&facts, &policy);
     let out = json!({

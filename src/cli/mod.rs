@@ -1,6 +1,7 @@
 //! Command-line interface: one module per command group. Errors become messages on stderr
 //! and exit codes here, and only here.
 
+mod bundle;
 mod certs;
 mod check;
 mod policy;
@@ -33,6 +34,9 @@ enum Command {
     /// Generate development certificates and keys.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// Seal, open and inspect encrypted bundles for partner agencies.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
 }
 
 /// Exit code for errors (bad input, bad policy), distinct from "blocked".
@@ -46,6 +50,7 @@ pub fn main() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Serve(args) => serve::run(args),
         Command::Certs(cmd) => certs::run(cmd),
+        Command::Bundle(cmd) => bundle::run(cmd),
     };
     match result {
         Ok(code) => code,

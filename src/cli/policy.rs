@@ -33,6 +33,15 @@ pub enum PolicyCommand {
         /// ISA cited, as in X-ISA-Reference.
         #[arg(long)]
         isa: Option<String>,
+        /// Declared purpose, as in X-Disclosure-Purpose.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// Declared legal basis, as in X-Legal-Basis.
+        #[arg(long)]
+        legal_basis: Option<String>,
+        /// Declared consent (given, withheld, not-required), as in X-Consent.
+        #[arg(long)]
+        consent: Option<String>,
         /// Decide as at this time (RFC 3339). Default: now.
         #[arg(long, value_parser = super::check_time)]
         at: Option<DateTime<FixedOffset>>,
@@ -83,8 +92,18 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             marking,
             to,
             isa,
+            purpose,
+            legal_basis,
+            consent,
             at,
-        } => explain(policy, &marking, to, isa, at),
+        } => {
+            let declared = markgate::decision::Declared {
+                purpose,
+                legal_basis,
+                consent,
+            };
+            explain(policy, &marking, to, isa, declared, at)
+        }
         PolicyCommand::Matrix { policy, format } => {
             let policy = super::load_policy(&policy)?;
             let matrix = Matrix::of(&policy);
@@ -222,6 +241,7 @@ fn explain(
     marking_text: &str,
     to: Vec<String>,
     isa: Option<String>,
+    declared: markgate::decision::Declared,
     at: Option<DateTime<FixedOffset>>,
 ) -> anyhow::Result<ExitCode> {
     let policy = super::load_policy(&dir)?;
@@ -250,6 +270,7 @@ fn explain(
         },
         isa_reference: isa,
         today,
+        declared,
     };
     let decision = decide(&facts, &policy);
     println!("Marking: {}", decision.marking.label);
@@ -301,6 +322,12 @@ fn explain(
             }
         }
         println!("  reason:      {}", r.reason);
+        if !r.would_block.is_empty() {
+            println!(
+                "  dry run:     would be blocked by {}",
+                r.would_block.join(", ")
+            );
+        }
     }
     Ok(match decision.verdict {
         Verdict::Allow => ExitCode::SUCCESS,

@@ -5,10 +5,42 @@
 //!
 //! The engine knows no class names: classes, spellings, descriptors and the places to look
 //! all come from the policy's [`MarkingScheme`].
+//!
+//! Where a marking stands, and what may follow it (a marking word in prose is not a marking):
+//! - Subject ([`grammar`]): after any reply/forward prefixes (`RE: FW[2]: AW:`) and leading
+//!   `[tags]`, a marking followed by `:`, ` - `, `//`, `|` or the end (`OFFICIAL-SENSITIVE
+//!   PERSONAL: visit`); and a bracketed marking anywhere (`[OFFICIAL-SENSITIVE: PERSONAL]`).
+//!   `Secret Santa draw` and `is this confidential?` are prose.
+//! - `X-Protective-Marking`, headers the policy lists, the `marking=` of `SIO-Label` and the
+//!   `_Name=` of an enabled `msip_labels` label: a value that starts with a marking, whatever
+//!   follows (`SECRET UK EYES ONLY`): these headers exist to carry markings. EPMS values
+//!   (`VER=..., NS=..., SEC=...`) count only when `NS` is a namespace the policy trusts;
+//!   an untrusted one is ignored, not reported.
+//! - `msip_labels`: an enabled label's (SiteId, label id) through the policy's label map.
+//! - Banner lines ([`banner`]): the first and last non-empty lines of each text part that is
+//!   not an attachment (HTML rendered to text): a marking on its own, perhaps decorated
+//!   (`*** OFFICIAL ***`, `[RESTRICTED]`, `> OFFICIAL`), perhaps introduced by a policy banner
+//!   prefix (`Classification: OFFICIAL`). A handling caveat may follow after a dash, `//` or
+//!   `|` (`OFFICIAL-SENSITIVE PERSONAL - not for onward disclosure`): that is still a banner.
+//!   A colon and more text (`Confidential: the car park is closed`) is a sentence, not a
+//!   banner.
+//! - Attached messages (message/rfc822) are read the same way, reported as `attached1:...`:
+//!   forwarding a marked message as an attachment carries its marking.
+//!
+//! Text is compared after [`normalise`]-style folding (see [`grammar`]): case, NFKD,
+//! combining marks and zero-width characters dropped, confusable letters (Cyrillic, Greek,
+//! full-width, `l`/`1` for `I`, `0` for `O`) mapped to the Latin letter they imitate.
 
+mod banner;
+mod grammar;
+mod headers;
+mod msip;
 pub mod normalise;
+mod reader;
 
 pub use normalise::normalise;
+pub(crate) use reader::decode_unstructured;
+pub use reader::MarkingReader;
 
 use serde::Serialize;
 
@@ -68,28 +100,14 @@ impl Marking {
 
 /// Read the marking of a parsed message.
 pub fn read(message: &crate::message::ParsedMessage<'_>, scheme: &MarkingScheme) -> Marking {
-    // Placeholder until the marking readers land: every message is unmarked.
-    let _ = message;
-    Marking::unmarked(scheme)
+    let mut reader = MarkingReader::new(scheme);
+    reader.message(&message.inner, "", 0);
+    reader.finish()
 }
 
-/// Read a marking written on its own ("OFFICIAL-SENSITIVE PERSONAL"), as given on a command
-/// line or in a header whose whole value is a marking. None when it is not one.
+/// Read a marking written on its own ("OFFICIAL-SENSITIVE PERSONAL", "[OFFICIAL]"), as given
+/// on a command line. None when the text is not just a marking ("Secret Santa").
 pub fn read_text(text: &str, scheme: &MarkingScheme) -> Option<Marking> {
-    // Placeholder until the marking readers land: exact class names only.
-    let index = scheme.find(text)?;
-    let class = scheme.class(index);
-    Some(Marking {
-        class: class.name.clone(),
-        label: class.name.clone(),
-        rank: class.rank,
-        descriptors: Vec::new(),
-        also: Vec::new(),
-        sources: vec![MarkingSource {
-            location: "text".into(),
-            text: text.into(),
-            class: class.name.clone(),
-        }],
-        defaulted: false,
-    })
+    let mut reader = MarkingReader::new(scheme);
+    reader.alone("text", text).then(|| reader.finish())
 }

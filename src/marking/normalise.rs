@@ -1,7 +1,9 @@
 //! Text normalisation applied to anything that may hold a marking, and to the policy's
 //! spellings, so that both sides compare equal however the marking was typed.
 //!
-//! Steps: Unicode NFKC; drop zero-width and other invisible format characters; uppercase;
+//! Steps: Unicode NFKD (compatibility forms such as full-width and mathematical letters become
+//! plain letters); drop combining marks (`S\u{301}ECRET` reads as SECRET) and zero-width and
+//! other invisible format characters; uppercase;
 //! map confusable letters (Cyrillic and Greek look-alikes, digits posing as letters) to the
 //! Latin letter they imitate (Unicode UTS #39 skeletons); and treat hyphens, dashes,
 //! underscores and runs of white space as one separator, so `OFFICIAL-SENSITIVE`,
@@ -10,7 +12,7 @@
 use unicode_normalization::UnicodeNormalization;
 
 /// True for characters that render as nothing and may be used to split a word.
-fn is_invisible(c: char) -> bool {
+pub(crate) fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'
@@ -34,7 +36,7 @@ fn is_invisible(c: char) -> bool {
 }
 
 /// Separators that join the words of a marking.
-fn is_separator(c: char) -> bool {
+pub(crate) fn is_separator(c: char) -> bool {
     c.is_whitespace()
         || matches!(
             c,
@@ -45,7 +47,7 @@ fn is_separator(c: char) -> bool {
 /// Canonical form of a piece of text for marking comparison: upper-case Latin words
 /// separated by single spaces, other punctuation kept.
 pub fn normalise(text: &str) -> String {
-    let cleaned: String = text.nfkc().filter(|c| !is_invisible(*c)).collect();
+    let cleaned: String = text.nfkd().filter(|c| !is_dropped(*c)).collect();
     let upper = cleaned.to_uppercase();
     let mut out = String::with_capacity(upper.len());
     let mut pending_sep = false;
@@ -63,16 +65,33 @@ pub fn normalise(text: &str) -> String {
     out
 }
 
+/// True for characters removed before matching: invisible ones and combining marks.
+pub(crate) fn is_dropped(c: char) -> bool {
+    is_invisible(c) || (!c.is_ascii() && unicode_normalization::char::is_combining_mark(c))
+}
+
 /// Append the Latin letter a confusable character imitates, or the character itself.
-fn push_skeleton(out: &mut String, c: char) {
+/// Only non-ASCII characters are mapped; the input is already upper case.
+pub(crate) fn push_skeleton(out: &mut String, c: char) {
     if c.is_ascii() {
         out.push(c);
         return;
     }
     let mut buf = [0u8; 4];
     let skeleton: String = unicode_security::skeleton(c.encode_utf8(&mut buf)).collect();
-    // The skeleton of a look-alike may be lower case (I -> l); fold it back.
-    let folded = skeleton.to_uppercase();
+    // UTS #39 skeletons write I (and everything that looks like it: Cyrillic I, Greek iota,
+    // the digit one) as a lower-case l. The text is upper case already, so such a character
+    // imitates I; any other lower-case skeleton letter is folded back to upper case.
+    let folded: String = skeleton
+        .chars()
+        .map(|s| {
+            if s == 'l' {
+                'I'
+            } else {
+                s.to_ascii_uppercase()
+            }
+        })
+        .collect();
     if folded.chars().all(|s| s.is_ascii_alphanumeric()) && !folded.is_empty() {
         out.push_str(&folded);
     } else {
@@ -106,6 +125,9 @@ mod tests {
         assert_eq!(normalise("\u{0421}ONFIDENTIAL"), "CONFIDENTIAL"); // Cyrillic С
         assert_eq!(normalise("\u{039F}FFICIAL"), "OFFICIAL"); // Greek Ο
         assert_eq!(normalise("ＳＥＣＲＥＴ"), "SECRET"); // full width, NFKC
+        assert_eq!(normalise("CONF\u{0406}DENTIAL"), "CONFIDENTIAL"); // Cyrillic I
+        assert_eq!(normalise("S\u{0301}ECRET"), "SECRET"); // combining mark
+        assert_eq!(normalise("\u{1D412}\u{1D404}\u{1D402}RET"), "SECRET"); // maths bold
     }
 
     #[test]

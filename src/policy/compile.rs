@@ -657,6 +657,27 @@ fn compile_rules(
         }
         actions.sort();
         actions.dedup();
+        let mut requires = Vec::new();
+        for r in &entry.requires {
+            match Requirement::parse(r.get_ref()) {
+                Some(req) => requires.push(req),
+                None => errors.at(
+                    file,
+                    r.span(),
+                    format!(
+                        "rule {id:?}: unknown requirement {:?} (purpose, legal_basis, consent)",
+                        r.get_ref()
+                    ),
+                ),
+            }
+        }
+        if effect == Effect::Block && !requires.is_empty() {
+            errors.at(
+                file,
+                entry.effect.span(),
+                format!("rule {id:?}: a block rule takes no requirements"),
+            );
+        }
         out.push(Rule {
             id,
             description: entry.description,
@@ -668,6 +689,7 @@ fn compile_rules(
             actions,
             reason: entry.reason,
             dry_run: entry.dry_run || policy_dry_run,
+            requires,
         });
     }
     out

@@ -240,6 +240,45 @@ pub struct Rule {
     pub reason: Option<String>,
     /// A block rule in dry-run mode is evaluated and recorded but does not block.
     pub dry_run: bool,
+    /// Declarations the sender must make when this rule fires (else blocked).
+    pub requires: Vec<Requirement>,
+}
+
+/// A declaration a rule may require of the sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Requirement {
+    Purpose,
+    LegalBasis,
+    Consent,
+}
+
+impl Requirement {
+    pub fn parse(s: &str) -> Option<Requirement> {
+        match s {
+            "purpose" => Some(Requirement::Purpose),
+            "legal_basis" | "legal-basis" => Some(Requirement::LegalBasis),
+            "consent" => Some(Requirement::Consent),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Requirement::Purpose => "purpose",
+            Requirement::LegalBasis => "legal basis",
+            Requirement::Consent => "consent",
+        }
+    }
+
+    /// The message header (or HTTP request header) that carries it.
+    pub fn header(self) -> &'static str {
+        match self {
+            Requirement::Purpose => "X-Disclosure-Purpose",
+            Requirement::LegalBasis => "X-Legal-Basis",
+            Requirement::Consent => "X-Consent",
+        }
+    }
 }
 
 impl Policy {

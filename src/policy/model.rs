@@ -186,4 +186,8 @@ pub struct RuleEntry {
     /// Decide and record, but do not block (for introducing a new block rule).
     #[serde(default)]
     pub dry_run: bool,
+    /// Declarations the sender must make when this rule fires: `purpose`, `legal_basis`,
+    /// `consent` (headers X-Disclosure-Purpose, X-Legal-Basis, X-Consent).
+    #[serde(default)]
+    pub requires: Vec<Spanned<String>>,
 }

@@ -1,0 +1,726 @@
+//! `markgate bundle seal|open|inspect`: encrypted bundles for partner agencies. The flags
+//! and exit codes are a contract (partners and mail administrators script them):
+//! 0 done, 1 refused (by the policy when sealing; by a failed check when opening), 2 error.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, FixedOffset, Utc};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use markgate::bundle::{
+    self, BundleError, Opened, Phase, Progress, SealOptions, Sender, SignatureStatus,
+};
+use markgate::decision::{Decision, Verdict};
+use markgate::policy::{Partner, Policy};
+
+/// Exit code when the policy or a bundle check refuses.
+const EXIT_REFUSED: u8 = 1;
+/// Inputs at least this large get a progress bar (when stderr is a terminal).
+const PROGRESS_THRESHOLD: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Seal files into an encrypted bundle for a partner, after checking the policy allows it.
+    ///
+    /// The bundle is an age-encrypted tar archive (MANIFEST.json, SECURITY-STATEMENT.txt for
+    /// one-off disclosures, MANIFEST.sig, then the files) that the partner opens with
+    /// `age -d -i key.txt bundle.age | tar -x`. The output is written to a temporary file and
+    /// renamed into place only on success.
+    ///
+    /// Exit status: 0 sealed, 1 refused by the policy (nothing written), 2 error.
+    #[command(after_help = "Examples:\n  \
+        markgate bundle seal --to suffolk-police --marking OFFICIAL-SENSITIVE \\\n      \
+        --purpose 'Missing person enquiry' --legal-basis 'DPA 2018 s.35' report.pdf -o report.age\n  \
+        markgate bundle seal --to 'Birmingham City Council' --marking OFFICIAL --isa ISA-0001 notes.txt -o out.age")]
+    Seal(SealArgs),
+    /// Decrypt a bundle, verify it completely, and write its files into a new directory.
+    ///
+    /// Checks, in order: the key decrypts it; MANIFEST.json comes first; MANIFEST.sig verifies
+    /// against the force's public key; every file is listed, in order, with the right size
+    /// and SHA-256; no path is absolute or climbs out with ..; no links, devices or FIFOs; no
+    /// file over --max-file-size. Files are written into a temporary directory beside the
+    /// output and renamed into place only when everything has passed.
+    ///
+    /// Exit status: 0 opened, 1 refused by a check (nothing written), 2 error.
+    Open(OpenArgs),
+    /// Show a bundle's manifest and signature status without writing any file.
+    ///
+    /// With a key, the whole bundle is decrypted and checked as `open` would (exit 1 if a
+    /// check fails). Without a key, only the age header is described.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// Partner to seal for: partner id or name from the register (case-insensitive).
+    #[arg(
+        long,
+        value_name = "PARTNER",
+        required_unless_present = "recipient",
+        conflicts_with = "recipient"
+    )]
+    to: Option<String>,
+    /// Seal to this age X25519 key (repeatable) instead of a partner. A key in no partner's
+    /// register entry is decided as an unregistered recipient on the internet.
+    #[arg(long, value_name = "AGE1...")]
+    recipient: Vec<String>,
+    /// Protective marking of the contents (a class name from the policy, e.g. OFFICIAL-SENSITIVE).
+    #[arg(long, value_name = "CLASS")]
+    marking: String,
+    /// Information Sharing Agreement the disclosure is made under (its purpose and legal
+    /// basis go in the manifest). Without it the disclosure is one-off.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["purpose", "legal_basis"])]
+    isa: Option<String>,
+    /// Purpose of a one-off disclosure.
+    #[arg(long, value_name = "TEXT")]
+    purpose: Option<String>,
+    /// Legal basis of a one-off disclosure.
+    #[arg(long, value_name = "TEXT")]
+    legal_basis: Option<String>,
+    /// Policy directory.
+    #[arg(long, value_name = "DIR", default_value_os_t = super::default_policy_dir())]
+    policy: PathBuf,
+    /// Ed25519 manifest signing key (PKCS#8 PEM).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "MARKGATE_SIGNING_KEY",
+        default_value = "certs/signing-key.pem"
+    )]
+    signing_key: PathBuf,
+    /// Sending organisation. Default: the registered partner whose domain is internal.
+    #[arg(long, value_name = "NAME")]
+    from_org: Option<String>,
+    /// Sending person. Default: $USER.
+    #[arg(long, value_name = "NAME")]
+    from: Option<String>,
+    /// Write ASCII-armored age (text) instead of binary.
+    #[arg(long)]
+    armor: bool,
+    /// Decide as at this time (RFC 3339), for ISA review dates and the destroy-by date.
+    #[arg(long, value_name = "TIME", value_parser = super::check_time)]
+    at: Option<DateTime<FixedOffset>>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Print the manifest as JSON on standard output when done.
+    #[arg(long)]
+    json: bool,
+    /// Output bundle (`-` for standard output).
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    output: PathBuf,
+    /// Files to seal (each goes in under its base name).
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// The force's manifest public key (SPKI PEM).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "MARKGATE_SIGNING_PUB",
+        default_value = "certs/signing-pub.pem"
+    )]
+    signing_pub: PathBuf,
+    /// Accept a bundle without MANIFEST.sig (an archive made with tar and age). It is still
+    /// reported as UNSIGNED: nothing proves who made it.
+    #[arg(long)]
+    allow_unsigned: bool,
+    /// Largest file accepted (bytes, or with K, M, G, T suffix).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "16G")]
+    max_file_size: u64,
+    /// Print the result as JSON on standard output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// age identity file (AGE-SECRET-KEY-1...).
+    #[arg(short = 'i', long = "identity", value_name = "KEY")]
+    identity: PathBuf,
+    /// Directory to create for the files (must not exist). Default: the bundle's name
+    /// without its extension.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    keys: KeyArgs,
+    /// The bundle (`-` for standard input).
+    #[arg(value_name = "BUNDLE")]
+    bundle: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// age identity file; without it only the age header is described.
+    #[arg(short = 'i', long = "identity", value_name = "KEY")]
+    identity: Option<PathBuf>,
+    #[command(flatten)]
+    keys: KeyArgs,
+    /// The bundle (`-` for standard input).
+    #[arg(value_name = "BUNDLE")]
+    bundle: PathBuf,
+}
+
+pub fn run(cmd: BundleCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BundleCommand::Seal(args) => seal(args),
+        BundleCommand::Open(args) => open(args),
+        BundleCommand::Inspect(args) => inspect(args),
+    }
+}
+
+// --- seal ------------------------------------------------------------------------------
+
+fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
+    let policy = super::load_policy(&args.policy)?;
+    let marking =
+        markgate::marking::read_text(&args.marking, &policy.markings).with_context(|| {
+            format!(
+                "unknown marking {:?}; the policy's classes are: {}",
+                args.marking,
+                policy
+                    .markings
+                    .classes
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+    let partner = match &args.to {
+        Some(wanted) => Some(find_partner(&policy, wanted)?),
+        None => partner_for_keys(&policy, &args.recipient),
+    };
+    let now = args
+        .at
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(Utc::now);
+    let today = now.date_naive();
+    let sender = Sender {
+        organisation: args
+            .from_org
+            .clone()
+            .unwrap_or_else(|| own_organisation(&policy)),
+        person: args
+            .from
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "unknown".into()),
+    };
+    let decision = bundle::decide_bundle(
+        &policy,
+        partner,
+        &marking,
+        args.isa.as_deref(),
+        &markgate::decision::Declared {
+            purpose: args.purpose.clone(),
+            legal_basis: args.legal_basis.clone(),
+            consent: None,
+        },
+        &sender.person,
+        today,
+    );
+    let recipient = &decision.recipients[0];
+    if recipient.verdict == Verdict::Block {
+        record_bundle_decision(&decision, None);
+        return refuse(&BundleError::Refused {
+            reason: recipient.reason.clone(),
+            rules: recipient.rules.clone(),
+        });
+    }
+    let opts = match partner {
+        Some(p) if args.recipient.is_empty() => {
+            bundle::options_for_partner(&policy, &decision, recipient.disclosure, p, &sender, today)
+        }
+        _ => {
+            let mut o =
+                bundle::base_options(&policy, &decision, recipient.disclosure, &sender, today);
+            o.recipients = args.recipient.clone();
+            o.recipient_names = partner.map(|p| vec![p.name.clone()]).unwrap_or_default();
+            bundle::age_io::parse_recipients(&o.recipients).map(|_| o)
+        }
+    };
+    let mut opts = match opts {
+        Ok(o) => o,
+        Err(e) => {
+            record_bundle_decision(&decision, None);
+            return refuse(&e);
+        }
+    };
+    if opts.isa.is_none() {
+        opts.purpose = args.purpose.clone().or(opts.purpose);
+        opts.legal_basis = args.legal_basis.clone().or(opts.legal_basis);
+    }
+    opts.armor = args.armor;
+    let key = markgate::certs::load_signing_key(&args.signing_key)?;
+
+    let total: u64 = args
+        .files
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let progress = Bar::new(total);
+    let manifest = write_output(&args.output, args.force, |out| {
+        bundle::seal_files(&opts, &args.files, &key, out, &progress)
+    })?;
+    record_bundle_decision(&decision, Some(&manifest));
+
+    eprintln!(
+        "sealed {} file(s), {} bytes, {} for {} ({}): {}",
+        manifest.files.len(),
+        manifest.files.iter().map(|f| f.size).sum::<u64>(),
+        manifest.marking.label,
+        describe_recipients(&opts),
+        if manifest.isa == bundle::manifest::ONE_OFF {
+            "one-off disclosure".to_string()
+        } else {
+            format!("under {}", manifest.isa)
+        },
+        args.output.display()
+    );
+    eprintln!(
+        "bundle id {}; destroy by {}",
+        manifest.bundle_id, manifest.destroy_by
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&manifest)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where the decision record for a sealed (or refused) bundle is written. Decision records
+/// (`src/record`) are being built separately; this is the one call site to wire once they
+/// land. Until then nothing is recorded.
+fn record_bundle_decision(decision: &Decision, sealed: Option<&bundle::Manifest>) {
+    let _ = (decision, sealed);
+}
+
+fn describe_recipients(opts: &SealOptions) -> String {
+    if opts.recipient_names.is_empty() {
+        format!("{} key(s)", opts.recipients.len())
+    } else {
+        opts.recipient_names.join(", ")
+    }
+}
+
+/// A partner by id or name, case-insensitive.
+fn find_partner<'p>(policy: &'p Policy, wanted: &str) -> anyhow::Result<&'p Partner> {
+    let wanted = wanted.trim();
+    policy
+        .partners
+        .iter()
+        .find(|p| p.id.eq_ignore_ascii_case(wanted) || p.name.eq_ignore_ascii_case(wanted))
+        .with_context(|| {
+            format!(
+                "{wanted:?} is not in the partner register; partners: {}",
+                policy
+                    .partners
+                    .iter()
+                    .map(|p| format!("{} ({})", p.id, p.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
+/// The registered partner holding every one of `keys`, if there is exactly one.
+fn partner_for_keys<'p>(policy: &'p Policy, keys: &[String]) -> Option<&'p Partner> {
+    let mut owners = policy.partners.iter().filter(|p| {
+        !keys.is_empty()
+            && keys
+                .iter()
+                .all(|k| p.age_recipients.iter().any(|r| r == k.trim()))
+    });
+    let first = owners.next()?;
+    owners.next().is_none().then_some(first)
+}
+
+/// The force's own name: the registered partner whose domain is the internal class.
+fn own_organisation(policy: &Policy) -> String {
+    policy
+        .partners
+        .iter()
+        .find(|p| {
+            p.domains.iter().any(|d| {
+                markgate::destination::classify(&format!("x@{d}"), policy)
+                    .is_ok_and(|dest| dest.class == policy.destinations.internal)
+            })
+        })
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Write to `path` through a temporary file in the same directory, renamed into place only
+/// when `write` succeeds. `-` is standard output; a path that exists and is not a regular
+/// file (`/dev/null`) is written directly.
+fn write_output<T>(
+    path: &Path,
+    force: bool,
+    write: impl FnOnce(&mut dyn Write) -> Result<T, BundleError>,
+) -> anyhow::Result<T> {
+    if path.as_os_str() == "-" {
+        let stdout = std::io::stdout();
+        let mut lock = stdout.lock();
+        let value = write(&mut lock)?;
+        lock.flush()?;
+        return Ok(value);
+    }
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            return Ok(write(&mut file)?);
+        }
+        if !force {
+            anyhow::bail!(
+                "{} already exists; pass --force to replace it",
+                path.display()
+            );
+        }
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut temp = tempfile::Builder::new()
+        .prefix(".markgate-seal-")
+        .tempfile_in(parent)
+        .with_context(|| format!("cannot create a file in {}", parent.display()))?;
+    let value = {
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, temp.as_file_mut());
+        let value = write(&mut out)?;
+        out.flush()
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        value
+    };
+    temp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    temp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(value)
+}
+
+// --- open and inspect ---------------------------------------------------------------------
+
+fn open(args: OpenArgs) -> anyhow::Result<ExitCode> {
+    let identities = bundle::age_io::load_identities(&args.identity)?;
+    let verifying = markgate::certs::load_verifying_key(&args.keys.signing_pub)
+        .context("the force's public key is needed to verify bundles (--signing-pub)")?;
+    let dest = match &args.output {
+        Some(d) => d.clone(),
+        None => default_output_dir(&args.bundle)?,
+    };
+    let opts = bundle::OpenOptions {
+        identities: &identities,
+        verifying_key: Some(&verifying),
+        allow_unsigned: args.keys.allow_unsigned,
+        max_entry_size: args.keys.max_file_size,
+    };
+    let (input, size) = open_input(&args.bundle)?;
+    let progress = Bar::new(size);
+    match bundle::open(input, &opts, &dest, &progress) {
+        Ok(opened) => {
+            report(&opened, args.keys.json, Some(&dest))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => refuse_or_fail(e),
+    }
+}
+
+fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let Some(identity) = &args.identity else {
+        let (input, _) = open_input(&args.bundle)?;
+        let header = header_summary(input)?;
+        if args.keys.json {
+            println!("{}", serde_json::to_string_pretty(&header)?);
+        } else {
+            println!(
+                "age-encrypted bundle ({}), {} recipient stanza(s): {}",
+                if header["armored"] == true {
+                    "armored"
+                } else {
+                    "binary"
+                },
+                header["stanzas"].as_array().map_or(0, Vec::len),
+                header["stanzas"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            );
+            println!("give -i KEY to read the manifest");
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let identities = bundle::age_io::load_identities(identity)?;
+    let verifying = match markgate::certs::load_verifying_key(&args.keys.signing_pub) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            eprintln!("markgate: warning: signature not checked: {e}");
+            None
+        }
+    };
+    let opts = bundle::OpenOptions {
+        identities: &identities,
+        verifying_key: verifying.as_ref(),
+        allow_unsigned: args.keys.allow_unsigned,
+        max_entry_size: args.keys.max_file_size,
+    };
+    let (input, size) = open_input(&args.bundle)?;
+    let progress = Bar::new(size);
+    match bundle::inspect(input, &opts, &progress) {
+        Ok(opened) => {
+            report(&opened, args.keys.json, None)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => refuse_or_fail(e),
+    }
+}
+
+/// Print what a bundle holds: marking first, the statement, the terms, the files.
+fn report(opened: &Opened, as_json: bool, dest: Option<&Path>) -> anyhow::Result<()> {
+    let unsigned = opened.signature == SignatureStatus::Missing;
+    if unsigned {
+        eprintln!("markgate: WARNING: UNSIGNED BUNDLE: it has no MANIFEST.sig, so nothing proves who made it or that its contents are as sent");
+    }
+    if as_json {
+        let out = json!({
+            "signature": opened.signature,
+            "manifest": opened.manifest,
+            "statement": opened.statement,
+            "files": opened.files,
+            "output": dest,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let mut out = String::new();
+    use std::fmt::Write as _;
+    match &opened.manifest {
+        Some(m) => {
+            let _ = writeln!(out, "Marking:      {}", m.marking.label);
+            let _ = writeln!(out, "Bundle:       {}", m.bundle_id);
+            let _ = writeln!(
+                out,
+                "From:         {}, {}",
+                m.sender.person, m.sender.organisation
+            );
+            let _ = writeln!(out, "To:           {}", m.recipients.join(", "));
+            let _ = writeln!(out, "Created:      {}", m.created.to_rfc3339());
+            let _ = writeln!(
+                out,
+                "Disclosure:   {}",
+                if m.isa == bundle::manifest::ONE_OFF {
+                    "one-off".to_string()
+                } else {
+                    format!("under {}", m.isa)
+                }
+            );
+            if let Some(p) = &m.purpose {
+                let _ = writeln!(out, "Purpose:      {p}");
+            }
+            if let Some(l) = &m.legal_basis {
+                let _ = writeln!(out, "Legal basis:  {l}");
+            }
+            let _ = writeln!(out, "Destroy by:   {}", m.destroy_by);
+        }
+        None => {
+            let _ = writeln!(out, "Marking:      unknown (no manifest)");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "Signature:    {}",
+        match &opened.signature {
+            SignatureStatus::Verified { key } =>
+                format!("verified (key {})", &key[..16.min(key.len())]),
+            SignatureStatus::NotChecked => "present, NOT CHECKED (no public key)".into(),
+            SignatureStatus::Missing => "MISSING: unsigned bundle".into(),
+        }
+    );
+    if let Some(s) = &opened.statement {
+        let _ = writeln!(out, "\nSecurity statement:\n{s}\n");
+    }
+    let _ = writeln!(out, "Files:");
+    for f in &opened.files {
+        let _ = writeln!(
+            out,
+            "  {}  {:>12}  {}{}",
+            f.sha256,
+            f.size,
+            f.path.display(),
+            if f.verified { "" } else { "  (unverified)" }
+        );
+    }
+    if let Some(d) = dest {
+        let _ = writeln!(out, "Written to:   {}", d.display());
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn refuse(e: &BundleError) -> anyhow::Result<ExitCode> {
+    eprintln!("markgate: refused: {e}");
+    Ok(ExitCode::from(EXIT_REFUSED))
+}
+
+fn refuse_or_fail(e: BundleError) -> anyhow::Result<ExitCode> {
+    if e.is_refusal() {
+        refuse(&e)
+    } else {
+        Err(e.into())
+    }
+}
+
+fn open_input(path: &Path) -> anyhow::Result<(Box<dyn std::io::Read>, u64)> {
+    if path.as_os_str() == "-" {
+        return Ok((Box::new(std::io::stdin().lock()), 0));
+    }
+    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    Ok((Box::new(file), size))
+}
+
+/// `dir/report.age` opens into `dir/report`.
+fn default_output_dir(bundle: &Path) -> anyhow::Result<PathBuf> {
+    let stem = bundle
+        .file_stem()
+        .filter(|s| Some(*s) != bundle.file_name())
+        .context("cannot derive an output directory from the bundle name; give -o DIR")?;
+    Ok(bundle.with_file_name(stem))
+}
+
+/// Describe the age header without decrypting: armored or not, and the stanza types.
+fn header_summary(input: Box<dyn std::io::Read>) -> anyhow::Result<serde_json::Value> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(input);
+    let armored = reader
+        .fill_buf()?
+        .starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----");
+    let mut lines = std::io::BufReader::new(age::armor::ArmoredReader::new(reader)).lines();
+    let first = lines.next().transpose().ok().flatten().unwrap_or_default();
+    if first.trim() != "age-encryption.org/v1" {
+        return Err(BundleError::NotAgeFile("no age-encryption.org/v1 header".into()).into());
+    }
+    let mut stanzas = Vec::new();
+    for line in lines {
+        let Ok(line) = line else { break };
+        if line.starts_with("---") {
+            break;
+        }
+        if let Some(rest) = line.strip_prefix("-> ") {
+            let kind = rest.split_whitespace().next().unwrap_or("");
+            // age adds random "grease" stanzas that stand for nobody.
+            if !kind.ends_with("-grease") {
+                stanzas.push(kind.to_string());
+            }
+        }
+    }
+    Ok(json!({ "armored": armored, "stanzas": stanzas }))
+}
+
+/// `1024`, `64K`, `10M`, `16G`, `1T` (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("{s:?}: unknown size suffix (K, M, G, T)")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("{s:?} is not a size (e.g. 1048576, 64K, 10M, 16G)"))
+}
+
+/// An indicatif bar on stderr, only for large inputs and only when stderr is a terminal.
+struct Bar {
+    enabled: bool,
+    bar: RefCell<Option<indicatif::ProgressBar>>,
+}
+
+impl Bar {
+    fn new(total_hint: u64) -> Bar {
+        Bar {
+            enabled: total_hint >= PROGRESS_THRESHOLD && std::io::stderr().is_terminal(),
+            bar: RefCell::new(None),
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn begin(&self, phase: Phase, total: u64) {
+        if !self.enabled {
+            return;
+        }
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg:>8} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(phase.as_str());
+        *self.bar.borrow_mut() = Some(bar);
+    }
+    fn advance(&self, bytes: u64) {
+        if let Some(bar) = self.bar.borrow().as_ref() {
+            bar.inc(bytes);
+        }
+    }
+    fn end(&self) {
+        if let Some(bar) = self.bar.borrow_mut().take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("16g"), Ok(16 << 30));
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn output_dirs() {
+        assert_eq!(
+            default_output_dir(Path::new("a/report.age")).unwrap(),
+            PathBuf::from("a/report")
+        );
+        assert!(default_output_dir(Path::new("report")).is_err());
+    }
+}

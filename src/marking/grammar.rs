@@ -1,0 +1,610 @@
+//! Grammar: how a marking is written, independent of where it stands.
+//!
+//! Text is cut into tokens after the same normalisation as [`super::normalise`] (NFKD,
+//! combining marks and invisible characters dropped, upper case, confusable letters mapped to
+//! the Latin letter they imitate), but keeping what separates the words: a marking is
+//! recognised by what stands around it, so `SECRET - Santa` (a marking and a separator) and
+//! `Secret Santa` (prose) must stay different.
+//!
+//! A marking is a class spelling from the policy (longest spelling first, its words joined by
+//! spaces, hyphens, dashes, underscores or a colon: `OFFICIAL-SENSITIVE`,
+//! `OFFICIAL - SENSITIVE`, `OFFICIAL:Sensitive`), optionally followed by descriptors of that
+//! class (`PERSONAL`, `: PERSONAL`, `[PERSONAL]`, `(PERSONAL)`, `- PERSONAL`). Each place
+//! that carries markings says what may follow one (see [`Follow`]).
+
+use std::borrow::Cow;
+
+use unicode_normalization::UnicodeNormalization;
+
+use super::normalise::{is_dropped, is_separator};
+use crate::policy::MarkingScheme;
+
+/// Stands for a letter that is either I or L: a lower-case `l`, the digit `1`, and every
+/// look-alike whose Unicode skeleton is `l` (Cyrillic `І`, Greek `ι`, `ӏ` ...). Upper-casing
+/// `official` gives `OFFICIAL`, but `CONFlDENTIAL` (lower-case L) must still read as
+/// CONFIDENTIAL.
+const I_OR_L: char = '\u{E000}';
+
+/// One token of normalised text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A run of letters and digits, upper case, look-alikes mapped.
+    Word(String),
+    /// A hyphen, dash, minus or underscore.
+    Dash,
+    /// Any other visible character.
+    Sym(char),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Token {
+    pub kind: Kind,
+    /// White space stood before this token.
+    pub space_before: bool,
+}
+
+/// Tokens of one piece of text; `truncated` when the text went on past the token limit.
+#[derive(Debug, Clone)]
+pub(crate) struct Tokens {
+    pub toks: Vec<Token>,
+    pub truncated: bool,
+}
+
+impl Tokens {
+    fn kind(&self, i: usize) -> Option<&Kind> {
+        self.toks.get(i).map(|t| &t.kind)
+    }
+
+    fn is_sym(&self, i: usize, c: char) -> bool {
+        self.kind(i) == Some(&Kind::Sym(c))
+    }
+
+    /// Nothing follows position `i` (and the text was not cut short).
+    pub fn at_end(&self, i: usize) -> bool {
+        i >= self.toks.len() && !self.truncated
+    }
+
+    /// A separator that ends a leading marking stands at `i`: `:`, `|`, `//`, or a dash
+    /// with white space on either side (`OFFICIAL - notes`, not `Secret-Santa`).
+    pub fn separator_at(&self, i: usize, colon: bool) -> bool {
+        match self.kind(i) {
+            None => self.at_end(i),
+            Some(Kind::Sym(':')) => colon,
+            Some(Kind::Sym('|')) => true,
+            Some(Kind::Sym('/')) => self.is_sym(i + 1, '/'),
+            Some(Kind::Dash) => {
+                self.toks[i].space_before || self.toks.get(i + 1).is_none_or(|t| t.space_before)
+            }
+            _ => false,
+        }
+    }
+
+    /// Only decoration (`***`, `--`, `]`, `.`) follows position `i`.
+    pub fn only_decoration_from(&self, i: usize) -> bool {
+        !self.truncated
+            && self.toks[i.min(self.toks.len())..]
+                .iter()
+                .all(is_decoration)
+    }
+
+    /// First position after leading decoration.
+    pub fn skip_decoration(&self, mut i: usize) -> usize {
+        while self.toks.get(i).is_some_and(is_decoration) {
+            i += 1;
+        }
+        i
+    }
+}
+
+/// Characters that dress a banner up without meaning anything: `*** OFFICIAL ***`,
+/// `-- OFFICIAL --`, `[RESTRICTED]`, `> OFFICIAL` (a quoted banner still marks the text).
+fn is_decoration(t: &Token) -> bool {
+    match t.kind {
+        Kind::Dash => true,
+        Kind::Sym(c) => matches!(
+            c,
+            '*' | '='
+                | '#'
+                | '~'
+                | '['
+                | ']'
+                | '('
+                | ')'
+                | '<'
+                | '>'
+                | '|'
+                | '.'
+                | '!'
+                | '+'
+                | '«'
+                | '»'
+                | '{'
+                | '}'
+                | '•'
+                | '·'
+        ),
+        Kind::Word(_) => false,
+    }
+}
+
+/// Cut `text` into at most `limit` tokens.
+pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
+    let mut t = Tokenizer {
+        toks: Vec::new(),
+        word: String::new(),
+        space: false,
+        limit,
+        truncated: false,
+    };
+    if text.is_ascii() {
+        // Fast path: nothing to decompose or map.
+        for c in text.chars() {
+            if !t.push(c) {
+                break;
+            }
+        }
+    } else {
+        for c in text.nfkd() {
+            if !is_dropped(c) && !t.push(c) {
+                break;
+            }
+        }
+    }
+    t.flush();
+    Tokens {
+        toks: t.toks,
+        truncated: t.truncated,
+    }
+}
+
+struct Tokenizer {
+    toks: Vec<Token>,
+    word: String,
+    space: bool,
+    limit: usize,
+    truncated: bool,
+}
+
+impl Tokenizer {
+    /// Take one character; false once the token limit is reached.
+    fn push(&mut self, c: char) -> bool {
+        if c.is_alphanumeric() {
+            push_word_char(&mut self.word, c);
+            return true;
+        }
+        self.flush();
+        if self.toks.len() >= self.limit {
+            self.truncated = true;
+            return false;
+        }
+        if c.is_whitespace() || c.is_control() {
+            self.space = true;
+        } else if is_separator(c) {
+            self.emit(Kind::Dash);
+        } else {
+            self.emit(Kind::Sym(c));
+        }
+        true
+    }
+
+    fn emit(&mut self, kind: Kind) {
+        self.toks.push(Token {
+            kind,
+            space_before: std::mem::take(&mut self.space),
+        });
+    }
+
+    fn flush(&mut self) {
+        if !self.word.is_empty() {
+            let w = std::mem::take(&mut self.word);
+            if self.toks.len() >= self.limit {
+                self.truncated = true;
+            } else {
+                self.emit(Kind::Word(w));
+            }
+        }
+    }
+}
+
+fn push_word_char(word: &mut String, c: char) {
+    if c.is_ascii() {
+        word.push(match c {
+            'l' | '1' => I_OR_L,
+            c => c.to_ascii_uppercase(),
+        });
+        return;
+    }
+    for u in c.to_uppercase() {
+        if u.is_ascii() {
+            word.push(u);
+            continue;
+        }
+        let mut buf = [0u8; 4];
+        let skeleton: String = unicode_security::skeleton(u.encode_utf8(&mut buf)).collect();
+        if !skeleton.is_empty() && skeleton.chars().all(|s| s.is_ascii_alphanumeric()) {
+            for s in skeleton.chars() {
+                word.push(match s {
+                    'l' | '1' | 'I' => I_OR_L,
+                    s => s.to_ascii_uppercase(),
+                });
+            }
+        } else {
+            word.push(u);
+        }
+    }
+}
+
+/// A token of text matches a word the policy wrote (both normalised).
+fn word_eq(text: &str, policy: &str) -> bool {
+    let mut a = text.chars();
+    let mut b = policy.chars();
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) => {
+                let same = x == y
+                    || (x == I_OR_L && (y == 'I' || y == 'L'))
+                    || (y == I_OR_L && (x == 'I' || x == 'L'))
+                    || (x == '0' && y == 'O');
+                if !same {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// A phrase from the policy (a class spelling, a descriptor, a prefix) as a token pattern.
+#[derive(Debug, Clone)]
+struct Phrase(Vec<Kind>);
+
+impl Phrase {
+    fn new(text: &str) -> Phrase {
+        Phrase(
+            tokenize(text, 64)
+                .toks
+                .into_iter()
+                .map(|t| t.kind)
+                .filter(|k| *k != Kind::Dash)
+                .collect(),
+        )
+    }
+
+    /// Match at `i`; the words may be joined by one dash or colon each. Returns the end.
+    fn match_at(&self, t: &Tokens, mut i: usize) -> Option<usize> {
+        if self.0.is_empty() {
+            return None;
+        }
+        for (k, want) in self.0.iter().enumerate() {
+            if k > 0 && matches!(t.kind(i), Some(Kind::Dash | Kind::Sym(':'))) {
+                i += 1;
+            }
+            let ok = match (want, t.kind(i)?) {
+                (Kind::Word(w), Kind::Word(got)) => word_eq(got, w),
+                (Kind::Sym(a), Kind::Sym(b)) => a == b,
+                _ => false,
+            };
+            if !ok {
+                return None;
+            }
+            i += 1;
+        }
+        Some(i)
+    }
+}
+
+/// What may follow a marking for it to count, by where it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Follow {
+    /// Anything: the value of a header whose purpose is the marking (`SECRET UK EYES ONLY`).
+    Anything,
+    /// A separator (`:`, ` - `, `//`, `|`) or the end: the start of a subject.
+    Separator,
+    /// A closing `]`: a bracketed marking anywhere in a subject.
+    Bracket,
+    /// Only decoration, or a dash/`//`/`|` separator and a handling caveat: a banner line.
+    Banner,
+    /// Only decoration: a marking written on its own.
+    Alone,
+}
+
+/// A marking read from tokens: the class, its descriptors (canonical), and where it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Match {
+    pub class: usize,
+    pub descriptors: Vec<String>,
+    pub end: usize,
+}
+
+/// The policy's spellings, descriptors and prefixes as token patterns.
+pub(crate) struct Grammar<'s> {
+    pub scheme: &'s MarkingScheme,
+    /// (class index, spelling), longest first.
+    spellings: Vec<(usize, Phrase)>,
+    /// Per class: (canonical descriptor, pattern), longest first.
+    descriptors: Vec<Vec<(String, Phrase)>>,
+    banner_prefixes: Vec<Phrase>,
+    subject_prefixes: Vec<Phrase>,
+}
+
+impl<'s> Grammar<'s> {
+    pub fn new(scheme: &'s MarkingScheme) -> Grammar<'s> {
+        let mut spellings: Vec<(usize, Phrase)> = scheme
+            .classes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| c.spellings.iter().map(move |s| (i, Phrase::new(s))))
+            .collect();
+        spellings.sort_by_key(|(_, p)| std::cmp::Reverse(phrase_len(p)));
+        let descriptors = scheme
+            .classes
+            .iter()
+            .map(|c| {
+                let mut d: Vec<(String, Phrase)> = c
+                    .descriptors
+                    .iter()
+                    .map(|d| (d.clone(), Phrase::new(d)))
+                    .collect();
+                d.sort_by_key(|(_, p)| std::cmp::Reverse(phrase_len(p)));
+                d
+            })
+            .collect();
+        let mut banner_prefixes: Vec<Phrase> = scheme
+            .banner_prefixes
+            .iter()
+            .map(|p| Phrase::new(p))
+            .collect();
+        banner_prefixes.sort_by_key(|p| std::cmp::Reverse(phrase_len(p)));
+        Grammar {
+            scheme,
+            spellings,
+            descriptors,
+            banner_prefixes,
+            subject_prefixes: scheme
+                .subject_prefixes
+                .iter()
+                .map(|p| Phrase::new(p))
+                .collect(),
+        }
+    }
+
+    /// The class whose (longest) spelling starts at `i`, and where it ends.
+    fn class_at(&self, t: &Tokens, i: usize) -> Option<(usize, usize)> {
+        self.spellings
+            .iter()
+            .find_map(|(class, p)| p.match_at(t, i).map(|end| (*class, end)))
+    }
+
+    /// Descriptors of `class` following position `i`: `PERSONAL`, `: PERSONAL`,
+    /// `[PERSONAL]`, `(PERSONAL)`, `- PERSONAL`, several separated by commas or slashes.
+    fn descriptors_at(&self, t: &Tokens, class: usize, mut i: usize) -> (Vec<String>, usize) {
+        let mut found: Vec<String> = Vec::new();
+        let known = &self.descriptors[class];
+        if known.is_empty() {
+            return (found, i);
+        }
+        while found.len() < known.len() {
+            let mut k = i;
+            let mut close = None;
+            match t.kind(k) {
+                Some(Kind::Sym(':' | ',' | '/') | Kind::Dash) => k += 1,
+                Some(Kind::Sym('[')) => {
+                    k += 1;
+                    close = Some(']');
+                }
+                Some(Kind::Sym('(')) => {
+                    k += 1;
+                    close = Some(')');
+                }
+                _ => {}
+            }
+            let Some((name, end)) = known
+                .iter()
+                .find_map(|(name, p)| p.match_at(t, k).map(|end| (name, end)))
+            else {
+                break;
+            };
+            k = end;
+            if let Some(c) = close {
+                if !t.is_sym(k, c) {
+                    break;
+                }
+                k += 1;
+            }
+            if !found.contains(name) {
+                found.push(name.clone());
+            }
+            i = k;
+        }
+        (found, i)
+    }
+
+    fn follows(&self, t: &Tokens, i: usize, follow: Follow) -> bool {
+        match follow {
+            Follow::Anything => true,
+            Follow::Separator => t.separator_at(i, true),
+            Follow::Bracket => t.is_sym(i, ']'),
+            Follow::Banner => t.only_decoration_from(i) || t.separator_at(i, false),
+            Follow::Alone => t.only_decoration_from(i),
+        }
+    }
+
+    /// A marking starting at `i`, followed by what `follow` allows. With descriptors when
+    /// they are there and still leave a valid ending, else the class alone
+    /// (`OFFICIAL-SENSITIVE - Personal details of ...` is the class alone).
+    pub fn marking_at(&self, t: &Tokens, i: usize, follow: Follow) -> Option<Match> {
+        let (class, end) = self.class_at(t, i)?;
+        let (descriptors, dend) = self.descriptors_at(t, class, end);
+        if !descriptors.is_empty() && self.follows(t, dend, follow) {
+            return Some(Match {
+                class,
+                descriptors,
+                end: dend,
+            });
+        }
+        self.follows(t, end, follow).then(|| Match {
+            class,
+            descriptors: Vec::new(),
+            end,
+        })
+    }
+
+    /// A subject: bracketed markings anywhere, and a marking at the start after any
+    /// reply/forward prefixes and leading `[tags]`.
+    pub fn subject(&self, t: &Tokens) -> Vec<Match> {
+        let mut out = Vec::new();
+        for i in 0..t.toks.len() {
+            if t.is_sym(i, '[') {
+                if let Some(mut m) = self.marking_at(t, i + 1, Follow::Bracket) {
+                    // `[OFFICIAL-SENSITIVE] [PERSONAL]`
+                    let (more, _) = self.descriptors_at(t, m.class, m.end + 1);
+                    for d in more {
+                        if !m.descriptors.contains(&d) {
+                            m.descriptors.push(d);
+                        }
+                    }
+                    out.push(m);
+                }
+            }
+        }
+        let start = self.skip_subject_prefixes(t);
+        if let Some(m) = self.marking_at(t, start, Follow::Separator) {
+            out.push(m);
+        }
+        out
+    }
+
+    /// Skip `RE:`, `FW[2]:`, `Fwd:`, `AW:` ... and leading `[tags]`, any number of them.
+    fn skip_subject_prefixes(&self, t: &Tokens) -> usize {
+        let mut i = 0;
+        'outer: loop {
+            if t.is_sym(i, '[') {
+                if let Some(close) = (i + 1..t.toks.len()).find(|&k| t.is_sym(k, ']')) {
+                    i = close + 1;
+                    continue;
+                }
+            }
+            for p in &self.subject_prefixes {
+                let Some(mut k) = p.match_at(t, i) else {
+                    continue;
+                };
+                // a count: RE[2]: or RE(2):
+                if t.is_sym(k, '[') || t.is_sym(k, '(') {
+                    if matches!(t.kind(k + 1), Some(Kind::Word(_)))
+                        && (t.is_sym(k + 2, ']') || t.is_sym(k + 2, ')'))
+                    {
+                        k += 3;
+                    }
+                }
+                if t.is_sym(k, ':') {
+                    i = k + 1;
+                    continue 'outer;
+                }
+            }
+            return i;
+        }
+    }
+
+    /// A banner line: optional decoration, optional banner prefix (`Classification:`), the
+    /// marking, then only decoration or a separator and a handling caveat.
+    pub fn banner(&self, t: &Tokens) -> Option<Match> {
+        let mut i = t.skip_decoration(0);
+        if let Some(m) = self.marking_at(t, i, Follow::Banner) {
+            return Some(m);
+        }
+        let end = self.banner_prefixes.iter().find_map(|p| p.match_at(t, i))?;
+        i = end;
+        if matches!(t.kind(i), Some(Kind::Sym(':' | '=') | Kind::Dash)) {
+            i += 1;
+        }
+        self.marking_at(t, i, Follow::Banner)
+    }
+
+    /// A marking written on its own, perhaps decorated (`[OFFICIAL]`).
+    pub fn alone(&self, t: &Tokens) -> Option<Match> {
+        self.marking_at(t, t.skip_decoration(0), Follow::Alone)
+    }
+
+    /// A header value that is a marking: it starts with one (after decoration).
+    pub fn header_value(&self, t: &Tokens) -> Option<Match> {
+        self.marking_at(t, t.skip_decoration(0), Follow::Anything)
+    }
+}
+
+fn phrase_len(p: &Phrase) -> (usize, usize) {
+    let chars =
+        p.0.iter()
+            .map(|k| match k {
+                Kind::Word(w) => w.chars().count(),
+                _ => 1,
+            })
+            .sum();
+    (p.0.len(), chars)
+}
+
+/// Unfold a header value (CRLF/LF followed by white space) and trim it.
+pub(crate) fn unfold(value: &str) -> Cow<'_, str> {
+    let value = value.trim();
+    if !value.contains(['\r', '\n']) {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut in_break = false;
+    for c in value.chars() {
+        if c == '\r' || c == '\n' {
+            in_break = true;
+            continue;
+        }
+        if in_break {
+            in_break = false;
+            if !c.is_whitespace() && !out.ends_with(' ') {
+                out.push(' ');
+            }
+        }
+        out.push(c);
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_keep_their_separators() {
+        let t = tokenize("OFFICIAL - notes", 16);
+        assert_eq!(t.toks.len(), 3);
+        assert!(t.separator_at(1, true));
+        let t = tokenize("Secret-Santa", 16);
+        assert!(!t.separator_at(1, true));
+    }
+
+    #[test]
+    fn lookalikes_of_i_and_l_compare_equal() {
+        let t = tokenize("CONFlDENTIAL c0nfidential", 16);
+        let Kind::Word(w) = &t.toks[0].kind else {
+            panic!()
+        };
+        assert!(word_eq(w, "CONFIDENTIAL"));
+        let Kind::Word(w) = &t.toks[1].kind else {
+            panic!()
+        };
+        assert!(word_eq(w, "CONFIDENTIAL"));
+        assert!(!word_eq("CONFIDENTIAL", "CONFIDENTIALS"));
+    }
+
+    #[test]
+    fn token_limit_marks_truncation() {
+        let t = tokenize("a b c d e f", 3);
+        assert!(t.truncated);
+        assert!(!t.at_end(3));
+    }
+
+    #[test]
+    fn unfolding() {
+        assert_eq!(unfold("a;\r\n b"), "a; b");
+        assert_eq!(unfold("a;\n\tb"), "a;\tb");
+        assert_eq!(unfold(" plain "), "plain");
+    }
+}

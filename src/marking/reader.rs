@@ -1,0 +1,342 @@
+//! The accumulator every channel feeds: headers, the subject and text parts go in, in any
+//! order; one [`Marking`] comes out. The mail channel feeds it from a parsed message
+//! ([`super::read`]); the HTTP gateway feeds it request headers and a text body.
+
+use std::borrow::Cow;
+
+use mail_parser::parsers::MessageStream;
+use mail_parser::{HeaderName, HeaderValue, Message, PartType};
+
+use super::grammar::{tokenize, unfold, Grammar, Match, Tokens};
+use super::{banner, headers, msip, Marking, MarkingSource};
+use crate::policy::MarkingScheme;
+
+/// Token limits: a subject is read whole (bracketed markings may stand anywhere in it);
+/// a header value or banner line only needs its start.
+const SUBJECT_TOKENS: usize = 4096;
+const LINE_TOKENS: usize = 256;
+/// Longest source text reported, in characters.
+const TEXT_REPORTED: usize = 200;
+/// How deep attached messages (message/rfc822) are read.
+const MAX_DEPTH: usize = 3;
+
+/// One marking found in one place.
+#[derive(Debug, Clone)]
+struct Finding {
+    class: usize,
+    descriptors: Vec<String>,
+    source: MarkingSource,
+}
+
+/// Collects the markings of one message or request. See the module docs of
+/// [`crate::marking`] for the rules.
+pub struct MarkingReader<'s> {
+    grammar: Grammar<'s>,
+    found: Vec<Finding>,
+}
+
+/// Which reader a header goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeaderKind {
+    ProtectiveMarking,
+    Msip,
+    SioLabel,
+    Listed,
+}
+
+impl<'s> MarkingReader<'s> {
+    pub fn new(scheme: &'s MarkingScheme) -> MarkingReader<'s> {
+        MarkingReader {
+            grammar: Grammar::new(scheme),
+            found: Vec::new(),
+        }
+    }
+
+    fn kind(&self, name: &str) -> Option<HeaderKind> {
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("x-protective-marking") {
+            Some(HeaderKind::ProtectiveMarking)
+        } else if name.eq_ignore_ascii_case("msip_labels") {
+            Some(HeaderKind::Msip)
+        } else if name.eq_ignore_ascii_case("sio-label") {
+            Some(HeaderKind::SioLabel)
+        } else if self
+            .grammar
+            .scheme
+            .marking_headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(name))
+        {
+            Some(HeaderKind::Listed)
+        } else {
+            None
+        }
+    }
+
+    /// A header: `X-Protective-Marking` (bare or EPMS), `msip_labels`, `SIO-Label`, or one the
+    /// policy lists. Other headers (the Subject included: use [`Self::subject`]) are ignored.
+    pub fn header(&mut self, name: &str, value: &str) {
+        if let Some(kind) = self.kind(name) {
+            self.header_of_kind(
+                kind,
+                &format!("header:{}", name.trim().to_ascii_lowercase()),
+                value,
+            );
+        }
+    }
+
+    fn header_of_kind(&mut self, kind: HeaderKind, location: &str, value: &str) {
+        let value = unfold(value);
+        let value = value.as_ref();
+        match kind {
+            HeaderKind::ProtectiveMarking if headers::is_epms(value) => {
+                let (ns, sec) = headers::epms(value);
+                let trusted = ns.is_some_and(|ns| {
+                    self.grammar
+                        .scheme
+                        .epms_namespaces
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(ns.trim()))
+                });
+                if let (true, Some(sec)) = (trusted, sec) {
+                    let t = tokenize(sec, LINE_TOKENS);
+                    if let Some(m) = self.grammar.header_value(&t) {
+                        self.add(m, location, value);
+                    }
+                }
+            }
+            HeaderKind::ProtectiveMarking | HeaderKind::Listed => {
+                let t = tokenize(value, LINE_TOKENS);
+                if let Some(m) = self.grammar.header_value(&t) {
+                    self.add(m, location, value);
+                }
+            }
+            HeaderKind::SioLabel => {
+                if let Some(marking) = headers::parameter(value, "marking") {
+                    let t = tokenize(&marking, LINE_TOKENS);
+                    if let Some(m) = self.grammar.header_value(&t) {
+                        self.add(m, location, value);
+                    }
+                }
+            }
+            HeaderKind::Msip => self.msip(location, value),
+        }
+    }
+
+    fn msip(&mut self, location: &str, value: &str) {
+        for label in msip::labels(value).into_iter().filter(|l| l.enabled) {
+            if let Some(name) = &label.name {
+                let t = tokenize(name, LINE_TOKENS);
+                if let Some(m) = self.grammar.header_value(&t) {
+                    let text = format!("MSIP_Label_{}_Name={name}", label.id);
+                    self.add(m, location, &text);
+                }
+            }
+            let Some(site) = &label.site_id else { continue };
+            let key = (site.clone(), label.id.clone());
+            if let Some(mapped) = self.grammar.scheme.msip_labels.get(&key) {
+                let m = Match {
+                    class: mapped.class,
+                    descriptors: mapped.descriptors.clone(),
+                    end: 0,
+                };
+                let text = format!("MSIP_Label_{}_SiteId={site}", label.id);
+                self.add(m, location, &text);
+            }
+        }
+    }
+
+    /// The (decoded) subject.
+    pub fn subject(&mut self, value: &str) {
+        self.subject_at("subject", value);
+    }
+
+    fn subject_at(&mut self, location: &str, value: &str) {
+        let value = unfold(value);
+        let t: Tokens = tokenize(&value, SUBJECT_TOKENS);
+        for m in self.grammar.subject(&t) {
+            self.add(m, location, &value);
+        }
+    }
+
+    /// A text part (decoded, HTML already rendered to text): its first and last non-empty
+    /// lines are read as banners, reported as `banner:first:<location>` and
+    /// `banner:last:<location>`.
+    pub fn text_part(&mut self, location: &str, text: &str) {
+        let (first, last) = banner::first_and_last(text);
+        for (which, line) in [("first", first), ("last", last)] {
+            let Some(line) = line else { continue };
+            let t = tokenize(line, LINE_TOKENS);
+            if let Some(m) = self.grammar.banner(&t) {
+                self.add(m, &format!("banner:{which}:{location}"), line.trim());
+            }
+        }
+    }
+
+    /// Read a whole message: its subject, marking headers and text parts, then those of any
+    /// attached message (as `attached1:subject`, `attached1:banner:first:part1` ...).
+    pub(crate) fn message(&mut self, message: &Message<'_>, prefix: &str, depth: usize) {
+        for h in message.headers() {
+            let is_subject = h.name == HeaderName::Subject;
+            let kind = if is_subject {
+                None
+            } else {
+                match self.kind(h.name.as_str()) {
+                    Some(k) => Some(k),
+                    None => continue,
+                }
+            };
+            // mail-parser keeps unknown headers raw: decode RFC 2047 words here.
+            let value: Cow<'_, str> = if is_subject {
+                match &h.value {
+                    HeaderValue::Text(t) => t.as_ref().into(),
+                    HeaderValue::TextList(l) => l.join(" ").into(),
+                    _ => continue,
+                }
+            } else {
+                match message
+                    .raw_message
+                    .get(h.offset_start as usize..h.offset_end as usize)
+                {
+                    Some(raw) => decode_unstructured(raw),
+                    None => continue,
+                }
+            };
+            let location = if is_subject {
+                format!("{prefix}subject")
+            } else {
+                format!("{prefix}header:{}", h.name.as_str().to_ascii_lowercase())
+            };
+            match kind {
+                None => self.subject_at(&location, &value),
+                Some(kind) => self.header_of_kind(kind, &location, &value),
+            }
+        }
+        let mut seen: Vec<u32> = Vec::new();
+        for &id in message.text_body.iter().chain(&message.html_body) {
+            if seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            let Some(part) = message.parts.get(id as usize) else {
+                continue;
+            };
+            let location = format!("{prefix}part{id}");
+            match &part.body {
+                PartType::Text(t) => self.text_part(&location, t),
+                PartType::Html(h) => self.text_part(&location, &banner::html_to_text(h)),
+                _ => {}
+            }
+        }
+        if depth < MAX_DEPTH {
+            let mut n = 0;
+            for &id in &message.attachments {
+                if let Some(PartType::Message(inner)) =
+                    message.parts.get(id as usize).map(|p| &p.body)
+                {
+                    n += 1;
+                    self.message(inner, &format!("{prefix}attached{n}:"), depth + 1);
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, m: Match, location: &str, text: &str) {
+        let class = self.grammar.scheme.class(m.class);
+        let text = text.trim();
+        let text = match text.char_indices().nth(TEXT_REPORTED) {
+            Some((i, _)) => format!("{}…", &text[..i]),
+            None => text.to_string(),
+        };
+        self.found.push(Finding {
+            class: m.class,
+            descriptors: m.descriptors,
+            source: MarkingSource {
+                location: location.to_string(),
+                text,
+                class: class.name.clone(),
+            },
+        });
+    }
+
+    /// Settle on one marking: the highest rank wins (the class found first at that rank,
+    /// preferring one written with descriptors); the other classes at that rank go in
+    /// `also`; nothing found gives the policy's unmarked class, `defaulted`.
+    pub fn finish(self) -> Marking {
+        let scheme = self.grammar.scheme;
+        let Some(top) = self.found.iter().map(|f| scheme.class(f.class).rank).max() else {
+            return Marking::unmarked(scheme);
+        };
+        let at_top: Vec<&Finding> = self
+            .found
+            .iter()
+            .filter(|f| scheme.class(f.class).rank == top)
+            .collect();
+        let winner = at_top
+            .iter()
+            .find(|f| !f.descriptors.is_empty())
+            .unwrap_or(&at_top[0])
+            .class;
+        let class = scheme.class(winner);
+        let mut also: Vec<String> = Vec::new();
+        for f in &at_top {
+            let name = &scheme.class(f.class).name;
+            if f.class != winner && !also.contains(name) {
+                also.push(name.clone());
+            }
+        }
+        let mut descriptors: Vec<String> = Vec::new();
+        for d in &class.descriptors {
+            if at_top
+                .iter()
+                .filter(|f| f.class == winner)
+                .any(|f| f.descriptors.contains(d))
+            {
+                descriptors.push(d.clone());
+            }
+        }
+        // Descriptors from a label map that the class does not list are kept too.
+        for f in at_top.iter().filter(|f| f.class == winner) {
+            for d in &f.descriptors {
+                if !descriptors.contains(d) {
+                    descriptors.push(d.clone());
+                }
+            }
+        }
+        let mut label = class.name.clone();
+        for d in &descriptors {
+            label.push(' ');
+            label.push_str(d);
+        }
+        Marking {
+            class: class.name.clone(),
+            label,
+            rank: class.rank,
+            descriptors,
+            also,
+            sources: self.found.into_iter().map(|f| f.source).collect(),
+            defaulted: false,
+        }
+    }
+
+    /// A marking written on its own (`OFFICIAL-SENSITIVE PERSONAL`, `[OFFICIAL]`).
+    pub(crate) fn alone(&mut self, location: &str, text: &str) -> bool {
+        let t = tokenize(text, LINE_TOKENS);
+        match self.grammar.alone(&t) {
+            Some(m) => {
+                self.add(m, location, text);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Decode a raw header value as unstructured text (RFC 2047 encoded words, folding).
+pub(crate) fn decode_unstructured(raw: &[u8]) -> Cow<'_, str> {
+    match MessageStream::new(raw).parse_unstructured() {
+        HeaderValue::Text(t) => t,
+        HeaderValue::TextList(l) => l.join(" ").into(),
+        _ => Cow::Borrowed(""),
+    }
+}

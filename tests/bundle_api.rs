@@ -1,0 +1,360 @@
+//! The bundle library as the gateways call it: options from a policy decision, sealing in
+//! memory, to a writer and from disk, opening in memory, and one typed error per failure.
+
+#[path = "fixtures/bundle/common.rs"]
+mod common;
+
+use std::cell::Cell;
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use ed25519_dalek::SigningKey;
+use markgate::bundle::{
+    self, age_io, BundleError, BundleFile, OpenOptions, Phase, Progress, SealOptions,
+    SignatureStatus,
+};
+use markgate::decision::{decide, Disclosure, MessageFacts};
+use markgate::policy::Policy;
+use sha2::{Digest, Sha256};
+
+fn policy() -> Policy {
+    Policy::load(&common::root().join("policy")).unwrap()
+}
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()
+}
+
+fn signing_key() -> SigningKey {
+    SigningKey::from_bytes(&[42; 32])
+}
+
+fn sender() -> bundle::Sender {
+    bundle::Sender {
+        organisation: "West Midlands Police".into(),
+        person: "DC 4321".into(),
+    }
+}
+
+/// Options for Suffolk Constabulary, OFFICIAL-SENSITIVE, one-off, from a real decision.
+fn suffolk_options(policy: &Policy) -> SealOptions {
+    let marking = markgate::marking::read_text("OFFICIAL-SENSITIVE", &policy.markings).unwrap();
+    let facts = MessageFacts {
+        sender: "dc4321@westmidlands.pnn.police.uk".into(),
+        recipients: vec!["mp@suffolk.pnn.police.uk".into()],
+        marking,
+        isa_reference: None,
+        today: today(),
+        declared: Default::default(),
+    };
+    let decision = decide(&facts, policy);
+    assert!(decision.is_allowed(), "{decision:?}");
+    bundle::options_for(
+        policy,
+        &decision,
+        &decision.recipients[0],
+        &sender(),
+        today(),
+    )
+    .unwrap()
+}
+
+fn suffolk_open<'a>(
+    ids: &'a [Box<dyn age::Identity + Send + Sync>],
+    key: &'a ed25519_dalek::VerifyingKey,
+) -> OpenOptions<'a> {
+    OpenOptions {
+        identities: ids,
+        verifying_key: Some(key),
+        allow_unsigned: false,
+        max_entry_size: bundle::DEFAULT_MAX_ENTRY_SIZE,
+    }
+}
+
+fn files(big: &[u8]) -> Vec<BundleFile<'_>> {
+    vec![
+        BundleFile {
+            name: "message.eml".into(),
+            media_type: "message/rfc822".into(),
+            data: b"Subject: test\r\n\r\nhello\r\n",
+        },
+        BundleFile {
+            name: "footage.bin".into(),
+            media_type: "application/octet-stream".into(),
+            data: big,
+        },
+    ]
+}
+
+#[test]
+fn options_follow_the_policy() {
+    let policy = policy();
+    let opts = suffolk_options(&policy);
+    assert_eq!(
+        opts.recipients,
+        policy.partner("suffolk-police").unwrap().age_recipients
+    );
+    assert_eq!(opts.recipient_names, ["Suffolk Constabulary"]);
+    assert_eq!(opts.isa, None);
+    assert_eq!(opts.statement.as_deref(), Some(policy.statement.as_str()));
+    // OFFICIAL-SENSITIVE: retain_days = 180
+    assert_eq!(
+        opts.destroy_by,
+        NaiveDate::from_ymd_opt(2027, 5, 24).unwrap()
+    );
+
+    // Under a live ISA: its purpose and legal basis, no statement.
+    let marking = markgate::marking::read_text("OFFICIAL", &policy.markings).unwrap();
+    let birmingham = policy.partner("birmingham-cc").unwrap();
+    let decision = bundle::decide_bundle(
+        &policy,
+        Some(birmingham),
+        &marking,
+        Some("ISA-0001"),
+        &Default::default(),
+        "x",
+        today(),
+    );
+    assert_eq!(decision.recipients[0].disclosure, Disclosure::Isa);
+    let opts = bundle::options_for(
+        &policy,
+        &decision,
+        &decision.recipients[0],
+        &sender(),
+        today(),
+    )
+    .unwrap();
+    assert_eq!(opts.isa.as_deref(), Some("ISA-0001"));
+    assert!(opts.purpose.unwrap().contains("MASH"));
+    assert_eq!(opts.statement, None);
+    assert_eq!(
+        opts.destroy_by,
+        NaiveDate::from_ymd_opt(2027, 11, 25).unwrap()
+    );
+
+    // A blocked recipient is refused with the decision's reason.
+    let housing = policy.partner("example-housing").unwrap();
+    let decision = bundle::decide_bundle(
+        &policy,
+        Some(housing),
+        &marking,
+        Some("ISA-0002"),
+        &Default::default(),
+        "x",
+        today(),
+    );
+    let err = bundle::options_for(
+        &policy,
+        &decision,
+        &decision.recipients[0],
+        &sender(),
+        today(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, BundleError::Refused { ref rules, .. } if rules == &["isa-overdue"]));
+}
+
+#[test]
+fn in_memory_round_trip() {
+    let policy = policy();
+    let opts = suffolk_options(&policy);
+    let big = common::data(200_000, 9);
+    let key = signing_key();
+    let sealed = bundle::seal_in_memory(&opts, &files(&big), &key).unwrap();
+    let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+    let vk = key.verifying_key();
+    let (opened, contents) = bundle::open_in_memory(&sealed, &suffolk_open(&ids, &vk)).unwrap();
+    let m = opened.manifest.unwrap();
+    assert_eq!(m.marking.class, "OFFICIAL-SENSITIVE");
+    assert_eq!(m.isa, "one-off");
+    assert_eq!(m.files[1].sha256, hex::encode(Sha256::digest(&big)));
+    assert!(matches!(opened.signature, SignatureStatus::Verified { .. }));
+    assert_eq!(opened.statement.as_deref(), Some(policy.statement.as_str()));
+    let names: Vec<_> = contents
+        .iter()
+        .map(|(p, _)| p.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "MANIFEST.json",
+            "SECURITY-STATEMENT.txt",
+            "MANIFEST.sig",
+            "message.eml",
+            "footage.bin"
+        ]
+    );
+    assert_eq!(contents[4].1, big);
+
+    // seal_to_writer hands the writer back, holding the same kind of bundle.
+    let out = bundle::seal_to_writer(&opts, &files(&big), &key, std::io::Cursor::new(Vec::new()))
+        .unwrap()
+        .into_inner();
+    bundle::open_in_memory(&out, &suffolk_open(&ids, &vk)).unwrap();
+
+    // Without a verifying key the signature is reported as not checked.
+    let mut o = suffolk_open(&ids, &vk);
+    o.verifying_key = None;
+    let (opened, _) = bundle::open_in_memory(&sealed, &o).unwrap();
+    assert_eq!(opened.signature, SignatureStatus::NotChecked);
+}
+
+struct Count {
+    phases: Cell<u32>,
+    bytes: Cell<u64>,
+}
+
+impl Progress for Count {
+    fn begin(&self, _: Phase, _: u64) {
+        self.phases.set(self.phases.get() + 1);
+    }
+    fn advance(&self, n: u64) {
+        self.bytes.set(self.bytes.get() + n);
+    }
+}
+
+#[test]
+fn seal_files_streams_from_disk() {
+    let policy = policy();
+    let opts = suffolk_options(&policy);
+    let dir = tempfile::tempdir().unwrap();
+    let big = common::data(1_000_000, 3);
+    let paths: Vec<PathBuf> = [("empty.txt", &b""[..]), ("big.bin", &big[..])]
+        .iter()
+        .map(|(n, d)| {
+            let p = dir.path().join(n);
+            std::fs::write(&p, d).unwrap();
+            p
+        })
+        .collect();
+    let count = Count {
+        phases: Cell::new(0),
+        bytes: Cell::new(0),
+    };
+    let mut out = Vec::new();
+    let m = bundle::seal_files(&opts, &paths, &signing_key(), &mut out, &count).unwrap();
+    assert_eq!(count.phases.get(), 2);
+    assert_eq!(count.bytes.get(), 2 * big.len() as u64);
+    assert_eq!(m.files[0].size, 0);
+    assert_eq!(m.files[1].media_type, "application/octet-stream");
+    let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+    let vk = signing_key().verifying_key();
+    let (_, contents) = bundle::open_in_memory(&out, &suffolk_open(&ids, &vk)).unwrap();
+    assert_eq!(contents.last().unwrap().1, big);
+}
+
+#[test]
+fn seal_refuses_bad_inputs() {
+    let policy = policy();
+    let opts = suffolk_options(&policy);
+    let key = signing_key();
+    let one = |name: &str| {
+        bundle::seal_in_memory(
+            &opts,
+            &[BundleFile {
+                name: name.into(),
+                media_type: "text/plain".into(),
+                data: b"x",
+            }],
+            &key,
+        )
+        .unwrap_err()
+    };
+    assert!(matches!(one("../x"), BundleError::BadFileName { .. }));
+    assert!(matches!(
+        one("MANIFEST.json"),
+        BundleError::BadFileName { .. }
+    ));
+    let twice = [
+        BundleFile {
+            name: "a".into(),
+            media_type: "text/plain".into(),
+            data: b"1",
+        },
+        BundleFile {
+            name: "a".into(),
+            media_type: "text/plain".into(),
+            data: b"2",
+        },
+    ];
+    assert!(matches!(
+        bundle::seal_in_memory(&opts, &twice, &key),
+        Err(BundleError::DuplicateName(_))
+    ));
+    let mut no_keys = opts.clone();
+    no_keys.recipients.clear();
+    assert!(matches!(
+        bundle::seal_in_memory(&no_keys, &[], &key),
+        Err(BundleError::NoRecipients)
+    ));
+    let mut bad_key = opts.clone();
+    bad_key.recipients = vec!["age1notakey".into()];
+    assert!(matches!(
+        bundle::seal_in_memory(&bad_key, &[], &key),
+        Err(BundleError::BadRecipient(_))
+    ));
+}
+
+/// Where the age payload starts: after the header's `---` MAC line and the 16-byte nonce.
+fn payload_start(bundle: &[u8]) -> usize {
+    let mac = bundle.windows(4).position(|w| w == b"\n---").unwrap() + 1;
+    let end = mac + bundle[mac..].iter().position(|&b| b == b'\n').unwrap() + 1;
+    end + 16
+}
+
+#[test]
+fn each_failure_has_its_own_error() {
+    let policy = policy();
+    let opts = suffolk_options(&policy);
+    let big = common::data(300_000, 5);
+    let key = signing_key();
+    let sealed = bundle::seal_in_memory(&opts, &files(&big), &key).unwrap();
+    let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+    let vk = key.verifying_key();
+    let open = |bytes: &[u8]| bundle::open_in_memory(bytes, &suffolk_open(&ids, &vk)).unwrap_err();
+
+    let start = payload_start(&sealed);
+    let mut tampered = sealed.clone();
+    tampered[start + 65_552 + 100] ^= 1;
+    assert!(
+        matches!(open(&tampered), BundleError::Tampered { block: 1 }),
+        "{}",
+        open(&tampered)
+    );
+    // a changed header MAC (the base64 after "--- ")
+    let mut header = sealed.clone();
+    let mac = sealed.windows(4).position(|w| w == b"\n---").unwrap() + 5;
+    header[mac] = if header[mac] == b'A' { b'B' } else { b'A' };
+    assert!(
+        matches!(open(&header), BundleError::HeaderTampered),
+        "{}",
+        open(&header)
+    );
+    // cut on a chunk boundary, and inside a chunk
+    assert!(matches!(
+        open(&sealed[..start + 2 * 65_552]),
+        BundleError::Truncated
+    ));
+    assert!(matches!(
+        open(&sealed[..sealed.len() - 10]),
+        BundleError::Truncated
+    ));
+    assert!(matches!(
+        open(b"not an age file at all"),
+        BundleError::NotAgeFile(_)
+    ));
+
+    let birmingham = age_io::load_identities(&common::key("birmingham")).unwrap();
+    let err = bundle::open_in_memory(&sealed, &suffolk_open(&birmingham, &vk)).unwrap_err();
+    assert!(matches!(err, BundleError::WrongKey));
+
+    let other = SigningKey::from_bytes(&[1; 32]).verifying_key();
+    let err = bundle::open_in_memory(&sealed, &suffolk_open(&ids, &other)).unwrap_err();
+    assert!(matches!(err, BundleError::BadSignature { .. }));
+    assert!(err.to_string().contains("names signing key"), "{err}");
+
+    let mut small = suffolk_open(&ids, &vk);
+    small.max_entry_size = 1000;
+    let err = bundle::open_in_memory(&sealed, &small).unwrap_err();
+    assert!(matches!(err, BundleError::Oversize { ref name, .. } if name == "footage.bin"));
+}

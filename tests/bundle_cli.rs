@@ -1,0 +1,228 @@
+//! `markgate bundle seal` refuses what the policy forbids, with the reason, exit status 1 and
+//! no output file; and the command's help documents the contract.
+
+#[path = "fixtures/bundle/common.rs"]
+mod common;
+
+use common::Env;
+use predicates::prelude::*;
+
+/// Seal one file with `args` and expect refusal naming `needle`; no output, no temp file.
+fn refused(args: &[&str], needle: &str) {
+    let env = Env::new();
+    let file = env.write("a.txt", b"x");
+    let before = env.listing();
+    env.markgate()
+        .args(["bundle", "seal"])
+        .arg("--policy")
+        .arg(&env.policy)
+        .args(args)
+        .arg(&file)
+        .args(["-o", "out.age"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(needle));
+    assert_eq!(env.listing(), before, "an output was left behind");
+}
+
+#[test]
+fn secret_is_refused() {
+    refused(
+        &["--to", "Birmingham City Council", "--marking", "SECRET"],
+        "SECRET material may not be sent through the gateway",
+    );
+    refused(
+        &["--to", "suffolk-police", "--marking", "top secret"],
+        "secret-never",
+    );
+}
+
+#[test]
+fn partner_without_key_is_refused() {
+    refused(
+        &["--to", "keyless-council", "--marking", "OFFICIAL"],
+        "partner Keyless District Council has no age key in the partner register",
+    );
+}
+
+#[test]
+fn overdue_isa_is_refused() {
+    refused(
+        &[
+            "--to",
+            "example-housing",
+            "--marking",
+            "OFFICIAL",
+            "--isa",
+            "ISA-0002",
+        ],
+        "ISA-0002 was due for review on 2025-01-01 and is withdrawn",
+    );
+}
+
+#[test]
+fn class_above_isa_ceiling_is_refused() {
+    refused(
+        &[
+            "--to",
+            "birmingham-cc",
+            "--marking",
+            "CONFIDENTIAL",
+            "--isa",
+            "ISA-0001",
+        ],
+        "isa-ceiling-exceeded",
+    );
+}
+
+#[test]
+fn unregistered_key_is_decided_as_internet_recipient() {
+    // OFFICIAL-SENSITIVE to the internet needs a registered partner key.
+    refused(
+        &[
+            "--recipient",
+            "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+            "--marking",
+            "OFFICIAL-SENSITIVE",
+        ],
+        "encrypt-needs-partner-key",
+    );
+}
+
+#[test]
+fn isa_bundle_carries_the_isa_terms_and_no_statement() {
+    let env = Env::new();
+    let file = env.write("a.txt", b"mash referral\n");
+    let out = env
+        .markgate()
+        .args([
+            "bundle",
+            "seal",
+            "--to",
+            "BIRMINGHAM-CC",
+            "--marking",
+            "OFFICIAL-SENSITIVE",
+        ])
+        .args([
+            "--isa",
+            "ISA-0001",
+            "--json",
+            "--at",
+            "2026-11-25T12:00:00Z",
+        ])
+        .arg("--policy")
+        .arg(&env.policy)
+        .arg(&file)
+        .args(["-o", "out.age"])
+        .assert()
+        .success();
+    let m: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(m["isa"], "ISA-0001");
+    assert!(m["purpose"].as_str().unwrap().contains("MASH"));
+    assert!(m["legal_basis"]
+        .as_str()
+        .unwrap()
+        .contains("Children Act 2004"));
+    assert_eq!(m["statement"], serde_json::Value::Null);
+    // OFFICIAL-SENSITIVE keeps 180 days
+    assert_eq!(m["destroy_by"], "2027-05-24");
+    assert!(env.path("out.age").exists());
+}
+
+#[test]
+fn seal_does_not_replace_an_existing_output_without_force() {
+    let env = Env::new();
+    let file = env.write("a.txt", b"x");
+    env.write("out.age", b"keep me");
+    env.markgate()
+        .args([
+            "bundle",
+            "seal",
+            "--to",
+            "suffolk-police",
+            "--marking",
+            "OFFICIAL",
+        ])
+        .arg("--policy")
+        .arg(&env.policy)
+        .arg(&file)
+        .args(["-o", "out.age"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("pass --force"));
+    assert_eq!(std::fs::read(env.path("out.age")).unwrap(), b"keep me");
+}
+
+#[test]
+fn unknown_partner_and_marking_are_errors() {
+    let env = Env::new();
+    let file = env.write("a.txt", b"x");
+    env.markgate()
+        .args(["bundle", "seal", "--to", "nobody", "--marking", "OFFICIAL"])
+        .arg("--policy")
+        .arg(&env.policy)
+        .arg(&file)
+        .args(["-o", "out.age"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not in the partner register"));
+    env.markgate()
+        .args([
+            "bundle",
+            "seal",
+            "--to",
+            "suffolk-police",
+            "--marking",
+            "PINK",
+        ])
+        .arg("--policy")
+        .arg(&env.policy)
+        .arg(&file)
+        .args(["-o", "out.age"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown marking \"PINK\""));
+}
+
+#[test]
+fn help_documents_the_contract() {
+    let env = Env::new();
+    for (cmd, needles) in [
+        (
+            "seal",
+            &[
+                "--to",
+                "--recipient",
+                "--marking",
+                "--isa",
+                "--purpose",
+                "--legal-basis",
+                "--armor",
+                "--signing-key",
+                "Exit status",
+            ][..],
+        ),
+        (
+            "open",
+            &[
+                "--identity",
+                "--output",
+                "--signing-pub",
+                "--allow-unsigned",
+                "--max-file-size",
+                "Exit status",
+            ][..],
+        ),
+        ("inspect", &["--identity", "--json"][..]),
+    ] {
+        let out = env
+            .markgate()
+            .args(["bundle", cmd, "--help"])
+            .assert()
+            .success();
+        let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        for n in needles {
+            assert!(text.contains(n), "bundle {cmd} --help lacks {n}:\n{text}");
+        }
+    }
+}
