@@ -509,3 +509,84 @@ fn sigterm_stops_accepting_and_keeps_the_spool() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", setup.port)).is_err());
     assert!(setup.path().join("spool").exists());
 }
+
+#[test]
+fn confidential_to_suffolk_arrives_as_a_bundle_that_age_opens_to_the_original() {
+    require("age");
+    require("tar");
+    let setup = Setup::new("", None);
+    let server = setup.serve();
+    let original: &[u8] = b"From: Officer <officer@westmidlands.pnn.police.uk>\r\n\
+To: analyst@suffolk.pnn.police.uk\r\n\
+Subject: [CONFIDENTIAL] Operation Kestrel\r\n\
+X-Protective-Marking: CONFIDENTIAL\r\n\
+Message-ID: <kestrel-1@test>\r\n\
+\r\n\
+The source is reliable.\r\n\
+.a line that starts with a dot\r\n\
+\xc3\xa9t\xc3\xa9 8-bit text\r\n";
+    let eml = setup.path().join("original.eml");
+    std::fs::write(&eml, original).unwrap();
+    let send = format!(
+        "import smtplib\ns = smtplib.SMTP('127.0.0.1', {}, timeout=20)\n\
+         s.sendmail('officer@westmidlands.pnn.police.uk', ['analyst@suffolk.pnn.police.uk'], open({:?}, 'rb').read())\n\
+         s.quit()\n",
+        setup.port,
+        eml.to_str().unwrap()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &send])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log_text()
+    );
+    let cover = wait_for(Duration::from_secs(20), || setup.outbox().pop())
+        .unwrap_or_else(|| panic!("not delivered:\n{}", server.log_text()));
+    assert!(
+        cover.contains("Subject: [CONFIDENTIAL] Encrypted message from West Midlands Police"),
+        "{cover}"
+    );
+    assert!(
+        !cover.contains("Kestrel") && !cover.contains("source is reliable"),
+        "cover leaks content"
+    );
+    assert!(cover.contains("age -d -i"), "opening instructions");
+
+    // Open it as the partner would, with the stock tools.
+    let opened = setup.path().join("opened");
+    std::fs::create_dir_all(&opened).unwrap();
+    let cover_path = setup.path().join("cover.eml");
+    std::fs::write(&cover_path, &cover).unwrap();
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/suffolk.key");
+    let script = format!(
+        "import email, subprocess, sys\n\
+         m = email.message_from_bytes(open({cover:?}, 'rb').read())\n\
+         parts = [p for p in m.walk() if p.get_filename()]\n\
+         open({bundle:?}, 'wb').write(parts[0].get_payload(decode=True))\n\
+         d = subprocess.run(['age', '-d', '-i', {key:?}, {bundle:?}], capture_output=True, check=True).stdout\n\
+         subprocess.run(['tar', '-x', '-C', {opened:?}], input=d, check=True)\n",
+        cover = cover_path.to_str().unwrap(),
+        bundle = setup.path().join("bundle.age").to_str().unwrap(),
+        key = key.to_str().unwrap(),
+        opened = opened.to_str().unwrap(),
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = std::fs::read(opened.join("message.eml")).expect("message.eml in the bundle");
+    assert_eq!(
+        back, original,
+        "the bundle must hold the original byte for byte"
+    );
+    assert!(opened.join("MANIFEST.json").exists());
+}

@@ -38,6 +38,9 @@ pub struct SmtpContext {
     pub spool: Arc<Spool>,
     pub queue: QueueHandle,
     pub relay_nets: Vec<ipnet::IpNet>,
+    /// Signs the manifests of encrypted bundles (`tls.signing_key`); without it messages
+    /// that must be encrypted are refused with 451 (never sent in the clear).
+    pub signing_key: Option<Arc<ed25519_dalek::SigningKey>>,
     pub shutdown: CancellationToken,
 }
 
@@ -81,7 +84,15 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
     );
     let grace = config.smtp.shutdown_grace;
     let queue_task = tokio::spawn(manager.run(rx, shutdown.clone(), grace));
+    let signing_key = match crate::certs::load_signing_key(&config.tls.signing_key) {
+        Ok(k) => Some(Arc::new(k)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no bundle signing key: messages that must be encrypted will be refused with 451");
+            None
+        }
+    };
     let ctx = Arc::new(SmtpContext {
+        signing_key,
         relay_nets: config.smtp.relay_nets(),
         gateway: gateway.clone(),
         tls,
@@ -111,9 +122,14 @@ fn tls_acceptor(config: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
             "no TLS certificate configured: generating DEVELOPMENT certificates (never use them in production; set tls.cert and tls.key)"
         );
         crate::certs::generate_dev_tls(dir, std::slice::from_ref(&config.smtp.hostname))?;
-        if !tls.signing_key.exists() {
-            crate::certs::generate_signing_key(dir)?;
-        }
+    }
+    if tls.signing_key == defaults.signing_key && !tls.signing_key.exists() {
+        let dir = tls.signing_key.parent().unwrap_or(Path::new("certs"));
+        tracing::warn!(
+            dir = %dir.display(),
+            "no bundle signing key: generating a DEVELOPMENT key (set tls.signing_key in production)"
+        );
+        crate::certs::generate_signing_key(dir)?;
     }
     let client_ca = if config.smtp.require_client_cert {
         config.smtp.client_ca.as_deref()

@@ -1,23 +1,29 @@
 //! Transform: turn one allowed message into the copies that leave, one per group of
 //! recipients with the same handling. Each copy gets the trace headers; `tls` copies lose a
 //! `TLS-Required: no` header (RFC 8689: the policy, not the sender, decides); `statement`
-//! copies carry the one-off security statement once; `encrypt` copies need the bundle format
-//! (see [`TransformError::EncryptUnavailable`]).
+//! copies carry the one-off security statement once; `encrypt` copies become a cover message
+//! with the original sealed in a bundle for the recipient's partner ([`encrypt`]): one copy
+//! per partner, since each is sealed to that partner's keys.
 //!
 //! Transformations are pure functions of bytes; they run before the message is spooled, so a
 //! failure is a `451 4.3.0` to the sender rather than a bounce later.
 
+pub mod encrypt;
 pub mod headers;
 pub mod statement;
 
-use crate::decision::{Decision, Verdict};
+use ed25519_dalek::SigningKey;
+
+use crate::decision::{Decision, RecipientDecision, Verdict};
 use crate::policy::{Action, Policy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
-    /// The `encrypt` action needs the bundle module, not yet part of this build.
-    #[error("encryption into a bundle is not available in this build")]
-    EncryptUnavailable,
+    /// The `encrypt` action needs the manifest signing key (`tls.signing_key`).
+    #[error("no signing key for encrypted bundles (tls.signing_key)")]
+    NoSigningKey,
+    #[error("encryption failed: {0}")]
+    Encrypt(String),
     #[error("message has no header section")]
     NoHeaders,
 }
@@ -46,40 +52,49 @@ pub struct Trace<'a> {
     pub id: &'a str,
 }
 
-/// The copies for every allowed recipient of `decision`, grouped by actions and destination.
+/// What the transformations need besides the message.
+pub struct Context<'a> {
+    pub policy: &'a Policy,
+    /// Signs bundle manifests; `None` makes `encrypt` copies fail (451, never a plain copy).
+    pub signing_key: Option<&'a SigningKey>,
+    pub today: chrono::NaiveDate,
+    pub trace: Trace<'a>,
+}
+
+/// The copies for every allowed recipient of `decision`, grouped by actions and destination
+/// (and by partner for `encrypt`, since each partner has its own keys).
 pub fn copies(
     decision: &Decision,
     raw: &[u8],
-    policy: &Policy,
-    trace: &Trace<'_>,
+    ctx: &Context<'_>,
 ) -> Result<Vec<CopyPlan>, TransformError> {
-    let mut groups: Vec<(Vec<Action>, String, Vec<String>)> = Vec::new();
+    type Key<'d> = (&'d [Action], &'d str, Option<&'d str>);
+    let mut groups: Vec<(Key<'_>, Vec<&RecipientDecision>)> = Vec::new();
     for r in decision
         .recipients
         .iter()
         .filter(|r| r.verdict == Verdict::Allow)
     {
-        match groups
-            .iter_mut()
-            .find(|(a, d, _)| *a == r.actions && *d == r.destination)
-        {
-            Some(group) => group.2.push(r.address.clone()),
-            None => groups.push((
-                r.actions.clone(),
-                r.destination.clone(),
-                vec![r.address.clone()],
-            )),
+        let partner = r
+            .actions
+            .contains(&Action::Encrypt)
+            .then_some(r.partner_id.as_deref())
+            .flatten();
+        let key: Key<'_> = (&r.actions, &r.destination, partner);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some(group) => group.1.push(r),
+            None => groups.push((key, vec![r])),
         }
     }
     let base = headers::remove(raw, headers::OURS).ok_or(TransformError::NoHeaders)?;
     groups
         .into_iter()
-        .map(|(actions, destination, recipients)| {
-            let bytes = one_copy(&base, &actions, policy, decision, trace)?;
+        .map(|((actions, destination, _), recipients)| {
+            let bytes = one_copy(&base, raw, actions, &recipients, decision, ctx)?;
             Ok(CopyPlan {
-                recipients,
-                destination,
-                actions,
+                recipients: recipients.iter().map(|r| r.address.clone()).collect(),
+                destination: destination.to_string(),
+                actions: actions.to_vec(),
                 bytes,
             })
         })
@@ -88,20 +103,31 @@ pub fn copies(
 
 fn one_copy(
     base: &[u8],
+    original: &[u8],
     actions: &[Action],
-    policy: &Policy,
+    recipients: &[&RecipientDecision],
     decision: &Decision,
-    trace: &Trace<'_>,
+    ctx: &Context<'_>,
 ) -> Result<Vec<u8>, TransformError> {
-    let mut bytes = base.to_vec();
+    let mut bytes = if actions.contains(&Action::Encrypt) {
+        let key = ctx.signing_key.ok_or(TransformError::NoSigningKey)?;
+        encrypt::cover_message(
+            original,
+            decision,
+            recipients,
+            ctx.policy,
+            key,
+            ctx.today,
+            ctx.trace.id,
+        )?
+    } else {
+        base.to_vec()
+    };
     if actions.contains(&Action::Tls) {
         bytes = headers::remove(&bytes, &["tls-required"]).ok_or(TransformError::NoHeaders)?;
     }
     if actions.contains(&Action::Statement) {
-        bytes = statement::stamp(&bytes, &policy.statement, &decision.policy_version);
-    }
-    if actions.contains(&Action::Encrypt) {
-        return Err(TransformError::EncryptUnavailable);
+        bytes = statement::stamp(&bytes, &ctx.policy.statement, &decision.policy_version);
     }
     let handling = format!(
         "X-Markgate-Handling: {}; marking={}; actions={}; policy={}; id={}\r\n",
@@ -117,10 +143,11 @@ fn one_copy(
                 .join(",")
         },
         &decision.policy_version[..decision.policy_version.len().min(12)],
-        trace.id,
+        ctx.trace.id,
     );
-    let mut out = Vec::with_capacity(bytes.len() + trace.received.len() + handling.len());
-    out.extend_from_slice(trace.received.as_bytes());
+    let received = ctx.trace.received;
+    let mut out = Vec::with_capacity(bytes.len() + received.len() + handling.len());
+    out.extend_from_slice(received.as_bytes());
     out.extend_from_slice(handling.as_bytes());
     out.extend_from_slice(&bytes);
     Ok(out)

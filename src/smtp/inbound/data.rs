@@ -138,6 +138,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             marking: marking::read(&parsed, &policy.markings),
             isa_reference: parsed.isa_reference(),
             today: chrono::Utc::now().date_naive(),
+            declared: message::declared(&parsed),
         };
         let decision = decision::decide(&facts, &policy);
         self.ctx.gateway.note_decision(&decision);
@@ -161,11 +162,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
 
         let received = self.received_header(&id);
-        let trace = Trace {
-            received: &received,
-            id: &id,
+        let ctx = transform::Context {
+            policy: &policy,
+            signing_key: self.ctx.signing_key.as_deref(),
+            today: facts.today,
+            trace: Trace {
+                received: &received,
+                id: &id,
+            },
         };
-        let copies = match transform::copies(&decision, &raw, &policy, &trace) {
+        let copies = match transform::copies(&decision, &raw, &ctx) {
             Ok(c) => c,
             Err(TransformError::NoHeaders) => {
                 return Reply::new(550, [5, 6, 0], "message has no header section")
