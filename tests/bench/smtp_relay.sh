@@ -7,6 +7,7 @@
 # ratio markgate/postfix, and markgate's peak RSS.
 #
 # Usage: tests/bench/smtp_relay.sh [N]     (N messages per run; default 3000; env N works too)
+# Env: SESSIONS (20), SIZES ("10240 102400"), DELIVERY_CONCURRENCY (markgate delivery.concurrency, default SESSIONS)
 # Needs: root (Postfix instance), postfix, smtp-source, smtp-sink.
 set -euo pipefail
 
@@ -97,7 +98,7 @@ signing_key = "$WORK/mg/certs/signing-key.pem"
 enabled = false
 [delivery]
 outbox = "$WORK/mg/outbox"
-concurrency = $SESSIONS
+concurrency = ${DELIVERY_CONCURRENCY:-$SESSIONS}
 [delivery.routes.internal]
 host = "127.0.0.1"
 port = $1

@@ -166,7 +166,10 @@ impl QueueManager {
             state.done.extend(bounce.iter().map(|(i, _)| *i));
         }
         if state.done.len() >= envelope.copies.len() {
-            if let Err(e) = self.spool.remove(id) {
+            let spool = self.spool.clone();
+            let owned = id.to_string();
+            let removed = tokio::task::spawn_blocking(move || spool.remove(&owned)).await;
+            if let Ok(Err(e)) | Err(e) = removed.map_err(std::io::Error::other) {
                 tracing::error!(id, error = %e, "cannot remove finished message from the spool");
             }
             return Next::Finished;
