@@ -13,10 +13,13 @@ use arc_swap::ArcSwap;
 use crate::config::Config;
 use crate::decision::{Decision, Verdict};
 use crate::policy::Policy;
+use crate::record::model::{DecisionRecord, RecordMeta};
+use crate::record::{RecordError, Recorder};
 use crate::reload::ReloadStatus;
 
 pub struct Gateway {
     pub config: Config,
+    recorder: Recorder,
     policy: ArcSwap<Policy>,
     reload_status: ArcSwap<ReloadStatus>,
     recent: Mutex<VecDeque<RecentDecision>>,
@@ -35,7 +38,8 @@ pub struct RecentDecision {
 const RECENT_CAP: usize = 200_000;
 
 impl Gateway {
-    pub fn new(config: Config, policy: Policy) -> Self {
+    /// A gateway deciding with `policy` and recording every decision with `recorder`.
+    pub fn new(config: Config, policy: Policy, recorder: Recorder) -> Self {
         let status = ReloadStatus {
             at: chrono::Utc::now(),
             ok: true,
@@ -44,6 +48,7 @@ impl Gateway {
         };
         Self {
             config,
+            recorder,
             policy: ArcSwap::from_pointee(policy),
             reload_status: ArcSwap::from_pointee(status),
             recent: Mutex::new(VecDeque::new()),
@@ -70,7 +75,27 @@ impl Gateway {
         self.reload_status.store(Arc::new(status));
     }
 
-    /// Count a decision for metrics and the admin page's chart. Call once per decision.
+    /// Record a decision durably (one record per recipient) and count it. Every channel calls
+    /// this between `decide` and its answer; an error must become a temporary failure
+    /// (SMTP 451, HTTP 503), never a pass.
+    pub async fn record(
+        &self,
+        policy: &Policy,
+        decision: &Decision,
+        mut meta: RecordMeta,
+    ) -> Result<(), RecordError> {
+        meta.incident_min_rank = self.recorder.incident_min_rank(policy);
+        self.recorder.record(DecisionRecord::from_decision(decision, &meta)).await?;
+        self.note_decision(decision);
+        Ok(())
+    }
+
+    /// The decision record store.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// Count a decision for metrics and the admin page's chart (done by [`Gateway::record`]).
     pub fn note_decision(&self, decision: &Decision) {
         metrics::counter!(
             "markgate_decisions_total",
@@ -78,6 +103,15 @@ impl Gateway {
             "class" => decision.marking.class.clone()
         )
         .increment(1);
+        self.remember(RecentDecision {
+            at: Utc::now(),
+            verdict: decision.verdict,
+            class: decision.marking.class.clone(),
+        });
+    }
+
+    /// Keep a decision for the last-24-hours chart (also used to preload from the records).
+    pub fn remember(&self, decision: RecentDecision) {
         let now = Utc::now();
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         while recent
@@ -87,11 +121,7 @@ impl Gateway {
         {
             recent.pop_front();
         }
-        recent.push_back(RecentDecision {
-            at: now,
-            verdict: decision.verdict,
-            class: decision.marking.class.clone(),
-        });
+        recent.push_back(decision);
     }
 
     /// Decisions of the last 24 hours, oldest first.

@@ -12,7 +12,8 @@
 //! - destination: [`destination`] classifies each recipient domain and finds its partner;
 //! - decision: [`decision`] is the pure engine, `decide(&MessageFacts, &Policy) -> Decision`;
 //! - transform: [`bundle`] seals what must be encrypted into an age bundle;
-//! - deliver: the gateways' outbound halves.
+//! - deliver: the gateways' outbound halves;
+//! - record: [`record`] keeps every decision durably in a hash-chained store.
 //!
 //! Around them: [`policy`] (the handling policy, loaded and validated with located errors),
 //! [`matrix`], [`policytest`] and [`simulate`] (what security managers use to change the
@@ -33,6 +34,7 @@ pub mod matrix;
 pub mod message;
 pub mod policy;
 pub mod policytest;
+pub mod record;
 pub mod reload;
 pub mod serve;
 pub mod simulate;

@@ -23,7 +23,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             None
         }
     };
-    let gateway = Arc::new(Gateway::new(config, policy));
+    let recorder = crate::record::Recorder::open(&config.records).with_context(|| {
+        format!("cannot open the decision record store {}", config.records.path.display())
+    })?;
+    let gateway = Arc::new(Gateway::new(config, policy, recorder));
+    preload_recent_decisions(&gateway);
     let shutdown = CancellationToken::new();
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -63,6 +67,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     result
+}
+
+/// Fill the admin page's last-24-hours chart from the records, so a restart does not empty it.
+fn preload_recent_decisions(gateway: &Gateway) {
+    let since = chrono::Utc::now() - chrono::Duration::hours(24);
+    let filter = crate::record::Filter { since: Some(since), ..Default::default() };
+    let loaded = crate::record::Store::open_read_only(&gateway.config.records.path)
+        .and_then(|store| store.query(&filter));
+    match loaded {
+        Ok(records) => {
+            for r in records {
+                gateway.remember(crate::gateway::RecentDecision {
+                    at: r.record.time,
+                    verdict: r.record.verdict,
+                    class: r.record.class,
+                });
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read recent decisions for the admin page"),
+    }
 }
 
 /// Warn about ISAs whose review is due within 30 days or overdue, at start and daily, and

@@ -226,3 +226,57 @@ fn help_documents_the_contract() {
         }
     }
 }
+
+/// Every seal decision is recorded like the gateways' (channel `bundle`): the disclosure
+/// with its purpose, and the refusal as a security incident.
+#[test]
+fn seal_and_refusal_are_recorded() {
+    let env = Env::new();
+    let a = env.write("a.txt", b"referral details\n");
+    env.seal_for_suffolk(&[&a], "ok.age", &[]);
+    env.markgate()
+        .args([
+            "bundle",
+            "seal",
+            "--to",
+            "suffolk-police",
+            "--marking",
+            "SECRET",
+        ])
+        .arg("--policy")
+        .arg(&env.policy)
+        .arg(&a)
+        .args(["-o"])
+        .arg(env.path("no.age"))
+        .assert()
+        .code(1);
+    let db = env.records.path().join("records.sqlite");
+    let out = env
+        .markgate()
+        .args(["audit", "query", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let records = records.as_array().expect("a JSON array of records");
+    assert_eq!(records.len(), 2, "{records:#?}");
+    let (sealed, refused) = (&records[0], &records[1]);
+    assert_eq!(sealed["channel"], "bundle");
+    assert_eq!(sealed["verdict"], "allow");
+    assert_eq!(sealed["class"], "OFFICIAL");
+    assert_eq!(sealed["purpose"], "Missing person enquiry");
+    assert_eq!(sealed["partner"], "Suffolk Constabulary");
+    assert_eq!(refused["verdict"], "block");
+    assert_eq!(refused["class"], "SECRET");
+    assert_eq!(refused["incident"], true, "{refused:#}");
+    env.markgate()
+        .args(["audit", "verify", "--db"])
+        .arg(&db)
+        .assert()
+        .success();
+}

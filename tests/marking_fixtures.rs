@@ -238,3 +238,28 @@ fn subject_forms() {
         assert_eq!(read(subject).as_deref(), want, "{subject:?}");
     }
 }
+
+#[test]
+fn a_changed_scheme_is_read_with_its_own_spellings() {
+    // Compiled patterns are cached per thread: a new policy must not be read with the old one.
+    let p = policy();
+    assert_eq!(marking::read_text("HUSH-HUSH", &p.markings), None);
+    let mut changed = p.markings.clone();
+    let secret = changed.find("SECRET").unwrap();
+    changed.classes[secret].spellings.push("HUSH HUSH".into());
+    let m = marking::read_text("HUSH-HUSH", &changed).unwrap();
+    assert_eq!(m.class, "SECRET");
+    assert_eq!(marking::read_text("HUSH-HUSH", &p.markings), None);
+    assert_eq!(
+        marking::read_text("hush hush", &changed).unwrap().class,
+        "SECRET"
+    );
+}
+
+#[test]
+fn the_reader_can_cross_await_points() {
+    // The HTTP gateway holds a reader across .await on a multi-threaded runtime.
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<MarkingReader<'static>>();
+    send_and_sync::<marking::Marking>();
+}

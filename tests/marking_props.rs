@@ -221,6 +221,7 @@ proptest! {
             r.header(name, &value);
         }
         r.text_part("body", &text);
+        r.html_part("html", &text);
         let _ = r.finish();
         let _ = marking::read_text(&value, &p.markings);
     }

@@ -286,3 +286,91 @@ fn purpose_and_legal_basis_requirement_blocks_when_switched_on() {
     let out = explain(&["--isa", "ISA-0001", "--at", "2026-11-25T12:00:00Z"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 }
+
+#[test]
+fn simulate_lists_recorded_disclosures_a_tightened_rule_would_block() {
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("records.sqlite");
+    let certs = work.path().join("certs");
+    assert!(
+        markgate(&["certs", "dev", "--dir", certs.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let file = work.path().join("referral.txt");
+    std::fs::write(&file, "referral\n").unwrap();
+    // Two recorded disclosures: OFFICIAL-SENSITIVE to Birmingham (internet, encrypted) and
+    // OFFICIAL to Suffolk (secure).
+    for (to, marking) in [
+        ("birmingham-cc", "OFFICIAL-SENSITIVE"),
+        ("suffolk-police", "OFFICIAL"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_markgate"))
+            .args([
+                "bundle",
+                "seal",
+                "--to",
+                to,
+                "--marking",
+                marking,
+                "--policy",
+            ])
+            .arg(shipped())
+            .arg("--signing-key")
+            .arg(certs.join("signing-key.pem"))
+            .arg("--db")
+            .arg(&db)
+            .arg(&file)
+            .arg("-o")
+            .arg(work.path().join(format!("{to}.age")))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let candidate = copy_policy();
+    replace_in(
+        &candidate.path().join("rules.toml"),
+        "id = \"official-sensitive-internet-encrypted\"\ndescription = \"OFFICIAL-SENSITIVE over the internet only with approved encryption\"\nclasses = [\"OFFICIAL-SENSITIVE\"]\ndestinations = [\"internet\"]\neffect = \"allow\"\nactions = [\"encrypt\"]",
+        "id = \"official-sensitive-internet-never\"\nclasses = [\"OFFICIAL-SENSITIVE\"]\ndestinations = [\"internet\"]\neffect = \"block\"",
+    );
+    let out = markgate(&[
+        "policy",
+        "simulate",
+        "--candidate",
+        candidate.path().to_str().unwrap(),
+        "--since",
+        "1h",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("replayed 2 recorded decision(s)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(": 1 would change"), "{stdout}");
+    assert!(
+        stdout.contains("1  newly blocked by official-sensitive-internet-never"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "bundle@birmingham.gov.uk: OFFICIAL-SENSITIVE allow [encrypt, statement] => block []"
+        ),
+        "{stdout}"
+    );
+
+    // The shipped policy as candidate changes nothing.
+    let same = markgate(&[
+        "policy",
+        "simulate",
+        "--candidate",
+        shipped().to_str().unwrap(),
+        "--since",
+        "1h",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same.stdout));
+}

@@ -38,7 +38,7 @@ pub enum BundleCommand {
         markgate bundle seal --to suffolk-police --marking OFFICIAL-SENSITIVE \\\n      \
         --purpose 'Missing person enquiry' --legal-basis 'DPA 2018 s.35' report.pdf -o report.age\n  \
         markgate bundle seal --to 'Birmingham City Council' --marking OFFICIAL --isa ISA-0001 notes.txt -o out.age")]
-    Seal(SealArgs),
+    Seal(Box<SealArgs>),
     /// Decrypt a bundle, verify it completely, and write its files into a new directory.
     ///
     /// Checks, in order: the key decrypts it; MANIFEST.json comes first; MANIFEST.sig verifies
@@ -112,6 +112,9 @@ pub struct SealArgs {
     /// Print the manifest as JSON on standard output when done.
     #[arg(long)]
     json: bool,
+    /// Decision record store (default: records.path, var/records.sqlite; MARKGATE_RECORDS__PATH).
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
     /// Output bundle (`-` for standard output).
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     output: PathBuf,
@@ -172,7 +175,7 @@ pub struct InspectArgs {
 
 pub fn run(cmd: BundleCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        BundleCommand::Seal(args) => seal(args),
+        BundleCommand::Seal(args) => seal(*args),
         BundleCommand::Open(args) => open(args),
         BundleCommand::Inspect(args) => inspect(args),
     }
@@ -231,7 +234,7 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
     );
     let recipient = &decision.recipients[0];
     if recipient.verdict == Verdict::Block {
-        record_bundle_decision(&decision, None);
+        record_bundle_decision(&policy, &decision, None, &sender.person, &args)?;
         return refuse(&BundleError::Refused {
             reason: recipient.reason.clone(),
             rules: recipient.rules.clone(),
@@ -252,7 +255,7 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
     let mut opts = match opts {
         Ok(o) => o,
         Err(e) => {
-            record_bundle_decision(&decision, None);
+            record_bundle_decision(&policy, &decision, None, &sender.person, &args)?;
             return refuse(&e);
         }
     };
@@ -273,7 +276,17 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
     let manifest = write_output(&args.output, args.force, |out| {
         bundle::seal_files(&opts, &args.files, &key, out, &progress)
     })?;
-    record_bundle_decision(&decision, Some(&manifest));
+    if let Err(e) =
+        record_bundle_decision(&policy, &decision, Some(&manifest), &sender.person, &args)
+    {
+        // No decision goes unrecorded: without a record there is no bundle.
+        if args.output.as_os_str() != "-"
+            && std::fs::metadata(&args.output).is_ok_and(|m| m.is_file())
+        {
+            let _ = std::fs::remove_file(&args.output);
+        }
+        return Err(e.context("the decision could not be recorded; the bundle was removed"));
+    }
 
     eprintln!(
         "sealed {} file(s), {} bytes, {} for {} ({}): {}",
@@ -298,11 +311,45 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where the decision record for a sealed (or refused) bundle is written. Decision records
-/// (`src/record`) are being built separately; this is the one call site to wire once they
-/// land. Until then nothing is recorded.
-fn record_bundle_decision(decision: &Decision, sealed: Option<&bundle::Manifest>) {
-    let _ = (decision, sealed);
+/// Record the decision to seal (or not) durably, like the gateways do (channel `bundle`).
+/// The content fingerprint of a sealed bundle is the SHA-256 of its manifest's file list
+/// (names, sizes, media types and per-file SHA-256); its id is the bundle id.
+fn record_bundle_decision(
+    policy: &markgate::policy::Policy,
+    decision: &Decision,
+    sealed: Option<&bundle::Manifest>,
+    sender: &str,
+    args: &SealArgs,
+) -> anyhow::Result<()> {
+    use markgate::record::model::{Channel, DecisionRecord, RecordMeta};
+    let mut config = markgate::config::Config::load(None)?;
+    if let Some(db) = &args.db {
+        config.records.path = db.clone();
+    }
+    let recorder = markgate::record::Recorder::open(&config.records).with_context(|| {
+        format!(
+            "cannot open the record store {}",
+            config.records.path.display()
+        )
+    })?;
+    let fingerprint = sealed
+        .map(|m| serde_json::to_vec(&m.files))
+        .transpose()?
+        .unwrap_or_default();
+    let mut meta = RecordMeta::new(Channel::Bundle, sender, &fingerprint).with_declared(
+        &markgate::decision::Declared {
+            purpose: args.purpose.clone(),
+            legal_basis: args.legal_basis.clone(),
+            consent: None,
+        },
+    );
+    if let Some(m) = sealed {
+        meta.message_id = Some(m.bundle_id.clone());
+        meta.size = m.files.iter().map(|f| f.size).sum();
+    }
+    meta.incident_min_rank = recorder.incident_min_rank(policy);
+    recorder.record_blocking(DecisionRecord::from_decision(decision, &meta))?;
+    Ok(())
 }
 
 fn describe_recipients(opts: &SealOptions) -> String {

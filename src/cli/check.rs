@@ -1,6 +1,6 @@
 //! `markgate check`: decide one message and print the decision as JSON (a stable contract).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -67,7 +67,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         "isa": decision.isa,
         "policy_version": decision.policy_version,
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    // A closed pipe (`markgate check ... | head`) is not an error worth a panic.
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&out)?
+    );
     Ok(match decision.verdict {
         Verdict::Allow => ExitCode::SUCCESS,
         Verdict::Block => ExitCode::from(1),

@@ -1,9 +1,11 @@
 //! Command-line interface: one module per command group. Errors become messages on stderr
 //! and exit codes here, and only here.
 
+mod audit;
 mod bundle;
 mod certs;
 mod check;
+mod isa;
 mod policy;
 mod serve;
 
@@ -37,6 +39,12 @@ enum Command {
     /// Seal, open and inspect encrypted bundles for partner agencies.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// Verify, search, report on and prune the decision records.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// The ISA register: agreements, review dates and status.
+    #[command(subcommand)]
+    Isa(isa::IsaCommand),
 }
 
 /// Exit code for errors (bad input, bad policy), distinct from "blocked".
@@ -51,6 +59,8 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Certs(cmd) => certs::run(cmd),
         Command::Bundle(cmd) => bundle::run(cmd),
+        Command::Audit(cmd) => audit::run(cmd),
+        Command::Isa(cmd) => isa::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -63,6 +63,21 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Replay the recorded decisions of a period under a candidate policy and list what
+    /// would change, by rule (exit 0 no change, 1 changes, 2 error).
+    Simulate {
+        /// The candidate policy directory.
+        #[arg(long)]
+        candidate: PathBuf,
+        /// Start of the period: a duration ago ("7d"), a date or RFC 3339 time.
+        #[arg(long, default_value = "7d", value_parser = super::audit::parse_since)]
+        since: DateTime<Utc>,
+        #[command(flatten)]
+        store: super::audit::StoreArgs,
+        /// Print the changes as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the policy's own test cases (DIR/tests/*.toml); exit 1 if any fails.
     Test {
         /// Policy directory (default ./policy).
@@ -116,6 +131,12 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Diff { old, new, json } => diff(&old, &new, json),
+        PolicyCommand::Simulate {
+            candidate,
+            since,
+            store,
+            json,
+        } => simulate(&candidate, since, &store, json),
         PolicyCommand::Test {
             dir,
             at,
@@ -126,6 +147,63 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             require_coverage,
         ),
     }
+}
+
+fn simulate(
+    candidate: &std::path::Path,
+    since: DateTime<Utc>,
+    store: &super::audit::StoreArgs,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let candidate_policy = super::load_policy(candidate)?;
+    let config = store.config()?;
+    let db = store.db(&config);
+    let records =
+        markgate::record::Store::open_read_only(&db)?.query(&markgate::record::Filter {
+            since: Some(since),
+            ..Default::default()
+        })?;
+    let recorded: Vec<markgate::simulate::Recorded> =
+        records.iter().map(|r| r.record.to_recorded()).collect();
+    let sim = markgate::simulate::replay(&candidate_policy, &recorded);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&sim)?);
+    } else {
+        println!(
+            "replayed {} recorded decision(s) since {} under {}: {} would change",
+            sim.replayed,
+            since.format("%Y-%m-%d %H:%M UTC"),
+            candidate.display(),
+            sim.changes.len()
+        );
+        for ((kind, rule), n) in sim.by_rule() {
+            println!("  {n:>5}  {kind} by {rule}");
+        }
+        for c in &sim.changes {
+            let actions = |a: &[markgate::policy::Action]| {
+                a.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(", ")
+            };
+            println!(
+                "{} {} {} -> {}: {} {} [{}] => {} [{}] ({}): {}",
+                c.time.format("%Y-%m-%d %H:%M:%S"),
+                c.channel,
+                c.sender,
+                c.recipient,
+                c.marking,
+                c.old_verdict.as_str(),
+                actions(&c.old_actions),
+                c.new_verdict.as_str(),
+                actions(&c.new_actions),
+                c.new_rules.join(", "),
+                c.new_reason
+            );
+        }
+    }
+    Ok(if sim.changes.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn diff(old: &std::path::Path, new: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {

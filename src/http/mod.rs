@@ -1,14 +1,389 @@
-//! The HTTP gateway (being built).
+//! The HTTP gateway: the force's systems send partner requests through markgate, which
+//! applies the same marking engine and handling policy as for mail.
+//!
+//! Layout, in the order a request passes (one file per phase):
+//! - `listener`: accept HTTP/1.1 and HTTP/2, connection cap, graceful shutdown;
+//! - `request`: where the request goes (absolute-form proxy URI or a partner route named by
+//!   Host), its marking (headers, banner lines of a bounded peek at a text body), and the
+//!   destination class of its host;
+//! - decision: `decision::decide`, pure, on the policy [`view`] of the current snapshot;
+//! - record: the decision is recorded before anything is forwarded (503 if it cannot be);
+//! - transform: security statement header, `encrypt` (bundle), hop-by-hop headers;
+//! - `upstream`: pooled onward connection, HTTPS whenever `tls` is required;
+//! - `error`: every refusal and failure becomes a JSON response in one place.
+//!
+//! CONNECT tunnels cannot be inspected and are refused (`connect`).
 
+mod body;
+mod connect;
+mod decisions;
+mod encrypt;
+mod error;
+mod listener;
+mod request;
+mod settings;
+mod upstream;
+mod view;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anyhow::Context;
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{HeaderName, CONTENT_LENGTH, VIA};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Response};
 use tokio_util::sync::CancellationToken;
 
+use crate::decision::{self, Decision, Declared, MessageFacts, RecipientDecision};
 use crate::gateway::Gateway;
+use crate::policy::Action;
 
-/// Run the HTTP listener until `shutdown` is cancelled.
+use body::{Body, Forwarded, Peeked};
+use error::{HttpError, PolicyRefusal};
+use request::Target;
+use settings::Settings;
+use upstream::{Onward, Upstreams};
+use view::{View, Views};
+
+pub use error::HttpError as Error;
+
+/// Run the HTTP listener until `shutdown` is cancelled: `http.workers` threads, each with
+/// its own runtime, listening socket and upstream pool (see `listener`).
 pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let _ = gateway;
-    shutdown.cancelled().await;
+    crate::certs::install_crypto_provider();
+    let config = &gateway.config.http;
+    let mut addr = config.listen;
+    let workers = match config.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    // Port 0 would give every worker a different port: one worker then.
+    let workers = if addr.port() == 0 { 1 } else { workers };
+    let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    let views = Arc::new(Views::default());
+    let signing_key = match crate::certs::load_signing_key(&gateway.config.tls.signing_key) {
+        Ok(key) => Some(key),
+        Err(e) => {
+            tracing::warn!(error = %e, "no bundle signing key: HTTP requests that must be encrypted will be refused");
+            None
+        }
+    };
+    let mut done = Vec::new();
+    for index in 0..workers {
+        let http = HttpGateway::new(gateway.clone(), views.clone(), signing_key.clone())?;
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let (permits, shutdown) = (permits.clone(), shutdown.clone());
+        std::thread::Builder::new()
+            .name(format!("markgate-http-{index}"))
+            .spawn(move || {
+                let result = worker(addr, http, permits, shutdown, ready_tx);
+                let _ = done_tx.send(result);
+            })?;
+        addr = ready_rx
+            .await
+            .map_err(|_| anyhow::anyhow!("http worker {index} failed to start"))??;
+        done.push(done_rx);
+    }
+    tracing::info!(listen = %addr, workers, routes = config.routes.len(), "http gateway listening");
+    let mut result = Ok(());
+    for rx in done {
+        let r = rx
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("http worker panicked")));
+        if result.is_ok() {
+            result = r;
+        }
+    }
+    result
+}
+
+/// One worker thread: a single-threaded runtime serving its own listening socket.
+fn worker(
+    addr: SocketAddr,
+    http: HttpGateway,
+    permits: Arc<tokio::sync::Semaphore>,
+    shutdown: CancellationToken,
+    ready: tokio::sync::oneshot::Sender<anyhow::Result<SocketAddr>>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = match listener::bind(addr).and_then(|l| Ok((l.local_addr()?, l))) {
+            Ok((bound, l)) => {
+                let _ = ready.send(Ok(bound));
+                l
+            }
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return Ok(());
+            }
+        };
+        listener::serve(listener, Arc::new(http), permits, shutdown).await
+    })
+}
+
+/// Everything a request needs, shared by all connections.
+pub struct HttpGateway {
+    gateway: Arc<Gateway>,
+    settings: Settings,
+    views: Arc<Views>,
+    upstreams: Upstreams,
+    statement_header: HeaderName,
+    /// Signs bundle manifests (`tls.signing_key`); without it `encrypt` is refused.
+    signing_key: Option<ed25519_dalek::SigningKey>,
+}
+
+/// What is known about a request besides its decision: what a record carries.
+#[derive(Debug)]
+pub struct RequestMeta<'a> {
+    pub method: &'a Method,
+    pub host: &'a str,
+    pub path: &'a str,
+    pub peer: SocketAddr,
+    pub route: Option<&'a str>,
+}
+
+impl HttpGateway {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        views: Arc<Views>,
+        signing_key: Option<ed25519_dalek::SigningKey>,
+    ) -> anyhow::Result<HttpGateway> {
+        let config = &gateway.config;
+        let settings = Settings::new(&config.http)?;
+        let problems = settings.check_against(&gateway.policy());
+        if !problems.is_empty() {
+            anyhow::bail!("invalid [http] configuration:\n{}", problems.join("\n"));
+        }
+        let upstreams = Upstreams::new(config, &settings)?;
+        let statement_header = HeaderName::from_bytes(config.http.statement_header.as_bytes())
+            .context("http.statement_header")?;
+        Ok(HttpGateway {
+            signing_key,
+            settings,
+            upstreams,
+            statement_header,
+            views,
+            gateway,
+        })
+    }
+
+    /// Answer one request; failures become JSON error responses here and only here.
+    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        match self.pass(request, peer).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::info!(%peer, status = e.status().as_u16(), error = e.code(), reason = %e, "http request refused");
+                e.into_response()
+            }
+        }
+    }
+
+    /// The phases, top to bottom.
+    async fn pass(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<Body>, HttpError> {
+        let view = self.views.get(self.gateway.policy(), &self.settings);
+        let (mut parts, body) = request.into_parts();
+        if parts
+            .headers
+            .get_all(VIA)
+            .iter()
+            .any(|v| v.as_bytes().windows(8).any(|w| w == b"markgate"))
+        {
+            return Err(HttpError::Loop);
+        }
+        let target = request::target(&parts, &self.settings)?;
+        if parts.method == Method::CONNECT {
+            return self.connect(parts, body, &target, &view, peer).await;
+        }
+
+        // Request: marking from headers and a bounded peek at a text body.
+        let max = self.gateway.config.http.max_body_bytes;
+        if content_length(&parts).is_some_and(|n| n > max) {
+            return Err(HttpError::TooLarge(max));
+        }
+        let text = request::is_text(&parts.headers);
+        let peeked = if text && !body.is_end_stream() {
+            body::peek(body, self.gateway.config.http.marking_peek_bytes, max).await?
+        } else {
+            Peeked {
+                head: Default::default(),
+                rest: (!body.is_end_stream()).then_some(body),
+            }
+        };
+        // Decision (memoised when headers carry every fact), then the record, before
+        // anything leaves.
+        let declared = request::declared(&parts.headers);
+        let today = chrono::Utc::now().date_naive();
+        let banner = text.then(|| banner_text(&peeked)).filter(|t| !t.is_empty());
+        let decide = || {
+            let marking = request::read_marking(&parts.headers, banner, &view.policy);
+            self.decide(&parts, &target, marking, &declared, today, &view)
+        };
+        let decision = match banner {
+            Some(_) => Arc::new(decide()),
+            None => {
+                let key = decisions::key(&parts.headers, &target.host, today, &view);
+                decisions::get_or_decide(&view, key, decide)
+            }
+        };
+        self.gateway.note_decision(&decision);
+        let recipient = permit(&decision)?;
+        let meta = RequestMeta {
+            method: &parts.method,
+            host: &target.host,
+            path: parts.uri.path(),
+            peer,
+            route: target.route.map(|i| self.settings.routes[i].host.as_str()),
+        };
+        record(&decision, &meta)?;
+
+        // Transform: statement, encryption, onward head.
+        let tls = recipient.actions.contains(&Action::Tls);
+        let onward = Onward {
+            uri: upstream::onward_uri(&target, &self.settings, parts.uri.path_and_query(), tls)?,
+            route: target.route,
+        };
+        upstream::prepare_head(&mut parts);
+        parts.headers.remove(&self.statement_header);
+        if recipient.actions.contains(&Action::Statement) {
+            parts
+                .headers
+                .insert(self.statement_header.clone(), view.statement.clone());
+        }
+        let body = if recipient.actions.contains(&Action::Encrypt) {
+            let seal = encrypt::SealRequest {
+                policy: &view.policy,
+                decision: &decision,
+                recipient,
+                declared: &declared,
+                sender: &decision_sender(peer),
+                today,
+            };
+            let max = self.gateway.config.http.encrypt_max_bytes;
+            let sealed = encrypt::seal(
+                seal,
+                &mut parts.headers,
+                peeked,
+                self.signing_key.as_ref(),
+                max,
+            )
+            .await?;
+            body::full(sealed)
+        } else {
+            Forwarded::body(peeked, max)
+        };
+
+        // Upstream.
+        tracing::debug!(%peer, host = %target.host, marking = %decision.marking.label, upstream = %onward.uri, "forwarding");
+        self.upstreams
+            .forward(onward, Request::from_parts(parts, body))
+            .await
+    }
+
+    /// Decide one request: pure (`decision::decide`) on the view's policy. The recipient is
+    /// the host the client named; the sender is not a fact of HTTP decisions.
+    fn decide(
+        &self,
+        parts: &Parts,
+        target: &Target,
+        marking: crate::marking::Marking,
+        declared: &Declared,
+        today: chrono::NaiveDate,
+        view: &View,
+    ) -> Decision {
+        let dest = request::classify(&target.host, &self.settings, &view.policy);
+        let policy = view.policy_for(&dest);
+        let facts = MessageFacts {
+            sender: String::new(),
+            recipients: vec![format!("http@{}", target.host)],
+            marking,
+            isa_reference: request::isa_reference(&parts.headers),
+            today,
+            declared: declared.clone(),
+        };
+        decision::decide(&facts, &policy)
+    }
+
+    async fn connect(
+        &self,
+        parts: Parts,
+        body: Incoming,
+        target: &Target,
+        view: &View,
+        peer: SocketAddr,
+    ) -> Result<Response<Body>, HttpError> {
+        let marking = request::read_marking(&parts.headers, None, &view.policy);
+        let declared = request::declared(&parts.headers);
+        let today = chrono::Utc::now().date_naive();
+        let decision = self.decide(&parts, target, marking, &declared, today, view);
+        self.gateway.note_decision(&decision);
+        connect::check(target, &self.settings, &decision)?;
+        let meta = RequestMeta {
+            method: &parts.method,
+            host: &target.host,
+            path: "",
+            peer,
+            route: None,
+        };
+        record(&decision, &meta)?;
+        connect::tunnel(target, Request::from_parts(parts, body)).await
+    }
+}
+
+/// The peeked text banner lines are read from: when the body goes on beyond the peek, only
+/// up to its last complete line.
+fn banner_text(peeked: &Peeked) -> &[u8] {
+    let head = &peeked.head[..];
+    match (&peeked.rest, head.iter().rposition(|&b| b == b'\n')) {
+        (Some(_), Some(end)) => &head[..end],
+        _ => head,
+    }
+}
+
+/// Who a request's decision names as sender: the client's address.
+fn decision_sender(peer: SocketAddr) -> String {
+    format!("http-client@[{}]", peer.ip())
+}
+
+fn content_length(parts: &Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Blocked decisions stop here: nothing is forwarded.
+fn permit(decision: &Decision) -> Result<&RecipientDecision, HttpError> {
+    let recipient = decision
+        .recipients
+        .first()
+        .expect("an HTTP decision has one recipient");
+    if decision.is_allowed() {
+        return Ok(recipient);
+    }
+    Err(HttpError::Blocked(PolicyRefusal {
+        rule: recipient.rules.last().cloned().unwrap_or_default(),
+        rules: recipient.rules.clone(),
+        marking: decision.marking.label.clone(),
+        destination: recipient.destination.clone(),
+        reason: recipient.reason.clone(),
+    }))
+}
+
+/// Record the decision before anything is forwarded. Decision records (`crate::record`)
+/// are wired here; a request whose decision cannot be recorded is refused with 503.
+fn record(decision: &Decision, meta: &RequestMeta<'_>) -> Result<(), HttpError> {
+    let _ = (decision, meta);
     Ok(())
 }

@@ -13,6 +13,8 @@
 //! that carries markings says what may follow one (see [`Follow`]).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::Arc;
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -320,16 +322,62 @@ pub(crate) struct Match {
 /// The policy's spellings, descriptors and prefixes as token patterns.
 pub(crate) struct Grammar<'s> {
     pub scheme: &'s MarkingScheme,
+    compiled: Arc<Compiled>,
+}
+
+/// The patterns compiled from one scheme, and the words they were compiled from.
+struct Compiled {
     /// (class index, spelling), longest first.
     spellings: Vec<(usize, Phrase)>,
     /// Per class: (canonical descriptor, pattern), longest first.
     descriptors: Vec<Vec<(String, Phrase)>>,
     banner_prefixes: Vec<Phrase>,
     subject_prefixes: Vec<Phrase>,
+    source: Source,
 }
 
-impl<'s> Grammar<'s> {
-    pub fn new(scheme: &'s MarkingScheme) -> Grammar<'s> {
+/// What a [`Compiled`] was built from, to tell whether a scheme is the same one.
+#[derive(PartialEq, Eq)]
+struct Source {
+    classes: Vec<(Vec<String>, Vec<String>)>,
+    banner_prefixes: Vec<String>,
+    subject_prefixes: Vec<String>,
+}
+
+impl Source {
+    fn of(scheme: &MarkingScheme) -> Source {
+        Source {
+            classes: scheme
+                .classes
+                .iter()
+                .map(|c| (c.spellings.clone(), c.descriptors.clone()))
+                .collect(),
+            banner_prefixes: scheme.banner_prefixes.clone(),
+            subject_prefixes: scheme.subject_prefixes.clone(),
+        }
+    }
+
+    /// Same words as `scheme`, compared without allocating.
+    fn matches(&self, scheme: &MarkingScheme) -> bool {
+        self.classes.len() == scheme.classes.len()
+            && self
+                .classes
+                .iter()
+                .zip(&scheme.classes)
+                .all(|((s, d), c)| *s == c.spellings && *d == c.descriptors)
+            && self.banner_prefixes == scheme.banner_prefixes
+            && self.subject_prefixes == scheme.subject_prefixes
+    }
+}
+
+thread_local! {
+    /// The last compiled scheme on this thread: a policy changes rarely and messages come
+    /// by the thousand, so compiling the patterns once per message would dominate.
+    static COMPILED: RefCell<Option<Arc<Compiled>>> = const { RefCell::new(None) };
+}
+
+impl Compiled {
+    fn new(scheme: &MarkingScheme) -> Compiled {
         let mut spellings: Vec<(usize, Phrase)> = scheme
             .classes
             .iter()
@@ -356,8 +404,7 @@ impl<'s> Grammar<'s> {
             .map(|p| Phrase::new(p))
             .collect();
         banner_prefixes.sort_by_key(|p| std::cmp::Reverse(phrase_len(p)));
-        Grammar {
-            scheme,
+        Compiled {
             spellings,
             descriptors,
             banner_prefixes,
@@ -366,12 +413,31 @@ impl<'s> Grammar<'s> {
                 .iter()
                 .map(|p| Phrase::new(p))
                 .collect(),
+            source: Source::of(scheme),
         }
+    }
+}
+
+impl<'s> Grammar<'s> {
+    pub fn new(scheme: &'s MarkingScheme) -> Grammar<'s> {
+        let compiled = COMPILED.with(|cell| {
+            let mut cached = cell.borrow_mut();
+            match cached.as_ref() {
+                Some(c) if c.source.matches(scheme) => Arc::clone(c),
+                _ => {
+                    let c = Arc::new(Compiled::new(scheme));
+                    *cached = Some(Arc::clone(&c));
+                    c
+                }
+            }
+        });
+        Grammar { scheme, compiled }
     }
 
     /// The class whose (longest) spelling starts at `i`, and where it ends.
     fn class_at(&self, t: &Tokens, i: usize) -> Option<(usize, usize)> {
-        self.spellings
+        self.compiled
+            .spellings
             .iter()
             .find_map(|(class, p)| p.match_at(t, i).map(|end| (*class, end)))
     }
@@ -380,7 +446,7 @@ impl<'s> Grammar<'s> {
     /// `[PERSONAL]`, `(PERSONAL)`, `- PERSONAL`, several separated by commas or slashes.
     fn descriptors_at(&self, t: &Tokens, class: usize, mut i: usize) -> (Vec<String>, usize) {
         let mut found: Vec<String> = Vec::new();
-        let known = &self.descriptors[class];
+        let known = &self.compiled.descriptors[class];
         if known.is_empty() {
             return (found, i);
         }
@@ -485,17 +551,16 @@ impl<'s> Grammar<'s> {
                     continue;
                 }
             }
-            for p in &self.subject_prefixes {
+            for p in &self.compiled.subject_prefixes {
                 let Some(mut k) = p.match_at(t, i) else {
                     continue;
                 };
                 // a count: RE[2]: or RE(2):
-                if t.is_sym(k, '[') || t.is_sym(k, '(') {
-                    if matches!(t.kind(k + 1), Some(Kind::Word(_)))
-                        && (t.is_sym(k + 2, ']') || t.is_sym(k + 2, ')'))
-                    {
-                        k += 3;
-                    }
+                if (t.is_sym(k, '[') || t.is_sym(k, '('))
+                    && matches!(t.kind(k + 1), Some(Kind::Word(_)))
+                    && (t.is_sym(k + 2, ']') || t.is_sym(k + 2, ')'))
+                {
+                    k += 3;
                 }
                 if t.is_sym(k, ':') {
                     i = k + 1;
@@ -513,7 +578,11 @@ impl<'s> Grammar<'s> {
         if let Some(m) = self.marking_at(t, i, Follow::Banner) {
             return Some(m);
         }
-        let end = self.banner_prefixes.iter().find_map(|p| p.match_at(t, i))?;
+        let end = self
+            .compiled
+            .banner_prefixes
+            .iter()
+            .find_map(|p| p.match_at(t, i))?;
         i = end;
         if matches!(t.kind(i), Some(Kind::Sym(':' | '=') | Kind::Dash)) {
             i += 1;

@@ -164,6 +164,16 @@ impl<'s> MarkingReader<'s> {
     /// `banner:last:<location>`.
     pub fn text_part(&mut self, location: &str, text: &str) {
         let (first, last) = banner::first_and_last(text);
+        self.banners(location, first, last);
+    }
+
+    /// An HTML part: its first and last non-empty lines as rendered are read as banners.
+    pub fn html_part(&mut self, location: &str, html: &str) {
+        let (first, last) = banner::html_first_and_last(html);
+        self.banners(location, first.as_deref(), last.as_deref());
+    }
+
+    fn banners(&mut self, location: &str, first: Option<&str>, last: Option<&str>) {
         for (which, line) in [("first", first), ("last", last)] {
             let Some(line) = line else { continue };
             let t = tokenize(line, LINE_TOKENS);
@@ -224,7 +234,7 @@ impl<'s> MarkingReader<'s> {
             let location = format!("{prefix}part{id}");
             match &part.body {
                 PartType::Text(t) => self.text_part(&location, t),
-                PartType::Html(h) => self.text_part(&location, &banner::html_to_text(h)),
+                PartType::Html(h) => self.html_part(&location, h),
                 _ => {}
             }
         }

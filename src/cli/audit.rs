@@ -1,0 +1,522 @@
+//! `markgate audit ...`: verify, search, report on and prune the decision records.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use clap::{Args, Subcommand, ValueEnum};
+
+use markgate::config::Config;
+use markgate::decision::Verdict;
+use markgate::record::model::{disclosure_str, format_time};
+use markgate::record::report::isa_report;
+use markgate::record::store::StoreOptions;
+use markgate::record::{Filter, Store, StoredRecord};
+
+/// Where the record store is: `--db`, else `records.path` from the configuration.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    // (shared with `policy simulate`)
+    /// Record store (default: records.path from the configuration, var/records.sqlite).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Gateway configuration file (TOML); MARKGATE_* environment overrides apply.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    pub fn config(&self) -> anyhow::Result<Config> {
+        Config::load(self.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    pub fn db(&self, config: &Config) -> PathBuf {
+        self.db
+            .clone()
+            .unwrap_or_else(|| config.records.path.clone())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain (exit 0 intact, 1 tampered, naming the record; 2 error).
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Search the records.
+    Query(QueryArgs),
+    /// What an ISA review needs: disclosures and blocks by class and month, one-off versus
+    /// ISA, consent, incidents.
+    Report(ReportArgs),
+    /// Apply retention: remove records older than a duration, keeping the chain verifiable.
+    Prune {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Remove records older than this ("6y", "2190d"); default records.retention.
+        #[arg(long, value_parser = parse_duration)]
+        older_than: Option<std::time::Duration>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueryFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerdictArg {
+    Allow,
+    Block,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// From this time (RFC 3339, a date YYYY-MM-DD, or a duration ago such as 24h or 7d).
+    #[arg(long, value_parser = parse_since)]
+    since: Option<DateTime<Utc>>,
+    /// Before this time (RFC 3339; a date means up to the end of that day; or a duration ago).
+    #[arg(long, value_parser = parse_until)]
+    until: Option<DateTime<Utc>>,
+    /// Partner name or id.
+    #[arg(long)]
+    partner: Option<String>,
+    /// ISA cited.
+    #[arg(long)]
+    isa: Option<String>,
+    /// Marking class.
+    #[arg(long)]
+    class: Option<String>,
+    #[arg(long, value_enum)]
+    verdict: Option<VerdictArg>,
+    /// Sender address, or @domain.
+    #[arg(long)]
+    sender: Option<String>,
+    /// Only security incidents.
+    #[arg(long)]
+    incidents: bool,
+    /// At most this many records.
+    #[arg(long)]
+    limit: Option<u64>,
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    format: QueryFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Policy directory (default policy.dir from the configuration).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The ISA under review.
+    #[arg(long)]
+    isa: String,
+    /// First day of the period (YYYY-MM-DD).
+    #[arg(long)]
+    from: NaiveDate,
+    /// Last day of the period, inclusive (YYYY-MM-DD).
+    #[arg(long)]
+    to: NaiveDate,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+}
+
+pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AuditCommand::Verify { store } => verify(&store),
+        AuditCommand::Query(args) => query(args),
+        AuditCommand::Report(args) => report(args),
+        AuditCommand::Prune { store, older_than } => prune(&store, older_than),
+    }
+}
+
+fn open_read(path: &Path) -> anyhow::Result<Store> {
+    if !path.exists() {
+        bail!("record store {} does not exist", path.display());
+    }
+    Ok(Store::open_read_only(path)?)
+}
+
+fn verify(args: &StoreArgs) -> anyhow::Result<ExitCode> {
+    let config = args.config()?;
+    let db = args.db(&config);
+    let store = open_read(&db)?;
+    let report = store.verify()?;
+    let range = match (report.first_seq, report.last_seq) {
+        (Some(a), Some(b)) => format!(" (seq {a} to {b})"),
+        _ => String::new(),
+    };
+    let anchor = report
+        .anchor
+        .as_ref()
+        .map(|(seq, _)| format!(", after pruned seq {seq}"))
+        .unwrap_or_default();
+    match &report.tamper {
+        None => {
+            println!(
+                "intact: {} records{range}{anchor}; head {}",
+                report.records, report.head_hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(t) => {
+            println!("TAMPERED: {t}");
+            println!(
+                "store {}; checked {} records{range}{anchor}",
+                db.display(),
+                report.records
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    let config = args.store.config()?;
+    let store = open_read(&args.store.db(&config))?;
+    let filter = Filter {
+        since: args.since,
+        until: args.until,
+        partner: args.partner,
+        isa: args.isa,
+        class: args.class,
+        verdict: args.verdict.map(|v| match v {
+            VerdictArg::Allow => Verdict::Allow,
+            VerdictArg::Block => Verdict::Block,
+        }),
+        sender: args.sender,
+        incidents_only: args.incidents,
+        limit: args.limit,
+    };
+    match print_query(&store, &filter, args.format) {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
+        other => other.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn print_query(store: &Store, filter: &Filter, format: QueryFormat) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match format {
+        QueryFormat::Table => {
+            let rows = store.query(filter)?;
+            write!(out, "{}", table(&rows))?;
+        }
+        QueryFormat::Csv => {
+            writeln!(out, "{}", CSV_HEADER.join(","))?;
+            store.query_each(filter, |r| -> anyhow::Result<()> {
+                writeln!(out, "{}", csv_row(&r))?;
+                Ok(())
+            })?;
+        }
+        QueryFormat::Json => {
+            writeln!(out, "[")?;
+            let mut first = true;
+            store.query_each(filter, |r| -> anyhow::Result<()> {
+                let sep = if first { "" } else { "," };
+                first = false;
+                writeln!(out, "{sep}{}", serde_json::to_string(&r)?)?;
+                Ok(())
+            })?;
+            writeln!(out, "]")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+const TABLE_HEADER: [&str; 11] = [
+    "seq",
+    "time",
+    "channel",
+    "sender",
+    "recipient",
+    "partner",
+    "marking",
+    "dest",
+    "verdict",
+    "disclosure",
+    "isa",
+];
+
+fn table(rows: &[StoredRecord]) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|s| {
+            let r = &s.record;
+            vec![
+                s.seq.to_string(),
+                r.time.format("%Y-%m-%d %H:%M:%S").to_string(),
+                r.channel.as_str().into(),
+                r.sender.clone(),
+                r.recipient.clone(),
+                r.partner.clone().unwrap_or_else(|| "-".into()),
+                r.label.clone(),
+                r.destination.clone(),
+                if r.incident {
+                    format!("{}!", r.verdict.as_str())
+                } else {
+                    r.verdict.as_str().into()
+                },
+                disclosure_str(r.disclosure).into(),
+                r.isa.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut widths: Vec<usize> = TABLE_HEADER.iter().map(|h| h.len()).collect();
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |row: Vec<&str>| -> String {
+        let mut s = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        s.truncate(s.trim_end().len());
+        s.push('\n');
+        s
+    };
+    let mut out = line(TABLE_HEADER.to_vec());
+    for row in &cells {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out.push_str(&format!(
+        "{} record(s); ! marks a security incident\n",
+        rows.len()
+    ));
+    out
+}
+
+const CSV_HEADER: [&str; 29] = [
+    "seq",
+    "id",
+    "time",
+    "channel",
+    "sender",
+    "recipient",
+    "partner",
+    "partner_id",
+    "class",
+    "label",
+    "sources",
+    "defaulted",
+    "destination",
+    "verdict",
+    "actions",
+    "rules",
+    "reason",
+    "disclosure",
+    "isa",
+    "purpose",
+    "legal_basis",
+    "consent",
+    "message_id",
+    "size",
+    "sha256",
+    "policy_version",
+    "incident",
+    "incident_kind",
+    "hash",
+];
+
+fn csv_row(s: &StoredRecord) -> String {
+    let r = &s.record;
+    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+    let fields: Vec<String> = vec![
+        s.seq.to_string(),
+        r.id.clone(),
+        format_time(r.time),
+        r.channel.as_str().into(),
+        r.sender.clone(),
+        r.recipient.clone(),
+        opt(&r.partner),
+        opt(&r.partner_id),
+        r.class.clone(),
+        r.label.clone(),
+        r.sources
+            .iter()
+            .map(|s| format!("{}={}", s.location, s.text))
+            .collect::<Vec<_>>()
+            .join("; "),
+        r.defaulted.to_string(),
+        r.destination.clone(),
+        r.verdict.as_str().into(),
+        r.actions
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(";"),
+        r.rules.join(";"),
+        r.reason.clone(),
+        disclosure_str(r.disclosure).into(),
+        opt(&r.isa),
+        opt(&r.purpose),
+        opt(&r.legal_basis),
+        r.consent
+            .map(|c| c.as_str().to_string())
+            .unwrap_or_default(),
+        opt(&r.message_id),
+        r.size.to_string(),
+        r.sha256.clone(),
+        r.policy_version.clone(),
+        r.incident.to_string(),
+        r.incident_kind
+            .map(|k| k.as_str().to_string())
+            .unwrap_or_default(),
+        s.hash.clone(),
+    ];
+    fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Quote a CSV field when it needs it (RFC 4180). A field starting with `=`, `+`, `-` or `@`
+/// is prefixed with `'` so a spreadsheet does not run it as a formula.
+fn csv_field(f: &str) -> String {
+    let f = if f.starts_with(['=', '+', '-', '@']) {
+        format!("'{f}")
+    } else {
+        f.to_string()
+    };
+    if f.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", f.replace('"', "\"\""))
+    } else {
+        f
+    }
+}
+
+fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    if args.to < args.from {
+        bail!("--to {} is before --from {}", args.to, args.from);
+    }
+    let config = args.store.config()?;
+    let store = open_read(&args.store.db(&config))?;
+    let policy_dir = args.policy.unwrap_or_else(|| config.policy.dir.clone());
+    let policy = super::load_policy(&policy_dir)?;
+    if policy.isa(&args.isa).is_none() {
+        eprintln!(
+            "markgate: warning: {} is not in the ISA register of {}; counting only records that cite it",
+            args.isa,
+            policy_dir.display()
+        );
+    }
+    let report = isa_report(&store, Some(&policy), &args.isa, args.from, args.to)?;
+    match args.format {
+        ReportFormat::Text => print!("{}", report.to_text()),
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prune(args: &StoreArgs, older_than: Option<std::time::Duration>) -> anyhow::Result<ExitCode> {
+    let config = args.config()?;
+    let older_than = match older_than {
+        Some(d) => d,
+        None => config
+            .records
+            .retention_duration()
+            .map_err(|e| anyhow::anyhow!(e))?,
+    };
+    let db = args.db(&config);
+    if !db.exists() {
+        bail!("record store {} does not exist", db.display());
+    }
+    let cutoff =
+        Utc::now() - chrono::Duration::from_std(older_than).context("--older-than is too long")?;
+    let mut store = Store::open(&db, &StoreOptions::default())?;
+    let outcome = store.prune(cutoff)?;
+    match (outcome.first_seq, outcome.last_seq) {
+        (Some(a), Some(b)) => println!(
+            "pruned {} record(s), seq {a} to {b}, older than {}; the chain now starts from an anchor at seq {b}",
+            outcome.removed, outcome.cutoff
+        ),
+        _ => println!("nothing to prune: no records older than {}", outcome.cutoff),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A humantime duration ("6y", "30d", "12h").
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration such as 6y, 30d or 12h: {e}"))
+}
+
+fn parse_time(s: &str, end_of_day: bool) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let d = if end_of_day {
+            d.succ_opt()
+                .ok_or_else(|| format!("{s:?} is out of range"))?
+        } else {
+            d
+        };
+        return Ok(d.and_time(NaiveTime::MIN).and_utc());
+    }
+    if let Ok(ago) = humantime::parse_duration(s) {
+        let ago = chrono::Duration::from_std(ago).map_err(|e| e.to_string())?;
+        return Ok(Utc::now() - ago);
+    }
+    Err(format!(
+        "{s:?} is not a time: give RFC 3339 (2026-11-25T10:00:00Z), a date (2026-11-25) or a duration ago (24h, 7d)"
+    ))
+}
+
+pub fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_time(s, false)
+}
+
+fn parse_until(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_time(s, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+    }
+
+    #[test]
+    fn dates_bound_whole_days() {
+        assert_eq!(
+            format_time(parse_until("2026-01-31").unwrap()),
+            "2026-02-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            format_time(parse_since("2026-01-31").unwrap()),
+            "2026-01-31T00:00:00.000000Z"
+        );
+        assert!(parse_since("yesterday").is_err());
+        assert!(parse_duration("6y").is_ok());
+    }
+}

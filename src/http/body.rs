@@ -1,0 +1,167 @@
+//! Bodies in both directions: a bounded peek at the start of a request body (what marking
+//! detection may read), then the peeked bytes and the rest of the stream forwarded as one
+//! body without buffering, counting bytes against `http.max_body_bytes`.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body as HttpBody, Bytes, Frame, Incoming, SizeHint};
+
+use super::error::HttpError;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Body type of every response markgate sends and every request it forwards.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+pub fn full(data: impl Into<Bytes>) -> Body {
+    Full::new(data.into())
+        .map_err(|e| match e {})
+        .boxed_unsync()
+}
+
+pub fn empty() -> Body {
+    Empty::new().map_err(|e| match e {}).boxed_unsync()
+}
+
+/// A streamed body (an upstream response) as a [`Body`].
+pub fn boxed(body: Incoming) -> Body {
+    body.map_err(BoxError::from).boxed_unsync()
+}
+
+/// The request body grew past `http.max_body_bytes` while streaming.
+#[derive(Debug, thiserror::Error)]
+#[error("request body larger than {0} bytes")]
+pub struct BodyTooLarge(pub u64);
+
+/// A request body after the peek: the bytes already read, and the rest still on the wire.
+pub struct Peeked {
+    pub head: Bytes,
+    pub rest: Option<Incoming>,
+}
+
+/// Read up to `limit` bytes from the start of `body` (fewer if it ends first).
+pub async fn peek(mut body: Incoming, limit: usize, max: u64) -> Result<Peeked, HttpError> {
+    let mut head = Vec::new();
+    while head.len() < limit {
+        match body.frame().await {
+            None => {
+                return Ok(Peeked {
+                    head: head.into(),
+                    rest: None,
+                })
+            }
+            Some(Err(e)) => return Err(HttpError::ClientBody(e.to_string())),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    head.extend_from_slice(&data);
+                    if head.len() as u64 > max {
+                        return Err(HttpError::TooLarge(max));
+                    }
+                }
+                // Request trailers are not forwarded.
+            }
+        }
+    }
+    let rest = (!body.is_end_stream()).then_some(body);
+    Ok(Peeked {
+        head: head.into(),
+        rest,
+    })
+}
+
+/// Read a whole body into memory, refusing more than `max` bytes (for sealing bundles).
+pub async fn collect(peeked: Peeked, max: u64) -> Result<Vec<u8>, HttpError> {
+    let mut data = peeked.head.to_vec();
+    if let Some(mut rest) = peeked.rest {
+        while let Some(frame) = rest.frame().await {
+            let frame = frame.map_err(|e| HttpError::ClientBody(e.to_string()))?;
+            if let Ok(chunk) = frame.into_data() {
+                data.extend_from_slice(&chunk);
+                if data.len() as u64 > max {
+                    return Err(HttpError::TooLarge(max));
+                }
+            }
+        }
+    }
+    Ok(data)
+}
+
+/// The forwarded request body: the peeked head, then the rest of the client's stream.
+pub struct Forwarded {
+    head: Option<Bytes>,
+    rest: Option<Incoming>,
+    seen: u64,
+    max: u64,
+}
+
+impl Forwarded {
+    pub fn body(peeked: Peeked, max: u64) -> Body {
+        if peeked.head.is_empty() && peeked.rest.is_none() {
+            return empty();
+        }
+        let seen = peeked.head.len() as u64;
+        Forwarded {
+            head: (!peeked.head.is_empty()).then_some(peeked.head),
+            rest: peeked.rest,
+            seen,
+            max,
+        }
+        .boxed_unsync()
+    }
+}
+
+impl HttpBody for Forwarded {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(head) = self.head.take() {
+            return Poll::Ready(Some(Ok(Frame::data(head))));
+        }
+        let Some(rest) = self.rest.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(rest).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.seen += data.len() as u64;
+                    if self.seen > self.max {
+                        self.rest = None;
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge(self.max)))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => {
+                self.rest = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.is_none() && self.rest.as_ref().is_none_or(|r| r.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let head = self.head.as_ref().map_or(0, |h| h.len() as u64);
+        let rest = self
+            .rest
+            .as_ref()
+            .map_or(SizeHint::with_exact(0), |r| r.size_hint());
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + head);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + head);
+        }
+        hint
+    }
+}

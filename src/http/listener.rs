@@ -1,0 +1,105 @@
+//! Listener phase: accept HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) connections,
+//! at most `http.max_connections` at once, with the head size and head read-timeout limits;
+//! on shutdown stop accepting and give requests in flight `http.shutdown_grace` to finish.
+//!
+//! Thread per core: `http.workers` threads, each with a single-threaded tokio runtime, its
+//! own listening socket on the same address (SO_REUSEPORT, the kernel spreads connections)
+//! and its own upstream connection pool, so a request and its onward connection stay on one
+//! thread with no cross-thread wake-ups.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::HttpGateway;
+
+/// Serve on one listener until `shutdown`; `permits` caps connections across all workers.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<HttpGateway>,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let limits = &gateway.gateway.config.http;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32);
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    let grace = limits.shutdown_grace;
+
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit?,
+            _ = shutdown.cancelled() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "http accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let gateway = gateway.clone();
+                async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
+            });
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!(%peer, error = %e, "http connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("http: all connections finished"),
+        _ = tokio::time::sleep(grace) => tracing::warn!("http: shutdown grace period over; closing remaining connections"),
+    }
+    Ok(())
+}
+
+/// Bind one of the workers' listening sockets (SO_REUSEPORT: every worker binds the same
+/// address). Must run inside the worker's runtime.
+pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    use anyhow::Context;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }?;
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket
+        .bind(addr)
+        .with_context(|| format!("http.listen {addr}: cannot listen"))?;
+    Ok(socket.listen(1024)?)
+}

@@ -1,0 +1,505 @@
+//! The decision record: one row per decision and recipient, carrying everything seed 001
+//! §3.12 asks an officer to write down (what was shared and why, with whom, when, the legal
+//! basis or ISA, consent), plus what the gateway itself knows (marking sources, rules fired,
+//! the policy version) and a fingerprint of the content (size and SHA-256, never the content).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::decision::{builtin, Decision, Disclosure, Verdict};
+use crate::policy::{Action, Policy};
+
+/// The channel a decision was made on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Smtp,
+    Http,
+    Bundle,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Smtp => "smtp",
+            Channel::Http => "http",
+            Channel::Bundle => "bundle",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        match s {
+            "smtp" => Some(Channel::Smtp),
+            "http" => Some(Channel::Http),
+            "bundle" => Some(Channel::Bundle),
+            _ => None,
+        }
+    }
+}
+
+/// Whether the subject consented to the sharing (`X-Consent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Consent {
+    Given,
+    Withheld,
+    NotRequired,
+}
+
+impl Consent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consent::Given => "given",
+            Consent::Withheld => "withheld",
+            Consent::NotRequired => "not-required",
+        }
+    }
+
+    /// Read an `X-Consent` value: `given`, `withheld` or `not-required` (case, surrounding
+    /// space, and `_`/space for `-` tolerated). None for anything else.
+    pub fn parse(s: &str) -> Option<Consent> {
+        let v = s.trim().to_ascii_lowercase().replace(['_', ' '], "-");
+        match v.as_str() {
+            "given" => Some(Consent::Given),
+            "withheld" => Some(Consent::Withheld),
+            "not-required" => Some(Consent::NotRequired),
+            _ => None,
+        }
+    }
+}
+
+/// Why a record is a security incident, to be discussed at the ISA review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IncidentKind {
+    /// A blocked disclosure of material at or above `records.incident_class` (SECRET).
+    ClassifiedBlocked,
+    /// A disclosure citing an ISA whose review is overdue (rule `isa-overdue`).
+    IsaOverdue,
+}
+
+impl IncidentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentKind::ClassifiedBlocked => "classified-blocked",
+            IncidentKind::IsaOverdue => "isa-overdue",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<IncidentKind> {
+        match s {
+            "classified-blocked" => Some(IncidentKind::ClassifiedBlocked),
+            "isa-overdue" => Some(IncidentKind::IsaOverdue),
+            _ => None,
+        }
+    }
+}
+
+/// One place the marking was found (a copy of `marking::MarkingSource`, kept here so the
+/// record's stored form does not change when the marking engine's types do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    #[serde(rename = "where")]
+    pub location: String,
+    pub text: String,
+    pub class: String,
+}
+
+/// What the gateway knows about a message besides the decision.
+#[derive(Debug, Clone)]
+pub struct RecordMeta {
+    pub channel: Channel,
+    pub time: DateTime<Utc>,
+    pub sender: String,
+    pub message_id: Option<String>,
+    /// Size of the content in bytes.
+    pub size: u64,
+    /// SHA-256 of the content, lower-case hex.
+    pub sha256: String,
+    /// `X-Disclosure-Purpose`.
+    pub purpose: Option<String>,
+    /// `X-Legal-Basis`.
+    pub legal_basis: Option<String>,
+    /// `X-Consent`.
+    pub consent: Option<Consent>,
+    /// Blocked recipients of material ranked at or above this are incidents. From
+    /// [`incident_min_rank`]; None records no class incidents.
+    pub incident_min_rank: Option<u32>,
+}
+
+impl RecordMeta {
+    /// Meta for `content` received now on `channel`; the other fields are empty.
+    pub fn new(channel: Channel, sender: &str, content: &[u8]) -> RecordMeta {
+        use sha2::Digest;
+        RecordMeta {
+            channel,
+            time: Utc::now(),
+            sender: sender.to_string(),
+            message_id: None,
+            size: content.len() as u64,
+            sha256: hex::encode(sha2::Sha256::digest(content)),
+            purpose: None,
+            legal_basis: None,
+            consent: None,
+            incident_min_rank: None,
+        }
+    }
+}
+
+impl RecordMeta {
+    /// Meta for a parsed mail message received now: size and SHA-256 of the raw bytes,
+    /// `Message-ID`, `X-Disclosure-Purpose`, `X-Legal-Basis` and `X-Consent` (an `X-Consent`
+    /// value other than given / withheld / not-required is recorded as not stated).
+    pub fn from_message(
+        channel: Channel,
+        sender: &str,
+        message: &crate::message::ParsedMessage<'_>,
+    ) -> RecordMeta {
+        let header = |name: &str| {
+            message
+                .inner
+                .header_raw(name)
+                .map(unfold)
+                .filter(|v| !v.is_empty())
+        };
+        RecordMeta {
+            message_id: header("Message-ID"),
+            purpose: header("X-Disclosure-Purpose"),
+            legal_basis: header("X-Legal-Basis"),
+            consent: header("X-Consent").and_then(|v| Consent::parse(&v)),
+            ..RecordMeta::new(channel, sender, message.raw)
+        }
+    }
+}
+
+impl RecordMeta {
+    /// Take purpose, legal basis and consent from what the sender declared (the same
+    /// values the decision saw). A consent value that is not given / withheld /
+    /// not-required is recorded as not stated.
+    pub fn with_declared(mut self, declared: &crate::decision::Declared) -> RecordMeta {
+        self.purpose = declared.purpose.clone().filter(|v| !v.trim().is_empty());
+        self.legal_basis = declared
+            .legal_basis
+            .clone()
+            .filter(|v| !v.trim().is_empty());
+        self.consent = declared.consent.as_deref().and_then(Consent::parse);
+        self
+    }
+}
+
+/// A header value on one line: folding removed, runs of white space made one space.
+fn unfold(value: &str) -> String {
+    value.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The rank of `class` in `policy` (records.incident_class): blocked disclosures at or above
+/// it are incidents. None when the policy has no such class.
+pub fn incident_min_rank(policy: &Policy, class: &str) -> Option<u32> {
+    policy
+        .markings
+        .find(class)
+        .map(|i| policy.markings.class(i).rank)
+}
+
+/// One decision for one recipient, as kept for six years.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DecisionRecord {
+    /// Unique id (UUID v4).
+    pub id: String,
+    /// When the decision was made, UTC, microsecond precision.
+    pub time: DateTime<Utc>,
+    pub channel: Channel,
+    pub sender: String,
+    pub recipient: String,
+    /// Partner name, when the recipient domain belongs to a registered partner.
+    pub partner: Option<String>,
+    pub partner_id: Option<String>,
+    /// Canonical marking class.
+    pub class: String,
+    /// Class with descriptors.
+    pub label: String,
+    /// Every place a marking was found.
+    pub sources: Vec<SourceRecord>,
+    /// True when no marking was found and the policy's unmarked class was assumed.
+    pub defaulted: bool,
+    /// Destination class (`internal`, `secure`, `internet`, `invalid` ...).
+    pub destination: String,
+    pub verdict: Verdict,
+    pub actions: Vec<Action>,
+    /// Ids of the rules that fired.
+    pub rules: Vec<String>,
+    pub reason: String,
+    pub disclosure: Disclosure,
+    /// The ISA the sender cited, if any (whether or not it was accepted).
+    pub isa: Option<String>,
+    pub purpose: Option<String>,
+    pub legal_basis: Option<String>,
+    pub consent: Option<Consent>,
+    pub message_id: Option<String>,
+    pub size: u64,
+    pub sha256: String,
+    pub policy_version: String,
+    pub incident: bool,
+    pub incident_kind: Option<IncidentKind>,
+}
+
+impl DecisionRecord {
+    /// One record per recipient of `decision`.
+    pub fn from_decision(decision: &Decision, meta: &RecordMeta) -> Vec<DecisionRecord> {
+        let time = truncate_micros(meta.time);
+        let sources: Vec<SourceRecord> = decision
+            .marking
+            .sources
+            .iter()
+            .map(|s| SourceRecord {
+                location: s.location.clone(),
+                text: s.text.clone(),
+                class: s.class.clone(),
+            })
+            .collect();
+        decision
+            .recipients
+            .iter()
+            .map(|r| {
+                let classified = r.verdict == Verdict::Block
+                    && meta
+                        .incident_min_rank
+                        .is_some_and(|min| decision.marking.rank >= min);
+                let overdue = r.rules.iter().any(|id| id == builtin::ISA_OVERDUE);
+                let incident_kind = if classified {
+                    Some(IncidentKind::ClassifiedBlocked)
+                } else if overdue {
+                    Some(IncidentKind::IsaOverdue)
+                } else {
+                    None
+                };
+                DecisionRecord {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    time,
+                    channel: meta.channel,
+                    sender: meta.sender.clone(),
+                    recipient: r.address.clone(),
+                    partner: r.partner.clone(),
+                    partner_id: r.partner_id.clone(),
+                    class: decision.marking.class.clone(),
+                    label: decision.marking.label.clone(),
+                    sources: sources.clone(),
+                    defaulted: decision.marking.defaulted,
+                    destination: r.destination.clone(),
+                    verdict: r.verdict,
+                    actions: r.actions.clone(),
+                    rules: r.rules.clone(),
+                    reason: r.reason.clone(),
+                    disclosure: r.disclosure,
+                    isa: decision.isa.clone(),
+                    purpose: meta.purpose.clone(),
+                    legal_basis: meta.legal_basis.clone(),
+                    consent: meta.consent,
+                    message_id: meta.message_id.clone(),
+                    size: meta.size,
+                    sha256: meta.sha256.clone(),
+                    policy_version: decision.policy_version.clone(),
+                    incident: incident_kind.is_some(),
+                    incident_kind,
+                }
+            })
+            .collect()
+    }
+
+    /// The facts `policy simulate` replays under a candidate policy.
+    pub fn to_recorded(&self) -> crate::simulate::Recorded {
+        crate::simulate::Recorded {
+            id: self.id.clone(),
+            time: self.time,
+            channel: self.channel.as_str().to_string(),
+            sender: self.sender.clone(),
+            recipient: self.recipient.clone(),
+            marking: self.label.clone(),
+            isa: self.isa.clone(),
+            declared: crate::decision::Declared {
+                purpose: self.purpose.clone(),
+                legal_basis: self.legal_basis.clone(),
+                consent: self.consent.map(|c| c.as_str().to_string()),
+            },
+            verdict: self.verdict,
+            actions: self.actions.clone(),
+            rules: self.rules.clone(),
+        }
+    }
+
+    /// The stored form of `time`: RFC 3339, UTC, always six fractional digits, so text order
+    /// is time order.
+    pub fn time_text(&self) -> String {
+        format_time(self.time)
+    }
+
+    /// Canonical serialisation (format 1) hashed into the chain: a JSON array of every field
+    /// in a fixed order. Never change it; a new format gets a new tag.
+    pub fn canonical(&self) -> Vec<u8> {
+        serde_json::to_vec(&Canonical(self)).expect("a record always serialises")
+    }
+}
+
+/// The canonical form, serialised straight from the record without building a JSON tree.
+struct Canonical<'a>(&'a DecisionRecord);
+
+impl Serialize for Canonical<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        struct Actions<'a>(&'a [Action]);
+        impl Serialize for Actions<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(|a| a.as_str()))
+            }
+        }
+        struct Sources<'a>(&'a [SourceRecord]);
+        impl Serialize for Sources<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(|x| [&x.location, &x.text, &x.class]))
+            }
+        }
+        let r = self.0;
+        let mut seq = serializer.serialize_seq(Some(28))?;
+        seq.serialize_element("markgate-record-1")?;
+        seq.serialize_element(&r.id)?;
+        seq.serialize_element(&r.time_text())?;
+        seq.serialize_element(r.channel.as_str())?;
+        seq.serialize_element(&r.sender)?;
+        seq.serialize_element(&r.recipient)?;
+        seq.serialize_element(&r.partner)?;
+        seq.serialize_element(&r.partner_id)?;
+        seq.serialize_element(&r.class)?;
+        seq.serialize_element(&r.label)?;
+        seq.serialize_element(&Sources(&r.sources))?;
+        seq.serialize_element(&r.defaulted)?;
+        seq.serialize_element(&r.destination)?;
+        seq.serialize_element(r.verdict.as_str())?;
+        seq.serialize_element(&Actions(&r.actions))?;
+        seq.serialize_element(&r.rules)?;
+        seq.serialize_element(&r.reason)?;
+        seq.serialize_element(disclosure_str(r.disclosure))?;
+        seq.serialize_element(&r.isa)?;
+        seq.serialize_element(&r.purpose)?;
+        seq.serialize_element(&r.legal_basis)?;
+        seq.serialize_element(&r.consent.map(Consent::as_str))?;
+        seq.serialize_element(&r.message_id)?;
+        seq.serialize_element(&r.size)?;
+        seq.serialize_element(&r.sha256)?;
+        seq.serialize_element(&r.policy_version)?;
+        seq.serialize_element(&r.incident)?;
+        seq.serialize_element(&r.incident_kind.map(IncidentKind::as_str))?;
+        seq.end()
+    }
+}
+
+/// Drop sub-microsecond precision, which the stored form does not keep.
+pub fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+/// RFC 3339, UTC, six fractional digits (`2026-11-25T13:10:41.123456Z`).
+pub fn format_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub fn disclosure_str(d: Disclosure) -> &'static str {
+    match d {
+        Disclosure::Internal => "internal",
+        Disclosure::Isa => "isa",
+        Disclosure::OneOff => "one-off",
+    }
+}
+
+pub fn parse_disclosure(s: &str) -> Option<Disclosure> {
+    match s {
+        "internal" => Some(Disclosure::Internal),
+        "isa" => Some(Disclosure::Isa),
+        "one-off" => Some(Disclosure::OneOff),
+        _ => None,
+    }
+}
+
+pub fn parse_verdict(s: &str) -> Option<Verdict> {
+    match s {
+        "allow" => Some(Verdict::Allow),
+        "block" => Some(Verdict::Block),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_from_a_message() {
+        let raw = b"From: a@b\r\nMessage-ID: <m1@b>\r\nX-Disclosure-Purpose: safeguarding\r\n referral\r\nX-Legal-Basis: Children Act 2004 s.11\r\nX-Consent: Not-Required\r\nSubject: x\r\n\r\nbody\r\n";
+        let parsed = crate::message::parse(raw).unwrap();
+        let meta = RecordMeta::from_message(Channel::Smtp, "a@b", &parsed);
+        assert_eq!(meta.message_id.as_deref(), Some("<m1@b>"));
+        assert_eq!(meta.purpose.as_deref(), Some("safeguarding referral"));
+        assert_eq!(meta.legal_basis.as_deref(), Some("Children Act 2004 s.11"));
+        assert_eq!(meta.consent, Some(Consent::NotRequired));
+        assert_eq!(meta.size, raw.len() as u64);
+        assert_eq!(meta.sha256.len(), 64);
+    }
+
+    #[test]
+    fn consent_values() {
+        assert_eq!(Consent::parse(" Given "), Some(Consent::Given));
+        assert_eq!(Consent::parse("NOT_REQUIRED"), Some(Consent::NotRequired));
+        assert_eq!(Consent::parse("not required"), Some(Consent::NotRequired));
+        assert_eq!(Consent::parse("maybe"), None);
+    }
+
+    #[test]
+    fn canonical_form_is_a_fixed_array() {
+        let r = DecisionRecord {
+            id: "id-1".into(),
+            time: DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            channel: Channel::Http,
+            sender: "a@b".into(),
+            recipient: "c@d".into(),
+            partner: None,
+            partner_id: None,
+            class: "OFFICIAL".into(),
+            label: "OFFICIAL".into(),
+            sources: vec![SourceRecord {
+                location: "subject".into(),
+                text: "OFFICIAL".into(),
+                class: "OFFICIAL".into(),
+            }],
+            defaulted: false,
+            destination: "internet".into(),
+            verdict: Verdict::Allow,
+            actions: vec![Action::Tls],
+            rules: vec!["official-tls".into()],
+            reason: "ok".into(),
+            disclosure: Disclosure::OneOff,
+            isa: None,
+            purpose: Some("p".into()),
+            legal_basis: None,
+            consent: Some(Consent::Given),
+            message_id: None,
+            size: 3,
+            sha256: "00".into(),
+            policy_version: "v".into(),
+            incident: false,
+            incident_kind: None,
+        };
+        assert_eq!(
+            String::from_utf8(r.canonical()).unwrap(),
+            r#"["markgate-record-1","id-1","2026-01-02T03:04:05.000000Z","http","a@b","c@d",null,null,"OFFICIAL","OFFICIAL",[["subject","OFFICIAL","OFFICIAL"]],false,"internet","allow",["tls"],["official-tls"],"ok","one-off",null,"p",null,"given",null,3,"00","v",false,null]"#
+        );
+    }
+
+    #[test]
+    fn time_text_is_fixed_width() {
+        let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(format_time(t), "2026-01-02T03:04:05.000000Z");
+    }
+}
