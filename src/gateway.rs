@@ -85,7 +85,9 @@ impl Gateway {
         mut meta: RecordMeta,
     ) -> Result<(), RecordError> {
         meta.incident_min_rank = self.recorder.incident_min_rank(policy);
-        self.recorder.record(DecisionRecord::from_decision(decision, &meta)).await?;
+        self.recorder
+            .record(DecisionRecord::from_decision(decision, &meta))
+            .await?;
         self.note_decision(decision);
         Ok(())
     }

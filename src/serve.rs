@@ -24,7 +24,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
     let recorder = crate::record::Recorder::open(&config.records).with_context(|| {
-        format!("cannot open the decision record store {}", config.records.path.display())
+        format!(
+            "cannot open the decision record store {}",
+            config.records.path.display()
+        )
     })?;
     let gateway = Arc::new(Gateway::new(config, policy, recorder));
     preload_recent_decisions(&gateway);
@@ -72,7 +75,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Fill the admin page's last-24-hours chart from the records, so a restart does not empty it.
 fn preload_recent_decisions(gateway: &Gateway) {
     let since = chrono::Utc::now() - chrono::Duration::hours(24);
-    let filter = crate::record::Filter { since: Some(since), ..Default::default() };
+    let filter = crate::record::Filter {
+        since: Some(since),
+        ..Default::default()
+    };
     let loaded = crate::record::Store::open_read_only(&gateway.config.records.path)
         .and_then(|store| store.query(&filter));
     match loaded {

@@ -24,6 +24,14 @@ struct Harness {
     buf: Vec<u8>,
 }
 
+fn recorder(dir: &tempfile::TempDir) -> markgate::record::Recorder {
+    markgate::record::Recorder::open(&markgate::config::records::RecordsConfig {
+        path: dir.path().join("records.sqlite"),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 fn policy() -> Policy {
     Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policy")).expect("shipped policy")
 }
@@ -33,7 +41,7 @@ fn start(configure: impl FnOnce(&mut Config), relay_allowed: bool) -> Harness {
     let mut config = Config::default();
     config.spool.dir = dir.path().join("spool");
     configure(&mut config);
-    let gateway = Arc::new(Gateway::new(config, policy()));
+    let gateway = Arc::new(Gateway::new(config, policy(), recorder(&dir)));
     let spool = Arc::new(Spool::open(&dir.path().join("spool")).unwrap());
     let (queue, queued) = QueueHandle::new();
     let ctx = Arc::new(SmtpContext {
@@ -287,7 +295,7 @@ async fn idle_sessions_close_on_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.spool.dir = dir.path().join("spool");
-    let gateway = Arc::new(Gateway::new(config, policy()));
+    let gateway = Arc::new(Gateway::new(config, policy(), recorder(&dir)));
     let (queue, _rx) = QueueHandle::new();
     let shutdown = CancellationToken::new();
     let ctx = Arc::new(SmtpContext {

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::record::{self, RecordMeta};
+use super::record;
 use super::Session;
 use crate::config::smtp::BareLineEndings;
 use crate::decision::{self, MessageFacts};
@@ -141,20 +141,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             declared: message::declared(&parsed),
         };
         let decision = decision::decide(&facts, &policy);
-        self.ctx.gateway.note_decision(&decision);
         let id = new_id();
-        let meta = RecordMeta {
-            id: &id,
-            client_ip: self.peer.ip,
-            helo: self.helo.as_deref().unwrap_or(""),
-            sender: &sender,
-            size: raw.len(),
-            message_id: parsed.inner.message_id(),
-            subject: parsed.inner.subject(),
-        };
-
         if !decision.is_allowed() {
-            if let Err(e) = record::record(&decision, &meta) {
+            if let Err(e) =
+                record::record(&self.ctx.gateway, &policy, &decision, &sender, &parsed).await
+            {
                 tracing::error!(error = %e, "decision record failed");
                 return Reply::internal("the decision could not be recorded");
             }
@@ -183,7 +174,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
 
         // Record the decision before anything is acknowledged.
-        if let Err(e) = record::record(&decision, &meta) {
+        if let Err(e) =
+            record::record(&self.ctx.gateway, &policy, &decision, &sender, &parsed).await
+        {
             tracing::error!(id, error = %e, "decision record failed");
             return Reply::internal("the decision could not be recorded");
         }
@@ -194,7 +187,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             received: chrono::Utc::now().timestamp(),
             sender: sender.clone(),
             client_ip: self.peer.ip.to_string(),
-            helo: meta.helo.to_string(),
+            helo: self.helo.clone().unwrap_or_default(),
             marking: decision.marking.label.clone(),
             policy_version: decision.policy_version.clone(),
             is_dsn: false,
