@@ -39,3 +39,4 @@ pub mod reload;
 pub mod serve;
 pub mod simulate;
 pub mod smtp;
+pub mod transform;

@@ -52,7 +52,7 @@ fn gateway_config(dir: &Path, admin: u16) -> String {
 
 /// Keys that keep the other listeners on free ports.
 fn common_listeners(_dir: &Path) -> String {
-    String::new()
+    format!("[smtp]\nlisten = \"127.0.0.1:{}\"\n", free_port())
 }
 
 fn status(admin: u16) -> serde_json::Value {

@@ -1,14 +1,142 @@
-//! The SMTP gateway (being built).
+//! The SMTP gateway: markgate as a mail relay that enforces the handling policy.
+//!
+//! Layout, in the order mail flows:
+//! - [`listener`]: accepts connections, applies connection limits and the relay networks,
+//!   runs STARTTLS handshakes, drains on shutdown;
+//! - [`inbound`]: one session per connection, one file per SMTP verb; at end of data the
+//!   message is decided, transformed ([`crate::transform`]), recorded and spooled before
+//!   `250`;
+//! - [`queue`]: the fsynced spool, the manager that delivers from it with retries, and
+//!   bounces;
+//! - [`outbound`]: delivery of one copy to its next hop (SMTP relay with verified TLS) or to
+//!   the local outbox.
 
+pub mod inbound;
+pub mod listener;
+pub mod outbound;
+pub mod queue;
+pub mod reply;
+
+use std::path::Path;
 use std::sync::Arc;
 
+use anyhow::Context;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{Config, TlsConfig};
 use crate::gateway::Gateway;
+use queue::manager::QueueManager;
+use queue::spool::Spool;
+use queue::QueueHandle;
 
-/// Run the SMTP listener until `shutdown` is cancelled.
+/// What every session shares.
+pub struct SmtpContext {
+    pub gateway: Arc<Gateway>,
+    /// Present when STARTTLS is offered.
+    pub tls: Option<TlsAcceptor>,
+    pub spool: Arc<Spool>,
+    pub queue: QueueHandle,
+    pub relay_nets: Vec<ipnet::IpNet>,
+    /// Signs the manifests of encrypted bundles (`tls.signing_key`); without it messages
+    /// that must be encrypted are refused with 451 (never sent in the clear).
+    pub signing_key: Option<Arc<ed25519_dalek::SigningKey>>,
+    pub shutdown: CancellationToken,
+}
+
+impl SmtpContext {
+    pub fn hostname(&self) -> &str {
+        &self.gateway.config.smtp.hostname
+    }
+}
+
+/// Run the SMTP listener and the delivery queue until `shutdown` is cancelled, then drain.
 pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let _ = gateway;
-    shutdown.cancelled().await;
+    let config = &gateway.config;
+    let tls = tls_acceptor(config)?;
+    let spool = Arc::new(
+        Spool::open(&config.spool.dir)
+            .with_context(|| format!("spool.dir {}", config.spool.dir.display()))?,
+    );
+    let (queue, rx) = QueueHandle::new();
+    let delivery = outbound::Delivery::new(
+        config.delivery.clone(),
+        config.smtp.hostname.clone(),
+        config.tls.ca.clone(),
+    )
+    .context("delivery")?;
+    let manager = Arc::new(QueueManager {
+        gateway: gateway.clone(),
+        spool: spool.clone(),
+        delivery: Arc::new(delivery),
+        config: config.delivery.clone(),
+        hostname: config.smtp.hostname.clone(),
+        handle: queue.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(&config.smtp.listen)
+        .await
+        .with_context(|| format!("smtp.listen {}", config.smtp.listen))?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        spool = %config.spool.dir.display(),
+        delivery = if config.delivery.routes.is_empty() { "outbox" } else { "routes" },
+        "SMTP gateway listening"
+    );
+    let grace = config.smtp.shutdown_grace;
+    let queue_task = tokio::spawn(manager.run(rx, shutdown.clone(), grace));
+    let signing_key = match crate::certs::load_signing_key(&config.tls.signing_key) {
+        Ok(k) => Some(Arc::new(k)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no bundle signing key: messages that must be encrypted will be refused with 451");
+            None
+        }
+    };
+    let ctx = Arc::new(SmtpContext {
+        signing_key,
+        relay_nets: config.smtp.relay_nets(),
+        gateway: gateway.clone(),
+        tls,
+        spool,
+        queue,
+        shutdown: shutdown.clone(),
+    });
+    listener::serve(listener, ctx).await;
+    let _ = queue_task.await;
+    tracing::info!("SMTP gateway stopped; the spool is kept");
     Ok(())
+}
+
+/// The STARTTLS configuration from `tls.cert` / `tls.key`. When those are the defaults and
+/// missing (first run), development material is generated into `certs/` with a warning.
+fn tls_acceptor(config: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
+    let tls = &config.tls;
+    let defaults = TlsConfig::default();
+    if tls.cert == defaults.cert
+        && tls.key == defaults.key
+        && !tls.cert.exists()
+        && !tls.key.exists()
+    {
+        let dir = tls.cert.parent().unwrap_or(Path::new("certs"));
+        tracing::warn!(
+            dir = %dir.display(),
+            "no TLS certificate configured: generating DEVELOPMENT certificates (never use them in production; set tls.cert and tls.key)"
+        );
+        crate::certs::generate_dev_tls(dir, std::slice::from_ref(&config.smtp.hostname))?;
+    }
+    if tls.signing_key == defaults.signing_key && !tls.signing_key.exists() {
+        let dir = tls.signing_key.parent().unwrap_or(Path::new("certs"));
+        tracing::warn!(
+            dir = %dir.display(),
+            "no bundle signing key: generating a DEVELOPMENT key (set tls.signing_key in production)"
+        );
+        crate::certs::generate_signing_key(dir)?;
+    }
+    let client_ca = if config.smtp.require_client_cert {
+        config.smtp.client_ca.as_deref()
+    } else {
+        None
+    };
+    let server = crate::certs::server_config(&tls.cert, &tls.key, client_ca)
+        .context("STARTTLS certificate (tls.cert, tls.key)")?;
+    Ok(Some(TlsAcceptor::from(server)))
 }

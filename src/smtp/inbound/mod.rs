@@ -1,0 +1,326 @@
+//! Inbound SMTP: one [`Session`] per client connection, generic over its IO so protocol tests
+//! run over in-memory pipes. Commands are parsed by smtp-proto; each verb is handled in its
+//! own file; the message path after end of data is in [`data`].
+//!
+//! Pipelining: every complete command in what was read is answered before the replies are
+//! flushed together. STARTTLS hands the connection back to the listener for the handshake
+//! and discards anything the client pipelined after it (CVE-2011-0411).
+
+mod data;
+mod ehlo;
+mod mail;
+mod rcpt;
+pub mod record;
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver, RequestReceiver};
+use smtp_proto::Request;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::reply::Reply;
+use super::SmtpContext;
+
+pub use data::{check_line_endings, LineProblem};
+
+/// Errors in a row after which a client is disconnected.
+const MAX_ERRORS: u32 = 10;
+
+/// How a session ended.
+pub enum Outcome<S> {
+    Closed,
+    /// The client asked for STARTTLS and got `220`: do the handshake on this stream.
+    StartTls(S),
+}
+
+/// What the connection knows about its client.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub ip: IpAddr,
+    /// The client may relay (it is in `smtp.relay_networks`).
+    pub relay_allowed: bool,
+    /// TLS is already in place.
+    pub tls: bool,
+}
+
+#[derive(Default)]
+struct Transaction {
+    from: Option<String>,
+    rcpts: Vec<String>,
+}
+
+struct DataIn {
+    receiver: DataReceiver,
+    skip: Option<DummyDataReceiver>,
+    buf: Vec<u8>,
+}
+
+enum Flow {
+    Continue,
+    Close,
+    StartTls,
+}
+
+pub struct Session<S> {
+    stream: S,
+    ctx: Arc<SmtpContext>,
+    peer: Peer,
+    helo: Option<String>,
+    tx: Transaction,
+    requests: RequestReceiver,
+    data: Option<DataIn>,
+    out: Vec<u8>,
+    errors: u32,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    pub fn new(stream: S, ctx: Arc<SmtpContext>, peer: Peer) -> Session<S> {
+        Session {
+            stream,
+            ctx,
+            peer,
+            helo: None,
+            tx: Transaction::default(),
+            requests: RequestReceiver::default(),
+            data: None,
+            out: Vec::with_capacity(1024),
+            errors: 0,
+        }
+    }
+
+    /// Send the greeting (skipped after STARTTLS) and serve commands until the client leaves.
+    pub async fn run(mut self, greet: bool) -> std::io::Result<Outcome<S>> {
+        if greet {
+            let hostname = self.ctx.hostname().to_string();
+            self.out
+                .extend_from_slice(format!("220 {hostname} ESMTP markgate ready\r\n").as_bytes());
+            self.flush().await?;
+        }
+        let mut chunk = vec![0u8; 32 * 1024];
+        loop {
+            let Some(n) = self.read(&mut chunk).await? else {
+                return Ok(Outcome::Closed);
+            };
+            if n == 0 {
+                return Ok(Outcome::Closed);
+            }
+            let mut bytes = chunk[..n].iter();
+            while bytes.len() > 0 {
+                if self.data.is_some() {
+                    self.ingest_data(&mut bytes).await;
+                    continue;
+                }
+                let request = match self.requests.ingest(&mut bytes) {
+                    Ok(r) => r.into_owned(),
+                    Err(smtp_proto::Error::NeedsMoreData { .. }) => break,
+                    Err(e) => {
+                        let reply = syntax_reply(&e);
+                        if self.error(reply) {
+                            self.flush().await?;
+                            return Ok(Outcome::Closed);
+                        }
+                        continue;
+                    }
+                };
+                match self.handle(request).await {
+                    Flow::Continue => {}
+                    Flow::Close => {
+                        self.flush().await?;
+                        return Ok(Outcome::Closed);
+                    }
+                    Flow::StartTls => {
+                        if bytes.len() > 0 {
+                            tracing::warn!(client = %self.peer.ip, "data pipelined after STARTTLS; closing");
+                            return Ok(Outcome::Closed);
+                        }
+                        self.flush().await?;
+                        return Ok(Outcome::StartTls(self.stream));
+                    }
+                }
+            }
+            self.flush().await?;
+        }
+    }
+
+    /// Read with the command or data timeout; `None` when the session should end (timeout
+    /// or shutdown while idle; the client has been told).
+    async fn read(&mut self, chunk: &mut [u8]) -> std::io::Result<Option<usize>> {
+        let config = &self.ctx.gateway.config.smtp;
+        let in_data = self.data.is_some();
+        let limit: Duration = if in_data {
+            config.data_timeout
+        } else {
+            config.command_timeout
+        };
+        let idle = !in_data && self.tx.from.is_none();
+        let shutdown = self.ctx.shutdown.clone();
+        tokio::select! {
+            read = tokio::time::timeout(limit, self.stream.read(chunk)) => match read {
+                Ok(r) => r.map(Some),
+                Err(_) => {
+                    let what = if in_data { "data" } else { "command" };
+                    self.reply(Reply::new(421, [4, 4, 2], format!("{what} timeout after {}s; closing connection", limit.as_secs())));
+                    let _ = self.flush().await;
+                    Ok(None)
+                }
+            },
+            _ = shutdown.cancelled(), if idle => {
+                self.reply(Reply::new(421, [4, 3, 2], "service shutting down; try again later"));
+                let _ = self.flush().await;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    fn reply(&mut self, reply: Reply) {
+        reply.write_to(&mut self.out);
+    }
+
+    /// Answer an error; true when the client has made too many and must go.
+    fn error(&mut self, reply: Reply) -> bool {
+        self.reply(reply);
+        self.errors += 1;
+        if self.errors >= MAX_ERRORS {
+            self.reply(Reply::new(
+                421,
+                [4, 7, 0],
+                "too many errors; closing connection",
+            ));
+            return true;
+        }
+        false
+    }
+
+    async fn handle(&mut self, request: Request<String>) -> Flow {
+        match request {
+            Request::Ehlo { host } => self.ehlo(host, true),
+            Request::Helo { host } => self.ehlo(host, false),
+            Request::Lhlo { .. } => {
+                self.error(Reply::new(500, [5, 5, 1], "LHLO is for LMTP; use EHLO"));
+            }
+            Request::StartTls => return self.starttls(),
+            Request::Mail { from } => self.mail(from),
+            Request::Rcpt { to } => self.rcpt(to),
+            Request::Data => self.data(),
+            Request::Rset => {
+                self.tx = Transaction::default();
+                self.reply(Reply::new(250, [2, 0, 0], "reset"));
+            }
+            Request::Noop { .. } => self.reply(Reply::new(250, [2, 0, 0], "ok")),
+            Request::Quit => {
+                self.reply(Reply::new(221, [2, 0, 0], "bye"));
+                return Flow::Close;
+            }
+            Request::Vrfy { .. } => self.reply(Reply::new(
+                252,
+                [2, 5, 0],
+                "cannot verify; send the message and it will be decided on delivery",
+            )),
+            other => {
+                let name = other.name();
+                if self.error(Reply::new(
+                    502,
+                    [5, 5, 1],
+                    format!("{name} is not implemented"),
+                )) {
+                    return Flow::Close;
+                }
+            }
+        }
+        if self.errors >= MAX_ERRORS {
+            Flow::Close
+        } else {
+            Flow::Continue
+        }
+    }
+
+    fn starttls(&mut self) -> Flow {
+        if self.peer.tls {
+            self.error(Reply::new(503, [5, 5, 1], "TLS is already active"));
+            return Flow::Continue;
+        }
+        if self.ctx.tls.is_none() {
+            self.error(Reply::new(454, [4, 7, 0], "TLS not available"));
+            return Flow::Continue;
+        }
+        self.reply(Reply::new(220, [2, 0, 0], "ready to start TLS"));
+        Flow::StartTls
+    }
+
+    async fn ingest_data(&mut self, bytes: &mut std::slice::Iter<'_, u8>) {
+        let max = self.ctx.gateway.config.smtp.max_message_size;
+        let data = self.data.as_mut().expect("in data");
+        let done = match &mut data.skip {
+            Some(skip) => skip.ingest(bytes),
+            None => {
+                let done = data.receiver.ingest(bytes, &mut data.buf);
+                if !done && data.buf.len() > max {
+                    data.skip = Some(DummyDataReceiver::new_data(&data.receiver));
+                    data.buf = Vec::new();
+                }
+                done
+            }
+        };
+        if !done {
+            return;
+        }
+        let data = self.data.take().expect("in data");
+        let reply = if data.skip.is_some() || data.buf.len() > max {
+            Reply::new(
+                552,
+                [5, 3, 4],
+                format!("message exceeds the maximum size of {max} bytes"),
+            )
+        } else {
+            self.accept_message(data.buf).await
+        };
+        self.tx = Transaction::default();
+        self.reply(reply);
+    }
+}
+
+fn syntax_reply(e: &smtp_proto::Error) -> Reply {
+    use smtp_proto::Error as E;
+    match e {
+        E::UnknownCommand => Reply::new(500, [5, 5, 1], "command not recognised"),
+        E::InvalidSenderAddress => Reply::new(501, [5, 1, 7], "bad sender address syntax"),
+        E::InvalidRecipientAddress => Reply::new(501, [5, 1, 3], "bad recipient address syntax"),
+        E::SyntaxError { syntax } => Reply::new(501, [5, 5, 4], format!("syntax: {syntax}")),
+        E::InvalidParameter { param } => {
+            Reply::new(501, [5, 5, 4], format!("invalid parameter {param}"))
+        }
+        E::UnsupportedParameter { param } => {
+            Reply::new(504, [5, 5, 4], format!("unsupported parameter {param}"))
+        }
+        E::ResponseTooLong => Reply::new(500, [5, 5, 2], "command line too long"),
+        E::NeedsMoreData { .. } | E::InvalidResponse { .. } => {
+            Reply::new(500, [5, 5, 0], "unexpected input")
+        }
+    }
+}
+
+/// A client-supplied name made safe for logs and trace headers.
+fn clean(s: &str) -> Cow<'_, str> {
+    if s.chars().all(|c| c.is_ascii_graphic()) && s.len() <= 255 {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(
+            s.chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(255)
+                .collect(),
+        )
+    }
+}

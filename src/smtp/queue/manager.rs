@@ -1,0 +1,230 @@
+//! The queue manager: one task per queued message that attempts delivery (at most
+//! `delivery.concurrency` at a time), waits with exponential backoff between attempts, and
+//! bounces what cannot be delivered. On start it recovers everything left in the spool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::dsn;
+use super::spool::{Envelope, Spool, State};
+use super::QueueHandle;
+use crate::config::delivery::DeliveryConfig;
+use crate::smtp::outbound::{Delivery, DeliveryError};
+
+pub struct QueueManager {
+    pub gateway: Arc<crate::gateway::Gateway>,
+    pub spool: Arc<Spool>,
+    pub delivery: Arc<Delivery>,
+    pub config: DeliveryConfig,
+    pub hostname: String,
+    pub handle: QueueHandle,
+}
+
+enum Next {
+    Finished,
+    RetryIn(Duration),
+}
+
+impl QueueManager {
+    /// Run until `shutdown`; then let attempts in flight finish within `grace`.
+    pub async fn run(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<Envelope>,
+        shutdown: CancellationToken,
+        grace: Duration,
+    ) {
+        let permits = Arc::new(Semaphore::new(self.config.concurrency));
+        let tasks = TaskTracker::new();
+        match self.spool.recover() {
+            Ok(ids) => {
+                if !ids.is_empty() {
+                    tracing::info!(
+                        count = ids.len(),
+                        "recovering queued messages from the spool"
+                    );
+                }
+                for id in ids {
+                    match self.spool.load(&id) {
+                        Ok(s) => {
+                            let state = self.spool.load_state(&id);
+                            self.spawn(&tasks, s.envelope, state, &permits, &shutdown);
+                        }
+                        Err(e) => tracing::error!(id, error = %e, "cannot read spooled message"),
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the spool directory"),
+        }
+        loop {
+            tokio::select! {
+                received = rx.recv() => match received {
+                    Some(envelope) => self.spawn(&tasks, envelope, State::default(), &permits, &shutdown),
+                    None => break,
+                },
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        tasks.close();
+        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+            tracing::warn!(
+                "deliveries still in flight at the end of the grace period; they stay in the spool"
+            );
+        }
+    }
+
+    fn spawn(
+        self: &Arc<Self>,
+        tasks: &TaskTracker,
+        envelope: Envelope,
+        mut state: State,
+        permits: &Arc<Semaphore>,
+        shutdown: &CancellationToken,
+    ) {
+        let this = self.clone();
+        let permits = permits.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            loop {
+                let next = {
+                    let _permit = tokio::select! {
+                        p = permits.acquire() => match p { Ok(p) => p, Err(_) => return },
+                        _ = shutdown.cancelled() => return,
+                    };
+                    this.attempt(&envelope, &mut state).await
+                };
+                match next {
+                    Next::Finished => return,
+                    Next::RetryIn(wait) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = shutdown.cancelled() => return,
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Try every copy not yet finished once.
+    async fn attempt(&self, envelope: &Envelope, state: &mut State) -> Next {
+        let id = envelope.id.as_str();
+        let spooled = match self.load(id).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(id, error = %e, "cannot read spooled message; will retry");
+                state.attempts += 1;
+                return Next::RetryIn(self.backoff(state.attempts));
+            }
+        };
+        let mut transient = Vec::new();
+        let mut permanent = Vec::new();
+        for (index, copy) in envelope.copies.iter().enumerate() {
+            if state.done.contains(&index) {
+                continue;
+            }
+            match self
+                .delivery
+                .deliver(envelope, copy, spooled.copy_bytes(index))
+                .await
+            {
+                Ok(detail) => {
+                    tracing::info!(id, copy = index, recipients = %copy.recipients.join(","), detail, "delivered");
+                    state.done.push(index);
+                }
+                Err(DeliveryError::Permanent(reason)) => {
+                    tracing::warn!(id, copy = index, reason, "delivery failed permanently");
+                    permanent.push((index, reason));
+                }
+                Err(DeliveryError::Transient(reason)) => {
+                    tracing::warn!(id, copy = index, reason, "delivery deferred");
+                    transient.push((index, reason));
+                }
+            }
+        }
+        state.attempts += 1;
+        let age = chrono::Utc::now().timestamp() - envelope.received;
+        let expired = age >= self.config.lifetime.as_secs() as i64;
+        let mut bounce: Vec<(usize, String)> = permanent;
+        if expired {
+            bounce.extend(transient.drain(..).map(|(i, r)| {
+                (
+                    i,
+                    format!("{r} (gave up after {} attempts)", state.attempts),
+                )
+            }));
+        }
+        if !bounce.is_empty() {
+            if let Err(e) = self.bounce(envelope, &spooled, &bounce).await {
+                tracing::error!(id, error = %e, "cannot queue the bounce; will retry");
+                let _ = self.spool.save_state(id, state);
+                return Next::RetryIn(self.backoff(state.attempts));
+            }
+            state.done.extend(bounce.iter().map(|(i, _)| *i));
+        }
+        if state.done.len() >= envelope.copies.len() {
+            let spool = self.spool.clone();
+            let owned = id.to_string();
+            let removed = tokio::task::spawn_blocking(move || spool.remove(&owned)).await;
+            if let Ok(Err(e)) | Err(e) = removed.map_err(std::io::Error::other) {
+                tracing::error!(id, error = %e, "cannot remove finished message from the spool");
+            }
+            return Next::Finished;
+        }
+        if let Err(e) = self.spool.save_state(id, state) {
+            tracing::warn!(id, error = %e, "cannot save delivery progress");
+        }
+        let wait = self.backoff(state.attempts);
+        let left = Duration::from_secs((self.config.lifetime.as_secs() as i64 - age).max(0) as u64);
+        Next::RetryIn(wait.min(left.max(Duration::from_millis(100))))
+    }
+
+    async fn load(&self, id: &str) -> std::io::Result<super::spool::Spooled> {
+        let spool = self.spool.clone();
+        let id = id.to_string();
+        tokio::task::spawn_blocking(move || spool.load(&id))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
+    fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
+        self.config
+            .retry_initial
+            .saturating_mul(factor)
+            .min(self.config.retry_max)
+    }
+
+    async fn bounce(
+        &self,
+        envelope: &Envelope,
+        spooled: &super::spool::Spooled,
+        failed: &[(usize, String)],
+    ) -> std::io::Result<()> {
+        if envelope.is_dsn || envelope.sender.is_empty() {
+            tracing::warn!(
+                id = envelope.id,
+                "undeliverable bounce dropped (no one to return it to)"
+            );
+            return Ok(());
+        }
+        let policy = self.gateway.policy();
+        let destination = crate::destination::classify(&envelope.sender, &policy)
+            .map(|d| d.class)
+            .unwrap_or_else(|_| policy.destinations.default.clone());
+        let (dsn_envelope, body) =
+            dsn::build(&self.hostname, destination, envelope, spooled, failed);
+        self.spool.store(&dsn_envelope, &[body]).await?;
+        tracing::info!(
+            id = envelope.id,
+            dsn = dsn_envelope.id,
+            sender = envelope.sender,
+            "bounce queued"
+        );
+        self.handle.enqueue(dsn_envelope);
+        Ok(())
+    }
+}

@@ -1,0 +1,592 @@
+//! End-to-end tests of the SMTP gateway with real peers on 127.0.0.1: the `markgate serve`
+//! binary, swaks and Python smtplib as clients, aiosmtpd as the next hop (with STARTTLS on a
+//! test CA from `markgate certs dev`). Missing tools fail the test with a clear message
+//! (tests/deps.sh installs them).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{copy_dir, free_port, shipped_policy, wait_for, wait_for_port, Server};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/smtp")
+        .join(name)
+}
+
+fn require(tool: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(found, "{tool} is required for this test: run tests/deps.sh");
+}
+
+/// aiosmtpd next hop; killed on drop.
+struct Sink {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Sink {
+    fn start(dir: &Path, tls: Option<&Path>) -> Sink {
+        let ok = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "python3 with aiosmtpd is required: run tests/deps.sh");
+        let port = free_port();
+        let mut cmd = Command::new("python3");
+        cmd.arg(fixture("sink.py"))
+            .arg(port.to_string())
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(certs) = tls {
+            cmd.arg("--cert")
+                .arg(certs.join("dev-cert.pem"))
+                .arg("--key")
+                .arg(certs.join("dev-key.pem"));
+        }
+        let child = cmd.spawn().expect("start sink.py");
+        assert!(
+            wait_for_port(port, Duration::from_secs(10)),
+            "sink did not start"
+        );
+        Sink {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// (meta json, message) of everything received so far.
+    fn received(&self) -> Vec<(serde_json::Value, String)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.dir).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json")
+                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+            {
+                let meta = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                let eml = std::fs::read(p.with_extension("eml")).unwrap();
+                out.push((meta, String::from_utf8_lossy(&eml).into_owned()));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temp dir with dev certificates, a policy copy and a config; `extra` is appended.
+struct Setup {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Setup {
+    fn new(extra: &str, policy_edit: Option<(&str, &str)>) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let status = Command::new(env!("CARGO_BIN_EXE_markgate"))
+            .args(["certs", "dev", "--dir"])
+            .arg(d.join("certs"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        copy_dir(&shipped_policy(), &d.join("policy"));
+        if let Some((from, to)) = policy_edit {
+            let p = d.join("policy/markings.toml");
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert!(text.contains(from));
+            std::fs::write(&p, text.replace(from, to)).unwrap();
+        }
+        let port = free_port();
+        let config = format!(
+            r#"[smtp]
+listen = "127.0.0.1:{port}"
+hostname = "markgate.test"
+[policy]
+dir = "{d}/policy"
+[spool]
+dir = "{d}/spool"
+[tls]
+cert = "{d}/certs/dev-cert.pem"
+key = "{d}/certs/dev-key.pem"
+ca = "{d}/certs/dev-ca.pem"
+signing_key = "{d}/certs/signing-key.pem"
+[admin]
+enabled = false
+[delivery]
+outbox = "{d}/outbox"
+retry_initial = "200ms"
+retry_max = "500ms"
+{extra}
+"#,
+            d = d.display(),
+        );
+        std::fs::write(d.join("markgate.toml"), config).unwrap();
+        Setup { dir, port }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn serve(&self) -> Server {
+        let server = Server::start(self.path(), &self.path().join("markgate.toml"));
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(20)),
+            "markgate did not listen:\n{}",
+            server.log_text()
+        );
+        server
+    }
+
+    fn outbox(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.path().join("outbox")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .map(|e| String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned())
+            .collect()
+    }
+
+    fn spool_files(&self) -> usize {
+        std::fs::read_dir(self.path().join("spool"))
+            .map(|d| d.flatten().count())
+            .unwrap_or(0)
+    }
+}
+
+fn swaks(args: &[&str]) -> String {
+    require("swaks");
+    let out = Command::new("swaks")
+        .args(["--timeout", "20"])
+        .args(args)
+        .output()
+        .expect("run swaks");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn blocked_message_gets_550_and_reaches_nobody() {
+    // RESTRICTED by its marking (and, until the marking readers land, by making unmarked
+    // mail RESTRICTED in this copy of the policy).
+    let setup = Setup::new(
+        "",
+        Some(("unmarked = \"OFFICIAL\"", "unmarked = \"RESTRICTED\"")),
+    );
+    let _server = setup.serve();
+    let port = setup.port.to_string();
+    let out = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{port}"),
+        "--from",
+        "officer@westmidlands.pnn.police.uk",
+        "--to",
+        "friend@gmail.com,colleague@westmidlands.pnn.police.uk",
+        "--header",
+        "Subject: [RESTRICTED] case notes",
+        "--header",
+        "X-Protective-Marking: RESTRICTED",
+    ]);
+    assert!(
+        out.contains(
+            "<** 550-5.7.1 <friend@gmail.com>: RESTRICTED may not be sent to gmail.com (internet)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("[rule restricted-not-internet]"), "{out}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        setup.outbox().is_empty(),
+        "a blocked message reached someone"
+    );
+    assert_eq!(setup.spool_files(), 0);
+}
+
+/// The gateway and the sink share the gateway's dev CA.
+fn tls_pair(routes: &str, sink_tls: bool) -> (Setup, Sink, tempfile::TempDir) {
+    let setup_dir_probe = Setup::new("", None);
+    // Regenerate the config with the routes, keeping the certificates.
+    let scratch = tempfile::tempdir().unwrap();
+    let certs = setup_dir_probe.path().join("certs");
+    let sink = Sink::start(scratch.path(), sink_tls.then_some(certs.as_path()));
+    let routes = routes.replace("SINK_PORT", &sink.port.to_string());
+    let config_path = setup_dir_probe.path().join("markgate.toml");
+    let mut config = std::fs::read_to_string(&config_path).unwrap();
+    config.push_str(&routes);
+    std::fs::write(&config_path, config).unwrap();
+    (setup_dir_probe, sink, scratch)
+}
+
+#[test]
+fn official_one_off_to_a_partner_arrives_with_the_statement() {
+    let (setup, sink, _scratch) = tls_pair(
+        "[delivery.routes.secure]\nhost = \"127.0.0.1\"\nport = SINK_PORT\ntls = \"required\"\ntls_name = \"localhost\"\n",
+        true,
+    );
+    let server = setup.serve();
+    let out = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", setup.port),
+        "--from",
+        "officer@westmidlands.pnn.police.uk",
+        "--to",
+        "analyst@suffolk.pnn.police.uk",
+        "--header",
+        "Subject: [OFFICIAL] meeting notes",
+        "--header",
+        "X-Protective-Marking: OFFICIAL",
+        "--header",
+        "TLS-Required: No",
+        "--body",
+        "Notes from the meeting.",
+    ]);
+    assert!(
+        out.contains("<~  250 2.0.0 queued as") || out.contains("<-  250 2.0.0 queued as"),
+        "{out}"
+    );
+    let got = wait_for(Duration::from_secs(20), || {
+        let r = sink.received();
+        (!r.is_empty()).then_some(r)
+    })
+    .unwrap_or_else(|| panic!("not delivered:\n{}", server.log_text()));
+    assert_eq!(got.len(), 1);
+    let (meta, eml) = &got[0];
+    assert_eq!(meta["tls"], true, "tls was required: {meta}");
+    assert_eq!(meta["to"][0], "analyst@suffolk.pnn.police.uk");
+    assert!(eml.contains("X-Markgate-Statement: stamped"), "{eml}");
+    assert!(eml.contains("In receiving this information, you must ensure"));
+    assert_eq!(eml.matches("In receiving this information").count(), 1);
+    assert!(
+        !eml.to_ascii_lowercase().contains("tls-required"),
+        "TLS-Required must be removed"
+    );
+    assert!(eml.contains("Notes from the meeting."));
+    let statement_at = eml.find("In receiving this information").unwrap();
+    let body_at = eml.find("Notes from the meeting.").unwrap();
+    assert!(
+        statement_at < body_at,
+        "statement must be the first text part"
+    );
+}
+
+#[test]
+fn tls_requirement_never_falls_back_to_plaintext_and_bounces_after_the_lifetime() {
+    // The next hop offers no STARTTLS: nothing may reach it; the sender gets a DSN.
+    let (setup, sink, _scratch) = tls_pair(
+        "lifetime = \"2s\"\n[delivery.routes.secure]\nhost = \"127.0.0.1\"\nport = SINK_PORT\ntls = \"none\"\n",
+        false,
+    );
+    let server = setup.serve();
+    let out = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", setup.port),
+        "--from",
+        "officer@westmidlands.pnn.police.uk",
+        "--to",
+        "analyst@suffolk.pnn.police.uk",
+        "--header",
+        "Subject: [OFFICIAL] plain please",
+        "--header",
+        "X-Protective-Marking: OFFICIAL",
+    ]);
+    assert!(out.contains("250 2.0.0 queued as"), "{out}");
+    let bounce = wait_for(Duration::from_secs(20), || {
+        setup
+            .outbox()
+            .into_iter()
+            .find(|m| m.contains("Undelivered mail returned to sender"))
+    })
+    .unwrap_or_else(|| panic!("no bounce:\n{}", server.log_text()));
+    assert!(
+        bounce.contains("Delivered-To: officer@westmidlands.pnn.police.uk"),
+        "{bounce}"
+    );
+    assert!(bounce.contains("analyst@suffolk.pnn.police.uk"));
+    assert!(bounce.contains("message/delivery-status"));
+    assert!(
+        !bounce.contains("In receiving this information"),
+        "bounce must not carry the body"
+    );
+    assert!(sink.received().is_empty(), "delivered without TLS");
+    assert!(
+        wait_for(Duration::from_secs(5), || (setup.spool_files() == 0)
+            .then_some(()))
+        .is_some()
+    );
+}
+
+#[test]
+fn starttls_completes_with_the_test_certificate() {
+    let setup = Setup::new("", None);
+    let _server = setup.serve();
+    let ca = setup.path().join("certs/dev-ca.pem");
+    let out = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", setup.port),
+        "--from",
+        "officer@westmidlands.pnn.police.uk",
+        "--to",
+        "colleague@westmidlands.pnn.police.uk",
+        "--header",
+        "Subject: [OFFICIAL] over tls",
+        "--header",
+        "X-Protective-Marking: OFFICIAL",
+        "--tls",
+        "--tls-verify",
+        "--tls-ca-path",
+        ca.to_str().unwrap(),
+        "--tls-sni",
+        "localhost",
+    ]);
+    assert!(out.contains("TLS started"), "{out}");
+    assert!(out.contains("250 2.0.0 queued as"), "{out}");
+    let mail = wait_for(Duration::from_secs(10), || setup.outbox().pop()).expect("delivered");
+    assert!(mail.contains("with ESMTPS"), "{mail}");
+}
+
+#[test]
+fn bare_lf_smuggling_attempt_is_refused() {
+    let setup = Setup::new("", None);
+    let _server = setup.serve();
+    let script = format!(
+        r#"
+import socket
+s = socket.create_connection(("127.0.0.1", {port}), timeout=10)
+f = s.makefile("rb")
+def reply():
+    lines = []
+    while True:
+        l = f.readline().decode()
+        lines.append(l)
+        if len(l) < 4 or l[3] == " ":
+            return "".join(lines)
+reply()
+for c in [b"EHLO smuggler.test\r\n", b"MAIL FROM:<a@westmidlands.pnn.police.uk>\r\n", b"RCPT TO:<b@westmidlands.pnn.police.uk>\r\n", b"DATA\r\n"]:
+    s.sendall(c); reply()
+s.sendall(b"Subject: [OFFICIAL] one\r\n\r\nfirst\n.\r\nMAIL FROM:<evil@attacker.test>\r\nRCPT TO:<victim@westmidlands.pnn.police.uk>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled body\r\n.\r\n")
+print(reply(), end="")
+s.sendall(b"QUIT\r\n"); print(reply(), end="")
+"#,
+        port = setup.port
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("550 5.6.0") && text.contains("bare LF"),
+        "{text}"
+    );
+    assert!(text.contains("221"), "{text}");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(setup.outbox().is_empty(), "nothing may be delivered");
+}
+
+#[test]
+fn relay_from_outside_the_allowed_networks_is_refused() {
+    let setup = Setup::new("", None);
+    let config_path = setup.path().join("markgate.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap().replace(
+        "hostname = \"markgate.test\"",
+        "hostname = \"markgate.test\"\nrelay_networks = [\"127.0.0.1/32\"]",
+    );
+    std::fs::write(&config_path, config).unwrap();
+    let _server = setup.serve();
+    let out = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", setup.port),
+        "--local-interface",
+        "127.0.0.2",
+        "--from",
+        "someone@example.org",
+        "--to",
+        "analyst@suffolk.pnn.police.uk",
+    ]);
+    assert!(out.contains("554 5.7.1"), "{out}");
+    assert!(
+        out.contains("relay access denied: client 127.0.0.2"),
+        "{out}"
+    );
+    let ok = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", setup.port),
+        "--local-interface",
+        "127.0.0.1",
+        "--from",
+        "officer@westmidlands.pnn.police.uk",
+        "--to",
+        "colleague@westmidlands.pnn.police.uk",
+        "--header",
+        "Subject: [OFFICIAL] inside",
+        "--header",
+        "X-Protective-Marking: OFFICIAL",
+    ]);
+    assert!(ok.contains("250 2.0.0 queued as"), "{ok}");
+}
+
+#[test]
+fn kill_9_during_a_burst_loses_no_acknowledged_message() {
+    let setup = Setup::new("", None);
+    let server = setup.serve();
+    let burst = Command::new("python3")
+        .arg(fixture("burst.py"))
+        .args([setup.port.to_string(), "400".into(), "10".into()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 for burst.py");
+    // Kill once the burst is well under way.
+    let spool = setup.path().join("spool");
+    wait_for(Duration::from_secs(20), || {
+        std::fs::read_dir(&spool)
+            .ok()
+            .and_then(|d| (d.count() > 5).then_some(()))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal("KILL");
+    let out = burst.wait_with_output().unwrap();
+    let acked: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(
+        acked.len() > 5,
+        "the burst should have got some messages in"
+    );
+    drop(server);
+    let server = setup.serve();
+    let missing = wait_for(Duration::from_secs(60), || {
+        let delivered = setup.outbox().join("\n");
+        let missing: Vec<&String> = acked
+            .iter()
+            .filter(|id| !delivered.contains(id.as_str()))
+            .collect();
+        missing.is_empty().then_some(())
+    });
+    assert!(
+        missing.is_some(),
+        "acknowledged messages lost after kill -9 ({} acked):\n{}",
+        acked.len(),
+        server.log_text()
+    );
+}
+
+#[test]
+fn sigterm_stops_accepting_and_keeps_the_spool() {
+    let setup = Setup::new("", None);
+    let mut server = setup.serve();
+    server.signal("TERM");
+    let status = wait_for(Duration::from_secs(15), || {
+        server.child.try_wait().ok().flatten()
+    })
+    .expect("markgate must exit after SIGTERM");
+    assert!(status.success(), "{}", server.log_text());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", setup.port)).is_err());
+    assert!(setup.path().join("spool").exists());
+}
+
+#[test]
+fn confidential_to_suffolk_arrives_as_a_bundle_that_age_opens_to_the_original() {
+    require("age");
+    require("tar");
+    let setup = Setup::new("", None);
+    let server = setup.serve();
+    let original: &[u8] = b"From: Officer <officer@westmidlands.pnn.police.uk>\r\n\
+To: analyst@suffolk.pnn.police.uk\r\n\
+Subject: [CONFIDENTIAL] Operation Kestrel\r\n\
+X-Protective-Marking: CONFIDENTIAL\r\n\
+Message-ID: <kestrel-1@test>\r\n\
+\r\n\
+The source is reliable.\r\n\
+.a line that starts with a dot\r\n\
+\xc3\xa9t\xc3\xa9 8-bit text\r\n";
+    let eml = setup.path().join("original.eml");
+    std::fs::write(&eml, original).unwrap();
+    let send = format!(
+        "import smtplib\ns = smtplib.SMTP('127.0.0.1', {}, timeout=20)\n\
+         s.sendmail('officer@westmidlands.pnn.police.uk', ['analyst@suffolk.pnn.police.uk'], open({:?}, 'rb').read())\n\
+         s.quit()\n",
+        setup.port,
+        eml.to_str().unwrap()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &send])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log_text()
+    );
+    let cover = wait_for(Duration::from_secs(20), || setup.outbox().pop())
+        .unwrap_or_else(|| panic!("not delivered:\n{}", server.log_text()));
+    assert!(
+        cover.contains("Subject: [CONFIDENTIAL] Encrypted message from West Midlands Police"),
+        "{cover}"
+    );
+    assert!(
+        !cover.contains("Kestrel") && !cover.contains("source is reliable"),
+        "cover leaks content"
+    );
+    assert!(cover.contains("age -d -i"), "opening instructions");
+
+    // Open it as the partner would, with the stock tools.
+    let opened = setup.path().join("opened");
+    std::fs::create_dir_all(&opened).unwrap();
+    let cover_path = setup.path().join("cover.eml");
+    std::fs::write(&cover_path, &cover).unwrap();
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/suffolk.key");
+    let script = format!(
+        "import email, subprocess, sys\n\
+         m = email.message_from_bytes(open({cover:?}, 'rb').read())\n\
+         parts = [p for p in m.walk() if p.get_filename()]\n\
+         open({bundle:?}, 'wb').write(parts[0].get_payload(decode=True))\n\
+         d = subprocess.run(['age', '-d', '-i', {key:?}, {bundle:?}], capture_output=True, check=True).stdout\n\
+         subprocess.run(['tar', '-x', '-C', {opened:?}], input=d, check=True)\n",
+        cover = cover_path.to_str().unwrap(),
+        bundle = setup.path().join("bundle.age").to_str().unwrap(),
+        key = key.to_str().unwrap(),
+        opened = opened.to_str().unwrap(),
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = std::fs::read(opened.join("message.eml")).expect("message.eml in the bundle");
+    assert_eq!(
+        back, original,
+        "the bundle must hold the original byte for byte"
+    );
+    assert!(opened.join("MANIFEST.json").exists());
+}
