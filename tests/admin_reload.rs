@@ -16,43 +16,53 @@ struct Setup {
     _tmp: tempfile::TempDir,
     server: Server,
     admin: u16,
+    smtp: u16,
     policy: std::path::PathBuf,
+    records: std::path::PathBuf,
 }
 
 fn start() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let policy = tmp.path().join("policy");
     copy_dir(&shipped_policy(), &policy);
-    let admin = free_port();
+    let (admin, smtp) = (free_port(), free_port());
     let config = tmp.path().join("markgate.toml");
-    std::fs::write(&config, gateway_config(tmp.path(), admin)).unwrap();
+    std::fs::write(&config, gateway_config(tmp.path(), admin, smtp)).unwrap();
     let server = Server::start(tmp.path(), &config);
     assert!(
         wait_for_port(admin, Duration::from_secs(20)),
         "admin listener did not start:\n{}",
         server.log_text()
     );
+    assert!(
+        wait_for_port(smtp, Duration::from_secs(20)),
+        "{}",
+        server.log_text()
+    );
+    let records = tmp.path().join("records.sqlite");
     Setup {
         _tmp: tmp,
         server,
         admin,
+        smtp,
         policy,
+        records,
     }
 }
 
 /// A configuration on free ports inside `dir`.
-fn gateway_config(dir: &Path, admin: u16) -> String {
+fn gateway_config(dir: &Path, admin: u16, smtp: u16) -> String {
     format!(
-        "[policy]\ndir = \"{}\"\n[spool]\ndir = \"{}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"{TOKEN}\"\n{}",
-        dir.join("policy").display(),
-        dir.join("spool").display(),
-        common_listeners(dir),
+        "[policy]\ndir = \"{policy}\"\n[spool]\ndir = \"{spool}\"\n[records]\npath = \"{records}\"\n\
+         [admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"{TOKEN}\"\n\
+         [smtp]\nlisten = \"127.0.0.1:{smtp}\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n\
+         [delivery]\noutbox = \"{outbox}\"\n",
+        policy = dir.join("policy").display(),
+        spool = dir.join("spool").display(),
+        records = dir.join("records.sqlite").display(),
+        outbox = dir.join("outbox").display(),
+        http = free_port(),
     )
-}
-
-/// Keys that keep the other listeners on free ports.
-fn common_listeners(_dir: &Path) -> String {
-    format!("[smtp]\nlisten = \"127.0.0.1:{}\"\n", free_port())
 }
 
 fn status(admin: u16) -> serde_json::Value {
@@ -207,4 +217,94 @@ fn admin_page_renders_in_headless_chromium() {
         "screenshot too small: {} bytes",
         png.len()
     );
+}
+
+/// Send one OFFICIAL message over SMTP; true when it was accepted (250).
+fn send_official(port: u16, n: usize) -> bool {
+    use lettre::{Message, SmtpTransport, Transport};
+    let message = Message::builder()
+        .from("pc.smith@westmidlands.pnn.police.uk".parse().unwrap())
+        .to("duty@suffolk.pnn.police.uk".parse().unwrap())
+        .subject(format!("[OFFICIAL] live traffic {n}"))
+        .body(format!("message {n}\r\n"))
+        .unwrap();
+    let transport = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(port)
+        .build();
+    transport.send(&message).is_ok()
+}
+
+#[test]
+fn reloads_under_live_smtp_traffic_never_decide_with_a_half_loaded_policy() {
+    let s = start();
+    let version_a = status(s.admin)["policy_version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rules = s.policy.join("rules.toml");
+    let original = std::fs::read_to_string(&rules).unwrap();
+
+    let port = s.smtp;
+    // Paced over about two seconds, so the reloads below happen while mail is in flight.
+    let sender = std::thread::spawn(move || {
+        (0..40)
+            .filter(|n| {
+                std::thread::sleep(Duration::from_millis(50));
+                send_official(port, *n)
+            })
+            .count()
+    });
+    // While mail flows: a valid change, an invalid one, then the original again.
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(
+        &rules,
+        format!("{original}\n# tightened wording, same rules\n"),
+    )
+    .unwrap();
+    let version_b = wait_for(Duration::from_secs(10), || {
+        let v = status(s.admin)["policy_version"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (v != version_a).then_some(v)
+    })
+    .expect("valid change reloaded");
+    std::fs::write(
+        &rules,
+        original.replace("effect = \"allow\"", "effect = \"alow\""),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(10), || {
+        (status(s.admin)["last_reload"]["ok"] == false).then_some(())
+    })
+    .expect("invalid change rejected");
+    std::fs::write(&rules, &original).unwrap();
+    let accepted = sender.join().unwrap();
+    assert_eq!(
+        accepted,
+        40,
+        "every message is accepted whatever the reloads:\n{}",
+        s.server.log_text()
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_markgate"))
+        .args(["audit", "query", "--format", "json", "--db"])
+        .arg(&s.records)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(records.len(), 40);
+    for r in &records {
+        let v = r["policy_version"].as_str().unwrap();
+        assert!(
+            v == version_a || v == version_b,
+            "decided by an unknown policy version {v}"
+        );
+        assert_eq!(r["verdict"], "allow");
+    }
 }
