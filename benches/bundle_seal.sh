@@ -29,6 +29,7 @@ INPUT="$WORK/input.bin"
 BYTES=$((SIZE_MIB * 1024 * 1024))
 head -c "$BYTES" /dev/urandom >"$INPUT"
 "$BIN" certs dev --dir "$WORK/certs" >/dev/null
+export MARKGATE_RECORDS__PATH="$WORK/records.sqlite" # seal records its decision
 cat "$INPUT" >/dev/null # page cache warm for both tools
 
 # run NAME CMD... -> appends "seconds peak_kib" to $WORK/NAME
