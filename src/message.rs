@@ -30,7 +30,7 @@ pub struct ParsedMessage<'a> {
 }
 
 /// What the sender says about the data subject's consent (`X-Consent`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Consent {
     Given,
@@ -44,6 +44,18 @@ impl Consent {
             Consent::Given => "given",
             Consent::Withheld => "withheld",
             Consent::NotRequired => "not-required",
+        }
+    }
+
+    /// Read an `X-Consent` value: `given`, `withheld` or `not-required` (case, surrounding
+    /// space, and `_`/space for `-` tolerated). None for anything else.
+    pub fn parse(s: &str) -> Option<Consent> {
+        let v = s.trim().to_ascii_lowercase().replace(['_', ' '], "-");
+        match v.as_str() {
+            "given" => Some(Consent::Given),
+            "withheld" => Some(Consent::Withheld),
+            "not-required" => Some(Consent::NotRequired),
+            _ => None,
         }
     }
 }
@@ -125,10 +137,7 @@ impl ParsedMessage<'_> {
     /// `X-Consent`: `given`, `withheld` or `not-required` (any case); None when absent or
     /// anything else.
     pub fn consent(&self) -> Option<Consent> {
-        let v = self.text_header("X-Consent")?;
-        [Consent::Given, Consent::Withheld, Consent::NotRequired]
-            .into_iter()
-            .find(|c| v.eq_ignore_ascii_case(c.as_str()))
+        Consent::parse(&self.text_header("X-Consent")?)
     }
 
     /// The first header of that name as decoded, unfolded, trimmed text; None when absent

@@ -37,36 +37,7 @@ impl Channel {
     }
 }
 
-/// Whether the subject consented to the sharing (`X-Consent`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Consent {
-    Given,
-    Withheld,
-    NotRequired,
-}
-
-impl Consent {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Consent::Given => "given",
-            Consent::Withheld => "withheld",
-            Consent::NotRequired => "not-required",
-        }
-    }
-
-    /// Read an `X-Consent` value: `given`, `withheld` or `not-required` (case, surrounding
-    /// space, and `_`/space for `-` tolerated). None for anything else.
-    pub fn parse(s: &str) -> Option<Consent> {
-        let v = s.trim().to_ascii_lowercase().replace(['_', ' '], "-");
-        match v.as_str() {
-            "given" => Some(Consent::Given),
-            "withheld" => Some(Consent::Withheld),
-            "not-required" => Some(Consent::NotRequired),
-            _ => None,
-        }
-    }
-}
+pub use crate::message::Consent;
 
 /// Why a record is a security incident, to be discussed at the ISA review.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -233,7 +233,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 if self.error(Reply::new(
                     502,
                     [5, 5, 1],
-                    format!("{name} is not implemented"),
+                    format!("{name} is not supported here"),
                 )) {
                     return Flow::Close;
                 }
