@@ -307,4 +307,31 @@ fn reloads_under_live_smtp_traffic_never_decide_with_a_half_loaded_policy() {
         );
         assert_eq!(r["verdict"], "allow");
     }
+
+    // The traffic shows in the metrics: decisions by verdict and class, deliveries, queue
+    // depth, and the rejected reload.
+    let metrics = wait_for(Duration::from_secs(10), || {
+        let (_, m) = curl(&[&format!("http://127.0.0.1:{}/metrics", s.admin)]);
+        m.contains("markgate_deliveries_total{result=\"delivered\"} 40")
+            .then_some(m)
+    })
+    .expect("all 40 delivered to the outbox");
+    assert!(
+        metrics.contains("markgate_decisions_total{verdict=\"allow\",class=\"OFFICIAL\"} 40"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("markgate_queue_depth 0"), "{metrics}");
+    assert!(
+        metrics.contains("markgate_policy_reloads_total{result=\"rejected\"}"),
+        "{metrics}"
+    );
+    let (_, page) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {TOKEN}"),
+        &format!("http://127.0.0.1:{}/", s.admin),
+    ]);
+    assert!(
+        page.contains("40 allowed, 0 blocked"),
+        "the admin chart counts the decisions"
+    );
 }

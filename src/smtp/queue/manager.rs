@@ -88,6 +88,8 @@ impl QueueManager {
         let permits = permits.clone();
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
+            // Counts this message in the queue-depth gauge until the task ends.
+            let _queued = QueuedGauge::new();
             loop {
                 let next = {
                     let _permit = tokio::select! {
@@ -99,6 +101,7 @@ impl QueueManager {
                 match next {
                     Next::Finished => return,
                     Next::RetryIn(wait) => {
+                        metrics::counter!("markgate_delivery_retries_total").increment(1);
                         tokio::select! {
                             _ = tokio::time::sleep(wait) => {}
                             _ = shutdown.cancelled() => return,
@@ -133,14 +136,20 @@ impl QueueManager {
             {
                 Ok(detail) => {
                     tracing::info!(id, copy = index, recipients = %copy.recipients.join(","), detail, "delivered");
+                    metrics::counter!("markgate_deliveries_total", "result" => "delivered")
+                        .increment(1);
                     state.done.push(index);
                 }
                 Err(DeliveryError::Permanent(reason)) => {
                     tracing::warn!(id, copy = index, reason, "delivery failed permanently");
+                    metrics::counter!("markgate_deliveries_total", "result" => "failed")
+                        .increment(1);
                     permanent.push((index, reason));
                 }
                 Err(DeliveryError::Transient(reason)) => {
                     tracing::warn!(id, copy = index, reason, "delivery deferred");
+                    metrics::counter!("markgate_deliveries_total", "result" => "deferred")
+                        .increment(1);
                     transient.push((index, reason));
                 }
             }
@@ -226,5 +235,21 @@ impl QueueManager {
         );
         self.handle.enqueue(dsn_envelope);
         Ok(())
+    }
+}
+
+/// Messages in the queue (spooled, not yet finished), exported as `markgate_queue_depth`.
+struct QueuedGauge;
+
+impl QueuedGauge {
+    fn new() -> Self {
+        metrics::gauge!("markgate_queue_depth").increment(1.0);
+        QueuedGauge
+    }
+}
+
+impl Drop for QueuedGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("markgate_queue_depth").decrement(1.0);
     }
 }
