@@ -311,6 +311,13 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
 
     // 5. Encryption needs somebody to encrypt to.
     if actions.contains(&Action::Encrypt) && partner.is_none_or(|p| p.age_recipients.is_empty()) {
+        // Name the rules that asked for encryption, then why it cannot be done.
+        out.rules.retain(|id| {
+            policy
+                .rules
+                .iter()
+                .any(|r| &r.id == id && r.actions.contains(&Action::Encrypt))
+        });
         out.rules.push(builtin::ENCRYPT_NO_KEY.into());
         out.reason = match partner {
             Some(p) => format!(
