@@ -99,6 +99,16 @@ pub fn classify_domain(domain: &str, policy: &Policy) -> Destination {
     }
 }
 
+/// The force itself: the registered partner whose domain is in the internal class (it signs
+/// and sends bundles).
+pub fn own_organisation(policy: &Policy) -> Option<&Partner> {
+    policy.partners.iter().find(|p| {
+        p.domains
+            .iter()
+            .any(|d| classify_domain(d, policy).class == policy.destinations.internal)
+    })
+}
+
 /// The partner owning the most specific matching domain.
 pub fn partner_for_domain<'p>(domain: &str, partners: &'p [Partner]) -> Option<&'p Partner> {
     partners

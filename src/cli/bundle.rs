@@ -209,10 +209,11 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(Utc::now);
     let today = now.date_naive();
     let sender = Sender {
-        organisation: args
-            .from_org
-            .clone()
-            .unwrap_or_else(|| own_organisation(&policy)),
+        organisation: args.from_org.clone().unwrap_or_else(|| {
+            markgate::destination::own_organisation(&policy)
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| "unknown".into())
+        }),
         person: args
             .from
             .clone()
@@ -390,21 +391,6 @@ fn partner_for_keys<'p>(policy: &'p Policy, keys: &[String]) -> Option<&'p Partn
     });
     let first = owners.next()?;
     owners.next().is_none().then_some(first)
-}
-
-/// The force's own name: the registered partner whose domain is the internal class.
-fn own_organisation(policy: &Policy) -> String {
-    policy
-        .partners
-        .iter()
-        .find(|p| {
-            p.domains.iter().any(|d| {
-                markgate::destination::classify(&format!("x@{d}"), policy)
-                    .is_ok_and(|dest| dest.class == policy.destinations.internal)
-            })
-        })
-        .map(|p| p.name.clone())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Write to `path` through a temporary file in the same directory, renamed into place only

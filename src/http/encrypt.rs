@@ -60,7 +60,9 @@ pub async fn seal(
         ));
     };
     let sender = Sender {
-        organisation: own_organisation(req.policy),
+        organisation: crate::destination::own_organisation(req.policy)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| "unknown".into()),
         person: req.sender.to_string(),
     };
     let mut opts = bundle::options_for(req.policy, req.decision, req.recipient, &sender, req.today)
@@ -92,18 +94,4 @@ pub async fn seal(
     headers.insert(CONTENT_LENGTH, HeaderValue::from(sealed.len()));
     headers.remove(hyper::header::CONTENT_ENCODING);
     Ok(sealed)
-}
-
-/// The force's own name: the partner register entry whose domain is internal.
-fn own_organisation(policy: &Policy) -> String {
-    policy
-        .partners
-        .iter()
-        .find(|p| {
-            p.domains.iter().any(|d| {
-                crate::destination::classify_domain(d, policy).class == policy.destinations.internal
-            })
-        })
-        .map(|p| p.name.clone())
-        .unwrap_or_else(|| "unknown".into())
 }

@@ -35,7 +35,9 @@ pub fn cover_message(
         .map(|(_, v)| v.trim().to_string())
         .unwrap_or_default();
     let sender = Sender {
-        organisation: own_organisation(policy),
+        organisation: crate::destination::own_organisation(policy)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| "the sending organisation".into()),
         person: person.clone(),
     };
     let opts = bundle::options_for(policy, decision, first, &sender, today)
@@ -119,18 +121,4 @@ pub fn cover_message(
     }
     out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     Ok(out)
-}
-
-/// The force's own name: the registered partner whose domain is in the internal class.
-fn own_organisation(policy: &Policy) -> String {
-    policy
-        .partners
-        .iter()
-        .find(|p| {
-            p.domains.iter().any(|d| {
-                crate::destination::classify_domain(d, policy).class == policy.destinations.internal
-            })
-        })
-        .map(|p| p.name.clone())
-        .unwrap_or_else(|| "the sending organisation".into())
 }
