@@ -141,6 +141,30 @@ fn smtp_decisions_are_recorded_with_every_field() {
         .unwrap();
     assert_eq!(duty["disclosure"], "internal");
     assert_eq!(duty["actions"], serde_json::json!(["tls"]));
+
+    // The shipped policy trials "declare purpose and legal basis" in dry run: a personal
+    // one-off without them goes, and the record says which rule would have blocked it.
+    let undeclared = REFERRAL
+        .replace("X-Disclosure-Purpose: Safeguarding referral\r\n", "")
+        .replace("X-Legal-Basis: Children Act 2004 s.11\r\n", "");
+    send(gw.smtp, &undeclared, &["mash@birmingham.gov.uk"]).unwrap();
+    let got = records(&gw.dir.join("records.sqlite"));
+    let last = got.last().unwrap();
+    assert_eq!(last["verdict"], "allow");
+    assert!(
+        last["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "dry-run:personal-one-off-declares-purpose"),
+        "{last:#}"
+    );
+    assert!(mash["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| !r.as_str().unwrap().starts_with("dry-run:")));
+
     assert!(Command::new(env!("CARGO_BIN_EXE_markgate"))
         .args(["audit", "verify", "--db"])
         .arg(gw.dir.join("records.sqlite"))

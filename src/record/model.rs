@@ -39,6 +39,9 @@ impl Channel {
 
 pub use crate::message::Consent;
 
+/// Prefix of a dry-run rule in a record's `rules`: it would have blocked, but did not.
+pub const DRY_RUN_PREFIX: &str = "dry-run:";
+
 /// Why a record is a security incident, to be discussed at the ISA review.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -259,7 +262,18 @@ impl DecisionRecord {
                     destination: r.destination.clone(),
                     verdict: r.verdict,
                     actions: r.actions.clone(),
-                    rules: r.rules.clone(),
+                    // Dry-run block rules that would have blocked are kept with the rules
+                    // that fired, marked `dry-run:`, so the trial of a new rule is on record.
+                    rules: r
+                        .rules
+                        .iter()
+                        .cloned()
+                        .chain(
+                            r.would_block
+                                .iter()
+                                .map(|id| format!("{DRY_RUN_PREFIX}{id}")),
+                        )
+                        .collect(),
                     reason: r.reason.clone(),
                     disclosure: r.disclosure,
                     isa: decision.isa.clone(),
