@@ -3,7 +3,7 @@
 //! keys. One `Arc<Gateway>` is handed to every listener.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -23,7 +23,8 @@ pub struct Gateway {
     policy: ArcSwap<Policy>,
     reload_status: ArcSwap<ReloadStatus>,
     recent: Mutex<VecDeque<RecentDecision>>,
-    ready: AtomicBool,
+    /// Listeners that have bound their sockets (SMTP, HTTP).
+    listening: AtomicUsize,
 }
 
 /// A decision kept in memory for the admin page's last-24-hours chart.
@@ -33,6 +34,9 @@ pub struct RecentDecision {
     pub verdict: Verdict,
     pub class: String,
 }
+
+/// Listeners `/readyz` waits for: SMTP and HTTP.
+const LISTENERS: usize = 2;
 
 /// Upper bound on decisions kept in memory for the chart.
 const RECENT_CAP: usize = 200_000;
@@ -52,7 +56,7 @@ impl Gateway {
             policy: ArcSwap::from_pointee(policy),
             reload_status: ArcSwap::from_pointee(status),
             recent: Mutex::new(VecDeque::new()),
-            ready: AtomicBool::new(false),
+            listening: AtomicUsize::new(0),
         }
     }
 
@@ -137,12 +141,13 @@ impl Gateway {
             .collect()
     }
 
-    /// Whether every listener is accepting (for `/readyz`).
+    /// Whether every listener (SMTP and HTTP) has bound its socket (for `/readyz`).
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.listening.load(Ordering::Acquire) >= LISTENERS
     }
 
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Release);
+    /// Called by a listener once it accepts connections.
+    pub fn mark_listening(&self) {
+        self.listening.fetch_add(1, Ordering::AcqRel);
     }
 }

@@ -43,7 +43,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     tasks.spawn(crate::reload::watch(gateway.clone(), shutdown.clone()));
     tasks.spawn(watch_isa_reviews(gateway.clone(), shutdown.clone()));
-    gateway.set_ready(true);
 
     let signal = shutdown_signal();
     tokio::pin!(signal);

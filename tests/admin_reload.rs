@@ -100,6 +100,15 @@ fn admin_page_needs_the_token_and_shows_matrix_isas_and_policy() {
         "{page}"
     );
 
+    let ready = wait_for(Duration::from_secs(10), || {
+        let (code, body) = curl(&[&format!("http://127.0.0.1:{}/readyz", s.admin)]);
+        (code == 200).then_some(body)
+    });
+    assert_eq!(
+        ready.as_deref(),
+        Some("ready\n"),
+        "SMTP and HTTP listeners bound"
+    );
     let (code, health) = curl(&[&format!("http://127.0.0.1:{}/healthz", s.admin)]);
     assert_eq!((code, health.as_str()), (200, "ok\n"));
     let (code, metrics) = curl(&[&format!("http://127.0.0.1:{}/metrics", s.admin)]);

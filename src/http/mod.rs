@@ -87,6 +87,7 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
         done.push(done_rx);
     }
     tracing::info!(listen = %addr, workers, routes = config.routes.len(), "http gateway listening");
+    gateway.mark_listening();
     let mut result = Ok(());
     for rx in done {
         let r = rx

@@ -82,6 +82,7 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
         delivery = if config.delivery.routes.is_empty() { "outbox" } else { "routes" },
         "SMTP gateway listening"
     );
+    gateway.mark_listening();
     let grace = config.smtp.shutdown_grace;
     let queue_task = tokio::spawn(manager.run(rx, shutdown.clone(), grace));
     let signing_key = match crate::certs::load_signing_key(&config.tls.signing_key) {
