@@ -280,27 +280,7 @@ fn table(rows: &[StoredRecord]) -> String {
             ]
         })
         .collect();
-    let mut widths: Vec<usize> = TABLE_HEADER.iter().map(|h| h.len()).collect();
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |row: Vec<&str>| -> String {
-        let mut s = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ");
-        s.truncate(s.trim_end().len());
-        s.push('\n');
-        s
-    };
-    let mut out = line(TABLE_HEADER.to_vec());
-    for row in &cells {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
+    let mut out = super::table::render(&TABLE_HEADER, &cells);
     out.push_str(&format!(
         "{} record(s); ! marks a security incident\n",
         rows.len()

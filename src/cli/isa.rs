@@ -151,26 +151,6 @@ fn due(args: &RegisterArgs, within: std::time::Duration) -> anyhow::Result<ExitC
 }
 
 fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ");
-        s.truncate(s.trim_end().len());
-        s.push('\n');
-        s
-    };
-    let mut out = line(header.to_vec());
-    for row in rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
+    let rows: Vec<Vec<&String>> = rows.iter().map(|r| r.iter().collect()).collect();
+    super::table::render(&header, &rows)
 }

@@ -8,6 +8,7 @@ mod check;
 mod isa;
 mod policy;
 mod serve;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
