@@ -91,9 +91,28 @@ ${nginx_http//NAME/proxy}
   }
 }
 EOF
+"$MARKGATE" certs dev --dir "$WORK/certs" >/dev/null
 cat >"$WORK/markgate.toml" <<EOF
 [policy]
 dir = "$ROOT/policy"
+
+# Everything markgate writes stays in the scratch directory.
+[records]
+path = "$WORK/records.sqlite"
+
+[spool]
+dir = "$WORK/spool"
+
+[delivery]
+outbox = "$WORK/outbox"
+
+[smtp]
+listen = "127.0.0.1:0"
+
+[tls]
+cert = "$WORK/certs/dev-cert.pem"
+key = "$WORK/certs/dev-key.pem"
+signing_key = "$WORK/certs/signing-key.pem"
 
 [admin]
 enabled = false
