@@ -106,28 +106,25 @@ async fn watch_isa_reviews(
         let today = chrono::Utc::now().date_naive();
         let warn = last_warned != Some(today);
         last_warned = Some(today);
-        let mut due = 0u32;
         for isa in &policy.isas {
             let days = (isa.next_review - today).num_days();
             metrics::gauge!("markgate_isa_days_to_review", "isa" => isa.id.clone())
                 .set(days as f64);
-            match isa.status_on(today, crate::decision::ISA_DUE_SOON_DAYS) {
-                crate::policy::IsaStatus::DueSoon => {
-                    due += 1;
-                    if warn {
-                        tracing::warn!(isa = %isa.id, next_review = %isa.next_review, "ISA review due within 30 days");
+        }
+        let due = crate::record::isa_due_report(&policy, today, crate::decision::ISA_DUE_SOON_DAYS);
+        if warn {
+            for isa in &due {
+                match isa.status {
+                    crate::policy::IsaStatus::Overdue => {
+                        tracing::warn!(isa = %isa.id, next_review = %isa.next_review, "ISA review overdue: the ISA is withdrawn and disclosures citing it are blocked")
+                    }
+                    _ => {
+                        tracing::warn!(isa = %isa.id, next_review = %isa.next_review, days_left = isa.days_left, "ISA review due within 30 days")
                     }
                 }
-                crate::policy::IsaStatus::Overdue => {
-                    due += 1;
-                    if warn {
-                        tracing::warn!(isa = %isa.id, next_review = %isa.next_review, "ISA review overdue: the ISA is withdrawn and disclosures citing it are blocked");
-                    }
-                }
-                _ => {}
             }
         }
-        metrics::gauge!("markgate_isas_due").set(f64::from(due));
+        metrics::gauge!("markgate_isas_due").set(due.len() as f64);
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}

@@ -5,58 +5,28 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use serde::Serialize;
 
 use crate::decision::{Verdict, ISA_DUE_SOON_DAYS};
 use crate::gateway::Gateway;
 use crate::matrix::{html_escape, Matrix};
-use crate::policy::IsaStatus;
+use crate::record::register::{isa_register, status_label, IsaEntry};
 
 /// Everything the page shows, also served as JSON at `/api/status`.
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub policy_version: String,
     pub last_reload: crate::reload::ReloadStatus,
-    pub isas: Vec<IsaRow>,
+    pub isas: Vec<IsaEntry>,
     /// Decisions of the last 24 hours: class -> (allowed, blocked).
     pub decisions_24h: BTreeMap<String, (u64, u64)>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct IsaRow {
-    pub id: String,
-    pub partners: Vec<String>,
-    pub purpose: String,
-    pub ceiling: String,
-    pub next_review: NaiveDate,
-    pub status: IsaStatus,
 }
 
 pub fn status(gateway: &Gateway) -> Status {
     let policy = gateway.policy();
     let today = Utc::now().date_naive();
-    let isas = policy
-        .isas
-        .iter()
-        .map(|isa| IsaRow {
-            id: isa.id.clone(),
-            partners: isa
-                .partners
-                .iter()
-                .map(|id| {
-                    policy
-                        .partner(id)
-                        .map(|p| p.name.clone())
-                        .unwrap_or_else(|| id.clone())
-                })
-                .collect(),
-            purpose: isa.purpose.clone(),
-            ceiling: isa.ceiling.clone(),
-            next_review: isa.next_review,
-            status: isa.status_on(today, ISA_DUE_SOON_DAYS),
-        })
-        .collect();
+    let isas = isa_register(&policy, today, ISA_DUE_SOON_DAYS);
     let mut decisions_24h: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for d in gateway.recent_decisions() {
         let entry = decisions_24h.entry(d.class).or_default();
@@ -116,7 +86,7 @@ pub fn render(gateway: &Gateway) -> String {
             html_escape(&isa.purpose),
             html_escape(&isa.ceiling),
             isa.next_review,
-            class.replace('-', " "),
+            status_label(isa.status),
         );
     }
     out.push_str("</table></section>\n");
