@@ -8,7 +8,11 @@
 //! with a default marking. mail-parser itself is lenient (it takes `hello world` for a
 //! header name), so the header section is checked here first.
 
+pub mod mime;
+
 use serde::Serialize;
+
+use mime::{Entity, Part};
 
 /// A message that could not be read as a message: never allowed anywhere.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,14 +23,16 @@ pub enum MessageError {
     NoHeaders,
     #[error("line {line} of the header section is not a header field")]
     BadHeaderLine { line: usize },
-    #[error("message could not be parsed as RFC 5322")]
-    Unparseable,
+    #[error("message structure is too complex to read: {what}")]
+    TooComplex { what: &'static str },
 }
 
-/// A parsed message, borrowing the raw bytes.
+/// A parsed message, borrowing the raw bytes: its header section, and the parts the marking
+/// stage reads, located but not yet decoded.
 pub struct ParsedMessage<'a> {
     pub raw: &'a [u8],
-    pub inner: mail_parser::Message<'a>,
+    pub root: Entity<'a>,
+    pub parts: Vec<Part<'a>>,
 }
 
 /// What the sender says about the data subject's consent (`X-Consent`).
@@ -66,13 +72,25 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMessage<'_>, MessageError> {
         return Err(MessageError::NulByte);
     }
     check_header_section(raw)?;
-    let inner = mail_parser::MessageParser::default()
-        .parse(raw)
-        .ok_or(MessageError::Unparseable)?;
-    if inner.headers().is_empty() {
-        return Err(MessageError::NoHeaders);
+    let root = Entity::parse(raw).ok_or(MessageError::NoHeaders)?;
+    let parts = root.readable_parts()?;
+    check_attached(&parts, 1)?;
+    Ok(ParsedMessage { raw, root, parts })
+}
+
+/// Attached messages are read as deep as the marking stage reads them; one too complex to
+/// read makes the whole message unreadable, not silently unmarked.
+fn check_attached(parts: &[Part<'_>], depth: usize) -> Result<(), MessageError> {
+    if depth > crate::marking::MAX_ATTACHED_DEPTH {
+        return Ok(());
     }
-    Ok(ParsedMessage { raw, inner })
+    for part in parts.iter().filter(|p| p.kind == mime::PartKind::Message) {
+        let body = part.decoded();
+        if let Some(inner) = Entity::parse(&body) {
+            check_attached(&inner.readable_parts()?, depth + 1)?;
+        }
+    }
+    Ok(())
 }
 
 /// Check that `raw` starts with a well-formed header section.
@@ -144,14 +162,11 @@ impl ParsedMessage<'_> {
     /// or empty.
     fn text_header(&self, name: &str) -> Option<String> {
         let h = self
-            .inner
+            .root
             .headers()
             .iter()
             .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
-        let raw = self
-            .inner
-            .raw_message
-            .get(h.offset_start as usize..h.offset_end as usize)?;
+        let raw = self.root.raw_value(h)?;
         let text = crate::marking::decode_unstructured(raw);
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         (!text.is_empty()).then_some(text)

@@ -25,7 +25,7 @@ pub(crate) fn html_first_and_last(html: &str) -> (Option<String>, Option<String>
     let bytes = html.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        let Some(off) = bytes[i..].iter().position(|&b| b == b'<' || b == b'&') else {
+        let Some(off) = memchr::memchr2(b'<', b'&', &bytes[i..]) else {
             lines.text(&html[i..]);
             break;
         };
@@ -94,13 +94,15 @@ pub(crate) fn html_first_and_last(html: &str) -> (Option<String>, Option<String>
 
 /// Position after the `>` closing a tag whose name ended at `from` (quotes respected).
 fn tag_end(bytes: &[u8], from: usize) -> usize {
-    let mut quote = None;
-    for (k, &b) in bytes[from..].iter().enumerate() {
-        match (quote, b) {
-            (None, b'"' | b'\'') => quote = Some(b),
-            (Some(q), b) if b == q => quote = None,
-            (None, b'>') => return from + k + 1,
-            _ => {}
+    let mut at = from.min(bytes.len());
+    while let Some(p) = memchr::memchr3(b'>', b'"', b'\'', &bytes[at..]) {
+        let hit = at + p;
+        match bytes[hit] {
+            b'>' => return hit + 1,
+            quote => match memchr::memchr(quote, &bytes[hit + 1..]) {
+                Some(close) => at = hit + 1 + close + 1,
+                None => return bytes.len(),
+            },
         }
     }
     bytes.len()
@@ -124,11 +126,7 @@ fn find_close(bytes: &[u8], mut from: usize, name: &[u8]) -> Option<usize> {
 }
 
 fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    bytes
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| from + p)
+    memchr::memmem::find(bytes.get(from..)?, needle).map(|p| from + p)
 }
 
 /// Collects rendered text line by line, keeping only the first and the latest non-empty
@@ -145,14 +143,13 @@ impl Lines {
     fn text(&mut self, t: &str) {
         if self.current.len() < 4096 {
             // Source line breaks are white space in HTML.
-            let mut pieces = t.split(['\r', '\n']);
-            if let Some(p) = pieces.next() {
-                self.current.push_str(p);
-            }
-            for p in pieces {
+            let mut rest = t;
+            while let Some(at) = memchr::memchr2(b'\r', b'\n', rest.as_bytes()) {
+                self.current.push_str(&rest[..at]);
                 self.current.push(' ');
-                self.current.push_str(p);
+                rest = &rest[at + 1..];
             }
+            self.current.push_str(rest);
         }
     }
 

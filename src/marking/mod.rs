@@ -39,8 +39,8 @@ pub mod normalise;
 mod reader;
 
 pub use normalise::normalise;
-pub(crate) use reader::decode_unstructured;
 pub use reader::MarkingReader;
+pub(crate) use reader::{decode_unstructured, MAX_ATTACHED_DEPTH};
 
 use serde::Serialize;
 
@@ -101,7 +101,7 @@ impl Marking {
 /// Read the marking of a parsed message.
 pub fn read(message: &crate::message::ParsedMessage<'_>, scheme: &MarkingScheme) -> Marking {
     let mut reader = MarkingReader::new(scheme);
-    reader.message(&message.inner, "", 0);
+    reader.message(&message.root, &message.parts, "", 0);
     reader.finish()
 }
 

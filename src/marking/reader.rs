@@ -5,10 +5,11 @@
 use std::borrow::Cow;
 
 use mail_parser::parsers::MessageStream;
-use mail_parser::{HeaderName, HeaderValue, Message, PartType};
+use mail_parser::{HeaderName, HeaderValue};
 
 use super::grammar::{tokenize, unfold, Grammar, Match, Tokens};
 use super::{banner, headers, msip, Marking, MarkingSource};
+use crate::message::mime::{Entity, Part, PartKind};
 use crate::policy::MarkingScheme;
 
 /// Token limits: a subject is read whole (bracketed markings may stand anywhere in it);
@@ -18,7 +19,7 @@ const LINE_TOKENS: usize = 256;
 /// Longest source text reported, in characters.
 const TEXT_REPORTED: usize = 200;
 /// How deep attached messages (message/rfc822) are read.
-const MAX_DEPTH: usize = 3;
+pub(crate) const MAX_ATTACHED_DEPTH: usize = 3;
 
 /// One marking found in one place.
 #[derive(Debug, Clone)]
@@ -183,10 +184,17 @@ impl<'s> MarkingReader<'s> {
         }
     }
 
-    /// Read a whole message: its subject, marking headers and text parts, then those of any
-    /// attached message (as `attached1:subject`, `attached1:banner:first:part1` ...).
-    pub(crate) fn message(&mut self, message: &Message<'_>, prefix: &str, depth: usize) {
-        for h in message.headers() {
+    /// Read a whole message: its subject, marking headers and text parts (`parts`, as
+    /// [`Entity::readable_parts`] lists them), then those of any attached message (as
+    /// `attached1:subject`, `attached1:banner:first:part1` ...).
+    pub(crate) fn message(
+        &mut self,
+        root: &Entity<'_>,
+        parts: &[Part<'_>],
+        prefix: &str,
+        depth: usize,
+    ) {
+        for h in root.headers() {
             let is_subject = h.name == HeaderName::Subject;
             let kind = if is_subject {
                 None
@@ -196,7 +204,7 @@ impl<'s> MarkingReader<'s> {
                     None => continue,
                 }
             };
-            // mail-parser keeps unknown headers raw: decode RFC 2047 words here.
+            // the subject comes decoded; other headers are decoded from their raw bytes
             let value: Cow<'_, str> = if is_subject {
                 match &h.value {
                     HeaderValue::Text(t) => t.as_ref().into(),
@@ -204,10 +212,7 @@ impl<'s> MarkingReader<'s> {
                     _ => continue,
                 }
             } else {
-                match message
-                    .raw_message
-                    .get(h.offset_start as usize..h.offset_end as usize)
-                {
+                match root.raw_value(h) {
                     Some(raw) => decode_unstructured(raw),
                     None => continue,
                 }
@@ -222,31 +227,27 @@ impl<'s> MarkingReader<'s> {
                 Some(kind) => self.header_of_kind(kind, &location, &value),
             }
         }
-        let mut seen: Vec<u32> = Vec::new();
-        for &id in message.text_body.iter().chain(&message.html_body) {
-            if seen.contains(&id) {
-                continue;
-            }
-            seen.push(id);
-            let Some(part) = message.parts.get(id as usize) else {
-                continue;
-            };
-            let location = format!("{prefix}part{id}");
-            match &part.body {
-                PartType::Text(t) => self.text_part(&location, t),
-                PartType::Html(h) => self.html_part(&location, h),
-                _ => {}
+        for part in parts {
+            let location = format!("{prefix}part{}", part.id);
+            match part.kind {
+                PartKind::Text => self.text_part(&location, &part.text()),
+                PartKind::Html => self.html_part(&location, &part.text()),
+                PartKind::Message => {}
             }
         }
-        if depth < MAX_DEPTH {
-            let mut n = 0;
-            for &id in &message.attachments {
-                if let Some(PartType::Message(inner)) =
-                    message.parts.get(id as usize).map(|p| &p.body)
-                {
-                    n += 1;
-                    self.message(inner, &format!("{prefix}attached{n}:"), depth + 1);
-                }
+        if depth < MAX_ATTACHED_DEPTH {
+            let attached = parts.iter().filter(|p| p.kind == PartKind::Message);
+            for (n, part) in attached.enumerate() {
+                let body = part.decoded();
+                let Some(inner) = Entity::parse(&body) else {
+                    continue;
+                };
+                // checked when the message was parsed (`message::parse`)
+                let Ok(inner_parts) = inner.readable_parts() else {
+                    continue;
+                };
+                let prefix = format!("{prefix}attached{}:", n + 1);
+                self.message(&inner, &inner_parts, &prefix, depth + 1);
             }
         }
     }

@@ -131,7 +131,7 @@ impl RecordMeta {
     ) -> RecordMeta {
         let header = |name: &str| {
             message
-                .inner
+                .root
                 .header_raw(name)
                 .map(unfold)
                 .filter(|v| !v.is_empty())

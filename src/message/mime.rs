@@ -1,0 +1,518 @@
+//! The MIME structure of a message, read lazily: every header section is parsed, but a body
+//! is only located, never decoded, until the marking stage asks for it. The marking stage
+//! reads the text parts a person sees (their first and last lines) and attached messages;
+//! attachments (a 10 MiB PDF) are skipped without being decoded.
+//!
+//! Which parts count as text a person sees follows what mail clients show inline:
+//! `text/plain` and `text/html` parts (a part with no `Content-Type` is `text/plain`, or
+//! `message/rfc822` inside `multipart/digest`) that are not `Content-Disposition:
+//! attachment`, and, after the first part of a multipart, neither named (`name=` in
+//! `Content-Type`) nor inside `multipart/related`. Part numbers are those of a depth-first
+//! walk, the message itself being part 0 (`banner:first:part2`).
+//!
+//! Delimiter lines are found as RFC 2046 writes them: `--boundary` at the start of a line,
+//! followed by `--` (the close delimiter), or by white space and the end of the line. A
+//! multipart whose delimiter never appears is read as plain text, so a banner in it is
+//! still seen. Structures deeper or larger than a mail client would show are refused
+//! ([`MessageError::TooComplex`]), never half-read.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use mail_parser::parsers::MessageStream;
+use mail_parser::{ContentType, Header, HeaderName, HeaderValue, MessageParser};
+
+use super::MessageError;
+
+/// Multipart levels within one message.
+const MAX_MULTIPART_DEPTH: usize = 64;
+/// Parts in one message, attached messages not counted.
+const MAX_PARTS: u32 = 10_000;
+
+/// Parses only what the gateway reads: the MIME headers and the Subject (others are located,
+/// and decoded on demand from their raw bytes).
+static HEADER_PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+    MessageParser::new()
+        .header_content_type(HeaderName::ContentType)
+        .header_content_type(HeaderName::ContentDisposition)
+        .header_text(HeaderName::ContentTransferEncoding)
+        .header_text(HeaderName::Subject)
+        .default_header_ignore()
+});
+
+/// A message or body part: its header fields and where its body lies.
+pub struct Entity<'a> {
+    /// The entity's bytes, header section and body; header offsets index into it.
+    raw: &'a [u8],
+    headers: Vec<Header<'a>>,
+    body_start: usize,
+}
+
+impl<'a> Entity<'a> {
+    /// Read the header section of `raw`; None when it holds no header field.
+    pub fn parse(raw: &'a [u8]) -> Option<Entity<'a>> {
+        let entity = Entity::part(raw);
+        (!entity.headers.is_empty()).then_some(entity)
+    }
+
+    /// A body part: a header section (perhaps empty) and a body.
+    fn part(raw: &'a [u8]) -> Entity<'a> {
+        let mut stream = MessageStream::new(raw);
+        let mut headers = Vec::new();
+        let body_start = if stream.parse_headers(&HEADER_PARSER, &mut headers) {
+            stream.offset()
+        } else {
+            raw.len()
+        };
+        Entity {
+            raw,
+            headers,
+            body_start: body_start.min(raw.len()),
+        }
+    }
+
+    pub fn headers(&self) -> &[Header<'a>] {
+        &self.headers
+    }
+
+    /// The raw bytes of a header's value (after the colon, folding and line end included).
+    pub fn raw_value(&self, header: &Header<'_>) -> Option<&'a [u8]> {
+        self.raw
+            .get(header.offset_start as usize..header.offset_end as usize)
+    }
+
+    /// The raw value of the first header called `name` (any case), if it is UTF-8.
+    pub fn header_raw(&self, name: &str) -> Option<&'a str> {
+        let header = self
+            .headers
+            .iter()
+            .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
+        std::str::from_utf8(self.raw_value(header)?).ok()
+    }
+
+    pub fn body(&self) -> &'a [u8] {
+        &self.raw[self.body_start..]
+    }
+
+    fn content_type(&self) -> Option<&ContentType<'a>> {
+        self.parsed(HeaderName::ContentType)?.as_content_type()
+    }
+
+    fn disposition_is_attachment(&self) -> bool {
+        self.parsed(HeaderName::ContentDisposition)
+            .and_then(HeaderValue::as_content_type)
+            .is_some_and(ContentType::is_attachment)
+    }
+
+    fn transfer_encoding(&self) -> TransferEncoding {
+        match self.parsed(HeaderName::ContentTransferEncoding) {
+            Some(HeaderValue::Text(t)) if t.trim().eq_ignore_ascii_case("base64") => {
+                TransferEncoding::Base64
+            }
+            Some(HeaderValue::Text(t)) if t.trim().eq_ignore_ascii_case("quoted-printable") => {
+                TransferEncoding::QuotedPrintable
+            }
+            _ => TransferEncoding::Identity,
+        }
+    }
+
+    fn parsed(&self, name: HeaderName<'static>) -> Option<&HeaderValue<'a>> {
+        self.headers
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| &h.value)
+    }
+
+    /// The parts the marking stage reads, in reading order: text a person sees and attached
+    /// messages. Attached messages are listed, not opened: see [`Part::entity_bytes`].
+    pub fn readable_parts(&self) -> Result<Vec<Part<'a>>, MessageError> {
+        let mut walk = Walk {
+            next_id: 0,
+            parts: Vec::new(),
+        };
+        walk.entity(self, Parent::None, true, 0)?;
+        Ok(walk.parts)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferEncoding {
+    Identity,
+    QuotedPrintable,
+    Base64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartKind {
+    Text,
+    Html,
+    /// An attached message (`message/rfc822`, `message/global`).
+    Message,
+}
+
+/// A part the marking stage reads.
+pub struct Part<'a> {
+    /// Depth-first number, the message itself being 0.
+    pub id: u32,
+    pub kind: PartKind,
+    /// The body as transferred (still encoded).
+    pub body: &'a [u8],
+    pub encoding: TransferEncoding,
+    /// The declared charset of a text part.
+    pub charset: Option<Cow<'a, str>>,
+}
+
+impl<'a> Part<'a> {
+    /// The body with its transfer encoding undone.
+    pub fn decoded(&self) -> Cow<'a, [u8]> {
+        match self.encoding {
+            TransferEncoding::Identity => Cow::Borrowed(self.body),
+            TransferEncoding::QuotedPrintable => Cow::Owned(decode_quoted_printable(self.body)),
+            TransferEncoding::Base64 => Cow::Owned(decode_base64(self.body)),
+        }
+    }
+
+    /// The text of a text part, decoded and converted from its charset.
+    pub fn text(&self) -> Cow<'a, str> {
+        to_text(self.decoded(), self.charset.as_deref())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parent {
+    None,
+    Mixed,
+    Related,
+    Digest,
+}
+
+struct Walk<'a> {
+    next_id: u32,
+    parts: Vec<Part<'a>>,
+}
+
+impl<'a> Walk<'a> {
+    fn entity(
+        &mut self,
+        entity: &Entity<'a>,
+        parent: Parent,
+        first: bool,
+        depth: usize,
+    ) -> Result<(), MessageError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        if self.next_id > MAX_PARTS {
+            return Err(MessageError::TooComplex {
+                what: "more than 10,000 MIME parts",
+            });
+        }
+        let content_type = entity.content_type();
+        let (ctype, subtype) = match content_type {
+            Some(ct) => (ct.ctype(), ct.subtype().unwrap_or("")),
+            None if parent == Parent::Digest => ("message", "rfc822"),
+            None => ("text", "plain"),
+        };
+        let kind = if ctype.eq_ignore_ascii_case("multipart") {
+            let boundary = content_type.and_then(|ct| ct.attribute("boundary"));
+            match boundary.map(|b| split_multipart(entity.body(), b.as_bytes())) {
+                Some(children) if !children.is_empty() => {
+                    if depth >= MAX_MULTIPART_DEPTH {
+                        return Err(MessageError::TooComplex {
+                            what: "multiparts nested more than 64 deep",
+                        });
+                    }
+                    let this = if subtype.eq_ignore_ascii_case("related") {
+                        Parent::Related
+                    } else if subtype.eq_ignore_ascii_case("digest") {
+                        Parent::Digest
+                    } else {
+                        Parent::Mixed
+                    };
+                    for (n, child) in children.into_iter().enumerate() {
+                        self.entity(&Entity::part(child), this, n == 0, depth + 1)?;
+                    }
+                    return Ok(());
+                }
+                // no delimiter where one was promised: read it as the text it shows as
+                _ => PartKind::Text,
+            }
+        } else if ctype.eq_ignore_ascii_case("text") && subtype.eq_ignore_ascii_case("plain") {
+            PartKind::Text
+        } else if ctype.eq_ignore_ascii_case("text") && subtype.eq_ignore_ascii_case("html") {
+            PartKind::Html
+        } else if ctype.eq_ignore_ascii_case("message")
+            && (subtype.eq_ignore_ascii_case("rfc822") || subtype.eq_ignore_ascii_case("global"))
+        {
+            PartKind::Message
+        } else {
+            return Ok(());
+        };
+        if kind != PartKind::Message {
+            let named = content_type.is_some_and(|ct| ct.has_attribute("name"));
+            let shown_inline = !entity.disposition_is_attachment()
+                && (first || (parent != Parent::Related && !named));
+            if !shown_inline {
+                return Ok(());
+            }
+        }
+        self.parts.push(Part {
+            id,
+            kind,
+            body: entity.body(),
+            encoding: entity.transfer_encoding(),
+            charset: content_type
+                .and_then(|ct| ct.attribute("charset"))
+                .map(|c| Cow::Owned(c.to_string())),
+        });
+        Ok(())
+    }
+}
+
+/// The body parts of a multipart body (each header section and body), between its delimiter
+/// lines; empty when no delimiter line is found.
+fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
+    let mut parts = Vec::new();
+    if boundary.is_empty() {
+        return parts;
+    }
+    // (start of the delimiter line's preceding line break, end of the delimiter line, close?)
+    let mut delimiters = Vec::new();
+    let mut dash_boundary = Vec::with_capacity(boundary.len() + 2);
+    dash_boundary.extend_from_slice(b"--");
+    dash_boundary.extend_from_slice(boundary);
+    for at in memchr::memmem::find_iter(body, &dash_boundary) {
+        let at_line_start = at == 0 || body[at - 1] == b'\n';
+        if !at_line_start {
+            continue;
+        }
+        let after = at + dash_boundary.len();
+        let close = body[after..].starts_with(b"--");
+        let rest = if close { after + 2 } else { after };
+        let line_end = memchr::memchr(b'\n', &body[rest..]).map_or(body.len(), |p| rest + p + 1);
+        if !close && !body[rest..line_end].iter().all(|b| b.is_ascii_whitespace()) {
+            continue; // `--boundaryX`: another boundary that starts with this one
+        }
+        // the line break before a delimiter belongs to the delimiter
+        let before = if at >= 2 && body[at - 2] == b'\r' {
+            at - 2
+        } else {
+            at.saturating_sub(1)
+        };
+        delimiters.push((before, line_end, close));
+        if close {
+            break;
+        }
+    }
+    for pair in delimiters.windows(2) {
+        let (_, start, close) = pair[0];
+        if close {
+            break;
+        }
+        let (end, _, _) = pair[1];
+        parts.push(&body[start..end.max(start)]);
+    }
+    // a last part with no close delimiter runs to the end
+    if let Some(&(_, start, false)) = delimiters.last() {
+        parts.push(&body[start..]);
+    }
+    parts
+}
+
+/// Undo quoted-printable (RFC 2045 §6.7): `=XX` is a byte, `=` at the end of a line a soft
+/// line break; a stray `=` is kept as it is.
+pub fn decode_quoted_printable(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while let Some(p) = memchr::memchr(b'=', &input[i..]) {
+        let at = i + p;
+        out.extend_from_slice(&input[i..at]);
+        let hex = |k: usize| input.get(k).and_then(|&b| (b as char).to_digit(16));
+        if let (Some(hi), Some(lo)) = (hex(at + 1), hex(at + 2)) {
+            out.push((hi * 16 + lo) as u8);
+            i = at + 3;
+            continue;
+        }
+        let mut j = at + 1;
+        while j < input.len() && (input[j] == b' ' || input[j] == b'\t') {
+            j += 1;
+        }
+        if input[j..].starts_with(b"\r\n") {
+            i = j + 2;
+        } else if input[j..].starts_with(b"\n") || j == input.len() {
+            i = (j + 1).min(input.len());
+        } else {
+            out.push(b'=');
+            i = at + 1;
+        }
+    }
+    out.extend_from_slice(&input[i..]);
+    out
+}
+
+/// Undo base64 (RFC 2045 §6.8): characters outside the alphabet (line breaks) are ignored,
+/// padding is optional and ends the data, and a broken tail is dropped rather than failing
+/// the part.
+pub fn decode_base64(input: &[u8]) -> Vec<u8> {
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let data = memchr::memchr(b'=', input).map_or(input, |end| &input[..end]);
+    let mut clean: Vec<u8> = data
+        .iter()
+        .copied()
+        .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+        .collect();
+    if clean.len() % 4 == 1 {
+        clean.pop();
+    }
+    LENIENT.decode(&clean).unwrap_or_default()
+}
+
+/// Bytes in a declared charset as text: UTF-8 (or ASCII in any ASCII-compatible charset)
+/// as it is, other charsets through mail-parser's decoders, anything undecodable lossily.
+pub fn to_text<'a>(bytes: Cow<'a, [u8]>, charset: Option<&str>) -> Cow<'a, str> {
+    let charset = charset.map(str::trim).filter(|c| !c.is_empty());
+    let is_utf8 = charset.is_none_or(|c| {
+        c.eq_ignore_ascii_case("utf-8")
+            || c.eq_ignore_ascii_case("utf8")
+            || c.eq_ignore_ascii_case("us-ascii")
+    });
+    if is_utf8 || (bytes.is_ascii() && charset.is_some_and(ascii_compatible)) {
+        return match bytes {
+            Cow::Borrowed(b) => match std::str::from_utf8(b) {
+                Ok(s) => Cow::Borrowed(s),
+                Err(_) => String::from_utf8_lossy(b),
+            },
+            Cow::Owned(v) => match String::from_utf8(v) {
+                Ok(s) => Cow::Owned(s),
+                Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            },
+        };
+    }
+    match charset.and_then(|c| mail_parser::decoders::charsets::map::charset_decoder(c.as_bytes()))
+    {
+        Some(decode) => Cow::Owned(decode(&bytes)),
+        None => Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()),
+    }
+}
+
+/// Whether ASCII bytes mean the same in `charset` (false for UTF-16/32, UTF-7 and the
+/// stateful ISO-2022 and HZ encodings).
+fn ascii_compatible(charset: &str) -> bool {
+    let c = charset.to_ascii_lowercase();
+    ![
+        "utf-16", "utf16", "utf-32", "utf32", "ucs-", "utf-7", "utf7", "iso-2022", "hz-",
+    ]
+    .iter()
+    .any(|p| c.starts_with(p))
+        && c != "unicode"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_printable() {
+        assert_eq!(
+            decode_quoted_printable(b"OFFICIAL=2DSENSITIVE =\r\nPERSONAL\r\nx=3D1 =\nend"),
+            b"OFFICIAL-SENSITIVE PERSONAL\r\nx=1 end"
+        );
+        assert_eq!(decode_quoted_printable(b"a = b =zz= "), b"a = b =zz");
+        assert_eq!(decode_quoted_printable(b"=e9t=C3=A9"), b"\xe9t\xc3\xa9");
+    }
+
+    #[test]
+    fn base64_lenient() {
+        assert_eq!(decode_base64(b"T0ZG\r\nSUNJ\r\nQUw="), b"OFFICIAL");
+        assert_eq!(decode_base64(b"T0ZGSUNJQUw"), b"OFFICIAL");
+        assert_eq!(decode_base64(b"T0ZGSUNJQUw=\r\nA"), b"OFFICIAL");
+    }
+
+    #[test]
+    fn charsets() {
+        assert_eq!(
+            to_text(Cow::Borrowed(b"caf\xe9"), Some("iso-8859-1")),
+            "café"
+        );
+        assert_eq!(
+            to_text(Cow::Borrowed(b"OFFICIAL"), Some("windows-1252")),
+            "OFFICIAL"
+        );
+        assert_eq!(
+            to_text(Cow::Borrowed(b"\x00O\x00K"), Some("UTF-16BE")),
+            "OK",
+            "ASCII bytes in UTF-16 are not ASCII"
+        );
+    }
+
+    fn kinds(raw: &[u8]) -> Vec<(u32, PartKind)> {
+        Entity::parse(raw)
+            .unwrap()
+            .readable_parts()
+            .unwrap()
+            .iter()
+            .map(|p| (p.id, p.kind))
+            .collect()
+    }
+
+    #[test]
+    fn walks_parts_in_order_and_skips_attachments() {
+        let raw = b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\npreamble\r\n--b1\r\n\
+            Content-Type: multipart/alternative; boundary=b2\r\n\r\n--b2\r\n\
+            Content-Type: text/plain\r\n\r\nOFFICIAL\r\n--b2\r\nContent-Type: text/html\r\n\r\n<p>OFFICIAL</p>\r\n--b2--\r\n\
+            --b1\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n\
+            --b1\r\nContent-Type: text/plain; name=notes.txt\r\n\r\nnamed\r\n\
+            --b1\r\nContent-Type: text/plain\r\nContent-Disposition: attachment\r\n\r\nattached\r\n\
+            --b1\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nhi\r\n--b1--\r\nepilogue";
+        assert_eq!(
+            kinds(raw),
+            vec![
+                (2, PartKind::Text),
+                (3, PartKind::Html),
+                (7, PartKind::Message)
+            ]
+        );
+        let parts = Entity::parse(raw).unwrap().readable_parts().unwrap();
+        assert_eq!(parts[0].body, b"OFFICIAL");
+        assert_eq!(parts[2].body, b"Subject: inner\r\n\r\nhi");
+    }
+
+    #[test]
+    fn delimiters_stand_at_line_starts() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx --b not here\n--bb not a delimiter\n--b  \n\nsecond\n--b--\n";
+        let parts = Entity::parse(raw).unwrap().readable_parts().unwrap();
+        let bodies: Vec<&[u8]> = parts.iter().map(|p| p.body).collect();
+        assert_eq!(
+            bodies,
+            vec![&b"x --b not here\n--bb not a delimiter"[..], b"second"]
+        );
+    }
+
+    #[test]
+    fn a_multipart_without_its_delimiter_is_read_as_text() {
+        let raw = b"Content-Type: multipart/mixed; boundary=nowhere\n\nOFFICIAL-SENSITIVE\n";
+        assert_eq!(kinds(raw), vec![(0, PartKind::Text)]);
+    }
+
+    #[test]
+    fn hostile_nesting_is_refused() {
+        let mut raw = Vec::new();
+        for n in 0..100 {
+            raw.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=b{n}\n\n--b{n}\n").as_bytes(),
+            );
+        }
+        raw.extend_from_slice(b"\nOFFICIAL\n");
+        assert!(matches!(
+            Entity::parse(&raw).unwrap().readable_parts(),
+            Err(MessageError::TooComplex { .. })
+        ));
+    }
+}
