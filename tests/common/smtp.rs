@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{copy_dir, free_port, shipped_policy, wait_for_port, Server};
+use super::{copy_dir, free_port, shipped_policy, wait_for, Server};
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -63,6 +63,8 @@ ca = "{d}/certs/dev-ca.pem"
 signing_key = "{d}/certs/signing-key.pem"
 [admin]
 enabled = false
+[http]
+listen = "127.0.0.1:0"
 [delivery]
 outbox = "{d}/outbox"
 retry_initial = "200ms"
@@ -92,10 +94,23 @@ retry_max = "500ms"
         .unwrap();
     }
 
+    /// Start `markgate serve` and wait until the SMTP listener is bound. Readiness is read
+    /// from the log, not probed with a connection: a probe would hold one of the listener's
+    /// connection slots (`smtp.max_connections*`) until the server noticed it had gone.
     pub fn serve(&self) -> Server {
-        let server = Server::start(self.path(), &self.path().join("markgate.toml"));
-        assert!(
-            wait_for_port(self.port, Duration::from_secs(20)),
+        let mut server = Server::start(self.path(), &self.path().join("markgate.toml"));
+        let listening = wait_for(Duration::from_secs(20), || {
+            if server.child.try_wait().ok().flatten().is_some() {
+                return Some(false);
+            }
+            server
+                .log_text()
+                .contains("SMTP gateway listening")
+                .then_some(true)
+        });
+        assert_eq!(
+            listening,
+            Some(true),
             "markgate did not listen:\n{}",
             server.log_text()
         );
