@@ -9,23 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{copy_dir, free_port, shipped_policy, wait_for, wait_for_port, Server};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/smtp")
-        .join(name)
-}
-
-fn require(tool: &str) {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(found, "{tool} is required for this test: run tests/deps.sh");
-}
+use common::smtp::{fixture, require, swaks, Setup};
+use common::{free_port, wait_for, wait_for_port};
 
 /// aiosmtpd next hop; killed on drop.
 struct Sink {
@@ -89,104 +74,6 @@ impl Drop for Sink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A temp dir with dev certificates, a policy copy and a config; `extra` is appended.
-struct Setup {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Setup {
-    fn new(extra: &str, policy_edit: Option<(&str, &str)>) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let status = Command::new(env!("CARGO_BIN_EXE_markgate"))
-            .args(["certs", "dev", "--dir"])
-            .arg(d.join("certs"))
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        copy_dir(&shipped_policy(), &d.join("policy"));
-        if let Some((from, to)) = policy_edit {
-            let p = d.join("policy/markings.toml");
-            let text = std::fs::read_to_string(&p).unwrap();
-            assert!(text.contains(from));
-            std::fs::write(&p, text.replace(from, to)).unwrap();
-        }
-        let port = free_port();
-        let config = format!(
-            r#"[smtp]
-listen = "127.0.0.1:{port}"
-hostname = "markgate.test"
-[policy]
-dir = "{d}/policy"
-[spool]
-dir = "{d}/spool"
-[tls]
-cert = "{d}/certs/dev-cert.pem"
-key = "{d}/certs/dev-key.pem"
-ca = "{d}/certs/dev-ca.pem"
-signing_key = "{d}/certs/signing-key.pem"
-[admin]
-enabled = false
-[delivery]
-outbox = "{d}/outbox"
-retry_initial = "200ms"
-retry_max = "500ms"
-{extra}
-"#,
-            d = d.display(),
-        );
-        std::fs::write(d.join("markgate.toml"), config).unwrap();
-        Setup { dir, port }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn serve(&self) -> Server {
-        let server = Server::start(self.path(), &self.path().join("markgate.toml"));
-        assert!(
-            wait_for_port(self.port, Duration::from_secs(20)),
-            "markgate did not listen:\n{}",
-            server.log_text()
-        );
-        server
-    }
-
-    fn outbox(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.path().join("outbox")) else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-            .map(|e| String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned())
-            .collect()
-    }
-
-    fn spool_files(&self) -> usize {
-        std::fs::read_dir(self.path().join("spool"))
-            .map(|d| d.flatten().count())
-            .unwrap_or(0)
-    }
-}
-
-fn swaks(args: &[&str]) -> String {
-    require("swaks");
-    let out = Command::new("swaks")
-        .args(["--timeout", "20"])
-        .args(args)
-        .output()
-        .expect("run swaks");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]
@@ -410,12 +297,7 @@ s.sendall(b"QUIT\r\n"); print(reply(), end="")
 #[test]
 fn relay_from_outside_the_allowed_networks_is_refused() {
     let setup = Setup::new("", None);
-    let config_path = setup.path().join("markgate.toml");
-    let config = std::fs::read_to_string(&config_path).unwrap().replace(
-        "hostname = \"markgate.test\"",
-        "hostname = \"markgate.test\"\nrelay_networks = [\"127.0.0.1/32\"]",
-    );
-    std::fs::write(&config_path, config).unwrap();
+    setup.smtp_keys("relay_networks = [\"127.0.0.1/32\"]");
     let _server = setup.serve();
     let out = swaks(&[
         "--server",

@@ -325,3 +325,31 @@ async fn idle_sessions_close_on_shutdown() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn timeout_replies_name_the_configured_time() {
+    let mut h = start(
+        |c| c.smtp.command_timeout = Duration::from_millis(300),
+        true,
+    );
+    h.hello().await;
+    let r = h.reply().await;
+    assert_eq!(
+        r, "421 4.4.2 command timeout after 300ms; closing connection\r\n",
+        "{r}"
+    );
+
+    let mut h = start(|c| c.smtp.data_timeout = Duration::from_millis(1500), true);
+    h.hello().await;
+    h.cmd("MAIL FROM:<a@westmidlands.pnn.police.uk>", "250")
+        .await;
+    h.cmd("RCPT TO:<b@westmidlands.pnn.police.uk>", "250").await;
+    h.cmd("DATA", "354").await;
+    h.send("Subject: [OFFICIAL] stalled\r\n").await;
+    let r = h.reply().await;
+    assert_eq!(
+        r, "421 4.4.2 data timeout after 1.5s; closing connection\r\n",
+        "{r}"
+    );
+    assert!(h.queued.try_recv().is_err(), "nothing may be queued");
+}

@@ -1,5 +1,6 @@
-//! Shared helpers for end-to-end tests: free ports, a copy of the shipped policy, and a
-//! `markgate serve` child process that is killed when dropped.
+//! Shared helpers for end-to-end tests: free ports, a copy of the shipped policy, a
+//! `markgate serve` child process that is killed when dropped, and (in [`smtp`]) the SMTP
+//! test setup.
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -7,6 +8,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub mod smtp;
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -162,7 +162,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Ok(r) => r.map(Some),
                 Err(_) => {
                     let what = if in_data { "data" } else { "command" };
-                    self.reply(Reply::new(421, [4, 4, 2], format!("{what} timeout after {}s; closing connection", limit.as_secs())));
+                    self.reply(Reply::new(421, [4, 4, 2], format!("{what} timeout after {}; closing connection", seconds(limit))));
                     let _ = self.flush().await;
                     Ok(None)
                 }
@@ -308,6 +308,17 @@ fn syntax_reply(e: &smtp_proto::Error) -> Reply {
         E::NeedsMoreData { .. } | E::InvalidResponse { .. } => {
             Reply::new(500, [5, 5, 0], "unexpected input")
         }
+    }
+}
+
+/// A configured time as a client reads it: "300s", "1.5s", "500ms".
+fn seconds(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}s", d.as_secs_f64())
     }
 }
 

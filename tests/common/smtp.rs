@@ -1,0 +1,150 @@
+//! Shared helpers for the SMTP end-to-end tests: a temp dir with dev certificates, a policy
+//! copy and a config for `markgate serve`, and swaks.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::{copy_dir, free_port, shipped_policy, wait_for, Server};
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/smtp")
+        .join(name)
+}
+
+pub fn require(tool: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(found, "{tool} is required for this test: run tests/deps.sh");
+}
+
+/// A temp dir with dev certificates, a policy copy and a config; `extra` is appended.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Setup {
+    pub fn new(extra: &str, policy_edit: Option<(&str, &str)>) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let status = Command::new(env!("CARGO_BIN_EXE_markgate"))
+            .args(["certs", "dev", "--dir"])
+            .arg(d.join("certs"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        copy_dir(&shipped_policy(), &d.join("policy"));
+        if let Some((from, to)) = policy_edit {
+            let p = d.join("policy/markings.toml");
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert!(text.contains(from));
+            std::fs::write(&p, text.replace(from, to)).unwrap();
+        }
+        let port = free_port();
+        let config = format!(
+            r#"[smtp]
+listen = "127.0.0.1:{port}"
+hostname = "markgate.test"
+[policy]
+dir = "{d}/policy"
+[spool]
+dir = "{d}/spool"
+[tls]
+cert = "{d}/certs/dev-cert.pem"
+key = "{d}/certs/dev-key.pem"
+ca = "{d}/certs/dev-ca.pem"
+signing_key = "{d}/certs/signing-key.pem"
+[admin]
+enabled = false
+[http]
+listen = "127.0.0.1:0"
+[delivery]
+outbox = "{d}/outbox"
+retry_initial = "200ms"
+retry_max = "500ms"
+{extra}
+"#,
+            d = d.display(),
+        );
+        std::fs::write(d.join("markgate.toml"), config).unwrap();
+        Setup { dir, port }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Add `keys` (TOML lines) to the `[smtp]` section of the config.
+    pub fn smtp_keys(&self, keys: &str) {
+        let config_path = self.path().join("markgate.toml");
+        let config = std::fs::read_to_string(&config_path).unwrap();
+        let anchor = "hostname = \"markgate.test\"\n";
+        assert!(config.contains(anchor));
+        std::fs::write(
+            &config_path,
+            config.replacen(anchor, &format!("{anchor}{}\n", keys.trim_end()), 1),
+        )
+        .unwrap();
+    }
+
+    /// Start `markgate serve` and wait until the SMTP listener is bound. Readiness is read
+    /// from the log, not probed with a connection: a probe would hold one of the listener's
+    /// connection slots (`smtp.max_connections*`) until the server noticed it had gone.
+    pub fn serve(&self) -> Server {
+        let mut server = Server::start(self.path(), &self.path().join("markgate.toml"));
+        let listening = wait_for(Duration::from_secs(20), || {
+            if server.child.try_wait().ok().flatten().is_some() {
+                return Some(false);
+            }
+            server
+                .log_text()
+                .contains("SMTP gateway listening")
+                .then_some(true)
+        });
+        assert_eq!(
+            listening,
+            Some(true),
+            "markgate did not listen:\n{}",
+            server.log_text()
+        );
+        server
+    }
+
+    pub fn outbox(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.path().join("outbox")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .map(|e| String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned())
+            .collect()
+    }
+
+    pub fn spool_files(&self) -> usize {
+        std::fs::read_dir(self.path().join("spool"))
+            .map(|d| d.flatten().count())
+            .unwrap_or(0)
+    }
+}
+
+pub fn swaks(args: &[&str]) -> String {
+    require("swaks");
+    let out = Command::new("swaks")
+        .args(["--timeout", "20"])
+        .args(args)
+        .output()
+        .expect("run swaks");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
