@@ -275,7 +275,8 @@ fn only_a_client_certificate_from_the_configured_ca_may_relay() {
         "rogue",
     );
     setup.smtp_keys(&format!(
-        "require_tls = true\nrequire_client_cert = true\nclient_ca = \"{}\"",
+        // require_tls is not set: requiring a client certificate requires TLS
+        "require_client_cert = true\nclient_ca = \"{}\"",
         pki.join("force-mta-ca.pem").display()
     ));
     let server = setup.serve();
@@ -292,10 +293,12 @@ fn only_a_client_certificate_from_the_configured_ca_may_relay() {
             "{who}: must be refused: {out}"
         );
     }
-    // Without STARTTLS at all: smtp.require_tls refuses the sender.
+    // Without STARTTLS at all: no way around the certificate check.
     let out = smtplib_send(&setup, None, "in plaintext", false);
     assert!(
-        out.starts_with("REPLY 530 5.7.0 must issue a STARTTLS command first"),
+        out.starts_with(
+            "REPLY 530 5.7.0 must issue a STARTTLS command first (smtp.require_client_cert)"
+        ),
         "{out}"
     );
 

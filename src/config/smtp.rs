@@ -30,7 +30,8 @@ pub struct SmtpConfig {
     pub relay_networks: Vec<String>,
     /// `smtp.require_tls`: refuse MAIL before STARTTLS (530 5.7.0).
     pub require_tls: bool,
-    /// `smtp.require_client_cert`: STARTTLS demands a client certificate signed by `smtp.client_ca`.
+    /// `smtp.require_client_cert`: STARTTLS demands a client certificate signed by
+    /// `smtp.client_ca`; implies `require_tls` (no plain-text way around the check).
     pub require_client_cert: bool,
     /// `smtp.client_ca`: PEM trust anchors for client certificates.
     pub client_ca: Option<PathBuf>,

@@ -13,11 +13,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             self.error(Reply::new(503, [5, 5, 1], "send EHLO first"));
         } else if self.tx.from.is_some() {
             self.error(Reply::new(503, [5, 5, 1], "nested MAIL command"));
-        } else if config.require_tls && !self.peer.tls {
+        } else if (config.require_tls || config.require_client_cert) && !self.peer.tls {
+            // a client certificate is only checked in the TLS handshake: requiring one
+            // requires TLS, or a client could skip it by not starting TLS
+            let setting = if config.require_tls {
+                "smtp.require_tls"
+            } else {
+                "smtp.require_client_cert"
+            };
             self.error(Reply::new(
                 530,
                 [5, 7, 0],
-                "must issue a STARTTLS command first (smtp.require_tls)",
+                format!("must issue a STARTTLS command first ({setting})"),
             ));
         } else if from.size > config.max_message_size {
             self.error(Reply::new(
