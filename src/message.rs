@@ -68,7 +68,7 @@ impl Consent {
 
 /// Parse raw bytes; a message with NUL bytes or without a header section is an error.
 pub fn parse(raw: &[u8]) -> Result<ParsedMessage<'_>, MessageError> {
-    if raw.contains(&0) {
+    if memchr::memchr(0, raw).is_some() {
         return Err(MessageError::NulByte);
     }
     check_header_section(raw)?;
@@ -96,7 +96,14 @@ fn check_attached(parts: &[Part<'_>], depth: usize) -> Result<(), MessageError> 
 /// Check that `raw` starts with a well-formed header section.
 fn check_header_section(raw: &[u8]) -> Result<(), MessageError> {
     let mut fields = 0usize;
-    for (n, line) in raw.split(|&b| b == b'\n').enumerate() {
+    let mut start = 0;
+    for n in 0.. {
+        if start > raw.len() {
+            break;
+        }
+        let end = memchr::memchr(b'\n', &raw[start..]).map_or(raw.len(), |p| start + p);
+        let line = &raw[start..end];
+        start = end + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             break;

@@ -6,12 +6,22 @@
 
 /// The first and last non-empty lines of `text` (the last is None when it is the first).
 pub(crate) fn first_and_last(text: &str) -> (Option<&str>, Option<&str>) {
-    let first = text.split('\n').find(|l| has_content(l));
-    let last = text.rsplit('\n').find(|l| has_content(l));
+    let first = first_line(text);
+    let last = last_line(text);
     match (first, last) {
         (Some(f), Some(l)) if std::ptr::eq(f.as_ptr(), l.as_ptr()) => (Some(f), None),
         other => other,
     }
+}
+
+/// The first non-empty line of `text`.
+pub(crate) fn first_line(text: &str) -> Option<&str> {
+    text.split('\n').find(|l| has_content(l))
+}
+
+/// The last non-empty line of `text`.
+pub(crate) fn last_line(text: &str) -> Option<&str> {
+    text.rsplit('\n').find(|l| has_content(l))
 }
 
 /// The first and last non-empty lines of an HTML part as it renders: one pass, no rendering
@@ -20,17 +30,97 @@ pub(crate) fn first_and_last(text: &str) -> (Option<&str>, Option<&str>) {
 /// own renderer breaks only at `<br>` and `</p>`, so the Gmail and Outlook on the web way of
 /// writing lines, `<div>OFFICIAL</div><div>Hi Jo</div>`, would run the banner into the first
 /// sentence); table cells are kept apart by a space; entities are decoded.
+///
+/// The pass only notes where each line with content lies; the two lines wanted are then
+/// rendered again from their own bytes (a line holds no line break, so it renders alone as
+/// it does in place).
 pub(crate) fn html_first_and_last(html: &str) -> (Option<String>, Option<String>) {
-    let mut lines = Lines::default();
+    let mut lines = LineRanges::default();
+    render(html, Ends::Whole, &mut lines);
+    let first = lines.first.clone().map(|r| line_text(html, r));
+    let last = lines
+        .last
+        .filter(|_| lines.content_lines > 1)
+        .map(|r| line_text(html, r));
+    (first, last)
+}
+
+/// The first line with content of an HTML document's first bytes, if it ends there (a
+/// block tag or `<br>` closes it within `head`): then it is the document's first line.
+pub(crate) fn html_first_line(head: &str) -> Option<String> {
+    let mut lines = LineRanges {
+        first_only: true,
+        ..LineRanges::default()
+    };
+    render(head, Ends::Head, &mut lines);
+    lines.first.map(|r| line_text(head, r))
+}
+
+/// The last line with content of an HTML document's last bytes, read from the first
+/// block tag or `<br>` in `tail`. None when `tail` may start inside something not rendered
+/// (it closes a comment, `<style>`, `<script>`, `<head>`, `<title>` or `<template>`), or
+/// holds no such tag, or no line with content follows it: the caller then reads the whole
+/// document.
+pub(crate) fn html_last_line(tail: &str) -> Option<String> {
+    let bytes = tail.as_bytes();
+    if memchr::memmem::find(bytes, b"-->").is_some() {
+        return None;
+    }
+    let mut resync = None;
+    for at in memchr::memchr_iter(b'<', bytes) {
+        let closing = bytes.get(at + 1) == Some(&b'/');
+        let name_start = at + 1 + usize::from(closing);
+        let name_len = bytes[name_start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
+        match tag_kind(&bytes[name_start..name_start + name_len]) {
+            TagKind::Skipped if closing => return None,
+            TagKind::Break if resync.is_none() => resync = Some(at),
+            _ => {}
+        }
+    }
+    let tail = &tail[resync?..];
+    let mut lines = LineRanges::default();
+    render(tail, Ends::Whole, &mut lines);
+    lines.last.map(|r| line_text(tail, r))
+}
+
+fn line_text(html: &str, range: std::ops::Range<usize>) -> String {
+    let mut line = LineText::default();
+    render(&html[range], Ends::Whole, &mut line);
+    line.0
+}
+
+/// What part of a document is rendered: all of it, or its first bytes (a tag cut off at
+/// the end, and the unfinished last line, are not rendered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    Whole,
+    Head,
+}
+
+/// What rendering produces: runs of text, and line ends (the byte offset where the line
+/// ended, and the one where the next line starts).
+trait Rendered {
+    fn text(&mut self, t: &str);
+    fn end_line(&mut self, end: usize, next: usize);
+    /// Whether nothing more is wanted.
+    fn done(&self) -> bool {
+        false
+    }
+}
+
+fn render(html: &str, ends: Ends, out: &mut impl Rendered) {
     let bytes = html.as_bytes();
     let mut i = 0;
-    while i < bytes.len() {
+    while i < bytes.len() && !out.done() {
         let Some(off) = memchr::memchr2(b'<', b'&', &bytes[i..]) else {
-            lines.text(&html[i..]);
+            out.text(&html[i..]);
             break;
         };
         let at = i + off;
-        lines.text(&html[i..at]);
+        out.text(&html[i..at]);
         if bytes[at] == b'&' {
             // an entity: `&amp;`, `&#8211;`, `&#x2013;`; anything else is a literal `&`
             let end = bytes[at + 1..]
@@ -46,11 +136,11 @@ pub(crate) fn html_first_and_last(html: &str) -> (Option<String>, Option<String>
                         &bytes[at..=e],
                         false,
                     );
-                    lines.text(&decoded);
+                    out.text(&decoded);
                     i = e + 1;
                 }
                 _ => {
-                    lines.text("&");
+                    out.text("&");
                     i = at + 1;
                 }
             }
@@ -72,40 +162,47 @@ pub(crate) fn html_first_and_last(html: &str) -> (Option<String>, Option<String>
         let name = &bytes[name_start..q];
         if name.is_empty() && !closing {
             // `<` that opens no tag (`a < b`): text
-            lines.text("<");
+            out.text("<");
             i = at + 1;
             continue;
         }
-        let tag_end = tag_end(bytes, q);
+        let tag_end = match closed_tag_end(bytes, q) {
+            Some(end) => end,
+            None if ends == Ends::Head => return, // cut off: its name may be cut too
+            None => bytes.len(),
+        };
         i = tag_end;
         match tag_kind(name) {
             // skip to the matching close tag
             TagKind::Skipped if !closing => {
                 i = find_close(bytes, tag_end, name).unwrap_or(bytes.len())
             }
-            TagKind::Break => lines.end_line(),
-            TagKind::Cell if !closing => lines.text(" "),
+            TagKind::Break => out.end_line(at, tag_end),
+            TagKind::Cell if !closing => out.text(" "),
             _ => {}
         }
     }
-    lines.end_line();
-    lines.result()
+    if ends == Ends::Whole {
+        out.end_line(bytes.len(), bytes.len());
+    }
 }
 
-/// Position after the `>` closing a tag whose name ended at `from` (quotes respected).
+/// Position after the `>` closing a tag whose name ended at `from` (quotes respected); the
+/// end of the text when it is not closed.
 fn tag_end(bytes: &[u8], from: usize) -> usize {
+    closed_tag_end(bytes, from).unwrap_or(bytes.len())
+}
+
+fn closed_tag_end(bytes: &[u8], from: usize) -> Option<usize> {
     let mut at = from.min(bytes.len());
     while let Some(p) = memchr::memchr3(b'>', b'"', b'\'', &bytes[at..]) {
         let hit = at + p;
         match bytes[hit] {
-            b'>' => return hit + 1,
-            quote => match memchr::memchr(quote, &bytes[hit + 1..]) {
-                Some(close) => at = hit + 1 + close + 1,
-                None => return bytes.len(),
-            },
+            b'>' => return Some(hit + 1),
+            quote => at = hit + 1 + memchr::memchr(quote, &bytes[hit + 1..])? + 1,
         }
     }
-    bytes.len()
+    None
 }
 
 /// Position after `</name ...>`, searching from `from`, case-insensitive.
@@ -129,45 +226,57 @@ fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(bytes.get(from..)?, needle).map(|p| from + p)
 }
 
-/// Collects rendered text line by line, keeping only the first and the latest non-empty
-/// line (two buffers, reused).
+/// Where the first and the latest line with content lie.
 #[derive(Default)]
-struct Lines {
-    current: String,
-    first: Option<String>,
-    last: String,
+struct LineRanges {
+    /// Stop at the first line with content.
+    first_only: bool,
+    start: usize,
+    has_content: bool,
+    first: Option<std::ops::Range<usize>>,
+    last: Option<std::ops::Range<usize>>,
     content_lines: usize,
 }
 
-impl Lines {
+impl Rendered for LineRanges {
     fn text(&mut self, t: &str) {
-        if self.current.len() < 4096 {
+        self.has_content = self.has_content || has_content(t);
+    }
+
+    fn end_line(&mut self, end: usize, next: usize) {
+        if self.has_content {
+            self.content_lines += 1;
+            self.first.get_or_insert(self.start..end);
+            self.last = Some(self.start..end);
+        }
+        self.start = next;
+        self.has_content = false;
+    }
+
+    fn done(&self) -> bool {
+        self.first_only && self.first.is_some()
+    }
+}
+
+/// The text of one line, its first 4 KiB.
+#[derive(Default)]
+struct LineText(String);
+
+impl Rendered for LineText {
+    fn text(&mut self, t: &str) {
+        if self.0.len() < 4096 {
             // Source line breaks are white space in HTML.
             let mut rest = t;
             while let Some(at) = memchr::memchr2(b'\r', b'\n', rest.as_bytes()) {
-                self.current.push_str(&rest[..at]);
-                self.current.push(' ');
+                self.0.push_str(&rest[..at]);
+                self.0.push(' ');
                 rest = &rest[at + 1..];
             }
-            self.current.push_str(rest);
+            self.0.push_str(rest);
         }
     }
 
-    fn end_line(&mut self) {
-        if has_content(&self.current) {
-            self.content_lines += 1;
-            if self.first.is_none() {
-                self.first = Some(self.current.clone());
-            }
-            std::mem::swap(&mut self.current, &mut self.last);
-        }
-        self.current.clear();
-    }
-
-    fn result(self) -> (Option<String>, Option<String>) {
-        let last = (self.content_lines > 1).then_some(self.last);
-        (self.first, last)
-    }
+    fn end_line(&mut self, _: usize, _: usize) {}
 }
 
 /// What a tag does to the rendered text.
@@ -203,7 +312,11 @@ fn tag_kind(name: &[u8]) -> TagKind {
 }
 
 fn has_content(line: &str) -> bool {
-    line.chars().any(char::is_alphanumeric)
+    if line.is_ascii() {
+        line.bytes().any(|b| b.is_ascii_alphanumeric())
+    } else {
+        line.chars().any(char::is_alphanumeric)
+    }
 }
 
 #[cfg(test)]

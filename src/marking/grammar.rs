@@ -615,24 +615,19 @@ fn phrase_len(p: &Phrase) -> (usize, usize) {
 /// Unfold a header value (CRLF/LF followed by white space) and trim it.
 pub(crate) fn unfold(value: &str) -> Cow<'_, str> {
     let value = value.trim();
-    if !value.contains(['\r', '\n']) {
+    if memchr::memchr2(b'\r', b'\n', value.as_bytes()).is_none() {
         return Cow::Borrowed(value);
     }
     let mut out = String::with_capacity(value.len());
-    let mut in_break = false;
-    for c in value.chars() {
-        if c == '\r' || c == '\n' {
-            in_break = true;
-            continue;
+    let mut rest = value;
+    while let Some(at) = memchr::memchr2(b'\r', b'\n', rest.as_bytes()) {
+        out.push_str(&rest[..at]);
+        rest = rest[at..].trim_start_matches(['\r', '\n']);
+        if rest.starts_with(|c: char| !c.is_whitespace()) && !out.ends_with(' ') {
+            out.push(' ');
         }
-        if in_break {
-            in_break = false;
-            if !c.is_whitespace() && !out.ends_with(' ') {
-                out.push(' ');
-            }
-        }
-        out.push(c);
     }
+    out.push_str(rest);
     Cow::Owned(out)
 }
 

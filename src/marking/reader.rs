@@ -16,6 +16,10 @@ use crate::policy::MarkingScheme;
 /// a header value or banner line only needs its start.
 const SUBJECT_TOKENS: usize = 4096;
 const LINE_TOKENS: usize = 256;
+/// The bytes (as transferred) read from the start and the end of a long text part, tried
+/// in turn before the whole part is read. They do not overlap, so the first line found at
+/// the start and the last found at the end are two lines.
+const END_WINDOWS: [(usize, usize); 2] = [(1024, 512), (16 * 1024, 8 * 1024)];
 /// Longest source text reported, in characters.
 const TEXT_REPORTED: usize = 200;
 /// How deep attached messages (message/rfc822) are read.
@@ -227,13 +231,8 @@ impl<'s> MarkingReader<'s> {
                 Some(kind) => self.header_of_kind(kind, &location, &value),
             }
         }
-        for part in parts {
-            let location = format!("{prefix}part{}", part.id);
-            match part.kind {
-                PartKind::Text => self.text_part(&location, &part.text()),
-                PartKind::Html => self.html_part(&location, &part.text()),
-                PartKind::Message => {}
-            }
+        for part in parts.iter().filter(|p| p.kind != PartKind::Message) {
+            self.read_part(&format!("{prefix}part{}", part.id), part);
         }
         if depth < MAX_ATTACHED_DEPTH {
             let attached = parts.iter().filter(|p| p.kind == PartKind::Message);
@@ -249,6 +248,36 @@ impl<'s> MarkingReader<'s> {
                 let prefix = format!("{prefix}attached{}:", n + 1);
                 self.message(&inner, &inner_parts, &prefix, depth + 1);
             }
+        }
+    }
+
+    /// A text or HTML part's banners. A long part is read from its ends (what a banner
+    /// needs is its first and last lines); when the ends do not settle both lines, the whole
+    /// part is read.
+    fn read_part(&mut self, location: &str, part: &Part<'_>) {
+        if part.ends_readable_alone() {
+            for (head, tail) in END_WINDOWS {
+                if part.body.len() < head + tail {
+                    break;
+                }
+                let (head, tail) = (part.head_lines(head), part.tail_lines(tail));
+                let ends = match part.kind {
+                    PartKind::Html => banner::html_first_line(&head)
+                        .zip(banner::html_last_line(&tail))
+                        .map(|(f, l)| (Cow::Owned(f), Cow::Owned(l))),
+                    _ => banner::first_line(&head)
+                        .zip(banner::last_line(&tail))
+                        .map(|(f, l)| (Cow::Borrowed(f), Cow::Borrowed(l))),
+                };
+                if let Some((first, last)) = ends {
+                    self.banners(location, Some(&first), Some(&last));
+                    return;
+                }
+            }
+        }
+        match part.kind {
+            PartKind::Html => self.html_part(location, &part.text()),
+            _ => self.text_part(location, &part.text()),
         }
     }
 
@@ -345,9 +374,173 @@ impl<'s> MarkingReader<'s> {
 
 /// Decode a raw header value as unstructured text (RFC 2047 encoded words, folding).
 pub(crate) fn decode_unstructured(raw: &[u8]) -> Cow<'_, str> {
+    // no encoded word: the text as it is (callers unfold it)
+    if memchr::memmem::find(raw, b"=?").is_none() {
+        if let Ok(text) = std::str::from_utf8(raw) {
+            return Cow::Borrowed(text);
+        }
+    }
     match MessageStream::new(raw).parse_unstructured() {
         HeaderValue::Text(t) => t,
         HeaderValue::TextList(l) => l.join(" ").into(),
         _ => Cow::Borrowed(""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Reading a long part from its ends finds what reading all of it finds.
+    use std::path::Path;
+    use std::sync::OnceLock;
+
+    use base64::Engine;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::message::mime::TransferEncoding;
+    use crate::policy::Policy;
+
+    fn scheme() -> &'static MarkingScheme {
+        static POLICY: OnceLock<Policy> = OnceLock::new();
+        &POLICY
+            .get_or_init(|| {
+                Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policy")).unwrap()
+            })
+            .markings
+    }
+
+    fn windowed(part: &Part<'_>) -> Marking {
+        let mut reader = MarkingReader::new(scheme());
+        reader.read_part("part0", part);
+        reader.finish()
+    }
+
+    fn whole(part: &Part<'_>) -> Marking {
+        let mut reader = MarkingReader::new(scheme());
+        match part.kind {
+            PartKind::Html => reader.html_part("part0", &part.text()),
+            _ => reader.text_part("part0", &part.text()),
+        }
+        reader.finish()
+    }
+
+    fn quoted_printable(text: &str, width: usize, eol: &str) -> String {
+        let mut out = String::new();
+        for line in text.split('\n') {
+            let mut col = 0;
+            for b in line.bytes() {
+                let piece = if b == b'=' || !(b' '..=b'~').contains(&b) {
+                    format!("={b:02X}")
+                } else {
+                    (b as char).to_string()
+                };
+                if col + piece.len() > width {
+                    out.push('=');
+                    out.push_str(eol);
+                    col = 0;
+                }
+                col += piece.len();
+                out.push_str(&piece);
+            }
+            out.push_str(eol);
+        }
+        out
+    }
+
+    fn base64_lines(text: &str, width: usize, eol: &str) -> String {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+        let mut out = String::new();
+        for chunk in encoded.as_bytes().chunks(width) {
+            out.push_str(std::str::from_utf8(chunk).unwrap());
+            out.push_str(eol);
+        }
+        out
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => prop::sample::select(vec![
+                "", "   ", "*****", "--", "OFFICIAL", "OFFICIAL-SENSITIVE PERSONAL", "SECRET",
+                "[RESTRICTED]", "Classification: OFFICIAL", "Secret Santa draw on Friday",
+                "RESTRICTED - not for onward disclosure", "Hi Jo,", "caf\u{e9} na\u{ef}ve",
+                "a < b & c", "Kind regards",
+            ])
+            .prop_map(str::to_string),
+            2 => "[a-z ]{0,200}",
+            1 => "[A-Za-z=\u{e9}\u{2019} ]{150,600}",
+        ]
+    }
+
+    fn html_line() -> impl Strategy<Value = String> {
+        (line(), 0..6usize).prop_map(|(l, how)| match how {
+            0 => format!("<p class=\"MsoNormal\">{l}<o:p></o:p></p>"),
+            1 => format!("<div>{l}</div>"),
+            2 => format!("{l}<br>"),
+            3 => format!("<table><tr><td>{l}</td><td>x</td></tr></table>"),
+            4 => format!("<!-- {l} --><span style=\"color:red\">{l}</span><br/>"),
+            _ => format!("<p>&nbsp;</p>\n<p><b>{l}</b></p>"),
+        })
+    }
+
+    fn encode(text: &str, encoding: TransferEncoding, width: usize, eol: &str) -> String {
+        match encoding {
+            TransferEncoding::Identity => text.replace('\n', eol),
+            TransferEncoding::QuotedPrintable => quoted_printable(text, width, eol),
+            TransferEncoding::Base64 => base64_lines(text, width, eol),
+        }
+    }
+
+    fn encoding() -> impl Strategy<Value = TransferEncoding> {
+        prop::sample::select(vec![
+            TransferEncoding::Identity,
+            TransferEncoding::QuotedPrintable,
+            TransferEncoding::Base64,
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn text_ends_find_what_the_whole_part_finds(
+            lines in prop::collection::vec(line(), 0..300),
+            encoding in encoding(),
+            width in 8..100usize,
+            crlf in any::<bool>(),
+        ) {
+            let text = lines.join("\n");
+            let body = encode(&text, encoding, width, if crlf { "\r\n" } else { "\n" });
+            let part = Part {
+                id: 0,
+                kind: PartKind::Text,
+                body: body.as_bytes(),
+                encoding,
+                charset: Some("utf-8".into()),
+            };
+            prop_assert_eq!(windowed(&part), whole(&part));
+        }
+
+        #[test]
+        fn html_ends_find_what_the_whole_part_finds(
+            style in "[a-z{}:;. ]{0,4000}",
+            lines in prop::collection::vec(html_line(), 0..200),
+            tail in prop::sample::select(vec!["", "<!-- SECRET -->", "<style>p {}</style>", "\n"]),
+            encoding in encoding(),
+            width in 8..100usize,
+        ) {
+            let html = format!(
+                "<html><head><style>{style}</style></head><body>\n{}\n{tail}</body></html>",
+                lines.join("\n")
+            );
+            let body = encode(&html, encoding, width, "\r\n");
+            let part = Part {
+                id: 0,
+                kind: PartKind::Html,
+                body: body.as_bytes(),
+                encoding,
+                charset: None,
+            };
+            prop_assert_eq!(windowed(&part), whole(&part));
+        }
     }
 }

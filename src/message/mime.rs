@@ -168,17 +168,95 @@ pub struct Part<'a> {
 impl<'a> Part<'a> {
     /// The body with its transfer encoding undone.
     pub fn decoded(&self) -> Cow<'a, [u8]> {
-        match self.encoding {
-            TransferEncoding::Identity => Cow::Borrowed(self.body),
-            TransferEncoding::QuotedPrintable => Cow::Owned(decode_quoted_printable(self.body)),
-            TransferEncoding::Base64 => Cow::Owned(decode_base64(self.body)),
-        }
+        decode(self.body, self.encoding)
     }
 
     /// The text of a text part, decoded and converted from its charset.
     pub fn text(&self) -> Cow<'a, str> {
         to_text(self.decoded(), self.charset.as_deref())
     }
+
+    /// Whether the ends of this text part can be read without the middle: its charset keeps
+    /// a line-feed byte a line feed (not UTF-16, UTF-7 or ISO-2022).
+    pub fn ends_readable_alone(&self) -> bool {
+        self.charset.as_deref().is_none_or(ascii_compatible)
+    }
+
+    /// The complete lines within the first `len` bytes of the body as transferred, decoded
+    /// (the text up to the last line feed).
+    pub fn head_lines(&self, len: usize) -> Cow<'a, str> {
+        let encoded = &self.body[..len.min(self.body.len())];
+        let decoded = decode(encoded, self.encoding);
+        let end = memchr::memrchr(b'\n', &decoded).map_or(0, |p| p + 1);
+        to_text(cut(decoded, 0..end), self.charset.as_deref())
+    }
+
+    /// The complete lines within the last `len` bytes of the body as transferred, decoded
+    /// (the text after the first line break, unless that is the start of the body).
+    pub fn tail_lines(&self, len: usize) -> Cow<'a, str> {
+        let body = self.body;
+        let mut start = body.len().saturating_sub(len);
+        if start == 0 {
+            return self.text();
+        }
+        let decoded = match self.encoding {
+            TransferEncoding::Base64 => {
+                // base64 decodes in groups of four characters counted from the start, and
+                // a line feed is only found once decoded
+                let before = body[..start].iter().filter(|&&b| is_base64_char(b)).count();
+                let mut skip = (4 - before % 4) % 4;
+                while skip > 0 && start < body.len() {
+                    skip -= usize::from(is_base64_char(body[start]));
+                    start += 1;
+                }
+                let decoded = decode(&body[start..], self.encoding);
+                let from = memchr::memchr(b'\n', &decoded).map_or(decoded.len(), |p| p + 1);
+                let end = decoded.len();
+                cut(decoded, from..end)
+            }
+            TransferEncoding::QuotedPrintable | TransferEncoding::Identity => {
+                // start after a line break that is one once decoded (not a soft break)
+                loop {
+                    let Some(p) = memchr::memchr(b'\n', &body[start..]) else {
+                        start = body.len();
+                        break;
+                    };
+                    let line_end = body[..start + p].trim_ascii_end();
+                    start += p + 1;
+                    let soft = self.encoding == TransferEncoding::QuotedPrintable
+                        && line_end.ends_with(b"=");
+                    if !soft {
+                        break;
+                    }
+                }
+                decode(&body[start..], self.encoding)
+            }
+        };
+        to_text(decoded, self.charset.as_deref())
+    }
+}
+
+fn decode(encoded: &[u8], encoding: TransferEncoding) -> Cow<'_, [u8]> {
+    match encoding {
+        TransferEncoding::Identity => Cow::Borrowed(encoded),
+        TransferEncoding::QuotedPrintable => Cow::Owned(decode_quoted_printable(encoded)),
+        TransferEncoding::Base64 => Cow::Owned(decode_base64(encoded)),
+    }
+}
+
+fn cut(bytes: Cow<'_, [u8]>, range: std::ops::Range<usize>) -> Cow<'_, [u8]> {
+    match bytes {
+        Cow::Borrowed(b) => Cow::Borrowed(&b[range]),
+        Cow::Owned(mut v) => {
+            v.truncate(range.end);
+            v.drain(..range.start);
+            Cow::Owned(v)
+        }
+    }
+}
+
+fn is_base64_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,7 +444,7 @@ pub fn decode_base64(input: &[u8]) -> Vec<u8> {
     let mut clean: Vec<u8> = data
         .iter()
         .copied()
-        .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+        .filter(|&b| is_base64_char(b))
         .collect();
     if clean.len() % 4 == 1 {
         clean.pop();
