@@ -47,8 +47,13 @@ pub(crate) fn is_separator(c: char) -> bool {
 /// Canonical form of a piece of text for marking comparison: upper-case Latin words
 /// separated by single spaces, other punctuation kept.
 pub fn normalise(text: &str) -> String {
-    let cleaned: String = text.nfkd().filter(|c| !is_dropped(*c)).collect();
-    let upper = cleaned.to_uppercase();
+    // ASCII is its own NFKD form and holds nothing to drop or map
+    let upper = if text.is_ascii() {
+        text.to_ascii_uppercase()
+    } else {
+        let cleaned: String = text.nfkd().filter(|c| !is_dropped(*c)).collect();
+        cleaned.to_uppercase()
+    };
     let mut out = String::with_capacity(upper.len());
     let mut pending_sep = false;
     for c in upper.chars() {
