@@ -77,13 +77,16 @@ pub struct State {
 /// A spooled message as read back from disk.
 pub struct Spooled {
     pub envelope: Envelope,
-    pub data: Vec<u8>,
+    /// The whole spool file; the copies start at `body_start`.
+    file: Vec<u8>,
+    body_start: usize,
 }
 
 impl Spooled {
     pub fn copy_bytes(&self, index: usize) -> &[u8] {
         let c = &self.envelope.copies[index];
-        &self.data[c.offset as usize..(c.offset + c.len) as usize]
+        let start = self.body_start + c.offset as usize;
+        &self.file[start..start + c.len as usize]
     }
 }
 
@@ -110,8 +113,11 @@ pub fn decode(bytes: Vec<u8>) -> Option<Spooled> {
     if (bytes.len() - start) as u64 != envelope.body_len {
         return None;
     }
-    let data = bytes[start..].to_vec();
-    Some(Spooled { envelope, data })
+    Some(Spooled {
+        envelope,
+        file: bytes,
+        body_start: start,
+    })
 }
 
 struct Job {
@@ -132,9 +138,10 @@ impl Spool {
         fs::create_dir_all(dir)?;
         let (tx, rx) = std_mpsc::channel::<Job>();
         let thread_dir = dir.to_path_buf();
+        let syncer = Syncer::start(FSYNC_THREADS)?;
         std::thread::Builder::new()
             .name("spool-writer".into())
-            .spawn(move || writer_loop(&thread_dir, rx))?;
+            .spawn(move || writer_loop(&thread_dir, rx, &syncer))?;
         Ok(Spool {
             dir: dir.to_path_buf(),
             writer: tx,
@@ -230,7 +237,7 @@ impl Spool {
     }
 }
 
-fn writer_loop(dir: &Path, rx: std_mpsc::Receiver<Job>) {
+fn writer_loop(dir: &Path, rx: std_mpsc::Receiver<Job>, syncer: &Syncer) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -239,45 +246,25 @@ fn writer_loop(dir: &Path, rx: std_mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let mut files: Vec<Option<File>> = Vec::with_capacity(batch.len());
+        // Write every file, then fsync them all at once: on ext4 with delayed allocation
+        // each file's data needs its own flush, and concurrent fsyncs share journal commits
+        // where sequential ones would each wait for their own.
         let mut results: Vec<io::Result<()>> = Vec::with_capacity(batch.len());
-        for job in &batch {
+        let mut syncing = 0;
+        for (index, job) in batch.iter().enumerate() {
             match write_file(&job.path, &job.bytes) {
-                Ok(f) => {
-                    files.push(Some(f));
+                Ok(file) => {
+                    syncer.submit(index, file);
+                    syncing += 1;
                     results.push(Ok(()));
                 }
-                Err(e) => {
-                    files.push(None);
-                    results.push(Err(e));
-                }
+                Err(e) => results.push(Err(e)),
             }
         }
-        // fsync every file in parallel: on ext4 with delayed allocation each file's data
-        // needs its own flush, and concurrent fsyncs share journal commits where sequential
-        // ones would each wait for their own.
-        std::thread::scope(|scope| {
-            for (chunk_files, chunk_results) in files
-                .chunks(FSYNC_THREADS)
-                .zip(results.chunks_mut(FSYNC_THREADS))
-            {
-                let handles: Vec<_> = chunk_files
-                    .iter()
-                    .zip(chunk_results.iter())
-                    .map(|(file, result)| match (file, result) {
-                        (Some(f), Ok(())) => Some(scope.spawn(move || f.sync_all())),
-                        _ => None,
-                    })
-                    .collect();
-                for (handle, result) in handles.into_iter().zip(chunk_results.iter_mut()) {
-                    if let Some(h) = handle {
-                        *result = h
-                            .join()
-                            .unwrap_or_else(|_| Err(io::Error::other("fsync thread panicked")));
-                    }
-                }
-            }
-        });
+        for _ in 0..syncing {
+            let (index, result) = syncer.next_result();
+            results[index] = result;
+        }
         let dir_sync = File::open(dir).and_then(|d| d.sync_all());
         for (job, result) in batch.into_iter().zip(results) {
             let result = match (&dir_sync, result) {
@@ -289,6 +276,58 @@ fn writer_loop(dir: &Path, rx: std_mpsc::Receiver<Job>) {
             }
             let _ = job.done.send(result);
         }
+    }
+}
+
+/// Long-lived threads that fsync the files of a batch concurrently (a thread started per
+/// file would cost more than many of the fsyncs).
+struct Syncer {
+    jobs: std_mpsc::Sender<(usize, File)>,
+    results: std_mpsc::Receiver<(usize, io::Result<()>)>,
+    /// Kept so that `results` never disconnects, and for fsyncs done inline.
+    results_tx: std_mpsc::Sender<(usize, io::Result<()>)>,
+}
+
+impl Syncer {
+    fn start(threads: usize) -> io::Result<Syncer> {
+        let (jobs, queue) = std_mpsc::channel::<(usize, File)>();
+        let (results_tx, results) = std_mpsc::channel();
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..threads {
+            let queue = queue.clone();
+            let results_tx = results_tx.clone();
+            std::thread::Builder::new()
+                .name(format!("spool-fsync-{n}"))
+                .spawn(move || loop {
+                    let job = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((index, file)) = job else { return };
+                    if results_tx.send((index, file.sync_all())).is_err() {
+                        return;
+                    }
+                })?;
+        }
+        Ok(Syncer {
+            jobs,
+            results,
+            results_tx,
+        })
+    }
+
+    /// fsync `file`; its result comes back from [`Syncer::next_result`] with `index`.
+    fn submit(&self, index: usize, file: File) {
+        if let Err(std_mpsc::SendError((index, file))) = self.jobs.send((index, file)) {
+            // no fsync thread left: do it here
+            let _ = self.results_tx.send((index, file.sync_all()));
+        }
+    }
+
+    fn next_result(&self) -> (usize, io::Result<()>) {
+        self.results
+            .recv()
+            .expect("the syncer holds a sender of its own results")
     }
 }
 
