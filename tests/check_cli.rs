@@ -210,6 +210,18 @@ fn bad_messages_are_errors() {
         &mut check(&["--to", "a@b.uk", "/nonexistent/message.eml"]),
         "cannot read",
     );
+    // A banner buried 100 multiparts deep: not read as unmarked, refused as unreadable.
+    let mut nested = String::from("Subject: report\n");
+    for n in 0..100 {
+        nested.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=b{n}\n\n--b{n}\n"
+        ));
+    }
+    nested.push_str("\nSECRET\n");
+    assert_error(
+        check(&["--to", "a@gmail.com", "-"]).write_stdin(nested.into_bytes()),
+        "too complex",
+    );
 }
 
 #[test]
