@@ -586,6 +586,7 @@ fn read_manifest_last<'a, R: Read>(
             break Some((entry, raw, shown));
         }
         let Some(rel) = tar_safety::safe_relative_path(&raw)? else {
+            foreign.get_or_insert((shown, "directories are not part of a signed bundle"));
             continue;
         };
         match tar_safety::entry_kind(entry.header().entry_type(), &shown)? {
