@@ -6,8 +6,8 @@
 #   SIZE_MIB=128 RUNS=1 benches/bundle_seal.sh   # CI-sized
 #
 # Both tools encrypt to one X25519 recipient and write to /dev/null; markgate also hashes
-# every file for the manifest (a first pass over the input), tars and signs. Not part of
-# `cargo test`.
+# every file for the manifest (in a reader thread, pipelined with encryption), tars and
+# signs. Not part of `cargo test`.
 set -euo pipefail
 
 SIZE_MIB=${SIZE_MIB:-1024}

@@ -174,17 +174,20 @@ fn in_memory_round_trip() {
         .iter()
         .map(|(p, _)| p.to_string_lossy().into_owned())
         .collect();
+    // The files first, the manifest block last (markgate-bundle/2).
     assert_eq!(
         names,
         [
+            "message.eml",
+            "footage.bin",
             "MANIFEST.json",
             "SECURITY-STATEMENT.txt",
             "MANIFEST.sig",
-            "message.eml",
-            "footage.bin"
         ]
     );
-    assert_eq!(contents[4].1, big);
+    assert_eq!(contents[1].1, big);
+    assert_eq!(m.format, "markgate-bundle/2");
+    assert!(opened.files.iter().all(|f| f.verified));
 
     // seal_to_writer hands the writer back, holding the same kind of bundle.
     let out = bundle::seal_to_writer(&opts, &files(&big), &key, std::io::Cursor::new(Vec::new()))
@@ -233,14 +236,46 @@ fn seal_files_streams_from_disk() {
     };
     let mut out = Vec::new();
     let m = bundle::seal_files(&opts, &paths, &signing_key(), &mut out, &count).unwrap();
-    assert_eq!(count.phases.get(), 2);
-    assert_eq!(count.bytes.get(), 2 * big.len() as u64);
+    // One pass over the input.
+    assert_eq!(count.phases.get(), 1);
+    assert_eq!(count.bytes.get(), big.len() as u64);
     assert_eq!(m.files[0].size, 0);
     assert_eq!(m.files[1].media_type, "application/octet-stream");
     let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
     let vk = signing_key().verifying_key();
-    let (_, contents) = bundle::open_in_memory(&out, &suffolk_open(&ids, &vk)).unwrap();
-    assert_eq!(contents.last().unwrap().1, big);
+    let (opened, contents) = bundle::open_in_memory(&out, &suffolk_open(&ids, &vk)).unwrap();
+    assert_eq!(opened.manifest.unwrap(), m);
+    assert_eq!(contents[1].1, big);
+}
+
+#[test]
+fn seal_files_refuses_what_is_not_a_regular_file() {
+    let policy = policy();
+    let opts = suffolk_options(&policy);
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = Vec::new();
+    let err = bundle::seal_files(
+        &opts,
+        &[dir.path().to_path_buf()],
+        &signing_key(),
+        &mut out,
+        &bundle::NoProgress,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    assert!(
+        out.is_empty(),
+        "nothing is written before the inputs are checked"
+    );
+    let missing = dir.path().join("missing.txt");
+    assert!(bundle::seal_files(
+        &opts,
+        &[missing],
+        &signing_key(),
+        &mut out,
+        &bundle::NoProgress
+    )
+    .is_err());
 }
 
 #[test]
@@ -357,4 +392,222 @@ fn each_failure_has_its_own_error() {
     small.max_entry_size = 1000;
     let err = bundle::open_in_memory(&sealed, &small).unwrap_err();
     assert!(matches!(err, BundleError::Oversize { ref name, .. } if name == "footage.bin"));
+}
+
+/// A tar archive of `members`, in that order, encrypted to `recipient` with the age crate:
+/// bundles laid out by hand.
+fn hand_made(recipient: &str, members: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    use std::str::FromStr;
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data) in members {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, name, *data).unwrap();
+    }
+    let plain = tar.into_inner().unwrap();
+    let recipient = age::x25519::Recipient::from_str(recipient).unwrap();
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+            .unwrap();
+    let mut out = Vec::new();
+    let mut w = encryptor.wrap_output(&mut out).unwrap();
+    w.write_all(&plain).unwrap();
+    w.finish().unwrap();
+    out
+}
+
+/// The genuine members of a freshly sealed bundle: (manifest, statement, signature, files).
+struct Genuine {
+    manifest: bundle::Manifest,
+    statement: Vec<u8>,
+    files: Vec<(String, Vec<u8>)>,
+}
+
+impl Genuine {
+    fn new(big: &[u8]) -> Genuine {
+        let policy = policy();
+        let opts = suffolk_options(&policy);
+        let key = signing_key();
+        let sealed = bundle::seal_in_memory(&opts, &files(big), &key).unwrap();
+        let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+        let vk = key.verifying_key();
+        let (opened, contents) = bundle::open_in_memory(&sealed, &suffolk_open(&ids, &vk)).unwrap();
+        Genuine {
+            manifest: opened.manifest.unwrap(),
+            statement: opened.statement.unwrap().into_bytes(),
+            files: contents
+                .into_iter()
+                .take(2)
+                .map(|(p, d)| (p.to_string_lossy().into_owned(), d))
+                .collect(),
+        }
+    }
+
+    /// The manifest with `format`, and its signature.
+    fn signed(&self, format: &str) -> (Vec<u8>, Vec<u8>) {
+        let mut m = self.manifest.clone();
+        m.format = format.into();
+        let bytes = m.to_bytes();
+        let sig = bundle::manifest::sign(&bytes, &signing_key());
+        (bytes, sig)
+    }
+
+    fn open(&self, bundle: &[u8]) -> Result<(bundle::Opened, bundle::MemoryFiles), BundleError> {
+        let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+        let vk = signing_key().verifying_key();
+        bundle::open_in_memory(bundle, &suffolk_open(&ids, &vk))
+    }
+}
+
+fn suffolk_recipient() -> String {
+    suffolk_options(&policy()).recipients[0].clone()
+}
+
+#[test]
+fn bundles_in_the_earlier_manifest_first_layout_still_open() {
+    let big = common::data(150_000, 7);
+    let g = Genuine::new(&big);
+    let (manifest, sig) = g.signed("markgate-bundle/1");
+    let v1 = hand_made(
+        &suffolk_recipient(),
+        &[
+            ("MANIFEST.json", &manifest),
+            ("SECURITY-STATEMENT.txt", &g.statement),
+            ("MANIFEST.sig", &sig),
+            (&g.files[0].0, &g.files[0].1),
+            (&g.files[1].0, &g.files[1].1),
+        ],
+    );
+    let (opened, contents) = g.open(&v1).unwrap();
+    assert_eq!(opened.manifest.unwrap().format, "markgate-bundle/1");
+    assert!(matches!(opened.signature, SignatureStatus::Verified { .. }));
+    assert!(opened.files.iter().all(|f| f.verified));
+    assert_eq!(contents[4].1, big);
+
+    // A v1 manifest does not go last, nor a v2 one first (when there are files).
+    let late_v1 = hand_made(
+        &suffolk_recipient(),
+        &[
+            (&g.files[0].0, &g.files[0].1),
+            (&g.files[1].0, &g.files[1].1),
+            ("MANIFEST.json", &manifest),
+            ("SECURITY-STATEMENT.txt", &g.statement),
+            ("MANIFEST.sig", &sig),
+        ],
+    );
+    let err = g.open(&late_v1).unwrap_err();
+    assert!(matches!(err, BundleError::BadManifest(_)), "{err}");
+    let (manifest2, sig2) = g.signed("markgate-bundle/2");
+    let early_v2 = hand_made(
+        &suffolk_recipient(),
+        &[
+            ("MANIFEST.json", &manifest2),
+            ("SECURITY-STATEMENT.txt", &g.statement),
+            ("MANIFEST.sig", &sig2),
+            (&g.files[0].0, &g.files[0].1),
+            (&g.files[1].0, &g.files[1].1),
+        ],
+    );
+    let err = g.open(&early_v2).unwrap_err();
+    assert!(matches!(err, BundleError::BadManifest(_)), "{err}");
+}
+
+#[test]
+fn manifest_last_bundles_are_checked_against_the_manifest() {
+    let big = common::data(150_000, 8);
+    let g = Genuine::new(&big);
+    let (manifest, sig) = g.signed("markgate-bundle/2");
+    let (a, b) = (
+        (g.files[0].0.as_str(), g.files[0].1.as_slice()),
+        (g.files[1].0.as_str(), g.files[1].1.as_slice()),
+    );
+    let meta = [
+        ("MANIFEST.json", manifest.as_slice()),
+        ("SECURITY-STATEMENT.txt", g.statement.as_slice()),
+        ("MANIFEST.sig", sig.as_slice()),
+    ];
+    let with = |files: &[(&str, &[u8])], tail: &[(&str, &[u8])]| {
+        let members: Vec<(&str, &[u8])> = files.iter().chain(&meta).chain(tail).copied().collect();
+        g.open(&hand_made(&suffolk_recipient(), &members))
+    };
+
+    // As sealed.
+    let (opened, _) = with(&[a, b], &[]).unwrap();
+    assert!(opened.files.iter().all(|f| f.verified));
+
+    let err = with(&[b, a], &[]).unwrap_err();
+    assert!(
+        matches!(err, BundleError::UnexpectedEntry { ref reason, .. } if reason.contains("at this position")),
+        "{err}"
+    );
+    let err = with(&[a], &[]).unwrap_err();
+    assert!(
+        matches!(err, BundleError::MissingFile(ref n) if n == "footage.bin"),
+        "{err}"
+    );
+    let err = with(&[a, b, ("extra.txt", b"x")], &[]).unwrap_err();
+    assert!(
+        matches!(err, BundleError::UnexpectedEntry { ref name, .. } if name == "extra.txt"),
+        "{err}"
+    );
+    let altered = {
+        let mut v = b.1.to_vec();
+        v[1000] ^= 1;
+        v
+    };
+    let err = with(&[a, (b.0, &altered)], &[]).unwrap_err();
+    assert!(matches!(err, BundleError::HashMismatch { .. }), "{err}");
+    let err = with(&[a, (b.0, &b.1[..1000])], &[]).unwrap_err();
+    assert!(matches!(err, BundleError::SizeMismatch { .. }), "{err}");
+    let err = with(&[a, ("sub/footage.bin", b.1)], &[]).unwrap_err();
+    assert!(matches!(err, BundleError::UnexpectedEntry { .. }), "{err}");
+    let err = with(&[a, a], &[]).unwrap_err();
+    assert!(
+        matches!(err, BundleError::UnexpectedEntry { ref reason, .. } if reason.contains("twice")),
+        "{err}"
+    );
+    let err = with(&[a, b], &[("late.txt", b"x")]).unwrap_err();
+    assert!(
+        matches!(err, BundleError::UnexpectedEntry { ref reason, .. } if reason.contains("nothing may follow")),
+        "{err}"
+    );
+
+    // No signature: refused unless unsigned bundles are allowed.
+    let unsigned = hand_made(&suffolk_recipient(), &[a, b, meta[0], meta[1]]);
+    let err = g.open(&unsigned).unwrap_err();
+    assert!(
+        matches!(err, BundleError::Unsigned { has_manifest: true }),
+        "{err}"
+    );
+    // A manifest altered after signing.
+    let text = String::from_utf8(manifest.clone()).unwrap();
+    let altered = text.replace("\"destroy_by\": \"", "\"destroy_by\": \"9");
+    assert_ne!(altered, text);
+    let swapped = hand_made(
+        &suffolk_recipient(),
+        &[
+            a,
+            b,
+            ("MANIFEST.json", altered.as_bytes()),
+            meta[1],
+            meta[2],
+        ],
+    );
+    let err = g.open(&swapped).unwrap_err();
+    assert!(matches!(err, BundleError::BadSignature { .. }), "{err}");
+}
+
+#[test]
+fn bundle_without_files_round_trips() {
+    let policy = policy();
+    let opts = suffolk_options(&policy);
+    let key = signing_key();
+    let sealed = bundle::seal_in_memory(&opts, &[], &key).unwrap();
+    let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+    let vk = key.verifying_key();
+    let (opened, contents) = bundle::open_in_memory(&sealed, &suffolk_open(&ids, &vk)).unwrap();
+    assert!(opened.manifest.unwrap().files.is_empty());
+    assert_eq!(contents.len(), 3);
 }

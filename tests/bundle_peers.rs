@@ -59,16 +59,16 @@ fn stock_age_and_tar_open_a_sealed_bundle_and_the_signature_verifies() {
     assert_eq!(
         names,
         [
+            "notes.txt",
+            "statement.pdf",
             "MANIFEST.json",
             "SECURITY-STATEMENT.txt",
             "MANIFEST.sig",
-            "notes.txt",
-            "statement.pdf"
         ]
     );
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("MANIFEST.json")).unwrap()).unwrap();
-    assert_eq!(manifest["format"], "markgate-bundle/1");
+    assert_eq!(manifest["format"], "markgate-bundle/2");
     assert_eq!(manifest["marking"]["class"], "OFFICIAL");
     assert_eq!(manifest["isa"], "one-off");
     assert_eq!(manifest["recipients"][0], "Suffolk Constabulary");
@@ -303,35 +303,38 @@ fn swapped_manifest_is_refused_by_the_signature() {
     let swapped = manifest.replace("\"destroy_by\": \"", "\"destroy_by\": \"9");
     assert_ne!(swapped, manifest);
     let archive = raw_tar(&[
+        RawEntry::file("a.txt", b"original\n"),
         RawEntry::file("MANIFEST.json", swapped.as_bytes()),
         RawEntry::file("SECURITY-STATEMENT.txt", &statement),
         RawEntry::file("MANIFEST.sig", &sig),
-        RawEntry::file("a.txt", b"original\n"),
     ]);
     let bad = env.write("swapped.age", &age_encrypt(&archive, SUFFOLK));
     assert_refused(&env, &bad, &[], "bad signature");
 }
 
-/// A bundle whose signed members are genuine, followed by `entries` of the attacker's
-/// choosing, re-encrypted to Suffolk with the stock CLI.
-fn forged(env: &Env, name: &str, tail: &[RawEntry<'_>]) -> std::path::PathBuf {
+/// A bundle whose signed members are genuine, after `files` of the attacker's choosing in
+/// place of the sealed file, re-encrypted to Suffolk with the stock CLI.
+fn forged(env: &Env, name: &str, files: &[RawEntry<'_>]) -> std::path::PathBuf {
     let file = env.write("a.txt", b"original\n");
     let bundle = env.seal_for_suffolk(&[&file], &format!("{name}-orig.age"), &["--force"]);
     let manifest = member_bytes(env, &bundle, "MANIFEST.json");
     let statement = member_bytes(env, &bundle, "SECURITY-STATEMENT.txt");
     let sig = member_bytes(env, &bundle, "MANIFEST.sig");
     std::fs::remove_dir_all(env.path("m-MANIFEST.json")).ok();
-    let mut entries = vec![
+    let mut entries: Vec<RawEntry<'_>> = files
+        .iter()
+        .map(|e| RawEntry {
+            name: e.name,
+            kind: e.kind,
+            data: e.data,
+            link: e.link,
+        })
+        .collect();
+    entries.extend([
         RawEntry::file("MANIFEST.json", &manifest),
         RawEntry::file("SECURITY-STATEMENT.txt", &statement),
         RawEntry::file("MANIFEST.sig", &sig),
-    ];
-    entries.extend(tail.iter().map(|e| RawEntry {
-        name: e.name,
-        kind: e.kind,
-        data: e.data,
-        link: e.link,
-    }));
+    ]);
     env.write(
         &format!("{name}.age"),
         &age_encrypt(&raw_tar(&entries), SUFFOLK),

@@ -41,7 +41,7 @@ pub enum BundleError {
     NotTar(String),
 
     // --- opening: manifest and signature -----------------------------------------------------
-    #[error("missing manifest: the bundle does not start with MANIFEST.json (found {found:?})")]
+    #[error("missing manifest: MANIFEST.json must come before {found:?}")]
     MissingManifest { found: String },
     #[error("unsigned bundle: MANIFEST.sig is missing{}, so nothing proves who made it; refused (use --allow-unsigned to open it anyway)", if *.has_manifest { "" } else { " (and there is no MANIFEST.json: it was probably made with tar and age directly)" })]
     Unsigned { has_manifest: bool },

@@ -12,8 +12,11 @@ use sha2::{Digest, Sha256};
 
 use super::BundleError;
 
-/// Value of the manifest's `format` field.
-pub const FORMAT: &str = "markgate-bundle/1";
+/// Value of the manifest's `format` field in bundles sealed now: the files first, then the
+/// manifest block (`MANIFEST.json`, `SECURITY-STATEMENT.txt`, `MANIFEST.sig`).
+pub const FORMAT: &str = "markgate-bundle/2";
+/// The earlier layout, still opened: the manifest block first, then the files.
+pub const FORMAT_V1: &str = "markgate-bundle/1";
 /// Tar entry names of the fixed members, in the order they appear.
 pub const MANIFEST_NAME: &str = "MANIFEST.json";
 pub const STATEMENT_NAME: &str = "SECURITY-STATEMENT.txt";
@@ -27,7 +30,7 @@ pub const MAX_META_SIZE: u64 = 4 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// Always [`FORMAT`].
+    /// [`FORMAT`] ([`FORMAT_V1`] in bundles from earlier markgate versions).
     pub format: String,
     /// Random UUID (v4) naming this bundle.
     pub bundle_id: String,
@@ -49,7 +52,7 @@ pub struct Manifest {
     pub statement: Option<FileEntry>,
     /// Hex SHA-256 of the raw 32-byte Ed25519 public key that signs this manifest.
     pub signing_key: String,
-    /// The files, in the order they follow in the archive.
+    /// The files, in archive order.
     pub files: Vec<FileEntry>,
 }
 
@@ -92,9 +95,9 @@ impl Manifest {
     pub fn from_bytes(bytes: &[u8]) -> Result<Manifest, BundleError> {
         let manifest: Manifest =
             serde_json::from_slice(bytes).map_err(|e| BundleError::BadManifest(e.to_string()))?;
-        if manifest.format != FORMAT {
+        if manifest.format != FORMAT && manifest.format != FORMAT_V1 {
             return Err(BundleError::BadManifest(format!(
-                "unsupported format {:?} (this markgate reads {FORMAT:?})",
+                "unsupported format {:?} (this markgate reads {FORMAT:?} and {FORMAT_V1:?})",
                 manifest.format
             )));
         }

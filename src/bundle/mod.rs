@@ -1,10 +1,11 @@
 //! Bundles: files (or a whole message) sealed for a partner agency so that it opens them
 //! with the stock tools, `age -d -i key.txt bundle.age | tar -x`.
 //!
-//! A bundle is an age-encrypted (X25519, optionally armored) tar stream:
+//! A bundle is an age-encrypted (X25519, optionally armored) tar stream: the files, then
 //! `MANIFEST.json` (what the bundle holds and on what terms), `SECURITY-STATEMENT.txt` for
-//! one-off disclosures, `MANIFEST.sig` (Ed25519 over the exact manifest bytes, by the
-//! force's signing key), then the files. The format is specified in `docs/bundle-format.md`.
+//! one-off disclosures and `MANIFEST.sig` (Ed25519 over the exact manifest bytes, by the
+//! force's signing key). Bundles from earlier versions have those three members first; they
+//! still open. The format is specified in `docs/bundle-format.md`.
 //!
 //! Layout: [`options`] turns a policy decision into [`SealOptions`]; [`seal`] writes bundles;
 //! [`open`] reads and verifies them; [`manifest`] is the signed description; [`age_io`]

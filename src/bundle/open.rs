@@ -1,8 +1,10 @@
-//! Opening: decrypt, read the manifest, verify its signature before any file is touched,
-//! then stream every file through SHA-256 into a sink, checking names, types, sizes and
-//! hashes against the manifest. [`open`] extracts into a temporary directory beside the
-//! target and renames it into place only when every check has passed; [`inspect`] runs
-//! the same checks and writes nothing.
+//! Opening: decrypt and stream every file through SHA-256 into a sink, refusing unsafe
+//! paths and types and oversize entries as they come, then read the manifest block at the
+//! end, verify its signature and check every name, size and hash against it. Bundles in
+//! the earlier layout (manifest block first) are checked the other way round, each file
+//! against the manifest before it is written. [`open`] extracts into a temporary directory
+//! beside the target and renames it into place only when every check has passed;
+//! [`inspect`] runs the same checks and writes nothing.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -338,6 +340,9 @@ fn read_meta<R: Read>(
     Ok(buf)
 }
 
+/// One entry from the archive: the entry, its raw path and that path as text.
+type Item<'a, R> = (Entry<'a, R>, PathBuf, String);
+
 fn read_members<R: Read>(
     reader: &mut EntryReader<'_, '_, R>,
     opts: &OpenOptions<'_>,
@@ -349,20 +354,50 @@ fn read_members<R: Read>(
             found: "an empty archive".into(),
         });
     };
-    if first.2 != MANIFEST_NAME {
-        if first.2 == SIGNATURE_NAME || first.2 == STATEMENT_NAME {
-            return Err(BundleError::MissingManifest { found: first.2 });
-        }
-        if !opts.allow_unsigned {
-            return Err(BundleError::Unsigned {
-                has_manifest: false,
-            });
-        }
-        return read_plain(reader, first, opts, sink);
+    match first.2.as_str() {
+        MANIFEST_NAME => read_manifest_first(reader, first, opts, sink, progress),
+        SIGNATURE_NAME | STATEMENT_NAME => Err(BundleError::MissingManifest { found: first.2 }),
+        _ => read_manifest_last(reader, first, opts, sink, progress),
     }
+}
 
-    // MANIFEST.json, [SECURITY-STATEMENT.txt], MANIFEST.sig, then the files.
-    let (mut entry, _, _) = first;
+/// The manifest block: `MANIFEST.json`, `SECURITY-STATEMENT.txt` when present and
+/// `MANIFEST.sig`, read and checked (signature, statement hash).
+struct Meta {
+    manifest: Manifest,
+    manifest_bytes: Vec<u8>,
+    statement: Option<String>,
+    signature_bytes: Option<Vec<u8>>,
+    signature: SignatureStatus,
+}
+
+impl Meta {
+    /// The bundle's own members go to the sink too, as `tar -x` would write them.
+    fn write_to(&self, sink: &mut dyn Sink) -> Result<(), BundleError> {
+        let mut own = vec![(MANIFEST_NAME, self.manifest_bytes.as_slice())];
+        if let Some(text) = &self.statement {
+            own.push((STATEMENT_NAME, text.as_bytes()));
+        }
+        if let Some(sig) = &self.signature_bytes {
+            own.push((SIGNATURE_NAME, sig));
+        }
+        for (name, bytes) in own {
+            sink.begin(Path::new(name))?;
+            sink.write(bytes)?;
+            sink.end()?;
+        }
+        Ok(())
+    }
+}
+
+/// Read the manifest block starting at `manifest` (the `MANIFEST.json` entry). Returns it
+/// with the entry that followed it when the bundle is unsigned (allowed by `opts`).
+fn read_meta_block<'a, R: Read>(
+    reader: &mut EntryReader<'_, 'a, R>,
+    manifest: Item<'a, R>,
+    opts: &OpenOptions<'_>,
+) -> Result<(Meta, Option<Item<'a, R>>), BundleError> {
+    let (mut entry, _, _) = manifest;
     let manifest_bytes = read_meta(&mut entry, MANIFEST_NAME, reader)?;
     drop(entry);
     let mut statement_bytes = None;
@@ -372,13 +407,13 @@ fn read_members<R: Read>(
         drop(entry);
         next = reader.next()?;
     }
-    let mut signature_status = SignatureStatus::Missing;
+    let mut signature = SignatureStatus::Missing;
     let mut signature_bytes = None;
     let mut pending = None;
     match next {
         Some((mut entry, _, name)) if name == SIGNATURE_NAME => {
             let sig = read_meta(&mut entry, SIGNATURE_NAME, reader)?;
-            signature_status = match opts.verifying_key {
+            signature = match opts.verifying_key {
                 Some(key) => {
                     let parsed = Manifest::from_bytes(&manifest_bytes).ok();
                     manifest::verify(&manifest_bytes, &sig, key, parsed.as_ref())?;
@@ -398,8 +433,6 @@ fn read_members<R: Read>(
         }
     }
     let manifest = Manifest::from_bytes(&manifest_bytes)?;
-
-    // Everything the manifest promises is checked against limits before any file is written.
     for f in manifest.statement.iter().chain(&manifest.files) {
         if f.size > opts.max_entry_size {
             return Err(BundleError::Oversize {
@@ -429,24 +462,38 @@ fn read_members<R: Read>(
         }
         (None, None) => None,
     };
+    let meta = Meta {
+        manifest,
+        manifest_bytes,
+        statement,
+        signature_bytes,
+        signature,
+    };
+    Ok((meta, pending))
+}
 
-    // The bundle's own members go to disk too, as `tar -x` would write them.
-    let mut own = vec![(MANIFEST_NAME, manifest_bytes)];
-    if let Some(text) = &statement {
-        own.push((STATEMENT_NAME, text.clone().into_bytes()));
+/// The `markgate-bundle/1` layout: the manifest block first, then the files, each checked
+/// against the manifest before a byte of it is written. (A `markgate-bundle/2` bundle
+/// without files looks the same.)
+fn read_manifest_first<'a, R: Read>(
+    reader: &mut EntryReader<'_, 'a, R>,
+    first: Item<'a, R>,
+    opts: &OpenOptions<'_>,
+    sink: &mut dyn Sink,
+    progress: &dyn Progress,
+) -> Result<Opened, BundleError> {
+    let (meta, mut pending) = read_meta_block(reader, first, opts)?;
+    if meta.manifest.format != manifest::FORMAT_V1 && !meta.manifest.files.is_empty() {
+        return Err(BundleError::BadManifest(format!(
+            "a {} manifest comes after the files, not first",
+            meta.manifest.format
+        )));
     }
-    if let Some(sig) = signature_bytes {
-        own.push((SIGNATURE_NAME, sig));
-    }
-    for (name, bytes) in &own {
-        sink.begin(Path::new(name))?;
-        sink.write(bytes)?;
-        sink.end()?;
-    }
+    meta.write_to(sink)?;
 
-    progress.begin(Phase::Opening, manifest.total_size());
-    let mut files = Vec::with_capacity(manifest.files.len());
-    let mut expected = manifest.files.iter();
+    progress.begin(Phase::Opening, meta.manifest.total_size());
+    let mut files = Vec::with_capacity(meta.manifest.files.len());
+    let mut expected = meta.manifest.files.iter();
     loop {
         let next = match pending.take() {
             Some(p) => Some(p),
@@ -498,9 +545,158 @@ fn read_members<R: Read>(
     }
     progress.end();
     Ok(Opened {
-        manifest: Some(manifest),
-        signature: signature_status,
-        statement,
+        manifest: Some(meta.manifest),
+        signature: meta.signature,
+        statement: meta.statement,
+        files,
+    })
+}
+
+/// The `markgate-bundle/2` layout, files first and the manifest block last; or, when no
+/// `MANIFEST.json` turns up, a plain tar archive (accepted only with `allow_unsigned`).
+///
+/// Every entry is checked as it comes (safe path and type, size cap, no duplicates) and
+/// streamed into the sink while it is hashed; once the manifest block has been read and
+/// its signature verified, the names, order, sizes and hashes of what was streamed must
+/// match it exactly. Nothing reaches the output directory unless they do: [`open`] writes
+/// into a temporary directory.
+fn read_manifest_last<'a, R: Read>(
+    reader: &mut EntryReader<'_, 'a, R>,
+    first: Item<'a, R>,
+    opts: &OpenOptions<'_>,
+    sink: &mut dyn Sink,
+    progress: &dyn Progress,
+) -> Result<Opened, BundleError> {
+    // The size is not known until the manifest, at the end.
+    progress.begin(Phase::Opening, 0);
+    let mut files: Vec<OpenedFile> = Vec::new();
+    let mut seen = HashSet::new();
+    // The first entry a signed bundle could not hold, and why.
+    let mut foreign: Option<(String, &'static str)> = None;
+    let mut next = Some(first);
+    let manifest_entry = loop {
+        let item = match next.take() {
+            Some(item) => Some(item),
+            None => reader.next()?,
+        };
+        let Some((mut entry, raw, shown)) = item else {
+            break None;
+        };
+        if shown == MANIFEST_NAME {
+            break Some((entry, raw, shown));
+        }
+        let Some(rel) = tar_safety::safe_relative_path(&raw)? else {
+            foreign.get_or_insert((shown, "directories are not part of a signed bundle"));
+            continue;
+        };
+        match tar_safety::entry_kind(entry.header().entry_type(), &shown)? {
+            EntryKind::Skip => {}
+            EntryKind::Dir => {
+                foreign.get_or_insert((shown, "directories are not part of a signed bundle"));
+                sink.dir(&rel)?;
+            }
+            EntryKind::File => {
+                let size = entry.size();
+                if size > opts.max_entry_size {
+                    return Err(BundleError::Oversize {
+                        name: shown,
+                        size,
+                        limit: opts.max_entry_size,
+                    });
+                }
+                if !seen.insert(rel.clone()) {
+                    return Err(BundleError::UnexpectedEntry {
+                        name: shown,
+                        reason: "it appears twice in the archive".into(),
+                    });
+                }
+                if rel.components().count() != 1 {
+                    foreign.get_or_insert((shown, "a signed bundle holds no directories"));
+                }
+                let (size, sha256) = copy_entry(&mut entry, &rel, sink, progress, reader)?;
+                files.push(OpenedFile {
+                    path: rel,
+                    size,
+                    sha256,
+                    verified: false,
+                });
+            }
+        }
+    };
+
+    let Some(manifest_entry) = manifest_entry else {
+        if !opts.allow_unsigned {
+            return Err(BundleError::Unsigned {
+                has_manifest: false,
+            });
+        }
+        progress.end();
+        return Ok(Opened {
+            manifest: None,
+            signature: SignatureStatus::Missing,
+            statement: None,
+            files,
+        });
+    };
+    let (meta, pending) = read_meta_block(reader, manifest_entry, opts)?;
+    // Nothing follows the manifest block.
+    let mut after = pending;
+    loop {
+        let item = match after.take() {
+            Some(item) => Some(item),
+            None => reader.next()?,
+        };
+        let Some((entry, _, shown)) = item else {
+            break;
+        };
+        if tar_safety::entry_kind(entry.header().entry_type(), &shown)? != EntryKind::Skip {
+            return Err(BundleError::UnexpectedEntry {
+                name: shown,
+                reason: "nothing may follow the manifest and its signature".into(),
+            });
+        }
+    }
+    if meta.manifest.format != manifest::FORMAT {
+        return Err(BundleError::BadManifest(format!(
+            "a {} manifest comes first in the archive, not after the files",
+            meta.manifest.format
+        )));
+    }
+    if let Some((name, reason)) = foreign {
+        return Err(BundleError::UnexpectedEntry {
+            name,
+            reason: reason.into(),
+        });
+    }
+    let listed = &meta.manifest.files;
+    for i in 0..files.len().max(listed.len()) {
+        match (files.get_mut(i), listed.get(i)) {
+            (Some(got), Some(want)) => {
+                if got.path != Path::new(&want.name) {
+                    return Err(BundleError::UnexpectedEntry {
+                        name: got.path.to_string_lossy().into_owned(),
+                        reason: format!("the manifest lists {:?} at this position", want.name),
+                    });
+                }
+                check_content(want, got.size, &got.sha256)?;
+                got.verified = true;
+            }
+            (Some(got), None) => {
+                return Err(BundleError::UnexpectedEntry {
+                    name: got.path.to_string_lossy().into_owned(),
+                    reason: "it is not listed in the manifest".into(),
+                })
+            }
+            (None, Some(want)) => return Err(BundleError::MissingFile(want.name.clone())),
+            (None, None) => unreachable!("i is below one of the lengths"),
+        }
+    }
+    meta.write_to(sink)?;
+    progress.end();
+    Ok(Opened {
+        manifest: Some(meta.manifest),
+        signature: meta.signature,
+        statement: meta.statement,
         files,
     })
 }
@@ -549,63 +745,4 @@ fn check_content(want: &FileEntry, size: u64, sha256: &str) -> Result<(), Bundle
         });
     }
     Ok(())
-}
-
-/// An archive with no manifest (opened only with `allow_unsigned`): every entry is checked
-/// for a safe path, a safe type and the size cap; there is nothing to verify it against.
-fn read_plain<'a, R: Read>(
-    reader: &mut EntryReader<'_, 'a, R>,
-    first: (Entry<'a, R>, PathBuf, String),
-    opts: &OpenOptions<'_>,
-    sink: &mut dyn Sink,
-) -> Result<Opened, BundleError> {
-    let mut files = Vec::new();
-    let mut seen = HashSet::new();
-    let mut next = Some(first);
-    loop {
-        let item = match next.take() {
-            Some(item) => Some(item),
-            None => reader.next()?,
-        };
-        let Some((mut entry, raw, shown)) = item else {
-            break;
-        };
-        let Some(rel) = tar_safety::safe_relative_path(&raw)? else {
-            continue;
-        };
-        match tar_safety::entry_kind(entry.header().entry_type(), &shown)? {
-            EntryKind::Skip => {}
-            EntryKind::Dir => sink.dir(&rel)?,
-            EntryKind::File => {
-                let size = entry.size();
-                if size > opts.max_entry_size {
-                    return Err(BundleError::Oversize {
-                        name: shown,
-                        size,
-                        limit: opts.max_entry_size,
-                    });
-                }
-                if !seen.insert(rel.clone()) {
-                    return Err(BundleError::UnexpectedEntry {
-                        name: shown,
-                        reason: "it appears twice in the archive".into(),
-                    });
-                }
-                let (size, sha256) =
-                    copy_entry(&mut entry, &rel, sink, &super::NoProgress, reader)?;
-                files.push(OpenedFile {
-                    path: rel,
-                    size,
-                    sha256,
-                    verified: false,
-                });
-            }
-        }
-    }
-    Ok(Opened {
-        manifest: None,
-        signature: SignatureStatus::Missing,
-        statement: None,
-        files,
-    })
 }

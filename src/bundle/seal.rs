@@ -1,18 +1,21 @@
-//! Sealing: build the manifest, sign it, and stream `MANIFEST.json`,
-//! `SECURITY-STATEMENT.txt`, `MANIFEST.sig` and the files as a tar archive through age.
+//! Sealing: stream the files into a tar archive through age, hashing them on the way, then
+//! append `MANIFEST.json` (which lists every file's SHA-256), `SECURITY-STATEMENT.txt` for
+//! one-off disclosures and `MANIFEST.sig`. The manifest comes last so that every file is
+//! read exactly once.
 //!
-//! The manifest comes first but lists every file's SHA-256, so files on disk are read
-//! twice: a hashing pass, then the sealing pass (which checks that each file still has the
-//! size and modification time seen while hashing, and refuses the seal if not). In-memory
-//! inputs are hashed directly. Memory use is a few fixed buffers whatever the input size.
+//! Files on disk go through a two-stage pipeline: a reader thread reads each file in 1 MiB
+//! blocks and hashes them, while the calling thread tars and encrypts the blocks already
+//! read. The file's size and modification time are checked before and after it is read,
+//! and the seal is refused if they changed. Memory use is a fixed handful of blocks
+//! whatever the input size.
 
-use std::cell::Cell;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::time::SystemTime;
 
-use chrono::{NaiveDate, SubsecRound, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
@@ -21,11 +24,13 @@ use super::manifest::{
     self, FileEntry, Manifest, ManifestMarking, ManifestSender, MANIFEST_NAME, ONE_OFF,
     SIGNATURE_NAME, STATEMENT_NAME,
 };
-use super::progress::{Phase, Progress, ProgressRead};
+use super::progress::{Phase, Progress};
 use super::{media_type, tar_safety, BundleError};
 
-/// Buffer used to read input files.
-const READ_BUFFER: usize = 1024 * 1024;
+/// Size of one block read from an input file.
+const BLOCK_SIZE: usize = 1024 * 1024;
+/// Blocks allocated for the reader thread; at most this many are read ahead of encryption.
+const BLOCKS: usize = 6;
 
 /// Everything a bundle says about itself besides its files. [`super::options_for`] fills it
 /// from the policy.
@@ -74,24 +79,28 @@ pub fn seal_to_writer<W: Write>(
     key: &SigningKey,
     out: W,
 ) -> Result<W, BundleError> {
-    let entries = files
-        .iter()
-        .map(|f| FileEntry {
+    check_files(opts, files.iter().map(|f| f.name.as_str()))?;
+    let created = Utc::now().trunc_subsecs(0);
+    let mut bundle = BundleWriter::new(opts, created, out)?;
+    let mut entries = Vec::with_capacity(files.len());
+    for f in files {
+        bundle
+            .append(&f.name, f.data.len() as u64, &mut &f.data[..])
+            .map_err(write_error)?;
+        entries.push(FileEntry {
             name: f.name.clone(),
             size: f.data.len() as u64,
             media_type: f.media_type.clone(),
             sha256: hex::encode(Sha256::digest(f.data)),
-        })
-        .collect();
-    let manifest = build_manifest(opts, key, entries)?;
-    let mut source =
-        |i: usize| -> Result<Box<dyn Read + '_>, BundleError> { Ok(Box::new(files[i].data)) };
-    write_bundle(opts, &manifest, key, out, &mut source, &super::NoProgress)
+        });
+    }
+    let manifest = build_manifest(opts, key, created, entries);
+    bundle.finish(&manifest, opts, key)
 }
 
-/// Seal files from disk into `out`, streaming: memory stays bounded whatever their size.
-/// Each file goes in under its base name, with a media type guessed from its extension.
-/// Returns the manifest written.
+/// Seal files from disk into `out`, streaming: each file is read once and memory stays
+/// bounded whatever their size. Each file goes in under its base name, with a media type
+/// guessed from its extension. Returns the manifest written.
 pub fn seal_files(
     opts: &SealOptions,
     paths: &[PathBuf],
@@ -99,9 +108,7 @@ pub fn seal_files(
     out: impl Write,
     progress: &dyn Progress,
 ) -> Result<Manifest, BundleError> {
-    // First pass: size, modification time and SHA-256 of every file.
-    let mut stats = Vec::with_capacity(paths.len());
-    let mut total = 0;
+    let mut inputs = Vec::with_capacity(paths.len());
     for path in paths {
         let meta = std::fs::metadata(path)
             .map_err(BundleError::io(format!("cannot read {}", path.display())))?;
@@ -110,82 +117,167 @@ pub fn seal_files(
                 io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
             ));
         }
-        total += meta.len();
-        stats.push(meta);
-    }
-    progress.begin(Phase::Hashing, total);
-    let mut entries = Vec::with_capacity(paths.len());
-    let mut buf = vec![0u8; READ_BUFFER];
-    for path in paths {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut file =
-            File::open(path).map_err(BundleError::io(format!("cannot read {}", path.display())))?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(BundleError::io(format!("cannot read {}", path.display()))(
-                        e,
-                    ))
-                }
-            };
-            hasher.update(&buf[..n]);
-            size += n as u64;
-            progress.advance(n as u64);
-        }
-        entries.push(FileEntry {
-            media_type: media_type::guess(&name).to_string(),
-            name,
-            size,
-            sha256: hex::encode(hasher.finalize()),
-        });
+        inputs.push(Input { path, name, meta });
     }
-    drop(buf);
-    progress.end();
-    for ((path, meta), entry) in paths.iter().zip(&stats).zip(&entries) {
-        if entry.size != meta.len() {
-            return Err(BundleError::FileChanged(path.clone()));
-        }
-    }
-    let manifest = build_manifest(opts, key, entries)?;
+    check_files(opts, inputs.iter().map(|i| i.name.as_str()))?;
+    let created = Utc::now().trunc_subsecs(0);
+    let mut bundle = BundleWriter::new(opts, created, out)?;
+    progress.begin(Phase::Sealing, inputs.iter().map(|i| i.meta.len()).sum());
 
-    // Second pass: stream each file, exactly as long as hashed.
-    let mut source = |i: usize| -> Result<Box<dyn Read>, BundleError> {
-        let path = &paths[i];
-        let file =
-            File::open(path).map_err(BundleError::io(format!("cannot read {}", path.display())))?;
-        unchanged(path, &stats[i], &file)?;
-        Ok(Box::new(BufReader::with_capacity(READ_BUFFER, file)))
-    };
-    progress.begin(Phase::Sealing, total);
-    write_bundle(opts, &manifest, key, out, &mut source, progress).map_err(|e| match e {
-        // write_bundle names the member; name the file on disk instead.
-        BundleError::FileChanged(member) => BundleError::FileChanged(
-            paths
-                .iter()
-                .find(|p| p.file_name() == Some(member.as_os_str()))
-                .cloned()
-                .unwrap_or(member),
-        ),
-        other => other,
+    let hashes = std::thread::scope(|scope| {
+        let (blocks_tx, blocks_rx) = mpsc::sync_channel(BLOCKS);
+        let (free_tx, free_rx) = mpsc::channel();
+        let inputs = &inputs;
+        let reader = std::thread::Builder::new()
+            .name("seal-reader".into())
+            .spawn_scoped(scope, move || read_files(inputs, &blocks_tx, &free_rx))
+            .map_err(BundleError::io("cannot start the reader thread"))?;
+        let mut hashes = Vec::with_capacity(inputs.len());
+        let written = (|| {
+            for input in inputs {
+                let mut blocks = Blocks {
+                    rx: &blocks_rx,
+                    free: &free_tx,
+                    current: None,
+                    remaining: input.meta.len(),
+                    failure: None,
+                    progress,
+                };
+                if let Err(e) = bundle.append(&input.name, input.meta.len(), &mut blocks) {
+                    return Err(blocks.failure.take().unwrap_or_else(|| write_error(e)));
+                }
+                match blocks_rx.recv() {
+                    Ok(Message::Done(hash)) => hashes.push(hash),
+                    Ok(Message::Failed(e)) => return Err(e),
+                    Ok(Message::Block(..)) | Err(_) => return Err(reader_lost()),
+                }
+            }
+            Ok(())
+        })();
+        // Unblock the reader if it is still waiting to hand over a block or for a free one.
+        drop(blocks_rx);
+        drop(free_tx);
+        if let Err(panic) = reader.join() {
+            std::panic::resume_unwind(panic);
+        }
+        written.map(|()| hashes)
     })?;
+
+    let entries = inputs
+        .iter()
+        .zip(hashes)
+        .map(|(input, hash)| FileEntry {
+            media_type: media_type::guess(&input.name).to_string(),
+            name: input.name.clone(),
+            size: input.meta.len(),
+            sha256: hex::encode(hash),
+        })
+        .collect();
+    let manifest = build_manifest(opts, key, created, entries);
+    bundle.finish(&manifest, opts, key)?;
     progress.end();
-    for (path, meta) in paths.iter().zip(&stats) {
-        let file =
-            File::open(path).map_err(BundleError::io(format!("cannot read {}", path.display())))?;
-        unchanged(path, meta, &file)?;
-    }
     Ok(manifest)
 }
 
-/// The file still has the size and modification time seen in the hashing pass.
+/// A file to seal, as listed before sealing began.
+struct Input<'p> {
+    path: &'p Path,
+    name: String,
+    meta: std::fs::Metadata,
+}
+
+/// From the reader thread to the sealing thread, for each file in turn: its content as
+/// blocks, then `Done` with its SHA-256 once it was read whole and found unchanged; or
+/// `Failed`, after which nothing more is sent.
+enum Message {
+    Block(Vec<u8>, usize),
+    Done([u8; 32]),
+    Failed(BundleError),
+}
+
+/// The reader thread: read and hash every file, handing the blocks over in order. Stops
+/// quietly when the sealing thread has gone (it has its own error to report).
+fn read_files(inputs: &[Input<'_>], out: &SyncSender<Message>, free: &Receiver<Vec<u8>>) {
+    let mut allocated = 0;
+    for input in inputs {
+        let message = match read_file(input, out, free, &mut allocated) {
+            Ok(Some(hash)) => Message::Done(hash),
+            Ok(None) => return,
+            Err(e) => Message::Failed(e),
+        };
+        let failed = matches!(message, Message::Failed(_));
+        if out.send(message).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Read one file, exactly as long as it was listed, sending its blocks; its SHA-256, or
+/// `None` if the sealing thread has gone.
+fn read_file(
+    input: &Input<'_>,
+    out: &SyncSender<Message>,
+    free: &Receiver<Vec<u8>>,
+    allocated: &mut usize,
+) -> Result<Option<[u8; 32]>, BundleError> {
+    let path = input.path;
+    let read_error = || BundleError::io(format!("cannot read {}", path.display()));
+    let mut file = File::open(path).map_err(read_error())?;
+    unchanged(path, &input.meta, &file)?;
+    let mut hasher = Sha256::new();
+    let mut remaining = input.meta.len();
+    while remaining > 0 {
+        let mut block = match free.try_recv() {
+            Ok(block) => block,
+            Err(TryRecvError::Empty) if *allocated < BLOCKS => {
+                *allocated += 1;
+                vec![0; BLOCK_SIZE]
+            }
+            Err(TryRecvError::Empty) => match free.recv() {
+                Ok(block) => block,
+                Err(_) => return Ok(None),
+            },
+            Err(TryRecvError::Disconnected) => return Ok(None),
+        };
+        let want = BLOCK_SIZE.min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let n = read_full(&mut file, &mut block[..want]).map_err(read_error())?;
+        if n < want {
+            // Shorter than when it was listed.
+            return Err(BundleError::FileChanged(path.to_path_buf()));
+        }
+        hasher.update(&block[..n]);
+        remaining -= n as u64;
+        if out.send(Message::Block(block, n)).is_err() {
+            return Ok(None);
+        }
+    }
+    // Longer than when it was listed, or modified while it was read.
+    if read_full(&mut file, &mut [0; 1]).map_err(read_error())? != 0 {
+        return Err(BundleError::FileChanged(path.to_path_buf()));
+    }
+    unchanged(path, &input.meta, &file)?;
+    Ok(Some(hasher.finalize().into()))
+}
+
+/// Fill `buf` unless the file ends first; the number of bytes read.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The file still has the size and modification time it was listed with.
 fn unchanged(path: &Path, before: &std::fs::Metadata, file: &File) -> Result<(), BundleError> {
     let now = file
         .metadata()
@@ -197,36 +289,159 @@ fn unchanged(path: &Path, before: &std::fs::Metadata, file: &File) -> Result<(),
     Ok(())
 }
 
-/// Check the options and files and build the manifest (not yet signed).
-fn build_manifest(
+fn reader_lost() -> BundleError {
+    BundleError::io("cannot read the input files")(io::Error::other(
+        "the reader thread stopped unexpectedly",
+    ))
+}
+
+/// One file's content on the sealing thread: the blocks the reader thread sends, up to the
+/// file's listed size. Spent blocks go back to the reader.
+struct Blocks<'a> {
+    rx: &'a Receiver<Message>,
+    free: &'a Sender<Vec<u8>>,
+    /// The block being copied out: (block, length, position).
+    current: Option<(Vec<u8>, usize, usize)>,
+    remaining: u64,
+    /// Why the reader thread stopped, when it did.
+    failure: Option<BundleError>,
+    progress: &'a dyn Progress,
+}
+
+impl Read for Blocks<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some((block, len, pos)) = &mut self.current {
+                if *pos < *len {
+                    let n = buf.len().min(*len - *pos);
+                    buf[..n].copy_from_slice(&block[*pos..*pos + n]);
+                    *pos += n;
+                    return Ok(n);
+                }
+                if let Some((block, _, _)) = self.current.take() {
+                    // The reader may have stopped already; then the block is not needed.
+                    let _ = self.free.send(block);
+                }
+            }
+            if self.remaining == 0 {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Message::Block(block, len)) => {
+                    self.remaining = self.remaining.saturating_sub(len as u64);
+                    self.progress.advance(len as u64);
+                    self.current = Some((block, len, 0));
+                }
+                Ok(Message::Failed(e)) => {
+                    self.failure = Some(e);
+                    return Err(io::Error::other("the input could not be read"));
+                }
+                Ok(Message::Done(_)) | Err(_) => {
+                    self.failure = Some(reader_lost());
+                    return Err(io::Error::other("the input could not be read"));
+                }
+            }
+        }
+    }
+}
+
+fn write_error(e: io::Error) -> BundleError {
+    BundleError::io("cannot write the bundle")(e)
+}
+
+/// The tar archive inside age, written member by member.
+struct BundleWriter<W: Write> {
+    tar: tar::Builder<SealWriter<W>>,
+    mtime: u64,
+}
+
+impl<W: Write> BundleWriter<W> {
+    fn new(opts: &SealOptions, created: DateTime<Utc>, out: W) -> Result<Self, BundleError> {
+        let recipients = parse_recipients(&opts.recipients)?;
+        Ok(BundleWriter {
+            tar: tar::Builder::new(SealWriter::new(&recipients, opts.armor, out)?),
+            mtime: created.timestamp().max(0) as u64,
+        })
+    }
+
+    /// Add a plain file member of exactly `size` bytes.
+    fn append(&mut self, name: &str, size: u64, data: &mut dyn Read) -> io::Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_mtime(self.mtime);
+        header.set_uid(0);
+        header.set_gid(0);
+        self.tar.append_data(&mut header, name, data)
+    }
+
+    /// Append the manifest, the statement and the signature, and finish the archive and
+    /// the age stream.
+    fn finish(
+        mut self,
+        manifest: &Manifest,
+        opts: &SealOptions,
+        key: &SigningKey,
+    ) -> Result<W, BundleError> {
+        let manifest_bytes = manifest.to_bytes();
+        let signature = manifest::sign(&manifest_bytes, key);
+        self.append(
+            MANIFEST_NAME,
+            manifest_bytes.len() as u64,
+            &mut &manifest_bytes[..],
+        )
+        .map_err(write_error)?;
+        if let Some(text) = &opts.statement {
+            self.append(STATEMENT_NAME, text.len() as u64, &mut text.as_bytes())
+                .map_err(write_error)?;
+        }
+        self.append(SIGNATURE_NAME, signature.len() as u64, &mut &signature[..])
+            .map_err(write_error)?;
+        let sealed = self.tar.into_inner().map_err(write_error)?;
+        sealed.finish()
+    }
+}
+
+/// Check the recipients and the file names before anything is written.
+fn check_files<'n>(
     opts: &SealOptions,
-    key: &SigningKey,
-    files: Vec<FileEntry>,
-) -> Result<Manifest, BundleError> {
+    names: impl Iterator<Item = &'n str>,
+) -> Result<(), BundleError> {
     parse_recipients(&opts.recipients)?;
     let mut seen = std::collections::HashSet::new();
-    for f in &files {
-        tar_safety::check_member_name(&f.name)?;
-        if [MANIFEST_NAME, STATEMENT_NAME, SIGNATURE_NAME].contains(&f.name.as_str()) {
+    for name in names {
+        tar_safety::check_member_name(name)?;
+        if [MANIFEST_NAME, STATEMENT_NAME, SIGNATURE_NAME].contains(&name) {
             return Err(BundleError::BadFileName {
-                name: f.name.clone(),
+                name: name.to_string(),
                 reason: "it is reserved for the bundle's own members",
             });
         }
-        if !seen.insert(f.name.clone()) {
-            return Err(BundleError::DuplicateName(f.name.clone()));
+        if !seen.insert(name) {
+            return Err(BundleError::DuplicateName(name.to_string()));
         }
     }
+    Ok(())
+}
+
+/// The manifest (not yet signed) for files already written.
+fn build_manifest(
+    opts: &SealOptions,
+    key: &SigningKey,
+    created: DateTime<Utc>,
+    files: Vec<FileEntry>,
+) -> Manifest {
     let statement = opts.statement.as_ref().map(|text| FileEntry {
         name: STATEMENT_NAME.into(),
         size: text.len() as u64,
         media_type: "text/plain; charset=utf-8".into(),
         sha256: hex::encode(Sha256::digest(text.as_bytes())),
     });
-    Ok(Manifest {
+    Manifest {
         format: manifest::FORMAT.into(),
         bundle_id: uuid::Uuid::new_v4().to_string(),
-        created: Utc::now().trunc_subsecs(0),
+        created,
         marking: ManifestMarking {
             class: opts.marking_class.clone(),
             label: opts.marking_label.clone(),
@@ -248,106 +463,57 @@ fn build_manifest(
         statement,
         signing_key: manifest::key_id(&key.verifying_key()),
         files,
-    })
-}
-
-/// Write the whole bundle. `source(i)` opens the content of `manifest.files[i]`; a source
-/// shorter than its recorded size fails with `FileChanged(member name)`.
-fn write_bundle<'s, W: Write>(
-    opts: &SealOptions,
-    manifest: &Manifest,
-    key: &SigningKey,
-    out: W,
-    source: &mut dyn FnMut(usize) -> Result<Box<dyn Read + 's>, BundleError>,
-    progress: &dyn Progress,
-) -> Result<W, BundleError> {
-    let recipients = parse_recipients(&opts.recipients)?;
-    let manifest_bytes = manifest.to_bytes();
-    let signature = manifest::sign(&manifest_bytes, key);
-    let mtime = manifest.created.timestamp().max(0) as u64;
-    let write_err = |e| BundleError::io("cannot write the bundle")(e);
-
-    let mut tar = tar::Builder::new(SealWriter::new(&recipients, opts.armor, out)?);
-    let append =
-        |tar: &mut tar::Builder<SealWriter<W>>, name: &str, size: u64, data: &mut dyn Read| {
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(size);
-            header.set_mode(0o644);
-            header.set_mtime(mtime);
-            header.set_uid(0);
-            header.set_gid(0);
-            tar.append_data(&mut header, name, data)
-        };
-    append(
-        &mut tar,
-        MANIFEST_NAME,
-        manifest_bytes.len() as u64,
-        &mut &manifest_bytes[..],
-    )
-    .map_err(write_err)?;
-    if let Some(text) = &opts.statement {
-        append(
-            &mut tar,
-            STATEMENT_NAME,
-            text.len() as u64,
-            &mut text.as_bytes(),
-        )
-        .map_err(write_err)?;
     }
-    append(
-        &mut tar,
-        SIGNATURE_NAME,
-        signature.len() as u64,
-        &mut &signature[..],
-    )
-    .map_err(write_err)?;
-    for (i, entry) in manifest.files.iter().enumerate() {
-        let short = Cell::new(false);
-        let mut reader = Exact {
-            inner: ProgressRead {
-                inner: source(i)?,
-                progress,
-            },
-            remaining: entry.size,
-            short: &short,
-        };
-        if let Err(e) = append(&mut tar, &entry.name, entry.size, &mut reader) {
-            if short.get() {
-                return Err(BundleError::FileChanged(PathBuf::from(&entry.name)));
-            }
-            return Err(write_err(e));
-        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(input: &Input<'_>) -> Result<Option<[u8; 32]>, BundleError> {
+        let (tx, rx) = mpsc::sync_channel(BLOCKS);
+        let (_free_tx, free_rx) = mpsc::channel();
+        let result = read_file(input, &tx, &free_rx, &mut 0);
+        drop(tx);
+        let sent: usize = rx
+            .iter()
+            .map(|m| match m {
+                Message::Block(_, n) => n,
+                _ => 0,
+            })
+            .sum();
+        assert!(sent as u64 <= input.meta.len());
+        result
     }
-    let sealed = tar.into_inner().map_err(write_err)?;
-    sealed.finish()
-}
 
-/// Reads exactly `remaining` bytes: stops there if the source grew, and fails if it ends
-/// early (a file truncated between the two passes).
-struct Exact<'c, R> {
-    inner: R,
-    remaining: u64,
-    short: &'c Cell<bool>,
-}
+    #[test]
+    fn reads_and_hashes_a_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.bin");
+        let data: Vec<u8> = (0..BLOCK_SIZE * 2 + 5).map(|i| i as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        let input = Input {
+            path: &path,
+            name: "a.bin".into(),
+            meta,
+        };
+        let hash = read(&input).unwrap().unwrap();
+        assert_eq!(hash, <[u8; 32]>::from(Sha256::digest(&data)));
+    }
 
-impl<R: Read> Read for Exact<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.remaining == 0 {
-            return Ok(0);
-        }
-        let want = buf
-            .len()
-            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want])?;
-        if n == 0 {
-            self.short.set(true);
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shorter than when it was hashed",
-            ));
-        }
-        self.remaining -= n as u64;
-        Ok(n)
+    #[test]
+    fn a_file_changed_since_it_was_listed_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, b"first").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        std::fs::write(&path, b"first, then more").unwrap();
+        let input = Input {
+            path: &path,
+            name: "a.txt".into(),
+            meta,
+        };
+        assert!(matches!(read(&input), Err(BundleError::FileChanged(_))));
     }
 }

@@ -28,10 +28,10 @@ const PROGRESS_THRESHOLD: u64 = 64 * 1024 * 1024;
 pub enum BundleCommand {
     /// Seal files into an encrypted bundle for a partner, after checking the policy allows it.
     ///
-    /// The bundle is an age-encrypted tar archive (MANIFEST.json, SECURITY-STATEMENT.txt for
-    /// one-off disclosures, MANIFEST.sig, then the files) that the partner opens with
-    /// `age -d -i key.txt bundle.age | tar -x`. The output is written to a temporary file and
-    /// renamed into place only on success.
+    /// The bundle is an age-encrypted tar archive (the files, then MANIFEST.json,
+    /// SECURITY-STATEMENT.txt for one-off disclosures and MANIFEST.sig) that the partner opens
+    /// with `age -d -i key.txt bundle.age | tar -x`. Each file is read once. The output is
+    /// written to a temporary file and renamed into place only on success.
     ///
     /// Exit status: 0 sealed, 1 refused by the policy (nothing written), 2 error.
     #[command(after_help = "Examples:\n  \
@@ -41,11 +41,11 @@ pub enum BundleCommand {
     Seal(Box<SealArgs>),
     /// Decrypt a bundle, verify it completely, and write its files into a new directory.
     ///
-    /// Checks, in order: the key decrypts it; MANIFEST.json comes first; MANIFEST.sig verifies
-    /// against the force's public key; every file is listed, in order, with the right size
-    /// and SHA-256; no path is absolute or climbs out with ..; no links, devices or FIFOs; no
-    /// file over --max-file-size. Files are written into a temporary directory beside the
-    /// output and renamed into place only when everything has passed.
+    /// Checks: the key decrypts it; no path is absolute or climbs out with ..; no links,
+    /// devices or FIFOs; no file over --max-file-size; MANIFEST.sig verifies against the
+    /// force's public key; every file is listed, in order, with the right size and SHA-256.
+    /// Files are written into a temporary directory beside the output and renamed into place
+    /// only when everything has passed.
     ///
     /// Exit status: 0 opened, 1 refused by a check (nothing written), 2 error.
     Open(OpenArgs),
@@ -695,6 +695,8 @@ fn parse_size(s: &str) -> Result<u64, String> {
 /// An indicatif bar on stderr, only for large inputs and only when stderr is a terminal.
 struct Bar {
     enabled: bool,
+    /// Used when a phase does not know its total (opening a bundle whose manifest is last).
+    total_hint: u64,
     bar: RefCell<Option<indicatif::ProgressBar>>,
 }
 
@@ -702,6 +704,7 @@ impl Bar {
     fn new(total_hint: u64) -> Bar {
         Bar {
             enabled: total_hint >= PROGRESS_THRESHOLD && std::io::stderr().is_terminal(),
+            total_hint,
             bar: RefCell::new(None),
         }
     }
@@ -712,6 +715,7 @@ impl Progress for Bar {
         if !self.enabled {
             return;
         }
+        let total = if total == 0 { self.total_hint } else { total };
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
