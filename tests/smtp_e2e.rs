@@ -21,13 +21,16 @@ struct Sink {
 
 impl Sink {
     fn start(dir: &Path, tls: Option<&Path>) -> Sink {
+        Sink::start_on(free_port(), dir, tls)
+    }
+
+    fn start_on(port: u16, dir: &Path, tls: Option<&Path>) -> Sink {
         let ok = Command::new("python3")
             .args(["-c", "import aiosmtpd"])
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
         assert!(ok, "python3 with aiosmtpd is required: run tests/deps.sh");
-        let port = free_port();
         let mut cmd = Command::new("python3");
         cmd.arg(fixture("sink.py"))
             .arg(port.to_string())
@@ -223,6 +226,96 @@ fn tls_requirement_never_falls_back_to_plaintext_and_bounces_after_the_lifetime(
         wait_for(Duration::from_secs(5), || (setup.spool_files() == 0)
             .then_some(()))
         .is_some()
+    );
+}
+
+#[test]
+fn a_next_hop_whose_certificate_is_not_trusted_gets_nothing() {
+    // The sink presents a certificate from another CA than the one markgate trusts.
+    let stranger = Setup::new("", None);
+    let setup = Setup::new("", None);
+    let scratch = tempfile::tempdir().unwrap();
+    let sink = Sink::start(scratch.path(), Some(&stranger.path().join("certs")));
+    setup.append_config(&format!(
+        "lifetime = \"2s\"\n[delivery.routes.secure]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"required\"\ntls_name = \"localhost\"\n",
+        sink.port
+    ));
+    let server = setup.serve();
+    let out = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", setup.port),
+        "--from",
+        "officer@westmidlands.pnn.police.uk",
+        "--to",
+        "analyst@suffolk.pnn.police.uk",
+        "--header",
+        "Subject: [OFFICIAL] to an impostor",
+        "--header",
+        "X-Protective-Marking: OFFICIAL",
+    ]);
+    assert!(out.contains("250 2.0.0 queued as"), "{out}");
+    let bounce = wait_for(Duration::from_secs(20), || {
+        setup
+            .outbox()
+            .into_iter()
+            .find(|m| m.contains("Undelivered mail returned to sender"))
+    })
+    .unwrap_or_else(|| panic!("no bounce:\n{}", server.log_text()));
+    assert!(bounce.contains("analyst@suffolk.pnn.police.uk"), "{bounce}");
+    assert!(
+        sink.received().is_empty(),
+        "delivered to an untrusted next hop"
+    );
+    let log = server.log_text();
+    assert!(log.contains("delivery deferred"), "{log}");
+    assert!(log.to_ascii_lowercase().contains("certificate"), "{log}");
+}
+
+#[test]
+fn a_pooled_connection_the_next_hop_closed_is_replaced_at_once() {
+    let setup = Setup::new("", None);
+    let scratch = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let certs = setup.path().join("certs");
+    let sink = Sink::start_on(port, scratch.path(), Some(&certs));
+    setup.append_config(&format!(
+        "[delivery.routes.internal]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"required\"\ntls_name = \"localhost\"\n"
+    ));
+    let server = setup.serve();
+    let send = |subject: &str| {
+        let out = swaks(&[
+            "--server",
+            &format!("127.0.0.1:{}", setup.port),
+            "--from",
+            "officer@westmidlands.pnn.police.uk",
+            "--to",
+            "colleague@westmidlands.pnn.police.uk",
+            "--header",
+            &format!("Subject: {subject}"),
+        ]);
+        assert!(out.contains("250 2.0.0 queued as"), "{out}");
+    };
+    send("first");
+    wait_for(Duration::from_secs(20), || {
+        (sink.received().len() == 1).then_some(())
+    })
+    .unwrap_or_else(|| panic!("first not delivered:\n{}", server.log_text()));
+    // The next hop restarts: the pooled connection to it is now closed.
+    drop(sink);
+    let second_dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start_on(port, second_dir.path(), Some(&certs));
+    send("second");
+    // Replaced within the same attempt: no deferral is logged.
+    let got = wait_for(Duration::from_secs(15), || {
+        let r = sink.received();
+        (!r.is_empty()).then_some(r)
+    })
+    .unwrap_or_else(|| panic!("second not delivered at once:\n{}", server.log_text()));
+    assert!(got[0].1.contains("Subject: second"), "{}", got[0].1);
+    assert!(
+        !server.log_text().contains("delivery deferred"),
+        "{}",
+        server.log_text()
     );
 }
 

@@ -81,6 +81,21 @@ retry_max = "500ms"
         self.dir.path()
     }
 
+    /// Append TOML to the end of the config, which is the `[delivery]` section: delivery
+    /// keys, then `[delivery.routes.*]` tables.
+    #[allow(dead_code)]
+    pub fn append_config(&self, toml: &str) {
+        let config_path = self.path().join("markgate.toml");
+        let mut config = std::fs::read_to_string(&config_path).unwrap();
+        let last_table = config.lines().rev().find(|l| l.starts_with('['));
+        assert!(
+            last_table.is_some_and(|t| t.starts_with("[delivery")),
+            "{last_table:?}"
+        );
+        config.push_str(toml);
+        std::fs::write(&config_path, config).unwrap();
+    }
+
     /// Add `keys` (TOML lines) to the `[smtp]` section of the config.
     pub fn smtp_keys(&self, keys: &str) {
         let config_path = self.path().join("markgate.toml");

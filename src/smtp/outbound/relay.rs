@@ -181,10 +181,10 @@ impl Relay {
                         .into(),
                 ));
             }
-            if let Err(e) = self.timed(conn.starttls(params.clone(), &self.hello)).await {
-                conn.abort().await;
-                return Err(e);
-            }
+            // On failure the connection is dropped, not sent QUIT: a failed handshake leaves
+            // lettre's stream unusable (and lettre has already quit on a refused STARTTLS).
+            self.timed(conn.starttls(params.clone(), &self.hello))
+                .await?;
         }
         Ok(conn)
     }
