@@ -143,9 +143,15 @@ retry_max = "500ms"
             .collect()
     }
 
+    /// Messages (and their progress files) in the spool; emptied files kept for reuse in
+    /// `spool/free/` are not messages.
     pub fn spool_files(&self) -> usize {
         std::fs::read_dir(self.path().join("spool"))
-            .map(|d| d.flatten().count())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .count()
+            })
             .unwrap_or(0)
     }
 }
