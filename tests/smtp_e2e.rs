@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::smtp::{fixture, require, swaks, Setup};
+use common::Server;
 use common::{free_port, wait_for, wait_for_port};
 
 /// aiosmtpd next hop; killed on drop.
@@ -183,14 +184,8 @@ fn official_one_off_to_a_partner_arrives_with_the_statement() {
     );
 }
 
-#[test]
-fn tls_requirement_never_falls_back_to_plaintext_and_bounces_after_the_lifetime() {
-    // The next hop offers no STARTTLS: nothing may reach it; the sender gets a DSN.
-    let (setup, sink, _scratch) = tls_pair(
-        "lifetime = \"2s\"\n[delivery.routes.secure]\nhost = \"127.0.0.1\"\nport = SINK_PORT\ntls = \"none\"\n",
-        false,
-    );
-    let server = setup.serve();
+/// Send an OFFICIAL message to a Suffolk analyst (a `secure` destination) and expect `250`.
+fn official_to_suffolk(setup: &Setup, subject: &str) {
     let out = swaks(&[
         "--server",
         &format!("127.0.0.1:{}", setup.port),
@@ -199,18 +194,34 @@ fn tls_requirement_never_falls_back_to_plaintext_and_bounces_after_the_lifetime(
         "--to",
         "analyst@suffolk.pnn.police.uk",
         "--header",
-        "Subject: [OFFICIAL] plain please",
+        &format!("Subject: [OFFICIAL] {subject}"),
         "--header",
         "X-Protective-Marking: OFFICIAL",
     ]);
     assert!(out.contains("250 2.0.0 queued as"), "{out}");
-    let bounce = wait_for(Duration::from_secs(20), || {
+}
+
+/// The bounce the sender finds in the outbox.
+fn bounce(setup: &Setup, server: &Server) -> String {
+    wait_for(Duration::from_secs(20), || {
         setup
             .outbox()
             .into_iter()
             .find(|m| m.contains("Undelivered mail returned to sender"))
     })
-    .unwrap_or_else(|| panic!("no bounce:\n{}", server.log_text()));
+    .unwrap_or_else(|| panic!("no bounce:\n{}", server.log_text()))
+}
+
+#[test]
+fn tls_requirement_never_falls_back_to_plaintext_and_bounces_after_the_lifetime() {
+    // The next hop offers no STARTTLS: nothing may reach it; the sender gets a DSN.
+    let (setup, sink, _scratch) = tls_pair(
+        "lifetime = \"2s\"\n[delivery.routes.secure]\nhost = \"127.0.0.1\"\nport = SINK_PORT\ntls = \"none\"\n",
+        false,
+    );
+    let server = setup.serve();
+    official_to_suffolk(&setup, "plain please");
+    let bounce = bounce(&setup, &server);
     assert!(
         bounce.contains("Delivered-To: officer@westmidlands.pnn.police.uk"),
         "{bounce}"
@@ -241,26 +252,8 @@ fn a_next_hop_whose_certificate_is_not_trusted_gets_nothing() {
         sink.port
     ));
     let server = setup.serve();
-    let out = swaks(&[
-        "--server",
-        &format!("127.0.0.1:{}", setup.port),
-        "--from",
-        "officer@westmidlands.pnn.police.uk",
-        "--to",
-        "analyst@suffolk.pnn.police.uk",
-        "--header",
-        "Subject: [OFFICIAL] to an impostor",
-        "--header",
-        "X-Protective-Marking: OFFICIAL",
-    ]);
-    assert!(out.contains("250 2.0.0 queued as"), "{out}");
-    let bounce = wait_for(Duration::from_secs(20), || {
-        setup
-            .outbox()
-            .into_iter()
-            .find(|m| m.contains("Undelivered mail returned to sender"))
-    })
-    .unwrap_or_else(|| panic!("no bounce:\n{}", server.log_text()));
+    official_to_suffolk(&setup, "to an impostor");
+    let bounce = bounce(&setup, &server);
     assert!(bounce.contains("analyst@suffolk.pnn.police.uk"), "{bounce}");
     assert!(
         sink.received().is_empty(),
