@@ -124,11 +124,7 @@ fn tls_pair(routes: &str, sink_tls: bool) -> (Setup, Sink, tempfile::TempDir) {
     let scratch = tempfile::tempdir().unwrap();
     let certs = setup_dir_probe.path().join("certs");
     let sink = Sink::start(scratch.path(), sink_tls.then_some(certs.as_path()));
-    let routes = routes.replace("SINK_PORT", &sink.port.to_string());
-    let config_path = setup_dir_probe.path().join("markgate.toml");
-    let mut config = std::fs::read_to_string(&config_path).unwrap();
-    config.push_str(&routes);
-    std::fs::write(&config_path, config).unwrap();
+    setup_dir_probe.append_config(&routes.replace("SINK_PORT", &sink.port.to_string()));
     (setup_dir_probe, sink, scratch)
 }
 
