@@ -208,6 +208,40 @@ proptest! {
         }
     }
 
+    /// MIME built from the pieces parsers trip on: delimiters, nesting, encodings, HTML
+    /// that opens what it never closes, attached messages, long parts read from their ends.
+    #[test]
+    fn mime_shaped_input_never_panics(
+        pieces in prop::collection::vec(prop::sample::select(vec![
+            "--b", "--b--", "--c", "\r\n", "\n", "\r", " ", "=", "=\r\n", "=3D", "=E9", "=\n",
+            "Content-Type: multipart/mixed; boundary=b\r\n",
+            "Content-Type: multipart/alternative; boundary=c\r\n",
+            "Content-Type: multipart/digest; boundary=b\r\n",
+            "Content-Type: text/html; charset=utf-16\r\n",
+            "Content-Type: text/plain; charset=iso-2022-jp\r\n",
+            "Content-Type: text/plain; charset=windows-1252\r\n",
+            "Content-Type: message/rfc822\r\n",
+            "Content-Transfer-Encoding: base64\r\n",
+            "Content-Transfer-Encoding: quoted-printable\r\n",
+            "Content-Disposition: attachment\r\n",
+            "Subject: [SECRET]\r\n", "<p>", "</p>", "<br", "<style>", "</style>", "<!--", "-->",
+            "&amp;", "&#", "<", ">", "\"", "'", "T0ZGSUNJQUw=", "OFFICIAL", "\u{e9}", "\u{200b}",
+        ]), 0..300),
+        filler in 0usize..6000,
+    ) {
+        let mut raw = String::from("Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n");
+        for (n, piece) in pieces.iter().enumerate() {
+            raw.push_str(piece);
+            if n == pieces.len() / 2 {
+                // long enough for the part to be read from its ends
+                raw.push_str(&"x".repeat(filler));
+            }
+        }
+        if let Ok(m) = message::parse(raw.as_bytes()) {
+            let _ = marking::read(&m, &policy().markings);
+        }
+    }
+
     #[test]
     fn arbitrary_text_never_panics_the_reader(
         subject in "\\PC{0,200}",
