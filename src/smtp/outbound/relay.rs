@@ -31,7 +31,7 @@ use crate::smtp::queue::spool::{Copy, Envelope};
 
 /// A pooled connection idle longer than this is tested (NOOP) before it carries a message.
 const TEST_AFTER_IDLE: Duration = Duration::from_secs(5);
-/// A pooled connection idle longer than this is closed.
+/// A pooled connection idle longer than this is closed (QUIT) instead of used.
 const MAX_IDLE: Duration = Duration::from_secs(60);
 
 /// Pool key: route name and whether TLS is used.
@@ -198,11 +198,13 @@ impl Relay {
                 .expect("connection pool")
                 .get_mut(key)?
                 .pop()?;
-            if since.elapsed() < TEST_AFTER_IDLE
-                || matches!(
-                    tokio::time::timeout(self.timeout, conn.test_connected()).await,
-                    Ok(true)
-                )
+            let idle = since.elapsed();
+            if idle < TEST_AFTER_IDLE
+                || (idle < MAX_IDLE
+                    && matches!(
+                        tokio::time::timeout(self.timeout, conn.test_connected()).await,
+                        Ok(true)
+                    ))
             {
                 return Some(conn);
             }
