@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::smtp::{require, Setup};
+use common::smtp::{complete_reply, require, Setup};
 use common::wait_for;
 
 /// A raw SMTP client over TCP.
@@ -130,19 +130,6 @@ impl Client {
             ),
         }
     }
-}
-
-/// Length of the first complete (multi-line) reply in `buf`.
-fn complete_reply(buf: &[u8]) -> Option<usize> {
-    let mut start = 0;
-    while let Some(pos) = buf[start..].windows(2).position(|w| w == b"\r\n") {
-        let line = &buf[start..start + pos];
-        start += pos + 2;
-        if line.len() < 4 || line[3] == b' ' {
-            return Some(start);
-        }
-    }
-    None
 }
 
 /// An OFFICIAL message (allowed internally), ending with the end-of-data line.

@@ -1,10 +1,13 @@
 //! Protocol tests of the inbound session over in-memory IO: the state machine, limits,
 //! relay refusal, smuggling, and what reaches the spool and queue.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::smtp::complete_reply;
 use markgate::config::Config;
 use markgate::gateway::Gateway;
 use markgate::policy::Policy;
@@ -114,19 +117,6 @@ impl Harness {
         assert!(greeting.starts_with("220 "), "{greeting}");
         self.cmd("EHLO client.test", "250").await;
     }
-}
-
-/// Length of the first complete (multi-line) reply in `buf`.
-fn complete_reply(buf: &[u8]) -> Option<usize> {
-    let mut start = 0;
-    while let Some(pos) = buf[start..].windows(2).position(|w| w == b"\r\n") {
-        let line = &buf[start..start + pos];
-        start += pos + 2;
-        if line.len() < 4 || line[3] == b' ' {
-            return Some(start);
-        }
-    }
-    None
 }
 
 const OFFICIAL_MESSAGE: &str = "From: a@westmidlands.pnn.police.uk\r\nTo: b@suffolk.pnn.police.uk\r\nSubject: [OFFICIAL] test\r\nX-Protective-Marking: OFFICIAL\r\nMessage-ID: <t1@test>\r\n\r\nHello\r\n.\r\n";

@@ -83,7 +83,6 @@ retry_max = "500ms"
 
     /// Append TOML to the end of the config, which is the `[delivery]` section: delivery
     /// keys, then `[delivery.routes.*]` tables.
-    #[allow(dead_code)]
     pub fn append_config(&self, toml: &str) {
         let config_path = self.path().join("markgate.toml");
         let mut config = std::fs::read_to_string(&config_path).unwrap();
@@ -168,4 +167,17 @@ pub fn swaks(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// Length of the first complete (multi-line) SMTP reply in `buf`.
+pub fn complete_reply(buf: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    while let Some(pos) = buf[start..].windows(2).position(|w| w == b"\r\n") {
+        let line = &buf[start..start + pos];
+        start += pos + 2;
+        if line.len() < 4 || line[3] == b' ' {
+            return Some(start);
+        }
+    }
+    None
 }
