@@ -168,13 +168,7 @@ impl ParsedMessage<'_> {
     /// The first header of that name as decoded, unfolded, trimmed text; None when absent
     /// or empty.
     fn text_header(&self, name: &str) -> Option<String> {
-        let h = self
-            .root
-            .headers()
-            .iter()
-            .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
-        let raw = self.root.raw_value(h)?;
-        let text = crate::marking::decode_unstructured(raw);
+        let text = crate::marking::decode_unstructured(self.root.header_bytes(name)?);
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         (!text.is_empty()).then_some(text)
     }

@@ -86,11 +86,16 @@ impl<'a> Entity<'a> {
 
     /// The raw value of the first header called `name` (any case), if it is UTF-8.
     pub fn header_raw(&self, name: &str) -> Option<&'a str> {
+        std::str::from_utf8(self.header_bytes(name)?).ok()
+    }
+
+    /// The raw bytes of the first header called `name` (any case).
+    pub fn header_bytes(&self, name: &str) -> Option<&'a [u8]> {
         let header = self
             .headers
             .iter()
             .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
-        std::str::from_utf8(self.raw_value(header)?).ok()
+        self.raw_value(header)
     }
 
     pub fn body(&self) -> &'a [u8] {

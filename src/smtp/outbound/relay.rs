@@ -296,7 +296,8 @@ impl Relay {
         if to.is_empty() {
             return Err(DeliveryError::Permanent("no recipients".into()));
         }
-        let key: Key = (name.to_string(), copy.tls || route.tls != RouteTls::None);
+        let tls = copy.tls || route.tls != RouteTls::None;
+        let key: Key = (name.to_string(), tls);
         let security = self.security(&key, route)?;
         let mut use_pool = true;
         loop {
@@ -320,11 +321,7 @@ impl Relay {
                         "relayed via {name} ({}:{}){}: {}",
                         route.host,
                         route.port,
-                        if key_is_tls(&security) {
-                            " over verified TLS"
-                        } else {
-                            ""
-                        },
+                        if tls { " over verified TLS" } else { "" },
                         response.message().collect::<Vec<_>>().join(" ")
                     ));
                 }
@@ -340,10 +337,6 @@ impl Relay {
             }
         }
     }
-}
-
-fn key_is_tls(security: &Security) -> bool {
-    !matches!(security, Security::Plain)
 }
 
 /// A message body as sent after `DATA`: lines starting with `.` get another (RFC 5321
