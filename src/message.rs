@@ -81,7 +81,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMessage<'_>, MessageError> {
 /// Attached messages are read as deep as the marking stage reads them; one too complex to
 /// read makes the whole message unreadable, not silently unmarked.
 fn check_attached(parts: &[Part<'_>], depth: usize) -> Result<(), MessageError> {
-    if depth > crate::marking::MAX_ATTACHED_DEPTH {
+    if depth > mime::MAX_ATTACHED_DEPTH {
         return Ok(());
     }
     for part in parts.iter().filter(|p| p.kind == mime::PartKind::Message) {

@@ -39,8 +39,8 @@ pub mod normalise;
 mod reader;
 
 pub use normalise::normalise;
+pub(crate) use reader::decode_unstructured;
 pub use reader::MarkingReader;
-pub(crate) use reader::{decode_unstructured, MAX_ATTACHED_DEPTH};
 
 use serde::Serialize;
 

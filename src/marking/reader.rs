@@ -9,7 +9,7 @@ use mail_parser::{HeaderName, HeaderValue};
 
 use super::grammar::{tokenize, unfold, Grammar, Match, Tokens};
 use super::{banner, headers, msip, Marking, MarkingSource};
-use crate::message::mime::{Entity, Part, PartKind};
+use crate::message::mime::{Entity, Part, PartKind, MAX_ATTACHED_DEPTH};
 use crate::policy::MarkingScheme;
 
 /// Token limits: a subject is read whole (bracketed markings may stand anywhere in it);
@@ -22,8 +22,6 @@ const LINE_TOKENS: usize = 256;
 const END_WINDOWS: [(usize, usize); 2] = [(1024, 512), (16 * 1024, 8 * 1024)];
 /// Longest source text reported, in characters.
 const TEXT_REPORTED: usize = 200;
-/// How deep attached messages (message/rfc822) are read.
-pub(crate) const MAX_ATTACHED_DEPTH: usize = 3;
 
 /// One marking found in one place.
 #[derive(Debug, Clone)]

@@ -31,6 +31,8 @@ use super::MessageError;
 const MAX_MULTIPART_DEPTH: usize = 64;
 /// Parts in one message, attached messages not counted.
 const MAX_PARTS: u32 = 10_000;
+/// How deep attached messages (message/rfc822) are read.
+pub const MAX_ATTACHED_DEPTH: usize = 3;
 
 /// Parses only what the gateway reads: the MIME headers and the Subject (others are located,
 /// and decoded on demand from their raw bytes).
