@@ -217,13 +217,20 @@ fn fill_store(path: &Path, bytes: u64) {
         declared: Default::default(),
     };
     let decision = decide(&facts, &policy);
+    // Measure the database's pages, not its files: the write-ahead log holds several versions
+    // of the same pages until it is checkpointed, so file sizes overstate how full it is.
+    let database_bytes = || {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        let page_size: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        (pages * page_size) as u64
+    };
     let recorder = markgate::record::Recorder::open_path(path, &Default::default()).unwrap();
-    while std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-        + std::fs::metadata(path.with_extension("sqlite-wal"))
-            .map(|m| m.len())
-            .unwrap_or(0)
-        < bytes + 64 * 1024
-    {
+    while database_bytes() < bytes + 64 * 1024 {
         let meta = RecordMeta::new(
             Channel::Smtp,
             "filler@westmidlands.pnn.police.uk",
