@@ -175,6 +175,15 @@ pub fn incident_min_rank(policy: &Policy, class: &str) -> Option<u32> {
         .map(|i| policy.markings.class(i).rank)
 }
 
+/// A fresh random record id (UUID v4) from the thread's CSPRNG, which is seeded from the
+/// operating system once rather than asked for every record (`Uuid::new_v4` makes one
+/// `getrandom` system call per id).
+fn record_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
+}
+
 /// One decision for one recipient, as kept for six years.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DecisionRecord {
@@ -248,7 +257,7 @@ impl DecisionRecord {
                     None
                 };
                 DecisionRecord {
-                    id: uuid::Uuid::new_v4().to_string(),
+                    id: record_id(),
                     time,
                     channel: meta.channel,
                     sender: meta.sender.clone(),
@@ -427,6 +436,17 @@ mod tests {
         assert_eq!(meta.consent, Some(Consent::NotRequired));
         assert_eq!(meta.size, raw.len() as u64);
         assert_eq!(meta.sha256.len(), 64);
+    }
+
+    #[test]
+    fn record_ids_are_distinct_version_4_uuids() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| record_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in ids.iter().take(10) {
+            let uuid = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(uuid.get_version_num(), 4, "{id}");
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{id}");
+        }
     }
 
     #[test]
