@@ -683,3 +683,95 @@ async fn sigterm_stops_the_gateway_cleanly() {
         .await
         .is_err());
 }
+
+/// CONNECT over HTTP/2 (RFC 9113 §8.5) gets the same treatment as over HTTP/1.1: refused
+/// with the JSON reason unless the host is listed and the traffic is declared NOT
+/// PROTECTIVELY MARKED, and when allowed the stream carries the tunnel both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_over_http2_is_refused_or_tunnelled_like_http1() {
+    use hyper::Method;
+    use hyper_util::rt::TokioExecutor;
+
+    let gw = start("").await;
+    // A plain TCP echo server as the tunnel's far end.
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let echo_port = echo.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+        .await
+        .unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("markgate speaks HTTP/2 with prior knowledge");
+    tokio::spawn(connection);
+    let connect = |authority: String, marking: Option<&'static str>| {
+        let mut request = Request::builder().method(Method::CONNECT).uri(authority);
+        if let Some(marking) = marking {
+            request = request.header("x-protective-marking", marking);
+        }
+        request.body(http_body_util::Empty::<Bytes>::new()).unwrap()
+    };
+
+    // Not listed: refused, with the rule and what to do instead.
+    let refused = sender
+        .send_request(connect("api.birmingham.gov.uk:443".into(), None))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.version(), hyper::Version::HTTP_2);
+    let body = refused.into_body().collect().await.unwrap().to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"], "connect-refused", "{json}");
+    assert_eq!(json["rule"], "connect-not-inspectable", "{json}");
+
+    // Listed, but declared OFFICIAL: refused.
+    let official = sender
+        .send_request(connect(format!("127.0.0.1:{echo_port}"), Some("OFFICIAL")))
+        .await
+        .unwrap();
+    assert_eq!(official.status(), 403);
+
+    // Listed and declared NOT PROTECTIVELY MARKED: a working tunnel on this stream.
+    let allowed = sender
+        .send_request(connect(
+            format!("127.0.0.1:{echo_port}"),
+            Some("NOT PROTECTIVELY MARKED"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    let upgraded = tokio::time::timeout(Duration::from_secs(5), hyper::upgrade::on(allowed))
+        .await
+        .unwrap()
+        .expect("the CONNECT stream becomes a tunnel");
+    let mut tunnel = TokioIo::new(upgraded);
+    tunnel.write_all(b"ping through markgate").await.unwrap();
+    let mut back = [0u8; 21];
+    tokio::time::timeout(Duration::from_secs(5), tunnel.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&back, b"ping through markgate");
+
+    // Every CONNECT decision was recorded, refused or not.
+    let connects = gw
+        .records()
+        .into_iter()
+        .filter(|r| {
+            r["message_id"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("CONNECT ")
+        })
+        .count();
+    assert_eq!(connects, 3);
+}
