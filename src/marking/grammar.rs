@@ -43,6 +43,9 @@ pub(crate) struct Token {
     pub kind: Kind,
     /// White space stood before this token.
     pub space_before: bool,
+    /// A word with a lower-case letter as written (`Secret`, not `SECRET`); a lower-case `l`
+    /// alone does not count, since it stands in for `I` in `CONFlDENTIAL`.
+    pub lower: bool,
 }
 
 /// Tokens of one piece of text; `truncated` when the text went on past the token limit.
@@ -79,6 +82,31 @@ impl Tokens {
             }
             _ => false,
         }
+    }
+
+    /// Every word from `from` to `to` was written in capitals.
+    pub fn in_capitals(&self, from: usize, to: usize) -> bool {
+        self.toks[from.min(self.toks.len())..to.min(self.toks.len())]
+            .iter()
+            .all(|t| !t.lower)
+    }
+
+    /// The marking from `from` to `to` is written as a marking, not a word of prose that
+    /// happens to be a class name: in capitals (`SECRET`), or several words
+    /// (`Official-Sensitive`). Used where a marking stands without brackets of its own.
+    pub fn deliberate(&self, from: usize, to: usize) -> bool {
+        let words = self.toks[from.min(self.toks.len())..to.min(self.toks.len())]
+            .iter()
+            .filter(|t| matches!(t.kind, Kind::Word(_)))
+            .count();
+        words >= 2 || self.in_capitals(from, to)
+    }
+
+    /// A word stands at `i` after white space.
+    fn word_after_space(&self, i: usize) -> bool {
+        self.toks
+            .get(i)
+            .is_some_and(|t| t.space_before && matches!(t.kind, Kind::Word(_)))
     }
 
     /// Only decoration (`***`, `--`, `]`, `.`) follows position `i`.
@@ -134,6 +162,7 @@ pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
     let mut t = Tokenizer {
         toks: Vec::new(),
         word: String::new(),
+        lower: false,
         space: false,
         limit,
         truncated: false,
@@ -162,6 +191,8 @@ pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
 struct Tokenizer {
     toks: Vec<Token>,
     word: String,
+    /// The word being read has a lower-case letter.
+    lower: bool,
     space: bool,
     limit: usize,
     truncated: bool,
@@ -171,6 +202,7 @@ impl Tokenizer {
     /// Take one character; false once the token limit is reached.
     fn push(&mut self, c: char) -> bool {
         if c.is_alphanumeric() {
+            self.lower |= c.is_lowercase() && c != 'l';
             push_word_char(&mut self.word, c);
             return true;
         }
@@ -193,6 +225,7 @@ impl Tokenizer {
         self.toks.push(Token {
             kind,
             space_before: std::mem::take(&mut self.space),
+            lower: std::mem::take(&mut self.lower),
         });
     }
 
@@ -303,8 +336,8 @@ pub(crate) enum Follow {
     Anything,
     /// A separator (`:`, ` - `, `//`, `|`) or the end: the start of a subject.
     Separator,
-    /// A closing `]`: a bracketed marking anywhere in a subject.
-    Bracket,
+    /// The closing bracket: a bracketed (`[...]`, `(...)`) marking anywhere in a subject.
+    Close(char),
     /// Only decoration, or a dash/`//`/`|` separator and a handling caveat: a banner line.
     Banner,
     /// Only decoration: a marking written on its own.
@@ -490,7 +523,7 @@ impl<'s> Grammar<'s> {
         match follow {
             Follow::Anything => true,
             Follow::Separator => t.separator_at(i, true),
-            Follow::Bracket => t.is_sym(i, ']'),
+            Follow::Close(c) => t.is_sym(i, c),
             Follow::Banner => t.only_decoration_from(i) || t.separator_at(i, false),
             Follow::Alone => t.only_decoration_from(i),
         }
@@ -516,29 +549,77 @@ impl<'s> Grammar<'s> {
         })
     }
 
-    /// A subject: bracketed markings anywhere, and a marking at the start after any
-    /// reply/forward prefixes and leading `[tags]`.
+    /// A subject: bracketed markings anywhere (`[OFFICIAL]`; in parentheses only when
+    /// [deliberate](Tokens::deliberate): `(OFFICIAL-SENSITIVE)`, not `(secret)`); a marking
+    /// at the start, after any reply/forward prefixes and leading `[tags]`, followed by a
+    /// separator (`RESTRICTED - Op Lima`), or written in capitals and followed by words
+    /// (`OFFICIAL-SENSITIVE Referral`, not `Secret Santa draw`); and a deliberate marking
+    /// that ends the subject after a separator (`Referral for child A - OFFICIAL-SENSITIVE`,
+    /// not `Party plans - secret`).
     pub fn subject(&self, t: &Tokens) -> Vec<Match> {
         let mut out = Vec::new();
         for i in 0..t.toks.len() {
-            if t.is_sym(i, '[') {
-                if let Some(mut m) = self.marking_at(t, i + 1, Follow::Bracket) {
-                    // `[OFFICIAL-SENSITIVE] [PERSONAL]`
-                    let (more, _) = self.descriptors_at(t, m.class, m.end + 1);
-                    for d in more {
-                        if !m.descriptors.contains(&d) {
-                            m.descriptors.push(d);
-                        }
+            let close = match t.kind(i) {
+                Some(Kind::Sym('[')) => ']',
+                Some(Kind::Sym('(')) => ')',
+                _ => continue,
+            };
+            let found = self
+                .marking_at(t, i + 1, Follow::Close(close))
+                .filter(|m| close == ']' || t.deliberate(i + 1, m.end));
+            if let Some(mut m) = found {
+                // `[OFFICIAL-SENSITIVE] [PERSONAL]`
+                let (more, _) = self.descriptors_at(t, m.class, m.end + 1);
+                for d in more {
+                    if !m.descriptors.contains(&d) {
+                        m.descriptors.push(d);
                     }
-                    out.push(m);
                 }
+                out.push(m);
             }
         }
         let start = self.skip_subject_prefixes(t);
-        if let Some(m) = self.marking_at(t, start, Follow::Separator) {
+        let leading = self
+            .marking_at(t, start, Follow::Separator)
+            .or_else(|| self.capitals_before_words(t, start));
+        if let Some(m) = leading {
+            out.push(m);
+        }
+        if let Some(m) = self.subject_ending(t, start) {
             out.push(m);
         }
         out
+    }
+
+    /// A marking at `i` written in capitals and followed by white space and a word.
+    fn capitals_before_words(&self, t: &Tokens, i: usize) -> Option<Match> {
+        let (class, end) = self.class_at(t, i)?;
+        let (descriptors, dend) = self.descriptors_at(t, class, end);
+        let (descriptors, end) = if !descriptors.is_empty() && t.word_after_space(dend) {
+            (descriptors, dend)
+        } else {
+            (Vec::new(), end)
+        };
+        (t.in_capitals(i, end) && t.word_after_space(end)).then_some(Match {
+            class,
+            descriptors,
+            end,
+        })
+    }
+
+    /// A marking that ends the subject (only decoration after it), after a separator that
+    /// follows the subject's text: `Referral - OFFICIAL-SENSITIVE`, `Referral: OFFICIAL`.
+    fn subject_ending(&self, t: &Tokens, start: usize) -> Option<Match> {
+        (start + 1..t.toks.len()).rev().find_map(|i| {
+            let after = match t.kind(i)? {
+                Kind::Sym(':' | '|') => i + 1,
+                Kind::Sym('/') if t.is_sym(i + 1, '/') => i + 2,
+                Kind::Dash if t.separator_at(i, false) => i + 1,
+                _ => return None,
+            };
+            self.marking_at(t, after, Follow::Alone)
+                .filter(|m| t.deliberate(after, m.end))
+        })
     }
 
     /// Skip `RE:`, `FW[2]:`, `Fwd:`, `AW:` ... and leading `[tags]`, any number of them.
