@@ -37,6 +37,8 @@ pub mod builtin {
     pub const ISA_NOT_COVERING: &str = "isa-partner-not-covered";
     pub const ISA_CEILING: &str = "isa-ceiling-exceeded";
     pub const ENCRYPT_NO_KEY: &str = "encrypt-needs-partner-key";
+    /// A place meant to carry the marking holds something the policy cannot read.
+    pub const MARKING_UNREADABLE: &str = "marking-unreadable";
 }
 
 /// Everything the engine needs to know about one message.
@@ -174,6 +176,17 @@ pub fn decide(facts: &MessageFacts, policy: &Policy) -> Decision {
     }
 }
 
+/// The policy's class names, lowest rank first, for a reason a sender can act on.
+fn class_names(policy: &Policy) -> String {
+    let mut classes: Vec<&crate::policy::MarkingClass> = policy.markings.classes.iter().collect();
+    classes.sort_by_key(|c| c.rank);
+    classes
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> RecipientDecision {
     let label = &facts.marking.label;
     let dest = match destination::classify(address, policy) {
@@ -208,6 +221,19 @@ fn decide_recipient(address: &str, facts: &MessageFacts, policy: &Policy) -> Rec
         reason: String::new(),
         would_block: Vec::new(),
     };
+
+    // A marking that cannot be evaluated is never forwarded (fail closed).
+    if let Some(u) = facts.marking.unreadable.first() {
+        out.rules.push(builtin::MARKING_UNREADABLE.into());
+        out.reason = format!(
+            "the marking in {} cannot be read ({:?}: {}); mark the message with one of {} and resend, or ask the Information Security Unit",
+            u.location,
+            u.text,
+            u.why,
+            class_names(policy)
+        );
+        return out;
+    }
 
     // 2. What kind of disclosure is this?
     if dest.class == policy.destinations.internal {

@@ -261,3 +261,42 @@ fn bad_policy_dir_is_an_error() {
         "markings.toml",
     );
 }
+
+/// Fail closed: a place meant to carry the marking that holds something the policy cannot
+/// read blocks the message, names the place and the text, and lists the classes to use.
+#[test]
+fn an_unreadable_marking_blocks_and_says_where() {
+    let header = b"From: a@westmidlands.pnn.police.uk\r\nSubject: referral\r\nX-Protective-Marking: OFFICIAL SENSITVE\r\n\r\nhi\r\n".to_vec();
+    let (code, v) = run(check(&["--to", "mash@birmingham.gov.uk", "-"]).write_stdin(header));
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["verdict"], "block");
+    let unreadable = &v["marking"]["unreadable"][0];
+    assert_eq!(unreadable["where"], "header:x-protective-marking");
+    assert_eq!(unreadable["text"], "OFFICIAL SENSITVE");
+    let recipient = &v["recipients"][0];
+    assert_eq!(
+        recipient["rules"],
+        serde_json::json!(["marking-unreadable"])
+    );
+    let reason = recipient["reason"].as_str().unwrap();
+    assert!(reason.contains("OFFICIAL SENSITVE"), "{reason}");
+    assert!(reason.contains("OFFICIAL-SENSITIVE"), "{reason}");
+
+    // A bracketed marking beyond what a subject can be read to: the subject is unreadable.
+    let mut long = b"From: a@westmidlands.pnn.police.uk\r\nSubject: ".to_vec();
+    long.extend(b"a ".repeat(20_000));
+    long.extend(b"[SECRET]\r\n\r\nhi\r\n");
+    let (code, v) = run(check(&["--to", "mash@birmingham.gov.uk", "-"]).write_stdin(long));
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["marking"]["unreadable"][0]["where"], "subject");
+    assert_eq!(
+        v["recipients"][0]["rules"],
+        serde_json::json!(["marking-unreadable"])
+    );
+
+    // An EPMS marking in a namespace the policy does not trust is ignored, not unreadable.
+    let foreign = b"From: a@westmidlands.pnn.police.uk\r\nSubject: referral\r\nX-Protective-Marking: VER=2018.1, NS=gov.au, SEC=UNOFFICIAL\r\n\r\nhi\r\n".to_vec();
+    let (code, v) = run(check(&["--to", "mash@birmingham.gov.uk", "-"]).write_stdin(foreign));
+    assert_eq!(code, 0, "{v:#}");
+    assert!(v["marking"].get("unreadable").is_none(), "{v:#}");
+}

@@ -26,6 +26,7 @@ fn marking(policy: &Policy, class: &str) -> Marking {
         also: vec![],
         sources: vec![],
         defaulted: false,
+        unreadable: vec![],
     }
 }
 

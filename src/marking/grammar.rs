@@ -676,9 +676,44 @@ impl<'s> Grammar<'s> {
         self.marking_at(t, t.skip_decoration(0), Follow::Alone)
     }
 
-    /// A header value that is a marking: it starts with one (after decoration).
+    /// A header value that is a marking: it starts with one (after decoration), and what
+    /// follows is free (`SECRET UK EYES ONLY`) unless the marking is the start of a longer
+    /// class name and a word follows it: `OFFICIAL SENSITVE` is a misspelt
+    /// OFFICIAL-SENSITIVE, not OFFICIAL.
     pub fn header_value(&self, t: &Tokens) -> Option<Match> {
-        self.marking_at(t, t.skip_decoration(0), Follow::Anything)
+        let start = t.skip_decoration(0);
+        let m = self.marking_at(t, start, Follow::Anything)?;
+        let word_follows = matches!(t.kind(m.end), Some(Kind::Word(_)));
+        if m.descriptors.is_empty() && word_follows && self.starts_longer_class(t, start, m.end) {
+            return None;
+        }
+        Some(m)
+    }
+
+    /// The words from `from` to `to` are the first words of a longer class spelling.
+    fn starts_longer_class(&self, t: &Tokens, from: usize, to: usize) -> bool {
+        let words: Vec<&str> = t.toks[from..to]
+            .iter()
+            .filter_map(|tok| match &tok.kind {
+                Kind::Word(w) => Some(w.as_str()),
+                _ => None,
+            })
+            .collect();
+        self.compiled.spellings.iter().any(|(_, phrase)| {
+            let spelled: Vec<&str> = phrase
+                .0
+                .iter()
+                .filter_map(|k| match k {
+                    Kind::Word(w) => Some(w.as_str()),
+                    _ => None,
+                })
+                .collect();
+            spelled.len() > words.len()
+                && words
+                    .iter()
+                    .zip(&spelled)
+                    .all(|(got, want)| word_eq(got, want))
+        })
     }
 }
 

@@ -67,6 +67,23 @@ pub struct Marking {
     /// True when nothing was found and the policy's `unmarked` class was assumed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub defaulted: bool,
+    /// Places that carry a marking the policy cannot read (an `X-Protective-Marking` that
+    /// is not a class, a subject too long to read whole). The message's marking cannot be
+    /// evaluated, so the decision blocks it (rule `marking-unreadable`): fail closed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<UnreadableMarking>,
+}
+
+/// A place meant to carry a marking whose text the policy cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnreadableMarking {
+    /// Where: `header:x-protective-marking`, `subject` ...
+    #[serde(rename = "where")]
+    pub location: String,
+    /// The text found there (at most 200 characters).
+    pub text: String,
+    /// Why it cannot be read.
+    pub why: String,
 }
 
 /// One marking found in one place.
@@ -94,6 +111,7 @@ impl Marking {
             also: Vec::new(),
             sources: Vec::new(),
             defaulted: true,
+            unreadable: Vec::new(),
         }
     }
 }

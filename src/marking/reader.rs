@@ -8,7 +8,7 @@ use mail_parser::parsers::MessageStream;
 use mail_parser::{HeaderName, HeaderValue};
 
 use super::grammar::{tokenize, unfold, Grammar, Match, Tokens};
-use super::{banner, headers, msip, Marking, MarkingSource};
+use super::{banner, headers, msip, Marking, MarkingSource, UnreadableMarking};
 use crate::message::mime::{Entity, Part, PartKind, MAX_ATTACHED_DEPTH};
 use crate::policy::MarkingScheme;
 
@@ -36,6 +36,7 @@ struct Finding {
 pub struct MarkingReader<'s> {
     grammar: Grammar<'s>,
     found: Vec<Finding>,
+    unreadable: Vec<UnreadableMarking>,
 }
 
 /// Which reader a header goes to.
@@ -52,6 +53,7 @@ impl<'s> MarkingReader<'s> {
         MarkingReader {
             grammar: Grammar::new(scheme),
             found: Vec::new(),
+            unreadable: Vec::new(),
         }
     }
 
@@ -101,25 +103,29 @@ impl<'s> MarkingReader<'s> {
                         .iter()
                         .any(|n| n.eq_ignore_ascii_case(ns.trim()))
                 });
-                if let (true, Some(sec)) = (trusted, sec) {
-                    let t = tokenize(sec, LINE_TOKENS);
-                    if let Some(m) = self.grammar.header_value(&t) {
-                        self.add(m, location, value);
-                    }
+                if !trusted {
+                    return;
+                }
+                let Some(sec) = sec.filter(|s| !s.trim().is_empty()) else {
+                    self.add_unreadable(location, value, "an EPMS marking with no SEC= value");
+                    return;
+                };
+                let t = tokenize(sec, LINE_TOKENS);
+                match self.grammar.header_value(&t) {
+                    Some(m) => self.add(m, location, value),
+                    None => self.add_unreadable(
+                        location,
+                        value,
+                        "its SEC= value is not a marking class of the policy",
+                    ),
                 }
             }
             HeaderKind::ProtectiveMarking | HeaderKind::Listed => {
-                let t = tokenize(value, LINE_TOKENS);
-                if let Some(m) = self.grammar.header_value(&t) {
-                    self.add(m, location, value);
-                }
+                self.marking_value(location, value, value)
             }
             HeaderKind::SioLabel => {
                 if let Some(marking) = headers::parameter(value, "marking") {
-                    let t = tokenize(&marking, LINE_TOKENS);
-                    if let Some(m) = self.grammar.header_value(&t) {
-                        self.add(m, location, value);
-                    }
+                    self.marking_value(location, &marking, value);
                 }
             }
             HeaderKind::Msip => self.msip(location, value),
@@ -149,6 +155,22 @@ impl<'s> MarkingReader<'s> {
         }
     }
 
+    /// A value whose purpose is the marking: a class, or (when not empty) unreadable.
+    fn marking_value(&mut self, location: &str, marking: &str, reported: &str) {
+        if marking.trim().is_empty() {
+            return;
+        }
+        let t = tokenize(marking, LINE_TOKENS);
+        match self.grammar.header_value(&t) {
+            Some(m) => self.add(m, location, reported),
+            None => self.add_unreadable(
+                location,
+                reported,
+                "it is not a marking class of the policy",
+            ),
+        }
+    }
+
     /// The (decoded) subject.
     pub fn subject(&mut self, value: &str) {
         self.subject_at("subject", value);
@@ -159,6 +181,17 @@ impl<'s> MarkingReader<'s> {
         let t: Tokens = tokenize(&value, SUBJECT_TOKENS);
         for m in self.grammar.subject(&t) {
             self.add(m, location, &value);
+        }
+        if t.truncated {
+            // A marking may stand anywhere in a subject: one too long to read whole cannot
+            // be said to carry none.
+            self.add_unreadable(
+                location,
+                &value,
+                &format!(
+                    "the subject is too long to read whole (over {SUBJECT_TOKENS} words and signs)"
+                ),
+            );
         }
     }
 
@@ -281,11 +314,7 @@ impl<'s> MarkingReader<'s> {
 
     fn add(&mut self, m: Match, location: &str, text: &str) {
         let class = self.grammar.scheme.class(m.class);
-        let text = text.trim();
-        let text = match text.char_indices().nth(TEXT_REPORTED) {
-            Some((i, _)) => format!("{}…", &text[..i]),
-            None => text.to_string(),
-        };
+        let text = reported_text(text);
         self.found.push(Finding {
             class: m.class,
             descriptors: m.descriptors,
@@ -297,13 +326,24 @@ impl<'s> MarkingReader<'s> {
         });
     }
 
+    fn add_unreadable(&mut self, location: &str, text: &str, why: &str) {
+        self.unreadable.push(UnreadableMarking {
+            location: location.to_string(),
+            text: reported_text(text),
+            why: why.to_string(),
+        });
+    }
+
     /// Settle on one marking: the highest rank wins (the class found first at that rank,
     /// preferring one written with descriptors); the other classes at that rank go in
     /// `also`; nothing found gives the policy's unmarked class, `defaulted`.
     pub fn finish(self) -> Marking {
         let scheme = self.grammar.scheme;
         let Some(top) = self.found.iter().map(|f| scheme.class(f.class).rank).max() else {
-            return Marking::unmarked(scheme);
+            return Marking {
+                unreadable: self.unreadable,
+                ..Marking::unmarked(scheme)
+            };
         };
         let at_top: Vec<&Finding> = self
             .found
@@ -354,6 +394,7 @@ impl<'s> MarkingReader<'s> {
             also,
             sources: self.found.into_iter().map(|f| f.source).collect(),
             defaulted: false,
+            unreadable: self.unreadable,
         }
     }
 
@@ -367,6 +408,15 @@ impl<'s> MarkingReader<'s> {
             }
             None => false,
         }
+    }
+}
+
+/// Source text as reported: trimmed, at most `TEXT_REPORTED` characters.
+fn reported_text(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(TEXT_REPORTED) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
     }
 }
 

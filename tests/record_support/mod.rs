@@ -30,6 +30,7 @@ pub fn marking(policy: &Policy, class: &str) -> Marking {
             class: c.name.clone(),
         }],
         defaulted: false,
+        unreadable: vec![],
     }
 }
 
