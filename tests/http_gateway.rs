@@ -775,3 +775,32 @@ async fn connect_over_http2_is_refused_or_tunnelled_like_http1() {
         .count();
     assert_eq!(connects, 3);
 }
+
+/// Fail closed: a marking header the policy cannot read is refused before anything is
+/// forwarded, with the rule and where the unreadable marking was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_marking_header_is_refused() {
+    let gw = start("").await;
+    let r = curl(&[
+        "-x",
+        &gw.proxy(),
+        "-H",
+        "X-Protective-Marking: OFFICIAL SENSATIVE",
+        "--data-binary",
+        "referral",
+        "http://api.birmingham.gov.uk/referrals",
+    ])
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["error"], "blocked", "{j}");
+    assert_eq!(j["rule"], "marking-unreadable", "{j}");
+    assert!(
+        j["reason"]
+            .as_str()
+            .unwrap()
+            .contains("x-protective-marking"),
+        "{j}"
+    );
+    assert_eq!(gw.good.count(), 0);
+}

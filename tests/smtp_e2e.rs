@@ -117,6 +117,35 @@ fn blocked_message_gets_550_and_reaches_nobody() {
     assert_eq!(setup.spool_files(), 0);
 }
 
+/// Fail closed: a marking header the policy cannot read stops the message for every
+/// recipient, with a reply the sender can act on.
+#[test]
+fn unreadable_marking_gets_550_and_reaches_nobody() {
+    let setup = Setup::new("", None);
+    let _server = setup.serve();
+    let port = setup.port.to_string();
+    let out = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{port}"),
+        "--from",
+        "officer@westmidlands.pnn.police.uk",
+        "--to",
+        "colleague@westmidlands.pnn.police.uk",
+        "--header",
+        "Subject: case notes",
+        "--header",
+        "X-Protective-Marking: OFICIAL-SENSITIVE",
+    ]);
+    assert!(out.contains("<** 550 5.7.1"), "{out}");
+    assert!(out.contains("[rule marking-unreadable]"), "{out}");
+    assert!(out.contains("OFICIAL-SENSITIVE"), "{out}");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        setup.outbox().is_empty(),
+        "an unreadable marking was forwarded"
+    );
+}
+
 /// The gateway and the sink share the gateway's dev CA.
 fn tls_pair(routes: &str, sink_tls: bool) -> (Setup, Sink, tempfile::TempDir) {
     let setup_dir_probe = Setup::new("", None);
