@@ -86,6 +86,14 @@ pub fn replay<'a>(
     let mut sim = Simulation::default();
     for r in records {
         sim.replayed += 1;
+        // Blocked because its marking could not be read: the record keeps the class it
+        // defaulted to, not the unreadable text, so replaying it would invent a marking.
+        if r.rules
+            .iter()
+            .any(|id| id == crate::decision::builtin::MARKING_UNREADABLE)
+        {
+            continue;
+        }
         let marking = match crate::marking::read_text(&r.marking, &candidate.markings) {
             Some(m) => m,
             None => {
@@ -146,4 +154,38 @@ pub fn replay<'a>(
         }
     }
     sim
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(rules: &[&str], verdict: Verdict) -> Recorded {
+        Recorded {
+            id: "r1".into(),
+            time: Utc::now(),
+            channel: "smtp".into(),
+            sender: "pc@westmidlands.pnn.police.uk".into(),
+            recipient: "someone@gmail.com".into(),
+            marking: "OFFICIAL".into(),
+            isa: None,
+            declared: Declared::default(),
+            verdict,
+            actions: vec![],
+            rules: rules.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_block_for_an_unreadable_marking_is_not_replayed_as_its_default_class() {
+        let policy =
+            Policy::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policy")).unwrap();
+        let unreadable = recorded(&["marking-unreadable"], Verdict::Block);
+        let sim = replay(&policy, [&unreadable]);
+        assert_eq!(sim.replayed, 1);
+        assert!(sim.changes.is_empty(), "{:?}", sim.changes);
+        // The same record blocked by a handling rule the policy no longer has does change.
+        let other = recorded(&["some-old-rule"], Verdict::Block);
+        assert_eq!(replay(&policy, [&other]).changes.len(), 1);
+    }
 }
