@@ -564,9 +564,9 @@ impl<'s> Grammar<'s> {
                 Some(Kind::Sym('(')) => ')',
                 _ => continue,
             };
-            let found = self
-                .marking_at(t, i + 1, Follow::Close(close))
-                .filter(|m| close == ']' || t.deliberate(i + 1, m.end));
+            let found = self.marking_at(t, i + 1, Follow::Close(close)).filter(|m| {
+                close == ']' || (t.deliberate(i + 1, m.end) && self.not_below_unmarked(m))
+            });
             if let Some(mut m) = found {
                 // `[OFFICIAL-SENSITIVE] [PERSONAL]`
                 let (more, _) = self.descriptors_at(t, m.class, m.end + 1);
@@ -579,16 +579,27 @@ impl<'s> Grammar<'s> {
             }
         }
         let start = self.skip_subject_prefixes(t);
-        let leading = self
-            .marking_at(t, start, Follow::Separator)
-            .or_else(|| self.capitals_before_words(t, start));
+        let leading = self.marking_at(t, start, Follow::Separator).or_else(|| {
+            self.capitals_before_words(t, start)
+                .filter(|m| self.not_below_unmarked(m))
+        });
         if let Some(m) = leading {
             out.push(m);
         }
-        if let Some(m) = self.subject_ending(t, start) {
+        if let Some(m) = self
+            .subject_ending(t, start)
+            .filter(|m| self.not_below_unmarked(m))
+        {
             out.push(m);
         }
         out
+    }
+
+    /// The forms a subject is read in beyond `[CLASS]` and `CLASS:` are less certain, so they
+    /// may only make the handling stricter: a class ranked below the unmarked class
+    /// (`NPM package update`) is not taken from them.
+    fn not_below_unmarked(&self, m: &Match) -> bool {
+        self.scheme.class(m.class).rank >= self.scheme.unmarked_class().rank
     }
 
     /// A marking at `i` written in capitals and followed by white space and a word.
