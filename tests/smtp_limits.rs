@@ -562,3 +562,30 @@ fn recipients_beyond_the_limit_get_452_and_the_message_goes_to_the_others() {
         ]
     );
 }
+
+/// STARTTLS command injection (CVE-2011-0411): commands pipelined in plaintext behind
+/// STARTTLS must never be run inside the TLS session. markgate closes the connection.
+#[test]
+fn commands_pipelined_behind_starttls_are_not_run() {
+    let setup = Setup::new("", None);
+    let _server = setup.serve();
+    let mut client = Client::connect(setup.port);
+    let ehlo = client.hello();
+    assert!(ehlo.contains("STARTTLS"), "{ehlo}");
+    client.send("STARTTLS\r\nMAIL FROM:<injected@evil.test>\r\n");
+    // Whatever arrives before the close, it is never a reply to the injected command.
+    let mut rest = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut chunk = [0u8; 1024];
+        match client.stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => rest.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the connection stayed open ({e}); had {rest:?}"),
+        }
+        assert!(Instant::now() < deadline, "the connection stayed open");
+    }
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(!rest.contains("250"), "the injected command was answered: {rest:?}");
+}
