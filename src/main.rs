@@ -2,11 +2,6 @@
 
 mod cli;
 
-/// mimalloc: the gateways allocate and free many small buffers per message and request
-/// across threads, where glibc's allocator spends its time consolidating free lists.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     cli::main()
 }
