@@ -587,5 +587,8 @@ fn commands_pipelined_behind_starttls_are_not_run() {
         assert!(Instant::now() < deadline, "the connection stayed open");
     }
     let rest = String::from_utf8_lossy(&rest);
-    assert!(!rest.contains("250"), "the injected command was answered: {rest:?}");
+    assert!(
+        !rest.contains("250"),
+        "the injected command was answered: {rest:?}"
+    );
 }
