@@ -282,6 +282,12 @@ fn an_unreadable_marking_blocks_and_says_where() {
     assert!(reason.contains("OFFICIAL SENSITVE"), "{reason}");
     assert!(reason.contains("OFFICIAL-SENSITIVE"), "{reason}");
 
+    // A class followed by words that do not look like a longer class is that class.
+    let caveat = b"From: a@westmidlands.pnn.police.uk\r\nSubject: referral\r\nX-Protective-Marking: OFFICIAL PERSONAL\r\n\r\nhi\r\n".to_vec();
+    let (code, v) = run(check(&["--to", "mash@birmingham.gov.uk", "-"]).write_stdin(caveat));
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["marking"]["class"], "OFFICIAL");
+
     // A bracketed marking beyond what a subject can be read to: the subject is unreadable.
     let mut long = b"From: a@westmidlands.pnn.police.uk\r\nSubject: ".to_vec();
     long.extend(b"a ".repeat(20_000));

@@ -688,21 +688,25 @@ impl<'s> Grammar<'s> {
     }
 
     /// A header value that is a marking: it starts with one (after decoration), and what
-    /// follows is free (`SECRET UK EYES ONLY`) unless the marking is the start of a longer
-    /// class name and a word follows it: `OFFICIAL SENSITVE` is a misspelt
-    /// OFFICIAL-SENSITIVE, not OFFICIAL.
+    /// follows is free (`SECRET UK EYES ONLY`, `OFFICIAL PERSONAL`) unless it is a misspelt
+    /// longer class: `OFFICIAL SENSITVE` is not OFFICIAL, it is an OFFICIAL-SENSITIVE the
+    /// policy cannot read.
     pub fn header_value(&self, t: &Tokens) -> Option<Match> {
         let start = t.skip_decoration(0);
         let m = self.marking_at(t, start, Follow::Anything)?;
-        let word_follows = matches!(t.kind(m.end), Some(Kind::Word(_)));
-        if m.descriptors.is_empty() && word_follows && self.starts_longer_class(t, start, m.end) {
+        if m.descriptors.is_empty() && self.misspelt_longer_class(t, start, m.end) {
             return None;
         }
         Some(m)
     }
 
-    /// The words from `from` to `to` are the first words of a longer class spelling.
-    fn starts_longer_class(&self, t: &Tokens, from: usize, to: usize) -> bool {
+    /// The words from `from` to `to` begin a longer class spelling, and the word at `to`
+    /// looks like that spelling's next word but is not it (edit distance at most 2, or the
+    /// same first four letters).
+    fn misspelt_longer_class(&self, t: &Tokens, from: usize, to: usize) -> bool {
+        let Some(Kind::Word(next)) = t.kind(to) else {
+            return false;
+        };
         let words: Vec<&str> = t.toks[from..to]
             .iter()
             .filter_map(|tok| match &tok.kind {
@@ -719,13 +723,39 @@ impl<'s> Grammar<'s> {
                     _ => None,
                 })
                 .collect();
-            spelled.len() > words.len()
-                && words
-                    .iter()
-                    .zip(&spelled)
-                    .all(|(got, want)| word_eq(got, want))
+            let Some(want) = spelled.get(words.len()) else {
+                return false;
+            };
+            words
+                .iter()
+                .zip(&spelled)
+                .all(|(got, want)| word_eq(got, want))
+                && !word_eq(next, want)
+                && looks_like(next, want)
         })
     }
+}
+
+/// `got` is probably a misspelling of `want`: at most two edits apart, or the same first
+/// four letters (`SENSITVE`, `SENSATIVE`, `SENS`).
+fn looks_like(got: &str, want: &str) -> bool {
+    let got: Vec<char> = got.chars().collect();
+    let want: Vec<char> = want.chars().collect();
+    if got.len() >= 4 && want.len() >= 4 && got[..4] == want[..4] {
+        return true;
+    }
+    // Levenshtein distance, one row at a time; words are short.
+    let mut row: Vec<usize> = (0..=want.len()).collect();
+    for (i, g) in got.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, w) in want.iter().enumerate() {
+            let substitution = diagonal + usize::from(g != w);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[want.len()] <= 2
 }
 
 fn phrase_len(p: &Phrase) -> (usize, usize) {
@@ -783,6 +813,17 @@ mod tests {
         };
         assert!(word_eq(w, "CONFIDENTIAL"));
         assert!(!word_eq("CONFIDENTIAL", "CONFIDENTIALS"));
+    }
+
+    #[test]
+    fn misspellings_of_a_class_word_look_like_it() {
+        assert!(looks_like("SENSITVE", "SENSITIVE"));
+        assert!(looks_like("SENSATIVE", "SENSITIVE"));
+        assert!(looks_like("SENS", "SENSITIVE"));
+        assert!(looks_like("SENSITIV", "SENSITIVE"));
+        assert!(!looks_like("PERSONAL", "SENSITIVE"));
+        assert!(!looks_like("USE", "SENSITIVE"));
+        assert!(!looks_like("UK", "SENSITIVE"));
     }
 
     #[test]
