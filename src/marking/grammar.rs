@@ -38,6 +38,16 @@ pub(crate) enum Kind {
     Sym(char),
 }
 
+impl Kind {
+    /// The text of a word; None for a dash or a sign.
+    fn word(&self) -> Option<&str> {
+        match self {
+            Kind::Word(w) => Some(w),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Token {
     pub kind: Kind,
@@ -84,20 +94,25 @@ impl Tokens {
         }
     }
 
+    /// The tokens from `from` to `to`, as far as there are any.
+    fn range(&self, from: usize, to: usize) -> &[Token] {
+        let len = self.toks.len();
+        &self.toks[from.min(len)..to.min(len)]
+    }
+
     /// Every word from `from` to `to` was written in capitals.
     pub fn in_capitals(&self, from: usize, to: usize) -> bool {
-        self.toks[from.min(self.toks.len())..to.min(self.toks.len())]
-            .iter()
-            .all(|t| !t.lower)
+        self.range(from, to).iter().all(|t| !t.lower)
     }
 
     /// The marking from `from` to `to` is written as a marking, not a word of prose that
     /// happens to be a class name: in capitals (`SECRET`), or several words
     /// (`Official-Sensitive`). Used where a marking stands without brackets of its own.
     pub fn deliberate(&self, from: usize, to: usize) -> bool {
-        let words = self.toks[from.min(self.toks.len())..to.min(self.toks.len())]
+        let words = self
+            .range(from, to)
             .iter()
-            .filter(|t| matches!(t.kind, Kind::Word(_)))
+            .filter_map(|t| t.kind.word())
             .count();
         words >= 2 || self.in_capitals(from, to)
     }
@@ -707,22 +722,13 @@ impl<'s> Grammar<'s> {
         let Some(Kind::Word(next)) = t.kind(to) else {
             return false;
         };
-        let words: Vec<&str> = t.toks[from..to]
+        let words: Vec<&str> = t
+            .range(from, to)
             .iter()
-            .filter_map(|tok| match &tok.kind {
-                Kind::Word(w) => Some(w.as_str()),
-                _ => None,
-            })
+            .filter_map(|tok| tok.kind.word())
             .collect();
         self.compiled.spellings.iter().any(|(_, phrase)| {
-            let spelled: Vec<&str> = phrase
-                .0
-                .iter()
-                .filter_map(|k| match k {
-                    Kind::Word(w) => Some(w.as_str()),
-                    _ => None,
-                })
-                .collect();
+            let spelled: Vec<&str> = phrase.0.iter().filter_map(Kind::word).collect();
             let Some(want) = spelled.get(words.len()) else {
                 return false;
             };
@@ -739,23 +745,9 @@ impl<'s> Grammar<'s> {
 /// `got` is probably a misspelling of `want`: at most two edits apart, or the same first
 /// four letters (`SENSITVE`, `SENSATIVE`, `SENS`).
 fn looks_like(got: &str, want: &str) -> bool {
-    let got: Vec<char> = got.chars().collect();
-    let want: Vec<char> = want.chars().collect();
-    if got.len() >= 4 && want.len() >= 4 && got[..4] == want[..4] {
-        return true;
-    }
-    // Levenshtein distance, one row at a time; words are short.
-    let mut row: Vec<usize> = (0..=want.len()).collect();
-    for (i, g) in got.iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, w) in want.iter().enumerate() {
-            let substitution = diagonal + usize::from(g != w);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[want.len()] <= 2
+    let prefix = |w: &str| w.chars().take(4).collect::<String>();
+    let same_start = got.chars().count() >= 4 && prefix(got) == prefix(want);
+    same_start || strsim::levenshtein(got, want) <= 2
 }
 
 fn phrase_len(p: &Phrase) -> (usize, usize) {
