@@ -6,7 +6,7 @@
 //! The modules follow the data flow of one message or request:
 //!
 //! - listeners: [`smtp`] (inbound sessions, spool, queue, outbound delivery) and [`http`]
-//!   (proxy and reverse proxy), started together by [`serve`] on one shared [`gateway`];
+//!   (proxy and reverse proxy), started together by [`service::serve`] on one shared [`service::gateway`];
 //! - parse: [`message`] turns raw bytes into a message;
 //! - marking: [`marking`] finds and normalises every marking and settles on a class;
 //! - destination: [`destination`] classifies each recipient domain and finds its partner;
@@ -16,27 +16,28 @@
 //! - record: [`record`] keeps every decision durably in a hash-chained store.
 //!
 //! Around them: [`policy`] (the handling policy, loaded and validated with located errors),
-//! [`matrix`], [`policytest`] and [`simulate`] (what security managers use to change the
-//! policy safely), [`reload`] (hot reload), [`admin`] (admin page and metrics), [`config`],
-//! and [`certs`] (keys and TLS configuration).
+//! [`policyops`] (matrix, policy tests and simulation: what security managers use to change
+//! the policy safely), [`service`] (the running gateway, serve, hot reload), [`admin`]
+//! (admin page and metrics), [`config`], and [`certs`] (keys and TLS configuration).
 #![forbid(unsafe_code)]
 
-pub mod admin;
+// The flow, in order.
 pub mod bundle;
-pub mod certs;
-pub mod config;
 pub mod decision;
 pub mod destination;
-pub mod gateway;
-pub mod http;
 pub mod marking;
-pub mod matrix;
 pub mod message;
-pub mod policy;
-pub mod policytest;
 pub mod record;
-pub mod reload;
-pub mod serve;
-pub mod simulate;
-pub mod smtp;
 pub mod transform;
+
+// The channels.
+pub mod http;
+pub mod smtp;
+
+// Around them.
+pub mod admin;
+pub mod certs;
+pub mod config;
+pub mod policy;
+pub mod policyops;
+pub mod service;

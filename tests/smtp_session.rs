@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::smtp::complete_reply;
 use markgate::config::Config;
-use markgate::gateway::Gateway;
 use markgate::policy::Policy;
+use markgate::service::gateway::Gateway;
 use markgate::smtp::inbound::{Peer, Session};
 use markgate::smtp::queue::spool::{Envelope, Spool};
 use markgate::smtp::queue::QueueHandle;

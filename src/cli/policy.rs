@@ -9,8 +9,8 @@ use clap::Subcommand;
 
 use markgate::decision::{decide, MessageFacts, Verdict};
 use markgate::marking::Marking;
-use markgate::matrix::Matrix;
 use markgate::policy::Policy;
+use markgate::policyops::matrix::Matrix;
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -163,9 +163,9 @@ fn simulate(
             since: Some(since),
             ..Default::default()
         })?;
-    let recorded: Vec<markgate::simulate::Recorded> =
+    let recorded: Vec<markgate::policyops::simulate::Recorded> =
         records.iter().map(|r| r.record.to_recorded()).collect();
-    let sim = markgate::simulate::replay(&candidate_policy, &recorded);
+    let sim = markgate::policyops::simulate::replay(&candidate_policy, &recorded);
     if json {
         println!("{}", serde_json::to_string_pretty(&sim)?);
     } else {
@@ -208,13 +208,13 @@ fn simulate(
 
 fn diff(old: &std::path::Path, new: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     let (a, b) = (super::load_policy(old)?, super::load_policy(new)?);
-    let changes = markgate::matrix::diff(&Matrix::of(&a), &Matrix::of(&b));
+    let changes = markgate::policyops::matrix::diff(&Matrix::of(&a), &Matrix::of(&b));
     if json {
         println!("{}", serde_json::to_string_pretty(&changes)?);
     } else if changes.is_empty() {
         println!("no change to the handling matrix");
     } else {
-        let show = |c: &Option<markgate::matrix::Cell>| match c {
+        let show = |c: &Option<markgate::policyops::matrix::Cell>| match c {
             Some(c) => format!("{} [{}]", c.summary(), c.rules.join(", ")),
             None => "(not in policy)".to_string(),
         };
@@ -243,7 +243,7 @@ fn test(
 ) -> anyhow::Result<ExitCode> {
     let policy = super::load_policy(&dir)?;
     let today = at.unwrap_or_else(|| Utc::now().date_naive());
-    let report = match markgate::policytest::run(&policy, &dir.join("tests"), today) {
+    let report = match markgate::policyops::test::run(&policy, &dir.join("tests"), today) {
         Ok(r) => r,
         Err(errors) => {
             for e in &errors {

@@ -36,8 +36,8 @@ use hyper::{Method, Request, Response};
 use tokio_util::sync::CancellationToken;
 
 use crate::decision::{self, Decision, Declared, MessageFacts, RecipientDecision};
-use crate::gateway::Gateway;
 use crate::policy::Action;
+use crate::service::gateway::Gateway;
 
 use body::{Body, Forwarded, Peeked};
 use error::{HttpError, PolicyRefusal};

@@ -301,8 +301,8 @@ impl DecisionRecord {
     }
 
     /// The facts `policy simulate` replays under a candidate policy.
-    pub fn to_recorded(&self) -> crate::simulate::Recorded {
-        crate::simulate::Recorded {
+    pub fn to_recorded(&self) -> crate::policyops::simulate::Recorded {
+        crate::policyops::simulate::Recorded {
             id: self.id.clone(),
             time: self.time,
             channel: self.channel.as_str().to_string(),

@@ -25,7 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, TlsConfig};
-use crate::gateway::Gateway;
+use crate::service::gateway::Gateway;
 use queue::manager::QueueManager;
 use queue::spool::Spool;
 use queue::QueueHandle;

@@ -3,10 +3,10 @@
 //! and nothing is acknowledged.
 
 use crate::decision::Decision;
-use crate::gateway::Gateway;
 use crate::message::ParsedMessage;
 use crate::policy::Policy;
 use crate::record::model::{Channel, RecordMeta};
+use crate::service::gateway::Gateway;
 
 /// Record one decision for a message received over SMTP from `sender`.
 pub async fn record(

@@ -16,7 +16,7 @@ use crate::config::delivery::DeliveryConfig;
 use crate::smtp::outbound::{Delivery, DeliveryError};
 
 pub struct QueueManager {
-    pub gateway: Arc<crate::gateway::Gateway>,
+    pub gateway: Arc<crate::service::gateway::Gateway>,
     pub spool: Arc<Spool>,
     pub delivery: Arc<Delivery>,
     pub config: DeliveryConfig,

@@ -7,8 +7,8 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::gateway::Gateway;
 use crate::policy::Policy;
+use crate::service::gateway::Gateway;
 
 /// Load the policy, start the SMTP and HTTP gateways, run until a shutdown signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -41,7 +41,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics,
         shutdown.clone(),
     ));
-    tasks.spawn(crate::reload::watch(gateway.clone(), shutdown.clone()));
+    tasks.spawn(crate::service::reload::watch(
+        gateway.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(watch_isa_reviews(gateway.clone(), shutdown.clone()));
 
     let signal = shutdown_signal();
@@ -83,7 +86,7 @@ fn preload_recent_decisions(gateway: &Gateway) {
     match loaded {
         Ok(records) => {
             for r in records {
-                gateway.remember(crate::gateway::RecentDecision {
+                gateway.remember(crate::service::gateway::RecentDecision {
                     at: r.record.time,
                     verdict: r.record.verdict,
                     class: r.record.class,

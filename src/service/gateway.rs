@@ -15,7 +15,7 @@ use crate::decision::{Decision, Verdict};
 use crate::policy::Policy;
 use crate::record::model::{DecisionRecord, RecordMeta};
 use crate::record::{RecordError, Recorder};
-use crate::reload::ReloadStatus;
+use crate::service::reload::ReloadStatus;
 
 pub struct Gateway {
     pub config: Config,

@@ -11,8 +11,8 @@ use notify::{RecursiveMode, Watcher};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::Gateway;
 use crate::policy::Policy;
+use crate::service::gateway::Gateway;
 
 /// The result of the last load or reload, for the admin page and logs.
 #[derive(Debug, Clone, Serialize)]
