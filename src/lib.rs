@@ -22,9 +22,11 @@
 #![forbid(unsafe_code)]
 
 // The flow, in order.
+pub mod address;
 pub mod bundle;
 pub mod decision;
 pub mod destination;
+pub mod facts;
 pub mod marking;
 pub mod message;
 pub mod record;

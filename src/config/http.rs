@@ -178,7 +178,7 @@ impl HttpConfig {
         }
         for (i, route) in self.routes.iter().enumerate() {
             let at = format!("http.route[{i}] (host {:?})", route.host);
-            if crate::destination::normalise_domain(&route.host).is_err() {
+            if crate::address::normalise_domain(&route.host).is_err() {
                 errors.push(format!("{at}: host is not a valid host name"));
             }
             match route.upstream.parse::<hyper::Uri>() {
@@ -212,7 +212,7 @@ impl HttpConfig {
             }
         }
         for host in &self.allow_connect_npm {
-            if crate::destination::normalise_domain(host).is_err() {
+            if crate::address::normalise_domain(host).is_err() {
                 errors.push(format!(
                     "http.allow_connect_npm: {host:?} is not a valid host name"
                 ));

@@ -10,11 +10,9 @@ use hyper::http::uri::{Authority, Scheme};
 use hyper::Uri;
 use ipnet::IpNet;
 
+use crate::address::{domain_is_under, normalise_host};
 use crate::config::http::HttpConfig;
-use crate::destination::domain_is_under;
 use crate::policy::Policy;
-
-use super::request::normalise_host;
 
 #[derive(Debug, Clone)]
 pub struct Route {

@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::decision::{decide, Declared, MessageFacts, Verdict};
+use crate::decision::{builtin, decide, Verdict};
+use crate::facts::{self, Declared, Recipient};
 use crate::policy::{Action, Policy};
+use crate::record::{DecisionRecord, RecordVerdict};
 
-/// The facts of one recorded decision that a replay needs.
+/// The facts of one record that a replay needs.
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub id: String,
@@ -23,9 +25,74 @@ pub struct Recorded {
     pub marking: String,
     pub isa: Option<String>,
     pub declared: Declared,
-    pub verdict: Verdict,
+    pub verdict: RecordVerdict,
     pub actions: Vec<Action>,
     pub rules: Vec<String>,
+    /// What the content was (its Message-ID or request line, and SHA-256): a `failed`
+    /// record cancels the `allow` record of the same content before it.
+    pub content: String,
+}
+
+impl From<&DecisionRecord> for Recorded {
+    fn from(r: &DecisionRecord) -> Recorded {
+        Recorded {
+            id: r.id.clone(),
+            time: r.time,
+            channel: r.channel.as_str().to_string(),
+            sender: r.sender.clone(),
+            recipient: r.recipient.clone(),
+            marking: r.label.clone(),
+            isa: r.isa.clone(),
+            declared: Declared {
+                purpose: r.purpose.clone(),
+                legal_basis: r.legal_basis.clone(),
+                consent: r.consent,
+            },
+            verdict: r.verdict,
+            actions: r.actions.clone(),
+            rules: r.rules.clone(),
+            content: format!("{}\0{}", r.message_id.as_deref().unwrap_or(""), r.sha256),
+        }
+    }
+}
+
+impl Recorded {
+    /// Same channel, sender, recipient and content.
+    fn same_disclosure(&self, other: &Recorded) -> bool {
+        self.channel == other.channel
+            && self.sender == other.sender
+            && self.recipient == other.recipient
+            && self.content == other.content
+    }
+}
+
+/// The records that say what left, with the decision each was: `failed` records and the
+/// `allow` records they cancel are left out (nothing was disclosed), and so are refusals by
+/// a channel after the decision allowed (no policy decides those).
+fn decisions_that_left<'a>(records: &[&'a Recorded]) -> Vec<(&'a Recorded, Verdict)> {
+    let mut kept: Vec<Option<(&Recorded, Verdict)>> = Vec::with_capacity(records.len());
+    for r in records {
+        match r.verdict.decided() {
+            Some(verdict) => kept.push(Some((r, verdict))),
+            None => {
+                let cancelled = kept
+                    .iter_mut()
+                    .rev()
+                    .find(|k| k.is_some_and(|(a, v)| v == Verdict::Allow && a.same_disclosure(r)));
+                if let Some(k) = cancelled {
+                    *k = None;
+                }
+            }
+        }
+    }
+    kept.into_iter()
+        .flatten()
+        .filter(|(r, _)| {
+            !r.rules
+                .iter()
+                .any(|id| builtin::CHANNEL.contains(&id.as_str()))
+        })
+        .collect()
 }
 
 /// A recorded decision the candidate would decide differently.
@@ -83,84 +150,74 @@ pub fn replay<'a>(
     candidate: &Policy,
     records: impl IntoIterator<Item = &'a Recorded>,
 ) -> Simulation {
+    let records: Vec<&Recorded> = records.into_iter().collect();
     let mut sim = Simulation::default();
-    for r in records {
+    for (r, old_verdict) in decisions_that_left(&records) {
         sim.replayed += 1;
         // Blocked because its marking could not be read: the record keeps the class it
         // defaulted to, not the unreadable text, so replaying it would invent a marking.
-        if r.rules
-            .iter()
-            .any(|id| id == crate::decision::builtin::MARKING_UNREADABLE)
-        {
+        if r.rules.iter().any(|id| id == builtin::MARKING_UNREADABLE) {
             continue;
         }
-        let marking = match crate::marking::read_text(&r.marking, &candidate.markings) {
-            Some(m) => m,
-            None => {
-                sim.unknown_marking += 1;
-                if r.verdict == Verdict::Allow {
-                    sim.changes.push(Change {
-                        id: r.id.clone(),
-                        time: r.time,
-                        channel: r.channel.clone(),
-                        sender: r.sender.clone(),
-                        recipient: r.recipient.clone(),
-                        marking: r.marking.clone(),
-                        old_verdict: r.verdict,
-                        new_verdict: Verdict::Block,
-                        old_actions: r.actions.clone(),
-                        new_actions: vec![],
-                        old_rules: r.rules.clone(),
-                        new_rules: vec!["unknown-marking".into()],
-                        new_reason: format!(
-                            "the candidate policy has no class for {:?}",
-                            r.marking
-                        ),
-                    });
-                }
-                continue;
-            }
-        };
-        let facts = MessageFacts {
+        let change = |new_verdict, new_actions, new_rules, new_reason| Change {
+            id: r.id.clone(),
+            time: r.time,
+            channel: r.channel.clone(),
             sender: r.sender.clone(),
-            recipients: vec![r.recipient.clone()],
-            marking,
-            isa_reference: r.isa.clone(),
-            today: r.time.date_naive(),
-            declared: r.declared.clone(),
+            recipient: r.recipient.clone(),
+            marking: r.marking.clone(),
+            old_verdict,
+            new_verdict,
+            old_actions: sorted(&r.actions),
+            new_actions,
+            old_rules: r.rules.clone(),
+            new_rules,
+            new_reason,
         };
+        let Some(marking) = crate::marking::read_text(&r.marking, &candidate.markings) else {
+            sim.unknown_marking += 1;
+            if old_verdict == Verdict::Allow {
+                sim.changes.push(change(
+                    Verdict::Block,
+                    vec![],
+                    vec!["unknown-marking".into()],
+                    format!("the candidate policy has no class for {:?}", r.marking),
+                ));
+            }
+            continue;
+        };
+        let recipient = Recipient::recorded(&r.channel, &r.recipient, candidate);
+        let facts = facts::given(
+            &r.sender,
+            vec![recipient],
+            marking,
+            r.isa.as_deref(),
+            r.declared.clone(),
+            r.time.date_naive(),
+        );
         let decision = decide(&facts, candidate);
         let Some(new) = decision.recipients.into_iter().next() else {
             continue;
         };
-        let mut old_actions = r.actions.clone();
-        old_actions.sort();
-        if new.verdict != r.verdict || new.actions != old_actions {
-            sim.changes.push(Change {
-                id: r.id.clone(),
-                time: r.time,
-                channel: r.channel.clone(),
-                sender: r.sender.clone(),
-                recipient: r.recipient.clone(),
-                marking: r.marking.clone(),
-                old_verdict: r.verdict,
-                new_verdict: new.verdict,
-                old_actions,
-                new_actions: new.actions,
-                old_rules: r.rules.clone(),
-                new_rules: new.rules,
-                new_reason: new.reason,
-            });
+        if new.verdict != old_verdict || new.actions != sorted(&r.actions) {
+            sim.changes
+                .push(change(new.verdict, new.actions, new.rules, new.reason));
         }
     }
     sim
+}
+
+fn sorted(actions: &[Action]) -> Vec<Action> {
+    let mut actions = actions.to_vec();
+    actions.sort();
+    actions
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn recorded(rules: &[&str], verdict: Verdict) -> Recorded {
+    fn recorded(rules: &[&str], verdict: RecordVerdict) -> Recorded {
         Recorded {
             id: "r1".into(),
             time: Utc::now(),
@@ -173,6 +230,7 @@ mod tests {
             verdict,
             actions: vec![],
             rules: rules.iter().map(|s| s.to_string()).collect(),
+            content: "GET host/path\0abc".into(),
         }
     }
 
@@ -180,12 +238,44 @@ mod tests {
     fn a_block_for_an_unreadable_marking_is_not_replayed_as_its_default_class() {
         let policy =
             Policy::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policy")).unwrap();
-        let unreadable = recorded(&["marking-unreadable"], Verdict::Block);
+        let unreadable = recorded(&["marking-unreadable"], RecordVerdict::Block);
         let sim = replay(&policy, [&unreadable]);
         assert_eq!(sim.replayed, 1);
         assert!(sim.changes.is_empty(), "{:?}", sim.changes);
         // The same record blocked by a handling rule the policy no longer has does change.
-        let other = recorded(&["some-old-rule"], Verdict::Block);
+        let other = recorded(&["some-old-rule"], RecordVerdict::Block);
         assert_eq!(replay(&policy, [&other]).changes.len(), 1);
+    }
+
+    #[test]
+    fn only_what_left_is_replayed() {
+        let policy =
+            Policy::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policy")).unwrap();
+        // OFFICIAL to gmail, allowed without tls or statement: the shipped policy changes it.
+        let allowed = recorded(&["some-old-rule"], RecordVerdict::Allow);
+        assert_eq!(replay(&policy, [&allowed]).changes.len(), 1);
+        // Allowed, then its upstream failed: nothing left, nothing to replay.
+        let failed = Recorded {
+            id: "r2".into(),
+            ..recorded(
+                &["some-old-rule", builtin::UPSTREAM_FAILED],
+                RecordVerdict::Failed,
+            )
+        };
+        let sim = replay(&policy, [&allowed, &failed]);
+        assert_eq!((sim.replayed, sim.changes.len()), (0, 0), "{sim:?}");
+        // Another request's failure cancels nothing here.
+        let other = Recorded {
+            content: "GET host/other\0def".into(),
+            ..failed.clone()
+        };
+        assert_eq!(replay(&policy, [&allowed, &other]).changes.len(), 1);
+        // A refusal by the channel after the decision allowed says nothing about a policy.
+        let refused = recorded(
+            &["some-old-rule", builtin::CONNECT_NOT_INSPECTABLE],
+            RecordVerdict::Block,
+        );
+        let sim = replay(&policy, [&refused]);
+        assert_eq!((sim.replayed, sim.changes.len()), (0, 0), "{sim:?}");
     }
 }

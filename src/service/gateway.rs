@@ -13,8 +13,7 @@ use arc_swap::ArcSwap;
 use crate::config::Config;
 use crate::decision::{Decision, Verdict};
 use crate::policy::Policy;
-use crate::record::model::{DecisionRecord, RecordMeta};
-use crate::record::{RecordError, Recorder};
+use crate::record::{Outcome, RecordError, RecordMeta, Recorder};
 use crate::service::reload::ReloadStatus;
 
 pub struct Gateway {
@@ -79,21 +78,25 @@ impl Gateway {
         self.reload_status.store(Arc::new(status));
     }
 
-    /// Record a decision durably (one record per recipient) and count it. Every channel calls
-    /// this between `decide` and its answer; an error must become a temporary failure
-    /// (SMTP 451, HTTP 503), never a pass.
+    /// Record a decision durably (one record per recipient, built by
+    /// [`crate::record::builder`] from the decision and what the channel then did) and count
+    /// it. Every channel calls this before its answer; an error must become a temporary
+    /// failure (SMTP 451, HTTP 503), never a pass. Returns the ids of the records written.
     pub async fn record(
         &self,
         policy: &Policy,
         decision: &Decision,
         mut meta: RecordMeta,
-    ) -> Result<(), RecordError> {
+        outcome: &Outcome,
+    ) -> Result<Vec<String>, RecordError> {
         meta.incident_min_rank = self.recorder.incident_min_rank(policy);
-        self.recorder
-            .record(DecisionRecord::from_decision(decision, &meta))
-            .await?;
-        self.note_decision(decision);
-        Ok(())
+        let records = crate::record::build(decision, &meta, outcome);
+        let ids = records.iter().map(|r| r.id.clone()).collect();
+        self.recorder.record(records).await?;
+        if !matches!(outcome, Outcome::Failed { .. }) {
+            self.note_decision(decision);
+        }
+        Ok(ids)
     }
 
     /// The decision record store.

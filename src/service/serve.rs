@@ -85,10 +85,14 @@ fn preload_recent_decisions(gateway: &Gateway) {
         .and_then(|store| store.query(&filter));
     match loaded {
         Ok(records) => {
+            // A `failed` record follows the record of its decision: not a decision itself.
             for r in records {
+                let Some(verdict) = r.record.verdict.decided() else {
+                    continue;
+                };
                 gateway.remember(crate::service::gateway::RecentDecision {
                     at: r.record.time,
-                    verdict: r.record.verdict,
+                    verdict,
                     class: r.record.class,
                 });
             }

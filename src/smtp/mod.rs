@@ -11,6 +11,7 @@
 //! - [`outbound`]: delivery of one copy to its next hop (SMTP relay with verified TLS) or to
 //!   the local outbox.
 
+pub mod error;
 pub mod inbound;
 pub mod listener;
 pub mod outbound;

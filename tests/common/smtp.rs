@@ -108,6 +108,19 @@ retry_max = "500ms"
         .unwrap();
     }
 
+    /// Give the HTTP gateway a free port and the `[http]` keys and `[[http.route]]` tables in
+    /// `toml`; returns the port.
+    pub fn http(&self, toml: &str) -> u16 {
+        let config_path = self.path().join("markgate.toml");
+        let config = std::fs::read_to_string(&config_path).unwrap();
+        let anchor = "[http]\nlisten = \"127.0.0.1:0\"\n";
+        assert!(config.contains(anchor));
+        let port = free_port();
+        let http = format!("[http]\nlisten = \"127.0.0.1:{port}\"\n{}\n", toml.trim());
+        std::fs::write(&config_path, config.replacen(anchor, &http, 1)).unwrap();
+        port
+    }
+
     /// Start `markgate serve` and wait until the SMTP listener is bound. Readiness is read
     /// from the log, not probed with a connection: a probe would hold one of the listener's
     /// connection slots (`smtp.max_connections*`) until the server noticed it had gone.
@@ -180,4 +193,36 @@ pub fn complete_reply(buf: &[u8]) -> Option<usize> {
         }
     }
     None
+}
+
+/// Open the bundle attached to a cover message with the stock tools (Python's email module,
+/// `age -d -i KEY`, `tar -x`) into `into`, as the partner would.
+pub fn open_cover_bundle(cover: &str, key: &Path, into: &Path) {
+    require("age");
+    require("tar");
+    std::fs::create_dir_all(into).unwrap();
+    let cover_path = into.with_extension("cover.eml");
+    std::fs::write(&cover_path, cover).unwrap();
+    let bundle = into.with_extension("bundle.age");
+    let script = format!(
+        "import email, subprocess, sys\n\
+         m = email.message_from_bytes(open({cover:?}, 'rb').read())\n\
+         parts = [p for p in m.walk() if p.get_filename()]\n\
+         open({bundle:?}, 'wb').write(parts[0].get_payload(decode=True))\n\
+         d = subprocess.run(['age', '-d', '-i', {key:?}, {bundle:?}], capture_output=True, check=True).stdout\n\
+         subprocess.run(['tar', '-x', '-C', {opened:?}], input=d, check=True)\n",
+        cover = cover_path.to_str().unwrap(),
+        bundle = bundle.to_str().unwrap(),
+        key = key.to_str().unwrap(),
+        opened = into.to_str().unwrap(),
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
