@@ -17,7 +17,7 @@ use crate::service::gateway::Gateway;
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub policy_version: String,
-    pub last_reload: crate::service::reload::ReloadStatus,
+    pub last_reload: crate::service::gateway::ReloadStatus,
     pub isas: Vec<IsaEntry>,
     /// Decisions of the last 24 hours: class -> (allowed, blocked).
     pub decisions_24h: BTreeMap<String, (u64, u64)>,

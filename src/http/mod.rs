@@ -64,16 +64,9 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
     let workers = if addr.port() == 0 { 1 } else { workers };
     let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let views = Arc::new(Views::default());
-    let signing_key = match crate::certs::load_signing_key(&gateway.config.tls.signing_key) {
-        Ok(key) => Some(key),
-        Err(e) => {
-            tracing::warn!(error = %e, "no bundle signing key: HTTP requests that must be encrypted will be refused");
-            None
-        }
-    };
     let mut done = Vec::new();
     for index in 0..workers {
-        let http = HttpGateway::new(gateway.clone(), views.clone(), signing_key.clone())?;
+        let http = HttpGateway::new(gateway.clone(), views.clone())?;
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let (permits, shutdown) = (permits.clone(), shutdown.clone());
@@ -135,8 +128,6 @@ pub struct HttpGateway {
     views: Arc<Views>,
     upstreams: Upstreams,
     statement_header: HeaderName,
-    /// Signs bundle manifests (`tls.signing_key`); without it `encrypt` is refused.
-    signing_key: Option<ed25519_dalek::SigningKey>,
 }
 
 /// What is known about a request besides its decision: what a record carries.
@@ -150,22 +141,13 @@ pub struct RequestMeta<'a> {
 }
 
 impl HttpGateway {
-    pub fn new(
-        gateway: Arc<Gateway>,
-        views: Arc<Views>,
-        signing_key: Option<ed25519_dalek::SigningKey>,
-    ) -> anyhow::Result<HttpGateway> {
+    pub fn new(gateway: Arc<Gateway>, views: Arc<Views>) -> anyhow::Result<HttpGateway> {
         let config = &gateway.config;
         let settings = Settings::new(&config.http)?;
-        let problems = settings.check_against(&gateway.policy());
-        if !problems.is_empty() {
-            anyhow::bail!("invalid [http] configuration:\n{}", problems.join("\n"));
-        }
         let upstreams = Upstreams::new(config, &settings)?;
         let statement_header = HeaderName::from_bytes(config.http.statement_header.as_bytes())
             .context("http.statement_header")?;
         Ok(HttpGateway {
-            signing_key,
             settings,
             upstreams,
             statement_header,
@@ -191,7 +173,7 @@ impl HttpGateway {
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<Body>, HttpError> {
-        let view = self.views.get(self.gateway.policy());
+        let view = self.views.get(self.gateway.snapshot());
         let (mut parts, body) = request.into_parts();
         if parts
             .headers
@@ -335,14 +317,8 @@ impl HttpGateway {
             today,
         };
         let max = self.gateway.config.http.encrypt_max_bytes;
-        let sealed = encrypt::seal(
-            seal,
-            &mut parts.headers,
-            peeked,
-            self.signing_key.as_ref(),
-            max,
-        )
-        .await?;
+        let sealed =
+            encrypt::seal(seal, &mut parts.headers, peeked, view.signing_key(), max).await?;
         Ok((onward, body::full(sealed)))
     }
 

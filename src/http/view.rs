@@ -1,5 +1,6 @@
-//! The HTTP view of a policy snapshot, built once per snapshot (not per request): the policy
-//! requests are decided with, and the security statement as a ready one-line header value.
+//! The HTTP view of a snapshot, built once per snapshot (not per request): the policy
+//! requests are decided with, the signing key that seals what must be encrypted, and the
+//! security statement as a ready one-line header value.
 //! Route hosts and address ranges are classified by the channel before the decision
 //! (`request::classify`), so the policy itself is used as it is.
 
@@ -9,9 +10,12 @@ use arc_swap::ArcSwapOption;
 use hyper::header::HeaderValue;
 
 use crate::policy::Policy;
+use crate::service::snapshot::Snapshot;
 
 pub struct View {
-    /// The snapshot requests are decided with.
+    /// The snapshot requests are decided and handled with.
+    snapshot: Arc<Snapshot>,
+    /// Its policy.
     pub policy: Arc<Policy>,
     /// The statement on one line, as a header value.
     pub statement: HeaderValue,
@@ -24,20 +28,28 @@ pub struct Views {
 }
 
 impl Views {
-    pub fn get(&self, policy: Arc<Policy>) -> Arc<View> {
+    pub fn get(&self, snapshot: Arc<Snapshot>) -> Arc<View> {
         if let Some(view) = self.current.load_full() {
-            if Arc::ptr_eq(&view.policy, &policy) {
+            if Arc::ptr_eq(&view.snapshot, &snapshot) {
                 return view;
             }
         }
         let view = Arc::new(View {
-            statement: statement_header(&policy.statement),
-            policy,
+            statement: statement_header(&snapshot.policy.statement),
+            policy: snapshot.policy.clone(),
+            snapshot,
         });
         self.current.store(Some(view.clone()));
         view
     }
 }
+impl View {
+    /// Signs bundle manifests; without it `encrypt` is refused.
+    pub fn signing_key(&self) -> Option<&ed25519_dalek::SigningKey> {
+        self.snapshot.signing_key.as_deref()
+    }
+}
+
 /// The statement with line breaks and runs of white space folded to single spaces, and
 /// control characters dropped: a valid header value (non-ASCII kept as UTF-8 bytes).
 pub fn statement_header(statement: &str) -> HeaderValue {

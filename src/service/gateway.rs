@@ -1,6 +1,7 @@
-//! The running gateway's shared state: configuration, the current policy snapshot (swapped
-//! atomically on reload; each message is decided by the one snapshot it loaded), and the
-//! keys. One `Arc<Gateway>` is handed to every listener.
+//! The running gateway's shared state: configuration, the current [`Snapshot`] (policy,
+//! checked routes and keys, swapped whole on reload; each message is decided by the one
+//! snapshot it loaded), the recorder, and what the admin page shows. One `Arc<Gateway>` is
+//! handed to every listener.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,20 +11,34 @@ use chrono::{DateTime, Utc};
 
 use arc_swap::ArcSwap;
 
+use serde::Serialize;
+
 use crate::config::Config;
 use crate::decision::{Decision, Verdict};
 use crate::policy::Policy;
 use crate::record::{Outcome, RecordError, RecordMeta, Recorder};
-use crate::service::reload::ReloadStatus;
+
+use super::snapshot::Snapshot;
 
 pub struct Gateway {
     pub config: Config,
     recorder: Recorder,
-    policy: ArcSwap<Policy>,
+    snapshot: ArcSwap<Snapshot>,
     reload_status: ArcSwap<ReloadStatus>,
     recent: Mutex<VecDeque<RecentDecision>>,
     /// Listeners that have bound their sockets (SMTP, HTTP).
     listening: AtomicUsize,
+}
+
+/// The result of the last load or reload, for the admin page and logs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadStatus {
+    pub at: DateTime<Utc>,
+    pub ok: bool,
+    /// Version of the policy in force after this attempt.
+    pub version: String,
+    /// "loaded", "unchanged", or the validation errors.
+    pub message: String,
 }
 
 /// A decision kept in memory for the admin page's last-24-hours chart.
@@ -41,32 +56,37 @@ const LISTENERS: usize = 2;
 const RECENT_CAP: usize = 200_000;
 
 impl Gateway {
-    /// A gateway deciding with `policy` and recording every decision with `recorder`.
-    pub fn new(config: Config, policy: Policy, recorder: Recorder) -> Self {
+    /// A gateway deciding with `snapshot` and recording every decision with `recorder`.
+    pub fn new(config: Config, snapshot: Snapshot, recorder: Recorder) -> Self {
         let status = ReloadStatus {
             at: chrono::Utc::now(),
             ok: true,
-            version: policy.version.clone(),
+            version: snapshot.policy.version.clone(),
             message: "loaded at start".into(),
         };
         Self {
             config,
             recorder,
-            policy: ArcSwap::from_pointee(policy),
+            snapshot: ArcSwap::from_pointee(snapshot),
             reload_status: ArcSwap::from_pointee(status),
             recent: Mutex::new(VecDeque::new()),
             listening: AtomicUsize::new(0),
         }
     }
 
-    /// The policy snapshot to decide one message or request with.
-    pub fn policy(&self) -> Arc<Policy> {
-        self.policy.load_full()
+    /// The snapshot to decide and handle one message or request with.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
     }
 
-    /// Swap in a new, already validated policy.
-    pub fn replace_policy(&self, policy: Policy) {
-        self.policy.store(Arc::new(policy));
+    /// The policy of the current snapshot (for what needs only the policy).
+    pub fn policy(&self) -> Arc<Policy> {
+        self.snapshot.load().policy.clone()
+    }
+
+    /// Swap in a new snapshot, checked whole when it was built.
+    pub fn install(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
     }
 
     /// The result of the last policy load or reload.

@@ -111,16 +111,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let raw = check_line_endings(data, config.bare_line_endings, config.max_line_length)
             .map_err(DataError::Lines)?;
         let parsed = message::parse(&raw).map_err(DataError::Unreadable)?;
-        let policy = self.ctx.gateway.policy();
+        let snapshot = self.ctx.gateway.snapshot();
+        let policy = &snapshot.policy;
         let sender = self.tx.from.clone().unwrap_or_default();
         let today = chrono::Utc::now().date_naive();
-        let facts = facts::from_message(&parsed, &sender, &self.tx.rcpts, &policy, today);
-        let decision = decision::decide(&facts, &policy);
+        let facts = facts::from_message(&parsed, &sender, &self.tx.rcpts, policy, today);
+        let decision = decision::decide(&facts, policy);
         let gateway = &self.ctx.gateway;
         if !decision.is_allowed() {
             record::record(
                 gateway,
-                &policy,
+                policy,
                 &decision,
                 &sender,
                 &parsed,
@@ -135,8 +136,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let id = new_id();
         let received = self.received_header(&id);
         let ctx = transform::Context {
-            policy: &policy,
-            signing_key: self.ctx.signing_key.as_deref(),
+            policy,
+            signing_key: snapshot.signing_key.as_deref(),
             today,
             trace: Trace {
                 received: &received,
@@ -156,7 +157,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     rule,
                     reason: format!("handling could not be applied ({e}); nothing was sent"),
                 };
-                record::record(gateway, &policy, &decision, &sender, &parsed, &outcome)
+                record::record(gateway, policy, &decision, &sender, &parsed, &outcome)
                     .await
                     .map_err(DataError::Record)?;
                 return Err(DataError::Handling(e));
@@ -166,7 +167,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         // Record the decision before anything is acknowledged.
         record::record(
             gateway,
-            &policy,
+            policy,
             &decision,
             &sender,
             &parsed,
