@@ -65,17 +65,7 @@ fn send(port: u16, raw: &str, to: &[&str]) -> Result<(), lettre::transport::smtp
 }
 
 fn records(db: &Path) -> Vec<serde_json::Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_markgate"))
-        .args(["audit", "query", "--format", "json", "--db"])
-        .arg(db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    audit_records(db)
 }
 
 const REFERRAL: &str = "From: PC Smith <pc.smith@westmidlands.pnn.police.uk>\r\n\

@@ -78,13 +78,7 @@ fn http_encryption_works_from_the_first_request_of_every_first_start() {
 }
 
 fn status(admin: u16) -> serde_json::Value {
-    let (code, body) = curl(&[
-        "-H",
-        &format!("Authorization: Bearer {TOKEN}"),
-        &format!("http://127.0.0.1:{admin}/api/status"),
-    ]);
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
+    admin_status(admin, TOKEN)
 }
 
 #[test]

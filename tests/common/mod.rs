@@ -136,3 +136,14 @@ pub fn audit_records(db: &Path) -> Vec<serde_json::Value> {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// The admin API's `/api/status` on `admin`, with the bearer `token`.
+pub fn admin_status(admin: u16, token: &str) -> serde_json::Value {
+    let (code, body) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        &format!("http://127.0.0.1:{admin}/api/status"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}

@@ -117,22 +117,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let today = chrono::Utc::now().date_naive();
         let facts = facts::from_message(&parsed, &sender, &self.tx.rcpts, policy, today);
         let decision = decision::decide(&facts, policy);
-        let gateway = &self.ctx.gateway;
-        if !decision.is_allowed() {
-            record::record(
-                gateway,
-                policy,
-                &decision,
-                &sender,
-                &parsed,
-                &Outcome::AsDecided,
-            )
-            .await
-            .map_err(DataError::Record)?;
-            return Err(DataError::Blocked(Box::new(decision)));
-        }
 
-        // Transform; a message whose handling cannot be applied is recorded refused.
+        // Transform what is allowed; then record what the decision said and what became of
+        // it (blocked, refused because its handling could not be applied, or accepted)
+        // before anything is acknowledged.
         let id = new_id();
         let received = self.received_header(&id);
         let ctx = transform::Context {
@@ -144,37 +132,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 id: &id,
             },
         };
-        let copies = match transform::copies(&decision, &raw, &ctx) {
-            Ok(c) => c,
-            Err(e) => {
-                let rule = match e {
+        let copies = match decision.is_allowed() {
+            true => transform::copies(&decision, &raw, &ctx).map_err(DataError::Handling),
+            false => Err(DataError::Blocked(Box::new(decision.clone()))),
+        };
+        let outcome = match &copies {
+            Err(DataError::Handling(e)) => Outcome::Refused {
+                rule: match e {
                     TransformError::NoSigningKey | TransformError::Encrypt(_) => {
                         builtin::ENCRYPT_UNAVAILABLE
                     }
                     TransformError::NoHeaders => builtin::HANDLING_FAILED,
-                };
-                let outcome = Outcome::Refused {
-                    rule,
-                    reason: format!("handling could not be applied ({e}); nothing was sent"),
-                };
-                record::record(gateway, policy, &decision, &sender, &parsed, &outcome)
-                    .await
-                    .map_err(DataError::Record)?;
-                return Err(DataError::Handling(e));
-            }
+                },
+                reason: format!("handling could not be applied ({e}); nothing was sent"),
+            },
+            _ => Outcome::AsDecided,
         };
-
-        // Record the decision before anything is acknowledged.
         record::record(
-            gateway,
+            &self.ctx.gateway,
             policy,
             &decision,
             &sender,
             &parsed,
-            &Outcome::AsDecided,
+            &outcome,
         )
         .await
         .map_err(DataError::Record)?;
+        let copies = copies?;
 
         let mut offset = 0;
         let envelope = Envelope {
