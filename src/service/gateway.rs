@@ -113,8 +113,11 @@ impl Gateway {
         let records = crate::record::build(decision, &meta, outcome);
         let ids = records.iter().map(|r| r.id.clone()).collect();
         self.recorder.record(records).await?;
-        if !matches!(outcome, Outcome::Failed { .. }) {
-            self.note_decision(decision);
+        // Counted as the channel left it: a refusal after an allowing decision is a block.
+        match outcome {
+            Outcome::AsDecided => self.note_decision(decision.verdict, &decision.marking.class),
+            Outcome::Refused { .. } => self.note_decision(Verdict::Block, &decision.marking.class),
+            Outcome::Failed { .. } => {}
         }
         Ok(ids)
     }
@@ -125,17 +128,17 @@ impl Gateway {
     }
 
     /// Count a decision for metrics and the admin page's chart (done by [`Gateway::record`]).
-    pub fn note_decision(&self, decision: &Decision) {
+    fn note_decision(&self, verdict: Verdict, class: &str) {
         metrics::counter!(
             "markgate_decisions_total",
-            "verdict" => decision.verdict.as_str(),
-            "class" => decision.marking.class.clone()
+            "verdict" => verdict.as_str(),
+            "class" => class.to_string()
         )
         .increment(1);
         self.remember(RecentDecision {
             at: Utc::now(),
-            verdict: decision.verdict,
-            class: decision.marking.class.clone(),
+            verdict,
+            class: class.to_string(),
         });
     }
 
