@@ -365,6 +365,38 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever a sender writes, mail headers, HTTP headers and values given on the
+        /// command line read as one declaration, and consent is declared exactly when the
+        /// value is given, withheld or not-required.
+        #[test]
+        fn a_declaration_reads_alike_on_every_channel(
+            value in "[ -~\u{a0}-\u{17f}]{0,40}",
+            encode in proptest::bool::ANY,
+        ) {
+            let written = match encode {
+                true => format!("=?UTF-8?B?{}?=", base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD, value.as_bytes())),
+                false => value.clone(),
+            };
+            let raw = format!("X-Disclosure-Purpose: {written}\r\nX-Consent: {written}\r\n\r\n");
+            let Ok(m) = crate::message::parse(raw.as_bytes()) else {
+                return Ok(());
+            };
+            let mail = Declared::from_headers(|n| m.root.header_bytes(n));
+            let http = Declared::read(Some(written.as_bytes()), None, Some(written.as_bytes()));
+            let cli = Declared::given(Some(&written), None, Some(&written));
+            proptest::prop_assert_eq!(&mail, &http);
+            proptest::prop_assert_eq!(&mail, &cli);
+            let meant = value.split_whitespace().collect::<Vec<_>>().join(" ");
+            // (A value that itself looks like an encoded word is decoded as one.)
+            if !value.contains("=?") {
+                proptest::prop_assert_eq!(mail.purpose.clone().unwrap_or_default(), meant.clone());
+            }
+            proptest::prop_assert_eq!(mail.has(Requirement::Consent), Consent::parse(&meant).is_some());
+        }
+    }
+
     #[test]
     fn consent_values() {
         assert_eq!(Consent::parse(" Given "), Some(Consent::Given));
