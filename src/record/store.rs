@@ -27,6 +27,7 @@ use super::model::{
     format_time, parse_disclosure, parse_verdict, Channel, Consent, DecisionRecord, IncidentKind,
     SourceRecord,
 };
+use super::delivery::{DeliveryRecord, SCHEMA as DELIVERY_SCHEMA};
 use super::RecordError;
 use crate::decision::Verdict;
 use crate::policy::Action;
@@ -367,7 +368,7 @@ impl Store {
     fn init_schema(&self) -> Result<(), RecordError> {
         self.conn
             .execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA}
+                "BEGIN IMMEDIATE; {SCHEMA} {DELIVERY_SCHEMA}
                  INSERT OR IGNORE INTO meta (key, value) VALUES ('format', '{FORMAT}');
                  INSERT OR IGNORE INTO chain_head (id, seq, hash) VALUES (1, 0, zeroblob(32));
                  COMMIT;"
@@ -439,6 +440,22 @@ impl Store {
         let head = append_in(&tx, records).map_err(|e| classify(&self.path, e))?;
         tx.commit().map_err(|e| classify(&self.path, e))?;
         Ok(head)
+    }
+
+    /// Append delivery-attempt records to their chain in one durable transaction.
+    pub fn append_deliveries(&mut self, records: &[&DeliveryRecord]) -> Result<ChainHead, RecordError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| classify(&self.path, e))?;
+        let head = super::delivery::append_in(&tx, records).map_err(|e| classify(&self.path, e))?;
+        tx.commit().map_err(|e| classify(&self.path, e))?;
+        Ok(head)
+    }
+
+    /// The connection, for the delivery chain's reads ([`super::delivery`]).
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
     }
 
     /// Walk the chain from the latest anchor and report the first thing wrong.
@@ -687,6 +704,7 @@ impl Store {
             Ok((first, target))
         })()
         .map_err(|e| self.read_err(e))?;
+        super::delivery::prune(&self.conn, cutoff).map_err(|e| classify(&path, e))?;
         let Some(mut from) = first.filter(|f| *f <= target) else {
             return Ok(outcome);
         };

@@ -60,6 +60,14 @@ impl Gateway {
         }
     }
 
+    /// Put delivery-attempt records on file (durable when this returns).
+    pub async fn record_deliveries(
+        &self,
+        records: Vec<crate::record::delivery::DeliveryRecord>,
+    ) -> Result<(), RecordError> {
+        self.recorder.record_deliveries(records).await
+    }
+
     /// The policy snapshot to decide one message or request with.
     pub fn policy(&self) -> Arc<Policy> {
         self.policy.load_full()
