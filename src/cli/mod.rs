@@ -4,6 +4,7 @@
 mod audit;
 mod bundle;
 mod certs;
+mod deliveries;
 mod check;
 mod isa;
 mod policy;

@@ -331,8 +331,20 @@ pub struct DeliveryFilter {
     pub limit: Option<u64>,
 }
 
+fn has_table(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
 /// Delivery records matching `filter`, in chain order.
 pub fn query(conn: &Connection, filter: &DeliveryFilter) -> Result<Vec<StoredDelivery>, String> {
+    if !has_table(conn).map_err(|e| e.to_string())? {
+        return Ok(Vec::new());
+    }
     let mut clauses: Vec<&str> = Vec::new();
     let mut values: Vec<String> = Vec::new();
     if let Some(t) = filter.since {
@@ -387,6 +399,14 @@ pub struct DeliveryVerify {
 /// same checks as the decision chain: changed, out of order, removed, truncated).
 pub fn verify(conn: &Connection) -> Result<DeliveryVerify, String> {
     let e = |e: rusqlite::Error| e.to_string();
+    if !has_table(conn).map_err(e)? {
+        // a store written before delivery records existed
+        return Ok(DeliveryVerify {
+            records: 0,
+            head_hash: hex::encode(GENESIS),
+            tamper: None,
+        });
+    }
     let anchor: Option<(i64, Vec<u8>)> = conn
         .query_row(
             "SELECT last_seq, last_hash FROM delivery_anchors ORDER BY last_seq DESC LIMIT 1",

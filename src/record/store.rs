@@ -453,9 +453,25 @@ impl Store {
         Ok(head)
     }
 
-    /// The connection, for the delivery chain's reads ([`super::delivery`]).
-    pub(crate) fn connection(&self) -> &Connection {
-        &self.conn
+    /// Walk the delivery-attempt chain ([`super::delivery::verify`]).
+    pub fn verify_deliveries(&self) -> Result<super::delivery::DeliveryVerify, RecordError> {
+        super::delivery::verify(&self.conn).map_err(|message| RecordError::Corrupt {
+            path: self.path.clone(),
+            seq: 0,
+            message,
+        })
+    }
+
+    /// Delivery-attempt records matching `filter`, in chain order.
+    pub fn query_deliveries(
+        &self,
+        filter: &super::delivery::DeliveryFilter,
+    ) -> Result<Vec<super::delivery::StoredDelivery>, RecordError> {
+        super::delivery::query(&self.conn, filter).map_err(|message| RecordError::Corrupt {
+            path: self.path.clone(),
+            seq: 0,
+            message,
+        })
     }
 
     /// Walk the chain from the latest anchor and report the first thing wrong.
