@@ -141,6 +141,7 @@ impl QueueManager {
             let outcomes = self.delivery.deliver(envelope, copy, &pending, bytes).await;
             let message_id = message_id(bytes);
             for o in outcomes {
+                let mut reason_given_up = None;
                 let outcome = match &o.result {
                     Ok(detail) => {
                         tracing::info!(id, copy = index, recipient = o.recipient, detail, "delivered");
@@ -160,11 +161,9 @@ impl QueueManager {
                         tracing::warn!(id, copy = index, recipient = o.recipient, reason, "delivery deferred past delivery.lifetime; bouncing");
                         metrics::counter!("markgate_deliveries_total", "result" => "failed")
                             .increment(1);
-                        bounce.push((
-                            index,
-                            o.recipient.clone(),
-                            format!("{reason} (gave up after {attempt} attempts)"),
-                        ));
+                        let given_up = format!("{reason} (gave up after {attempt} attempts)");
+                        bounce.push((index, o.recipient.clone(), given_up.clone()));
+                        reason_given_up = Some(given_up);
                         Outcome::Bounced
                     }
                     Err(DeliveryError::Transient(reason)) => {
@@ -175,7 +174,7 @@ impl QueueManager {
                         Outcome::Deferred
                     }
                 };
-                records.push(DeliveryRecord::from_attempt(
+                let mut record = DeliveryRecord::from_attempt(
                     envelope,
                     index,
                     copy,
@@ -183,7 +182,11 @@ impl QueueManager {
                     attempt,
                     outcome,
                     &o,
-                ));
+                );
+                if let Some(reason) = reason_given_up {
+                    record.reason = reason;
+                }
+                records.push(record);
             }
         }
         state.attempts = attempt;

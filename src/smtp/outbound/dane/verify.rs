@@ -52,8 +52,15 @@ impl DaneVerifier {
     }
 }
 
+/// Why a certificate failed DANE.
+#[derive(Debug, thiserror::Error)]
+#[error("DANE: {0}")]
+struct DaneMismatch(String);
+
 fn mismatch(why: &str) -> Error {
-    Error::General(format!("DANE: {why}"))
+    Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(Arc::new(
+        DaneMismatch(why.to_string()),
+    ))))
 }
 
 impl ServerCertVerifier for DaneVerifier {
