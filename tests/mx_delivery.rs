@@ -55,6 +55,11 @@ fn first_cert_der(pem: &Path) -> Vec<u8> {
 impl Lab {
     /// `delivery` is appended to `[delivery]` (before the routes).
     fn new(delivery: &str, https_port: u16) -> Lab {
+        Lab::with_zone(delivery, https_port, |_| String::new())
+    }
+
+    /// [`Lab::new`] with more records in `test.`, made from the lab's directory.
+    fn with_zone(delivery: &str, https_port: u16, extra_zone: impl FnOnce(&Path) -> String) -> Lab {
         let setup = Setup::new(delivery, None);
         let d = setup.path().to_path_buf();
         let certs = d.join("certs");
@@ -88,6 +93,7 @@ impl Lab {
              _mta-sts.ok-sts.test. IN TXT \"v=STSv1; id=2026a;\"\n\
              mta-sts.ok-sts.test. IN A 127.0.0.1\n"
         ));
+        zone.push_str(&extra_zone(&d));
         let bogus = "bogus.test. IN MX 10 mx.bogus.test.\nmx.bogus.test. IN A 127.0.0.4\n";
         let dns = TestDns::start(&d, &zone, bogus);
         setup.append_config(&format!(
@@ -402,4 +408,125 @@ fn mta_sts_enforce_delivers_only_to_a_listed_mx() {
     let cached = std::fs::read_to_string(lab.setup.path().join("mta-sts/sts.test.json")).unwrap();
     assert!(cached.contains("mx.elsewhere.test"), "{cached}");
     drop(nginx);
+}
+
+/// A TXT record's text as zone-file strings of at most 255 bytes each.
+fn txt_strings(text: &str) -> String {
+    text.as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", std::str::from_utf8(c).unwrap()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// dkimpy's verdict on `message`, its key looked up in the test DNS.
+fn dkimpy_verify(message: &[u8], dns_port: u16, dir: &Path) -> String {
+    let path = dir.join("signed.eml");
+    std::fs::write(&path, message).unwrap();
+    let script = format!(
+        r#"
+import dkim, dns.resolver
+def txt(name, timeout=5):
+    r = dns.resolver.Resolver(configure=False)
+    r.nameservers = ["127.0.0.1"]
+    r.port = {dns_port}
+    a = r.resolve(name.decode().rstrip("."), "TXT")
+    return b"".join(a[0].strings)
+msg = open("{path}", "rb").read()
+print("verified" if dkim.verify(msg, dnsfunc=txt) else "FAILED")
+"#,
+        path = path.display()
+    );
+    let out = Command::new("python3").args(["-c", &script]).output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn dkim_signature_on_a_stamped_message_verifies_with_dkimpy() {
+    let ok = Command::new("python3")
+        .args(["-c", "import dkim, dns.resolver"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "python3 with dkimpy is required: run tests/deps.sh");
+    for algorithm in ["ed25519", "rsa"] {
+        let mut lab = Lab::with_zone("", 443, |d| {
+            let out = Command::new(env!("CARGO_BIN_EXE_markgate"))
+                .args(["certs", "dkim", "--algorithm", algorithm, "--key"])
+                .arg(d.join("dkim.pem"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let record = String::from_utf8(out.stdout).unwrap();
+            assert!(record.starts_with(&format!("v=DKIM1; k={algorithm}; p=")), "{record}");
+            format!(
+                "mg._domainkey.westmidlands.test. IN TXT {}\n",
+                txt_strings(record.trim())
+            )
+        });
+        lab.setup.append_config(&format!(
+            "[dkim]\ndomain = \"westmidlands.test\"\nselector = \"mg\"\nkey = \"{}\"\n",
+            lab.setup.path().join("dkim.pem").display()
+        ));
+        let rcv = lab.receiver("mx.dane.test", true);
+        lab.serve();
+        // OFFICIAL to the internet is stamped with the security statement, then signed;
+        // a sender outside dkim.domain is not signed
+        for from in ["officer@cid.westmidlands.test", "someone@elsewhere.test"] {
+            let out = swaks(&[
+                "--server",
+                &format!("127.0.0.1:{}", lab.setup.port),
+                "--from",
+                from,
+                "--to",
+                "duty@dane.test",
+                "--header",
+                "Subject: [OFFICIAL] referral",
+                "--header",
+                "X-Protective-Marking: OFFICIAL",
+            ]);
+            assert!(out.contains("250 2.0.0 queued as"), "{out}");
+        }
+        let got = wait_for(Duration::from_secs(20), || {
+            let g = rcv.received();
+            (g.len() == 2).then_some(g)
+        })
+        .expect("both messages delivered");
+        let signed = got
+            .iter()
+            .find(|(m, _)| m["from"] == "officer@cid.westmidlands.test")
+            .unwrap();
+        let unsigned = got
+            .iter()
+            .find(|(m, _)| m["from"] == "someone@elsewhere.test")
+            .unwrap();
+        assert!(!unsigned.1.contains("DKIM-Signature"), "{}", unsigned.1);
+        let message = &signed.1;
+        assert!(message.starts_with("DKIM-Signature:"), "{message}");
+        assert!(message.contains("X-Markgate-Statement"), "not stamped: {message}");
+        let header: String = message
+            .split("\r\n")
+            .take_while(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("");
+        for h in ["from", "to", "subject", "x-protective-marking", "x-markgate-statement", "content-type"] {
+            assert!(
+                header.to_ascii_lowercase().replace([' ', '\t'], "").contains(&format!(":{h}"))
+                    || header.to_ascii_lowercase().replace([' ', '\t'], "").contains(&format!("h={h}")),
+                "h= lacks {h}: {header}"
+            );
+        }
+        assert!(header.contains("c=relaxed/relaxed"), "{header}");
+        let verdict = dkimpy_verify(message.as_bytes(), lab._dns.port, lab.setup.path());
+        assert!(verdict.contains("verified"), "{algorithm}: {verdict}");
+        // and one changed byte in the body fails it: the check is real
+        let tampered = message.replacen("protected", "protecteD", 1);
+        assert_ne!(&tampered, message);
+        let verdict = dkimpy_verify(tampered.as_bytes(), lab._dns.port, lab.setup.path());
+        assert!(verdict.contains("FAILED"), "{algorithm}: {verdict}");
+    }
 }
