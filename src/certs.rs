@@ -314,7 +314,10 @@ pub fn generate_dkim_key(path: &Path, algorithm: DkimAlgorithm) -> Result<String
             let spki = rsa::RsaPublicKey::from(&key)
                 .to_public_key_der()
                 .map_err(|e| err(e.to_string()))?;
-            (pem.to_string(), format!("v=DKIM1; k=rsa; p={}", b64(spki.as_bytes())))
+            (
+                pem.to_string(),
+                format!("v=DKIM1; k=rsa; p={}", b64(spki.as_bytes())),
+            )
         }
     };
     write(path, pem.as_bytes(), true)?;

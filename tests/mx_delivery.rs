@@ -147,7 +147,11 @@ impl Lab {
             .arg(self.setup.path().join("var/records.sqlite"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -162,7 +166,10 @@ impl Lab {
             panic!(
                 "no {outcome} record for {recipient}; records: {:#?}\nlog:\n{}",
                 self.deliveries(),
-                self.server.as_ref().map(|s| s.log_text()).unwrap_or_default()
+                self.server
+                    .as_ref()
+                    .map(|s| s.log_text())
+                    .unwrap_or_default()
             )
         })
     }
@@ -181,13 +188,19 @@ impl Lab {
             .arg(self.setup.path().join("var/records.sqlite"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 
 fn cert_sha256(lab: &Lab) -> String {
-    hex::encode(sha2::Sha256::digest(first_cert_der(&lab.certs.join("dev-cert.pem"))))
+    hex::encode(sha2::Sha256::digest(first_cert_der(
+        &lab.certs.join("dev-cert.pem"),
+    )))
 }
 
 #[test]
@@ -200,11 +213,23 @@ fn dane_match_delivers_over_verified_tls_and_the_record_says_how() {
     let record = lab.wait_outcome("duty@dane.test", "delivered", Duration::from_secs(20));
     assert_eq!(record["verification"], "dane");
     assert_eq!(record["tls_required"], true);
-    assert!(record["tls_version"].as_str().unwrap().starts_with("TLSv1."), "{record}");
-    assert!(record["tls_cipher"].as_str().unwrap().starts_with("TLS"), "{record}");
+    assert!(
+        record["tls_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLSv1."),
+        "{record}"
+    );
+    assert!(
+        record["tls_cipher"].as_str().unwrap().starts_with("TLS"),
+        "{record}"
+    );
     assert_eq!(record["peer_cert_sha256"], cert_sha256(&lab));
     assert!(
-        record["next_hop"].as_str().unwrap().starts_with(&format!("mx.dane.test:{}", lab.mx_port)),
+        record["next_hop"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("mx.dane.test:{}", lab.mx_port)),
         "{record}"
     );
     let got = rcv.received();
@@ -212,7 +237,10 @@ fn dane_match_delivers_over_verified_tls_and_the_record_says_how() {
     assert_eq!(got[0].0["tls"], true);
     assert_eq!(got[0].0["to"][0], "duty@dane.test");
     let verify = lab.audit_verify();
-    assert!(verify.contains("deliveries intact: 1 delivery records"), "{verify}");
+    assert!(
+        verify.contains("deliveries intact: 1 delivery records"),
+        "{verify}"
+    );
 }
 
 #[test]
@@ -230,7 +258,10 @@ fn tlsa_mismatch_never_delivers_and_bounces_even_without_tls_in_the_decision() {
             "{deferred}"
         );
         let bounced = lab.wait_outcome(rcpt, "bounced", Duration::from_secs(20));
-        assert!(bounced["reason"].as_str().unwrap().contains("gave up"), "{bounced}");
+        assert!(
+            bounced["reason"].as_str().unwrap().contains("gave up"),
+            "{bounced}"
+        );
     }
     assert!(rcv.received().is_empty(), "a TLSA mismatch received mail");
     let bounces = wait_for(Duration::from_secs(10), || {
@@ -238,7 +269,10 @@ fn tlsa_mismatch_never_delivers_and_bounces_even_without_tls_in_the_decision() {
         (b.len() == 2).then_some(b)
     })
     .expect("two bounces in the outbox");
-    assert!(bounces.iter().any(|b| b.contains("<a@danebad.test>")), "{bounces:?}");
+    assert!(
+        bounces.iter().any(|b| b.contains("<a@danebad.test>")),
+        "{bounces:?}"
+    );
 }
 
 #[test]
@@ -249,12 +283,18 @@ fn bogus_dnssec_defers_and_is_never_read_as_no_tlsa() {
     lab.send("x@bogus.test", "[NOT PROTECTIVELY MARKED] hello");
     let record = lab.wait_outcome("x@bogus.test", "deferred", Duration::from_secs(20));
     assert!(
-        record["reason"].as_str().unwrap().contains("DNSSEC validation failed"),
+        record["reason"]
+            .as_str()
+            .unwrap()
+            .contains("DNSSEC validation failed"),
         "{record}"
     );
     std::thread::sleep(Duration::from_secs(2));
     assert!(rcv.received().is_empty());
-    assert!(lab.bounces().is_empty(), "a bogus answer bounced instead of deferring");
+    assert!(
+        lab.bounces().is_empty(),
+        "a bogus answer bounced instead of deferring"
+    );
 }
 
 #[test]
@@ -265,7 +305,10 @@ fn a_receiver_without_starttls_gets_nothing_for_a_tls_copy() {
     lab.send("y@plain.test", "[OFFICIAL] referral");
     let record = lab.wait_outcome("y@plain.test", "deferred", Duration::from_secs(20));
     assert!(
-        record["reason"].as_str().unwrap().contains("does not offer STARTTLS"),
+        record["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not offer STARTTLS"),
         "{record}"
     );
     std::thread::sleep(Duration::from_secs(2));
@@ -296,9 +339,12 @@ fn null_mx_bounces_at_once() {
     lab.send("n@nullmx.test", "[OFFICIAL] referral");
     let record = lab.wait_outcome("n@nullmx.test", "bounced", Duration::from_secs(10));
     assert_eq!(record["attempt"], 1);
-    assert!(record["reason"].as_str().unwrap().contains("null MX"), "{record}");
-    let bounce = wait_for(Duration::from_secs(10), || lab.bounces().into_iter().next())
-        .expect("a bounce");
+    assert!(
+        record["reason"].as_str().unwrap().contains("null MX"),
+        "{record}"
+    );
+    let bounce =
+        wait_for(Duration::from_secs(10), || lab.bounces().into_iter().next()).expect("a bounce");
     assert!(bounce.contains("null MX"), "{bounce}");
 }
 
@@ -350,7 +396,10 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()
             .expect("start nginx");
-        assert!(common::wait_for_port(port, Duration::from_secs(10)), "nginx did not start");
+        assert!(
+            common::wait_for_port(port, Duration::from_secs(10)),
+            "nginx did not start"
+        );
         Nginx { child, port }
     }
 }
@@ -370,8 +419,14 @@ fn mta_sts_enforce_delivers_only_to_a_listed_mx() {
         probe.path(),
         &certs_dir,
         &[
-            ("sts.test", "version: STSv1\nmode: enforce\nmx: mx.elsewhere.test\nmax_age: 86400\n"),
-            ("ok-sts.test", "version: STSv1\nmode: enforce\nmx: *.ok-sts.test\nmax_age: 86400\n"),
+            (
+                "sts.test",
+                "version: STSv1\nmode: enforce\nmx: mx.elsewhere.test\nmax_age: 86400\n",
+            ),
+            (
+                "ok-sts.test",
+                "version: STSv1\nmode: enforce\nmx: *.ok-sts.test\nmax_age: 86400\n",
+            ),
         ],
     );
     let mut lab = Lab::new("", nginx.port);
@@ -390,7 +445,11 @@ fn mta_sts_enforce_delivers_only_to_a_listed_mx() {
     let config = std::fs::read_to_string(&config_path).unwrap();
     let ca_line = format!("ca = \"{}\"", lab.certs.join("dev-ca.pem").display());
     assert!(config.contains(&ca_line));
-    std::fs::write(&config_path, config.replace(&ca_line, &format!("ca = \"{}\"", both.display()))).unwrap();
+    std::fs::write(
+        &config_path,
+        config.replace(&ca_line, &format!("ca = \"{}\"", both.display())),
+    )
+    .unwrap();
     let outside = lab.receiver("mx.sts.test", true);
     let listed = lab.receiver("mx.ok-sts.test", true);
     lab.serve();
@@ -398,12 +457,18 @@ fn mta_sts_enforce_delivers_only_to_a_listed_mx() {
     lab.send("s@sts.test", "[NOT PROTECTIVELY MARKED] canteen menu");
     lab.send("o@ok-sts.test", "[OFFICIAL] referral");
     let record = lab.wait_outcome("s@sts.test", "deferred", Duration::from_secs(20));
-    assert!(record["reason"].as_str().unwrap().contains("MTA-STS"), "{record}");
+    assert!(
+        record["reason"].as_str().unwrap().contains("MTA-STS"),
+        "{record}"
+    );
     let record = lab.wait_outcome("o@ok-sts.test", "delivered", Duration::from_secs(20));
     assert_eq!(record["verification"], "mta-sts");
     assert_eq!(listed.received().len(), 1);
     std::thread::sleep(Duration::from_secs(1));
-    assert!(outside.received().is_empty(), "an MX outside the policy got mail");
+    assert!(
+        outside.received().is_empty(),
+        "an MX outside the policy got mail"
+    );
     // the policy is cached on disk for its max_age
     let cached = std::fs::read_to_string(lab.setup.path().join("mta-sts/sts.test.json")).unwrap();
     assert!(cached.contains("mx.elsewhere.test"), "{cached}");
@@ -437,7 +502,10 @@ print("verified" if dkim.verify(msg, dnsfunc=txt) else "FAILED")
 "#,
         path = path.display()
     );
-    let out = Command::new("python3").args(["-c", &script]).output().unwrap();
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -460,9 +528,16 @@ fn dkim_signature_on_a_stamped_message_verifies_with_dkimpy() {
                 .arg(d.join("dkim.pem"))
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let record = String::from_utf8(out.stdout).unwrap();
-            assert!(record.starts_with(&format!("v=DKIM1; k={algorithm}; p=")), "{record}");
+            assert!(
+                record.starts_with(&format!("v=DKIM1; k={algorithm}; p=")),
+                "{record}"
+            );
             format!(
                 "mg._domainkey.westmidlands.test. IN TXT {}\n",
                 txt_strings(record.trim())
@@ -507,16 +582,32 @@ fn dkim_signature_on_a_stamped_message_verifies_with_dkimpy() {
         assert!(!unsigned.1.contains("DKIM-Signature"), "{}", unsigned.1);
         let message = &signed.1;
         assert!(message.starts_with("DKIM-Signature:"), "{message}");
-        assert!(message.contains("X-Markgate-Statement"), "not stamped: {message}");
+        assert!(
+            message.contains("X-Markgate-Statement"),
+            "not stamped: {message}"
+        );
         let header: String = message
             .split("\r\n")
             .take_while(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join("");
-        for h in ["from", "to", "subject", "x-protective-marking", "x-markgate-statement", "content-type"] {
+        for h in [
+            "from",
+            "to",
+            "subject",
+            "x-protective-marking",
+            "x-markgate-statement",
+            "content-type",
+        ] {
             assert!(
-                header.to_ascii_lowercase().replace([' ', '\t'], "").contains(&format!(":{h}"))
-                    || header.to_ascii_lowercase().replace([' ', '\t'], "").contains(&format!("h={h}")),
+                header
+                    .to_ascii_lowercase()
+                    .replace([' ', '\t'], "")
+                    .contains(&format!(":{h}"))
+                    || header
+                        .to_ascii_lowercase()
+                        .replace([' ', '\t'], "")
+                        .contains(&format!("h={h}")),
                 "h= lacks {h}: {header}"
             );
         }

@@ -24,7 +24,14 @@ fn smart_host(offers_requiretls: bool, route: &str, delivery: &str) -> SmartHost
     let setup = Setup::new(delivery, None);
     let certs = setup.path().join("certs");
     let status = Command::new(env!("CARGO_BIN_EXE_markgate"))
-        .args(["certs", "dev", "--force", "--host", "smarthost.test", "--dir"])
+        .args([
+            "certs",
+            "dev",
+            "--force",
+            "--host",
+            "smarthost.test",
+            "--dir",
+        ])
         .arg(&certs)
         .stdout(Stdio::null())
         .status()
@@ -86,13 +93,22 @@ fn a_tls_copy_is_sent_with_requiretls_when_the_smart_host_offers_it() {
     lab.send("duty@partner.test", "[OFFICIAL] referral");
     let record = lab.record("duty@partner.test", "delivered");
     assert_eq!(record["verification"], "smarthost-requiretls");
-    assert!(record["next_hop"].as_str().unwrap().contains("smart host internet"), "{record}");
+    assert!(
+        record["next_hop"]
+            .as_str()
+            .unwrap()
+            .contains("smart host internet"),
+        "{record}"
+    );
     let got = lab.sink.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].0["tls"], true);
     assert_eq!(got[0].0["requiretls"], true);
     // a copy without tls goes without the REQUIRETLS parameter
-    lab.send("menu@partner.test", "[NOT PROTECTIVELY MARKED] canteen menu");
+    lab.send(
+        "menu@partner.test",
+        "[NOT PROTECTIVELY MARKED] canteen menu",
+    );
     let record = lab.record("menu@partner.test", "delivered");
     assert_eq!(record["verification"], "pkix");
     let got = wait_for(Duration::from_secs(5), || {
@@ -110,7 +126,10 @@ fn without_requiretls_at_the_smart_host_a_tls_copy_defers_then_bounces_naming_it
     let deferred = lab.record("duty@partner.test", "deferred");
     let reason = deferred["reason"].as_str().unwrap();
     assert!(reason.contains("does not offer REQUIRETLS"), "{reason}");
-    assert!(reason.contains("smart host internet (127.0.0.1:"), "{reason}");
+    assert!(
+        reason.contains("smart host internet (127.0.0.1:"),
+        "{reason}"
+    );
     let bounced = lab.record("duty@partner.test", "bounced");
     assert!(bounced["reason"].as_str().unwrap().contains("REQUIRETLS"));
     let bounce = wait_for(Duration::from_secs(10), || {
@@ -121,7 +140,10 @@ fn without_requiretls_at_the_smart_host_a_tls_copy_defers_then_bounces_naming_it
     })
     .expect("a bounce to the sender");
     assert!(bounce.contains("does not offer REQUIRETLS"), "{bounce}");
-    assert!(lab.sink.received().is_empty(), "the copy reached a smart host without REQUIRETLS");
+    assert!(
+        lab.sink.received().is_empty(),
+        "the copy reached a smart host without REQUIRETLS"
+    );
 }
 
 #[test]
@@ -130,7 +152,9 @@ fn requiretls_trust_sends_and_records_that_the_smart_host_was_trusted() {
     lab.send("duty@partner.test", "[OFFICIAL] referral");
     let record = lab.record("duty@partner.test", "delivered");
     assert_eq!(record["verification"], "smarthost-trusted");
-    assert!(record["peer_cert_sha256"].as_str().is_some_and(|h| h.len() == 64));
+    assert!(record["peer_cert_sha256"]
+        .as_str()
+        .is_some_and(|h| h.len() == 64));
     let got = lab.sink.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].0["tls"], true);
@@ -164,7 +188,10 @@ print("sent")
         port = lab.setup.port,
         sender = SENDER
     );
-    let out = Command::new("python3").args(["-c", &script]).output().unwrap();
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("sent"),
         "{}{}",

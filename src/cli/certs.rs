@@ -86,7 +86,10 @@ pub fn run(cmd: CertsCommand) -> anyhow::Result<ExitCode> {
                 DkimAlgorithmArg::Rsa => markgate::certs::DkimAlgorithm::Rsa,
             };
             let record = markgate::certs::generate_dkim_key(&key, algorithm)?;
-            eprintln!("DKIM key written to {}; publish this TXT record:", key.display());
+            eprintln!(
+                "DKIM key written to {}; publish this TXT record:",
+                key.display()
+            );
             match (selector, domain) {
                 (Some(s), Some(d)) => println!("{s}._domainkey.{d}. IN TXT \"{record}\""),
                 _ => println!("{record}"),

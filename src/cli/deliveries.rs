@@ -10,7 +10,15 @@ use markgate::record::Store;
 use super::audit::{csv_field, QueryFormat};
 
 const TABLE_HEADER: [&str; 10] = [
-    "seq", "time", "queue id", "recipient", "attempt", "outcome", "next hop", "tls", "verified",
+    "seq",
+    "time",
+    "queue id",
+    "recipient",
+    "attempt",
+    "outcome",
+    "next hop",
+    "tls",
+    "verified",
     "reason",
 ];
 
@@ -116,5 +124,9 @@ fn csv_row(s: &StoredDelivery) -> String {
         r.policy_version.clone(),
         s.hash.clone(),
     ];
-    fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",")
+    fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -4,8 +4,8 @@
 mod audit;
 mod bundle;
 mod certs;
-mod deliveries;
 mod check;
+mod deliveries;
 mod isa;
 mod policy;
 mod serve;

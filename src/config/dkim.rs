@@ -24,14 +24,22 @@ impl DkimConfig {
         let label_ok = |s: &str| {
             !s.is_empty()
                 && s.split('.').all(|l| {
-                    !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    !l.is_empty()
+                        && l.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                 })
         };
         if !label_ok(self.domain.trim_end_matches('.')) {
-            errors.push(format!("dkim.domain: {:?} is not a domain name", self.domain));
+            errors.push(format!(
+                "dkim.domain: {:?} is not a domain name",
+                self.domain
+            ));
         }
         if !label_ok(&self.selector) {
-            errors.push(format!("dkim.selector: {:?} is not a DNS label", self.selector));
+            errors.push(format!(
+                "dkim.selector: {:?} is not a DNS label",
+                self.selector
+            ));
         }
         errors
     }

@@ -222,15 +222,19 @@ const COLUMNS: &str = "seq, id, time, queue_id, copy, sender, recipient, message
     tls_cipher, verification, peer_cert_sha256, reason, policy_version, prev_hash, hash";
 
 fn read_head(conn: &Connection) -> rusqlite::Result<ChainHead> {
-    conn.query_row("SELECT seq, hash FROM delivery_head WHERE id = 1", [], |r| {
-        let seq: i64 = r.get(0)?;
-        let hash: Vec<u8> = r.get(1)?;
-        let mut h = [0u8; 32];
-        if hash.len() == 32 {
-            h.copy_from_slice(&hash);
-        }
-        Ok(ChainHead { seq, hash: h })
-    })
+    conn.query_row(
+        "SELECT seq, hash FROM delivery_head WHERE id = 1",
+        [],
+        |r| {
+            let seq: i64 = r.get(0)?;
+            let hash: Vec<u8> = r.get(1)?;
+            let mut h = [0u8; 32];
+            if hash.len() == 32 {
+                h.copy_from_slice(&hash);
+            }
+            Ok(ChainHead { seq, hash: h })
+        },
+    )
 }
 
 /// Append `records` to the delivery chain inside an open transaction.
@@ -431,7 +435,10 @@ pub fn verify(conn: &Connection) -> Result<DeliveryVerify, String> {
     let mut rows = stmt.query([]).map_err(e)?;
     while let Some(row) = rows.next().map_err(e)? {
         let seq: i64 = row.get(0).map_err(e)?;
-        let id: String = row.get::<_, Option<String>>(1).map_err(e)?.unwrap_or_default();
+        let id: String = row
+            .get::<_, Option<String>>(1)
+            .map_err(e)?
+            .unwrap_or_default();
         report.records += 1;
         let (stored, prev) = match from_row(row) {
             Ok(x) => x,
@@ -493,7 +500,11 @@ pub fn prune(conn: &Connection, cutoff: DateTime<Utc>) -> rusqlite::Result<u64> 
         None => read_head(conn)?.seq,
     };
     let last_hash: Option<Vec<u8>> = conn
-        .query_row("SELECT hash FROM deliveries WHERE seq = ?1", [target], |r| r.get(0))
+        .query_row(
+            "SELECT hash FROM deliveries WHERE seq = ?1",
+            [target],
+            |r| r.get(0),
+        )
         .optional()?;
     let Some(last_hash) = last_hash else {
         return Ok(0);

@@ -11,8 +11,8 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-use super::store::{PreparedRecord, Store, StoreOptions};
 use super::delivery::DeliveryRecord;
+use super::store::{PreparedRecord, Store, StoreOptions};
 use super::{DecisionRecord, RecordError};
 use crate::config::records::RecordsConfig;
 
@@ -134,7 +134,10 @@ impl Recorder {
     }
 
     /// Put delivery-attempt records on file; returns once they are durably committed.
-    pub async fn record_deliveries(&self, deliveries: Vec<DeliveryRecord>) -> Result<(), RecordError> {
+    pub async fn record_deliveries(
+        &self,
+        deliveries: Vec<DeliveryRecord>,
+    ) -> Result<(), RecordError> {
         if deliveries.is_empty() {
             return Ok(());
         }

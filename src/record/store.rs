@@ -23,11 +23,11 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row}
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::delivery::{DeliveryRecord, SCHEMA as DELIVERY_SCHEMA};
 use super::model::{
     format_time, parse_disclosure, parse_verdict, Channel, Consent, DecisionRecord, IncidentKind,
     SourceRecord,
 };
-use super::delivery::{DeliveryRecord, SCHEMA as DELIVERY_SCHEMA};
 use super::RecordError;
 use crate::decision::Verdict;
 use crate::policy::Action;
@@ -443,7 +443,10 @@ impl Store {
     }
 
     /// Append delivery-attempt records to their chain in one durable transaction.
-    pub fn append_deliveries(&mut self, records: &[&DeliveryRecord]) -> Result<ChainHead, RecordError> {
+    pub fn append_deliveries(
+        &mut self,
+        records: &[&DeliveryRecord],
+    ) -> Result<ChainHead, RecordError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)

@@ -35,8 +35,15 @@ fn keygen(dir: &Path, zone: &str, ksk: bool) -> String {
     if ksk {
         cmd.arg("-k");
     }
-    let out = cmd.arg(zone).output().expect("ldns-keygen (tests/deps.sh: ldnsutils)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .arg(zone)
+        .output()
+        .expect("ldns-keygen (tests/deps.sh: ldnsutils)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -47,7 +54,11 @@ fn sign(dir: &Path, zone: &str, file: &str, keys: &[&str]) {
         .args(keys)
         .output()
         .expect("ldns-signzone (tests/deps.sh: ldnsutils)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl TestDns {
@@ -75,9 +86,8 @@ impl TestDns {
             // the DS of a key bogus.test. is not signed with
             read(format!("{decoy_key}.ds"))
         );
-        let bogus = format!(
-            "$TTL 300\nbogus.test. {SOA}\nbogus.test. IN NS ns.test.\n{bogus_records}\n"
-        );
+        let bogus =
+            format!("$TTL 300\nbogus.test. {SOA}\nbogus.test. IN NS ns.test.\n{bogus_records}\n");
         std::fs::write(dir.join("root.zone"), root).unwrap();
         std::fs::write(dir.join("test.zone"), test).unwrap();
         std::fs::write(dir.join("bogus.zone"), bogus).unwrap();

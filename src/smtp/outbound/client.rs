@@ -91,7 +91,10 @@ enum Stream {
 }
 
 fn gone() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::NotConnected, "connection closed after a failed TLS handshake")
+    std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        "connection closed after a failed TLS handshake",
+    )
 }
 
 impl Stream {
@@ -269,13 +272,10 @@ impl Connection {
             return Err(ClientError::Protocol("TLS is already in place".into()));
         };
         self.broken = true;
-        let tls = tokio::time::timeout(
-            self.timeout,
-            TlsConnector::from(config).connect(name, tcp),
-        )
-        .await
-        .map_err(|_| ClientError::Timeout(self.timeout, "TLS handshake"))?
-        .map_err(|e| ClientError::Tls(tls_error_text(&e)))?;
+        let tls = tokio::time::timeout(self.timeout, TlsConnector::from(config).connect(name, tcp))
+            .await
+            .map_err(|_| ClientError::Timeout(self.timeout, "TLS handshake"))?
+            .map_err(|e| ClientError::Tls(tls_error_text(&e)))?;
         let session = tls.get_ref().1;
         self.tls = Some(TlsInfo {
             version: session
@@ -394,7 +394,13 @@ impl Connection {
         Ok(Sent {
             recipients: rcpt_replies
                 .into_iter()
-                .map(|r| if r.is_positive() { Ok(end.clone()) } else { Err(r) })
+                .map(|r| {
+                    if r.is_positive() {
+                        Ok(end.clone())
+                    } else {
+                        Err(r)
+                    }
+                })
                 .collect(),
         })
     }
@@ -555,7 +561,10 @@ pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
 
 /// A TLS failure in words (the certificate problem when there is one).
 fn tls_error_text(e: &std::io::Error) -> String {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         Some(rustls::Error::InvalidCertificate(why)) => format!("certificate not accepted: {why}"),
         Some(other) => other.to_string(),
         None => e.to_string(),

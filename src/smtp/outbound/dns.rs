@@ -52,7 +52,10 @@ pub struct Answer<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MxHosts {
     /// MX records, sorted by preference (ties keep DNS order).
-    Listed { hosts: Vec<(u16, String)>, secure: bool },
+    Listed {
+        hosts: Vec<(u16, String)>,
+        secure: bool,
+    },
     /// No MX: the domain itself is the host (its A/AAAA).
     Implicit { secure: bool },
     /// `0 .`: the domain accepts no mail (RFC 7505).
@@ -138,7 +141,8 @@ impl Dns {
                 if records.iter().any(|r| r.proof == Proof::Bogus) {
                     return Err(bogus());
                 }
-                let secure = !records.is_empty() && records.iter().all(|r| r.proof == Proof::Secure);
+                let secure =
+                    !records.is_empty() && records.iter().all(|r| r.proof == Proof::Secure);
                 Ok(Answer {
                     records,
                     secure,
@@ -183,7 +187,10 @@ impl Dns {
             .filter_map(|r| match &r.data {
                 RData::MX(mx) => Some((
                     mx.preference,
-                    mx.exchange.to_ascii().trim_end_matches('.').to_ascii_lowercase(),
+                    mx.exchange
+                        .to_ascii()
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase(),
                 )),
                 _ => None,
             })
@@ -207,7 +214,11 @@ impl Dns {
 
     /// IPv4 and IPv6 addresses of `host`, and whether both answers were secure.
     pub async fn addresses(&self, host: &str) -> Result<Answer<IpAddr>, DnsFailure> {
-        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
             return Ok(Answer {
                 records: vec![ip],
                 secure: false,
@@ -228,7 +239,9 @@ impl Dns {
             }
         }
         Ok(Answer {
-            secure: (v4.secure || v4.records.is_empty()) && (v6.secure || v6.records.is_empty()) && !records.is_empty(),
+            secure: (v4.secure || v4.records.is_empty())
+                && (v6.secure || v6.records.is_empty())
+                && !records.is_empty(),
             nxdomain: v4.nxdomain && v6.nxdomain,
             records,
         })

@@ -56,7 +56,11 @@ pub struct RecipientOutcome {
 }
 
 impl RecipientOutcome {
-    fn all(recipients: &[String], result: Result<String, DeliveryError>, hop: Option<Hop>) -> Vec<RecipientOutcome> {
+    fn all(
+        recipients: &[String],
+        result: Result<String, DeliveryError>,
+        hop: Option<Hop>,
+    ) -> Vec<RecipientOutcome> {
         recipients
             .iter()
             .map(|r| RecipientOutcome {
@@ -115,7 +119,9 @@ impl Delivery {
                 Err(e) => {
                     return RecipientOutcome::all(
                         recipients,
-                        Err(DeliveryError::Transient(format!("DKIM signing failed: {e}"))),
+                        Err(DeliveryError::Transient(format!(
+                            "DKIM signing failed: {e}"
+                        ))),
                         None,
                     )
                 }
@@ -131,7 +137,11 @@ impl Delivery {
                     None,
                 ),
             },
-            Some((name, route)) => self.relay.send(name, route, envelope, copy, recipients, bytes).await,
+            Some((name, route)) => {
+                self.relay
+                    .send(name, route, envelope, copy, recipients, bytes)
+                    .await
+            }
             None => {
                 let dir = self.config.outbox.clone();
                 let (envelope, copy, bytes) = (envelope.clone(), copy.clone(), bytes.to_vec());

@@ -100,12 +100,19 @@ impl MxDelivery {
     ) -> Vec<RecipientOutcome> {
         let mut by_domain: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for r in recipients {
-            let domain = r.rsplit_once('@').map(|(_, d)| d).unwrap_or("").to_ascii_lowercase();
+            let domain = r
+                .rsplit_once('@')
+                .map(|(_, d)| d)
+                .unwrap_or("")
+                .to_ascii_lowercase();
             by_domain.entry(domain).or_default().push(r.clone());
         }
         let mut out = Vec::with_capacity(recipients.len());
         for (domain, rcpts) in by_domain {
-            out.extend(self.send_domain(&domain, envelope, copy, &rcpts, body).await);
+            out.extend(
+                self.send_domain(&domain, envelope, copy, &rcpts, body)
+                    .await,
+            );
         }
         out
     }
@@ -125,9 +132,10 @@ impl MxDelivery {
             ));
         }
         let (hosts, mx_secure) = match self.dns.mx(domain).await {
-            Ok(MxHosts::Listed { hosts, secure }) => {
-                (hosts.into_iter().map(|(_, h)| h).collect::<Vec<_>>(), secure)
-            }
+            Ok(MxHosts::Listed { hosts, secure }) => (
+                hosts.into_iter().map(|(_, h)| h).collect::<Vec<_>>(),
+                secure,
+            ),
             Ok(MxHosts::Implicit { secure }) => (vec![domain.to_string()], secure),
             Ok(MxHosts::Null) => {
                 return fail(DeliveryError::Permanent(format!(
@@ -135,7 +143,9 @@ impl MxDelivery {
                 )))
             }
             Ok(MxHosts::NoSuchDomain) => {
-                return fail(DeliveryError::Permanent(format!("{domain} does not exist (NXDOMAIN)")))
+                return fail(DeliveryError::Permanent(format!(
+                    "{domain} does not exist (NXDOMAIN)"
+                )))
             }
             Err(e) => return fail(DeliveryError::Transient(format!("MX of {domain}: {e}"))),
         };
@@ -148,7 +158,15 @@ impl MxDelivery {
         let mut last_hop = None;
         for host in &hosts {
             match self
-                .try_host(host, mx_secure, policy.as_ref(), envelope, copy, rcpts, body)
+                .try_host(
+                    host,
+                    mx_secure,
+                    policy.as_ref(),
+                    envelope,
+                    copy,
+                    rcpts,
+                    body,
+                )
                 .await
             {
                 Tried::Answered(outcomes) => return outcomes,
@@ -271,7 +289,9 @@ impl MxDelivery {
                 problems.push(format!("{ip}: no TLS"));
                 continue;
             }
-            let outcome = self.transaction(&mut conn, envelope, copy, rcpts, body, &hop).await;
+            let outcome = self
+                .transaction(&mut conn, envelope, copy, rcpts, body, &hop)
+                .await;
             conn.quit().await;
             return match outcome {
                 Ok(outcomes) => Tried::Answered(outcomes),
@@ -287,7 +307,12 @@ impl MxDelivery {
         }
     }
 
-    async fn open(&self, addr: SocketAddr, host: &str, security: &Security) -> Result<Connection, String> {
+    async fn open(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        security: &Security,
+    ) -> Result<Connection, String> {
         let mut conn = Connection::connect(addr, &self.hello, self.timeout, None)
             .await
             .map_err(|e| e.to_string())?;
@@ -304,7 +329,10 @@ impl MxDelivery {
             Ok(()) => Ok(conn),
             Err(ClientError::NoStartTls) => {
                 conn.quit().await;
-                Err("does not offer STARTTLS, and TLS is required here (no plaintext fallback)".into())
+                Err(
+                    "does not offer STARTTLS, and TLS is required here (no plaintext fallback)"
+                        .into(),
+                )
             }
             Err(e) => Err(e.to_string()),
         }
@@ -342,10 +370,13 @@ impl MxDelivery {
                     recipient: r.clone(),
                     result: match result {
                         Ok(reply) => Ok(format!("{} said: {reply}", hop.host)),
-                        Err(reply) if reply.is_permanent() => {
-                            Err(DeliveryError::Permanent(format!("{} said: {reply}", hop.host)))
-                        }
-                        Err(reply) => Err(DeliveryError::Transient(format!("{} said: {reply}", hop.host))),
+                        Err(reply) if reply.is_permanent() => Err(DeliveryError::Permanent(
+                            format!("{} said: {reply}", hop.host),
+                        )),
+                        Err(reply) => Err(DeliveryError::Transient(format!(
+                            "{} said: {reply}",
+                            hop.host
+                        ))),
                     },
                     hop: Some(hop.clone()),
                 })

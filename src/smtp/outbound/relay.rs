@@ -54,7 +54,8 @@ impl Relay {
     async fn connect(&self, route: &Route, tls: bool) -> Result<Connection, String> {
         let addr = resolve(&route.host, route.port).await?;
         let name = server_name(route.tls_name.as_deref().unwrap_or(&route.host))?;
-        let wrapper = (tls && route.tls == RouteTls::Wrapper).then(|| (self.tls.pkix(), name.clone()));
+        let wrapper =
+            (tls && route.tls == RouteTls::Wrapper).then(|| (self.tls.pkix(), name.clone()));
         let mut conn = Connection::connect(addr, &self.hello, self.timeout, wrapper)
             .await
             .map_err(|e| e.to_string())?;
@@ -76,7 +77,12 @@ impl Relay {
     /// A pooled connection for `key` that still answers, if there is one.
     async fn pooled(&self, key: &Key) -> Option<Connection> {
         loop {
-            let (mut conn, since) = self.idle.lock().expect("connection pool").get_mut(key)?.pop()?;
+            let (mut conn, since) = self
+                .idle
+                .lock()
+                .expect("connection pool")
+                .get_mut(key)?
+                .pop()?;
             let idle = since.elapsed();
             if idle < TEST_AFTER_IDLE || (idle < MAX_IDLE && conn.noop().await) {
                 return Some(conn);
@@ -107,7 +113,8 @@ impl Relay {
         body: &[u8],
     ) -> Vec<RecipientOutcome> {
         let at = format!("smart host {name} ({}:{})", route.host, route.port);
-        let fail = |e: DeliveryError, hop: Option<Hop>| RecipientOutcome::all(recipients, Err(e), hop);
+        let fail =
+            |e: DeliveryError, hop: Option<Hop>| RecipientOutcome::all(recipients, Err(e), hop);
         if recipients.is_empty() {
             return Vec::new();
         }
@@ -116,27 +123,38 @@ impl Relay {
         let key: Key = (name.to_string(), tls);
         let mut use_pool = true;
         loop {
-            let pooled = if use_pool { self.pooled(&key).await } else { None };
+            let pooled = if use_pool {
+                self.pooled(&key).await
+            } else {
+                None
+            };
             let reused = pooled.is_some();
             let mut conn = match pooled {
                 Some(conn) => conn,
                 None => match self.connect(route, tls).await {
                     Ok(c) => c,
-                    Err(why) => return fail(DeliveryError::Transient(format!("{at}: {why}")), None),
+                    Err(why) => {
+                        return fail(DeliveryError::Transient(format!("{at}: {why}")), None)
+                    }
                 },
             };
             let mut hop = Hop {
                 host: at.clone(),
                 tls: conn.tls().cloned(),
-                verification: if tls { Verification::Pkix } else { Verification::None },
+                verification: if tls {
+                    Verification::Pkix
+                } else {
+                    Verification::None
+                },
             };
-            let mut params = match mail_params(conn.extensions(), &envelope.sender, recipients, body) {
-                Ok(p) => p,
-                Err(why) => {
-                    self.put_back(key, conn);
-                    return fail(DeliveryError::Permanent(format!("{at}: {why}")), Some(hop));
-                }
-            };
+            let mut params =
+                match mail_params(conn.extensions(), &envelope.sender, recipients, body) {
+                    Ok(p) => p,
+                    Err(why) => {
+                        self.put_back(key, conn);
+                        return fail(DeliveryError::Permanent(format!("{at}: {why}")), Some(hop));
+                    }
+                };
             if copy_tls {
                 if conn.extensions().has("REQUIRETLS") {
                     params.push(MailParam::RequireTls);
@@ -155,7 +173,9 @@ impl Relay {
                 }
             }
             match conn.send(&envelope.sender, &params, recipients, body).await {
-                Ok(Sent { recipients: results }) => {
+                Ok(Sent {
+                    recipients: results,
+                }) => {
                     self.put_back(key, conn);
                     return recipients
                         .iter()
@@ -167,7 +187,9 @@ impl Relay {
                                 Err(reply) if reply.is_permanent() => {
                                     Err(DeliveryError::Permanent(format!("{at} said: {reply}")))
                                 }
-                                Err(reply) => Err(DeliveryError::Transient(format!("{at} said: {reply}"))),
+                                Err(reply) => {
+                                    Err(DeliveryError::Transient(format!("{at} said: {reply}")))
+                                }
                             },
                             hop: Some(hop.clone()),
                         })
@@ -195,7 +217,11 @@ impl Relay {
 
 /// The smart host's address: a literal, or looked up with the system resolver.
 async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+    if let Ok(ip) = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+    {
         return Ok(SocketAddr::new(ip, port));
     }
     tokio::net::lookup_host((host, port))

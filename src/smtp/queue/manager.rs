@@ -144,21 +144,39 @@ impl QueueManager {
                 let mut reason_given_up = None;
                 let outcome = match &o.result {
                     Ok(detail) => {
-                        tracing::info!(id, copy = index, recipient = o.recipient, detail, "delivered");
+                        tracing::info!(
+                            id,
+                            copy = index,
+                            recipient = o.recipient,
+                            detail,
+                            "delivered"
+                        );
                         metrics::counter!("markgate_deliveries_total", "result" => "delivered")
                             .increment(1);
                         state.finish(index, copy, &o.recipient);
                         Outcome::Delivered
                     }
                     Err(DeliveryError::Permanent(reason)) => {
-                        tracing::warn!(id, copy = index, recipient = o.recipient, reason, "delivery failed permanently");
+                        tracing::warn!(
+                            id,
+                            copy = index,
+                            recipient = o.recipient,
+                            reason,
+                            "delivery failed permanently"
+                        );
                         metrics::counter!("markgate_deliveries_total", "result" => "failed")
                             .increment(1);
                         bounce.push((index, o.recipient.clone(), reason.clone()));
                         Outcome::Bounced
                     }
                     Err(DeliveryError::Transient(reason)) if expired => {
-                        tracing::warn!(id, copy = index, recipient = o.recipient, reason, "delivery deferred past delivery.lifetime; bouncing");
+                        tracing::warn!(
+                            id,
+                            copy = index,
+                            recipient = o.recipient,
+                            reason,
+                            "delivery deferred past delivery.lifetime; bouncing"
+                        );
                         metrics::counter!("markgate_deliveries_total", "result" => "failed")
                             .increment(1);
                         let given_up = format!("{reason} (gave up after {attempt} attempts)");
@@ -167,7 +185,13 @@ impl QueueManager {
                         Outcome::Bounced
                     }
                     Err(DeliveryError::Transient(reason)) => {
-                        tracing::warn!(id, copy = index, recipient = o.recipient, reason, "delivery deferred");
+                        tracing::warn!(
+                            id,
+                            copy = index,
+                            recipient = o.recipient,
+                            reason,
+                            "delivery deferred"
+                        );
                         metrics::counter!("markgate_deliveries_total", "result" => "deferred")
                             .increment(1);
                         deferred += 1;
@@ -277,7 +301,12 @@ fn message_id(copy: &[u8]) -> Option<String> {
         .find(|f| headers::name(f) == "message-id")
         .and_then(|f| {
             let text = String::from_utf8_lossy(f);
-            let value = text.split_once(':')?.1.split_whitespace().collect::<Vec<_>>().join(" ");
+            let value = text
+                .split_once(':')?
+                .1
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             (!value.is_empty()).then_some(value)
         })
 }

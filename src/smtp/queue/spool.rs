@@ -102,7 +102,11 @@ impl State {
 
     /// Mark `recipient` of copy `index` finished; the copy is done when all of its are.
     pub fn finish(&mut self, index: usize, copy: &Copy, recipient: &str) {
-        if !self.finished.iter().any(|(i, f)| *i == index && f == recipient) {
+        if !self
+            .finished
+            .iter()
+            .any(|(i, f)| *i == index && f == recipient)
+        {
             self.finished.push((index, recipient.to_string()));
         }
         if self.pending(index, copy).is_empty() && !self.done.contains(&index) {

@@ -124,10 +124,26 @@ mod tests {
         };
         assert!(base.is_usable());
         for usage in [0u8, 1, 4, 255] {
-            assert!(!Tlsa { usage, ..base.clone() }.is_usable());
+            assert!(!Tlsa {
+                usage,
+                ..base.clone()
+            }
+            .is_usable());
         }
-        assert!(!Tlsa { data: vec![0; 31], ..base.clone() }.is_usable());
-        assert!(!Tlsa { matching: 3, ..base.clone() }.is_usable());
-        assert!(!Tlsa { selector: 2, ..base }.is_usable());
+        assert!(!Tlsa {
+            data: vec![0; 31],
+            ..base.clone()
+        }
+        .is_usable());
+        assert!(!Tlsa {
+            matching: 3,
+            ..base.clone()
+        }
+        .is_usable());
+        assert!(!Tlsa {
+            selector: 2,
+            ..base
+        }
+        .is_usable());
     }
 }

@@ -58,9 +58,9 @@ impl DaneVerifier {
 struct DaneMismatch(String);
 
 fn mismatch(why: &str) -> Error {
-    Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(Arc::new(
-        DaneMismatch(why.to_string()),
-    ))))
+    Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+        Arc::new(DaneMismatch(why.to_string())),
+    )))
 }
 
 impl ServerCertVerifier for DaneVerifier {
@@ -85,15 +85,17 @@ impl ServerCertVerifier for DaneVerifier {
                 "the server's certificate matches none of the TLSA records",
             ));
         }
-        let chain = WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            self.provider.clone(),
-        )
-        .build()
-        .map_err(|e| mismatch(&e.to_string()))?;
+        let chain =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                .build()
+                .map_err(|e| mismatch(&e.to_string()))?;
         chain
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            .map_err(|e| mismatch(&format!("the chain to the DANE-TA anchor does not verify: {e}")))
+            .map_err(|e| {
+                mismatch(&format!(
+                    "the chain to the DANE-TA anchor does not verify: {e}"
+                ))
+            })
     }
 
     fn verify_tls12_signature(

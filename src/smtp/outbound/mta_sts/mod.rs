@@ -100,7 +100,13 @@ impl MtaSts {
     fn cache_file(&self, domain: &str) -> PathBuf {
         let safe: String = domain
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         self.dir.join(format!("{safe}.json"))
     }
@@ -178,7 +184,8 @@ impl MtaSts {
             .map_err(|e| format!("{host}: policy body: {e}"))?
             .to_bytes();
         driver.abort();
-        let text = std::str::from_utf8(&body).map_err(|_| format!("{host}: policy is not UTF-8"))?;
+        let text =
+            std::str::from_utf8(&body).map_err(|_| format!("{host}: policy is not UTF-8"))?;
         Policy::parse(text).map_err(|e| format!("{host}: {e}"))
     }
 }

@@ -48,20 +48,32 @@ impl Policy {
                         "enforce" => Mode::Enforce,
                         "testing" => Mode::Testing,
                         "none" => Mode::None,
-                        other => return Err(format!("mode {other:?} is not enforce, testing or none")),
+                        other => {
+                            return Err(format!("mode {other:?} is not enforce, testing or none"))
+                        }
                     })
                 }
                 "max_age" => {
-                    if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    if value.is_empty()
+                        || value.len() > 10
+                        || !value.bytes().all(|b| b.is_ascii_digit())
+                    {
                         return Err(format!("max_age {value:?} is not a number of seconds"));
                     }
-                    max_age = Some(value.parse::<u64>().map_err(|e| e.to_string())?.min(MAX_AGE_LIMIT));
+                    max_age = Some(
+                        value
+                            .parse::<u64>()
+                            .map_err(|e| e.to_string())?
+                            .min(MAX_AGE_LIMIT),
+                    );
                 }
                 "mx" => {
                     let pattern = value.to_ascii_lowercase();
                     let bare = pattern.strip_prefix("*.").unwrap_or(&pattern);
                     if bare.is_empty() || bare.contains('*') || bare.contains(char::is_whitespace) {
-                        return Err(format!("mx {value:?} is not a host name or *.domain pattern"));
+                        return Err(format!(
+                            "mx {value:?} is not a host name or *.domain pattern"
+                        ));
                     }
                     mx.push(pattern.trim_end_matches('.').to_string());
                 }
@@ -83,12 +95,14 @@ impl Policy {
     /// label (RFC 8461 §4.1).
     pub fn matches(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.mx.iter().any(|pattern| match pattern.strip_prefix("*.") {
-            Some(suffix) => host
-                .split_once('.')
-                .is_some_and(|(first, rest)| !first.is_empty() && rest == suffix),
-            None => *pattern == host,
-        })
+        self.mx
+            .iter()
+            .any(|pattern| match pattern.strip_prefix("*.") {
+                Some(suffix) => host
+                    .split_once('.')
+                    .is_some_and(|(first, rest)| !first.is_empty() && rest == suffix),
+                None => *pattern == host,
+            })
     }
 }
 
@@ -108,7 +122,9 @@ pub fn txt_id(records: &[String]) -> Option<String> {
     fields
         .filter_map(|f| f.strip_prefix("id="))
         .map(str::trim)
-        .find(|id| !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .find(|id| {
+            !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
         .map(str::to_string)
 }
 
@@ -129,7 +145,10 @@ mod tests {
         assert!(p.matches("MAIL.example.com."));
         assert!(p.matches("a.example.net"));
         assert!(!p.matches("example.net"), "a wildcard needs one label");
-        assert!(!p.matches("a.b.example.net"), "a wildcard is one label only");
+        assert!(
+            !p.matches("a.b.example.net"),
+            "a wildcard is one label only"
+        );
         assert!(!p.matches("evil-mail.example.com"));
     }
 
@@ -151,9 +170,18 @@ mod tests {
 
     #[test]
     fn txt_record_ids() {
-        assert_eq!(txt_id(&["v=STSv1; id=20160831085700Z;".into()]).as_deref(), Some("20160831085700Z"));
-        assert_eq!(txt_id(&["v=STSv1;id=abc".into(), "other".into()]).as_deref(), Some("abc"));
-        assert_eq!(txt_id(&["v=STSv1; id=a".into(), "v=STSv1; id=b".into()]), None);
+        assert_eq!(
+            txt_id(&["v=STSv1; id=20160831085700Z;".into()]).as_deref(),
+            Some("20160831085700Z")
+        );
+        assert_eq!(
+            txt_id(&["v=STSv1;id=abc".into(), "other".into()]).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            txt_id(&["v=STSv1; id=a".into(), "v=STSv1; id=b".into()]),
+            None
+        );
         assert_eq!(txt_id(&["v=STSv2; id=a".into()]), None);
         assert_eq!(txt_id(&["v=STSv1; id=".into()]), None);
     }
