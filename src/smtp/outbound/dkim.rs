@@ -89,7 +89,7 @@ impl DkimSigner {
         let from_domain = headers::fields(head)
             .into_iter()
             .find(|f| headers::name(f) == "from")
-            .and_then(|f| from_domain(f));
+            .and_then(from_domain);
         let Some(domain) = from_domain else {
             return Ok(None);
         };

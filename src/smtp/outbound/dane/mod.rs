@@ -87,7 +87,10 @@ mod tests {
             .unwrap()
             .self_signed(&key)
             .unwrap();
-        (cert.der().to_vec(), key.public_key_der())
+        (
+            cert.der().to_vec(),
+            rcgen::PublicKeyData::subject_public_key_info(&key),
+        )
     }
 
     #[test]
