@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod delivery;
+pub mod dkim;
 pub mod http;
 pub mod records;
 pub mod smtp;
@@ -27,6 +28,8 @@ pub struct Config {
     pub records: records::RecordsConfig,
     pub tls: TlsConfig,
     pub admin: admin::AdminConfig,
+    /// `[dkim]`: sign outgoing copies (absent: no signing).
+    pub dkim: Option<dkim::DkimConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +140,9 @@ impl Config {
         errors.extend(self.http.validate());
         errors.extend(self.records.validate());
         errors.extend(self.admin.validate());
+        if let Some(dkim) = &self.dkim {
+            errors.extend(dkim.validate());
+        }
         errors
     }
 }

@@ -13,12 +13,15 @@
 //!   what the channel then did;
 //! - [`store`]: the SQLite store: append, verify, query, prune (retention keeps the chain
 //!   verifiable through an anchor row);
+//! - [`delivery`]: delivery-attempt records (per copy and recipient: outcome, next hop, TLS,
+//!   how the peer was verified), in a hash chain of their own in the same store;
 //! - [`recorder`]: the handle gateways hold: a writer thread that group-commits whatever
 //!   arrives while it is committing;
 //! - [`report`]: the annual ISA review report;
 //! - [`register`]: ISA review status for `markgate isa` and the gateway's due warnings.
 
 pub mod builder;
+pub mod delivery;
 pub mod model;
 pub mod recorder;
 pub mod register;

@@ -74,6 +74,14 @@ impl Gateway {
         }
     }
 
+    /// Put delivery-attempt records on file (durable when this returns).
+    pub async fn record_deliveries(
+        &self,
+        records: Vec<crate::record::delivery::DeliveryRecord>,
+    ) -> Result<(), RecordError> {
+        self.recorder.record_deliveries(records).await
+    }
+
     /// The snapshot to decide and handle one message or request with.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()

@@ -56,10 +56,15 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
             .with_context(|| format!("spool.dir {}", config.spool.dir.display()))?,
     );
     let (queue, rx) = QueueHandle::new();
+    let dkim = match &config.dkim {
+        Some(d) => Some(outbound::dkim::DkimSigner::load(d).context("[dkim]")?),
+        None => None,
+    };
     let delivery = outbound::Delivery::new(
         config.delivery.clone(),
         config.smtp.hostname.clone(),
         config.tls.ca.clone(),
+        dkim,
     )
     .context("delivery")?;
     let manager = Arc::new(QueueManager {

@@ -2,7 +2,7 @@
 //! copy and a config for `markgate serve`, and swaks.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::{copy_dir, free_port, shipped_policy, wait_for, Server};
@@ -225,4 +225,82 @@ pub fn open_cover_bundle(cover: &str, key: &Path, into: &Path) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// aiosmtpd next hop; killed on drop.
+pub struct Sink {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Sink {
+    /// On 127.0.0.1 and a free port; STARTTLS with `tls/dev-cert.pem` when given.
+    pub fn start(dir: &Path, tls: Option<&Path>) -> Sink {
+        Sink::start_on(free_port(), dir, tls)
+    }
+
+    pub fn start_on(port: u16, dir: &Path, tls: Option<&Path>) -> Sink {
+        Sink::start_at("127.0.0.1", port, dir, tls, false)
+    }
+
+    /// On `ip:port` (any address in 127.0.0.0/8, so MX hosts can share a port);
+    /// `requiretls` offers REQUIRETLS (RFC 8689) after STARTTLS.
+    pub fn start_at(ip: &str, port: u16, dir: &Path, tls: Option<&Path>, requiretls: bool) -> Sink {
+        let ok = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "python3 with aiosmtpd is required: run tests/deps.sh");
+        let mut cmd = Command::new("python3");
+        cmd.arg(fixture("sink.py"))
+            .arg(port.to_string())
+            .arg(dir)
+            .args(["--host", ip])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(certs) = tls {
+            cmd.arg("--cert")
+                .arg(certs.join("dev-cert.pem"))
+                .arg("--key")
+                .arg(certs.join("dev-key.pem"));
+        }
+        if requiretls {
+            cmd.arg("--requiretls");
+        }
+        let child = cmd.spawn().expect("start sink.py");
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect((ip, port)).ok()
+        });
+        assert!(up.is_some(), "sink did not start on {ip}:{port}");
+        Sink {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// (meta json, message) of everything received so far.
+    pub fn received(&self) -> Vec<(serde_json::Value, String)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.dir).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json")
+                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+            {
+                let meta = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                let eml = std::fs::read(p.with_extension("eml")).unwrap();
+                out.push((meta, String::from_utf8_lossy(&eml).into_owned()));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

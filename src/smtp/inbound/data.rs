@@ -177,7 +177,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         recipients: c.recipients.clone(),
                         destination: c.destination.clone(),
                         actions: c.actions.iter().map(|a| a.as_str().to_string()).collect(),
-                        tls: c.requires_tls(),
+                        tls: c.requires_tls() || self.tx.requiretls,
+                        requiretls: self.tx.requiretls,
                         offset,
                         len: c.bytes.len() as u64,
                     };

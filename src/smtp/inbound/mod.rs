@@ -51,6 +51,8 @@ pub struct Peer {
 struct Transaction {
     from: Option<String>,
     rcpts: Vec<String>,
+    /// `MAIL FROM:<...> REQUIRETLS`: the message leaves only over verified TLS.
+    requiretls: bool,
 }
 
 struct DataIn {
