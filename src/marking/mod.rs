@@ -37,6 +37,7 @@ mod headers;
 mod msip;
 pub mod normalise;
 mod reader;
+mod tokenizer;
 
 pub use normalise::normalise;
 pub(crate) use reader::decode_unstructured;

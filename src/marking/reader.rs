@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{HeaderName, HeaderValue};
 
-use super::grammar::{tokenize, unfold, Grammar, Match, Tokens};
+use super::grammar::{unfold, Grammar, Match};
+use super::tokenizer::{tokenize, Tokens};
 use super::{banner, headers, msip, Marking, MarkingSource, UnreadableMarking};
 use crate::message::mime::{Entity, Part, PartKind, MAX_ATTACHED_DEPTH};
 use crate::policy::MarkingScheme;

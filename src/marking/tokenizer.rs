@@ -1,0 +1,330 @@
+//! Tokenizer: normalised text cut into words, dashes and signs, for the marking grammar.
+//!
+//! Text is cut into tokens after the same normalisation as [`super::normalise`] (NFKD,
+//! combining marks and invisible characters dropped, upper case, confusable letters mapped to
+//! the Latin letter they imitate), but keeping what separates the words: a marking is
+//! recognised by what stands around it, so `SECRET - Santa` (a marking and a separator) and
+//! `Secret Santa` (prose) must stay different.
+
+use unicode_normalization::UnicodeNormalization;
+
+use super::normalise::{is_dropped, is_separator};
+
+/// Stands for a letter that is either I or L: a lower-case `l`, the digit `1`, and every
+/// look-alike whose Unicode skeleton is `l` (Cyrillic `І`, Greek `ι`, `ӏ` ...). Upper-casing
+/// `official` gives `OFFICIAL`, but `CONFlDENTIAL` (lower-case L) must still read as
+/// CONFIDENTIAL.
+const I_OR_L: char = '\u{E000}';
+
+/// One token of normalised text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A run of letters and digits, upper case, look-alikes mapped.
+    Word(String),
+    /// A hyphen, dash, minus or underscore.
+    Dash,
+    /// Any other visible character.
+    Sym(char),
+}
+
+impl Kind {
+    /// The text of a word; None for a dash or a sign.
+    pub fn word(&self) -> Option<&str> {
+        match self {
+            Kind::Word(w) => Some(w),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Token {
+    pub kind: Kind,
+    /// White space stood before this token.
+    pub space_before: bool,
+    /// A word with a lower-case letter as written (`Secret`, not `SECRET`); a lower-case `l`
+    /// alone does not count, since it stands in for `I` in `CONFlDENTIAL`.
+    pub lower: bool,
+}
+
+/// Tokens of one piece of text; `truncated` when the text went on past the token limit.
+#[derive(Debug, Clone)]
+pub(crate) struct Tokens {
+    pub toks: Vec<Token>,
+    pub truncated: bool,
+}
+
+impl Tokens {
+    pub fn kind(&self, i: usize) -> Option<&Kind> {
+        self.toks.get(i).map(|t| &t.kind)
+    }
+
+    pub fn is_sym(&self, i: usize, c: char) -> bool {
+        self.kind(i) == Some(&Kind::Sym(c))
+    }
+
+    /// Nothing follows position `i` (and the text was not cut short).
+    pub fn at_end(&self, i: usize) -> bool {
+        i >= self.toks.len() && !self.truncated
+    }
+
+    /// A separator that ends a leading marking stands at `i`: `:`, `|`, `//`, or a dash
+    /// with white space on either side (`OFFICIAL - notes`, not `Secret-Santa`).
+    pub fn separator_at(&self, i: usize, colon: bool) -> bool {
+        match self.kind(i) {
+            None => self.at_end(i),
+            Some(Kind::Sym(':')) => colon,
+            Some(Kind::Sym('|')) => true,
+            Some(Kind::Sym('/')) => self.is_sym(i + 1, '/'),
+            Some(Kind::Dash) => {
+                self.toks[i].space_before || self.toks.get(i + 1).is_none_or(|t| t.space_before)
+            }
+            _ => false,
+        }
+    }
+
+    /// The tokens from `from` to `to`, as far as there are any.
+    pub fn range(&self, from: usize, to: usize) -> &[Token] {
+        let len = self.toks.len();
+        &self.toks[from.min(len)..to.min(len)]
+    }
+
+    /// Every word from `from` to `to` was written in capitals.
+    pub fn in_capitals(&self, from: usize, to: usize) -> bool {
+        self.range(from, to).iter().all(|t| !t.lower)
+    }
+
+    /// The marking from `from` to `to` is written as a marking, not a word of prose that
+    /// happens to be a class name: in capitals (`SECRET`), or several words
+    /// (`Official-Sensitive`). Used where a marking stands without brackets of its own.
+    pub fn deliberate(&self, from: usize, to: usize) -> bool {
+        let words = self
+            .range(from, to)
+            .iter()
+            .filter_map(|t| t.kind.word())
+            .count();
+        words >= 2 || self.in_capitals(from, to)
+    }
+
+    /// A word stands at `i` after white space.
+    pub fn word_after_space(&self, i: usize) -> bool {
+        self.toks
+            .get(i)
+            .is_some_and(|t| t.space_before && matches!(t.kind, Kind::Word(_)))
+    }
+
+    /// Only decoration (`***`, `--`, `]`, `.`) follows position `i`.
+    pub fn only_decoration_from(&self, i: usize) -> bool {
+        !self.truncated
+            && self.toks[i.min(self.toks.len())..]
+                .iter()
+                .all(is_decoration)
+    }
+
+    /// First position after leading decoration.
+    pub fn skip_decoration(&self, mut i: usize) -> usize {
+        while self.toks.get(i).is_some_and(is_decoration) {
+            i += 1;
+        }
+        i
+    }
+}
+
+/// Characters that dress a banner up without meaning anything: `*** OFFICIAL ***`,
+/// `-- OFFICIAL --`, `[RESTRICTED]`, `> OFFICIAL` (a quoted banner still marks the text).
+fn is_decoration(t: &Token) -> bool {
+    match t.kind {
+        Kind::Dash => true,
+        Kind::Sym(c) => matches!(
+            c,
+            '*' | '='
+                | '#'
+                | '~'
+                | '['
+                | ']'
+                | '('
+                | ')'
+                | '<'
+                | '>'
+                | '|'
+                | '.'
+                | '!'
+                | '+'
+                | '«'
+                | '»'
+                | '{'
+                | '}'
+                | '•'
+                | '·'
+        ),
+        Kind::Word(_) => false,
+    }
+}
+
+/// Cut `text` into at most `limit` tokens.
+pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
+    let mut t = Tokenizer {
+        toks: Vec::new(),
+        word: String::new(),
+        lower: false,
+        space: false,
+        limit,
+        truncated: false,
+    };
+    if text.is_ascii() {
+        // Fast path: nothing to decompose or map.
+        for c in text.chars() {
+            if !t.push(c) {
+                break;
+            }
+        }
+    } else {
+        for c in text.nfkd() {
+            if !is_dropped(c) && !t.push(c) {
+                break;
+            }
+        }
+    }
+    t.flush();
+    Tokens {
+        toks: t.toks,
+        truncated: t.truncated,
+    }
+}
+
+struct Tokenizer {
+    toks: Vec<Token>,
+    word: String,
+    /// The word being read has a lower-case letter.
+    lower: bool,
+    space: bool,
+    limit: usize,
+    truncated: bool,
+}
+
+impl Tokenizer {
+    /// Take one character; false once the token limit is reached.
+    fn push(&mut self, c: char) -> bool {
+        if c.is_alphanumeric() {
+            self.lower |= c.is_lowercase() && c != 'l';
+            push_word_char(&mut self.word, c);
+            return true;
+        }
+        self.flush();
+        if self.toks.len() >= self.limit {
+            self.truncated = true;
+            return false;
+        }
+        if c.is_whitespace() || c.is_control() {
+            self.space = true;
+        } else if is_separator(c) {
+            self.emit(Kind::Dash);
+        } else {
+            self.emit(Kind::Sym(c));
+        }
+        true
+    }
+
+    fn emit(&mut self, kind: Kind) {
+        self.toks.push(Token {
+            kind,
+            space_before: std::mem::take(&mut self.space),
+            lower: std::mem::take(&mut self.lower),
+        });
+    }
+
+    fn flush(&mut self) {
+        if !self.word.is_empty() {
+            let w = std::mem::take(&mut self.word);
+            if self.toks.len() >= self.limit {
+                self.truncated = true;
+            } else {
+                self.emit(Kind::Word(w));
+            }
+        }
+    }
+}
+
+fn push_word_char(word: &mut String, c: char) {
+    if c.is_ascii() {
+        word.push(match c {
+            'l' | '1' => I_OR_L,
+            c => c.to_ascii_uppercase(),
+        });
+        return;
+    }
+    for u in c.to_uppercase() {
+        if u.is_ascii() {
+            word.push(u);
+            continue;
+        }
+        let mut buf = [0u8; 4];
+        let skeleton: String = unicode_security::skeleton(u.encode_utf8(&mut buf)).collect();
+        if !skeleton.is_empty() && skeleton.chars().all(|s| s.is_ascii_alphanumeric()) {
+            for s in skeleton.chars() {
+                word.push(match s {
+                    'l' | '1' | 'I' => I_OR_L,
+                    s => s.to_ascii_uppercase(),
+                });
+            }
+        } else {
+            word.push(u);
+        }
+    }
+}
+
+/// A token of text matches a word the policy wrote (both normalised).
+pub(crate) fn word_eq(text: &str, policy: &str) -> bool {
+    let mut a = text.chars();
+    let mut b = policy.chars();
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) => {
+                let same = x == y
+                    || (x == I_OR_L && (y == 'I' || y == 'L'))
+                    || (y == I_OR_L && (x == 'I' || x == 'L'))
+                    || (x == '0' && y == 'O');
+                if !same {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_keep_their_separators() {
+        let t = tokenize("OFFICIAL - notes", 16);
+        assert_eq!(t.toks.len(), 3);
+        assert!(t.separator_at(1, true));
+        let t = tokenize("Secret-Santa", 16);
+        assert!(!t.separator_at(1, true));
+    }
+
+    #[test]
+    fn lookalikes_of_i_and_l_compare_equal() {
+        let t = tokenize("CONFlDENTIAL c0nfidential", 16);
+        let Kind::Word(w) = &t.toks[0].kind else {
+            panic!()
+        };
+        assert!(word_eq(w, "CONFIDENTIAL"));
+        let Kind::Word(w) = &t.toks[1].kind else {
+            panic!()
+        };
+        assert!(word_eq(w, "CONFIDENTIAL"));
+        assert!(!word_eq("CONFIDENTIAL", "CONFIDENTIALS"));
+    }
+
+    #[test]
+    fn token_limit_marks_truncation() {
+        let t = tokenize("a b c d e f", 3);
+        assert!(t.truncated);
+        assert!(!t.at_end(3));
+    }
+}
