@@ -173,9 +173,8 @@ fn read_marking_uncached(
     let mut reader = MarkingReader::new(scheme);
     for (name, value) in headers {
         if is_marking_header(name.as_str(), scheme) {
-            if let Ok(value) = std::str::from_utf8(value.as_bytes()) {
-                reader.header(name.as_str(), value);
-            }
+            // bytes that are not text make the marking unreadable, never absent
+            reader.header_bytes(name.as_str(), value.as_bytes());
         }
     }
     if let Some(text) = text {

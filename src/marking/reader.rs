@@ -8,7 +8,7 @@ use mail_parser::parsers::MessageStream;
 use mail_parser::{HeaderName, HeaderValue};
 
 use super::grammar::{unfold, Grammar, Match};
-use super::tokenizer::{tokenize, Tokens};
+use super::tokenizer::{tokenize, Tokens, UNDECODABLE};
 use super::{banner, headers, msip, Marking, MarkingSource, UnreadableMarking};
 use crate::message::mime::{Entity, Part, PartKind, MAX_ATTACHED_DEPTH};
 use crate::policy::MarkingScheme;
@@ -91,41 +91,32 @@ impl<'s> MarkingReader<'s> {
         }
     }
 
+    /// A header given as raw bytes (an HTTP request's): decoded like a mail header (RFC 2047
+    /// encoded words; bytes that are not UTF-8 become U+FFFD and make a marking unreadable).
+    pub fn header_bytes(&mut self, name: &str, value: &[u8]) {
+        if self.kind(name).is_some() {
+            self.header(name, &decode_unstructured(value));
+        }
+    }
+
     fn header_of_kind(&mut self, kind: HeaderKind, location: &str, value: &str) {
         let value = unfold(value);
         let value = value.as_ref();
         match kind {
-            HeaderKind::ProtectiveMarking if headers::is_epms(value) => {
-                let (ns, sec) = headers::epms(value);
-                let trusted = ns.is_some_and(|ns| {
-                    self.grammar
-                        .scheme
-                        .epms_namespaces
-                        .iter()
-                        .any(|n| n.eq_ignore_ascii_case(ns.trim()))
-                });
-                if !trusted {
-                    return;
-                }
-                let Some(sec) = sec.filter(|s| !s.trim().is_empty()) else {
-                    self.add_unreadable(location, value, "an EPMS marking with no SEC= value");
-                    return;
-                };
-                let t = tokenize(sec, LINE_TOKENS);
-                match self.grammar.header_value(&t) {
-                    Some(m) => self.add(m, location, value),
-                    None => self.add_unreadable(
-                        location,
-                        value,
-                        "its SEC= value is not a marking class of the policy",
-                    ),
-                }
-            }
+            HeaderKind::ProtectiveMarking if headers::is_epms(value) => self.epms(location, value),
             HeaderKind::ProtectiveMarking | HeaderKind::Listed => {
                 self.marking_value(location, value, value)
             }
             HeaderKind::SioLabel => {
-                if let Some(marking) = headers::parameter(value, "marking") {
+                let markings = headers::parameters(value, "marking");
+                if markings.is_empty() {
+                    self.add_unreadable(
+                        location,
+                        value,
+                        "it has no marking= display marking (a structural label alone cannot be evaluated)",
+                    );
+                }
+                for marking in markings {
                     self.marking_value(location, &marking, value);
                 }
             }
@@ -133,13 +124,74 @@ impl<'s> MarkingReader<'s> {
         }
     }
 
+    /// An EPMS value (`VER=2018.4, NS=gov.uk, SEC=OFFICIAL:Sensitive, ...`), every field as
+    /// the standard defines it. In a namespace the policy trusts, `SEC=` and `DOWNTO=` must
+    /// each be a marking read whole, and a field the standard does not define cannot be read;
+    /// a class named in any other field (`NOTE=`, `CAVEAT=` ...) raises the marking. In a
+    /// namespace it does not trust, the classes named anywhere may only raise the marking.
+    fn epms(&mut self, location: &str, value: &str) {
+        let fields = headers::epms_fields(value);
+        let scheme = self.grammar.scheme;
+        let namespaces: Vec<&str> = fields
+            .iter()
+            .filter(|(key, _)| key.eq_ignore_ascii_case("ns"))
+            .map(|(_, ns)| ns.trim())
+            .collect();
+        let trusted = !namespaces.is_empty()
+            && namespaces.iter().all(|ns| {
+                scheme
+                    .epms_namespaces
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(ns))
+            });
+        let mut classes: Vec<Match> = Vec::new();
+        let mut why: Option<String> = None;
+        let mut secs = 0;
+        for (key, val) in &fields {
+            let key = key.to_ascii_uppercase();
+            let whole = trusted && (key == "SEC" || key == "DOWNTO");
+            secs += usize::from(key == "SEC");
+            if whole {
+                match self.read_whole(val) {
+                    Ok(found) => classes.extend(found),
+                    Err((reason, raising)) => {
+                        classes.extend(raising);
+                        why.get_or_insert_with(|| format!("its {key}= value: {reason}"));
+                    }
+                }
+                continue;
+            }
+            let t = tokenize(val, LINE_TOKENS);
+            classes.extend(self.grammar.raising(self.grammar.scan(&t, 0, t.toks.len())));
+            if trusted && !EPMS_FIELDS.contains(&key.as_str()) {
+                why.get_or_insert_with(|| {
+                    format!(
+                        "{key:?} is not a field of the EPMS standard (it defines {})",
+                        EPMS_FIELDS.join("=, ") + "="
+                    )
+                });
+            }
+        }
+        if trusted && secs == 0 {
+            why.get_or_insert_with(|| "an EPMS marking with no SEC= value".to_string());
+        }
+        if trusted && value.contains(UNDECODABLE) {
+            why.get_or_insert_with(|| UNDECODABLE_WHY.to_string());
+        }
+        self.add_all(classes, location, value);
+        if let Some(why) = why {
+            self.add_unreadable(location, value, &why);
+        }
+    }
+
     fn msip(&mut self, location: &str, value: &str) {
         for label in msip::labels(value).into_iter().filter(|l| l.enabled) {
             if let Some(name) = &label.name {
+                let text = format!("MSIP_Label_{}_Name={name}", label.id);
                 let t = tokenize(name, LINE_TOKENS);
-                if let Some(m) = self.grammar.header_value(&t) {
-                    let text = format!("MSIP_Label_{}_Name={name}", label.id);
-                    self.add(m, location, &text);
+                self.add_all(self.grammar.scan(&t, 0, t.toks.len()), location, &text);
+                if let Some(why) = distrusted(name, &t) {
+                    self.add_unreadable(location, &text, why);
                 }
             }
             let Some(site) = &label.site_id else { continue };
@@ -148,28 +200,55 @@ impl<'s> MarkingReader<'s> {
                 let m = Match {
                     class: mapped.class,
                     descriptors: mapped.descriptors.clone(),
+                    start: 0,
                     end: 0,
                 };
                 let text = format!("MSIP_Label_{}_SiteId={site}", label.id);
-                self.add(m, location, &text);
+                self.add_all(vec![m], location, &text);
             }
         }
     }
 
-    /// A value whose purpose is the marking: a class, or (when not empty) unreadable.
+    /// A value whose purpose is the marking, read whole: its classes, or (unreadable) why
+    /// not, with the classes it names that may still raise the marking.
     fn marking_value(&mut self, location: &str, marking: &str, reported: &str) {
-        if marking.trim().is_empty() {
-            return;
+        match self.read_whole(marking) {
+            Ok(classes) => self.add_all(classes, location, reported),
+            Err((why, raising)) => {
+                self.add_all(raising, location, reported);
+                self.add_unreadable(location, reported, &why);
+            }
         }
-        let t = tokenize(marking, LINE_TOKENS);
-        match self.grammar.header_value(&t) {
-            Some(m) => self.add(m, location, reported),
-            None => self.add_unreadable(
-                location,
-                reported,
-                "it is not a marking class of the policy",
-            ),
+    }
+
+    /// Read `text` whole as a marking (see [`Grammar::whole`]).
+    fn read_whole(&self, text: &str) -> Result<Vec<Match>, (String, Vec<Match>)> {
+        if text.trim().is_empty() {
+            return Err(("it is empty".to_string(), Vec::new()));
         }
+        let t = tokenize(text, LINE_TOKENS);
+        let raising = || self.grammar.raising(self.grammar.scan(&t, 0, t.toks.len()));
+        if let Some(why) = distrusted(text, &t) {
+            return Err((why.to_string(), raising()));
+        }
+        if t.truncated {
+            return Err((
+                format!("it is too long to read whole (over {LINE_TOKENS} words and signs)"),
+                raising(),
+            ));
+        }
+        let reading = self.grammar.whole(&t, 0, t.toks.len());
+        if let Some(at) = reading.unknown {
+            let why = format!(
+                "{} in it is neither a class, a descriptor, a caveat the policy lists nor a separator",
+                t.toks[at].describe()
+            );
+            return Err((why, raising()));
+        }
+        if reading.classes.is_empty() {
+            return Err(("it names no class of the policy".to_string(), Vec::new()));
+        }
+        Ok(reading.classes)
     }
 
     /// The (decoded) subject.
@@ -180,8 +259,10 @@ impl<'s> MarkingReader<'s> {
     fn subject_at(&mut self, location: &str, value: &str) {
         let value = unfold(value);
         let t: Tokens = tokenize(&value, SUBJECT_TOKENS);
-        for m in self.grammar.subject(&t) {
-            self.add(m, location, &value);
+        let found = self.grammar.subject(&t);
+        self.add_all(found.classes, location, &value);
+        if let Some(why) = found.unreadable.as_deref().or(distrusted_order(&t)) {
+            self.add_unreadable(location, &value, why);
         }
         if t.truncated {
             // A marking may stand anywhere in a subject: one too long to read whole cannot
@@ -212,11 +293,19 @@ impl<'s> MarkingReader<'s> {
 
     fn banners(&mut self, location: &str, first: Option<&str>, last: Option<&str>) {
         for (which, line) in [("first", first), ("last", last)] {
-            let Some(line) = line else { continue };
-            let t = tokenize(line, LINE_TOKENS);
-            if let Some(m) = self.grammar.banner(&t) {
-                self.add(m, &format!("banner:{which}:{location}"), line.trim());
+            if let Some(line) = line {
+                self.banner(&format!("banner:{which}:{location}"), line);
             }
+        }
+    }
+
+    /// One line read as a banner.
+    fn banner(&mut self, location: &str, line: &str) {
+        let t = tokenize(line, LINE_TOKENS);
+        let found = self.grammar.banner(&t);
+        self.add_all(found.classes, location, line.trim());
+        if let Some(why) = found.unreadable.as_deref().or(distrusted_order(&t)) {
+            self.add_unreadable(location, line, why);
         }
     }
 
@@ -310,6 +399,34 @@ impl<'s> MarkingReader<'s> {
         match part.kind {
             PartKind::Html => self.html_part(location, &part.text()),
             _ => self.text_part(location, &part.text()),
+        }
+    }
+
+    /// The marking of one place: the highest-ranked of the classes read there (each class
+    /// once, with all its descriptors).
+    fn add_all(&mut self, classes: Vec<Match>, location: &str, text: &str) {
+        let scheme = self.grammar.scheme;
+        let Some(top) = classes.iter().map(|m| scheme.class(m.class).rank).max() else {
+            return;
+        };
+        let mut kept: Vec<Match> = Vec::new();
+        for m in classes
+            .into_iter()
+            .filter(|m| scheme.class(m.class).rank == top)
+        {
+            match kept.iter_mut().find(|k| k.class == m.class) {
+                Some(k) => {
+                    for d in m.descriptors {
+                        if !k.descriptors.contains(&d) {
+                            k.descriptors.push(d);
+                        }
+                    }
+                }
+                None => kept.push(m),
+            }
+        }
+        for m in kept {
+            self.add(m, location, text);
         }
     }
 
@@ -412,6 +529,29 @@ impl<'s> MarkingReader<'s> {
     }
 }
 
+/// The fields the EPMS standard defines (2012 and 2018 versions).
+const EPMS_FIELDS: [&str; 10] = [
+    "VER", "NS", "SEC", "CAVEAT", "EXPIRES", "DOWNTO", "ACCESS", "NOTE", "ORIGIN", "DLM",
+];
+
+const UNDECODABLE_WHY: &str =
+    "it holds bytes that are not text (not UTF-8, or an encoded word that does not decode)";
+
+/// Why a marking's text cannot be trusted as read: bytes that are not text, or letters shown
+/// in another order than they are stored.
+fn distrusted(text: &str, t: &Tokens) -> Option<&'static str> {
+    if text.contains(UNDECODABLE) {
+        return Some(UNDECODABLE_WHY);
+    }
+    distrusted_order(t)
+}
+
+fn distrusted_order(t: &Tokens) -> Option<&'static str> {
+    t.reordered.then_some(
+        "it holds a bidirectional override (U+202D/U+202E): a reader sees its letters in another order",
+    )
+}
+
 /// Source text as reported: trimmed, at most `TEXT_REPORTED` characters.
 fn reported_text(text: &str) -> String {
     let text = text.trim();
@@ -421,13 +561,21 @@ fn reported_text(text: &str) -> String {
     }
 }
 
-/// Decode a raw header value as unstructured text (RFC 2047 encoded words, folding).
+/// Decode a raw header value as unstructured text (RFC 2047 encoded words, folding); bytes
+/// that are not UTF-8 become U+FFFD.
 pub(crate) fn decode_unstructured(raw: &[u8]) -> Cow<'_, str> {
     // no encoded word: the text as it is (callers unfold it)
     if memchr::memmem::find(raw, b"=?").is_none() {
         if let Ok(text) = std::str::from_utf8(raw) {
             return Cow::Borrowed(text);
         }
+    }
+    // mail-parser reads a value up to its line end (without one it reads nothing): an HTTP
+    // header, or the last line of a message, is given one
+    if !raw.ends_with(b"\n") {
+        let mut line = raw.to_vec();
+        line.extend_from_slice(b"\r\n");
+        return Cow::Owned(decode_unstructured(&line).into_owned());
     }
     match MessageStream::new(raw).parse_unstructured() {
         HeaderValue::Text(t) => t,

@@ -5,6 +5,12 @@
 //! the Latin letter they imitate), but keeping what separates the words: a marking is
 //! recognised by what stands around it, so `SECRET - Santa` (a marking and a separator) and
 //! `Secret Santa` (prose) must stay different.
+//!
+//! Two things the normalisation would hide are kept as flags, because they change how far
+//! the text can be trusted: a word with an undecodable byte in it (U+FFFD, dropped from the
+//! word: `S<0xFF>ECRET` is the word `SECRET`, marked [`Token::invalid`]), and a right-to-left
+//! or left-to-right override anywhere (it shows the letters in another order than they are
+//! stored: [`Tokens::reordered`]).
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -45,6 +51,21 @@ pub(crate) struct Token {
     /// A word with a lower-case letter as written (`Secret`, not `SECRET`); a lower-case `l`
     /// alone does not count, since it stands in for `I` in `CONFlDENTIAL`.
     pub lower: bool,
+    /// A word that held an undecodable byte (U+FFFD), left out of its letters; such a word
+    /// may be empty.
+    pub invalid: bool,
+}
+
+impl Token {
+    /// The token as a reader would name it in a reason: `"ANNEX"`, `"?"`.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            Kind::Word(w) if w.is_empty() => "a byte that is not text".to_string(),
+            Kind::Word(w) => format!("{:?}", w.replace(I_OR_L, "I")),
+            Kind::Dash => "\"-\"".to_string(),
+            Kind::Sym(c) => format!("{:?}", c.to_string()),
+        }
+    }
 }
 
 /// Tokens of one piece of text; `truncated` when the text went on past the token limit.
@@ -52,7 +73,13 @@ pub(crate) struct Token {
 pub(crate) struct Tokens {
     pub toks: Vec<Token>,
     pub truncated: bool,
+    /// The text holds a bidirectional override (U+202D, U+202E): what a reader sees is not
+    /// the order of the letters read here.
+    pub reordered: bool,
 }
+
+/// The replacement character a decoder puts where a byte was not text.
+pub(crate) const UNDECODABLE: char = '\u{FFFD}';
 
 impl Tokens {
     pub fn kind(&self, i: usize) -> Option<&Kind> {
@@ -167,10 +194,12 @@ pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
         toks: Vec::new(),
         word: String::new(),
         lower: false,
+        invalid: false,
         space: false,
         limit,
         truncated: false,
     };
+    let mut reordered = false;
     if text.is_ascii() {
         // Fast path: nothing to decompose or map.
         for c in text.chars() {
@@ -180,6 +209,7 @@ pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
         }
     } else {
         for c in text.nfkd() {
+            reordered |= matches!(c, '\u{202D}' | '\u{202E}');
             if !is_dropped(c) && !t.push(c) {
                 break;
             }
@@ -189,6 +219,7 @@ pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
     Tokens {
         toks: t.toks,
         truncated: t.truncated,
+        reordered,
     }
 }
 
@@ -197,6 +228,8 @@ struct Tokenizer {
     word: String,
     /// The word being read has a lower-case letter.
     lower: bool,
+    /// The word being read held an undecodable byte.
+    invalid: bool,
     space: bool,
     limit: usize,
     truncated: bool,
@@ -208,6 +241,11 @@ impl Tokenizer {
         if c.is_alphanumeric() {
             self.lower |= c.is_lowercase() && c != 'l';
             push_word_char(&mut self.word, c);
+            return true;
+        }
+        if c == UNDECODABLE {
+            // part of the word it stands in, adding no letter
+            self.invalid = true;
             return true;
         }
         self.flush();
@@ -230,11 +268,12 @@ impl Tokenizer {
             kind,
             space_before: std::mem::take(&mut self.space),
             lower: std::mem::take(&mut self.lower),
+            invalid: std::mem::take(&mut self.invalid),
         });
     }
 
     fn flush(&mut self) {
-        if !self.word.is_empty() {
+        if !self.word.is_empty() || self.invalid {
             let w = std::mem::take(&mut self.word);
             if self.toks.len() >= self.limit {
                 self.truncated = true;
