@@ -34,6 +34,7 @@
 mod banner;
 mod grammar;
 mod headers;
+mod html;
 mod msip;
 pub mod normalise;
 mod reader;
