@@ -470,6 +470,51 @@ fn banner_lines_are_read_whole() {
     }
 }
 
+/// Attached messages: read to the depth the parser allows; deeper ones cannot be said to
+/// carry no marking; an attached "message" with no header section is read as its text.
+#[test]
+fn attached_messages_never_hide_a_marking() {
+    let p = policy();
+    let nest = |depth: usize| {
+        let mut inner = "Subject: [SECRET] plan\r\n\r\nhi\r\n".to_string();
+        for _ in 0..depth {
+            inner = format!("Subject: fwd\r\nContent-Type: message/rfc822\r\n\r\n{inner}");
+        }
+        inner
+    };
+    for depth in 0..=3 {
+        let raw = nest(depth);
+        let m = marking::read(&message::parse(raw.as_bytes()).unwrap(), &p.markings);
+        assert_eq!(
+            (m.class.as_str(), m.unreadable.len()),
+            ("SECRET", 0),
+            "depth {depth}"
+        );
+    }
+    let raw = nest(4);
+    let m = marking::read(&message::parse(raw.as_bytes()).unwrap(), &p.markings);
+    assert_eq!(m.unreadable.len(), 1, "{m:?}");
+
+    let raw = "Subject: fwd\r\nContent-Type: message/rfc822\r\n\r\nSECRET\r\n\r\nplan\r\n";
+    let m = marking::read(&message::parse(raw.as_bytes()).unwrap(), &p.markings);
+    assert_eq!(m.class, "SECRET", "{m:?}");
+}
+
+/// Any text subtype is shown as text by mail clients, so its banner counts.
+#[test]
+fn other_text_subtypes_are_read_as_text() {
+    let p = policy();
+    for ctype in [
+        "text/x-unknown",
+        "text/enriched",
+        "TEXT/Markdown; charset=utf-8",
+    ] {
+        let raw = format!("Subject: x\r\nContent-Type: {ctype}\r\n\r\nSECRET\r\n\r\nplan\r\n");
+        let m = marking::read(&message::parse(raw.as_bytes()).unwrap(), &p.markings);
+        assert_eq!(m.class, "SECRET", "{ctype}");
+    }
+}
+
 #[test]
 fn a_changed_scheme_is_read_with_its_own_spellings() {
     // Compiled patterns are cached per thread: a new policy must not be read with the old one.

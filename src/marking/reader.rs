@@ -376,19 +376,31 @@ impl<'s> MarkingReader<'s> {
         for part in parts.iter().filter(|p| p.kind != PartKind::Message) {
             self.read_part(&format!("{prefix}part{}", part.id), part);
         }
-        if depth < MAX_ATTACHED_DEPTH {
-            let attached = parts.iter().filter(|p| p.kind == PartKind::Message);
-            for (n, part) in attached.enumerate() {
-                let body = part.decoded();
-                let Some(inner) = Entity::parse(&body) else {
-                    continue;
-                };
-                // checked when the message was parsed (`message::parse`)
-                let Ok(inner_parts) = inner.readable_parts() else {
-                    continue;
-                };
-                let prefix = format!("{prefix}attached{}:", n + 1);
-                self.message(&inner, &inner_parts, &prefix, depth + 1);
+        let attached: Vec<&Part<'_>> = parts
+            .iter()
+            .filter(|p| p.kind == PartKind::Message)
+            .collect();
+        if depth >= MAX_ATTACHED_DEPTH {
+            // what is not read cannot be said to carry no marking
+            if let Some(part) = attached.first() {
+                self.add_unreadable(
+                    &format!("{prefix}part{}", part.id),
+                    "",
+                    &format!("messages attached more than {MAX_ATTACHED_DEPTH} deep are not read"),
+                );
+            }
+            return;
+        }
+        for (n, part) in attached.into_iter().enumerate() {
+            let body = part.decoded();
+            let prefix = format!("{prefix}attached{}:", n + 1);
+            // checked when the message was parsed (`message::parse`)
+            match Entity::parse(&body).map(|inner| (inner.readable_parts(), inner)) {
+                Some((Ok(inner_parts), inner)) => {
+                    self.message(&inner, &inner_parts, &prefix, depth + 1)
+                }
+                // an attached "message" with no header section is read as the text it shows
+                _ => self.text_part(&format!("{prefix}body"), &String::from_utf8_lossy(&body)),
             }
         }
     }

@@ -3,11 +3,11 @@
 //! reads the text parts a person sees (their first and last lines) and attached messages;
 //! attachments (a 10 MiB PDF) are skipped without being decoded.
 //!
-//! Which parts count as text a person sees follows what mail clients show inline:
-//! `text/plain` and `text/html` parts (a part with no `Content-Type` is `text/plain`, or
-//! `message/rfc822` inside `multipart/digest`) that are not `Content-Disposition:
-//! attachment`, and, after the first part of a multipart, neither named (`name=` in
-//! `Content-Type`) nor inside `multipart/related`. Part numbers are those of a depth-first
+//! Which parts count as text a person sees follows what mail clients show inline: `text/*`
+//! parts, HTML rendered and any other subtype as plain text (a part with no `Content-Type`
+//! is `text/plain`, or `message/rfc822` inside `multipart/digest`), that are not
+//! `Content-Disposition: attachment`, and, after the first part of a multipart, neither
+//! named (`name=` in `Content-Type`) nor inside `multipart/related`. Part numbers are those of a depth-first
 //! walk, the message itself being part 0 (`banner:first:part2`).
 //!
 //! Delimiter lines are found as RFC 2046 writes them: `--boundary` at the start of a line,
@@ -324,10 +324,11 @@ impl<'a> Walk<'a> {
                 // no delimiter where one was promised: read it as the text it shows as
                 _ => PartKind::Text,
             }
-        } else if ctype.eq_ignore_ascii_case("text") && subtype.eq_ignore_ascii_case("plain") {
-            PartKind::Text
         } else if ctype.eq_ignore_ascii_case("text") && subtype.eq_ignore_ascii_case("html") {
             PartKind::Html
+        } else if ctype.eq_ignore_ascii_case("text") {
+            // any other text subtype a client shows as plain text (RFC 2046 §4.1.4)
+            PartKind::Text
         } else if ctype.eq_ignore_ascii_case("message")
             && (subtype.eq_ignore_ascii_case("rfc822") || subtype.eq_ignore_ascii_case("global"))
         {
