@@ -134,7 +134,7 @@ impl<'a> Entity<'a> {
     }
 
     /// The parts the marking stage reads, in reading order: text a person sees and attached
-    /// messages. Attached messages are listed, not opened: see [`Part::entity_bytes`].
+    /// messages. Attached messages are listed, not opened: see [`Part::decoded`].
     pub fn readable_parts(&self) -> Result<Vec<Part<'a>>, MessageError> {
         let mut walk = Walk {
             next_id: 0,
