@@ -294,6 +294,10 @@ fn marking_header_values_are_read_whole() {
         let got = read_with(&p, |r| r.header("SIO-Label", &sio));
         assert_eq!(got, (class.clone(), unreadable), "SIO-Label: {sio:?}");
     }
+    // a `;` cutting a sensitivity label's name short
+    let msip = "MSIP_Label_a_Enabled=true; MSIP_Label_a_Name=NPM; SECRET; MSIP_Label_a_SiteId=x";
+    let got = read_with(&p, |r| r.header("msip_labels", msip));
+    assert_eq!(got, (secret.clone(), true));
     // a second marking= is read like the first
     let got = read_with(&p, |r| r.header("SIO-Label", "marking=NPM; marking=SECRET"));
     assert_eq!(got, (secret.clone(), false));
@@ -397,6 +401,11 @@ fn subject_markings_are_read_whole() {
         ),
         ("Source update (OFFICIAL, SECRET)", secret.clone()),
         ("[OFFICIAL] source update [SECRET]", secret.clone()),
+        ("Op Lima SECRET update", secret.clone()),
+        (
+            "Re: update for the TOP SECRET annex",
+            (Some("TOP SECRET".into()), false),
+        ),
         ("Secret Santa", prose.clone()),
         ("Secret Santa draw: Friday", prose.clone()),
         (

@@ -511,6 +511,10 @@ impl<'s> Grammar<'s> {
     ///   by words (`OFFICIAL-SENSITIVE Referral`, not `Secret Santa draw`).
     /// - After each separator, the same, when written deliberately (`Referral - Official
     ///   Sensitive`, `Minutes: SECRET annex`; not `Party plans - secret`).
+    /// - Anywhere else, a class written in capitals (`Op Lima SECRET update`).
+    ///
+    /// The forms beyond brackets and a marking at the start only ever raise the marking above
+    /// the unmarked class.
     ///
     /// A word holding an undecodable byte that looks like a class word and was not read as
     /// one (`[SE<0xFF>RET]`) makes the subject unreadable.
@@ -576,6 +580,21 @@ impl<'s> Grammar<'s> {
                 read.push((p, end));
                 next = end;
             }
+        }
+        // a class written in capitals anywhere else is deliberate: it may raise the marking
+        // (`Op Lima SECRET update`; `NPM package update` does not lower it)
+        let inside = |m: &Match| {
+            read.iter()
+                .any(|&(from, to)| m.start >= from && m.end <= to)
+        };
+        let capitals: Vec<Match> = self
+            .scan(t, start, t.toks.len())
+            .into_iter()
+            .filter(|m| !inside(m) && t.in_capitals(m.start, m.end))
+            .collect();
+        for m in self.raising(capitals) {
+            read.push((m.start, m.end));
+            found.classes.push(m);
         }
         if found.unreadable.is_none() {
             found.unreadable = self.undecodable_class_word(t, &read);

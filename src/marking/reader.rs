@@ -185,6 +185,20 @@ impl<'s> MarkingReader<'s> {
     }
 
     fn msip(&mut self, location: &str, value: &str) {
+        for stray in msip::stray_items(value) {
+            // a class named outside any label attribute cannot be placed: it may only raise,
+            // and the header cannot be read
+            let t = tokenize(stray, LINE_TOKENS);
+            let named = self.grammar.raising(self.grammar.scan(&t, 0, t.toks.len()));
+            if !named.is_empty() {
+                self.add_all(named, location, value);
+                self.add_unreadable(
+                    location,
+                    value,
+                    &format!("{stray:?} stands outside any label attribute"),
+                );
+            }
+        }
         for label in msip::labels(value).into_iter().filter(|l| l.enabled) {
             if let Some(name) = &label.name {
                 let text = format!("MSIP_Label_{}_Name={name}", label.id);
