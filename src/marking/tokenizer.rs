@@ -208,10 +208,21 @@ pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
             }
         }
     } else {
-        for c in text.nfkd() {
+        'text: for c in text.chars() {
             reordered |= matches!(c, '\u{202D}' | '\u{202E}');
-            if !is_dropped(c) && !t.push(c) {
-                break;
+            // A look-alike of a Latin letter is read as that letter before compatibility
+            // decomposition can make it another: U+03F9 (lunate sigma) looks like C but
+            // decomposes to Σ.
+            if c.is_ascii() || (c.is_alphanumeric() && imitates_latin(c)) {
+                if !t.push(c) {
+                    break;
+                }
+                continue;
+            }
+            for d in c.nfkd() {
+                if !is_dropped(d) && !t.push(d) {
+                    break 'text;
+                }
             }
         }
     }
@@ -284,6 +295,20 @@ impl Tokenizer {
     }
 }
 
+/// `c` (upper-cased) is a Latin letter or digit, or its Unicode skeleton is one.
+fn imitates_latin(c: char) -> bool {
+    c.to_uppercase()
+        .all(|u| u.is_ascii() || latin_skeleton(u).is_some())
+}
+
+/// The UTS #39 skeleton of `u` when it is Latin letters and digits only.
+fn latin_skeleton(u: char) -> Option<String> {
+    let mut buf = [0u8; 4];
+    let skeleton: String = unicode_security::skeleton(u.encode_utf8(&mut buf)).collect();
+    (!skeleton.is_empty() && skeleton.chars().all(|s| s.is_ascii_alphanumeric()))
+        .then_some(skeleton)
+}
+
 fn push_word_char(word: &mut String, c: char) {
     if c.is_ascii() {
         word.push(match c {
@@ -297,9 +322,7 @@ fn push_word_char(word: &mut String, c: char) {
             word.push(u);
             continue;
         }
-        let mut buf = [0u8; 4];
-        let skeleton: String = unicode_security::skeleton(u.encode_utf8(&mut buf)).collect();
-        if !skeleton.is_empty() && skeleton.chars().all(|s| s.is_ascii_alphanumeric()) {
+        if let Some(skeleton) = latin_skeleton(u) {
             for s in skeleton.chars() {
                 word.push(match s {
                     'l' | '1' | 'I' => I_OR_L,
@@ -358,6 +381,27 @@ mod tests {
         };
         assert!(word_eq(w, "CONFIDENTIAL"));
         assert!(!word_eq("CONFIDENTIAL", "CONFIDENTIALS"));
+    }
+
+    #[test]
+    fn lookalikes_are_read_before_compatibility_decomposition() {
+        // U+03F9 looks like C; its compatibility decomposition is Σ
+        let t = tokenize("\u{03F9}ONFIDENTIAL", 16);
+        assert!(word_eq(t.toks[0].kind.word().unwrap(), "CONFIDENTIAL"));
+        // full-width letters still go through NFKD
+        let t = tokenize("\u{FF33}ECRET", 16);
+        assert_eq!(t.toks[0].kind.word(), Some("SECRET"));
+    }
+
+    #[test]
+    fn undecodable_bytes_and_overrides_are_kept_as_flags() {
+        let t = tokenize("S\u{FFFD}ECRET \u{FFFD} ok", 16);
+        assert_eq!(t.toks[0].kind.word(), Some("SECRET"));
+        assert!(t.toks[0].invalid);
+        assert_eq!(t.toks[1].kind.word(), Some(""));
+        assert!(t.toks[1].invalid && !t.toks[2].invalid);
+        assert!(!t.reordered);
+        assert!(tokenize("\u{202E}TERCES", 16).reordered);
     }
 
     #[test]
