@@ -2,8 +2,9 @@
 //! and the last non-empty lines of a text part are read, never the whole body: markings
 //! stand there, prose stands in between, and a 10 MiB body costs no more than a short one.
 //! A line with no letter or digit (`**********`, `--`) counts as empty, so a banner framed
-//! by rules of stars is still found. HTML parts are rendered to lines first
-//! ([`super::html`]).
+//! by rules of stars is still found. A line ends wherever a reader sees it end: at a line
+//! feed, a carriage return alone, a vertical tab, a form feed, NEL, or a Unicode line or
+//! paragraph separator. HTML parts are rendered to lines first ([`super::html`]).
 
 /// The first and last non-empty lines of `text` (the last is None when it is the first).
 pub(crate) fn first_and_last(text: &str) -> (Option<&str>, Option<&str>) {
@@ -17,12 +18,20 @@ pub(crate) fn first_and_last(text: &str) -> (Option<&str>, Option<&str>) {
 
 /// The first non-empty line of `text`.
 pub(crate) fn first_line(text: &str) -> Option<&str> {
-    text.split('\n').find(|l| has_content(l))
+    text.split(is_line_break).find(|l| has_content(l))
 }
 
 /// The last non-empty line of `text`.
 pub(crate) fn last_line(text: &str) -> Option<&str> {
-    text.rsplit('\n').find(|l| has_content(l))
+    text.rsplit(is_line_break).find(|l| has_content(l))
+}
+
+/// A character that ends a line of plain text as a reader sees it.
+fn is_line_break(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
 }
 
 /// A line with a letter or digit in it.
@@ -45,6 +54,8 @@ mod tests {
         assert_eq!(f.map(str::trim), Some("OFFICIAL"));
         assert_eq!(l.map(str::trim), Some("RESTRICTED"));
         assert_eq!(first_and_last("just one"), (Some("just one"), None));
+        let t = "SECRET\rHi Jo,\u{2028}notes\u{2029}RESTRICTED";
+        assert_eq!(first_and_last(t), (Some("SECRET"), Some("RESTRICTED")));
         assert_eq!(first_and_last(" \n"), (None, None));
     }
 }

@@ -699,7 +699,7 @@ mod tests {
                 "", "   ", "*****", "--", "OFFICIAL", "OFFICIAL-SENSITIVE PERSONAL", "SECRET",
                 "[RESTRICTED]", "Classification: OFFICIAL", "Secret Santa draw on Friday",
                 "RESTRICTED - not for onward disclosure", "Hi Jo,", "caf\u{e9} na\u{ef}ve",
-                "a < b & c", "Kind regards",
+                "a < b & c", "Kind regards", "SECRET\rHi", "a\u{2028}OFFICIAL", "NPM\u{0C}",
             ])
             .prop_map(str::to_string),
             2 => "[a-z ]{0,200}",
