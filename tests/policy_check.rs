@@ -241,3 +241,21 @@ fn missing_statement_is_reported() {
         "cannot read policy file",
     );
 }
+
+#[test]
+fn a_caveat_that_hides_a_class_is_located() {
+    let dir = copy_policy();
+    let at = edit(
+        dir.path(),
+        "markings.toml",
+        r#"  "EYES ONLY","#,
+        r#"  "SECRET EYES ONLY","#,
+        2,
+    );
+    assert_error(
+        dir.path(),
+        "markings.toml",
+        at,
+        "a caveat must not hide a class",
+    );
+}

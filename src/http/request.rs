@@ -70,6 +70,15 @@ pub fn is_text(headers: &HeaderMap) -> bool {
         || ct.starts_with("application/x-www-form-urlencoded")
 }
 
+/// Whether the body is HTML (`text/html`, `application/xhtml+xml`).
+fn is_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| ct.trim().to_ascii_lowercase())
+        .is_some_and(|ct| ct.starts_with("text/html") || ct.starts_with("application/xhtml+xml"))
+}
+
 /// The marking of a request, read by the marking engine: marking headers (X-Protective-Marking
 /// bare or EPMS, msip_labels, SIO-Label, the policy's listed headers) and banner lines at the
 /// start and end of the peeked part of a text body; highest rank wins; none → unmarked.
@@ -128,13 +137,18 @@ fn read_marking_uncached(
     let mut reader = MarkingReader::new(scheme);
     for (name, value) in headers {
         if is_marking_header(name.as_str(), scheme) {
-            if let Ok(value) = std::str::from_utf8(value.as_bytes()) {
-                reader.header(name.as_str(), value);
-            }
+            // bytes that are not text make the marking unreadable, never absent
+            reader.header_bytes(name.as_str(), value.as_bytes());
         }
     }
     if let Some(text) = text {
-        reader.text_part("body", &String::from_utf8_lossy(text));
+        let text = String::from_utf8_lossy(text);
+        // an HTML body's banners are the lines a reader sees, as for mail
+        if is_html(headers) {
+            reader.html_part("body", &text);
+        } else {
+            reader.text_part("body", &text);
+        }
     }
     reader.finish()
 }

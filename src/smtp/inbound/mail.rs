@@ -5,7 +5,7 @@
 
 use smtp_proto::{
     MailFrom, MAIL_BODY_8BITMIME, MAIL_BODY_BINARYMIME, MAIL_BY_NOTIFY, MAIL_BY_RETURN,
-    MAIL_BY_TRACE, MAIL_CONPERM, MAIL_REQUIRETLS, MAIL_RET_FULL, MAIL_RET_HDRS, MAIL_SMTPUTF8,
+    MAIL_BY_TRACE, MAIL_CONPERM, MAIL_RET_FULL, MAIL_RET_HDRS, MAIL_SMTPUTF8,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -34,11 +34,11 @@ pub(super) fn utf8_address_without_smtputf8(address: &str) -> Reply {
 }
 
 /// The first parameter MAIL carried that belongs to an extension not offered here.
+/// REQUIRETLS is offered once TLS is in place; without TLS it gets its own `530 5.7.10`.
 fn unoffered_parameter(from: &MailFrom<String>) -> Option<&'static str> {
     let flags = [
         (MAIL_BODY_BINARYMIME, "BODY=BINARYMIME"),
         (MAIL_RET_FULL | MAIL_RET_HDRS, "RET (DSN)"),
-        (MAIL_REQUIRETLS, "REQUIRETLS"),
         (MAIL_CONPERM, "CONPERM"),
         (
             MAIL_BY_NOTIFY | MAIL_BY_RETURN | MAIL_BY_TRACE,
