@@ -43,6 +43,12 @@ pub enum ReadError {
     Client(String),
 }
 
+/// The client's request body broke while it was being forwarded (a malformed chunk, a
+/// connection closed early): the client's fault, answered 400, not an upstream failure.
+#[derive(Debug, thiserror::Error)]
+#[error("request body could not be read: {0}")]
+pub struct ClientBodyError(pub hyper::Error);
+
 /// A request body after the peek: the bytes already read, and the rest still on the wire.
 pub struct Peeked {
     pub head: Bytes,
@@ -145,7 +151,10 @@ impl HttpBody for Forwarded {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Some(Err(e))) => {
+                self.rest = None;
+                Poll::Ready(Some(Err(Box::new(ClientBodyError(e)))))
+            }
             Poll::Ready(None) => {
                 self.rest = None;
                 Poll::Ready(None)

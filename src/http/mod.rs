@@ -19,6 +19,8 @@ mod connect;
 mod decisions;
 mod encrypt;
 mod error;
+mod guard;
+mod head_errors;
 mod listener;
 mod request;
 mod settings;
@@ -39,50 +41,50 @@ use crate::decision::{self, builtin, Decision, RecipientDecision};
 use crate::facts::{self, Recipient};
 use crate::policy::Action;
 use crate::record::{Channel, Outcome, RecordMeta};
-use crate::service::gateway::Gateway;
+use crate::service::gateway::{Gateway, Listener};
 
 use body::{Body, Forwarded, Peeked};
 use error::{HttpError, PolicyRefusal};
+use guard::AddressGuard;
 use request::Target;
 use settings::Settings;
 use upstream::{Onward, Upstreams};
 use view::{View, Views};
 
 pub use error::HttpError as Error;
+pub use guard::{AddressRefused, OwnListeners};
 
 /// Run the HTTP listener until `shutdown` is cancelled: `http.workers` threads, each with
-/// its own runtime, listening socket and upstream pool (see `listener`).
+/// its own runtime and upstream pool, accepting on one shared listening socket (see
+/// `listener`).
 pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::Result<()> {
     crate::certs::install_crypto_provider();
     let config = &gateway.config.http;
-    let mut addr = config.listen;
     let workers = match config.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    // Port 0 would give every worker a different port: one worker then.
-    let workers = if addr.port() == 0 { 1 } else { workers };
+    let socket = listener::bind(config.listen)?;
+    let addr = socket.local_addr()?;
     let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let views = Arc::new(Views::default());
     let mut done = Vec::new();
     for index in 0..workers {
         let http = HttpGateway::new(gateway.clone(), views.clone())?;
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let socket = socket.try_clone()?;
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let (permits, shutdown) = (permits.clone(), shutdown.clone());
         std::thread::Builder::new()
             .name(format!("markgate-http-{index}"))
             .spawn(move || {
-                let result = worker(addr, http, permits, shutdown, ready_tx);
+                let result = worker(socket, http, permits, shutdown);
                 let _ = done_tx.send(result);
             })?;
-        addr = ready_rx
-            .await
-            .map_err(|_| anyhow::anyhow!("http worker {index} failed to start"))??;
         done.push(done_rx);
     }
+    drop(socket);
     tracing::info!(listen = %addr, workers, routes = config.routes.len(), "http gateway listening");
-    gateway.mark_listening();
+    gateway.listening_on(Listener::Http, addr);
     let mut result = Ok(());
     for rx in done {
         let r = rx
@@ -95,28 +97,18 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
     result
 }
 
-/// One worker thread: a single-threaded runtime serving its own listening socket.
+/// One worker thread: a single-threaded runtime accepting on its copy of the listening socket.
 fn worker(
-    addr: SocketAddr,
+    socket: std::net::TcpListener,
     http: HttpGateway,
     permits: Arc<tokio::sync::Semaphore>,
     shutdown: CancellationToken,
-    ready: tokio::sync::oneshot::Sender<anyhow::Result<SocketAddr>>,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = match listener::bind(addr).and_then(|l| Ok((l.local_addr()?, l))) {
-            Ok((bound, l)) => {
-                let _ = ready.send(Ok(bound));
-                l
-            }
-            Err(e) => {
-                let _ = ready.send(Err(e));
-                return Ok(());
-            }
-        };
+        let listener = tokio::net::TcpListener::from_std(socket)?;
         listener::serve(listener, Arc::new(http), permits, shutdown).await
     })
 }
@@ -144,7 +136,8 @@ impl HttpGateway {
     pub fn new(gateway: Arc<Gateway>, views: Arc<Views>) -> anyhow::Result<HttpGateway> {
         let config = &gateway.config;
         let settings = Settings::new(&config.http)?;
-        let upstreams = Upstreams::new(config, &settings)?;
+        let guard = AddressGuard::new(&gateway, settings.ranges.iter().map(|r| r.net).collect());
+        let upstreams = Upstreams::new(config, &settings, guard)?;
         let statement_header = HeaderName::from_bytes(config.http.statement_header.as_bytes())
             .context("http.statement_header")?;
         Ok(HttpGateway {
@@ -184,6 +177,7 @@ impl HttpGateway {
             return Err(HttpError::Loop);
         }
         let target = request::target(&parts, &self.settings)?;
+        self.upstreams.refuse_literal(&target)?;
         if parts.method == Method::CONNECT {
             return self.connect(parts, body, &target, &view, peer).await;
         }
@@ -374,7 +368,12 @@ impl HttpGateway {
             .record(&view.policy, &decision, evidence.clone(), &outcome)
             .await?;
         connect::check(target, &self.settings, &decision)?;
-        let tunnel = connect::tunnel(target, Request::from_parts(parts, body)).await;
+        let tunnel = connect::tunnel(
+            target,
+            Request::from_parts(parts, body),
+            self.upstreams.guard(),
+        )
+        .await;
         if let Err(e) = &tunnel {
             self.record_failure(&view.policy, &decision, evidence, &ids, e)
                 .await?;
