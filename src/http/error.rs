@@ -38,6 +38,10 @@ pub enum HttpError {
     TooLarge(u64),
     #[error("request body could not be read: {0}")]
     ClientBody(String),
+    #[error(
+        "the request body did not arrive within http.body_read_timeout; nothing was forwarded"
+    )]
+    ClientTimeout,
     #[error("{}", .0.reason)]
     EncryptUnavailable(PolicyRefusal),
     #[error("{0}")]
@@ -55,6 +59,7 @@ impl From<ReadError> for HttpError {
         match e {
             ReadError::TooLarge(max) => HttpError::TooLarge(max),
             ReadError::Client(reason) => HttpError::ClientBody(reason),
+            ReadError::Timeout => HttpError::ClientTimeout,
         }
     }
 }
@@ -102,6 +107,7 @@ impl HttpError {
             }
             HttpError::BadRequest(_) | HttpError::ClientBody(_) => StatusCode::BAD_REQUEST,
             HttpError::NoRoute(_) => StatusCode::NOT_FOUND,
+            HttpError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             HttpError::Loop => StatusCode::LOOP_DETECTED,
             HttpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             // A temporary failure: the same request goes through once the gateway can seal.
@@ -122,6 +128,7 @@ impl HttpError {
             HttpError::Loop => "loop-detected",
             HttpError::TooLarge(_) => "body-too-large",
             HttpError::ClientBody(_) => "client-body",
+            HttpError::ClientTimeout => "request-timeout",
             HttpError::EncryptUnavailable(_) => "encrypt-unavailable",
             HttpError::AddressRefused(_) => "address-refused",
             HttpError::Record(_) => "record-failed",

@@ -188,13 +188,12 @@ impl HttpGateway {
             return Err(HttpError::TooLarge(max));
         }
         let text = request::is_text(&parts.headers);
+        let deadline = std::time::Instant::now() + self.gateway.config.http.body_read_timeout;
         let peeked = if text && !body.is_end_stream() {
-            body::peek(body, self.gateway.config.http.marking_peek_bytes, max).await?
+            let peek = self.gateway.config.http.marking_peek_bytes;
+            body::peek(body, peek, max, deadline).await?
         } else {
-            Peeked {
-                head: Default::default(),
-                rest: (!body.is_end_stream()).then_some(body),
-            }
+            Peeked::unread(body, deadline)
         };
         // Decision (memoised when headers carry every fact).
         let today = chrono::Utc::now().date_naive();

@@ -133,6 +133,8 @@ token = "test-token-0123456789"
 listen = "127.0.0.1:{smtp}"
 [delivery]
 outbox = "{d}/outbox"
+retry_initial = "200ms"
+retry_max = "500ms"
 [http]
 listen = "127.0.0.1:{port}"
 workers = 2
@@ -170,6 +172,19 @@ workers = 2
             server.log_text()
         );
         server
+    }
+
+    /// Replace `from` (which must be there) by `to` in the config.
+    pub fn edit(&self, from: &str, to: &str) {
+        let path = self.path().join("markgate.toml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        assert!(config.contains(from), "{from:?} not in the config");
+        std::fs::write(&path, config.replacen(from, to, 1)).unwrap();
+    }
+
+    /// `/readyz`: status and body.
+    pub fn readyz(&self) -> (u16, String) {
+        super::curl(&[&format!("http://127.0.0.1:{}/readyz", self.admin)])
     }
 
     /// `http://127.0.0.1:PORT`, for curl's `-x`.
