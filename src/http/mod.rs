@@ -19,6 +19,8 @@ mod connect;
 mod decisions;
 mod encrypt;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod head_errors;
 mod listener;
