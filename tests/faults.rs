@@ -371,13 +371,7 @@ fn slow_clients_do_not_starve_others() {
         "max_connections = 4\nheader_read_timeout = \"2s\"\nbody_read_timeout = \"2s\"\n{}",
         http_route(&upstream)
     ));
-    setup.edit(
-        &format!("listen = \"127.0.0.1:{}\"\n", setup.smtp),
-        &format!(
-            "listen = \"127.0.0.1:{}\"\nmax_connections_per_client = 3\n",
-            setup.smtp
-        ),
-    );
+    setup.smtp_keys("max_connections_per_client = 3");
     let _server = setup.serve();
 
     // Under the cap: others are served at once.

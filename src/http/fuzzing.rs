@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::config::Config;
 use crate::policy::Policy;
 use crate::service::gateway::Gateway;
+use crate::service::snapshot::Snapshot;
 
 use super::body::{empty, Body};
 use super::head_errors::{HeadErrors, Replies, RequestKind};
@@ -59,7 +60,9 @@ impl HeadFuzzer {
             .enable_all()
             .build()?;
         let replies = Arc::new(Replies::new(config.http.max_header_bytes));
-        let gateway = Arc::new(Gateway::new(config, policy, recorder));
+        // No signing key: heads are decided, nothing is sealed.
+        let snapshot = Snapshot::build(&config, policy, None)?;
+        let gateway = Arc::new(Gateway::new(config, snapshot, recorder));
         let http = runtime.block_on(async {
             HttpGateway::new(gateway, Arc::new(Views::default())).map(Arc::new)
         })?;
@@ -117,12 +120,12 @@ impl HeadFuzzer {
 impl HttpGateway {
     /// The head phase of `pass`: target, marking from the headers, decision.
     fn head_outcome(&self, parts: &Parts) -> Result<HeadOutcome, &'static str> {
-        let view = self.views.get(self.gateway.policy(), &self.settings);
+        let view = self.views.get(self.gateway.snapshot());
         let target = request::target(parts, &self.settings).map_err(|e| e.code())?;
         let marking = request::read_marking(&parts.headers, None, &view.policy);
-        let declared = request::declared(&parts.headers);
         let today = chrono::Utc::now().date_naive();
-        let decision = self.decide(parts, &target, marking, &declared, today, &view);
+        let client = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let decision = self.decide(parts, &target, marking, client, today, &view);
         let destination = decision
             .recipients
             .first()
@@ -151,10 +154,14 @@ mod tests {
         );
         assert_eq!(outcomes.len(), 2, "{}", String::from_utf8_lossy(&reply));
         let secret = outcomes[0].as_ref().unwrap();
-        assert_eq!((secret.class.as_str(), secret.destination.as_str()), ("SECRET", "internet"));
+        assert_eq!(
+            (secret.class.as_str(), secret.destination.as_str()),
+            ("SECRET", "internet")
+        );
         assert!(!secret.allowed);
         assert!(outcomes[1].as_ref().unwrap().allowed);
-        let (outcomes, reply) = fuzzer.run(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n");
+        let (outcomes, reply) =
+            fuzzer.run(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n");
         assert!(outcomes.is_empty());
         assert!(String::from_utf8_lossy(&reply).contains("bad-request"));
     }

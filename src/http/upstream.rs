@@ -27,8 +27,8 @@ use super::body::{boxed, full, Body, BodyTooLarge, ClientBodyError};
 use super::error::HttpError;
 use super::guard::{AddressGuard, ConnectError, GuardedConnector};
 use super::request::Target;
-use crate::address::host_ip;
 use super::settings::Settings;
+use crate::address::host_ip;
 
 type HttpsClient = Client<HttpsConnector<GuardedConnector>, Body>;
 

@@ -4,12 +4,12 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{copy_dir, free_port, shipped_policy, wait_for, Server};
+use super::smtp::Setup;
+use super::{free_port, wait_for, Server};
 
 /// A plain HTTP/1.1 server on 127.0.0.1 answering `200 upstream got N bytes` to every
 /// request (reading its Content-Length body), counting them; one thread per connection.
@@ -91,68 +91,47 @@ fn serve_upstream(mut stream: TcpStream, hits: &AtomicUsize) {
     }
 }
 
-/// A temp dir with dev certificates, a policy copy and a config whose `[http]` section ends
-/// the file, so `http` (keys, `[[http.route]]` and `[[http.address_range]]` tables) can be
-/// appended; the admin listener on a free port.
+/// A [`Setup`] (certificates, policy copy, config) with the HTTP listener on a free port and
+/// two workers, the admin listener on a free port, and the record store in the temp dir.
 pub struct HttpSetup {
-    pub dir: tempfile::TempDir,
+    pub setup: Setup,
     pub http: u16,
     pub admin: u16,
     pub smtp: u16,
 }
 
+impl std::ops::Deref for HttpSetup {
+    type Target = Setup;
+    fn deref(&self) -> &Setup {
+        &self.setup
+    }
+}
+
 impl HttpSetup {
+    /// `http`: `[http]` keys, then `[[http.route]]` / `[[http.address_range]]` tables (and
+    /// any other tables, such as `[delivery.routes.*]`).
     pub fn new(http: &str) -> HttpSetup {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let status = std::process::Command::new(env!("CARGO_BIN_EXE_markgate"))
-            .args(["certs", "dev", "--dir"])
-            .arg(d.join("certs"))
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        copy_dir(&shipped_policy(), &d.join("policy"));
-        let (port, admin, smtp) = (free_port(), free_port(), free_port());
-        let config = format!(
-            r#"[policy]
-dir = "{d}/policy"
-[spool]
-dir = "{d}/spool"
-[records]
-path = "{d}/records.sqlite"
-[tls]
-cert = "{d}/certs/dev-cert.pem"
-key = "{d}/certs/dev-key.pem"
-ca = "{d}/certs/dev-ca.pem"
-signing_key = "{d}/certs/signing-key.pem"
-[admin]
-listen = "127.0.0.1:{admin}"
-token = "test-token-0123456789"
-[smtp]
-listen = "127.0.0.1:{smtp}"
-[delivery]
-outbox = "{d}/outbox"
-retry_initial = "200ms"
-retry_max = "500ms"
-[http]
-listen = "127.0.0.1:{port}"
-workers = 2
-{http}
-"#,
-            d = d.display(),
-        );
-        std::fs::write(d.join("markgate.toml"), config).unwrap();
-        HttpSetup {
-            dir,
+        let setup = Setup::new("", None);
+        let port = setup.http(&format!("workers = 2\n{http}"));
+        let admin = free_port();
+        let this = HttpSetup {
+            smtp: setup.port,
+            setup,
             http: port,
             admin,
-            smtp,
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
+        };
+        let d = this.path().display().to_string();
+        this.edit(
+            "[tls]\n",
+            &format!("[records]\npath = \"{d}/records.sqlite\"\n[tls]\n"),
+        );
+        this.edit(
+            "[admin]\nenabled = false\n",
+            &format!(
+                "[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"test-token-0123456789\"\n"
+            ),
+        );
+        this
     }
 
     /// Start `markgate serve` and wait until `/readyz` says ready.
