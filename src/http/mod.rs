@@ -2,14 +2,16 @@
 //! applies the same marking engine and handling policy as for mail.
 //!
 //! Layout, in the order a request passes (one file per phase):
-//! - `listener`: accept HTTP/1.1 and HTTP/2, connection cap, graceful shutdown;
+//! - `listener`: accept HTTP/1.1 and HTTP/2, connection cap, graceful shutdown; hyper's own
+//!   head-error responses get JSON bodies (`head_errors`);
 //! - `request`: where the request goes (absolute-form proxy URI or a partner route named by
 //!   Host), its marking (headers, banner lines of a bounded peek at a text body), and the
 //!   destination class of its host;
 //! - decision: `decision::decide`, pure, on the policy [`view`] of the current snapshot;
 //! - record: the decision is recorded before anything is forwarded (503 if it cannot be);
 //! - transform: security statement header, `encrypt` (bundle), hop-by-hop headers;
-//! - `upstream`: pooled onward connection, HTTPS whenever `tls` is required;
+//! - `upstream`: pooled onward connection, HTTPS whenever `tls` is required, made through
+//!   the address `guard` (never to the gateway host or private networks unless named);
 //! - `error`: every refusal and failure becomes a JSON response in one place.
 //!
 //! CONNECT tunnels cannot be inspected and are refused (`connect`).
