@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod dns;
+pub mod faults;
+pub mod http;
 pub mod smtp;
 
 pub fn free_port() -> u16 {

@@ -171,12 +171,13 @@ retry_max = "500ms"
     }
 
     /// Messages (and their progress files) in the spool; emptied files kept for reuse in
-    /// `spool/free/` are not messages.
+    /// `spool/free/` are not messages, nor is the gateway's lock file (`markgate.lock`).
     pub fn spool_files(&self) -> usize {
         std::fs::read_dir(self.path().join("spool"))
             .map(|d| {
                 d.flatten()
                     .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with("markgate."))
                     .count()
             })
             .unwrap_or(0)
