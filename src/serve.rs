@@ -43,6 +43,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     tasks.spawn(crate::reload::watch(gateway.clone(), shutdown.clone()));
     tasks.spawn(watch_isa_reviews(gateway.clone(), shutdown.clone()));
+    let checkpoints =
+        crate::record::checkpoint::Checkpointer::spawn(&gateway.config, shutdown.clone());
 
     let signal = shutdown_signal();
     tokio::pin!(signal);
@@ -68,6 +70,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    // Every listener has finished recording: the last checkpoint covers all of it.
+    checkpoints.finish().await;
     result
 }
 

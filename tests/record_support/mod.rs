@@ -7,7 +7,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use markgate::decision::{decide, Declared, MessageFacts};
 use markgate::marking::{Marking, MarkingSource};
 use markgate::policy::Policy;
-use markgate::record::{incident_min_rank, Channel, Consent, DecisionRecord, RecordMeta};
+use markgate::record::{
+    incident_min_rank, Channel, Consent, DecisionRecord, PruneRequest, RecordMeta,
+};
 
 pub fn policy() -> Policy {
     Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policy"))
@@ -31,6 +33,18 @@ pub fn marking(policy: &Policy, class: &str) -> Marking {
         }],
         defaulted: false,
         unreadable: vec![],
+    }
+}
+
+/// A prune of the records before `cutoff`, all of them past retention.
+pub fn prune_before(cutoff: DateTime<Utc>) -> PruneRequest {
+    PruneRequest {
+        cutoff,
+        retention_start: cutoff,
+        retention: "6y".into(),
+        override_retention: false,
+        operator: "test".into(),
+        reason: None,
     }
 }
 

@@ -85,7 +85,10 @@ impl Store {
 }
 
 /// Insert `records` after the current head inside an open transaction.
-fn append_in(conn: &Connection, records: &[&PreparedRecord]) -> rusqlite::Result<ChainHead> {
+pub(super) fn append_in(
+    conn: &Connection,
+    records: &[&PreparedRecord],
+) -> rusqlite::Result<ChainHead> {
     let mut head = read_head(conn)?;
     let mut stmt = conn.prepare_cached(INSERT)?;
     for p in records {

@@ -28,7 +28,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 use super::RecordError;
 
 pub use append::{chain_hash, PreparedRecord};
-pub use prune::PruneOutcome;
+pub use prune::{PruneOutcome, PrunePlan, PruneRequest, OVERRIDE_RULE, PRUNE_RULE};
 pub use query::{Filter, StoredRecord};
 pub use verify::{Tamper, VerifyReport};
 
@@ -194,9 +194,16 @@ impl Store {
     }
 
     /// Copy committed WAL content into the database (passive: never blocks the writer).
-    pub fn checkpoint(&self) -> Result<(), RecordError> {
+    /// True when the whole WAL is now in the database, so the next commit starts writing
+    /// the WAL from its beginning again instead of growing it.
+    pub fn checkpoint(&self) -> Result<bool, RecordError> {
         self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                let busy: i64 = r.get(0)?;
+                let frames: i64 = r.get(1)?;
+                let copied: i64 = r.get(2)?;
+                Ok(busy == 0 && frames == copied)
+            })
             .map_err(|e| self.write_err(e))
     }
 

@@ -48,6 +48,9 @@ pub struct Filter {
     pub sender: Option<String>,
     /// Only incidents.
     pub incidents_only: bool,
+    /// Include the store's own records (channel `audit`: prunes), which are not decisions.
+    /// Off by default, so reports, simulations and charts see decisions only.
+    pub include_audit: bool,
     pub limit: Option<u64>,
 }
 
@@ -111,6 +114,9 @@ impl Store {
         }
         if filter.incidents_only {
             clauses.push("incident = 1");
+        }
+        if !filter.include_audit {
+            clauses.push("channel <> 'audit'");
         }
         let mut sql = format!("SELECT {COLUMNS} FROM records");
         if !clauses.is_empty() {

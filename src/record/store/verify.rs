@@ -1,13 +1,17 @@
 //! Verifying the chain: walk the rows in `seq` order from the latest prune anchor and name
 //! the first that is wrong (changed, out of order, preceded by a gap), then check the chain
-//! head against the last row, so records removed from the end are noticed too.
+//! head against the last row, so records removed from the end are noticed too. Signed
+//! checkpoints (`record::checkpoint`) then catch what the chain alone cannot: the newest
+//! records removed together with the head.
 
+use ed25519_dalek::VerifyingKey;
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use super::append::chain_hash;
 use super::query::{record_from_row, COLUMNS};
 use super::{Store, GENESIS};
+use crate::record::checkpoint::{CheckpointProblem, CheckpointReport, LogLine};
 use crate::record::RecordError;
 
 /// The first thing wrong with a chain.
@@ -180,5 +184,110 @@ impl Store {
             )
             .optional()
             .map_err(|e| self.read_err(e))
+    }
+}
+
+impl Store {
+    /// Compare the store with `log`, whose signatures must verify with `key`. Runs in one
+    /// read transaction, like [`Store::verify`].
+    pub fn check_checkpoints(
+        &self,
+        log: &[LogLine],
+        key: &VerifyingKey,
+    ) -> Result<CheckpointReport, RecordError> {
+        let snapshot = self
+            .conn
+            .unchecked_transaction()
+            .map_err(|e| self.read_err(e))?;
+        let rerr = |e| self.read_err(e);
+        let store_end: i64 = self
+            .conn
+            .query_row(
+                "SELECT MAX(COALESCE((SELECT MAX(seq) FROM records), 0), \
+                 COALESCE((SELECT MAX(last_seq) FROM anchors), 0))",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(rerr)?;
+        let key_id = crate::bundle::manifest::key_id(key);
+        let mut report = CheckpointReport::default();
+        let mut missing: Option<CheckpointProblem> = None;
+        for entry in log {
+            let cp = match &entry.checkpoint {
+                Ok(cp) => cp,
+                Err(detail) => {
+                    report.problems.push(CheckpointProblem::Unreadable {
+                        line: entry.line,
+                        detail: detail.clone(),
+                    });
+                    continue;
+                }
+            };
+            if !cp.signature_is_valid(key) {
+                report.problems.push(CheckpointProblem::BadSignature {
+                    line: entry.line,
+                    time: cp.time.clone(),
+                    seq: cp.seq,
+                    key_id: key_id.clone(),
+                });
+                continue;
+            }
+            if report.last.as_ref().is_none_or(|(seq, _)| cp.seq >= *seq) {
+                report.last = Some((cp.seq, cp.time.clone()));
+            }
+            if cp.seq > store_end {
+                if missing.as_ref().is_none_or(
+                    |m| matches!(m, CheckpointProblem::Missing { to_seq, .. } if cp.seq > *to_seq),
+                ) {
+                    missing = Some(CheckpointProblem::Missing {
+                        line: entry.line,
+                        time: cp.time.clone(),
+                        from_seq: store_end + 1,
+                        to_seq: cp.seq,
+                        store_seq: store_end,
+                    });
+                }
+                continue;
+            }
+            let hash = self.hash_at(cp.seq).map_err(rerr)?;
+            match hash {
+                Some(hash) if hex::encode(&hash) == cp.head => report.checked += 1,
+                Some(hash) => report.problems.push(CheckpointProblem::HeadMismatch {
+                    line: entry.line,
+                    time: cp.time.clone(),
+                    seq: cp.seq,
+                    checkpoint_head: cp.head.clone(),
+                    record_hash: hex::encode(hash),
+                }),
+                // Pruned, or removed from the middle, which the chain walk reports.
+                None => report.pruned += 1,
+            }
+        }
+        drop(snapshot);
+        report.problems.extend(missing);
+        Ok(report)
+    }
+
+    /// The chain hash at `seq`: a record's, a prune anchor's, or the genesis hash at 0.
+    fn hash_at(&self, seq: i64) -> rusqlite::Result<Option<Vec<u8>>> {
+        if seq == 0 {
+            return Ok(Some(GENESIS.to_vec()));
+        }
+        let record = self
+            .conn
+            .query_row("SELECT hash FROM records WHERE seq = ?1", [seq], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if record.is_some() {
+            return Ok(record);
+        }
+        self.conn
+            .query_row(
+                "SELECT last_hash FROM anchors WHERE last_seq = ?1 LIMIT 1",
+                [seq],
+                |r| r.get(0),
+            )
+            .optional()
     }
 }
