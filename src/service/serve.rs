@@ -59,6 +59,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     tasks.spawn(watch_isa_reviews(gateway.clone(), shutdown.clone()));
+    let checkpoints =
+        crate::record::checkpoint::Checkpointer::spawn(&gateway.config, shutdown.clone());
 
     let signal = shutdown_signal();
     tokio::pin!(signal);
@@ -84,6 +86,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    // Every listener has finished recording: the last checkpoint covers all of it.
+    checkpoints.finish().await;
     result
 }
 
