@@ -377,6 +377,9 @@ fn subject_markings_are_read_whole() {
     let read = |s: &str| read_with(&p, |r| r.subject(s));
     let secret = (Some("SECRET".to_string()), false);
     let prose = (None, false);
+    // a run of marking parts too long to read to its end cannot be read
+    let long = format!("{}secret: update", "npm: ".repeat(300));
+    assert_eq!(read(&long), (Some("SECRET".into()), true));
     for (subject, want) in [
         ("NPM SECRET: source update", secret.clone()),
         (
