@@ -480,6 +480,9 @@ fn banner_lines_are_read_whole() {
     ] {
         assert_eq!(read(line), want, "{line:?}");
     }
+    // a banner running on past what a line is read to cannot be read
+    let long = format!("SECRET {}", "* ".repeat(300));
+    assert!(read(&long).1);
 }
 
 /// Attached messages: read to the depth the parser allows; deeper ones cannot be said to

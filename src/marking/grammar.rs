@@ -644,7 +644,7 @@ impl<'s> Grammar<'s> {
         if run.classes.is_empty() {
             return Ok(None);
         }
-        if run.cut_short {
+        if run.cut_short || (t.truncated && run.stop >= t.toks.len()) {
             return Err(format!(
                 "a marking runs on past {MAX_RUN} words and signs: too long to read whole"
             ));
