@@ -377,6 +377,9 @@ fn subject_markings_are_read_whole() {
     let read = |s: &str| read_with(&p, |r| r.subject(s));
     let secret = (Some("SECRET".to_string()), false);
     let prose = (None, false);
+    // a run of marking parts too long to read to its end cannot be read
+    let long = format!("{}secret: update", "npm: ".repeat(300));
+    assert_eq!(read(&long), (Some("SECRET".into()), true));
     for (subject, want) in [
         ("NPM SECRET: source update", secret.clone()),
         (
@@ -477,6 +480,9 @@ fn banner_lines_are_read_whole() {
     ] {
         assert_eq!(read(line), want, "{line:?}");
     }
+    // a banner running on past what a line is read to cannot be read
+    let long = format!("SECRET {}", "* ".repeat(300));
+    assert!(read(&long).1);
 }
 
 /// Attached messages: read to the depth the parser allows; deeper ones cannot be said to

@@ -122,7 +122,13 @@ struct Run {
     ends: Vec<usize>,
     /// The first position that is no part of the run.
     stop: usize,
+    /// The run went on past [`MAX_RUN`] tokens: it was not read to its end.
+    cut_short: bool,
 }
+
+/// The most tokens a run of marking parts is read to: a marking is short, and reading one
+/// from every position of a long subject must not take quadratic time.
+const MAX_RUN: usize = 256;
 
 /// Separators that may join the parts of a marking: `NPM, SECRET`, `OFFICIAL / SECRET`,
 /// `UNCLASSIFIED//SECRET`, `OFFICIAL-SENSITIVE [PERSONAL]`, `*** SECRET ***`.
@@ -390,9 +396,14 @@ impl<'s> Grammar<'s> {
             descriptors: Vec::new(),
             ends: Vec::new(),
             stop: from,
+            cut_short: false,
         };
         let mut k = from;
         while k < to {
+            if k - from >= MAX_RUN {
+                run.cut_short = true;
+                break;
+            }
             let token = &t.toks[k];
             if is_joiner(token) {
                 k += 1;
@@ -521,22 +532,33 @@ impl<'s> Grammar<'s> {
     pub fn subject(&self, t: &Tokens) -> Found {
         let mut found = Found::default();
         let mut read: Vec<(usize, usize)> = Vec::new();
-        let depth = bracket_depths(t);
+        let brackets = Brackets::of(t);
+        let start = self.skip_subject_prefixes(t);
+        // every class named anywhere, in order
+        let named = self.scan(t, 0, t.toks.len());
         for i in 0..t.toks.len() {
             let close = match t.kind(i) {
                 Some(Kind::Sym('[')) => ']',
                 Some(Kind::Sym('(')) => ')',
                 _ => continue,
             };
-            let end = matching_close(t, i, close);
-            let named = self.scan(t, i + 1, end);
-            if named.is_empty() {
+            if read.iter().any(|&(from, to)| (from..to).contains(&i)) {
+                continue; // inside a bracket read whole already
+            }
+            let end = brackets.close[i];
+            let first = named.partition_point(|m| m.start <= i);
+            let inside: Vec<Match> = named[first..]
+                .iter()
+                .take_while(|m| m.end <= end)
+                .cloned()
+                .collect();
+            if inside.is_empty() {
                 continue;
             }
-            let deliberate = named.iter().any(|m| self.deliberate(t, m));
+            let deliberate = inside.iter().any(|m| self.deliberate(t, m));
             let reading = self.whole(t, i + 1, end);
             match reading.unknown {
-                None if close == ']' || (deliberate && self.not_below_unmarked(&named)) => {
+                None if close == ']' || (deliberate && self.not_below_unmarked(&inside)) => {
                     let mut classes = reading.classes;
                     // `[OFFICIAL-SENSITIVE] [PERSONAL]`
                     if let Some(last) = classes.last_mut() {
@@ -557,28 +579,33 @@ impl<'s> Grammar<'s> {
                             t.toks[at].describe()
                         )
                     });
-                    found.classes.extend(self.raising(named));
+                    found.classes.extend(self.raising(inside));
                     read.push((i + 1, end));
                 }
                 _ => {}
             }
         }
-        let start = self.skip_subject_prefixes(t);
         let mut positions = vec![start];
         positions.extend(
             (start..t.toks.len())
-                .filter(|&i| depth[i] == 0)
+                .filter(|&i| brackets.depth[i] == 0)
                 .filter_map(|i| separator_after(t, i, true)),
         );
         let mut next = start;
         for p in positions {
-            if p < next || depth.get(p).is_some_and(|&d| d > 0) {
+            if p < next || brackets.depth.get(p).is_some_and(|&d| d > 0) {
                 continue;
             }
-            if let Some((classes, end)) = self.delimited(t, p, p == start, true, true) {
-                found.classes.extend(classes);
-                read.push((p, end));
-                next = end;
+            match self.delimited(t, p, p == start, true, true) {
+                Ok(Some((classes, end))) => {
+                    found.classes.extend(classes);
+                    read.push((p, end));
+                    next = end;
+                }
+                Ok(None) => {}
+                Err(why) => {
+                    found.unreadable.get_or_insert(why);
+                }
             }
         }
         // a class written in capitals anywhere else is deliberate: it may raise the marking
@@ -587,10 +614,9 @@ impl<'s> Grammar<'s> {
             read.iter()
                 .any(|&(from, to)| m.start >= from && m.end <= to)
         };
-        let capitals: Vec<Match> = self
-            .scan(t, start, t.toks.len())
+        let capitals: Vec<Match> = named
             .into_iter()
-            .filter(|m| !inside(m) && t.in_capitals(m.start, m.end))
+            .filter(|m| m.start >= start && !inside(m) && t.in_capitals(m.start, m.end))
             .collect();
         for m in self.raising(capitals) {
             read.push((m.start, m.end));
@@ -613,28 +639,48 @@ impl<'s> Grammar<'s> {
         lead: bool,
         capitals_before_words: bool,
         colon: bool,
-    ) -> Option<(Vec<Match>, usize)> {
+    ) -> Result<Option<(Vec<Match>, usize)>, String> {
         let run = self.run(t, p, t.toks.len());
         if run.classes.is_empty() {
-            return None;
+            return Ok(None);
         }
-        run.ends.iter().rev().find_map(|&end| {
-            let classes = Self::cut(&run, end);
-            if classes.is_empty() {
-                return None;
+        if run.cut_short || (t.truncated && run.stop >= t.toks.len()) {
+            return Err(format!(
+                "a marking runs on past {MAX_RUN} words and signs: too long to read whole"
+            ));
+        }
+        // at each cut, from the shortest: how many classes end by it, whether one of them is
+        // written deliberately, and whether one is not below the unmarked class
+        let unmarked = self.scheme.unmarked_class().rank;
+        let mut stats = Vec::with_capacity(run.ends.len());
+        let (mut n, mut deliberate, mut raises) = (0, false, false);
+        for &end in &run.ends {
+            while let Some(m) = run.classes.get(n).filter(|m| m.end <= end) {
+                deliberate |= self.deliberate(t, m);
+                raises |= self.scheme.class(m.class).rank >= unmarked;
+                n += 1;
             }
-            let deliberate = classes.len() > 1 || classes.iter().any(|m| self.deliberate(t, m));
-            let separated = t.only_decoration_from(end) || t.separator_at(end, colon);
-            let ok = if separated {
-                lead || (deliberate && self.not_below_unmarked(&classes))
-            } else {
-                capitals_before_words
-                    && t.word_after_space(end)
-                    && t.in_capitals(p, end)
-                    && self.not_below_unmarked(&classes)
-            };
-            ok.then_some((classes, end))
-        })
+            stats.push((n, n > 1 || deliberate, raises));
+        }
+        let found = run
+            .ends
+            .iter()
+            .zip(stats)
+            .rev()
+            .find(|&(&end, (n, deliberate, raises))| {
+                if n == 0 {
+                    return false;
+                }
+                if t.only_decoration_from(end) || t.separator_at(end, colon) {
+                    lead || (deliberate && raises)
+                } else {
+                    capitals_before_words
+                        && raises
+                        && t.word_after_space(end)
+                        && t.in_capitals(p, end)
+                }
+            });
+        Ok(found.map(|(&end, _)| (Self::cut(&run, end), end)))
     }
 
     /// The classes of `named` that may only raise the marking (those not below the
@@ -722,8 +768,13 @@ impl<'s> Grammar<'s> {
                 }
             }
         }
-        let Some((classes, mut next)) = self.delimited(t, i, true, false, false) else {
-            return found;
+        let (classes, mut next) = match self.delimited(t, i, true, false, false) {
+            Ok(Some(lead)) => lead,
+            Ok(None) => return found,
+            Err(why) => {
+                found.unreadable = Some(why);
+                return found;
+            }
         };
         found.classes = classes;
         let mut read = vec![(i, next)];
@@ -731,13 +782,21 @@ impl<'s> Grammar<'s> {
             if p < next {
                 continue;
             }
-            if let Some((classes, end)) = self.delimited(t, p, false, true, true) {
-                found.classes.extend(classes);
-                read.push((p, end));
-                next = end;
+            match self.delimited(t, p, false, true, true) {
+                Ok(Some((classes, end))) => {
+                    found.classes.extend(classes);
+                    read.push((p, end));
+                    next = end;
+                }
+                Ok(None) => {}
+                Err(why) => {
+                    found.unreadable.get_or_insert(why);
+                }
             }
         }
-        found.unreadable = self.undecodable_class_word(t, &read);
+        if found.unreadable.is_none() {
+            found.unreadable = self.undecodable_class_word(t, &read);
+        }
         found
     }
 
@@ -747,46 +806,52 @@ impl<'s> Grammar<'s> {
     }
 }
 
-/// The bracket depth at each token (`[` and `(` open, `]` and `)` close).
-fn bracket_depths(t: &Tokens) -> Vec<usize> {
-    let mut depth = 0usize;
-    t.toks
-        .iter()
-        .map(|tok| match tok.kind {
-            Kind::Sym('[' | '(') => {
-                depth += 1;
-                depth - 1
-            }
-            Kind::Sym(']' | ')') => {
-                depth = depth.saturating_sub(1);
-                depth
-            }
-            _ => depth,
-        })
-        .collect()
+/// Where the brackets of a text stand.
+struct Brackets {
+    /// The bracket depth at each token (`[` and `(` open, `]` and `)` close).
+    depth: Vec<usize>,
+    /// For an opening bracket, the position of the one closing it (brackets of its kind
+    /// nest); the end of the text when it is never closed.
+    close: Vec<usize>,
 }
 
-/// The position of the bracket closing the one at `open` (brackets of its kind nest); the
-/// end of the text when it is never closed.
-fn matching_close(t: &Tokens, open: usize, close: char) -> usize {
-    let opener = match close {
-        ']' => '[',
-        _ => '(',
-    };
-    let mut depth = 0usize;
-    for (k, tok) in t.toks.iter().enumerate().skip(open) {
-        match tok.kind {
-            Kind::Sym(c) if c == opener => depth += 1,
-            Kind::Sym(c) if c == close => {
-                depth -= 1;
-                if depth == 0 {
-                    return k;
+impl Brackets {
+    fn of(t: &Tokens) -> Brackets {
+        let len = t.toks.len();
+        let mut depth = Vec::with_capacity(len);
+        let mut close = vec![len; len];
+        let (mut square, mut round): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+        let mut d = 0usize;
+        for (k, tok) in t.toks.iter().enumerate() {
+            match tok.kind {
+                Kind::Sym('[' | '(') => {
+                    depth.push(d);
+                    d += 1;
                 }
+                Kind::Sym(']' | ')') => {
+                    d = d.saturating_sub(1);
+                    depth.push(d);
+                }
+                _ => depth.push(d),
             }
-            _ => {}
+            match tok.kind {
+                Kind::Sym('[') => square.push(k),
+                Kind::Sym('(') => round.push(k),
+                Kind::Sym(']') => {
+                    if let Some(open) = square.pop() {
+                        close[open] = k;
+                    }
+                }
+                Kind::Sym(')') => {
+                    if let Some(open) = round.pop() {
+                        close[open] = k;
+                    }
+                }
+                _ => {}
+            }
         }
+        Brackets { depth, close }
     }
-    t.toks.len()
 }
 
 /// Where the text after a separator standing at `i` starts: after `:` (`colon`), `|`, `//`

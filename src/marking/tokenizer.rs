@@ -76,6 +76,9 @@ pub(crate) struct Tokens {
     /// The text holds a bidirectional override (U+202D, U+202E): what a reader sees is not
     /// the order of the letters read here.
     pub reordered: bool,
+    /// Where the decoration that ends the text starts (every token from here on is
+    /// decoration).
+    decoration_from: usize,
 }
 
 /// The replacement character a decoder puts where a byte was not text.
@@ -142,10 +145,7 @@ impl Tokens {
 
     /// Only decoration (`***`, `--`, `]`, `.`) follows position `i`.
     pub fn only_decoration_from(&self, i: usize) -> bool {
-        !self.truncated
-            && self.toks[i.min(self.toks.len())..]
-                .iter()
-                .all(is_decoration)
+        !self.truncated && i >= self.decoration_from
     }
 
     /// First position after leading decoration.
@@ -227,10 +227,13 @@ pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
         }
     }
     t.flush();
+    let decoration_from =
+        t.toks.len() - t.toks.iter().rev().take_while(|k| is_decoration(k)).count();
     Tokens {
         toks: t.toks,
         truncated: t.truncated,
         reordered,
+        decoration_from,
     }
 }
 
