@@ -47,3 +47,21 @@ for tool in knotd ldns-signzone ldns-keygen nginx swaks; do
   command -v "$tool" >/dev/null || { echo "tests/deps.sh: $tool is still missing" >&2; exit 1; }
 done
 python3 -c 'import aiosmtpd, dkim, nacl, dns.resolver' || { echo "tests/deps.sh: a Python module is still missing" >&2; exit 1; }
+
+# tests/bench/mx_dane.sh: unbound, the validating resolver of the Postfix peer (Postfix
+# trusts its resolver's AD bit), and kdig to check that it validates; Postfix receivers in
+# tests/mx_delivery.rs (`postfix -c DIR`).
+mx_missing=()
+command -v unbound >/dev/null || mx_missing+=(unbound)
+command -v kdig >/dev/null || mx_missing+=(knot-dnsutils)
+command -v postfix >/dev/null || mx_missing+=(postfix)
+if [ ${#mx_missing[@]} -gt 0 ]; then
+  echo "tests/deps.sh: installing ${mx_missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  $SUDO apt-get install -y -qq --no-install-recommends "${mx_missing[@]}" >/dev/null
+fi
+for tool in unbound kdig postfix; do
+  command -v "$tool" >/dev/null || { echo "tests/deps.sh: $tool is still missing" >&2; exit 1; }
+done

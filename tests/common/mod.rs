@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub mod dns;
 pub mod faults;
 pub mod http;
+pub mod postfix;
 pub mod smtp;
 
 pub fn free_port() -> u16 {
@@ -49,8 +50,14 @@ pub struct Server {
 impl Server {
     /// Start `markgate serve --config CONFIG` in `dir`, stderr to `dir/serve.log`.
     pub fn start(dir: &Path, config: &Path) -> Server {
+        Server::start_with_env(dir, config, &[])
+    }
+
+    /// [`Server::start`] with more environment variables (e.g. `SSL_CERT_FILE`).
+    pub fn start_with_env(dir: &Path, config: &Path, env: &[(&str, &Path)]) -> Server {
         let log = dir.join("serve.log");
         let child = Command::new(env!("CARGO_BIN_EXE_markgate"))
+            .envs(env.iter().copied())
             .arg("serve")
             .arg("--config")
             .arg(config)

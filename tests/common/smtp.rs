@@ -140,7 +140,13 @@ retry_max = "500ms"
     /// from the log, not probed with a connection: a probe would hold one of the listener's
     /// connection slots (`smtp.max_connections*`) until the server noticed it had gone.
     pub fn serve(&self) -> Server {
-        let mut server = Server::start(self.path(), &self.path().join("markgate.toml"));
+        self.serve_with_env(&[])
+    }
+
+    /// [`Setup::serve`] with more environment variables for the server.
+    pub fn serve_with_env(&self, env: &[(&str, &Path)]) -> Server {
+        let mut server =
+            Server::start_with_env(self.path(), &self.path().join("markgate.toml"), env);
         let listening = wait_for(Duration::from_secs(20), || {
             if server.child.try_wait().ok().flatten().is_some() {
                 return Some(false);
