@@ -601,7 +601,10 @@ const RECIPIENTS: [&str; 7] = [
 fn facts_for(marking: marking::Marking, policy: &Policy) -> MessageFacts {
     facts::given(
         "sam.smith@westmidlands.pnn.police.uk",
-        RECIPIENTS.iter().map(|r| Recipient::mail(r, policy)).collect(),
+        RECIPIENTS
+            .iter()
+            .map(|r| Recipient::mail(r, policy))
+            .collect(),
         marking,
         None,
         Default::default(),

@@ -15,15 +15,28 @@ use super::reply::Reply;
 pub enum LineProblem {
     /// A line holding only a dot between line breaks that are not both CRLF: a lenient
     /// server would end the data there (refused in both `smtp.bare_line_endings` modes).
-    FakeEnd { line: usize },
-    BareLf { line: usize },
-    BareCr { line: usize },
+    FakeEnd {
+        line: usize,
+    },
+    BareLf {
+        line: usize,
+    },
+    BareCr {
+        line: usize,
+    },
     /// NUL is not allowed in 7bit or 8bit MIME data (RFC 2045 §2.7-2.8); a next hop that
     /// drops it could see a line end or an end of data that was not there.
-    Nul { line: usize },
-    TooLong { line: usize, max: usize },
+    Nul {
+        line: usize,
+    },
+    TooLong {
+        line: usize,
+        max: usize,
+    },
     /// 8-bit octets in a transaction whose MAIL did not declare BODY=8BITMIME or SMTPUTF8.
-    Undeclared8Bit { line: usize },
+    Undeclared8Bit {
+        line: usize,
+    },
 }
 
 /// Why a message was not accepted.

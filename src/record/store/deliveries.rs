@@ -2,7 +2,9 @@
 //! delegating to [`crate::record::delivery`], which owns that chain's schema and walk.
 
 use super::{classify, ChainHead, Store};
-use crate::record::delivery::{self, DeliveryFilter, DeliveryRecord, DeliveryVerify, StoredDelivery};
+use crate::record::delivery::{
+    self, DeliveryFilter, DeliveryRecord, DeliveryVerify, StoredDelivery,
+};
 use crate::record::RecordError;
 
 impl Store {
