@@ -314,12 +314,17 @@ async fn parameters_of_extensions_not_offered_get_555() {
         "MAIL FROM:<a@westmidlands.pnn.police.uk> BODY=BINARYMIME",
         "MAIL FROM:<a@westmidlands.pnn.police.uk> RET=FULL",
         "MAIL FROM:<a@westmidlands.pnn.police.uk> ENVID=abc",
-        "MAIL FROM:<a@westmidlands.pnn.police.uk> REQUIRETLS",
         "MAIL FROM:<a@westmidlands.pnn.police.uk> AUTH=<>",
         "MAIL FROM:<a@westmidlands.pnn.police.uk> X-UNKNOWN=1",
     ] {
         h.cmd(mail, "555 5.5.4").await;
     }
+    // REQUIRETLS is offered after STARTTLS only; without TLS it has its own reply
+    h.cmd(
+        "MAIL FROM:<a@westmidlands.pnn.police.uk> REQUIRETLS",
+        "530 5.7.10",
+    )
+    .await;
     h.cmd(
         "MAIL FROM:<a@westmidlands.pnn.police.uk> BODY=8BITMIME SIZE=100",
         "250 2.1.0",
