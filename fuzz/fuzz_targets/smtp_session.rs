@@ -50,10 +50,7 @@ struct World {
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
-        // spool fsyncs and the record store are cheap on a memory file system
-        let dir = tempfile::tempdir_in("/dev/shm")
-            .or_else(|_| tempfile::tempdir())
-            .unwrap();
+        let dir = work_dir();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -73,6 +70,36 @@ fn world() -> &'static World {
             _dir: dir,
         }
     })
+}
+
+/// A directory for this process's spools and record stores, on a memory file system when
+/// there is one (fsyncs are cheap there). libFuzzer ends the process without running
+/// destructors, so directories left by processes that are gone are removed first.
+fn work_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+    .join("markgate-fuzz-smtp_session");
+    std::fs::create_dir_all(&base).unwrap();
+    for entry in std::fs::read_dir(&base).unwrap().flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_string_lossy()
+            .split('-')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if !Path::new("/proc").join(&pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("{}-", std::process::id()))
+        .tempdir_in(&base)
+        .unwrap()
 }
 
 fn context(dir: &Path, mode: BareLineEndings) -> (Arc<SmtpContext>, UnboundedReceiver<Envelope>) {
@@ -172,8 +199,12 @@ fuzz_target!(|input: &[u8]| {
         rest.to_vec()
     };
     let replies = replies(&converse(world, ctx, &client));
-    assert!(replies.first().is_some_and(|r| r.starts_with("220 ")), "{replies:?}");
-    let queued: Vec<Envelope> = std::iter::from_fn(|| queued.lock().unwrap().try_recv().ok()).collect();
+    assert!(
+        replies.first().is_some_and(|r| r.starts_with("220 ")),
+        "{replies:?}"
+    );
+    let queued: Vec<Envelope> =
+        std::iter::from_fn(|| queued.lock().unwrap().try_recv().ok()).collect();
     if !smuggle || has_end_of_data(rest) {
         return;
     }
@@ -181,7 +212,10 @@ fuzz_target!(|input: &[u8]| {
     assert_eq!(replies.len(), 7, "{replies:?}");
     assert!(replies[4].starts_with("354 "), "{replies:?}");
     assert!(replies[6].starts_with("221 "), "{replies:?}");
-    let mails = replies.iter().filter(|r| r.starts_with("250 2.1.0")).count();
+    let mails = replies
+        .iter()
+        .filter(|r| r.starts_with("250 2.1.0"))
+        .count();
     assert_eq!(mails, 1, "a smuggled MAIL was run: {replies:?}");
     for envelope in &queued {
         assert_eq!(envelope.sender, SENDER, "{FORGED} must never be queued");
