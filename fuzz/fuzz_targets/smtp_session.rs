@@ -22,6 +22,7 @@ use markgate::config::Config;
 use markgate::policy::Policy;
 use markgate::record::Recorder;
 use markgate::service::gateway::Gateway;
+use markgate::service::snapshot::Snapshot;
 use markgate::smtp::inbound::{Peer, Session};
 use markgate::smtp::queue::spool::{Envelope, Spool};
 use markgate::smtp::queue::QueueHandle;
@@ -116,14 +117,14 @@ fn context(dir: &Path, mode: BareLineEndings) -> (Arc<SmtpContext>, UnboundedRec
         ..Default::default()
     })
     .expect("record store");
-    let gateway = Arc::new(Gateway::new(config, policy, recorder));
+    let snapshot = Snapshot::build(&config, policy, None).expect("snapshot");
+    let gateway = Arc::new(Gateway::new(config, snapshot, recorder));
     let (queue, queued) = QueueHandle::new();
     let ctx = Arc::new(SmtpContext {
         relay_nets: gateway.config.smtp.relay_nets(),
         spool: Arc::new(Spool::open(&dir.join("spool")).expect("spool")),
         gateway,
         tls: None,
-        signing_key: None,
         queue,
         shutdown: CancellationToken::new(),
     });
