@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::Problem;
 use crate::record::store::StoreOptions;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,20 +37,23 @@ impl Default for RecordsConfig {
 }
 
 impl RecordsConfig {
-    /// Problems with this section, each a full sentence naming the key.
-    pub fn validate(&self) -> Vec<String> {
+    /// Problems with this section, each naming the key.
+    pub fn validate(&self) -> Vec<Problem> {
         let mut errors = Vec::new();
         if self.path.as_os_str().is_empty() {
-            errors.push("records.path must not be empty".to_string());
+            errors.push(Problem::new("records.path", "must not be empty"));
         }
         if self.incident_class.trim().is_empty() {
-            errors.push("records.incident_class must name a marking class".to_string());
+            errors.push(Problem::new(
+                "records.incident_class",
+                "must name a marking class such as SECRET",
+            ));
         }
         if let Err(e) = self.retention_duration() {
-            errors.push(e);
+            errors.push(Problem::new("records.retention", e));
         }
         if self.max_size_mb == Some(0) {
-            errors.push("records.max_size_mb must be at least 1".to_string());
+            errors.push(Problem::new("records.max_size_mb", "must be at least 1"));
         }
         errors
     }
@@ -58,14 +62,8 @@ impl RecordsConfig {
     pub fn retention_duration(&self) -> Result<Duration, String> {
         match humantime::parse_duration(&self.retention) {
             Ok(d) if d >= Duration::from_secs(86_400) => Ok(d),
-            Ok(_) => Err(format!(
-                "records.retention {:?} is shorter than a day",
-                self.retention
-            )),
-            Err(e) => Err(format!(
-                "records.retention {:?} is not a duration such as \"6y\": {e}",
-                self.retention
-            )),
+            Ok(_) => Err("shorter than a day".into()),
+            Err(_) => Err("not a duration such as \"6y\" or \"2190d\"".into()),
         }
     }
 
@@ -99,6 +97,6 @@ mod tests {
         };
         let errors = c.validate();
         assert_eq!(errors.len(), 4, "{errors:?}");
-        assert!(errors[2].contains("records.retention"));
+        assert_eq!(errors[2].key, "records.retention");
     }
 }
