@@ -13,6 +13,8 @@ use crate::policy::Policy;
 /// Load the policy, start the SMTP and HTTP gateways, run until a shutdown signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     crate::certs::install_crypto_provider();
+    // Key material exists before any listener reads it (SMTP and HTTP both need it).
+    crate::certs::ensure_dev_material(&config.tls, &config.smtp.hostname)?;
     let policy = Policy::load(&config.policy.dir)
         .map_err(|e| anyhow::anyhow!("invalid policy in {}:\n{e}", config.policy.dir.display()))?;
     tracing::info!(version = %&policy.version[..12], dir = %config.policy.dir.display(), "policy loaded");

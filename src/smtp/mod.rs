@@ -17,14 +17,13 @@ pub mod outbound;
 pub mod queue;
 pub mod reply;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, TlsConfig};
+use crate::config::Config;
 use crate::gateway::Gateway;
 use queue::manager::QueueManager;
 use queue::spool::Spool;
@@ -107,31 +106,10 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
     Ok(())
 }
 
-/// The STARTTLS configuration from `tls.cert` / `tls.key`. When those are the defaults and
-/// missing (first run), development material is generated into `certs/` with a warning.
+/// The STARTTLS configuration from `tls.cert` / `tls.key` (created for development on a
+/// first run by [`crate::certs::ensure_dev_material`] before any listener starts).
 fn tls_acceptor(config: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
     let tls = &config.tls;
-    let defaults = TlsConfig::default();
-    if tls.cert == defaults.cert
-        && tls.key == defaults.key
-        && !tls.cert.exists()
-        && !tls.key.exists()
-    {
-        let dir = tls.cert.parent().unwrap_or(Path::new("certs"));
-        tracing::warn!(
-            dir = %dir.display(),
-            "no TLS certificate configured: generating DEVELOPMENT certificates (never use them in production; set tls.cert and tls.key)"
-        );
-        crate::certs::generate_dev_tls(dir, std::slice::from_ref(&config.smtp.hostname))?;
-    }
-    if tls.signing_key == defaults.signing_key && !tls.signing_key.exists() {
-        let dir = tls.signing_key.parent().unwrap_or(Path::new("certs"));
-        tracing::warn!(
-            dir = %dir.display(),
-            "no bundle signing key: generating a DEVELOPMENT key (set tls.signing_key in production)"
-        );
-        crate::certs::generate_signing_key(dir)?;
-    }
     let client_ca = if config.smtp.require_client_cert {
         config.smtp.client_ca.as_deref()
     } else {
