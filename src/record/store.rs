@@ -253,6 +253,7 @@ pub struct Filter {
     pub sender: Option<String>,
     /// Only incidents.
     pub incidents_only: bool,
+    /// Only the newest N matching records (still listed oldest first).
     pub limit: Option<u64>,
 }
 
@@ -624,9 +625,10 @@ impl Store {
             sql.push_str(" WHERE ");
             sql.push_str(&clauses.join(" AND "));
         }
-        sql.push_str(" ORDER BY seq");
-        if let Some(n) = filter.limit {
-            sql.push_str(&format!(" LIMIT {n}"));
+        match filter.limit {
+            // The newest N, listed in chain order like every result.
+            Some(n) => sql = format!("SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {n}) ORDER BY seq"),
+            None => sql.push_str(" ORDER BY seq"),
         }
         let rerr = |e| self.read_err(e);
         let mut stmt = self.conn.prepare(&sql).map_err(rerr)?;
