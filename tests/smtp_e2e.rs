@@ -26,6 +26,11 @@ impl Sink {
     }
 
     fn start_on(port: u16, dir: &Path, tls: Option<&Path>) -> Sink {
+        Sink::start_with(port, dir, tls, &[])
+    }
+
+    /// With sink.py's own options (`--reject ADDR`).
+    fn start_with(port: u16, dir: &Path, tls: Option<&Path>, options: &[&str]) -> Sink {
         let ok = Command::new("python3")
             .args(["-c", "import aiosmtpd"])
             .status()
@@ -44,6 +49,7 @@ impl Sink {
                 .arg("--key")
                 .arg(certs.join("dev-key.pem"));
         }
+        cmd.args(options);
         let child = cmd.spawn().expect("start sink.py");
         assert!(
             wait_for_port(port, Duration::from_secs(10)),
@@ -263,6 +269,34 @@ fn tls_requirement_never_falls_back_to_plaintext_and_bounces_after_the_lifetime(
             .then_some(()))
         .is_some()
     );
+}
+
+#[test]
+fn a_bounce_carries_the_next_hops_enhanced_status_code() {
+    // The next hop has no such mailbox: 550 5.1.1, and the sender's bounce says 5.1.1
+    // (unknown user), not a generic 5.0.0.
+    let setup = Setup::new("", None);
+    let scratch = tempfile::tempdir().unwrap();
+    let certs = setup.path().join("certs");
+    let sink = Sink::start_with(
+        free_port(),
+        scratch.path(),
+        Some(&certs),
+        &["--reject", "analyst@suffolk.pnn.police.uk"],
+    );
+    setup.append_config(&format!(
+        "[delivery.routes.secure]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"required\"\ntls_name = \"localhost\"\n",
+        sink.port
+    ));
+    let server = setup.serve();
+    official_to_suffolk(&setup, "to a mailbox that is not there");
+    let bounce = bounce(&setup, &server);
+    assert!(
+        bounce.contains("Final-Recipient: rfc822; analyst@suffolk.pnn.police.uk\r\nAction: failed\r\nStatus: 5.1.1\r\n"),
+        "{bounce}"
+    );
+    assert!(bounce.contains("User unknown"), "{bounce}");
+    assert!(sink.received().is_empty());
 }
 
 #[test]
@@ -582,4 +616,22 @@ The source is reliable.\r\n\
         "the bundle must hold the original byte for byte"
     );
     assert!(opened.join("MANIFEST.json").exists());
+
+    // markgate opens the cover message as it arrived, checking the force's signature.
+    let out = Command::new(env!("CARGO_BIN_EXE_markgate"))
+        .args(["bundle", "open", "-i"])
+        .arg(&key)
+        .arg("--signing-pub")
+        .arg(setup.path().join("certs/signing-pub.pem"))
+        .arg(&cover_path)
+        .arg("-o")
+        .arg(setup.path().join("opened-by-markgate"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Signature:    verified"));
+    assert_eq!(
+        std::fs::read(setup.path().join("opened-by-markgate/message.eml")).unwrap(),
+        original
+    );
 }
