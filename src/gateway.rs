@@ -25,6 +25,8 @@ pub struct Gateway {
     recent: Mutex<VecDeque<RecentDecision>>,
     /// Listeners that have bound their sockets (SMTP, HTTP).
     listening: AtomicUsize,
+    /// The delivery queue and reload history, for the admin page.
+    pub activity: crate::admin::activity::Activity,
 }
 
 /// A decision kept in memory for the admin page's last-24-hours chart.
@@ -33,6 +35,17 @@ pub struct RecentDecision {
     pub at: DateTime<Utc>,
     pub verdict: Verdict,
     pub class: String,
+}
+
+/// A load or reload as the admin page's history keeps it.
+fn history_entry(s: &ReloadStatus) -> crate::admin::activity::Reload {
+    crate::admin::activity::Reload {
+        at: s.at,
+        ok: s.ok,
+        version: s.version.clone(),
+        message: s.message.clone(),
+        recovered: false,
+    }
 }
 
 /// Listeners `/readyz` waits for: SMTP and HTTP.
@@ -50,14 +63,17 @@ impl Gateway {
             version: policy.version.clone(),
             message: "loaded at start".into(),
         };
-        Self {
+        let gateway = Self {
             config,
             recorder,
             policy: ArcSwap::from_pointee(policy),
-            reload_status: ArcSwap::from_pointee(status),
+            reload_status: ArcSwap::from_pointee(status.clone()),
             recent: Mutex::new(VecDeque::new()),
             listening: AtomicUsize::new(0),
-        }
+            activity: Default::default(),
+        };
+        gateway.activity.reloaded(history_entry(&status));
+        gateway
     }
 
     /// The policy snapshot to decide one message or request with.
@@ -76,6 +92,7 @@ impl Gateway {
     }
 
     pub fn set_reload_status(&self, status: ReloadStatus) {
+        self.activity.reloaded(history_entry(&status));
         self.reload_status.store(Arc::new(status));
     }
 

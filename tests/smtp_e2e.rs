@@ -5,86 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::smtp::{fixture, require, swaks, Setup};
+use common::smtp::{fixture, require, swaks, Setup, Sink};
 use common::Server;
-use common::{free_port, wait_for, wait_for_port};
-
-/// aiosmtpd next hop; killed on drop.
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Sink {
-    fn start(dir: &Path, tls: Option<&Path>) -> Sink {
-        Sink::start_on(free_port(), dir, tls)
-    }
-
-    fn start_on(port: u16, dir: &Path, tls: Option<&Path>) -> Sink {
-        Sink::start_with(port, dir, tls, &[])
-    }
-
-    /// With sink.py's own options (`--reject ADDR`).
-    fn start_with(port: u16, dir: &Path, tls: Option<&Path>, options: &[&str]) -> Sink {
-        let ok = Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "python3 with aiosmtpd is required: run tests/deps.sh");
-        let mut cmd = Command::new("python3");
-        cmd.arg(fixture("sink.py"))
-            .arg(port.to_string())
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(certs) = tls {
-            cmd.arg("--cert")
-                .arg(certs.join("dev-cert.pem"))
-                .arg("--key")
-                .arg(certs.join("dev-key.pem"));
-        }
-        cmd.args(options);
-        let child = cmd.spawn().expect("start sink.py");
-        assert!(
-            wait_for_port(port, Duration::from_secs(10)),
-            "sink did not start"
-        );
-        Sink {
-            child,
-            port,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// (meta json, message) of everything received so far.
-    fn received(&self) -> Vec<(serde_json::Value, String)> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(&self.dir).unwrap().flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "json")
-                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
-            {
-                let meta = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-                let eml = std::fs::read(p.with_extension("eml")).unwrap();
-                out.push((meta, String::from_utf8_lossy(&eml).into_owned()));
-            }
-        }
-        out
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{free_port, wait_for};
 
 #[test]
 fn blocked_message_gets_550_and_reaches_nobody() {

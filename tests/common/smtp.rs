@@ -1,11 +1,11 @@
 //! Shared helpers for the SMTP end-to-end tests: a temp dir with dev certificates, a policy
-//! copy and a config for `markgate serve`, and swaks.
+//! copy and a config for `markgate serve`, swaks, and an aiosmtpd next hop ([`Sink`]).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{copy_dir, free_port, shipped_policy, wait_for, Server};
+use super::{copy_dir, free_port, shipped_policy, wait_for, wait_for_port, Server};
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -180,4 +180,77 @@ pub fn complete_reply(buf: &[u8]) -> Option<usize> {
         }
     }
     None
+}
+
+/// aiosmtpd next hop; killed on drop.
+pub struct Sink {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Sink {
+    pub fn start(dir: &Path, tls: Option<&Path>) -> Sink {
+        Sink::start_on(free_port(), dir, tls)
+    }
+
+    pub fn start_on(port: u16, dir: &Path, tls: Option<&Path>) -> Sink {
+        Sink::start_with(port, dir, tls, &[])
+    }
+
+    /// With sink.py's own options (`--reject ADDR`).
+    pub fn start_with(port: u16, dir: &Path, tls: Option<&Path>, options: &[&str]) -> Sink {
+        let ok = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "python3 with aiosmtpd is required: run tests/deps.sh");
+        let mut cmd = Command::new("python3");
+        cmd.arg(fixture("sink.py"))
+            .arg(port.to_string())
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(certs) = tls {
+            cmd.arg("--cert")
+                .arg(certs.join("dev-cert.pem"))
+                .arg("--key")
+                .arg(certs.join("dev-key.pem"));
+        }
+        cmd.args(options);
+        let child = cmd.spawn().expect("start sink.py");
+        assert!(
+            wait_for_port(port, Duration::from_secs(10)),
+            "sink did not start"
+        );
+        Sink {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// (meta json, message) of everything received so far.
+    pub fn received(&self) -> Vec<(serde_json::Value, String)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.dir).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json")
+                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+            {
+                let meta = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                let eml = std::fs::read(p.with_extension("eml")).unwrap();
+                out.push((meta, String::from_utf8_lossy(&eml).into_owned()));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
