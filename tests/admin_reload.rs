@@ -214,12 +214,28 @@ fn admin_page_renders_in_headless_chromium() {
         down = free_port(),
         sink = sink.port,
     ));
-    assert!(!send(s.smtp, "[SECRET] source names", "duty@suffolk.pnn.police.uk"));
-    assert!(send(s.smtp, "[OFFICIAL] referral", "duty@suffolk.pnn.police.uk"));
-    assert!(send(s.smtp, "[NOT PROTECTIVELY MARKED] rota", "nobody@gmail.com"));
+    assert!(!send(
+        s.smtp,
+        "[SECRET] source names",
+        "duty@suffolk.pnn.police.uk"
+    ));
+    assert!(send(
+        s.smtp,
+        "[OFFICIAL] referral",
+        "duty@suffolk.pnn.police.uk"
+    ));
+    assert!(send(
+        s.smtp,
+        "[NOT PROTECTIVELY MARKED] rota",
+        "nobody@gmail.com"
+    ));
     let rules = s.policy.join("rules.toml");
     let original = std::fs::read_to_string(&rules).unwrap();
-    std::fs::write(&rules, original.replace("effect = \"allow\"", "effect = \"alow\"")).unwrap();
+    std::fs::write(
+        &rules,
+        original.replace("effect = \"allow\"", "effect = \"alow\""),
+    )
+    .unwrap();
     wait_for(Duration::from_secs(10), || {
         (status(s.admin)["last_reload"]["ok"] == false).then_some(())
     })
@@ -234,9 +250,15 @@ fn admin_page_renders_in_headless_chromium() {
     })
     .unwrap_or_else(|| panic!("{:#}\n{}", status(s.admin), s.server.log_text()));
     assert_eq!(st["incidents"][0]["kind"], "classified-blocked", "{st:#}");
-    assert_eq!(st["queue"][0]["recipients"][0], "duty@suffolk.pnn.police.uk");
+    assert_eq!(
+        st["queue"][0]["recipients"][0],
+        "duty@suffolk.pnn.police.uk"
+    );
     assert!(
-        st["bounced"][0]["reason"].as_str().unwrap().contains("5.1.1"),
+        st["bounced"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("5.1.1"),
         "the next hop's answer: {st:#}"
     );
 
@@ -273,10 +295,19 @@ fn admin_page_renders_in_headless_chromium() {
     assert!(dom.contains("<td class=\"block\""), "{dom}");
     assert!(dom.contains("<h2>Incidents, last 30 days</h2>"), "{dom}");
     assert!(dom.contains("classified material blocked"), "{dom}");
-    assert!(dom.contains("<h2>Delivery queue</h2><p>1 waiting, 1 deferred, 1 bounced recently.</p>"), "{dom}");
-    assert!(dom.contains("nobody@gmail.com") && dom.contains("User unknown"), "{dom}");
+    assert!(
+        dom.contains("<h2>Delivery queue</h2><p>1 waiting, 1 deferred, 1 bounced recently.</p>"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("nobody@gmail.com") && dom.contains("User unknown"),
+        "{dom}"
+    );
     assert!(dom.contains("<h2>Policy reloads</h2>"), "{dom}");
-    assert!(dom.contains("<td class=\"recovered\">recovered</td>"), "{dom}");
+    assert!(
+        dom.contains("<td class=\"recovered\">recovered</td>"),
+        "{dom}"
+    );
     assert!(dom.contains("<td class=\"failed\">rejected</td>"), "{dom}");
     chromium(&[&format!("--screenshot={}", shot.display())]);
     let png = std::fs::read(&shot).expect("screenshot written");
@@ -304,7 +335,10 @@ fn signing_in_swaps_the_token_for_an_expiring_session_and_takes_it_out_of_the_ad
     };
     assert_eq!(header("location"), "/");
     let cookie = header("set-cookie");
-    assert!(!cookie.contains(TOKEN), "the cookie is not the token: {cookie}");
+    assert!(
+        !cookie.contains(TOKEN),
+        "the cookie is not the token: {cookie}"
+    );
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800"] {
         assert!(cookie.contains(attribute), "{attribute} in {cookie}");
     }
@@ -314,11 +348,17 @@ fn signing_in_swaps_the_token_for_an_expiring_session_and_takes_it_out_of_the_ad
     assert_eq!(code, 200, "the session opens the page");
     assert!(body.contains("<h2>Handling matrix</h2>"));
     // A made-up session, or the token itself in the cookie, does not.
-    for forged in ["markgate_session=0123456789abcdef", &format!("markgate_session={TOKEN}")] {
+    for forged in [
+        "markgate_session=0123456789abcdef",
+        &format!("markgate_session={TOKEN}"),
+    ] {
         let (code, _) = curl(&["-H", &format!("Cookie: {forged}"), &page]);
         assert_eq!(code, 401, "{forged}");
     }
-    let (code, _) = curl(&["-i", &format!("http://127.0.0.1:{}/?token=wrong-token-0000000000", s.admin)]);
+    let (code, _) = curl(&[
+        "-i",
+        &format!("http://127.0.0.1:{}/?token=wrong-token-0000000000", s.admin),
+    ]);
     assert_eq!(code, 401);
 }
 
@@ -333,8 +373,14 @@ fn every_metric_is_described_counted_from_zero_and_documented() {
         .map(|l| l.split(['{', ' ']).next().unwrap())
         .collect();
     for family in &families {
-        assert!(metrics.contains(&format!("# HELP {family} ")), "no HELP for {family}:\n{metrics}");
-        assert!(metrics.contains(&format!("# TYPE {family} ")), "no TYPE for {family}:\n{metrics}");
+        assert!(
+            metrics.contains(&format!("# HELP {family} ")),
+            "no HELP for {family}:\n{metrics}"
+        );
+        assert!(
+            metrics.contains(&format!("# TYPE {family} ")),
+            "no TYPE for {family}:\n{metrics}"
+        );
     }
     // Counters exist before anything happened, at zero.
     for series in [
@@ -348,10 +394,14 @@ fn every_metric_is_described_counted_from_zero_and_documented() {
         "markgate_decisions_total{verdict=\"allow\",class=\"OFFICIAL\"} 0",
         "markgate_queue_depth 0",
     ] {
-        assert!(metrics.lines().any(|l| l == series), "{series} in:\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == series),
+            "{series} in:\n{metrics}"
+        );
     }
     // Every metric the README documents exists.
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let mut documented: Vec<&str> = readme
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| w.starts_with("markgate_"))
@@ -360,13 +410,20 @@ fn every_metric_is_described_counted_from_zero_and_documented() {
     documented.dedup();
     assert!(documented.len() >= 7, "{documented:?}");
     for name in documented {
-        assert!(families.contains(&name), "{name} is documented but not exported:\n{metrics}");
+        assert!(
+            families.contains(&name),
+            "{name} is documented but not exported:\n{metrics}"
+        );
     }
 }
 
 /// Send one OFFICIAL message over SMTP; true when it was accepted (250).
 fn send_official(port: u16, n: usize) -> bool {
-    send(port, &format!("[OFFICIAL] live traffic {n}"), "duty@suffolk.pnn.police.uk")
+    send(
+        port,
+        &format!("[OFFICIAL] live traffic {n}"),
+        "duty@suffolk.pnn.police.uk",
+    )
 }
 
 /// Send one message with `subject` to `to`; true when it was accepted (250).

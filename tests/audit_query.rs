@@ -50,7 +50,14 @@ fn limit_gives_the_newest_records_in_chain_order() {
     assert_eq!(seqs(&out), [6, 7, 8]);
     // With a filter: the newest matching ones.
     let (_, out, _) = query(&[
-        "--db", db, "--partner", "birmingham-cc", "--limit", "2", "--format", "json",
+        "--db",
+        db,
+        "--partner",
+        "birmingham-cc",
+        "--limit",
+        "2",
+        "--format",
+        "json",
     ]);
     assert_eq!(seqs(&out), [3, 4]);
     let (_, out, _) = query(&["--db", db, "--limit", "2", "--format", "csv"]);
@@ -81,7 +88,14 @@ fn an_unknown_class_partner_or_verdict_is_an_error_not_an_empty_result() {
     assert!(err.contains("possible values: allow, block"), "{err}");
 
     // Spelt another way, a class is still the policy's class.
-    let (code, out, err) = query(&["--db", db, "--class", "official sensitive", "--format", "json"]);
+    let (code, out, err) = query(&[
+        "--db",
+        db,
+        "--class",
+        "official sensitive",
+        "--format",
+        "json",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(seqs(&out), [1]);
 }

@@ -24,8 +24,20 @@ fn errors(file: Option<&Path>, vars: &[(&str, &str)]) -> ConfigErrors {
 /// Words that belong to Rust, not to a configuration.
 fn assert_plain_words(text: &str) {
     for word in [
-        "usize", "u16", "u64", "u32", "i64", "struct ", "enum ", "variant", "Option",
-        "Duration", "SocketAddr", "PathBuf", "untagged", "os error",
+        "usize",
+        "u16",
+        "u64",
+        "u32",
+        "i64",
+        "struct ",
+        "enum ",
+        "variant",
+        "Option",
+        "Duration",
+        "SocketAddr",
+        "PathBuf",
+        "untagged",
+        "os error",
     ] {
         assert!(!text.contains(word), "{word:?} in {text}");
     }
@@ -95,8 +107,15 @@ fn a_toml_syntax_error_is_reported_with_its_line_beside_the_other_errors() {
     let file = dir.path().join("markgate.toml");
     std::fs::write(&file, "[smtp]\nlisten = \"127.0.0.1:25\"\nhostname = \n").unwrap();
     let e = errors(Some(&file), &[("MARKGATE_ADMIN__LISTEN", "nowhere")]);
-    assert_eq!(e.0.len(), 2, "the syntax error, not an echo of it as an empty host name: {e}");
-    assert!(matches!(&e.0[0].origin, Origin::File { line: 3, .. }), "{e}");
+    assert_eq!(
+        e.0.len(),
+        2,
+        "the syntax error, not an echo of it as an empty host name: {e}"
+    );
+    assert!(
+        matches!(&e.0[0].origin, Origin::File { line: 3, .. }),
+        "{e}"
+    );
     assert!(e.0[0].message.starts_with("not valid TOML"), "{e}");
     assert_eq!(e.0[1].key, "admin.listen");
 }
@@ -138,7 +157,11 @@ fn every_documented_key_with_a_wrong_value_is_named_where_it_was_given() {
     let mut keys = Vec::new();
     fn leaves(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
         for (k, v) in table {
-            let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             match v {
                 toml::Value::Table(t) => leaves(&path, t, out),
                 toml::Value::Array(a) if a.iter().any(toml::Value::is_table) => {}
@@ -156,10 +179,19 @@ fn every_documented_key_with_a_wrong_value_is_named_where_it_was_given() {
         let e = errors(Some(&file), &[]);
         assert_eq!(e.0.len(), 1, "{key}: {e}");
         assert_eq!(e.0[0].key, *key, "{e}");
-        assert_eq!(e.0[0].origin, Origin::File { path: file.clone(), line: 2 }, "{e}");
+        assert_eq!(
+            e.0[0].origin,
+            Origin::File {
+                path: file.clone(),
+                line: 2
+            },
+            "{e}"
+        );
         assert_eq!(e.0[0].value.as_deref(), Some("{ wrong = 1 }"), "{e}");
         let says_what_is_accepted = e.0[0].message.starts_with("expected ")
-            || e.0[0].message.starts_with("not one of the accepted values: ");
+            || e.0[0]
+                .message
+                .starts_with("not one of the accepted values: ");
         assert!(says_what_is_accepted, "{key}: {e}");
         assert_plain_words(&e.to_string());
 
@@ -192,14 +224,119 @@ fn commands_that_do_not_use_a_section_are_not_stopped_by_it() {
             .unwrap()
     };
     let out = run(&["isa", "list"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = run(&["audit", "verify", "--db", db.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // `serve` uses every section: both problems, each naming its variable.
     let out = run(&["serve"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("MARKGATE_BOGUS__X: bogus.x = 1: unknown section [bogus]"), "{err}");
-    assert!(err.contains("MARKGATE_SMTP__LISTEN: smtp.listen = nowhere: not an address"), "{err}");
+    assert!(
+        err.contains("MARKGATE_BOGUS__X: bogus.x = 1: unknown section [bogus]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("MARKGATE_SMTP__LISTEN: smtp.listen = nowhere: not an address"),
+        "{err}"
+    );
+}
+
+mod generated {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Lines a configuration file is made of: section headers, keys of the right and the
+    /// wrong kind, and broken TOML.
+    fn line() -> impl Strategy<Value = String> {
+        let section = prop::sample::select(vec![
+            "smtp",
+            "delivery",
+            "http",
+            "records",
+            "admin",
+            "tls",
+            "policy",
+            "spool",
+            "bogus",
+            "delivery.routes.secure",
+            "[http.route]",
+        ]);
+        let key = prop::sample::select(vec![
+            "listen",
+            "hostname",
+            "max_recipients",
+            "require_tls",
+            "command_timeout",
+            "port",
+            "host",
+            "tls",
+            "retention",
+            "bare_line_endings",
+            "relay_networks",
+            "upstream",
+            "x",
+        ]);
+        let value = prop::sample::select(vec![
+            "\"127.0.0.1:25\"",
+            "\"nowhere\"",
+            "25",
+            "-1",
+            "70000",
+            "true",
+            "\"maybe\"",
+            "[\"10.0.0.0/8\"]",
+            "[1, 2]",
+            "{ a = 1 }",
+            "\"5m\"",
+            "\"soon\"",
+            "",
+            "\"unclosed",
+        ]);
+        prop_oneof![
+            section.prop_map(|s| format!("[{s}]")),
+            (key, value).prop_map(|(k, v)| format!("{k} = {v}")),
+            "\\PC{0,20}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Whatever the file holds, loading it never panics, and every problem points at a
+        /// line of that file (or names its variable) and says what is wrong.
+        #[test]
+        fn every_problem_points_at_a_line_of_the_file(lines in prop::collection::vec(line(), 0..12)) {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("markgate.toml");
+            let text = lines.join("\n");
+            std::fs::write(&file, &text).unwrap();
+            let count = text.lines().count().max(1);
+            if let Err(e) = Config::load_with(Some(&file), &SECTIONS, &env(&[("MARKGATE_SMTP__MAX_RECIPIENTS", "lots")])) {
+                let from_variable = Origin::Env { var: "MARKGATE_SMTP__MAX_RECIPIENTS".into() };
+                prop_assert!(e.0.iter().any(|x| x.origin == from_variable), "{}", e);
+                for error in &e.0 {
+                    match &error.origin {
+                        Origin::File { path, line } => {
+                            prop_assert_eq!(path, &file);
+                            prop_assert!(*line >= 1 && *line <= count + 1, "line {} of {}: {}", line, count, e);
+                        }
+                        Origin::Env { var } => prop_assert_eq!(var.as_str(), "MARKGATE_SMTP__MAX_RECIPIENTS"),
+                        Origin::Default => prop_assert!(!error.key.is_empty(), "{}", e),
+                    }
+                    prop_assert!(!error.message.is_empty());
+                }
+                assert_plain_words(&e.to_string());
+            } else {
+                prop_assert!(false, "the variable is always wrong");
+            }
+        }
+    }
 }

@@ -33,13 +33,12 @@ fn readme_deployment_example_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("markgate.toml");
     std::fs::write(&path, toml).unwrap();
-    let config = markgate::config::Config::load_with(
-        Some(&path),
-        &markgate::config::SECTIONS,
-        &[],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let config = markgate::config::Config::load_with(Some(&path), &markgate::config::SECTIONS, &[])
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(config.smtp.require_client_cert);
     let (name, route) = config.delivery.route("internal").unwrap();
-    assert_eq!((name, route.host.as_str()), ("internal", "mta.westmidlands.example"));
+    assert_eq!(
+        (name, route.host.as_str()),
+        ("internal", "mta.westmidlands.example")
+    );
 }

@@ -54,7 +54,15 @@ fn assert_said_once(stderr: &str) {
             );
         }
     }
-    for word in ["(os error", "variant", "enum ", "struct ", "Os {", "Error {", "kind:"] {
+    for word in [
+        "(os error",
+        "variant",
+        "enum ",
+        "struct ",
+        "Os {",
+        "Error {",
+        "kind:",
+    ] {
         assert!(!stderr.contains(word), "{word:?} in {stderr}");
     }
 }
@@ -66,8 +74,17 @@ fn bundle_seal_before_serve_creates_the_development_key_as_serve_does() {
     let (code, _, err) = markgate(
         dir.path(),
         &[
-            "bundle", "seal", "--to", "suffolk-police", "--marking", "OFFICIAL", "--purpose",
-            "Missing person enquiry", "notes.txt", "-o", "notes.age",
+            "bundle",
+            "seal",
+            "--to",
+            "suffolk-police",
+            "--marking",
+            "OFFICIAL",
+            "--purpose",
+            "Missing person enquiry",
+            "notes.txt",
+            "-o",
+            "notes.age",
         ],
     );
     assert_eq!(code, 0, "{err}");
@@ -96,17 +113,33 @@ fn a_named_signing_key_that_is_missing_says_what_to_run() {
     let (code, _, err) = markgate(
         dir.path(),
         &[
-            "bundle", "seal", "--to", "suffolk-police", "--marking", "OFFICIAL", "--purpose",
-            "p", "--signing-key", "keys/force.pem", "a.txt", "-o", "a.age",
+            "bundle",
+            "seal",
+            "--to",
+            "suffolk-police",
+            "--marking",
+            "OFFICIAL",
+            "--purpose",
+            "p",
+            "--signing-key",
+            "keys/force.pem",
+            "a.txt",
+            "-o",
+            "a.age",
         ],
     );
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("keys/force.pem does not exist: the manifest signing key; run `markgate certs dev`"),
+        err.contains(
+            "keys/force.pem does not exist: the manifest signing key; run `markgate certs dev`"
+        ),
         "{err}"
     );
     assert_said_once(&err);
-    assert!(!dir.path().join("certs").exists(), "nothing made for a key that was named");
+    assert!(
+        !dir.path().join("certs").exists(),
+        "nothing made for a key that was named"
+    );
 }
 
 #[test]
@@ -116,8 +149,17 @@ fn opening_with_allow_unsigned_needs_no_public_key() {
     let (code, _, err) = markgate(
         sealer.path(),
         &[
-            "bundle", "seal", "--to", "suffolk-police", "--marking", "OFFICIAL", "--purpose",
-            "p", "a.txt", "-o", "a.age",
+            "bundle",
+            "seal",
+            "--to",
+            "suffolk-police",
+            "--marking",
+            "OFFICIAL",
+            "--purpose",
+            "p",
+            "a.txt",
+            "-o",
+            "a.age",
         ],
     );
     assert_eq!(code, 0, "{err}");
@@ -130,12 +172,22 @@ fn opening_with_allow_unsigned_needs_no_public_key() {
         &["bundle", "open", "-i", &suffolk_key(), "a.age"],
     );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--signing-pub") && err.contains("--allow-unsigned"), "{err}");
+    assert!(
+        err.contains("--signing-pub") && err.contains("--allow-unsigned"),
+        "{err}"
+    );
     assert_said_once(&err);
 
     let (code, out, err) = markgate(
         partner.path(),
-        &["bundle", "open", "--allow-unsigned", "-i", &suffolk_key(), "a.age"],
+        &[
+            "bundle",
+            "open",
+            "--allow-unsigned",
+            "-i",
+            &suffolk_key(),
+            "a.age",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("NOT CHECKED"), "{err}");
@@ -154,21 +206,39 @@ fn a_malformed_key_is_bad_input_exit_2_and_nothing_is_recorded() {
         .unwrap()
         .to_string();
     for (key, needle) in [
-        ("age1notakey", "\"age1notakey\" is not an age X25519 recipient (age1...)"),
+        (
+            "age1notakey",
+            "\"age1notakey\" is not an age X25519 recipient (age1...)",
+        ),
         (secret.as_str(), "--recipient was given an age PRIVATE key"),
     ] {
         let (code, _, err) = markgate(
             dir.path(),
             &[
-                "bundle", "seal", "--recipient", key, "--marking", "OFFICIAL", "--purpose", "p",
-                "a.txt", "-o", "a.age",
+                "bundle",
+                "seal",
+                "--recipient",
+                key,
+                "--marking",
+                "OFFICIAL",
+                "--purpose",
+                "p",
+                "a.txt",
+                "-o",
+                "a.age",
             ],
         );
         assert_eq!(code, 2, "{err}");
         assert!(err.contains(needle), "{err}");
-        assert!(!err.contains(&secret[16..]), "the private key is never echoed");
+        assert!(
+            !err.contains(&secret[16..]),
+            "the private key is never echoed"
+        );
     }
-    assert!(!dir.path().join("var/records.sqlite").exists(), "no decision was made");
+    assert!(
+        !dir.path().join("var/records.sqlite").exists(),
+        "no decision was made"
+    );
     assert!(!dir.path().join("a.age").exists());
 }
 
@@ -183,12 +253,28 @@ fn no_error_message_repeats_itself() {
         &["audit", "verify", "--db", "folder"],
         &["audit", "verify", "--db", "no/such/records.sqlite"],
         &[
-            "bundle", "seal", "--to", "suffolk-police", "--marking", "OFFICIAL", "--purpose",
-            "p", "folder", "-o", "f.age",
+            "bundle",
+            "seal",
+            "--to",
+            "suffolk-police",
+            "--marking",
+            "OFFICIAL",
+            "--purpose",
+            "p",
+            "folder",
+            "-o",
+            "f.age",
         ],
         &["bundle", "open", "-i", "no-such.key", "x.age"],
         &["serve", "--config", "no/such/markgate.toml"],
-        &["check", "--from", "a@b.example", "--to", "c@d.example", "no-such.eml"],
+        &[
+            "check",
+            "--from",
+            "a@b.example",
+            "--to",
+            "c@d.example",
+            "no-such.eml",
+        ],
         &["policy", "check", "no/such/policy"],
         &["policy", "check", "text.txt"],
         &["isa", "list", "--policy", "folder"],
@@ -208,14 +294,32 @@ fn at_takes_a_date_or_an_rfc3339_time_in_every_command() {
     let eml = root().join("tests/fixtures/mail/unmarked.eml");
     let eml = eml.to_str().unwrap();
     let commands: Vec<Vec<&str>> = vec![
-        vec!["check", "--from", "a@westmidlands.pnn.police.uk", "--to", "b@suffolk.pnn.police.uk", eml],
-        vec!["policy", "explain", "--marking", "OFFICIAL", "--to", "b@suffolk.pnn.police.uk"],
+        vec![
+            "check",
+            "--from",
+            "a@westmidlands.pnn.police.uk",
+            "--to",
+            "b@suffolk.pnn.police.uk",
+            eml,
+        ],
+        vec![
+            "policy",
+            "explain",
+            "--marking",
+            "OFFICIAL",
+            "--to",
+            "b@suffolk.pnn.police.uk",
+        ],
         vec!["policy", "test"],
         vec!["isa", "list"],
         vec!["isa", "due"],
     ];
     for command in &commands {
-        for at in ["2026-11-25", "2026-11-25T09:30:00Z", "2026-11-25T09:30:00+01:00"] {
+        for at in [
+            "2026-11-25",
+            "2026-11-25T09:30:00Z",
+            "2026-11-25T09:30:00+01:00",
+        ] {
             let mut args = command.clone();
             args.extend(["--at", at]);
             let (code, out, err) = markgate(d, &args);
@@ -236,8 +340,19 @@ fn at_takes_a_date_or_an_rfc3339_time_in_every_command() {
     let (code, _, err) = markgate(
         d,
         &[
-            "bundle", "seal", "--to", "suffolk-police", "--marking", "OFFICIAL", "--purpose",
-            "p", "--at", "2026-11-25", "a.txt", "-o", "a.age",
+            "bundle",
+            "seal",
+            "--to",
+            "suffolk-police",
+            "--marking",
+            "OFFICIAL",
+            "--purpose",
+            "p",
+            "--at",
+            "2026-11-25",
+            "a.txt",
+            "-o",
+            "a.age",
         ],
     );
     assert_eq!(code, 0, "{err}");
@@ -255,20 +370,34 @@ fn policy_explain_documents_its_exit_codes_and_reads_consent_as_x_consent_does()
     let (code, _, err) = markgate(
         dir.path(),
         &[
-            "policy", "explain", "--marking", "OFFICIAL", "--to", "b@suffolk.pnn.police.uk",
-            "--consent", "maybe",
+            "policy",
+            "explain",
+            "--marking",
+            "OFFICIAL",
+            "--to",
+            "b@suffolk.pnn.police.uk",
+            "--consent",
+            "maybe",
         ],
     );
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains(r#""maybe" is not a consent value: given, withheld or not-required (as in X-Consent)"#),
+        err.contains(
+            r#""maybe" is not a consent value: given, withheld or not-required (as in X-Consent)"#
+        ),
         "{err}"
     );
     let (code, out, err) = markgate(
         dir.path(),
         &[
-            "policy", "explain", "--marking", "OFFICIAL", "--to", "b@suffolk.pnn.police.uk",
-            "--consent", "Not Required",
+            "policy",
+            "explain",
+            "--marking",
+            "OFFICIAL",
+            "--to",
+            "b@suffolk.pnn.police.uk",
+            "--consent",
+            "Not Required",
         ],
     );
     assert_eq!(code, 0, "{out}{err}");

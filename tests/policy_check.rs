@@ -368,7 +368,10 @@ fn a_file_given_for_the_policy_directory_is_one_error() {
         .filter(|l| l.starts_with(&format!("{}:", file.display())))
         .collect();
     assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(errors[0].contains("is a file: give the policy directory"), "{stderr}");
+    assert!(
+        errors[0].contains("is a file: give the policy directory"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -423,5 +426,8 @@ fn a_directory_with_no_policy_files_is_one_error() {
         .filter(|l| l.starts_with(&format!("{}:", dir.path().display())))
         .collect();
     assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(errors[0].contains("holds none of the policy files (markings.toml,"), "{stderr}");
+    assert!(
+        errors[0].contains("holds none of the policy files (markings.toml,"),
+        "{stderr}"
+    );
 }

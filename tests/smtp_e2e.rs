@@ -555,7 +555,11 @@ The source is reliable.\r\n\
         .arg(setup.path().join("opened-by-markgate"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Signature:    verified"));
     assert_eq!(
         std::fs::read(setup.path().join("opened-by-markgate/message.eml")).unwrap(),

@@ -44,10 +44,6 @@ fn names(list: &str, kind: &str) -> Vec<String> {
     found
 }
 
-
-
-
-
 #[test]
 fn finds_every_way_a_test_or_benchmark_starts_a_program() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,7 +89,15 @@ fn finds_every_way_a_test_or_benchmark_starts_a_program() {
     );
     assert_eq!(
         names(&list, "python"),
-        ["aiosmtpd", "argparse", "numpy", "smtplib", "statistics", "sys", "walrus"],
+        [
+            "aiosmtpd",
+            "argparse",
+            "numpy",
+            "smtplib",
+            "statistics",
+            "sys",
+            "walrus"
+        ],
         "{list}"
     );
     assert_eq!(names(&list, "capability"), ["swaks-starttls"], "{list}");

@@ -46,7 +46,11 @@ impl Admin {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions.retain(|_, expires| *expires > now);
         if sessions.len() >= MAX_SESSIONS {
-            if let Some(oldest) = sessions.iter().min_by_key(|(_, e)| **e).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, e)| **e)
+                .map(|(k, _)| k.clone())
+            {
                 sessions.remove(&oldest);
             }
         }
@@ -204,7 +208,10 @@ fn handle(admin: &Admin, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 let mut r = respond(StatusCode::SEE_OTHER, "text/plain", "signed in\n");
                 r.headers_mut().insert(
                     "location",
-                    req.uri().path().parse().expect("a path is a valid header value"),
+                    req.uri()
+                        .path()
+                        .parse()
+                        .expect("a path is a valid header value"),
                 );
                 if let Ok(v) = cookie.parse() {
                     r.headers_mut().insert("set-cookie", v);
@@ -260,7 +267,11 @@ fn authorised(admin: &Admin, req: &Request<Incoming>) -> Option<SignIn> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_string))
+        .filter_map(|kv| {
+            kv.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(str::to_string)
+        })
         .any(|id| admin.session_is_live(&id));
     if session {
         return Some(SignIn::Session);

@@ -186,9 +186,15 @@ fn time(t: &chrono::DateTime<Utc>) -> String {
 fn incidents_section(out: &mut String, status: &Status) {
     out.push_str("<section id=\"incidents\"><h2>Incidents, last 30 days</h2>\n");
     if let Some(e) = &status.incidents_error {
-        let _ = writeln!(out, "<p class=\"failed\">The record store could not be read: {}</p>", html_escape(e));
+        let _ = writeln!(
+            out,
+            "<p class=\"failed\">The record store could not be read: {}</p>",
+            html_escape(e)
+        );
     } else if status.incidents.is_empty() {
-        out.push_str("<p>None: no SECRET or higher disclosure blocked, no overdue ISA cited.</p>\n");
+        out.push_str(
+            "<p>None: no SECRET or higher disclosure blocked, no overdue ISA cited.</p>\n",
+        );
     } else {
         out.push_str("<table><tr><th>time (UTC)</th><th>incident</th><th>marking</th><th>from</th><th>to</th><th>ISA</th><th>rule</th><th>reason</th></tr>\n");
         for i in &status.incidents {
@@ -215,7 +221,11 @@ fn incidents_section(out: &mut String, status: &Status) {
 }
 
 fn queue_section(out: &mut String, status: &Status) {
-    let deferred = status.queue.iter().filter(|q| q.last_error.is_some()).count();
+    let deferred = status
+        .queue
+        .iter()
+        .filter(|q| q.last_error.is_some())
+        .count();
     let _ = writeln!(
         out,
         "<section id=\"queue\"><h2>Delivery queue</h2><p>{} waiting, {deferred} deferred, {} bounced recently.</p>",

@@ -203,8 +203,14 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         let policy = super::load_policy(&dir)
             .context("--class and --partner are checked against the policy (give --policy DIR)")?;
         (
-            args.class.as_deref().map(|c| known_class(&policy, c)).transpose()?,
-            args.partner.as_deref().map(|p| known_partner(&policy, p)).transpose()?,
+            args.class
+                .as_deref()
+                .map(|c| known_class(&policy, c))
+                .transpose()?,
+            args.partner
+                .as_deref()
+                .map(|p| known_partner(&policy, p))
+                .transpose()?,
         )
     } else {
         (None, None)

@@ -185,7 +185,11 @@ pub fn run(cmd: BundleCommand) -> anyhow::Result<ExitCode> {
 fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
     // A malformed key is bad input (exit 2), checked before anything is decided or recorded.
     for key in &args.recipient {
-        if key.trim().to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {
+        if key
+            .trim()
+            .to_ascii_uppercase()
+            .starts_with("AGE-SECRET-KEY-")
+        {
             anyhow::bail!(
                 "--recipient was given an age PRIVATE key (AGE-SECRET-KEY-...): give the partner's public key (age1...), and treat that private key as disclosed"
             );
@@ -674,7 +678,9 @@ fn open_input(path: &Path) -> anyhow::Result<(Box<dyn std::io::Read>, u64)> {
     }
     // Cover messages are mail: they fit in memory (smtp.max_message_size).
     let mut message = Vec::new();
-    (&mut input).take(256 * 1024 * 1024).read_to_end(&mut message)?;
+    (&mut input)
+        .take(256 * 1024 * 1024)
+        .read_to_end(&mut message)?;
     match markgate::transform::encrypt::attached_bundle(&message) {
         Some(bundle) => {
             let size = bundle.len() as u64;

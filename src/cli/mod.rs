@@ -158,3 +158,61 @@ pub fn parse_at(s: &str) -> Result<chrono::DateTime<chrono::FixedOffset>, String
 pub fn parse_at_day(s: &str) -> Result<chrono::NaiveDate, String> {
     parse_at(s).map(|t| t.with_timezone(&chrono::Utc).date_naive())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_is_a_date_or_a_time_and_nothing_else() {
+        assert_eq!(
+            parse_at("2026-11-25").unwrap().to_rfc3339(),
+            "2026-11-25T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_at_day("2026-11-25T23:30:00-05:00")
+                .unwrap()
+                .to_string(),
+            "2026-11-26",
+            "the day is the UTC day"
+        );
+        for bad in [
+            "",
+            "2026-13-01",
+            "25/11/2026",
+            "yesterday",
+            "2026-11-25 10:00",
+        ] {
+            assert_eq!(
+                parse_at(bad).unwrap_err(),
+                format!(
+                    "{:?} is not a date (2026-11-25) or an RFC 3339 time (2026-11-25T09:30:00Z)",
+                    bad.trim()
+                )
+            );
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open record store x: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("unable to open database file")]
+    struct Inner(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_is_said_once_without_os_numbers() {
+        let io = std::io::Error::from_raw_os_error(2);
+        let e = anyhow::Error::new(Outer(Inner(io)));
+        assert_eq!(
+            describe(&e),
+            "cannot open record store x: unable to open database file: No such file or directory"
+        );
+        let list = anyhow::anyhow!("invalid policy in p:\na.toml:1:1: x: y\nb.toml:1:1: x: y");
+        assert_eq!(
+            describe(&list),
+            "invalid policy in p:\na.toml:1:1: x: y\nb.toml:1:1: x: y"
+        );
+    }
+}

@@ -99,7 +99,11 @@ pub enum PolicyCommand {
 fn parse_consent(s: &str) -> Result<String, String> {
     markgate::message::Consent::parse(s)
         .map(|c| c.as_str().to_string())
-        .ok_or_else(|| format!("{s:?} is not a consent value: given, withheld or not-required (as in X-Consent)"))
+        .ok_or_else(|| {
+            format!(
+                "{s:?} is not a consent value: given, withheld or not-required (as in X-Consent)"
+            )
+        })
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -121,7 +121,10 @@ impl DeliveryConfig {
             ));
         }
         if self.lifetime.is_zero() {
-            errors.push(Problem::new("delivery.lifetime", "must be longer than zero"));
+            errors.push(Problem::new(
+                "delivery.lifetime",
+                "must be longer than zero",
+            ));
         }
         errors
     }

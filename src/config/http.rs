@@ -158,7 +158,10 @@ impl HttpConfig {
     pub fn validate(&self) -> Vec<Problem> {
         let mut errors = Vec::new();
         if self.max_header_bytes < 8192 {
-            errors.push(Problem::new("http.max_header_bytes", "must be at least 8192"));
+            errors.push(Problem::new(
+                "http.max_header_bytes",
+                "must be at least 8192",
+            ));
         }
         if self.max_connections == 0 {
             errors.push(Problem::new("http.max_connections", "must be at least 1"));

@@ -199,7 +199,11 @@ impl Layers {
                     key: path[..=i].join("."),
                     value: Some(raw.to_string()),
                     origin: Origin::Env { var: var.into() },
-                    message: format!("{} is not a table, so it has no key {:?}", path[..=i].join("."), path[i + 1]),
+                    message: format!(
+                        "{} is not a table, so it has no key {:?}",
+                        path[..=i].join("."),
+                        path[i + 1]
+                    ),
                 });
                 return;
             }
@@ -309,7 +313,9 @@ impl Layers {
             .cloned()
             .collect();
         let in_section = |name: &str, key: &str| {
-            key == name || key.starts_with(&format!("{name}.")) || key.starts_with(&format!("{name}["))
+            key == name
+                || key.starts_with(&format!("{name}."))
+                || key.starts_with(&format!("{name}["))
         };
         for name in unknown {
             let message = format!(
@@ -546,7 +552,9 @@ pub fn explain(message: &str, key: &str) -> String {
     };
     if let Some(rest) = message.strip_prefix("unknown field ") {
         let names = ticks(rest);
-        let (unknown, accepted) = names.split_first().map_or((String::new(), &[][..]), |(u, a)| (u.clone(), a));
+        let (unknown, accepted) = names
+            .split_first()
+            .map_or((String::new(), &[][..]), |(u, a)| (u.clone(), a));
         let section = key.rsplit_once('.').map_or(key, |(s, _)| s);
         return if accepted.is_empty() {
             format!("unknown key {unknown:?} in [{section}]")
@@ -604,11 +612,17 @@ mod tests {
     #[test]
     fn serde_words_become_configuration_words() {
         assert_eq!(
-            explain("invalid type: string \"x\", expected usize", "smtp.max_recipients"),
+            explain(
+                "invalid type: string \"x\", expected usize",
+                "smtp.max_recipients"
+            ),
             "expected a whole number"
         );
         assert_eq!(
-            explain("invalid value: integer `70000`, expected u16", "delivery.routes.x.port"),
+            explain(
+                "invalid value: integer `70000`, expected u16",
+                "delivery.routes.x.port"
+            ),
             "expected a whole number from 0 to 65535"
         );
         assert_eq!(

@@ -113,7 +113,8 @@ pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(
             f.write_str("a duration such as \"30s\", \"5m\" or \"2h 30m\"")
         }
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            humantime::parse_duration(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            humantime::parse_duration(v)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
         }
         fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
             Ok(std::time::Duration::from_secs(v))
@@ -176,7 +177,10 @@ impl Config {
         let broken: Vec<String> = layers.errors.iter().map(|e| e.key.clone()).collect();
         for section in sections {
             for problem in config.section_problems(section) {
-                if !broken.iter().any(|k| !k.is_empty() && problem.key.starts_with(k.as_str())) {
+                if !broken
+                    .iter()
+                    .any(|k| !k.is_empty() && problem.key.starts_with(k.as_str()))
+                {
                     let e = layers.error(&problem.key, problem.message);
                     layers.errors.push(e);
                 }

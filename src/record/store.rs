@@ -627,7 +627,9 @@ impl Store {
         }
         match filter.limit {
             // The newest N, listed in chain order like every result.
-            Some(n) => sql = format!("SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {n}) ORDER BY seq"),
+            Some(n) => {
+                sql = format!("SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {n}) ORDER BY seq")
+            }
             None => sql.push_str(" ORDER BY seq"),
         }
         let rerr = |e| self.read_err(e);

@@ -162,6 +162,9 @@ mod tests {
         }
         message.push_str("--b--\r\n");
         assert_eq!(attached_bundle(message.as_bytes()), Some(sealed));
-        assert_eq!(attached_bundle(b"Subject: no attachment\r\n\r\nhello\r\n"), None);
+        assert_eq!(
+            attached_bundle(b"Subject: no attachment\r\n\r\nhello\r\n"),
+            None
+        );
     }
 }

@@ -22,7 +22,8 @@ pub(super) fn compile(
     for class in &raw.classes {
         let name = class.name.get_ref().trim().to_string();
         if let Some(first) = defined_at.get(&name) {
-            let message = defined_twice("destination class", &name, file, first, &class.name.span());
+            let message =
+                defined_twice("destination class", &name, file, first, &class.name.span());
             errors.at(file, class.name.span(), message);
         } else {
             defined_at.insert(name.clone(), class.name.span());

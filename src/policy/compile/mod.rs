@@ -109,10 +109,7 @@ pub(super) fn load(dir: &Path) -> Result<Policy, PolicyErrors> {
                 file: path,
                 line: 1,
                 column: 1,
-                message: format!(
-                    "cannot read policy file: {}",
-                    crate::config::io_reason(&e)
-                ),
+                message: format!("cannot read policy file: {}", crate::config::io_reason(&e)),
             }),
         }
     }

@@ -6,8 +6,8 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::Errors;
 use super::defined_twice;
+use super::Errors;
 use crate::marking::normalise;
 use crate::policy::model::RulesFile;
 use crate::policy::source::SourceFile;
@@ -16,7 +16,8 @@ use crate::policy::{
 };
 
 /// What a reason may say in braces; filled in per recipient when the rule blocks.
-pub(crate) const REASON_PLACEHOLDERS: [&str; 5] = ["class", "label", "domain", "destination", "partner"];
+pub(crate) const REASON_PLACEHOLDERS: [&str; 5] =
+    ["class", "label", "domain", "destination", "partner"];
 
 pub(super) fn compile(
     raw: RulesFile,
@@ -213,7 +214,9 @@ fn check_placeholders(reason: &Spanned<String>, id: &str, file: &SourceFile, err
         let Some(close) = after.find('}') else { break };
         let word = &after[..close];
         if !word.is_empty()
-            && word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            && word
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             && !REASON_PLACEHOLDERS.contains(&word)
         {
             let at = if exact {

@@ -141,6 +141,31 @@ fn is_enhanced_code(word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::status_code;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Whatever a next hop answers, the bounce says a well-formed RFC 3463 status of
+        /// class 4 or 5; and an enhanced code in the answer is the one kept.
+        #[test]
+        fn every_answer_gives_a_well_formed_status(
+            host in "[0-9.]{0,15}(:[0-9]{1,5})?",
+            text in "\\PC{0,60}",
+            class in 4u8..=5,
+            subject in 0u16..1000,
+            detail in 0u16..1000,
+        ) {
+            let reason = format!("{host} said: {text}");
+            let status = status_code(&reason);
+            let parts: Vec<&str> = status.split('.').collect();
+            prop_assert_eq!(parts.len(), 3, "{}", status);
+            prop_assert!(parts[0] == "4" || parts[0] == "5");
+            prop_assert!(parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())));
+            let code = format!("{class}.{subject}.{detail}");
+            let answer = format!("{host} said: permanent error (550): {code} <x@y>: no");
+            prop_assert_eq!(status_code(&answer), code.as_str());
+        }
+    }
 
     #[test]
     fn the_next_hops_enhanced_code_is_kept() {
@@ -148,9 +173,15 @@ mod tests {
             status_code("127.0.0.1:2526 said: permanent error (550): 5.1.1 <nobody@suffolk.pnn.police.uk>: Recipient address rejected: User unknown"),
             "5.1.1"
         );
-        assert_eq!(status_code("10.5.1.1:25 said: permanent error (554): transaction failed"), "5.0.0");
+        assert_eq!(
+            status_code("10.5.1.1:25 said: permanent error (554): transaction failed"),
+            "5.0.0"
+        );
         assert_eq!(status_code("recipient <a@b>: 5.7.1 relay denied"), "5.7.1");
-        assert_eq!(status_code("10.5.1.1:25: connection refused (gave up after 7 attempts)"), "4.4.7");
+        assert_eq!(
+            status_code("10.5.1.1:25: connection refused (gave up after 7 attempts)"),
+            "4.4.7"
+        );
         assert_eq!(status_code("x said: 550 5.1.10 no"), "5.1.10");
         assert_eq!(status_code("x said: 550 6.1.1 no"), "5.0.0");
     }
