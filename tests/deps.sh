@@ -2,7 +2,9 @@
 # Installs what the tests and benchmarks use, with the capabilities they use, from Debian 12's
 # packages: swaks with TLS (STARTTLS needs Net::SSLeay and IO::Socket::SSL, which swaks only
 # recommends), Postfix's smtp-sink/smtp-source, the stock `age` CLI, curl, nginx and wrk,
-# headless Chromium, Python 3 with aiosmtpd, openssl, bc and time for the benchmark scripts.
+# headless Chromium, knot, knot-dnsutils, ldnsutils and unbound (a DNSSEC-signed test root),
+# Python 3 with aiosmtpd, dkimpy (with PyNaCl for Ed25519) and dnspython, openssl, bc and
+# time for the benchmark scripts.
 #
 # What is needed is not listed here by hand: tests/tools_used.pl derives it from the tests
 # and benchmarks themselves and checks each item (a program, a Python module, a capability
@@ -36,11 +38,20 @@ declare -A PACKAGES=(
   [python:aiosmtpd]="python3-aiosmtpd"
   [command:openssl]="openssl"
   [capability:openssl-rawin]="openssl"
+  [command:knotd]="knot"
+  [command:kdig]="knot-dnsutils"
+  [command:ldns-signzone]="ldnsutils"
+  [command:ldns-keygen]="ldnsutils"
+  [command:unbound]="unbound"
+  [python:dkim]="python3-dkim"
+  [python:dns]="python3-dnspython"
+  [capability:dkim-ed25519]="python3-nacl"
   [command:bc]="bc"
   [command:/usr/bin/time]="time"
   [command:tar]="tar"
   [command:timeout]="coreutils"
   [command:base64]="coreutils"
+  [command:sha256sum]="coreutils"
   [command:kill]="procps"
   [command:getconf]="libc-bin"
 )
@@ -84,10 +95,18 @@ $SUDO apt-get update -qq
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 
-# A python3 on PATH that is not Debian's (pyenv, a virtualenv) does not see python3-aiosmtpd.
-if ! python3 -c 'import aiosmtpd' 2>/dev/null && [ "$(command -v python3)" != /usr/bin/python3 ]; then
-  echo "tests/deps.sh: $(command -v python3) is not Debian's python3: installing aiosmtpd with pip"
-  python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd
+# A python3 on PATH that is not Debian's (pyenv, a virtualenv) does not see Debian's Python
+# packages: give it the same modules from PyPI.
+if [ "$(command -v python3)" != /usr/bin/python3 ]; then
+  declare -A PYPI=([aiosmtpd]=aiosmtpd [dkim]=dkimpy [dns]=dnspython [nacl]=pynacl)
+  wanted=()
+  for module in "${!PYPI[@]}"; do
+    python3 -c "import $module" 2>/dev/null || wanted+=("${PYPI[$module]}")
+  done
+  if [ ${#wanted[@]} -gt 0 ]; then
+    echo "tests/deps.sh: $(command -v python3) is not Debian's python3: installing ${wanted[*]} with pip"
+    python3 -m pip install -q "${wanted[@]}" 2>/dev/null || python3 -m pip install -q --break-system-packages "${wanted[@]}"
+  fi
 fi
 
 if ! perl tests/tools_used.pl --check >/dev/null 2>"${TMPDIR:-/tmp}/markgate-deps.$$"; then

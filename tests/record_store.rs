@@ -5,7 +5,7 @@ use markgate::decision::{Disclosure, Verdict};
 use markgate::policy::Action;
 use markgate::record::report::isa_report;
 use markgate::record::store::StoreOptions;
-use markgate::record::{Channel, Consent, Filter, IncidentKind, Store, Tamper};
+use markgate::record::{Channel, Consent, Filter, IncidentKind, RecordVerdict, Store, Tamper};
 use record_support::*;
 use rusqlite::Connection;
 
@@ -45,7 +45,7 @@ fn a_record_carries_every_field() {
     assert_eq!(r.sources.len(), 1);
     assert_eq!(r.sources[0].location, "subject");
     assert_eq!(r.destination, "internet");
-    assert_eq!(r.verdict, Verdict::Allow);
+    assert_eq!(r.verdict, RecordVerdict::Allow);
     assert!(r.actions.contains(&Action::Encrypt));
     assert!(!r.rules.is_empty());
     assert!(!r.reason.is_empty());
@@ -67,9 +67,9 @@ fn a_record_carries_every_field() {
     assert_eq!(recs[1].disclosure, Disclosure::Internal);
     assert_ne!(recs[0].id, recs[1].id);
     // What policy simulation replays.
-    let replay = r.to_recorded();
+    let replay = markgate::policyops::simulate::Recorded::from(r);
     assert_eq!(replay.marking, "OFFICIAL-SENSITIVE");
-    assert_eq!(replay.declared.consent.as_deref(), Some("not-required"));
+    assert_eq!(replay.declared.consent, Some(Consent::NotRequired));
     assert_eq!(replay.channel, "smtp");
 }
 
@@ -83,7 +83,7 @@ fn incidents_are_flagged() {
         &["x@suffolk.pnn.police.uk"],
         None,
     );
-    assert_eq!(secret[0].verdict, Verdict::Block);
+    assert_eq!(secret[0].verdict, RecordVerdict::Block);
     assert!(secret[0].incident);
     assert_eq!(
         secret[0].incident_kind,
@@ -104,7 +104,7 @@ fn incidents_are_flagged() {
         &["asb@examplehousing.org.uk"],
         Some("ISA-0002"),
     );
-    assert_eq!(overdue[0].verdict, Verdict::Block);
+    assert_eq!(overdue[0].verdict, RecordVerdict::Block);
     assert!(overdue[0].rules.iter().any(|r| r == "isa-overdue"));
     assert_eq!(overdue[0].incident_kind, Some(IncidentKind::IsaOverdue));
     let restricted = records(
@@ -114,7 +114,7 @@ fn incidents_are_flagged() {
         &["c@gmail.com"],
         None,
     );
-    assert_eq!(restricted[0].verdict, Verdict::Block);
+    assert_eq!(restricted[0].verdict, RecordVerdict::Block);
     assert!(
         !restricted[0].incident,
         "a RESTRICTED block is not an incident"

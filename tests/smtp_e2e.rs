@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::smtp::{fixture, require, swaks, Setup, Sink};
+use common::smtp::{fixture, open_cover_bundle, swaks, Setup, Sink};
 use common::Server;
 use common::{free_port, wait_for};
 
@@ -466,8 +466,6 @@ fn sigterm_stops_accepting_and_keeps_the_spool() {
 
 #[test]
 fn confidential_to_suffolk_arrives_as_a_bundle_that_age_opens_to_the_original() {
-    require("age");
-    require("tar");
     let setup = Setup::new("", None);
     let server = setup.serve();
     let original: &[u8] = b"From: Officer <officer@westmidlands.pnn.police.uk>\r\n\
@@ -512,31 +510,8 @@ The source is reliable.\r\n\
 
     // Open it as the partner would, with the stock tools.
     let opened = setup.path().join("opened");
-    std::fs::create_dir_all(&opened).unwrap();
-    let cover_path = setup.path().join("cover.eml");
-    std::fs::write(&cover_path, &cover).unwrap();
     let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/suffolk.key");
-    let script = format!(
-        "import email, subprocess, sys\n\
-         m = email.message_from_bytes(open({cover:?}, 'rb').read())\n\
-         parts = [p for p in m.walk() if p.get_filename()]\n\
-         open({bundle:?}, 'wb').write(parts[0].get_payload(decode=True))\n\
-         d = subprocess.run(['age', '-d', '-i', {key:?}, {bundle:?}], capture_output=True, check=True).stdout\n\
-         subprocess.run(['tar', '-x', '-C', {opened:?}], input=d, check=True)\n",
-        cover = cover_path.to_str().unwrap(),
-        bundle = setup.path().join("bundle.age").to_str().unwrap(),
-        key = key.to_str().unwrap(),
-        opened = opened.to_str().unwrap(),
-    );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    open_cover_bundle(&cover, &key, &opened);
     let back = std::fs::read(opened.join("message.eml")).expect("message.eml in the bundle");
     assert_eq!(
         back, original,
@@ -545,6 +520,8 @@ The source is reliable.\r\n\
     assert!(opened.join("MANIFEST.json").exists());
 
     // markgate opens the cover message as it arrived, checking the force's signature.
+    let cover_path = setup.path().join("cover.eml");
+    std::fs::write(&cover_path, &cover).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_markgate"))
         .args(["bundle", "open", "-i"])
         .arg(&key)

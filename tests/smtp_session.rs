@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::smtp::complete_reply;
 use markgate::config::Config;
-use markgate::gateway::Gateway;
 use markgate::policy::Policy;
+use markgate::service::gateway::Gateway;
+use markgate::service::snapshot::Snapshot;
 use markgate::smtp::inbound::{Peer, Session};
 use markgate::smtp::queue::spool::{Envelope, Spool};
 use markgate::smtp::queue::QueueHandle;
@@ -44,14 +45,14 @@ fn start(configure: impl FnOnce(&mut Config), relay_allowed: bool) -> Harness {
     let mut config = Config::default();
     config.spool.dir = dir.path().join("spool");
     configure(&mut config);
-    let gateway = Arc::new(Gateway::new(config, policy(), recorder(&dir)));
+    let snapshot = Snapshot::build(&config, policy(), None).unwrap();
+    let gateway = Arc::new(Gateway::new(config, snapshot, recorder(&dir)));
     let spool = Arc::new(Spool::open(&dir.path().join("spool")).unwrap());
     let (queue, queued) = QueueHandle::new();
     let ctx = Arc::new(SmtpContext {
         relay_nets: gateway.config.smtp.relay_nets(),
         gateway,
         tls: None,
-        signing_key: None,
         spool: spool.clone(),
         queue,
         shutdown: CancellationToken::new(),
@@ -285,14 +286,14 @@ async fn idle_sessions_close_on_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.spool.dir = dir.path().join("spool");
-    let gateway = Arc::new(Gateway::new(config, policy(), recorder(&dir)));
+    let snapshot = Snapshot::build(&config, policy(), None).unwrap();
+    let gateway = Arc::new(Gateway::new(config, snapshot, recorder(&dir)));
     let (queue, _rx) = QueueHandle::new();
     let shutdown = CancellationToken::new();
     let ctx = Arc::new(SmtpContext {
         relay_nets: gateway.config.smtp.relay_nets(),
         gateway,
         tls: None,
-        signing_key: None,
         spool: Arc::new(Spool::open(&dir.path().join("spool")).unwrap()),
         queue,
         shutdown: shutdown.clone(),

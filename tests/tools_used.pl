@@ -44,6 +44,10 @@ my @CAPABILITIES = (
             . 'ok=1; head -c 4 "$d/shot.png" 2>/dev/null | grep -q PNG && ok=0; rm -rf "$d"; exit $ok',
         'headless Chromium could not write a screenshot'
     ],
+    [   'dkim-ed25519', 'dkim', qr/ed25519/i,
+        'python3 -c "import dkim, nacl"',
+        'dkimpy verifies Ed25519 signatures only with PyNaCl'
+    ],
     [   'openssl-rawin', 'openssl', qr/-rawin/,
         'openssl pkeyutl -help 2>&1 | grep -q -- -rawin',
         'openssl pkeyutl has no -rawin (Ed25519 verification needs OpenSSL 3)'
@@ -132,6 +136,14 @@ sub shell_commands {
         push @{ $cx->{words} }, $word;
         return unless $cx->{at};
         return if $word =~ /^[A-Za-z_]\w*(\[[^\]]*\])?\+?=/;    # assignment: the command follows
+        if ($word =~ /^(\d*|&)[<>]+[|&]?$/) {                  # `> file`: the file follows
+            $cx->{target} = 1;
+            return;
+        }
+        if ($cx->{target}) {
+            $cx->{target} = 0;
+            return;
+        }
         return if $word =~ /^\d*[<>]/;                          # redirection
         (my $name = $word) =~ s/^["']+|["']+$//g;
         if ($name =~ /^\$\{?SUDO\}?$/) { return; }              # $SUDO apt-get ...

@@ -5,7 +5,7 @@
 use crate::policy::Policy;
 
 /// Name, kind and help of every metric, as README.md documents them.
-pub const METRICS: [(&str, Kind, &str); 7] = [
+pub const METRICS: [(&str, Kind, &str); 8] = [
     (
         "markgate_decisions_total",
         Kind::Counter,
@@ -20,6 +20,11 @@ pub const METRICS: [(&str, Kind, &str); 7] = [
         "markgate_deliveries_total",
         Kind::Counter,
         "Delivery attempts of a message copy, by result (delivered, deferred, failed)",
+    ),
+    (
+        "markgate_delivery_records_failed_total",
+        Kind::Counter,
+        "Delivery attempts whose record could not be written to the store",
     ),
     (
         "markgate_delivery_retries_total",
@@ -68,6 +73,7 @@ pub fn register(policy: &Policy) {
         metrics::counter!("markgate_deliveries_total", "result" => result).increment(0);
     }
     metrics::counter!("markgate_delivery_retries_total").increment(0);
+    metrics::counter!("markgate_delivery_records_failed_total").increment(0);
     for result in ["loaded", "rejected"] {
         metrics::counter!("markgate_policy_reloads_total", "result" => result).increment(0);
     }

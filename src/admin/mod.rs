@@ -22,7 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::Gateway;
+use crate::service::gateway::Gateway;
 
 const COOKIE: &str = "markgate_session";
 /// How long a browser session lasts after signing in with the token.

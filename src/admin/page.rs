@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use crate::admin::activity::{Bounced, Queued, Reload};
 use crate::decision::{Verdict, ISA_DUE_SOON_DAYS};
-use crate::gateway::Gateway;
-use crate::matrix::{html_escape, Matrix};
+use crate::policyops::matrix::{html_escape, Matrix};
 use crate::record::register::{isa_register, status_label, IsaEntry};
+use crate::service::gateway::Gateway;
 
 /// Incidents shown: the newest, from this many days back.
 const INCIDENT_DAYS: i64 = 30;
@@ -24,7 +24,7 @@ const INCIDENTS_SHOWN: u64 = 20;
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub policy_version: String,
-    pub last_reload: crate::reload::ReloadStatus,
+    pub last_reload: crate::service::gateway::ReloadStatus,
     /// Load and reload attempts, newest first.
     pub reloads: Vec<Reload>,
     /// Incidents of the last 30 days, newest first (from the record store).

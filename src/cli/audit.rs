@@ -116,6 +116,26 @@ pub struct QueryArgs {
     limit: Option<u64>,
     #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
     format: QueryFormat,
+    /// Show the delivery-attempt records (outcome, next hop, TLS, verification) instead of
+    /// the decisions; with --since, --until, --limit, --queue-id, --recipient, --outcome.
+    #[arg(long, conflicts_with_all = ["partner", "isa", "class", "verdict", "sender", "incidents"])]
+    deliveries: bool,
+    /// Delivery records of this queue id.
+    #[arg(long, requires = "deliveries")]
+    queue_id: Option<String>,
+    /// Delivery records for this recipient.
+    #[arg(long, requires = "deliveries")]
+    recipient: Option<String>,
+    /// Delivery records with this outcome.
+    #[arg(long, value_enum, requires = "deliveries")]
+    outcome: Option<OutcomeArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutcomeArg {
+    Delivered,
+    Deferred,
+    Bounced,
 }
 
 #[derive(Debug, Args)]
@@ -174,13 +194,14 @@ fn verify(args: &StoreArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|(seq, _)| format!(", after pruned seq {seq}"))
         .unwrap_or_default();
-    match &report.tamper {
+    let deliveries = store.verify_deliveries()?;
+    let decisions_ok = match &report.tamper {
         None => {
             println!(
                 "intact: {} records{range}{anchor}; head {}",
                 report.records, report.head_hash
             );
-            Ok(ExitCode::SUCCESS)
+            true
         }
         Some(t) => {
             println!("TAMPERED: {t}");
@@ -189,14 +210,48 @@ fn verify(args: &StoreArgs) -> anyhow::Result<ExitCode> {
                 db.display(),
                 report.records
             );
-            Ok(ExitCode::from(1))
+            false
         }
-    }
+    };
+    let deliveries_ok = match &deliveries.tamper {
+        None => {
+            println!(
+                "deliveries intact: {} delivery records; head {}",
+                deliveries.records, deliveries.head_hash
+            );
+            true
+        }
+        Some(t) => {
+            println!("TAMPERED (delivery records): delivery {t}");
+            false
+        }
+    };
+    Ok(if decisions_ok && deliveries_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let config = args.store.config()?;
     let store = open_read(&args.store.db(&config))?;
+    if args.deliveries {
+        use markgate::record::delivery::{DeliveryFilter, Outcome};
+        let filter = DeliveryFilter {
+            since: args.since,
+            until: args.until,
+            queue_id: args.queue_id,
+            recipient: args.recipient,
+            outcome: args.outcome.map(|o| match o {
+                OutcomeArg::Delivered => Outcome::Delivered,
+                OutcomeArg::Deferred => Outcome::Deferred,
+                OutcomeArg::Bounced => Outcome::Bounced,
+            }),
+            limit: args.limit,
+        };
+        return super::deliveries::print(&store, &filter, args.format).map(|()| ExitCode::SUCCESS);
+    }
     // A class or partner the policy does not know is a mistake, not a search with no result.
     let (class, partner) = if args.class.is_some() || args.partner.is_some() {
         let dir = args.policy.clone().unwrap_or(config.policy.dir.clone());
@@ -444,7 +499,7 @@ fn csv_row(s: &StoredRecord) -> String {
 
 /// Quote a CSV field when it needs it (RFC 4180). A field starting with `=`, `+`, `-` or `@`
 /// is prefixed with `'` so a spreadsheet does not run it as a formula.
-fn csv_field(f: &str) -> String {
+pub(super) fn csv_field(f: &str) -> String {
     let f = if f.starts_with(['=', '+', '-', '@']) {
         format!("'{f}")
     } else {

@@ -7,10 +7,11 @@ use anyhow::bail;
 use chrono::{DateTime, FixedOffset, Utc};
 use clap::Subcommand;
 
-use markgate::decision::{decide, MessageFacts, Verdict};
+use markgate::decision::{decide, Verdict};
+use markgate::facts::{self, Recipient};
 use markgate::marking::Marking;
-use markgate::matrix::Matrix;
 use markgate::policy::Policy;
+use markgate::policyops::matrix::Matrix;
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -97,7 +98,7 @@ pub enum PolicyCommand {
 
 /// `--consent`, read as the X-Consent header is: one of its values, in its canonical form.
 fn parse_consent(s: &str) -> Result<String, String> {
-    markgate::message::Consent::parse(s)
+    markgate::facts::Consent::parse(s)
         .map(|c| c.as_str().to_string())
         .ok_or_else(|| {
             format!(
@@ -127,11 +128,11 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             consent,
             at,
         } => {
-            let declared = markgate::decision::Declared {
-                purpose,
-                legal_basis,
-                consent,
-            };
+            let declared = markgate::facts::Declared::given(
+                purpose.as_deref(),
+                legal_basis.as_deref(),
+                consent.as_deref(),
+            );
             explain(policy, &marking, to, isa, declared, at)
         }
         PolicyCommand::Matrix { policy, format } => {
@@ -178,9 +179,9 @@ fn simulate(
             since: Some(since),
             ..Default::default()
         })?;
-    let recorded: Vec<markgate::simulate::Recorded> =
-        records.iter().map(|r| r.record.to_recorded()).collect();
-    let sim = markgate::simulate::replay(&candidate_policy, &recorded);
+    let recorded: Vec<markgate::policyops::simulate::Recorded> =
+        records.iter().map(|r| (&r.record).into()).collect();
+    let sim = markgate::policyops::simulate::replay(&candidate_policy, &recorded);
     if json {
         println!("{}", serde_json::to_string_pretty(&sim)?);
     } else {
@@ -223,13 +224,13 @@ fn simulate(
 
 fn diff(old: &std::path::Path, new: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     let (a, b) = (super::load_policy(old)?, super::load_policy(new)?);
-    let changes = markgate::matrix::diff(&Matrix::of(&a), &Matrix::of(&b));
+    let changes = markgate::policyops::matrix::diff(&Matrix::of(&a), &Matrix::of(&b));
     if json {
         println!("{}", serde_json::to_string_pretty(&changes)?);
     } else if changes.is_empty() {
         println!("no change to the handling matrix");
     } else {
-        let show = |c: &Option<markgate::matrix::Cell>| match c {
+        let show = |c: &Option<markgate::policyops::matrix::Cell>| match c {
             Some(c) => format!("{} [{}]", c.summary(), c.rules.join(", ")),
             None => "(not in policy)".to_string(),
         };
@@ -258,7 +259,7 @@ fn test(
 ) -> anyhow::Result<ExitCode> {
     let policy = super::load_policy(&dir)?;
     let today = at.unwrap_or_else(|| Utc::now().date_naive());
-    let report = match markgate::policytest::run(&policy, &dir.join("tests"), today) {
+    let report = match markgate::policyops::test::run(&policy, &dir.join("tests"), today) {
         Ok(r) => r,
         Err(errors) => {
             for e in &errors {
@@ -340,7 +341,7 @@ fn explain(
     marking_text: &str,
     to: Vec<String>,
     isa: Option<String>,
-    declared: markgate::decision::Declared,
+    declared: markgate::facts::Declared,
     at: Option<DateTime<FixedOffset>>,
 ) -> anyhow::Result<ExitCode> {
     let policy = super::load_policy(&dir)?;
@@ -360,17 +361,12 @@ fn explain(
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(Utc::now)
         .date_naive();
-    let facts = MessageFacts {
-        sender: String::new(),
-        recipients: to,
-        marking: Marking {
-            sources: vec![],
-            ..marking
-        },
-        isa_reference: isa,
-        today,
-        declared,
+    let marking = Marking {
+        sources: vec![],
+        ..marking
     };
+    let recipients = to.iter().map(|a| Recipient::mail(a, &policy)).collect();
+    let facts = facts::given("", recipients, marking, isa.as_deref(), declared, today);
     let decision = decide(&facts, &policy);
     println!("Marking: {}", decision.marking.label);
     if let Some(isa) = &decision.isa {

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod delivery;
+pub mod dkim;
 pub mod http;
 mod load;
 pub mod records;
@@ -30,6 +31,8 @@ pub struct Config {
     pub records: records::RecordsConfig,
     pub tls: TlsConfig,
     pub admin: admin::AdminConfig,
+    /// `[dkim]`: sign outgoing copies (absent: no signing).
+    pub dkim: Option<dkim::DkimConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,8 +132,8 @@ pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(
 }
 
 /// The sections of the configuration.
-pub const SECTIONS: [&str; 8] = [
-    "policy", "spool", "smtp", "delivery", "http", "records", "tls", "admin",
+pub const SECTIONS: [&str; 9] = [
+    "policy", "spool", "smtp", "delivery", "http", "records", "tls", "admin", "dkim",
 ];
 
 impl Config {
@@ -169,6 +172,7 @@ impl Config {
                 "records" => config.records = layers.section("records"),
                 "tls" => config.tls = layers.section("tls"),
                 "admin" => config.admin = layers.section("admin"),
+                "dkim" => config.dkim = layers.section("dkim"),
                 other => unreachable!("no configuration section {other}"),
             }
         }
@@ -208,6 +212,7 @@ impl Config {
             "http" => self.http.validate(),
             "records" => self.records.validate(),
             "admin" => self.admin.validate(),
+            "dkim" => self.dkim.iter().flat_map(|d| d.validate()).collect(),
             _ => Vec::new(),
         }
     }

@@ -9,8 +9,6 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body as HttpBody, Bytes, Frame, Incoming, SizeHint};
 
-use super::error::HttpError;
-
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Body type of every response markgate sends and every request it forwards.
@@ -36,6 +34,15 @@ pub fn boxed(body: Incoming) -> Body {
 #[error("request body larger than {0} bytes")]
 pub struct BodyTooLarge(pub u64);
 
+/// Why a request body could not be read; the channel's error turns it into a response.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("request body larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("request body could not be read: {0}")]
+    Client(String),
+}
+
 /// A request body after the peek: the bytes already read, and the rest still on the wire.
 pub struct Peeked {
     pub head: Bytes,
@@ -43,7 +50,7 @@ pub struct Peeked {
 }
 
 /// Read up to `limit` bytes from the start of `body` (fewer if it ends first).
-pub async fn peek(mut body: Incoming, limit: usize, max: u64) -> Result<Peeked, HttpError> {
+pub async fn peek(mut body: Incoming, limit: usize, max: u64) -> Result<Peeked, ReadError> {
     let mut head = Vec::new();
     while head.len() < limit {
         match body.frame().await {
@@ -53,12 +60,12 @@ pub async fn peek(mut body: Incoming, limit: usize, max: u64) -> Result<Peeked, 
                     rest: None,
                 })
             }
-            Some(Err(e)) => return Err(HttpError::ClientBody(e.to_string())),
+            Some(Err(e)) => return Err(ReadError::Client(e.to_string())),
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
                     head.extend_from_slice(&data);
                     if head.len() as u64 > max {
-                        return Err(HttpError::TooLarge(max));
+                        return Err(ReadError::TooLarge(max));
                     }
                 }
                 // Request trailers are not forwarded.
@@ -73,15 +80,15 @@ pub async fn peek(mut body: Incoming, limit: usize, max: u64) -> Result<Peeked, 
 }
 
 /// Read a whole body into memory, refusing more than `max` bytes (for sealing bundles).
-pub async fn collect(peeked: Peeked, max: u64) -> Result<Vec<u8>, HttpError> {
+pub async fn collect(peeked: Peeked, max: u64) -> Result<Vec<u8>, ReadError> {
     let mut data = peeked.head.to_vec();
     if let Some(mut rest) = peeked.rest {
         while let Some(frame) = rest.frame().await {
-            let frame = frame.map_err(|e| HttpError::ClientBody(e.to_string()))?;
+            let frame = frame.map_err(|e| ReadError::Client(e.to_string()))?;
             if let Ok(chunk) = frame.into_data() {
                 data.extend_from_slice(&chunk);
                 if data.len() as u64 > max {
-                    return Err(HttpError::TooLarge(max));
+                    return Err(ReadError::TooLarge(max));
                 }
             }
         }

@@ -7,15 +7,12 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-use crate::decision::Decision;
+use crate::decision::{builtin, Decision};
 
 use super::body::{empty, Body};
 use super::error::{HttpError, PolicyRefusal};
 use super::request::Target;
 use super::settings::Settings;
-
-/// Rule id named when a tunnel is refused.
-pub const CONNECT_RULE: &str = "connect-not-inspectable";
 
 /// Refuse the tunnel unless the settings and the decision allow it.
 pub fn check(target: &Target, settings: &Settings, decision: &Decision) -> Result<(), HttpError> {
@@ -23,7 +20,7 @@ pub fn check(target: &Target, settings: &Settings, decision: &Decision) -> Resul
     let destination = r.map(|r| r.destination.clone()).unwrap_or_default();
     let refuse = |reason: String| {
         HttpError::ConnectRefused(PolicyRefusal {
-            rule: CONNECT_RULE.into(),
+            rule: builtin::CONNECT_NOT_INSPECTABLE.into(),
             rules: Vec::new(),
             marking: decision.marking.label.clone(),
             destination: destination.clone(),

@@ -6,7 +6,7 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use super::body::{full, Body};
+use super::body::{full, Body, ReadError};
 
 /// A refusal the policy decided (block, CONNECT, encryption impossible).
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +44,15 @@ pub enum HttpError {
     Upstream { upstream: String, reason: String },
     #[error("upstream {upstream} timed out: {reason}")]
     UpstreamTimeout { upstream: String, reason: String },
+}
+
+impl From<ReadError> for HttpError {
+    fn from(e: ReadError) -> HttpError {
+        match e {
+            ReadError::TooLarge(max) => HttpError::TooLarge(max),
+            ReadError::Client(reason) => HttpError::ClientBody(reason),
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -2,13 +2,11 @@
 //! by Host), what marking it carries (marking headers and banner lines of a text body), and
 //! which destination class its host belongs to.
 
-use std::net::IpAddr;
-
 use hyper::header::{HeaderMap, CONTENT_TYPE, HOST};
 use hyper::http::request::Parts;
 use hyper::Method;
 
-use crate::decision::Declared;
+use crate::address::{host_ip, normalise_host};
 use crate::destination::{self, Destination};
 use crate::marking::{Marking, MarkingReader};
 use crate::policy::{MarkingScheme, Policy};
@@ -58,49 +56,6 @@ pub fn target(parts: &Parts, settings: &Settings) -> Result<Target, HttpError> {
         host,
         route,
     })
-}
-
-/// Lower case, IDNA, trailing dot removed; IPv6 literals kept in brackets.
-pub fn normalise_host(host: &str) -> Option<String> {
-    if host.starts_with('[') {
-        let inner = host.trim_start_matches('[').trim_end_matches(']');
-        let ip: std::net::Ipv6Addr = inner.parse().ok()?;
-        return Some(format!("[{ip}]"));
-    }
-    destination::normalise_domain(host).ok()
-}
-
-/// The IP address of an IP-literal host.
-pub fn host_ip(host: &str) -> Option<IpAddr> {
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()
-}
-
-/// What the sender declared about the disclosure (the same headers as mail).
-pub fn declared(headers: &HeaderMap) -> Declared {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
-            .filter(|v| !v.is_empty())
-    };
-    Declared {
-        purpose: header("x-disclosure-purpose"),
-        legal_basis: header("x-legal-basis"),
-        consent: header("x-consent").map(|c| c.to_ascii_lowercase()),
-    }
-}
-
-/// The ISA the sender cites (`X-ISA-Reference`), trimmed.
-pub fn isa_reference(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-isa-reference")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
 }
 
 /// Whether a body of this type may carry banner lines worth reading.
@@ -252,13 +207,5 @@ mod tests {
                 .unwrap(),
         );
         assert!(read_marking(&h, None, &p).defaulted);
-    }
-
-    #[test]
-    fn hosts_normalise() {
-        assert_eq!(normalise_host("API.Example.").unwrap(), "api.example");
-        assert_eq!(normalise_host("[::1]").unwrap(), "[::1]");
-        assert_eq!(host_ip("[::1]"), Some("::1".parse().unwrap()));
-        assert_eq!(host_ip("10.1.2.3"), Some("10.1.2.3".parse().unwrap()));
     }
 }

@@ -39,7 +39,6 @@ pub mod normalise;
 mod reader;
 
 pub use normalise::normalise;
-pub(crate) use reader::decode_unstructured;
 pub use reader::MarkingReader;
 
 use serde::Serialize;

@@ -4,12 +4,11 @@
 
 use std::borrow::Cow;
 
-use mail_parser::parsers::MessageStream;
 use mail_parser::{HeaderName, HeaderValue};
 
 use super::grammar::{tokenize, unfold, Grammar, Match, Tokens};
 use super::{banner, headers, msip, Marking, MarkingSource, UnreadableMarking};
-use crate::message::mime::{Entity, Part, PartKind, MAX_ATTACHED_DEPTH};
+use crate::message::mime::{decode_unstructured, Entity, Part, PartKind, MAX_ATTACHED_DEPTH};
 use crate::policy::MarkingScheme;
 
 /// Token limits: a subject is read whole (bracketed markings may stand anywhere in it);
@@ -417,21 +416,6 @@ fn reported_text(text: &str) -> String {
     match text.char_indices().nth(TEXT_REPORTED) {
         Some((i, _)) => format!("{}…", &text[..i]),
         None => text.to_string(),
-    }
-}
-
-/// Decode a raw header value as unstructured text (RFC 2047 encoded words, folding).
-pub(crate) fn decode_unstructured(raw: &[u8]) -> Cow<'_, str> {
-    // no encoded word: the text as it is (callers unfold it)
-    if memchr::memmem::find(raw, b"=?").is_none() {
-        if let Ok(text) = std::str::from_utf8(raw) {
-            return Cow::Borrowed(text);
-        }
-    }
-    match MessageStream::new(raw).parse_unstructured() {
-        HeaderValue::Text(t) => t,
-        HeaderValue::TextList(l) => l.join(" ").into(),
-        _ => Cow::Borrowed(""),
     }
 }
 

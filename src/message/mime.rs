@@ -499,6 +499,21 @@ fn ascii_compatible(charset: &str) -> bool {
         && c != "unicode"
 }
 
+/// Decode a raw header value as unstructured text (RFC 2047 encoded words, folding).
+pub fn decode_unstructured(raw: &[u8]) -> Cow<'_, str> {
+    // no encoded word: the text as it is (callers unfold it)
+    if memchr::memmem::find(raw, b"=?").is_none() {
+        if let Ok(text) = std::str::from_utf8(raw) {
+            return Cow::Borrowed(text);
+        }
+    }
+    match MessageStream::new(raw).parse_unstructured() {
+        HeaderValue::Text(t) => t,
+        HeaderValue::TextList(l) => l.join(" ").into(),
+        _ => Cow::Borrowed(""),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

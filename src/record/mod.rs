@@ -9,13 +9,19 @@
 //! Layout:
 //! - [`model`]: the record, the metadata the gateway supplies, and the canonical form hashed
 //!   into the chain;
+//! - [`builder`]: the one place every channel's records are built, from the decision and
+//!   what the channel then did;
 //! - [`store`]: the SQLite store: append, verify, query, prune (retention keeps the chain
 //!   verifiable through an anchor row);
+//! - [`delivery`]: delivery-attempt records (per copy and recipient: outcome, next hop, TLS,
+//!   how the peer was verified), in a hash chain of their own in the same store;
 //! - [`recorder`]: the handle gateways hold: a writer thread that group-commits whatever
 //!   arrives while it is committing;
 //! - [`report`]: the annual ISA review report;
 //! - [`register`]: ISA review status for `markgate isa` and the gateway's due warnings.
 
+pub mod builder;
+pub mod delivery;
 pub mod model;
 pub mod recorder;
 pub mod register;
@@ -25,8 +31,10 @@ pub mod store;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use builder::{build, Outcome};
 pub use model::{
-    incident_min_rank, Channel, Consent, DecisionRecord, IncidentKind, RecordMeta, SourceRecord,
+    incident_min_rank, Channel, Consent, DecisionRecord, IncidentKind, RecordMeta, RecordVerdict,
+    SourceRecord,
 };
 pub use recorder::Recorder;
 pub use register::{isa_due_report, IsaDue};

@@ -23,6 +23,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Row}
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::delivery::{DeliveryRecord, SCHEMA as DELIVERY_SCHEMA};
 use super::model::{
     format_time, parse_disclosure, parse_verdict, Channel, Consent, DecisionRecord, IncidentKind,
     SourceRecord,
@@ -368,7 +369,7 @@ impl Store {
     fn init_schema(&self) -> Result<(), RecordError> {
         self.conn
             .execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA}
+                "BEGIN IMMEDIATE; {SCHEMA} {DELIVERY_SCHEMA}
                  INSERT OR IGNORE INTO meta (key, value) VALUES ('format', '{FORMAT}');
                  INSERT OR IGNORE INTO chain_head (id, seq, hash) VALUES (1, 0, zeroblob(32));
                  COMMIT;"
@@ -440,6 +441,41 @@ impl Store {
         let head = append_in(&tx, records).map_err(|e| classify(&self.path, e))?;
         tx.commit().map_err(|e| classify(&self.path, e))?;
         Ok(head)
+    }
+
+    /// Append delivery-attempt records to their chain in one durable transaction.
+    pub fn append_deliveries(
+        &mut self,
+        records: &[&DeliveryRecord],
+    ) -> Result<ChainHead, RecordError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| classify(&self.path, e))?;
+        let head = super::delivery::append_in(&tx, records).map_err(|e| classify(&self.path, e))?;
+        tx.commit().map_err(|e| classify(&self.path, e))?;
+        Ok(head)
+    }
+
+    /// Walk the delivery-attempt chain ([`super::delivery::verify`]).
+    pub fn verify_deliveries(&self) -> Result<super::delivery::DeliveryVerify, RecordError> {
+        super::delivery::verify(&self.conn).map_err(|message| RecordError::Corrupt {
+            path: self.path.clone(),
+            seq: 0,
+            message,
+        })
+    }
+
+    /// Delivery-attempt records matching `filter`, in chain order.
+    pub fn query_deliveries(
+        &self,
+        filter: &super::delivery::DeliveryFilter,
+    ) -> Result<Vec<super::delivery::StoredDelivery>, RecordError> {
+        super::delivery::query(&self.conn, filter).map_err(|message| RecordError::Corrupt {
+            path: self.path.clone(),
+            seq: 0,
+            message,
+        })
     }
 
     /// Walk the chain from the latest anchor and report the first thing wrong.
@@ -691,6 +727,7 @@ impl Store {
             Ok((first, target))
         })()
         .map_err(|e| self.read_err(e))?;
+        super::delivery::prune(&self.conn, cutoff).map_err(|e| classify(&path, e))?;
         let Some(mut from) = first.filter(|f| *f <= target) else {
             return Ok(outcome);
         };

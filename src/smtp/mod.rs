@@ -11,6 +11,7 @@
 //! - [`outbound`]: delivery of one copy to its next hop (SMTP relay with verified TLS) or to
 //!   the local outbox.
 
+pub mod error;
 pub mod inbound;
 pub mod listener;
 pub mod outbound;
@@ -24,7 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::gateway::Gateway;
+use crate::service::gateway::Gateway;
 use queue::manager::QueueManager;
 use queue::spool::Spool;
 use queue::QueueHandle;
@@ -37,9 +38,6 @@ pub struct SmtpContext {
     pub spool: Arc<Spool>,
     pub queue: QueueHandle,
     pub relay_nets: Vec<ipnet::IpNet>,
-    /// Signs the manifests of encrypted bundles (`tls.signing_key`); without it messages
-    /// that must be encrypted are refused with 451 (never sent in the clear).
-    pub signing_key: Option<Arc<ed25519_dalek::SigningKey>>,
     pub shutdown: CancellationToken,
 }
 
@@ -58,10 +56,15 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
             .with_context(|| format!("spool.dir {}", config.spool.dir.display()))?,
     );
     let (queue, rx) = QueueHandle::new();
+    let dkim = match &config.dkim {
+        Some(d) => Some(outbound::dkim::DkimSigner::load(d).context("[dkim]")?),
+        None => None,
+    };
     let delivery = outbound::Delivery::new(
         config.delivery.clone(),
         config.smtp.hostname.clone(),
         config.tls.ca.clone(),
+        dkim,
     )
     .context("delivery")?;
     let manager = Arc::new(QueueManager {
@@ -84,15 +87,7 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
     gateway.mark_listening();
     let grace = config.smtp.shutdown_grace;
     let queue_task = tokio::spawn(manager.run(rx, shutdown.clone(), grace));
-    let signing_key = match crate::certs::load_signing_key(&config.tls.signing_key) {
-        Ok(k) => Some(Arc::new(k)),
-        Err(e) => {
-            tracing::warn!(error = %e, "no bundle signing key: messages that must be encrypted will be refused with 451");
-            None
-        }
-    };
     let ctx = Arc::new(SmtpContext {
-        signing_key,
         relay_nets: config.smtp.relay_nets(),
         gateway: gateway.clone(),
         tls,
@@ -106,8 +101,8 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
     Ok(())
 }
 
-/// The STARTTLS configuration from `tls.cert` / `tls.key` (created for development on a
-/// first run by [`crate::certs::ensure_dev_material`] before any listener starts).
+/// The STARTTLS configuration from `tls.cert` / `tls.key` (development material for a first
+/// run is created before the listeners start: `service::snapshot::prepare_key_material`).
 fn tls_acceptor(config: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
     let tls = &config.tls;
     let client_ca = if config.smtp.require_client_cert {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod dns;
 pub mod smtp;
 
 pub fn free_port() -> u16 {
@@ -120,4 +121,30 @@ pub fn curl(args: &[&str]) -> (u16, String) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// The decision records in the store at `db`, via `markgate audit query --format json`.
+pub fn audit_records(db: &Path) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_markgate"))
+        .args(["audit", "query", "--format", "json", "--db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The admin API's `/api/status` on `admin`, with the bearer `token`.
+pub fn admin_status(admin: u16, token: &str) -> serde_json::Value {
+    let (code, body) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        &format!("http://127.0.0.1:{admin}/api/status"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
 }

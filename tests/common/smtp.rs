@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{copy_dir, free_port, shipped_policy, wait_for, wait_for_port, Server};
+use super::{copy_dir, free_port, shipped_policy, wait_for, Server};
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -108,6 +108,19 @@ retry_max = "500ms"
         .unwrap();
     }
 
+    /// Give the HTTP gateway a free port and the `[http]` keys and `[[http.route]]` tables in
+    /// `toml`; returns the port.
+    pub fn http(&self, toml: &str) -> u16 {
+        let config_path = self.path().join("markgate.toml");
+        let config = std::fs::read_to_string(&config_path).unwrap();
+        let anchor = "[http]\nlisten = \"127.0.0.1:0\"\n";
+        assert!(config.contains(anchor));
+        let port = free_port();
+        let http = format!("[http]\nlisten = \"127.0.0.1:{port}\"\n{}\n", toml.trim());
+        std::fs::write(&config_path, config.replacen(anchor, &http, 1)).unwrap();
+        port
+    }
+
     /// Start `markgate serve` and wait until the SMTP listener is bound. Readiness is read
     /// from the log, not probed with a connection: a probe would hold one of the listener's
     /// connection slots (`smtp.max_connections*`) until the server noticed it had gone.
@@ -182,24 +195,74 @@ pub fn complete_reply(buf: &[u8]) -> Option<usize> {
     None
 }
 
+/// Open the bundle attached to a cover message with the stock tools (Python's email module,
+/// `age -d -i KEY`, `tar -x`) into `into`, as the partner would.
+pub fn open_cover_bundle(cover: &str, key: &Path, into: &Path) {
+    require("age");
+    require("tar");
+    std::fs::create_dir_all(into).unwrap();
+    let cover_path = into.with_extension("cover.eml");
+    std::fs::write(&cover_path, cover).unwrap();
+    let bundle = into.with_extension("bundle.age");
+    let script = format!(
+        "import email, subprocess, sys\n\
+         m = email.message_from_bytes(open({cover:?}, 'rb').read())\n\
+         parts = [p for p in m.walk() if p.get_filename()]\n\
+         open({bundle:?}, 'wb').write(parts[0].get_payload(decode=True))\n\
+         d = subprocess.run(['age', '-d', '-i', {key:?}, {bundle:?}], capture_output=True, check=True).stdout\n\
+         subprocess.run(['tar', '-x', '-C', {opened:?}], input=d, check=True)\n",
+        cover = cover_path.to_str().unwrap(),
+        bundle = bundle.to_str().unwrap(),
+        key = key.to_str().unwrap(),
+        opened = into.to_str().unwrap(),
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// aiosmtpd next hop; killed on drop.
 pub struct Sink {
     child: Child,
     pub port: u16,
-    dir: PathBuf,
+    pub dir: PathBuf,
 }
 
 impl Sink {
+    /// On 127.0.0.1 and a free port; STARTTLS with `tls/dev-cert.pem` when given.
     pub fn start(dir: &Path, tls: Option<&Path>) -> Sink {
         Sink::start_on(free_port(), dir, tls)
     }
 
     pub fn start_on(port: u16, dir: &Path, tls: Option<&Path>) -> Sink {
-        Sink::start_with(port, dir, tls, &[])
+        Sink::start_at("127.0.0.1", port, dir, tls, false)
     }
 
-    /// With sink.py's own options (`--reject ADDR`).
+    /// With sink.py's own options (`--reject ADDR`: that mailbox does not exist).
     pub fn start_with(port: u16, dir: &Path, tls: Option<&Path>, options: &[&str]) -> Sink {
+        Sink::spawn("127.0.0.1", port, dir, tls, false, options)
+    }
+
+    /// On `ip:port` (any address in 127.0.0.0/8, so MX hosts can share a port);
+    /// `requiretls` offers REQUIRETLS (RFC 8689) after STARTTLS.
+    pub fn start_at(ip: &str, port: u16, dir: &Path, tls: Option<&Path>, requiretls: bool) -> Sink {
+        Sink::spawn(ip, port, dir, tls, requiretls, &[])
+    }
+
+    fn spawn(
+        ip: &str,
+        port: u16,
+        dir: &Path,
+        tls: Option<&Path>,
+        requiretls: bool,
+        options: &[&str],
+    ) -> Sink {
         let ok = Command::new("python3")
             .args(["-c", "import aiosmtpd"])
             .status()
@@ -210,6 +273,7 @@ impl Sink {
         cmd.arg(fixture("sink.py"))
             .arg(port.to_string())
             .arg(dir)
+            .args(["--host", ip])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(certs) = tls {
@@ -218,12 +282,15 @@ impl Sink {
                 .arg("--key")
                 .arg(certs.join("dev-key.pem"));
         }
+        if requiretls {
+            cmd.arg("--requiretls");
+        }
         cmd.args(options);
         let child = cmd.spawn().expect("start sink.py");
-        assert!(
-            wait_for_port(port, Duration::from_secs(10)),
-            "sink did not start"
-        );
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect((ip, port)).ok()
+        });
+        assert!(up.is_some(), "sink did not start on {ip}:{port}");
         Sink {
             child,
             port,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::{defined_twice, Errors};
-use crate::destination::normalise_domain;
+use crate::address::normalise_domain;
 use crate::policy::model::DestinationsFile;
 use crate::policy::source::SourceFile;
 use crate::policy::DestinationClasses;

@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::str::FromStr;
 
 use super::{defined_twice, Errors};
-use crate::destination::normalise_domain;
+use crate::address::normalise_domain;
 use crate::policy::model::PartnersFile;
 use crate::policy::source::SourceFile;
 use crate::policy::Partner;

@@ -25,6 +25,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if !self.peer.tls && self.ctx.tls.is_some() {
             lines.push("STARTTLS".into());
         }
+        if self.peer.tls {
+            // RFC 8689: offered only over TLS
+            lines.push("REQUIRETLS".into());
+        }
         // EHLO lines carry no enhanced status code: write them by hand.
         for (i, line) in lines.iter().enumerate() {
             let sep = if i + 1 == lines.len() { ' ' } else { '-' };

@@ -35,10 +35,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     from.size, config.max_message_size
                 ),
             ));
+        } else if from.flags & smtp_proto::MAIL_REQUIRETLS != 0 && !self.peer.tls {
+            self.error(Reply::new(
+                530,
+                [5, 7, 10],
+                "REQUIRETLS needs a TLS session: issue STARTTLS first (RFC 8689)",
+            ));
         } else {
             self.tx = Transaction {
                 from: Some(from.address.to_string()),
                 rcpts: Vec::new(),
+                requiretls: from.flags & smtp_proto::MAIL_REQUIRETLS != 0,
             };
             self.reply(Reply::new(250, [2, 1, 0], "sender ok"));
         }

@@ -24,7 +24,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::reply::Reply;
 use super::SmtpContext;
 
-pub use data::{check_line_endings, LineProblem};
+pub use super::error::LineProblem;
+pub use data::check_line_endings;
 
 /// Errors in a row after which a client is disconnected.
 const MAX_ERRORS: u32 = 10;
@@ -50,6 +51,8 @@ pub struct Peer {
 struct Transaction {
     from: Option<String>,
     rcpts: Vec<String>,
+    /// `MAIL FROM:<...> REQUIRETLS`: the message leaves only over verified TLS.
+    requiretls: bool,
 }
 
 struct DataIn {

@@ -5,7 +5,7 @@ use smtp_proto::RcptTo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
-use crate::destination;
+use crate::address;
 use crate::smtp::reply::Reply;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -28,7 +28,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 [4, 5, 3],
                 format!("too many recipients (at most {max} per message); send the rest in another message"),
             ));
-        } else if let Err(e) = destination::address_domain(&to.address) {
+        } else if let Err(e) = address::address_domain(&to.address) {
             self.error(Reply::new(
                 501,
                 [5, 1, 3],

@@ -1,6 +1,7 @@
-//! The running gateway's shared state: configuration, the current policy snapshot (swapped
-//! atomically on reload; each message is decided by the one snapshot it loaded), and the
-//! keys. One `Arc<Gateway>` is handed to every listener.
+//! The running gateway's shared state: configuration, the current [`Snapshot`] (policy,
+//! checked routes and keys, swapped whole on reload; each message is decided by the one
+//! snapshot it loaded), the recorder, and what the admin page shows. One `Arc<Gateway>` is
+//! handed to every listener.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,23 +11,36 @@ use chrono::{DateTime, Utc};
 
 use arc_swap::ArcSwap;
 
+use serde::Serialize;
+
 use crate::config::Config;
 use crate::decision::{Decision, Verdict};
 use crate::policy::Policy;
-use crate::record::model::{DecisionRecord, RecordMeta};
-use crate::record::{RecordError, Recorder};
-use crate::reload::ReloadStatus;
+use crate::record::{Outcome, RecordError, RecordMeta, Recorder};
+
+use super::snapshot::Snapshot;
 
 pub struct Gateway {
     pub config: Config,
     recorder: Recorder,
-    policy: ArcSwap<Policy>,
+    snapshot: ArcSwap<Snapshot>,
     reload_status: ArcSwap<ReloadStatus>,
     recent: Mutex<VecDeque<RecentDecision>>,
     /// Listeners that have bound their sockets (SMTP, HTTP).
     listening: AtomicUsize,
     /// The delivery queue and reload history, for the admin page.
     pub activity: crate::admin::activity::Activity,
+}
+
+/// The result of the last load or reload, for the admin page and logs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadStatus {
+    pub at: DateTime<Utc>,
+    pub ok: bool,
+    /// Version of the policy in force after this attempt.
+    pub version: String,
+    /// "loaded", "unchanged", or the validation errors.
+    pub message: String,
 }
 
 /// A decision kept in memory for the admin page's last-24-hours chart.
@@ -55,18 +69,18 @@ const LISTENERS: usize = 2;
 const RECENT_CAP: usize = 200_000;
 
 impl Gateway {
-    /// A gateway deciding with `policy` and recording every decision with `recorder`.
-    pub fn new(config: Config, policy: Policy, recorder: Recorder) -> Self {
+    /// A gateway deciding with `snapshot` and recording every decision with `recorder`.
+    pub fn new(config: Config, snapshot: Snapshot, recorder: Recorder) -> Self {
         let status = ReloadStatus {
             at: chrono::Utc::now(),
             ok: true,
-            version: policy.version.clone(),
+            version: snapshot.policy.version.clone(),
             message: "loaded at start".into(),
         };
         let gateway = Self {
             config,
             recorder,
-            policy: ArcSwap::from_pointee(policy),
+            snapshot: ArcSwap::from_pointee(snapshot),
             reload_status: ArcSwap::from_pointee(status.clone()),
             recent: Mutex::new(VecDeque::new()),
             listening: AtomicUsize::new(0),
@@ -76,14 +90,27 @@ impl Gateway {
         gateway
     }
 
-    /// The policy snapshot to decide one message or request with.
-    pub fn policy(&self) -> Arc<Policy> {
-        self.policy.load_full()
+    /// Put delivery-attempt records on file (durable when this returns).
+    pub async fn record_deliveries(
+        &self,
+        records: Vec<crate::record::delivery::DeliveryRecord>,
+    ) -> Result<(), RecordError> {
+        self.recorder.record_deliveries(records).await
     }
 
-    /// Swap in a new, already validated policy.
-    pub fn replace_policy(&self, policy: Policy) {
-        self.policy.store(Arc::new(policy));
+    /// The snapshot to decide and handle one message or request with.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The policy of the current snapshot (for what needs only the policy).
+    pub fn policy(&self) -> Arc<Policy> {
+        self.snapshot.load().policy.clone()
+    }
+
+    /// Swap in a new snapshot, checked whole when it was built.
+    pub fn install(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
     }
 
     /// The result of the last policy load or reload.
@@ -96,21 +123,28 @@ impl Gateway {
         self.reload_status.store(Arc::new(status));
     }
 
-    /// Record a decision durably (one record per recipient) and count it. Every channel calls
-    /// this between `decide` and its answer; an error must become a temporary failure
-    /// (SMTP 451, HTTP 503), never a pass.
+    /// Record a decision durably (one record per recipient, built by
+    /// [`crate::record::builder`] from the decision and what the channel then did) and count
+    /// it. Every channel calls this before its answer; an error must become a temporary
+    /// failure (SMTP 451, HTTP 503), never a pass. Returns the ids of the records written.
     pub async fn record(
         &self,
         policy: &Policy,
         decision: &Decision,
         mut meta: RecordMeta,
-    ) -> Result<(), RecordError> {
+        outcome: &Outcome,
+    ) -> Result<Vec<String>, RecordError> {
         meta.incident_min_rank = self.recorder.incident_min_rank(policy);
-        self.recorder
-            .record(DecisionRecord::from_decision(decision, &meta))
-            .await?;
-        self.note_decision(decision);
-        Ok(())
+        let records = crate::record::build(decision, &meta, outcome);
+        let ids = records.iter().map(|r| r.id.clone()).collect();
+        self.recorder.record(records).await?;
+        // Counted as the channel left it: a refusal after an allowing decision is a block.
+        match outcome {
+            Outcome::AsDecided => self.note_decision(decision.verdict, &decision.marking.class),
+            Outcome::Refused { .. } => self.note_decision(Verdict::Block, &decision.marking.class),
+            Outcome::Failed { .. } => {}
+        }
+        Ok(ids)
     }
 
     /// The decision record store.
@@ -119,17 +153,17 @@ impl Gateway {
     }
 
     /// Count a decision for metrics and the admin page's chart (done by [`Gateway::record`]).
-    pub fn note_decision(&self, decision: &Decision) {
+    fn note_decision(&self, verdict: Verdict, class: &str) {
         metrics::counter!(
             "markgate_decisions_total",
-            "verdict" => decision.verdict.as_str(),
-            "class" => decision.marking.class.clone()
+            "verdict" => verdict.as_str(),
+            "class" => class.to_string()
         )
         .increment(1);
         self.remember(RecentDecision {
             at: Utc::now(),
-            verdict: decision.verdict,
-            class: decision.marking.class.clone(),
+            verdict,
+            class: class.to_string(),
         });
     }
 

@@ -7,17 +7,19 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::gateway::Gateway;
-use crate::policy::Policy;
+use crate::service::gateway::Gateway;
+use crate::service::snapshot::{self, Snapshot};
 
-/// Load the policy, start the SMTP and HTTP gateways, run until a shutdown signal.
+/// Create the key material, load and check the snapshot (policy, routes, keys), start the
+/// SMTP and HTTP gateways on it, run until a shutdown signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     crate::certs::install_crypto_provider();
-    // Key material exists before any listener reads it (SMTP and HTTP both need it).
-    crate::certs::ensure_dev_material(&config.tls, &config.smtp.hostname)?;
-    let policy = Policy::load(&config.policy.dir)
-        .map_err(|e| anyhow::anyhow!("invalid policy in {}:\n{e}", config.policy.dir.display()))?;
-    tracing::info!(version = %&policy.version[..12], dir = %config.policy.dir.display(), "policy loaded");
+    // Before any listener starts: every listener then sees the same keys from the first
+    // request on.
+    snapshot::prepare_key_material(&config)?;
+    let snapshot = Snapshot::load(&config)?;
+    let version = &snapshot.policy.version[..12];
+    tracing::info!(version, dir = %config.policy.dir.display(), "policy loaded");
     let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
         Ok(handle) => Some(handle),
         Err(e) => {
@@ -31,7 +33,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             config.records.path.display()
         )
     })?;
-    let gateway = Arc::new(Gateway::new(config, policy, recorder));
+    let gateway = Arc::new(Gateway::new(config, snapshot, recorder));
     preload_recent_decisions(&gateway);
     let shutdown = CancellationToken::new();
 
@@ -43,7 +45,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics,
         shutdown.clone(),
     ));
-    tasks.spawn(crate::reload::watch(gateway.clone(), shutdown.clone()));
+    tasks.spawn(crate::service::reload::watch(
+        gateway.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(watch_isa_reviews(gateway.clone(), shutdown.clone()));
 
     let signal = shutdown_signal();
@@ -84,10 +89,14 @@ fn preload_recent_decisions(gateway: &Gateway) {
         .and_then(|store| store.query(&filter));
     match loaded {
         Ok(records) => {
+            // A `failed` record follows the record of its decision: not a decision itself.
             for r in records {
-                gateway.remember(crate::gateway::RecentDecision {
+                let Some(verdict) = r.record.verdict.decided() else {
+                    continue;
+                };
+                gateway.remember(crate::service::gateway::RecentDecision {
                     at: r.record.time,
-                    verdict: r.record.verdict,
+                    verdict,
                     class: r.record.class,
                 });
             }

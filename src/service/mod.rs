@@ -1,0 +1,8 @@
+//! The running service: the checked snapshot every decision is made with ([`snapshot`]),
+//! the state every listener shares ([`gateway`]), starting and stopping the listeners
+//! together ([`serve`]), and hot reload ([`reload`]).
+
+pub mod gateway;
+pub mod reload;
+pub mod serve;
+pub mod snapshot;
