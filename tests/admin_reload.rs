@@ -417,12 +417,18 @@ fn every_metric_is_described_counted_from_zero_and_documented() {
         }
     }
     let mut in_code = Vec::new();
-    names_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut in_code);
+    names_in(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut in_code,
+    );
     in_code.sort();
     in_code.dedup();
     assert!(in_code.len() >= 8, "{in_code:?}");
     for name in &in_code {
-        assert!(families.contains(&name.as_str()), "{name} is used but not exported from zero:\n{metrics}");
+        assert!(
+            families.contains(&name.as_str()),
+            "{name} is used but not exported from zero:\n{metrics}"
+        );
     }
     // ... and every metric the README documents exists.
     let readme =

@@ -192,7 +192,10 @@ impl DeliveryConfig {
             errors.push(Problem::new("delivery.mx_port", "0 is not a port"));
         }
         if self.mta_sts.https_port == 0 {
-            errors.push(Problem::new("delivery.mta_sts.https_port", "0 is not a port"));
+            errors.push(Problem::new(
+                "delivery.mta_sts.https_port",
+                "0 is not a port",
+            ));
         }
         for (i, server) in self.dns.servers.iter().enumerate() {
             if server.parse::<std::net::SocketAddr>().is_err() {

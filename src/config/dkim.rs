@@ -38,7 +38,10 @@ impl DkimConfig {
             ));
         }
         if !label_ok(&self.selector) {
-            errors.push(Problem::new("dkim.selector", "not a DNS label such as mg2026"));
+            errors.push(Problem::new(
+                "dkim.selector",
+                "not a DNS label such as mg2026",
+            ));
         }
         errors
     }

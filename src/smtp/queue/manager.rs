@@ -348,7 +348,11 @@ struct InQueue {
 }
 
 impl InQueue {
-    fn new(gateway: &Arc<crate::service::gateway::Gateway>, envelope: &Envelope, attempts: u32) -> Self {
+    fn new(
+        gateway: &Arc<crate::service::gateway::Gateway>,
+        envelope: &Envelope,
+        attempts: u32,
+    ) -> Self {
         metrics::gauge!("markgate_queue_depth").increment(1.0);
         gateway.activity.queued(crate::admin::activity::Queued {
             id: envelope.id.clone(),
