@@ -223,18 +223,7 @@ fn admin_page_renders_in_headless_chromium() {
         "[NOT PROTECTIVELY MARKED] rota",
         "nobody@gmail.com"
     ));
-    let rules = s.policy.join("rules.toml");
-    let original = std::fs::read_to_string(&rules).unwrap();
-    std::fs::write(
-        &rules,
-        original.replace("effect = \"allow\"", "effect = \"alow\""),
-    )
-    .unwrap();
-    wait_for(Duration::from_secs(10), || {
-        (status(s.admin)["last_reload"]["ok"] == false).then_some(())
-    })
-    .expect("invalid change rejected");
-    std::fs::write(&rules, &original).unwrap();
+    reject_a_change_then_restore(&s);
     let st = wait_for(Duration::from_secs(20), || {
         let st = status(s.admin);
         let ready = st["reloads"][0]["recovered"] == true
@@ -448,6 +437,23 @@ fn every_metric_is_described_counted_from_zero_and_documented() {
     }
 }
 
+/// Break rules.toml (an effect misspelt), wait until the gateway has rejected it, and put
+/// the file back as it was.
+fn reject_a_change_then_restore(s: &Setup) {
+    let rules = s.policy.join("rules.toml");
+    let original = std::fs::read_to_string(&rules).unwrap();
+    std::fs::write(
+        &rules,
+        original.replace("effect = \"allow\"", "effect = \"alow\""),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(10), || {
+        (status(s.admin)["last_reload"]["ok"] == false).then_some(())
+    })
+    .expect("invalid change rejected");
+    std::fs::write(&rules, &original).unwrap();
+}
+
 /// Send one OFFICIAL message over SMTP; true when it was accepted (250).
 fn send_official(port: u16, n: usize) -> bool {
     send(
@@ -507,16 +513,7 @@ fn reloads_under_live_smtp_traffic_never_decide_with_a_half_loaded_policy() {
         (v != version_a).then_some(v)
     })
     .expect("valid change reloaded");
-    std::fs::write(
-        &rules,
-        original.replace("effect = \"allow\"", "effect = \"alow\""),
-    )
-    .unwrap();
-    wait_for(Duration::from_secs(10), || {
-        (status(s.admin)["last_reload"]["ok"] == false).then_some(())
-    })
-    .expect("invalid change rejected");
-    std::fs::write(&rules, &original).unwrap();
+    reject_a_change_then_restore(&s);
     let accepted = sender.join().unwrap();
     assert_eq!(
         accepted,

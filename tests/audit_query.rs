@@ -99,3 +99,58 @@ fn an_unknown_class_partner_or_verdict_is_an_error_not_an_empty_result() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(seqs(&out), [1]);
 }
+
+#[test]
+fn limit_gives_the_newest_delivery_attempts_too() {
+    use markgate::record::delivery::{DeliveryRecord, Outcome};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.sqlite");
+    let mut store = Store::open(&path, &StoreOptions::default()).unwrap();
+    let attempts: Vec<DeliveryRecord> = (1..=5)
+        .map(|n| DeliveryRecord {
+            id: format!("attempt-{n}"),
+            time: time(&format!("2026-03-0{n}T09:00:00Z")),
+            queue_id: format!("q{n}"),
+            copy: 0,
+            sender: "pc.smith@westmidlands.pnn.police.uk".into(),
+            recipient: "duty@suffolk.pnn.police.uk".into(),
+            message_id: None,
+            marking: "OFFICIAL".into(),
+            destination: "secure".into(),
+            actions: vec!["tls".into()],
+            tls_required: true,
+            requiretls: false,
+            attempt: 1,
+            outcome: Outcome::Delivered,
+            next_hop: Some("mx.suffolk.test".into()),
+            tls_version: Some("TLSv1.3".into()),
+            tls_cipher: None,
+            verification: "pkix".into(),
+            peer_cert_sha256: None,
+            reason: "250 ok".into(),
+            policy_version: "v".into(),
+        })
+        .collect();
+    store
+        .append_deliveries(&attempts.iter().collect::<Vec<_>>())
+        .unwrap();
+    drop(store);
+    let (code, out, err) = query(&[
+        "--db",
+        path.to_str().unwrap(),
+        "--deliveries",
+        "--limit",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let queue_ids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["queue_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(queue_ids, ["q4", "q5"], "{out}");
+}

@@ -35,6 +35,22 @@ fn markgate(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `bundle seal` of a one-off OFFICIAL disclosure to Suffolk, with `extra` arguments.
+fn seal_for_suffolk(dir: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
+        "bundle",
+        "seal",
+        "--to",
+        "suffolk-police",
+        "--marking",
+        "OFFICIAL",
+        "--purpose",
+        "Missing person enquiry",
+    ];
+    args.extend(extra);
+    markgate(dir, &args)
+}
+
 fn suffolk_key() -> String {
     root()
         .join("tests/fixtures/keys/suffolk.key")
@@ -71,22 +87,7 @@ fn assert_said_once(stderr: &str) {
 fn bundle_seal_before_serve_creates_the_development_key_as_serve_does() {
     let dir = fresh_clone();
     std::fs::write(dir.path().join("notes.txt"), "seen at 14:05\n").unwrap();
-    let (code, _, err) = markgate(
-        dir.path(),
-        &[
-            "bundle",
-            "seal",
-            "--to",
-            "suffolk-police",
-            "--marking",
-            "OFFICIAL",
-            "--purpose",
-            "Missing person enquiry",
-            "notes.txt",
-            "-o",
-            "notes.age",
-        ],
-    );
+    let (code, _, err) = seal_for_suffolk(dir.path(), &["notes.txt", "-o", "notes.age"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains("no bundle signing key: generating a DEVELOPMENT key (set tls.signing_key in production)"),
@@ -110,23 +111,9 @@ fn bundle_seal_before_serve_creates_the_development_key_as_serve_does() {
 fn a_named_signing_key_that_is_missing_says_what_to_run() {
     let dir = fresh_clone();
     std::fs::write(dir.path().join("a.txt"), "x").unwrap();
-    let (code, _, err) = markgate(
+    let (code, _, err) = seal_for_suffolk(
         dir.path(),
-        &[
-            "bundle",
-            "seal",
-            "--to",
-            "suffolk-police",
-            "--marking",
-            "OFFICIAL",
-            "--purpose",
-            "p",
-            "--signing-key",
-            "keys/force.pem",
-            "a.txt",
-            "-o",
-            "a.age",
-        ],
+        &["--signing-key", "keys/force.pem", "a.txt", "-o", "a.age"],
     );
     assert_eq!(code, 2, "{err}");
     assert!(
@@ -146,22 +133,7 @@ fn a_named_signing_key_that_is_missing_says_what_to_run() {
 fn opening_with_allow_unsigned_needs_no_public_key() {
     let sealer = fresh_clone();
     std::fs::write(sealer.path().join("a.txt"), "x").unwrap();
-    let (code, _, err) = markgate(
-        sealer.path(),
-        &[
-            "bundle",
-            "seal",
-            "--to",
-            "suffolk-police",
-            "--marking",
-            "OFFICIAL",
-            "--purpose",
-            "p",
-            "a.txt",
-            "-o",
-            "a.age",
-        ],
-    );
+    let (code, _, err) = seal_for_suffolk(sealer.path(), &["a.txt", "-o", "a.age"]);
     assert_eq!(code, 0, "{err}");
     let partner = tempfile::tempdir().unwrap();
     std::fs::copy(sealer.path().join("a.age"), partner.path().join("a.age")).unwrap();
@@ -337,24 +309,7 @@ fn at_takes_a_date_or_an_rfc3339_time_in_every_command() {
     // bundle seal reads --at the same way (refused here: the day is before nothing, but
     // the argument is understood).
     std::fs::write(d.join("a.txt"), "x").unwrap();
-    let (code, _, err) = markgate(
-        d,
-        &[
-            "bundle",
-            "seal",
-            "--to",
-            "suffolk-police",
-            "--marking",
-            "OFFICIAL",
-            "--purpose",
-            "p",
-            "--at",
-            "2026-11-25",
-            "a.txt",
-            "-o",
-            "a.age",
-        ],
-    );
+    let (code, _, err) = seal_for_suffolk(d, &["--at", "2026-11-25", "a.txt", "-o", "a.age"]);
     assert_eq!(code, 0, "{err}");
 }
 

@@ -302,13 +302,7 @@ fn known_class(policy: &markgate::policy::Policy, wanted: &str) -> anyhow::Resul
         None => bail!(
             "--class {wanted:?} is not a marking class of the policy in {} (classes: {})",
             policy.dir.display(),
-            policy
-                .markings
-                .classes
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            policy.markings.class_names()
         ),
     }
 }

@@ -206,13 +206,7 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
             format!(
                 "unknown marking {:?}; the policy's classes are: {}",
                 args.marking,
-                policy
-                    .markings
-                    .classes
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                policy.markings.class_names()
             )
         })?;
     let partner = match &args.to {

@@ -348,13 +348,7 @@ fn explain(
     let Some(marking) = markgate::marking::read_text(marking_text, &policy.markings) else {
         bail!(
             "{marking_text:?} is not a marking class of this policy (classes: {})",
-            policy
-                .markings
-                .classes
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            policy.markings.class_names()
         );
     };
     let today = at

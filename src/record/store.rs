@@ -661,13 +661,7 @@ impl Store {
             sql.push_str(" WHERE ");
             sql.push_str(&clauses.join(" AND "));
         }
-        match filter.limit {
-            // The newest N, listed in chain order like every result.
-            Some(n) => {
-                sql = format!("SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {n}) ORDER BY seq")
-            }
-            None => sql.push_str(" ORDER BY seq"),
-        }
+        let sql = in_chain_order(sql, filter.limit);
         let rerr = |e| self.read_err(e);
         let mut stmt = self.conn.prepare(&sql).map_err(rerr)?;
         let mut rows = stmt
@@ -908,4 +902,13 @@ fn record_from_row(row: &Row<'_>) -> Result<DecisionRecord, String> {
             Some(k) => Some(IncidentKind::parse(&k).ok_or_else(|| format!("incident kind {k:?}"))?),
         },
     })
+}
+
+/// `select` (over a table with `seq`) in chain order; with a limit, only the newest `limit`
+/// rows — what a person asking for "the last 20" means — still listed oldest first.
+pub(crate) fn in_chain_order(select: String, limit: Option<u64>) -> String {
+    match limit {
+        Some(n) => format!("SELECT * FROM ({select} ORDER BY seq DESC LIMIT {n}) ORDER BY seq"),
+        None => format!("{select} ORDER BY seq"),
+    }
 }
