@@ -143,7 +143,17 @@ fn valid_policy_change_is_reloaded_and_invalid_one_never_takes_effect() {
         (v != before).then_some(v)
     })
     .expect("valid policy change was not reloaded");
-    assert!(s.server.log_text().contains("policy reloaded"));
+    // The new snapshot is in force a moment before the line is logged.
+    assert!(
+        wait_for(Duration::from_secs(5), || s
+            .server
+            .log_text()
+            .contains("policy reloaded")
+            .then_some(()))
+        .is_some(),
+        "{}",
+        s.server.log_text()
+    );
 
     // An invalid change: rejected with file, line and column; the valid version stays.
     let broken = original.replace(r#"classes = ["RESTRICTED"]"#, r#"classes = ["RESTRICTD"]"#);

@@ -174,8 +174,23 @@ fn every_documented_key_with_a_wrong_value_is_named_where_it_was_given() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("markgate.toml");
     for (key, example) in &keys {
+        // The example's table, with this one key given the wrong kind of value.
         let (table, name) = key.rsplit_once('.').unwrap();
-        std::fs::write(&file, format!("[{table}]\n{name} = {{ wrong = 1 }}\n")).unwrap();
+        let mut text = format!("[{table}]\n");
+        let mut line = 0;
+        for (sibling, value) in keys
+            .iter()
+            .filter(|(k, _)| k.rsplit_once('.').unwrap().0 == table)
+        {
+            let sibling_name = sibling.rsplit_once('.').unwrap().1;
+            if sibling == key {
+                line = text.lines().count() + 1;
+                text.push_str(&format!("{name} = {{ wrong = 1 }}\n"));
+            } else {
+                text.push_str(&format!("{sibling_name} = {value}\n"));
+            }
+        }
+        std::fs::write(&file, &text).unwrap();
         let e = errors(Some(&file), &[]);
         assert_eq!(e.0.len(), 1, "{key}: {e}");
         assert_eq!(e.0[0].key, *key, "{e}");
@@ -183,7 +198,7 @@ fn every_documented_key_with_a_wrong_value_is_named_where_it_was_given() {
             e.0[0].origin,
             Origin::File {
                 path: file.clone(),
-                line: 2
+                line
             },
             "{e}"
         );

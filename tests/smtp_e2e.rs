@@ -85,7 +85,15 @@ fn tls_pair(routes: &str, sink_tls: bool) -> (Setup, Sink, tempfile::TempDir) {
     // Regenerate the config with the routes, keeping the certificates.
     let scratch = tempfile::tempdir().unwrap();
     let certs = setup_dir_probe.path().join("certs");
-    let sink = Sink::start(scratch.path(), sink_tls.then_some(certs.as_path()));
+    // a smart host with TLS stands for one that keeps it to the end: it offers REQUIRETLS
+    // (delivery.routes.<class>.requiretls = "required" sends tls copies only to such)
+    let sink = Sink::start_at(
+        "127.0.0.1",
+        free_port(),
+        scratch.path(),
+        sink_tls.then_some(certs.as_path()),
+        sink_tls,
+    );
     setup_dir_probe.append_config(&routes.replace("SINK_PORT", &sink.port.to_string()));
     (setup_dir_probe, sink, scratch)
 }
@@ -209,7 +217,8 @@ fn a_bounce_carries_the_next_hops_enhanced_status_code() {
         free_port(),
         scratch.path(),
         Some(&certs),
-        &["--reject", "analyst@suffolk.pnn.police.uk"],
+        // a smart host that keeps TLS to the end (REQUIRETLS), without that mailbox
+        &["--requiretls", "--reject", "analyst@suffolk.pnn.police.uk"],
     );
     setup.append_config(&format!(
         "[delivery.routes.secure]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"required\"\ntls_name = \"localhost\"\n",
@@ -256,7 +265,7 @@ fn a_pooled_connection_the_next_hop_closed_is_replaced_at_once() {
     let scratch = tempfile::tempdir().unwrap();
     let port = free_port();
     let certs = setup.path().join("certs");
-    let sink = Sink::start_on(port, scratch.path(), Some(&certs));
+    let sink = Sink::start_at("127.0.0.1", port, scratch.path(), Some(&certs), true);
     setup.append_config(&format!(
         "[delivery.routes.internal]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"required\"\ntls_name = \"localhost\"\n"
     ));
@@ -282,7 +291,7 @@ fn a_pooled_connection_the_next_hop_closed_is_replaced_at_once() {
     // The next hop restarts: the pooled connection to it is now closed.
     drop(sink);
     let second_dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start_on(port, second_dir.path(), Some(&certs));
+    let sink = Sink::start_at("127.0.0.1", port, second_dir.path(), Some(&certs), true);
     send("second");
     // Replaced within the same attempt: no deferral is logged.
     let got = wait_for(Duration::from_secs(15), || {

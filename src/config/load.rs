@@ -277,10 +277,16 @@ impl Layers {
             self.errors.push(e);
             return T::default();
         };
-        let rounds = count_values(&table) + 1;
+        // Each round either drops an entry or fills a missing key, so this many are enough.
+        let rounds = 2 * count_values(&table) + 8;
+        let mut dropped: Vec<String> = Vec::new();
+        // Once a stand-in value is in, what deserializes is not the configuration any more.
+        let mut stood_in = false;
         for _ in 0..rounds {
             let e = match serde_path_to_error::deserialize::<_, T>(Value::Table(table.clone())) {
-                Ok(v) => return v,
+                // The keys left once the wrong ones were dropped, for the semantic checks.
+                Ok(v) if !stood_in => return v,
+                Ok(_) => break,
                 Err(e) => e,
             };
             let segments: Vec<Segment> = e.path().iter().filter_map(Segment::of).collect();
@@ -293,9 +299,51 @@ impl Layers {
                     continue;
                 }
             }
-            let message = explain(&e.inner().to_string(), &key);
+            let inner = e.inner().to_string();
+            // A key with no default that is not there: say so (unless it was given and is
+            // wrong, which was said already), then stand in for it to read the rest.
+            if let Some(field) = missing_field(&inner) {
+                let full = format!("{key}.{field}");
+                if !dropped.contains(&full) {
+                    let mut error = self.error(&key, format!("missing key {field}"));
+                    error.value = None;
+                    self.errors.push(error);
+                }
+                stood_in = true;
+                if !stand_in(&mut table, &segments, &field, |t| {
+                    match serde_path_to_error::deserialize::<_, T>(Value::Table(t.clone())) {
+                        Ok(_) => true,
+                        Err(e) => {
+                            let at: Vec<Segment> =
+                                e.path().iter().filter_map(Segment::of).collect();
+                            let mut here = segments.clone();
+                            here.push(Segment::Key(field.clone()));
+                            at != here
+                                && missing_field(&e.inner().to_string()).as_deref()
+                                    != Some(field.as_str())
+                        }
+                    }
+                }) {
+                    break;
+                }
+                continue;
+            }
+            let mut message = explain(&inner, &key);
+            if inner.contains("variant") {
+                // A value of the wrong kind for a key that takes one of some words: ask with a
+                // word it cannot know, and the answer lists the words.
+                let mut probe = table.clone();
+                set_at(&mut probe, &segments, Value::String("\u{1}".into()));
+                if let Err(e) = serde_path_to_error::deserialize::<_, T>(Value::Table(probe)) {
+                    let words = explain(&e.inner().to_string(), &key);
+                    if words.starts_with("not one of the accepted values") {
+                        message = words;
+                    }
+                }
+            }
             let error = self.error(&key, message);
             self.errors.push(error);
+            dropped.push(key);
             if !drop_entry(&mut table, &segments) {
                 break;
             }
@@ -445,6 +493,51 @@ fn set_at(table: &mut Table, path: &[Segment], new: Value) {
         }
     }
     *value = new;
+}
+
+/// The field a "missing field `x`" message names.
+fn missing_field(message: &str) -> Option<String> {
+    let rest = message.trim().strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+/// Put a stand-in value for `field` in the table at `path`, of a kind `fits` accepts, so
+/// that the keys after it can still be read. False when no kind fits.
+fn stand_in(
+    table: &mut Table,
+    path: &[Segment],
+    field: &str,
+    fits: impl Fn(&Table) -> bool,
+) -> bool {
+    let candidates = [
+        Value::String(String::new()),
+        Value::Integer(0),
+        Value::Boolean(false),
+        Value::Array(Vec::new()),
+        Value::Table(Table::new()),
+    ];
+    for candidate in candidates {
+        let mut trial = table.clone();
+        let target = if path.is_empty() {
+            Some(&mut trial)
+        } else {
+            let (Segment::Key(first), rest) = path.split_first().expect("not empty") else {
+                return false;
+            };
+            let mut value = trial.get_mut(first);
+            for segment in rest {
+                value = value.and_then(|v| child_mut(v, segment));
+            }
+            value.and_then(Value::as_table_mut)
+        };
+        let Some(target) = target else { return false };
+        target.insert(field.to_string(), candidate);
+        if fits(&trial) {
+            *table = trial;
+            return true;
+        }
+    }
+    false
 }
 
 /// Drop the entry holding the problem at `path`: a key of the section, or the whole route
