@@ -12,7 +12,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::TlsConfig;
+use crate::config::{TlsConfig, DEV_CERTS_DIR};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
@@ -140,38 +140,37 @@ pub fn generate_signing_key(dir: &Path) -> Result<(PathBuf, PathBuf), CertError>
     Ok((private, public))
 }
 
-/// On a first run with the default paths, create the development material `serve` needs
-/// (a TLS certificate and key, the manifest signing key) with a warning naming what to
-/// configure in production; nothing is created for paths that were configured. Every command
-/// that needs key material calls this before reading it, so no command depends on `serve`
-/// having run first.
+/// On a first run, create the development material `serve` needs for what is not
+/// configured at all (`tls.cert`/`tls.key`, `tls.signing_key` unset) and missing from
+/// `certs/`, with a warning naming what to configure in production; a configured path is
+/// never filled in. Every command that needs key material calls this (or
+/// [`ensure_dev_signing_key`]) before reading it, so no command depends on `serve` having
+/// run first.
 pub fn ensure_dev_material(tls: &TlsConfig, hostname: &str) -> Result<(), CertError> {
-    let defaults = TlsConfig::default();
-    if tls.cert == defaults.cert
-        && tls.key == defaults.key
-        && !tls.cert.exists()
-        && !tls.key.exists()
-    {
-        let dir = tls.cert.parent().unwrap_or(Path::new("certs"));
+    let dir = Path::new(DEV_CERTS_DIR);
+    if tls.development_tls() && !(tls.cert_path().exists() && tls.key_path().exists()) {
         tracing::warn!(
             dir = %dir.display(),
             "no TLS certificate configured: generating DEVELOPMENT certificates (never use them in production; set tls.cert and tls.key)"
         );
         generate_dev_tls(dir, &[hostname.to_string()])?;
     }
-    ensure_dev_signing_key(&tls.signing_key)
+    if tls.signing_key.is_none() {
+        ensure_dev_signing_key(&tls.signing_key_path())?;
+    }
+    Ok(())
 }
 
 /// The signing-key half of [`ensure_dev_material`], for commands that only sign
-/// (`bundle seal`): generated only at the default path.
+/// (`bundle seal`): a key is generated only at the development path, never at one that was
+/// named.
 pub fn ensure_dev_signing_key(path: &Path) -> Result<(), CertError> {
-    if path == TlsConfig::default().signing_key && !path.exists() {
-        let dir = path.parent().unwrap_or(Path::new("certs"));
+    if path == TlsConfig::default().signing_key_path() && !path.exists() {
         tracing::warn!(
-            dir = %dir.display(),
-            "no bundle signing key: generating a DEVELOPMENT key (set tls.signing_key in production)"
+            dir = %DEV_CERTS_DIR,
+            "no bundle signing key configured: generating a DEVELOPMENT key (set tls.signing_key in production)"
         );
-        generate_signing_key(dir)?;
+        generate_signing_key(Path::new(DEV_CERTS_DIR))?;
     }
     Ok(())
 }

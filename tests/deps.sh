@@ -52,7 +52,13 @@ declare -A PACKAGES=(
   [command:timeout]="coreutils"
   [command:base64]="coreutils"
   [command:sha256sum]="coreutils"
+  [command:truncate]="coreutils"
   [command:kill]="procps"
+  [command:mount]="mount"
+  [command:umount]="mount"
+  [command:mkfs.ext4]="e2fsprogs"
+  [command:e2fsck]="e2fsprogs"
+  [command:sqlite3]="sqlite3"
   [command:getconf]="libc-bin"
 )
 

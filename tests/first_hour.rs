@@ -90,7 +90,7 @@ fn bundle_seal_before_serve_creates_the_development_key_as_serve_does() {
     let (code, _, err) = seal_for_suffolk(dir.path(), &["notes.txt", "-o", "notes.age"]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("no bundle signing key: generating a DEVELOPMENT key (set tls.signing_key in production)"),
+        err.contains("no bundle signing key configured: generating a DEVELOPMENT key (set tls.signing_key in production)"),
         "the same warning as serve: {err}"
     );
     assert!(dir.path().join("certs/signing-key.pem").exists());

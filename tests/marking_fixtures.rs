@@ -27,6 +27,9 @@ struct Case {
     defaulted: Option<bool>,
     #[serde(rename = "where")]
     locations: Option<Vec<String>>,
+    /// Places whose marking cannot be read (none when absent).
+    #[serde(default)]
+    unreadable: Vec<String>,
     error: Option<String>,
 }
 
@@ -71,12 +74,15 @@ fn fixtures_read_as_expected() {
             (None, Err(e)) => Some(format!("unexpected error: {e}")),
             (None, Ok(m)) => {
                 let locations: Vec<String> = m.sources.iter().map(|s| s.location.clone()).collect();
+                let unreadable: Vec<String> =
+                    m.unreadable.iter().map(|u| u.location.clone()).collect();
                 let got = (
                     Some(m.class.clone()),
                     Some(m.label.clone()),
                     m.also.clone(),
                     Some(m.defaulted),
                     Some(locations),
+                    unreadable,
                 );
                 let want = (
                     case.class.clone(),
@@ -84,6 +90,7 @@ fn fixtures_read_as_expected() {
                     case.also.clone(),
                     case.defaulted,
                     case.locations.clone(),
+                    case.unreadable.clone(),
                 );
                 (got != want).then(|| format!("got {got:?}\n      want {want:?}"))
             }
@@ -236,6 +243,290 @@ fn subject_forms() {
         ("Confidentiality agreement", None),
     ] {
         assert_eq!(read(subject).as_deref(), want, "{subject:?}");
+    }
+}
+
+/// What one reader call makes of a value: the class (None when defaulted) and whether some
+/// place could not be read.
+fn read_with(p: &Policy, feed: impl FnOnce(&mut MarkingReader<'_>)) -> (Option<String>, bool) {
+    let mut r = MarkingReader::new(&p.markings);
+    feed(&mut r);
+    let m = r.finish();
+    ((!m.defaulted).then_some(m.class), !m.unreadable.is_empty())
+}
+
+/// Issue 16 hole 1: a value whose place holds only a marking is read whole: the highest class
+/// any part names, unreadable when a part is neither a class, a descriptor, a caveat the
+/// policy lists nor a separator.
+#[test]
+fn marking_header_values_are_read_whole() {
+    let p = policy();
+    let secret = Some("SECRET".to_string());
+    for (value, class, unreadable) in [
+        ("NOT PROTECTIVELY MARKED, SECRET", secret.clone(), false),
+        ("NPM SECRET", secret.clone(), false),
+        ("OFFICIAL / SECRET", secret.clone(), false),
+        ("UNCLASSIFIED//SECRET", secret.clone(), false),
+        ("NPM (SECRET annex attached)", secret.clone(), true),
+        ("secret; npm", secret.clone(), false),
+        ("SECRET UK EYES ONLY", secret.clone(), false),
+        ("SECRET - UK/US EYES ONLY", secret.clone(), false),
+        (
+            "OFFICIAL-SENSITIVE [PERSONAL]",
+            Some("OFFICIAL-SENSITIVE".into()),
+            false,
+        ),
+        ("OFFICIAL PERSONAL", Some("OFFICIAL".into()), false),
+        ("OFFICIAL SENSITVE", Some("OFFICIAL".into()), true),
+        ("OFFICIAL annex", Some("OFFICIAL".into()), true),
+        ("NPM annex", None, true),
+        ("PERSONAL", None, true),
+        ("", None, true),
+        ("  ", None, true),
+        ("SECRET\u{FFFD}", secret.clone(), true),
+        ("\u{202E}TERCES", None, true),
+    ] {
+        for header in ["X-Protective-Marking", "X-Classification"] {
+            let got = read_with(&p, |r| r.header(header, value));
+            assert_eq!(got, (class.clone(), unreadable), "{header}: {value:?}");
+        }
+        let sio = format!("marking=\"{value}\"; fgcolor=black");
+        let got = read_with(&p, |r| r.header("SIO-Label", &sio));
+        assert_eq!(got, (class.clone(), unreadable), "SIO-Label: {sio:?}");
+    }
+    // a `;` cutting a sensitivity label's name short
+    let msip = "MSIP_Label_a_Enabled=true; MSIP_Label_a_Name=NPM; SECRET; MSIP_Label_a_SiteId=x";
+    let got = read_with(&p, |r| r.header("msip_labels", msip));
+    assert_eq!(got, (secret.clone(), true));
+    // a second marking= is read like the first
+    let got = read_with(&p, |r| r.header("SIO-Label", "marking=NPM; marking=SECRET"));
+    assert_eq!(got, (secret.clone(), false));
+    // raw bytes that are not UTF-8 (what an HTTP header may hold)
+    let got = read_with(&p, |r| {
+        r.header_bytes("X-Protective-Marking", b"SECRET\xff")
+    });
+    assert_eq!(got, (secret.clone(), true));
+    let got = read_with(&p, |r| r.header_bytes("X-Protective-Marking", b"\xad"));
+    assert_eq!(got, (None, true));
+    let got = read_with(&p, |r| {
+        r.header_bytes("X-Protective-Marking", b"=?utf-8?q?NPM_SECRET?=")
+    });
+    assert_eq!(got, (secret.clone(), false));
+}
+
+/// EPMS: every field as the standard defines it; two SEC= or a class in any field raises.
+#[test]
+fn epms_fields_are_each_understood() {
+    let p = policy();
+    let read = |v: &str| read_with(&p, |r| r.header("X-Protective-Marking", v));
+    let secret = Some("SECRET".to_string());
+    for (value, want) in [
+        (
+            "VER=2018.4, NS=gov.uk, SEC=OFFICIAL, SEC=SECRET",
+            (secret.clone(), false),
+        ),
+        (
+            "VER=2018.4, NS=gov.uk, SEC=SECRET, SEC=OFFICIAL",
+            (secret.clone(), false),
+        ),
+        (
+            "VER=2018.4, NS=gov.uk, SEC=OFFICIAL, NOTE=attach the SECRET annex",
+            (secret.clone(), false),
+        ),
+        (
+            "VER=2018.4, NS=gov.uk, SEC=OFFICIAL, CAVEAT=SH:SECRET",
+            (secret.clone(), false),
+        ),
+        (
+            "VER=2018.4, NS=gov.uk, SEC=OFFICIAL, EXPIRES=2027-01-01, DOWNTO=SECRET",
+            (secret.clone(), false),
+        ),
+        (
+            "VER=2018.4, NS=gov.uk, SEC=OFFICIAL, ACCESS=Personal-Privacy, ORIGIN=a@b.gov.uk",
+            (Some("OFFICIAL".into()), false),
+        ),
+        (
+            "VER=2018.4, NS=gov.uk, SEC=NPM SECRET",
+            (secret.clone(), false),
+        ),
+        ("VER=2018.4, NS=gov.uk, SEC=PROTECTED", (None, true)),
+        ("VER=2018.4, NS=gov.uk, SEC=", (None, true)),
+        ("VER=2018.4, NS=gov.uk, ORIGIN=a@b.gov.uk", (None, true)),
+        (
+            "VER=2018.4, NS=gov.uk, SEC=OFFICIAL, LABEL=x",
+            (Some("OFFICIAL".into()), true),
+        ),
+        // a namespace the policy does not trust may only raise the marking
+        ("VER=2018.4, NS=gov.au, SEC=SECRET", (secret.clone(), false)),
+        ("VER=2018.4, NS=gov.au, SEC=UNOFFICIAL", (None, false)),
+        (
+            "VER=2018.4, NS=gov.au, SEC=NOT PROTECTIVELY MARKED",
+            (None, false),
+        ),
+        ("VER=2018.4, NS=gov.uk, NS=gov.au, SEC=NPM", (None, false)),
+        ("SEC=SECRET", (secret.clone(), false)),
+    ] {
+        assert_eq!(read(value), want, "{value:?}");
+    }
+}
+
+/// A subject marking is read whole where it is delimited as one; prose stays prose.
+#[test]
+fn subject_markings_are_read_whole() {
+    let p = policy();
+    let read = |s: &str| read_with(&p, |r| r.subject(s));
+    let secret = (Some("SECRET".to_string()), false);
+    let prose = (None, false);
+    // a run of marking parts too long to read to its end cannot be read
+    let long = format!("{}secret: update", "npm: ".repeat(300));
+    assert_eq!(read(&long), (Some("SECRET".into()), true));
+    for (subject, want) in [
+        ("NPM SECRET: source update", secret.clone()),
+        (
+            "NOT PROTECTIVELY MARKED, SECRET - source update",
+            secret.clone(),
+        ),
+        ("UNCLASSIFIED//SECRET: source update", secret.clone()),
+        ("OFFICIAL / SECRET | source update", secret.clone()),
+        ("RE: npm - secret: source update", secret.clone()),
+        ("OFFICIAL - SECRET annex attached", secret.clone()),
+        // a parenthesis holding a class in capitals is a bracketed marking, read whole
+        (
+            "NPM (SECRET annex attached): update",
+            (Some("SECRET".into()), true),
+        ),
+        ("NPM SECRET source update", secret.clone()),
+        ("Source update - NPM SECRET", secret.clone()),
+        ("Source update [NPM SECRET]", secret.clone()),
+        (
+            "Source update [NPM (SECRET annex attached)]",
+            (Some("SECRET".into()), true),
+        ),
+        ("Source update (OFFICIAL, SECRET)", secret.clone()),
+        ("[OFFICIAL] source update [SECRET]", secret.clone()),
+        ("Op Lima SECRET update", secret.clone()),
+        (
+            "Re: update for the TOP SECRET annex",
+            (Some("TOP SECRET".into()), false),
+        ),
+        ("Secret Santa", prose.clone()),
+        ("Secret Santa draw: Friday", prose.clone()),
+        (
+            "OFFICIAL - Secret Santa draw",
+            (Some("OFFICIAL".into()), false),
+        ),
+        ("Restricted parking on Friday", prose.clone()),
+        ("[Secret Santa] draw", prose.clone()),
+        ("Party plans - secret", prose.clone()),
+        ("Party plans (secret)", prose.clone()),
+        ("NPM package update", prose.clone()),
+    ] {
+        assert_eq!(read(subject), want, "{subject:?}");
+    }
+}
+
+/// Issue 16 hole 2: an undecodable byte inside a marking-shaped word reads as the class, or
+/// makes the subject unreadable; never unmarked.
+#[test]
+fn undecodable_bytes_in_a_subject_never_unmark_it() {
+    let p = policy();
+    let read = |s: &str| read_with(&p, |r| r.subject(s));
+    assert_eq!(
+        read("[RESTR\u{FFFD}ICTED] handover"),
+        (Some("RESTRICTED".into()), false)
+    );
+    assert_eq!(
+        read("[S\u{FFFD}ECRET] update"),
+        (Some("SECRET".into()), false)
+    );
+    assert_eq!(
+        read("[SECRET\u{FFFD}] update"),
+        (Some("SECRET".into()), false)
+    );
+    assert_eq!(
+        read("SECRET\u{FFFD}: update"),
+        (Some("SECRET".into()), false)
+    );
+    assert_eq!(read("[SE\u{FFFD}RET] update"), (None, true));
+    assert_eq!(read("update SECR\u{FFFD}T"), (None, true));
+    assert_eq!(
+        read("[SECRET \u{FFFD}] update"),
+        (Some("SECRET".into()), true)
+    );
+    assert_eq!(read("Caf\u{FFFD} order for Friday"), (None, false));
+    assert_eq!(read("\u{202E}TERCES\u{202C}: update"), (None, true));
+}
+
+/// Banner lines are read whole too.
+#[test]
+fn banner_lines_are_read_whole() {
+    let p = policy();
+    let read = |line: &str| read_with(&p, |r| r.text_part("body", &format!("{line}\n\nHi Jo,\n")));
+    let secret = (Some("SECRET".to_string()), false);
+    for (line, want) in [
+        ("NPM SECRET", secret.clone()),
+        ("*** OFFICIAL / SECRET ***", secret.clone()),
+        ("UNCLASSIFIED//SECRET", secret.clone()),
+        ("OFFICIAL - SECRET annex attached", secret.clone()),
+        ("Classification: NPM, SECRET", secret.clone()),
+        ("Secret - not for onward disclosure", secret.clone()),
+        (
+            "OFFICIAL-SENSITIVE PERSONAL - not for onward disclosure",
+            (Some("OFFICIAL-SENSITIVE".into()), false),
+        ),
+        ("Confidential: the car park is closed", (None, false)),
+        ("Secret Santa draw on Friday", (None, false)),
+        ("S\u{FFFD}ECRET", secret.clone()),
+    ] {
+        assert_eq!(read(line), want, "{line:?}");
+    }
+    // a banner running on past what a line is read to cannot be read
+    let long = format!("SECRET {}", "* ".repeat(300));
+    assert!(read(&long).1);
+}
+
+/// Attached messages: read to the depth the parser allows; deeper ones cannot be said to
+/// carry no marking; an attached "message" with no header section is read as its text.
+#[test]
+fn attached_messages_never_hide_a_marking() {
+    let p = policy();
+    let nest = |depth: usize| {
+        let mut inner = "Subject: [SECRET] plan\r\n\r\nhi\r\n".to_string();
+        for _ in 0..depth {
+            inner = format!("Subject: fwd\r\nContent-Type: message/rfc822\r\n\r\n{inner}");
+        }
+        inner
+    };
+    for depth in 0..=3 {
+        let raw = nest(depth);
+        let m = marking::read(&message::parse(raw.as_bytes()).unwrap(), &p.markings);
+        assert_eq!(
+            (m.class.as_str(), m.unreadable.len()),
+            ("SECRET", 0),
+            "depth {depth}"
+        );
+    }
+    let raw = nest(4);
+    let m = marking::read(&message::parse(raw.as_bytes()).unwrap(), &p.markings);
+    assert_eq!(m.unreadable.len(), 1, "{m:?}");
+
+    let raw = "Subject: fwd\r\nContent-Type: message/rfc822\r\n\r\nSECRET\r\n\r\nplan\r\n";
+    let m = marking::read(&message::parse(raw.as_bytes()).unwrap(), &p.markings);
+    assert_eq!(m.class, "SECRET", "{m:?}");
+}
+
+/// Any text subtype is shown as text by mail clients, so its banner counts.
+#[test]
+fn other_text_subtypes_are_read_as_text() {
+    let p = policy();
+    for ctype in [
+        "text/x-unknown",
+        "text/enriched",
+        "TEXT/Markdown; charset=utf-8",
+    ] {
+        let raw = format!("Subject: x\r\nContent-Type: {ctype}\r\n\r\nSECRET\r\n\r\nplan\r\n");
+        let m = marking::read(&message::parse(raw.as_bytes()).unwrap(), &p.markings);
+        assert_eq!(m.class, "SECRET", "{ctype}");
     }
 }
 

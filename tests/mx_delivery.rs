@@ -1,7 +1,7 @@
 //! MX delivery with TLS enforced by marking, against real peers on 127.0.0.0/8: a
 //! DNSSEC-signed test root served by knot (MX, TLSA right and wrong, a bogus zone, null MX,
-//! `_mta-sts` TXT), aiosmtpd receivers with STARTTLS on test-CA certificates, each MX host
-//! on its own loopback address and the shared `delivery.mx_port`, nginx serving MTA-STS
+//! `_mta-sts` TXT), Postfix 3.7 receivers (`smtpd`, STARTTLS on test-CA certificates, or
+//! none), each MX host on its own loopback address and the shared `delivery.mx_port`, nginx serving MTA-STS
 //! policies over HTTPS, and the `markgate serve` binary pointed at them with `[delivery.dns]`.
 //! What markgate did is read back from its delivery records (`audit query --deliveries`).
 
@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::dns::TestDns;
-use common::smtp::{require, swaks, Setup, Sink};
+use common::postfix::Postfix;
+use common::smtp::{require, swaks, Setup};
 use common::{free_port, wait_for, Server};
 use sha2::Digest;
 
@@ -60,6 +61,16 @@ impl Lab {
 
     /// [`Lab::new`] with more records in `test.`, made from the lab's directory.
     fn with_zone(delivery: &str, https_port: u16, extra_zone: impl FnOnce(&Path) -> String) -> Lab {
+        Lab::build(delivery, https_port, extra_zone, |dns| dns.anchor.clone())
+    }
+
+    /// [`Lab::with_zone`] trusting the anchor file `anchor` makes from the test DNS.
+    fn build(
+        delivery: &str,
+        https_port: u16,
+        extra_zone: impl FnOnce(&Path) -> String,
+        anchor: impl FnOnce(&TestDns) -> PathBuf,
+    ) -> Lab {
         let setup = Setup::new(delivery, None);
         let d = setup.path().to_path_buf();
         let certs = d.join("certs");
@@ -99,7 +110,7 @@ impl Lab {
         setup.append_config(&format!(
             "mx_port = {mx_port}\n{}[delivery.mta_sts]\nhttps_port = {https_port}\ncache = \"{}/mta-sts\"\n\
              [delivery.routes.internet]\nmx = true\n",
-            dns.config(),
+            dns.config_with(&anchor(&dns)),
             d.display()
         ));
         Lab {
@@ -115,14 +126,19 @@ impl Lab {
         self.server = Some(self.setup.serve());
     }
 
-    fn receiver(&self, host: &str, tls: bool) -> Sink {
-        let dir = self.setup.path().join("rcv").join(host);
-        Sink::start_at(
+    fn serve_with_env(&mut self, env: &[(&str, &Path)]) {
+        self.server = Some(self.setup.serve_with_env(env));
+    }
+
+    /// The MX host `host` (a Postfix smtpd for its domain), with STARTTLS when `tls`.
+    fn receiver(&self, host: &str, tls: bool) -> Postfix {
+        Postfix::start(
+            &self.setup.path().join("rcv").join(host),
             ip_of(host),
             self.mx_port,
-            &dir,
+            host,
+            host.trim_start_matches("mx."),
             tls.then_some(self.certs.as_path()),
-            false,
         )
     }
 
@@ -232,15 +248,69 @@ fn dane_match_delivers_over_verified_tls_and_the_record_says_how() {
             .starts_with(&format!("mx.dane.test:{}", lab.mx_port)),
         "{record}"
     );
-    let got = rcv.received();
+    let got = rcv.wait_received(1, Duration::from_secs(10));
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].0["tls"], true);
+    assert_eq!(got[0].0["tls"], true, "{:?}", got[0].0);
+    assert_eq!(got[0].0["tls_protocol"], record["tls_version"]);
     assert_eq!(got[0].0["to"][0], "duty@dane.test");
     let verify = lab.audit_verify();
     assert!(
         verify.contains("deliveries intact: 1 delivery records"),
         "{verify}"
     );
+}
+
+#[test]
+fn a_ds_only_trust_anchor_validates_the_test_root() {
+    // the anchor file holds the root key's DS line and nothing else: markgate fetches the
+    // root DNSKEY set, keeps the key whose digest it is, and validates from it
+    let mut lab = Lab::build(
+        "",
+        443,
+        |_| String::new(),
+        |dns| {
+            let text = std::fs::read_to_string(&dns.ds_anchor).unwrap();
+            assert!(!text.contains("DNSKEY"), "{text}");
+            dns.ds_anchor.clone()
+        },
+    );
+    let rcv = lab.receiver("mx.dane.test", true);
+    lab.serve();
+    lab.send("duty@dane.test", "[OFFICIAL] referral");
+    let record = lab.wait_outcome("duty@dane.test", "delivered", Duration::from_secs(20));
+    assert_eq!(record["verification"], "dane", "{record}");
+    rcv.wait_received(1, Duration::from_secs(10));
+}
+
+#[test]
+fn a_ds_anchor_matching_no_root_key_defers_everything() {
+    let mut lab = Lab::build(
+        "",
+        443,
+        |_| String::new(),
+        |dns| {
+            let text = std::fs::read_to_string(&dns.ds_anchor).unwrap();
+            let digest = text.split_whitespace().last().unwrap().to_string();
+            let wrong: String = digest.chars().rev().collect();
+            assert_ne!(wrong, digest);
+            let path = dns.dir.join("wrong-ds.txt");
+            std::fs::write(&path, text.replace(&digest, &wrong)).unwrap();
+            path
+        },
+    );
+    let rcv = lab.receiver("mx.dane.test", true);
+    lab.serve();
+    lab.send("duty@dane.test", "[NOT PROTECTIVELY MARKED] canteen menu");
+    let record = lab.wait_outcome("duty@dane.test", "deferred", Duration::from_secs(20));
+    assert!(
+        record["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no DNSKEY matches the trust anchor DS"),
+        "{record}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(rcv.nothing_accepted(), "delivered without a trusted root");
 }
 
 #[test]
@@ -263,7 +333,7 @@ fn tlsa_mismatch_never_delivers_and_bounces_even_without_tls_in_the_decision() {
             "{bounced}"
         );
     }
-    assert!(rcv.received().is_empty(), "a TLSA mismatch received mail");
+    assert!(rcv.nothing_accepted(), "a TLSA mismatch received mail");
     let bounces = wait_for(Duration::from_secs(10), || {
         let b = lab.bounces();
         (b.len() == 2).then_some(b)
@@ -290,7 +360,7 @@ fn bogus_dnssec_defers_and_is_never_read_as_no_tlsa() {
         "{record}"
     );
     std::thread::sleep(Duration::from_secs(2));
-    assert!(rcv.received().is_empty());
+    assert!(rcv.nothing_accepted());
     assert!(
         lab.bounces().is_empty(),
         "a bogus answer bounced instead of deferring"
@@ -312,13 +382,15 @@ fn a_receiver_without_starttls_gets_nothing_for_a_tls_copy() {
         "{record}"
     );
     std::thread::sleep(Duration::from_secs(2));
-    assert!(rcv.received().is_empty(), "a tls copy went in plaintext");
+    assert!(rcv.nothing_accepted(), "a tls copy went in plaintext");
     // a copy without tls goes there in plaintext, recorded as unverified
     lab.send("z@plain.test", "[NOT PROTECTIVELY MARKED] canteen menu");
     let record = lab.wait_outcome("z@plain.test", "delivered", Duration::from_secs(20));
     assert_eq!(record["verification"], "none");
     assert!(record["tls_version"].is_null());
-    assert_eq!(rcv.received().len(), 1);
+    let got = rcv.wait_received(1, Duration::from_secs(10));
+    assert_eq!(got[0].0["to"][0], "z@plain.test");
+    assert_eq!(got[0].0["tls"], false);
 }
 
 #[test]
@@ -329,7 +401,50 @@ fn pkix_verifies_an_mx_without_dane_or_mta_sts() {
     lab.send("p@pkix.test", "[OFFICIAL] referral");
     let record = lab.wait_outcome("p@pkix.test", "delivered", Duration::from_secs(20));
     assert_eq!(record["verification"], "pkix");
-    assert_eq!(rcv.received().len(), 1);
+    let got = rcv.wait_received(1, Duration::from_secs(10));
+    assert_eq!(got[0].0["tls"], true);
+}
+
+/// A lab whose config trusts no `tls.ca`: PKIX rests on the system roots alone.
+fn lab_without_tls_ca() -> Lab {
+    let lab = Lab::new("", 443);
+    let config_path = lab.setup.path().join("markgate.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    let ca_line = format!("ca = \"{}\"\n", lab.certs.join("dev-ca.pem").display());
+    assert!(config.contains(&ca_line));
+    std::fs::write(&config_path, config.replace(&ca_line, "")).unwrap();
+    lab
+}
+
+#[test]
+fn pkix_trusts_the_system_roots_without_tls_ca() {
+    let mut lab = lab_without_tls_ca();
+    let rcv = lab.receiver("mx.pkix.test", true);
+    // the host's trust store, as OpenSSL finds it, holds the test CA
+    let store = lab.certs.join("dev-ca.pem");
+    let empty = lab.setup.path().join("no-cert-dir");
+    std::fs::create_dir_all(&empty).unwrap();
+    lab.serve_with_env(&[("SSL_CERT_FILE", &store), ("SSL_CERT_DIR", &empty)]);
+    lab.send("p@pkix.test", "[OFFICIAL] referral");
+    let record = lab.wait_outcome("p@pkix.test", "delivered", Duration::from_secs(20));
+    assert_eq!(record["verification"], "pkix");
+    rcv.wait_received(1, Duration::from_secs(10));
+}
+
+#[test]
+fn pkix_never_delivers_to_a_certificate_no_trusted_root_signed() {
+    // the machine's own trust store, which does not hold the test CA
+    let mut lab = lab_without_tls_ca();
+    let rcv = lab.receiver("mx.pkix.test", true);
+    lab.serve();
+    lab.send("p@pkix.test", "[OFFICIAL] referral");
+    let record = lab.wait_outcome("p@pkix.test", "deferred", Duration::from_secs(20));
+    assert!(
+        record["reason"].as_str().unwrap().contains("certificate"),
+        "{record}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(rcv.nothing_accepted(), "delivered to an unverified MX");
 }
 
 #[test]
@@ -463,10 +578,10 @@ fn mta_sts_enforce_delivers_only_to_a_listed_mx() {
     );
     let record = lab.wait_outcome("o@ok-sts.test", "delivered", Duration::from_secs(20));
     assert_eq!(record["verification"], "mta-sts");
-    assert_eq!(listed.received().len(), 1);
+    assert_eq!(listed.wait_received(1, Duration::from_secs(10)).len(), 1);
     std::thread::sleep(Duration::from_secs(1));
     assert!(
-        outside.received().is_empty(),
+        outside.nothing_accepted(),
         "an MX outside the policy got mail"
     );
     // the policy is cached on disk for its max_age
@@ -566,11 +681,7 @@ fn dkim_signature_on_a_stamped_message_verifies_with_dkimpy() {
             ]);
             assert!(out.contains("250 2.0.0 queued as"), "{out}");
         }
-        let got = wait_for(Duration::from_secs(20), || {
-            let g = rcv.received();
-            (g.len() == 2).then_some(g)
-        })
-        .expect("both messages delivered");
+        let got = rcv.wait_received(2, Duration::from_secs(20));
         let signed = got
             .iter()
             .find(|(m, _)| m["from"] == "officer@cid.westmidlands.test")

@@ -431,3 +431,21 @@ fn a_directory_with_no_policy_files_is_one_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_caveat_that_hides_a_class_is_located() {
+    let dir = copy_policy();
+    let at = edit(
+        dir.path(),
+        "markings.toml",
+        r#"  "EYES ONLY","#,
+        r#"  "SECRET EYES ONLY","#,
+        2,
+    );
+    assert_error(
+        dir.path(),
+        "markings.toml",
+        at,
+        "a caveat must not hide a class",
+    );
+}

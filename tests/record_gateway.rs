@@ -64,10 +64,6 @@ fn send(port: u16, raw: &str, to: &[&str]) -> Result<(), lettre::transport::smtp
     transport.send_raw(&envelope, raw.as_bytes()).map(|_| ())
 }
 
-fn records(db: &Path) -> Vec<serde_json::Value> {
-    audit_records(db)
-}
-
 const REFERRAL: &str = "From: PC Smith <pc.smith@westmidlands.pnn.police.uk>\r\n\
 To: MASH <mash@birmingham.gov.uk>, Duty <duty@westmidlands.pnn.police.uk>\r\n\
 Subject: [OFFICIAL-SENSITIVE PERSONAL] referral 24/1187\r\n\
@@ -87,7 +83,7 @@ fn smtp_decisions_are_recorded_with_every_field() {
         &["mash@birmingham.gov.uk", "duty@westmidlands.pnn.police.uk"],
     )
     .unwrap();
-    let got = records(&gw.dir.join("records.sqlite"));
+    let got = audit_records(&gw.dir.join("records.sqlite"));
     assert_eq!(got.len(), 2, "one record per recipient: {got:#?}");
     let mash = got
         .iter()
@@ -138,7 +134,7 @@ fn smtp_decisions_are_recorded_with_every_field() {
         .replace("X-Disclosure-Purpose: Safeguarding referral\r\n", "")
         .replace("X-Legal-Basis: Children Act 2004 s.11\r\n", "");
     send(gw.smtp, &undeclared, &["mash@birmingham.gov.uk"]).unwrap();
-    let got = records(&gw.dir.join("records.sqlite"));
+    let got = audit_records(&gw.dir.join("records.sqlite"));
     let last = got.last().unwrap();
     assert_eq!(last["verdict"], "allow");
     assert!(

@@ -337,45 +337,6 @@ fn starttls_completes_with_the_test_certificate() {
 }
 
 #[test]
-fn bare_lf_smuggling_attempt_is_refused() {
-    let setup = Setup::new("", None);
-    let _server = setup.serve();
-    let script = format!(
-        r#"
-import socket
-s = socket.create_connection(("127.0.0.1", {port}), timeout=10)
-f = s.makefile("rb")
-def reply():
-    lines = []
-    while True:
-        l = f.readline().decode()
-        lines.append(l)
-        if len(l) < 4 or l[3] == " ":
-            return "".join(lines)
-reply()
-for c in [b"EHLO smuggler.test\r\n", b"MAIL FROM:<a@westmidlands.pnn.police.uk>\r\n", b"RCPT TO:<b@westmidlands.pnn.police.uk>\r\n", b"DATA\r\n"]:
-    s.sendall(c); reply()
-s.sendall(b"Subject: [OFFICIAL] one\r\n\r\nfirst\n.\r\nMAIL FROM:<evil@attacker.test>\r\nRCPT TO:<victim@westmidlands.pnn.police.uk>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled body\r\n.\r\n")
-print(reply(), end="")
-s.sendall(b"QUIT\r\n"); print(reply(), end="")
-"#,
-        port = setup.port
-    );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.starts_with("550 5.6.0") && text.contains("bare LF"),
-        "{text}"
-    );
-    assert!(text.contains("221"), "{text}");
-    std::thread::sleep(Duration::from_millis(1000));
-    assert!(setup.outbox().is_empty(), "nothing may be delivered");
-}
-
-#[test]
 fn relay_from_outside_the_allowed_networks_is_refused() {
     let setup = Setup::new("", None);
     setup.smtp_keys("relay_networks = [\"127.0.0.1/32\"]");
@@ -490,7 +451,7 @@ The source is reliable.\r\n\
     std::fs::write(&eml, original).unwrap();
     let send = format!(
         "import smtplib\ns = smtplib.SMTP('127.0.0.1', {}, timeout=20)\n\
-         s.sendmail('officer@westmidlands.pnn.police.uk', ['analyst@suffolk.pnn.police.uk'], open({:?}, 'rb').read())\n\
+         s.sendmail('officer@westmidlands.pnn.police.uk', ['analyst@suffolk.pnn.police.uk'], open({:?}, 'rb').read(), mail_options=['BODY=8BITMIME'])\n\
          s.quit()\n",
         setup.port,
         eml.to_str().unwrap()

@@ -18,6 +18,20 @@ fn fresh(extra_route: &str, admin: u16, http: u16) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     copy_dir(&shipped_policy(), &d.join("policy"));
+    // free_port() may hand out a port twice; the closed upstream must not be a listener of
+    // the gateway's own (the address guard refuses those, rightly)
+    let smtp = loop {
+        let p = free_port();
+        if ![admin, http].contains(&p) {
+            break p;
+        }
+    };
+    let closed = loop {
+        let p = free_port();
+        if ![admin, http, smtp].contains(&p) {
+            break p;
+        }
+    };
     let config = format!(
         "[policy]\ndir = \"{d}/policy\"\n[spool]\ndir = \"{d}/spool\"\n[records]\npath = \"{d}/records.sqlite\"\n\
          [admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"{TOKEN}\"\n\
@@ -27,8 +41,6 @@ fn fresh(extra_route: &str, admin: u16, http: u16) -> tempfile::TempDir {
          {extra_route}\n\
          [delivery]\noutbox = \"{d}/outbox\"\n",
         d = d.display(),
-        smtp = free_port(),
-        closed = free_port(),
     );
     std::fs::write(d.join("markgate.toml"), config).unwrap();
     tmp

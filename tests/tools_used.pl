@@ -305,13 +305,13 @@ my @rust = map { files_under($_, qr/\.rs$/) } ('tests', 'benches');
 my @python = map { files_under($_, qr/\.py$/) } ('tests', 'benches');
 my @shell = grep { !$INSTALLERS{$_} } map { files_under($_, qr/\.sh$/) } ('tests', 'benches');
 
-# Helpers that run the program named by their &str argument: fn have(tool: &str) { ...
-# Command::new(tool) ... } or `command -v {tool}`.
+# Helpers that run the program named by their first, &str argument: fn have(tool: &str)
+# { ... Command::new(tool) ... }, fn run(cmd: &str, args: ...), or `command -v {tool}`.
 my %helpers;
 my %texts = map { $_ => slurp($_) } @rust;
 for my $file (@rust) {
     my $text = $texts{$file};
-    while ($text =~ /fn\s+(\w+)\s*\(\s*(\w+)\s*:\s*&str\s*\)[^{]*\{/g) {
+    while ($text =~ /fn\s+(\w+)\s*\(\s*(\w+)\s*:\s*&str\s*[,)][^{]*\{/g) {
         my ($name, $param) = ($1, $2);
         my $body = substr($text, pos($text), 600);
         $body =~ s/\n\}\n.*//s;
@@ -353,7 +353,7 @@ for my $file (@rust) {
         }
     }
     for my $helper (keys %helpers) {
-        while ($text =~ /\b\Q$helper\E\(\s*"([^"]+)"\s*\)/g) {
+        while ($text =~ /\b\Q$helper\E\(\s*"([^"]+)"\s*[,)]/g) {
             note('command', $1, "$file:" . line_of($text, $-[0]));
         }
     }

@@ -81,7 +81,7 @@ fn default_requiretls() -> RequireTlsMode {
 pub struct DnsConfig {
     /// `delivery.dns.servers`: `["IP:PORT", ...]`; empty: the system resolver configuration.
     pub servers: Vec<String>,
-    /// `delivery.dns.trust_anchors`: file of root DNSKEY lines; unset: IANA's root anchors.
+    /// `delivery.dns.trust_anchors`: file of DNSKEY and/or DS lines; unset: IANA's root anchors.
     pub trust_anchors: Option<PathBuf>,
 }
 

@@ -11,7 +11,8 @@
 //! max_body_bytes = 67108864        # 413 beyond
 //! encrypt_max_bytes = 16777216     # bodies sealed into bundles are held in memory
 //! max_connections = 4096
-//! header_read_timeout = "10s"
+//! header_read_timeout = "10s"       # whole request head
+//! body_read_timeout = "30s"         # body bytes read before forwarding (peek, encrypt): 408
 //! connect_timeout = "5s"           # TCP connect to an upstream (504 when it times out)
 //! upstream_timeout = "60s"         # upstream response head (504)
 //! pool_idle_timeout = "90s"        # idle keep-alive upstream connections
@@ -65,6 +66,11 @@ pub struct HttpConfig {
     /// `http.header_read_timeout`: time a client has to send a request head.
     #[serde(deserialize_with = "super::duration")]
     pub header_read_timeout: Duration,
+    /// `http.body_read_timeout`: time a client has, from the start of a request, to send the
+    /// body bytes markgate reads before forwarding (the marking peek of a text body, a body to
+    /// be sealed); 408 after. The rest of a streamed body is bounded by `upstream_timeout`.
+    #[serde(deserialize_with = "super::duration")]
+    pub body_read_timeout: Duration,
     /// `http.connect_timeout`: TCP connect timeout to an upstream.
     #[serde(deserialize_with = "super::duration")]
     pub connect_timeout: Duration,
@@ -104,6 +110,7 @@ impl Default for HttpConfig {
             encrypt_max_bytes: 16 * 1024 * 1024,
             max_connections: 4096,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
             pool_idle_timeout: Duration::from_secs(90),

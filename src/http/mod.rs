@@ -2,14 +2,16 @@
 //! applies the same marking engine and handling policy as for mail.
 //!
 //! Layout, in the order a request passes (one file per phase):
-//! - `listener`: accept HTTP/1.1 and HTTP/2, connection cap, graceful shutdown;
+//! - `listener`: accept HTTP/1.1 and HTTP/2, connection cap, graceful shutdown; hyper's own
+//!   head-error responses get JSON bodies (`head_errors`);
 //! - `request`: where the request goes (absolute-form proxy URI or a partner route named by
 //!   Host), its marking (headers, banner lines of a bounded peek at a text body), and the
 //!   destination class of its host;
 //! - decision: `decision::decide`, pure, on the policy [`view`] of the current snapshot;
 //! - record: the decision is recorded before anything is forwarded (503 if it cannot be);
 //! - transform: security statement header, `encrypt` (bundle), hop-by-hop headers;
-//! - `upstream`: pooled onward connection, HTTPS whenever `tls` is required;
+//! - `upstream`: pooled onward connection, HTTPS whenever `tls` is required, made through
+//!   the address `guard` (never to the gateway host or private networks unless named);
 //! - `error`: every refusal and failure becomes a JSON response in one place.
 //!
 //! CONNECT tunnels cannot be inspected and are refused (`connect`).
@@ -19,6 +21,10 @@ mod connect;
 mod decisions;
 mod encrypt;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+mod guard;
+mod head_errors;
 mod listener;
 mod request;
 mod settings;
@@ -39,50 +45,50 @@ use crate::decision::{self, builtin, Decision, RecipientDecision};
 use crate::facts::{self, Recipient};
 use crate::policy::Action;
 use crate::record::{Channel, Outcome, RecordMeta};
-use crate::service::gateway::Gateway;
+use crate::service::gateway::{Gateway, Listener};
 
 use body::{Body, Forwarded, Peeked};
 use error::{HttpError, PolicyRefusal};
+use guard::AddressGuard;
 use request::Target;
 use settings::Settings;
 use upstream::{Onward, Upstreams};
 use view::{View, Views};
 
 pub use error::HttpError as Error;
+pub use guard::{AddressRefused, OwnListeners};
 
 /// Run the HTTP listener until `shutdown` is cancelled: `http.workers` threads, each with
-/// its own runtime, listening socket and upstream pool (see `listener`).
+/// its own runtime and upstream pool, accepting on one shared listening socket (see
+/// `listener`).
 pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::Result<()> {
     crate::certs::install_crypto_provider();
     let config = &gateway.config.http;
-    let mut addr = config.listen;
     let workers = match config.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    // Port 0 would give every worker a different port: one worker then.
-    let workers = if addr.port() == 0 { 1 } else { workers };
+    let socket = listener::bind(config.listen)?;
+    let addr = socket.local_addr()?;
     let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let views = Arc::new(Views::default());
     let mut done = Vec::new();
     for index in 0..workers {
         let http = HttpGateway::new(gateway.clone(), views.clone())?;
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let socket = socket.try_clone()?;
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let (permits, shutdown) = (permits.clone(), shutdown.clone());
         std::thread::Builder::new()
             .name(format!("markgate-http-{index}"))
             .spawn(move || {
-                let result = worker(addr, http, permits, shutdown, ready_tx);
+                let result = worker(socket, http, permits, shutdown);
                 let _ = done_tx.send(result);
             })?;
-        addr = ready_rx
-            .await
-            .map_err(|_| anyhow::anyhow!("http worker {index} failed to start"))??;
         done.push(done_rx);
     }
+    drop(socket);
     tracing::info!(listen = %addr, workers, routes = config.routes.len(), "http gateway listening");
-    gateway.mark_listening();
+    gateway.listening_on(Listener::Http, addr);
     let mut result = Ok(());
     for rx in done {
         let r = rx
@@ -95,28 +101,18 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
     result
 }
 
-/// One worker thread: a single-threaded runtime serving its own listening socket.
+/// One worker thread: a single-threaded runtime accepting on its copy of the listening socket.
 fn worker(
-    addr: SocketAddr,
+    socket: std::net::TcpListener,
     http: HttpGateway,
     permits: Arc<tokio::sync::Semaphore>,
     shutdown: CancellationToken,
-    ready: tokio::sync::oneshot::Sender<anyhow::Result<SocketAddr>>,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = match listener::bind(addr).and_then(|l| Ok((l.local_addr()?, l))) {
-            Ok((bound, l)) => {
-                let _ = ready.send(Ok(bound));
-                l
-            }
-            Err(e) => {
-                let _ = ready.send(Err(e));
-                return Ok(());
-            }
-        };
+        let listener = tokio::net::TcpListener::from_std(socket)?;
         listener::serve(listener, Arc::new(http), permits, shutdown).await
     })
 }
@@ -144,7 +140,8 @@ impl HttpGateway {
     pub fn new(gateway: Arc<Gateway>, views: Arc<Views>) -> anyhow::Result<HttpGateway> {
         let config = &gateway.config;
         let settings = Settings::new(&config.http)?;
-        let upstreams = Upstreams::new(config, &settings)?;
+        let guard = AddressGuard::new(&gateway, settings.ranges.iter().map(|r| r.net).collect());
+        let upstreams = Upstreams::new(config, &settings, guard)?;
         let statement_header = HeaderName::from_bytes(config.http.statement_header.as_bytes())
             .context("http.statement_header")?;
         Ok(HttpGateway {
@@ -184,6 +181,7 @@ impl HttpGateway {
             return Err(HttpError::Loop);
         }
         let target = request::target(&parts, &self.settings)?;
+        self.upstreams.refuse_literal(&target)?;
         if parts.method == Method::CONNECT {
             return self.connect(parts, body, &target, &view, peer).await;
         }
@@ -194,13 +192,12 @@ impl HttpGateway {
             return Err(HttpError::TooLarge(max));
         }
         let text = request::is_text(&parts.headers);
+        let deadline = std::time::Instant::now() + self.gateway.config.http.body_read_timeout;
         let peeked = if text && !body.is_end_stream() {
-            body::peek(body, self.gateway.config.http.marking_peek_bytes, max).await?
+            let peek = self.gateway.config.http.marking_peek_bytes;
+            body::peek(body, peek, max, deadline).await?
         } else {
-            Peeked {
-                head: Default::default(),
-                rest: (!body.is_end_stream()).then_some(body),
-            }
+            Peeked::unread(body, deadline)
         };
         // Decision (memoised when headers carry every fact).
         let today = chrono::Utc::now().date_naive();
@@ -374,7 +371,12 @@ impl HttpGateway {
             .record(&view.policy, &decision, evidence.clone(), &outcome)
             .await?;
         connect::check(target, &self.settings, &decision)?;
-        let tunnel = connect::tunnel(target, Request::from_parts(parts, body)).await;
+        let tunnel = connect::tunnel(
+            target,
+            Request::from_parts(parts, body),
+            self.upstreams.guard(),
+        )
+        .await;
         if let Err(e) = &tunnel {
             self.record_failure(&view.policy, &decision, evidence, &ids, e)
                 .await?;

@@ -4,7 +4,7 @@
 
 use hyper::header::{HeaderMap, CONTENT_TYPE, HOST};
 use hyper::http::request::Parts;
-use hyper::Method;
+use hyper::{Method, Version};
 
 use crate::address::{host_ip, normalise_host};
 use crate::destination::{self, Destination};
@@ -29,18 +29,46 @@ pub struct Target {
 
 /// Work out the target of a request: an absolute URI (HTTP/1.1 proxy form, or HTTP/2's
 /// `:authority`) or the Host header of an origin-form request, which must name a route.
+///
+/// Refused with 400 (RFC 9112 §3.2, RFC 9110 §4.2.4): an HTTP/1.1 request without Host or
+/// with more than one, a host with userinfo (`user@host`), an absolute-form target whose
+/// scheme is not `http` or `https`, and a host that is not a valid name or IP literal.
 pub fn target(parts: &Parts, settings: &Settings) -> Result<Target, HttpError> {
+    let mut hosts = parts.headers.get_all(HOST).iter();
+    let host_header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(HttpError::BadRequest(
+            "more than one Host header (RFC 9112 section 3.2)".into(),
+        ));
+    }
+    if host_header.is_none() && parts.version == Version::HTTP_11 {
+        return Err(HttpError::BadRequest(
+            "an HTTP/1.1 request must carry a Host header (RFC 9112 section 3.2)".into(),
+        ));
+    }
+    if let Some(scheme) = parts.uri.scheme_str() {
+        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            return Err(HttpError::BadRequest(format!(
+                "only http:// and https:// targets are proxied, not {scheme}://"
+            )));
+        }
+    }
     let (authority, absolute) = match parts.uri.authority() {
         Some(a) => (a.as_str().to_string(), true),
         None => {
-            let host = parts
-                .headers
-                .get(HOST)
+            let host = host_header
                 .and_then(|h| h.to_str().ok())
                 .ok_or_else(|| HttpError::BadRequest("request names no host".into()))?;
             (host.to_string(), false)
         }
     };
+    let userinfo = |a: &str| a.contains('@');
+    if userinfo(&authority) || host_header.is_some_and(|h| h.as_bytes().contains(&b'@')) {
+        return Err(HttpError::BadRequest(
+            "a host with user information (user@host) is not accepted (RFC 9110 section 4.2.4)"
+                .into(),
+        ));
+    }
     let authority: hyper::http::uri::Authority = authority
         .parse()
         .map_err(|_| HttpError::BadRequest(format!("invalid host {authority:?}")))?;
@@ -51,7 +79,10 @@ pub fn target(parts: &Parts, settings: &Settings) -> Result<Target, HttpError> {
         return Err(HttpError::NoRoute(host));
     }
     Ok(Target {
-        https: parts.uri.scheme_str() == Some("https"),
+        https: parts
+            .uri
+            .scheme_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case("https")),
         port: authority.port_u16(),
         host,
         route,
@@ -68,6 +99,15 @@ pub fn is_text(headers: &HeaderMap) -> bool {
         || ct.contains("json")
         || ct.contains("xml")
         || ct.starts_with("application/x-www-form-urlencoded")
+}
+
+/// Whether the body is HTML (`text/html`, `application/xhtml+xml`).
+fn is_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| ct.trim().to_ascii_lowercase())
+        .is_some_and(|ct| ct.starts_with("text/html") || ct.starts_with("application/xhtml+xml"))
 }
 
 /// The marking of a request, read by the marking engine: marking headers (X-Protective-Marking
@@ -128,13 +168,18 @@ fn read_marking_uncached(
     let mut reader = MarkingReader::new(scheme);
     for (name, value) in headers {
         if is_marking_header(name.as_str(), scheme) {
-            if let Ok(value) = std::str::from_utf8(value.as_bytes()) {
-                reader.header(name.as_str(), value);
-            }
+            // bytes that are not text make the marking unreadable, never absent
+            reader.header_bytes(name.as_str(), value.as_bytes());
         }
     }
     if let Some(text) = text {
-        reader.text_part("body", &String::from_utf8_lossy(text));
+        let text = String::from_utf8_lossy(text);
+        // an HTML body's banners are the lines a reader sees, as for mail
+        if is_html(headers) {
+            reader.html_part("body", &text);
+        } else {
+            reader.text_part("body", &text);
+        }
     }
     reader.finish()
 }

@@ -6,37 +6,37 @@
 //! The engine knows no class names: classes, spellings, descriptors and the places to look
 //! all come from the policy's [`MarkingScheme`].
 //!
-//! Where a marking stands, and what may follow it (a marking word in prose is not a marking):
-//! - Subject ([`grammar`]): after any reply/forward prefixes (`RE: FW[2]: AW:`) and leading
-//!   `[tags]`, a marking followed by `:`, ` - `, `//`, `|` or the end (`OFFICIAL-SENSITIVE
-//!   PERSONAL: visit`); and a bracketed marking anywhere (`[OFFICIAL-SENSITIVE: PERSONAL]`).
-//!   `Secret Santa draw` and `is this confidential?` are prose.
-//! - `X-Protective-Marking`, headers the policy lists, the `marking=` of `SIO-Label` and the
-//!   `_Name=` of an enabled `msip_labels` label: a value that starts with a marking, whatever
-//!   follows (`SECRET UK EYES ONLY`): these headers exist to carry markings. EPMS values
-//!   (`VER=..., NS=..., SEC=...`) count only when `NS` is a namespace the policy trusts;
-//!   an untrusted one is ignored, not reported.
-//! - `msip_labels`: an enabled label's (SiteId, label id) through the policy's label map.
-//! - Banner lines ([`banner`]): the first and last non-empty lines of each text part that is
-//!   not an attachment (HTML rendered to text): a marking on its own, perhaps decorated
-//!   (`*** OFFICIAL ***`, `[RESTRICTED]`, `> OFFICIAL`), perhaps introduced by a policy banner
-//!   prefix (`Classification: OFFICIAL`). A handling caveat may follow after a dash, `//` or
-//!   `|` (`OFFICIAL-SENSITIVE PERSONAL - not for onward disclosure`): that is still a banner.
-//!   A colon and more text (`Confidential: the car park is closed`) is a sentence, not a
-//!   banner.
-//! - Attached messages (message/rfc822) are read the same way, reported as `attached1:...`:
-//!   forwarding a marked message as an attachment carries its marking.
+//! The rule (issue 16): a marking is read whole. The marking of a place is the highest class
+//! any part of it names (`NPM, SECRET` is SECRET), and the place is unreadable when a part is
+//! neither a class, a descriptor, a caveat the policy lists nor a separator
+//! (`NPM (SECRET annex attached)`), when it is empty, or when its text cannot be trusted
+//! (bytes that are not text, a bidirectional override). Unreadable blocks (rule
+//! `marking-unreadable`); uncertainty may raise a marking, never lower it.
 //!
-//! Text is compared after [`normalise`]-style folding (see [`grammar`]): case, NFKD,
+//! Where markings stand ([`reader`] feeds each place to the [`grammar`]):
+//! - `X-Protective-Marking`, the headers the policy lists, every `marking=` of `SIO-Label`:
+//!   the whole value is a marking. EPMS values ([`headers`]): every field as the standard
+//!   defines it; an untrusted namespace may only raise.
+//! - `msip_labels` ([`msip`]): an enabled label's `_Name` and its (SiteId, label id) through
+//!   the policy's label map.
+//! - Subject ([`grammar`]): brackets read whole anywhere; a marking at the start or after a
+//!   separator where it is delimited as one. `Secret Santa draw` is prose.
+//! - Banner lines ([`banner`], HTML rendered by [`html`], hidden text apart): the first and
+//!   last lines of each text part a person sees; hidden lines are read as banners too.
+//! - Attached messages (message/rfc822) are read the same way, reported as `attached1:...`.
+//!
+//! Text is compared after [`normalise`]-style folding (see [`tokenizer`]): case, NFKD,
 //! combining marks and zero-width characters dropped, confusable letters (Cyrillic, Greek,
 //! full-width, `l`/`1` for `I`, `0` for `O`) mapped to the Latin letter they imitate.
 
 mod banner;
 mod grammar;
 mod headers;
+mod html;
 mod msip;
 pub mod normalise;
 mod reader;
+mod tokenizer;
 
 pub use normalise::normalise;
 pub use reader::MarkingReader;
@@ -122,7 +122,7 @@ pub fn read(message: &crate::message::ParsedMessage<'_>, scheme: &MarkingScheme)
     reader.finish()
 }
 
-/// Read a marking written on its own ("OFFICIAL-SENSITIVE PERSONAL", "[OFFICIAL]"), as given
+/// Read a marking written on its own (`OFFICIAL-SENSITIVE PERSONAL`, `[OFFICIAL]`), as given
 /// on a command line. None when the text is not just a marking ("Secret Santa").
 pub fn read_text(text: &str, scheme: &MarkingScheme) -> Option<Marking> {
     let mut reader = MarkingReader::new(scheme);

@@ -24,6 +24,15 @@ pub(crate) struct Label {
 
 const PREFIX: &str = "msip_label_";
 
+/// The items of an (unfolded) `msip_labels` value that are not `key=value`: nothing Outlook
+/// writes, but where a `;` cut a label's name short (`_Name=NPM; SECRET`), what followed.
+pub(crate) fn stray_items(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(';')
+        .map(str::trim)
+        .filter(|item| !item.is_empty() && !item.contains('='))
+}
+
 /// Every label in an (unfolded) `msip_labels` value, in order of first appearance.
 pub(crate) fn labels(value: &str) -> Vec<Label> {
     let mut out: Vec<Label> = Vec::new();
@@ -81,5 +90,6 @@ mod tests {
         assert_eq!(l[0].site_id.as_deref(), Some("t1"));
         assert_eq!(l[0].name.as_deref(), Some("OFFICIAL"));
         assert!(!l[1].enabled);
+        assert_eq!(super::stray_items(v).collect::<Vec<_>>(), ["junk"]);
     }
 }

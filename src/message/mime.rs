@@ -3,11 +3,11 @@
 //! reads the text parts a person sees (their first and last lines) and attached messages;
 //! attachments (a 10 MiB PDF) are skipped without being decoded.
 //!
-//! Which parts count as text a person sees follows what mail clients show inline:
-//! `text/plain` and `text/html` parts (a part with no `Content-Type` is `text/plain`, or
-//! `message/rfc822` inside `multipart/digest`) that are not `Content-Disposition:
-//! attachment`, and, after the first part of a multipart, neither named (`name=` in
-//! `Content-Type`) nor inside `multipart/related`. Part numbers are those of a depth-first
+//! Which parts count as text a person sees follows what mail clients show inline: `text/*`
+//! parts, HTML rendered and any other subtype as plain text (a part with no `Content-Type`
+//! is `text/plain`, or `message/rfc822` inside `multipart/digest`), that are not
+//! `Content-Disposition: attachment`, and, after the first part of a multipart, neither
+//! named (`name=` in `Content-Type`) nor inside `multipart/related`. Part numbers are those of a depth-first
 //! walk, the message itself being part 0 (`banner:first:part2`).
 //!
 //! Delimiter lines are found as RFC 2046 writes them: `--boundary` at the start of a line,
@@ -134,7 +134,7 @@ impl<'a> Entity<'a> {
     }
 
     /// The parts the marking stage reads, in reading order: text a person sees and attached
-    /// messages. Attached messages are listed, not opened: see [`Part::entity_bytes`].
+    /// messages. Attached messages are listed, not opened: see [`Part::decoded`].
     pub fn readable_parts(&self) -> Result<Vec<Part<'a>>, MessageError> {
         let mut walk = Walk {
             next_id: 0,
@@ -324,10 +324,11 @@ impl<'a> Walk<'a> {
                 // no delimiter where one was promised: read it as the text it shows as
                 _ => PartKind::Text,
             }
-        } else if ctype.eq_ignore_ascii_case("text") && subtype.eq_ignore_ascii_case("plain") {
-            PartKind::Text
         } else if ctype.eq_ignore_ascii_case("text") && subtype.eq_ignore_ascii_case("html") {
             PartKind::Html
+        } else if ctype.eq_ignore_ascii_case("text") {
+            // any other text subtype a client shows as plain text (RFC 2046 §4.1.4)
+            PartKind::Text
         } else if ctype.eq_ignore_ascii_case("message")
             && (subtype.eq_ignore_ascii_case("rfc822") || subtype.eq_ignore_ascii_case("global"))
         {
@@ -499,13 +500,21 @@ fn ascii_compatible(charset: &str) -> bool {
         && c != "unicode"
 }
 
-/// Decode a raw header value as unstructured text (RFC 2047 encoded words, folding).
+/// Decode a raw header value as unstructured text (RFC 2047 encoded words, folding); bytes
+/// that are not UTF-8 become U+FFFD.
 pub fn decode_unstructured(raw: &[u8]) -> Cow<'_, str> {
     // no encoded word: the text as it is (callers unfold it)
     if memchr::memmem::find(raw, b"=?").is_none() {
         if let Ok(text) = std::str::from_utf8(raw) {
             return Cow::Borrowed(text);
         }
+    }
+    // mail-parser reads a value up to its line end (without one it reads nothing): an HTTP
+    // header, or the last line of a message, is given one
+    if !raw.ends_with(b"\n") {
+        let mut line = raw.to_vec();
+        line.extend_from_slice(b"\r\n");
+        return Cow::Owned(decode_unstructured(&line).into_owned());
     }
     match MessageStream::new(raw).parse_unstructured() {
         HeaderValue::Text(t) => t,

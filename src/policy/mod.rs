@@ -48,6 +48,8 @@ pub struct MarkingScheme {
     pub banner_prefixes: Vec<String>,
     /// Normalised reply/forward subject prefixes ("RE", "FW").
     pub subject_prefixes: Vec<String>,
+    /// Normalised caveats that may stand in a marking beside its class ("UK EYES ONLY").
+    pub caveats: Vec<String>,
     /// Sensitivity labels by (tenant SiteId, label id), both lower case.
     pub msip_labels: BTreeMap<(String, String), MsipLabel>,
 }

@@ -15,6 +15,9 @@ pub struct MarkingsFile {
     /// class sets its own `retain_days`.
     #[serde(default = "default_retain_days")]
     pub retain_days: u32,
+    /// Caveats that may stand in a marking beside its class (`SECRET UK EYES ONLY`).
+    #[serde(default)]
+    pub caveats: Vec<Spanned<String>>,
     #[serde(default)]
     pub sources: SourcesSection,
     #[serde(default, rename = "class")]

@@ -377,7 +377,7 @@ pub fn query(conn: &Connection, filter: &DeliveryFilter) -> Result<Vec<StoredDel
         sql.push_str(" WHERE ");
         sql.push_str(&clauses.join(" AND "));
     }
-    let sql = super::store::in_chain_order(sql, filter.limit);
+    let sql = super::store::query::in_chain_order(sql, filter.limit);
     let mut stmt = conn.prepare(&sql).map_err(|e| e.to_string())?;
     let mut rows = stmt
         .query(rusqlite::params_from_iter(values.iter()))

@@ -17,10 +17,13 @@
 //!   how the peer was verified), in a hash chain of their own in the same store;
 //! - [`recorder`]: the handle gateways hold: a writer thread that group-commits whatever
 //!   arrives while it is committing;
+//! - [`checkpoint`]: signed checkpoints of the chain head, so cutting the newest records
+//!   is found too;
 //! - [`report`]: the annual ISA review report;
 //! - [`register`]: ISA review status for `markgate isa` and the gateway's due warnings.
 
 pub mod builder;
+pub mod checkpoint;
 pub mod delivery;
 pub mod model;
 pub mod recorder;
@@ -38,7 +41,9 @@ pub use model::{
 };
 pub use recorder::Recorder;
 pub use register::{isa_due_report, IsaDue};
-pub use store::{Filter, PruneOutcome, Store, StoredRecord, Tamper, VerifyReport};
+pub use store::{
+    Filter, PruneOutcome, PrunePlan, PruneRequest, Store, StoredRecord, Tamper, VerifyReport,
+};
 
 /// What can go wrong keeping records. A gateway answers every one of these with a temporary
 /// failure (451 / 503): no decision goes unrecorded.
@@ -90,6 +95,13 @@ pub enum RecordError {
     Format { path: PathBuf, found: String },
     #[error("the record chain in {path} is broken ({tamper}); nothing was pruned")]
     Tampered { path: PathBuf, tamper: Tamper },
+    #[error("refusing to prune {path}: {count} record(s) from seq {first_seq} on are younger than records.retention ({retention}); nothing was pruned (to remove them anyway: --override-retention --reason TEXT)")]
+    Retained {
+        path: PathBuf,
+        count: u64,
+        first_seq: i64,
+        retention: String,
+    },
     #[error("the recorder has stopped")]
     Stopped,
 }

@@ -16,6 +16,8 @@ pub enum Channel {
     Smtp,
     Http,
     Bundle,
+    /// The record store's own administration (`audit prune`): not a decision to share.
+    Audit,
 }
 
 impl Channel {
@@ -24,6 +26,7 @@ impl Channel {
             Channel::Smtp => "smtp",
             Channel::Http => "http",
             Channel::Bundle => "bundle",
+            Channel::Audit => "audit",
         }
     }
 
@@ -32,6 +35,7 @@ impl Channel {
             "smtp" => Some(Channel::Smtp),
             "http" => Some(Channel::Http),
             "bundle" => Some(Channel::Bundle),
+            "audit" => Some(Channel::Audit),
             _ => None,
         }
     }
@@ -192,7 +196,7 @@ pub fn incident_min_rank(policy: &Policy, class: &str) -> Option<u32> {
 /// A fresh random record id (UUID v4) from the thread's CSPRNG, which is seeded from the
 /// operating system once rather than asked for every record (`Uuid::new_v4` makes one
 /// `getrandom` system call per id).
-pub(super) fn record_id() -> String {
+pub(crate) fn record_id() -> String {
     uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
         .to_string()

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::decision::{Decision, Verdict};
+use crate::http::OwnListeners;
 use crate::policy::Policy;
 use crate::record::{Outcome, RecordError, RecordMeta, Recorder};
 
@@ -30,6 +31,18 @@ pub struct Gateway {
     listening: AtomicUsize,
     /// The delivery queue and reload history, for the admin page.
     pub activity: crate::admin::activity::Activity,
+    /// Where the gateway listens (configured and bound): never reachable through the proxy.
+    own_listeners: Arc<OwnListeners>,
+    /// Why the last decision could not be recorded, and when; cleared when one is again.
+    record_failure: Mutex<Option<(std::time::Instant, String)>>,
+}
+
+/// The gateway's listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Smtp,
+    Http,
+    Admin,
 }
 
 /// The result of the last load or reload, for the admin page and logs.
@@ -65,12 +78,28 @@ fn history_entry(s: &ReloadStatus) -> crate::admin::activity::Reload {
 /// Listeners `/readyz` waits for: SMTP and HTTP.
 const LISTENERS: usize = 2;
 
+/// How long a failed record write keeps `/readyz` not ready, unless a write succeeds first.
+pub const RECORD_FAILURE_HOLD: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Upper bound on decisions kept in memory for the chart.
 const RECENT_CAP: usize = 200_000;
 
 impl Gateway {
     /// A gateway deciding with `snapshot` and recording every decision with `recorder`.
     pub fn new(config: Config, snapshot: Snapshot, recorder: Recorder) -> Self {
+        let own_listeners = Arc::new(OwnListeners::default());
+        let configured = [
+            config.smtp.listen.parse().ok(),
+            Some(config.http.listen),
+            config
+                .admin
+                .enabled
+                .then(|| config.admin.listen.parse().ok())
+                .flatten(),
+        ];
+        for addr in configured.into_iter().flatten() {
+            own_listeners.add(addr);
+        }
         let status = ReloadStatus {
             at: chrono::Utc::now(),
             ok: true,
@@ -84,6 +113,8 @@ impl Gateway {
             reload_status: ArcSwap::from_pointee(status.clone()),
             recent: Mutex::new(VecDeque::new()),
             listening: AtomicUsize::new(0),
+            own_listeners,
+            record_failure: Mutex::new(None),
             activity: Default::default(),
         };
         gateway.activity.reloaded(history_entry(&status));
@@ -137,7 +168,15 @@ impl Gateway {
         meta.incident_min_rank = self.recorder.incident_min_rank(policy);
         let records = crate::record::build(decision, &meta, outcome);
         let ids = records.iter().map(|r| r.id.clone()).collect();
-        self.recorder.record(records).await?;
+        let result = self.recorder.record(records).await;
+        *self
+            .record_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = result
+            .as_ref()
+            .err()
+            .map(|e| (std::time::Instant::now(), e.to_string()));
+        result?;
         // Counted as the channel left it: a refusal after an allowing decision is a block.
         match outcome {
             Outcome::AsDecided => self.note_decision(decision.verdict, &decision.marking.class),
@@ -192,13 +231,41 @@ impl Gateway {
             .collect()
     }
 
-    /// Whether every listener (SMTP and HTTP) has bound its socket (for `/readyz`).
-    pub fn is_ready(&self) -> bool {
-        self.listening.load(Ordering::Acquire) >= LISTENERS
+    /// Why the gateway cannot take traffic now, one line each (empty: ready, for `/readyz`):
+    /// a listener (SMTP, HTTP) not yet bound, a state directory (spool, record store) that no
+    /// longer takes writes, or a record store that failed the last write (for
+    /// [`RECORD_FAILURE_HOLD`] unless a write succeeds first: then traffic is let back to find
+    /// out whether it works again).
+    pub fn readiness(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.listening.load(Ordering::Acquire) < LISTENERS {
+            problems.push("starting: the SMTP and HTTP listeners are not all bound yet".into());
+        }
+        problems.extend(crate::service::state::probe(&self.config));
+        if let Some((at, failure)) = &*self
+            .record_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+        {
+            if at.elapsed() < RECORD_FAILURE_HOLD {
+                problems.push(format!(
+                    "records: the last decision could not be recorded: {failure}"
+                ));
+            }
+        }
+        problems
     }
 
-    /// Called by a listener once it accepts connections.
-    pub fn mark_listening(&self) {
-        self.listening.fetch_add(1, Ordering::AcqRel);
+    /// Called by a listener once it accepts connections on `addr`.
+    pub fn listening_on(&self, listener: Listener, addr: std::net::SocketAddr) {
+        self.own_listeners.add(addr);
+        if listener != Listener::Admin {
+            self.listening.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The addresses the gateway listens on, which the HTTP proxy never connects to.
+    pub fn own_listeners(&self) -> Arc<OwnListeners> {
+        self.own_listeners.clone()
     }
 }

@@ -33,11 +33,14 @@ pub fn reload_now(gateway: &Gateway) -> ReloadOutcome {
         if policy.version == current.policy.version {
             return Ok(None);
         }
-        let key = match config.tls.signing_key.exists() {
-            true => snapshot::load_signing_key(&config.tls),
-            false => None,
+        let key = match snapshot::load_signing_key(&config.tls) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                tracing::warn!(error = %e, "signing key not read again; the one in force stays");
+                current.signing_key.clone()
+            }
         };
-        Snapshot::build(config, policy, key.or_else(|| current.signing_key.clone())).map(Some)
+        Snapshot::build(config, policy, key).map(Some)
     });
     let outcome = match built {
         Ok(None) => ReloadOutcome::Unchanged,

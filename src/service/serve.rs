@@ -1,5 +1,9 @@
 //! `markgate serve`: start every listener on one shared [`Gateway`], and stop them together
 //! on SIGTERM or SIGINT (stop accepting, let sessions in flight finish within a grace period).
+//!
+//! Before anything listens: the state directories are locked (one gateway per spool and
+//! record store, [`state`]), the policy must compile, and every configured certificate and
+//! key must load ([`keys`]). Any of these failing stops `serve` with the reason (exit 2).
 
 use std::sync::Arc;
 
@@ -9,14 +13,19 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::service::gateway::Gateway;
 use crate::service::snapshot::{self, Snapshot};
+use crate::service::state;
 
-/// Create the key material, load and check the snapshot (policy, routes, keys), start the
-/// SMTP and HTTP gateways on it, run until a shutdown signal.
+/// Lock the state directories, create the development key material when none is
+/// configured, check every certificate and key, load and check the snapshot (policy,
+/// routes, signing key), start the SMTP and HTTP gateways on it, run until a shutdown
+/// signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     crate::certs::install_crypto_provider();
+    let _state = state::lock(&config)?;
     // Before any listener starts: every listener then sees the same keys from the first
     // request on.
     snapshot::prepare_key_material(&config)?;
+    snapshot::check_certificates(&config)?;
     let snapshot = Snapshot::load(&config)?;
     let version = &snapshot.policy.version[..12];
     tracing::info!(version, dir = %config.policy.dir.display(), "policy loaded");
@@ -50,6 +59,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     tasks.spawn(watch_isa_reviews(gateway.clone(), shutdown.clone()));
+    let checkpoints =
+        crate::record::checkpoint::Checkpointer::spawn(&gateway.config, shutdown.clone());
 
     let signal = shutdown_signal();
     tokio::pin!(signal);
@@ -75,6 +86,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    // Every listener has finished recording: the last checkpoint covers all of it.
+    checkpoints.finish().await;
     result
 }
 

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 
+use anyhow::Context;
+
 use crate::config::{Config, TlsConfig};
 use crate::policy::{Policy, PolicyErrors};
 
@@ -16,7 +18,8 @@ use crate::policy::{Policy, PolicyErrors};
 pub struct Snapshot {
     pub policy: Arc<Policy>,
     /// Signs bundle manifests (`tls.signing_key`); without it whatever must be encrypted is
-    /// refused (SMTP 451, HTTP 501), never sent in the clear.
+    /// refused (SMTP 451, HTTP 503), never sent in the clear. [`Snapshot::load`] always has
+    /// one: a configured key that does not load is an error, not a missing capability.
     pub signing_key: Option<Arc<SigningKey>>,
 }
 
@@ -30,6 +33,8 @@ pub enum SnapshotError {
     },
     #[error("the [http] routes do not fit the policy:\n{}", .0.join("\n"))]
     Routes(Vec<String>),
+    #[error("tls.signing_key: {0}")]
+    SigningKey(crate::certs::CertError),
 }
 
 impl Snapshot {
@@ -50,10 +55,12 @@ impl Snapshot {
         })
     }
 
-    /// Load the policy directory and the signing key `config` names, and check them.
+    /// Load the policy directory and the signing key `config` names (or the development
+    /// one), and check them.
     pub fn load(config: &Config) -> Result<Snapshot, SnapshotError> {
         let policy = load_policy(config)?;
-        Snapshot::build(config, policy, load_signing_key(&config.tls))
+        let signing_key = load_signing_key(&config.tls)?;
+        Snapshot::build(config, policy, Some(signing_key))
     }
 }
 
@@ -66,21 +73,60 @@ pub fn load_policy(config: &Config) -> Result<Policy, SnapshotError> {
     })
 }
 
-/// The manifest signing key, or None (with a warning: encryption will be refused).
-pub fn load_signing_key(tls: &TlsConfig) -> Option<Arc<SigningKey>> {
-    match crate::certs::load_signing_key(&tls.signing_key) {
-        Ok(key) => Some(Arc::new(key)),
-        Err(e) => {
-            tracing::warn!(error = %e, "no bundle signing key: whatever must be encrypted will be refused");
-            None
-        }
-    }
+/// The manifest signing key: configured, or the development one when none is configured
+/// (see [`prepare_key_material`]). One that does not load is an error: at start `serve`
+/// stops (exit 2), at a reload the snapshot in force stays.
+pub fn load_signing_key(tls: &TlsConfig) -> Result<Arc<SigningKey>, SnapshotError> {
+    crate::certs::load_signing_key(&tls.signing_key_path())
+        .map(Arc::new)
+        .map_err(SnapshotError::SigningKey)
 }
 
 /// Create the development key material a first start needs, before any listener starts
-/// ([`crate::certs::ensure_dev_material`], which every command that needs keys uses). Every
-/// listener then loads the same material.
+/// ([`crate::certs::ensure_dev_material`], which every command that needs keys uses): only
+/// for what is not configured at all and missing from `certs/`, with a warning (never for
+/// production). Every listener then loads the same material.
 pub fn prepare_key_material(config: &Config) -> anyhow::Result<()> {
-    crate::certs::ensure_dev_material(&config.tls, &config.smtp.hostname)?;
+    crate::certs::ensure_dev_material(&config.tls, &config.smtp.hostname)
+        .context("generating development key material")?;
     Ok(())
+}
+
+/// Check that every configured certificate loads (`tls.cert`/`tls.key`, with
+/// `smtp.client_ca` when client certificates are required, `tls.ca`, each route's
+/// `client_cert`/`client_key`), before any listener starts; every problem is reported.
+pub fn check_certificates(config: &Config) -> anyhow::Result<()> {
+    let tls = &config.tls;
+    let mut problems = Vec::new();
+    let client_ca = config
+        .smtp
+        .require_client_cert
+        .then_some(config.smtp.client_ca.as_deref())
+        .flatten();
+    if let Err(e) = crate::certs::server_config(&tls.cert_path(), &tls.key_path(), client_ca) {
+        problems.push(format!(
+            "tls.cert {} / tls.key {}: {e}",
+            tls.cert_path().display(),
+            tls.key_path().display()
+        ));
+    }
+    if let Err(e) = crate::certs::root_store(tls.ca.as_deref()) {
+        problems.push(format!("tls.ca: {e}"));
+    }
+    for route in &config.http.routes {
+        if let (Some(cert), Some(key)) = (&route.client_cert, &route.client_key) {
+            if let Err(e) = crate::certs::client_config(tls.ca.as_deref(), Some((cert, key))) {
+                problems.push(format!(
+                    "http.route {:?}: client_cert {} / client_key {}: {e}",
+                    route.host,
+                    cert.display(),
+                    key.display()
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!("certificates that do not load:\n{}", problems.join("\n"))
 }

@@ -13,9 +13,30 @@ use super::reply::Reply;
 /// What is wrong with the line structure of message data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineProblem {
-    BareLf { line: usize },
-    BareCr { line: usize },
-    TooLong { line: usize, max: usize },
+    /// A line holding only a dot between line breaks that are not both CRLF: a lenient
+    /// server would end the data there (refused in both `smtp.bare_line_endings` modes).
+    FakeEnd {
+        line: usize,
+    },
+    BareLf {
+        line: usize,
+    },
+    BareCr {
+        line: usize,
+    },
+    /// NUL is not allowed in 7bit or 8bit MIME data (RFC 2045 §2.7-2.8); a next hop that
+    /// drops it could see a line end or an end of data that was not there.
+    Nul {
+        line: usize,
+    },
+    TooLong {
+        line: usize,
+        max: usize,
+    },
+    /// 8-bit octets in a transaction whose MAIL did not declare BODY=8BITMIME or SMTPUTF8.
+    Undeclared8Bit {
+        line: usize,
+    },
 }
 
 /// Why a message was not accepted.
@@ -39,6 +60,21 @@ impl DataError {
     /// The reply the client gets.
     pub fn reply(&self) -> Reply {
         match self {
+            DataError::Lines(LineProblem::FakeEnd { line }) => Reply::new(
+                550,
+                [5, 6, 0],
+                format!("line {line} is a lone dot next to a bare CR or LF, which some servers take for the end of the data; only <CRLF>.<CRLF> ends it here, and the whole message was refused to prevent SMTP smuggling: send lines ending in CRLF"),
+            ),
+            DataError::Lines(LineProblem::Nul { line }) => Reply::new(
+                550,
+                [5, 6, 0],
+                format!("NUL octet in line {line}; NUL is not allowed in mail data, encode binary content (base64)"),
+            ),
+            DataError::Lines(LineProblem::Undeclared8Bit { line }) => Reply::new(
+                550,
+                [5, 6, 0],
+                format!("8-bit octet in line {line} but MAIL FROM did not declare BODY=8BITMIME; resend with MAIL FROM:<...> BODY=8BITMIME (offered in EHLO) or encode the content (quoted-printable, base64)"),
+            ),
             DataError::Lines(LineProblem::BareLf { line }) => Reply::new(
                 550,
                 [5, 6, 0],

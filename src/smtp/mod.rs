@@ -25,7 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::service::gateway::Gateway;
+use crate::service::gateway::{Gateway, Listener};
 use queue::manager::QueueManager;
 use queue::spool::Spool;
 use queue::QueueHandle;
@@ -84,7 +84,7 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
         delivery = if config.delivery.routes.is_empty() { "outbox" } else { "routes" },
         "SMTP gateway listening"
     );
-    gateway.mark_listening();
+    gateway.listening_on(Listener::Smtp, listener.local_addr()?);
     let grace = config.smtp.shutdown_grace;
     let queue_task = tokio::spawn(manager.run(rx, shutdown.clone(), grace));
     let ctx = Arc::new(SmtpContext {
@@ -101,8 +101,8 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
     Ok(())
 }
 
-/// The STARTTLS configuration from `tls.cert` / `tls.key` (development material for a first
-/// run is created before the listeners start: `service::snapshot::prepare_key_material`).
+/// The STARTTLS configuration from `tls.cert` / `tls.key` (or the development material
+/// `serve` prepares when none is configured: `service::snapshot::prepare_key_material`).
 fn tls_acceptor(config: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
     let tls = &config.tls;
     let client_ca = if config.smtp.require_client_cert {
@@ -110,7 +110,7 @@ fn tls_acceptor(config: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
     } else {
         None
     };
-    let server = crate::certs::server_config(&tls.cert, &tls.key, client_ca)
+    let server = crate::certs::server_config(&tls.cert_path(), &tls.key_path(), client_ca)
         .context("STARTTLS certificate (tls.cert, tls.key)")?;
     Ok(Some(TlsAcceptor::from(server)))
 }

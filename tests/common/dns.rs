@@ -3,7 +3,8 @@
 //! holding the records a test gives, and `bogus.test.`, delegated with a DS record that
 //! matches none of its keys, so every answer from it fails validation. Zones are signed
 //! with `ldns-signzone` (ECDSA P-256) when the server starts; the root's key-signing key is
-//! the trust anchor (`anchor`, DNSKEY lines for `[delivery.dns] trust_anchors`).
+//! the trust anchor: `anchor` as its DNSKEY line, `ds_anchor` as its DS line (SHA-256), either
+//! one for `[delivery.dns] trust_anchors`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,6 +18,8 @@ pub struct TestDns {
     pub port: u16,
     /// Root DNSKEY lines to trust.
     pub anchor: PathBuf,
+    /// The same root key as a DS line (what IANA publishes for the real root).
+    pub ds_anchor: PathBuf,
     pub dir: PathBuf,
 }
 
@@ -96,6 +99,14 @@ impl TestDns {
         sign(&dir, "bogus.test.", "bogus.zone", &[&bogus_key]);
         let anchor = dir.join("root-anchor.txt");
         std::fs::write(&anchor, read(format!("{root_ksk}.key"))).unwrap();
+        let ds_anchor = dir.join("root-anchor-ds.txt");
+        let ds = read(format!("{root_ksk}.ds"));
+        assert!(ds.contains(" DS") || ds.contains("\tDS"), "{ds}");
+        std::fs::write(
+            &ds_anchor,
+            format!("; the test root's KSK, as a digest\n{ds}"),
+        )
+        .unwrap();
 
         let port = free_port();
         let d = dir.display();
@@ -119,6 +130,7 @@ impl TestDns {
             child,
             port,
             anchor,
+            ds_anchor,
             dir: dir.clone(),
         };
         let loaded = wait_for(Duration::from_secs(10), || {
@@ -135,10 +147,15 @@ impl TestDns {
 
     /// The `[delivery.dns]` table pointing markgate at this server and anchor.
     pub fn config(&self) -> String {
+        self.config_with(&self.anchor)
+    }
+
+    /// [`TestDns::config`] with another trust anchor file.
+    pub fn config_with(&self, anchor: &Path) -> String {
         format!(
             "[delivery.dns]\nservers = [\"127.0.0.1:{}\"]\ntrust_anchors = \"{}\"\n",
             self.port,
-            self.anchor.display()
+            anchor.display()
         )
     }
 }

@@ -10,6 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod dns;
+pub mod faults;
+pub mod http;
+pub mod postfix;
 pub mod smtp;
 
 pub fn free_port() -> u16 {
@@ -47,8 +50,14 @@ pub struct Server {
 impl Server {
     /// Start `markgate serve --config CONFIG` in `dir`, stderr to `dir/serve.log`.
     pub fn start(dir: &Path, config: &Path) -> Server {
+        Server::start_with_env(dir, config, &[])
+    }
+
+    /// [`Server::start`] with more environment variables (e.g. `SSL_CERT_FILE`).
+    pub fn start_with_env(dir: &Path, config: &Path, env: &[(&str, &Path)]) -> Server {
         let log = dir.join("serve.log");
         let child = Command::new(env!("CARGO_BIN_EXE_markgate"))
+            .envs(env.iter().copied())
             .arg("serve")
             .arg("--config")
             .arg(config)
@@ -111,19 +120,8 @@ pub fn wait_for_port(port: u16, limit: Duration) -> bool {
     .is_some()
 }
 
-/// Run curl with arguments; (status code, body).
-pub fn curl(args: &[&str]) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "10"])
-        .args(args)
-        .output()
-        .expect("curl must be installed (tests/deps.sh)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
-/// The decision records in the store at `db`, via `markgate audit query --format json`.
+/// Every decision record in the store at `db`, as `markgate audit query --format json`
+/// prints them.
 pub fn audit_records(db: &Path) -> Vec<serde_json::Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_markgate"))
         .args(["audit", "query", "--format", "json", "--db"])
@@ -136,6 +134,18 @@ pub fn audit_records(db: &Path) -> Vec<serde_json::Value> {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Run curl with arguments; (status code, body).
+pub fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl must be installed (tests/deps.sh)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
 /// The admin API's `/api/status` on `admin`, with the bearer `token`.

@@ -8,7 +8,9 @@ use markgate::decision::decide;
 use markgate::facts::{self, Declared, Recipient};
 use markgate::marking::{Marking, MarkingSource};
 use markgate::policy::Policy;
-use markgate::record::{incident_min_rank, Channel, Consent, DecisionRecord, Outcome, RecordMeta};
+use markgate::record::{
+    incident_min_rank, Channel, Consent, DecisionRecord, Outcome, PruneRequest, RecordMeta,
+};
 
 pub fn policy() -> Policy {
     Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policy"))
@@ -32,6 +34,18 @@ pub fn marking(policy: &Policy, class: &str) -> Marking {
         }],
         defaulted: false,
         unreadable: vec![],
+    }
+}
+
+/// A prune of the records before `cutoff`, all of them past retention.
+pub fn prune_before(cutoff: DateTime<Utc>) -> PruneRequest {
+    PruneRequest {
+        cutoff,
+        retention_start: cutoff,
+        retention: "6y".into(),
+        override_retention: false,
+        operator: "test".into(),
+        reason: None,
     }
 }
 

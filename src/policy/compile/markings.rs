@@ -177,6 +177,23 @@ pub(super) fn compile(
             (MsipLabel { class, descriptors }, label.label_id.span()),
         );
     }
+    let mut caveats: Vec<String> = Vec::new();
+    for caveat in &raw.caveats {
+        let n = normalise(caveat.get_ref());
+        let within = |spelling: &String| format!(" {n} ").contains(&format!(" {spelling} "));
+        if n.is_empty() {
+            errors.at(file, caveat.span(), "empty caveat");
+        } else if let Some((spelling, (owner, _))) = spelling_owner.iter().find(|(s, _)| within(s))
+        {
+            errors.at(
+                file,
+                caveat.span(),
+                format!("caveat {n:?} holds {spelling:?}, a spelling of class {owner:?}: a caveat must not hide a class"),
+            );
+        } else if !caveats.contains(&n) {
+            caveats.push(n);
+        }
+    }
     let mut marking_headers: Vec<String> = vec!["x-protective-marking".into()];
     for h in &raw.sources.headers {
         let h = h.trim().to_ascii_lowercase();
@@ -206,6 +223,7 @@ pub(super) fn compile(
             .iter()
             .map(|p| normalise(p))
             .collect(),
+        caveats,
         msip_labels: msip_labels
             .into_iter()
             .map(|(k, (label, _))| (k, label))

@@ -1,14 +1,18 @@
 //! End of data: the message path, read top to bottom.
 //!
-//! line endings → parse → facts (marking, classified recipients, declarations) → decide →
-//! (blocked: record, 550) → transform (failed: record the refusal, 451) → record → spool
-//! (fsynced) → queue → `250`. An internal failure at any step is `451 4.3.0`; nothing is
-//! acknowledged that is not on disk. Every refusal becomes its reply in `smtp::error`.
+//! size → fake end of data → lines (bare CR/LF, NUL, length) → 8-bit declared → parse →
+//! facts (marking, classified recipients, declarations) → decide → (blocked: record, 550)
+//! → transform (failed: record the refusal, 451) → record → spool (fsynced) → queue →
+//! `250`. An internal failure at any step is `451 4.3.0`; nothing is acknowledged that is
+//! not on disk. Every refusal becomes its reply in `smtp::error`. A refusal here comes after
+//! the real end of the data (see [`super::framing`]), so nothing the client sent before it
+//! is ever run as a command.
 
 use std::borrow::Cow;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::framing::Received;
 use super::record;
 use super::Session;
 use crate::config::smtp::BareLineEndings;
@@ -20,9 +24,29 @@ use crate::smtp::reply::Reply;
 use crate::transform::{self, Trace, TransformError};
 use crate::{facts, message};
 
-/// Check the message data: every line ends in CRLF (else reject, or normalise bare LF and
-/// bare CR to CRLF) and no line is longer than `max_line` bytes.
-pub fn check_line_endings(
+/// Whether message data as received may be read as a message, and the bytes to read (bare
+/// line endings normalised in that mode): no fake end of data (in either mode), no bare CR
+/// or LF (`Reject`), no NUL, no line over `max_line`, no 8-bit octet unless MAIL declared
+/// it (`eight_bit`).
+pub fn check_received(
+    received: &Received,
+    mode: BareLineEndings,
+    max_line: usize,
+    eight_bit: bool,
+) -> Result<Cow<'_, [u8]>, LineProblem> {
+    if let Some(line) = received.fake_end {
+        return Err(LineProblem::FakeEnd { line });
+    }
+    let raw = check_line_endings(&received.data, mode, max_line)?;
+    match first_8bit_line(&raw) {
+        Some(line) if !eight_bit => Err(LineProblem::Undeclared8Bit { line }),
+        _ => Ok(raw),
+    }
+}
+
+/// Check the lines of message data: every line ends in CRLF (else reject, or normalise bare
+/// LF and bare CR to CRLF), no line holds a NUL or is longer than `max_line` bytes.
+fn check_line_endings(
     raw: &[u8],
     mode: BareLineEndings,
     max_line: usize,
@@ -30,8 +54,9 @@ pub fn check_line_endings(
     let mut line = 1;
     let mut start = 0;
     let mut bare = None;
-    for pos in memchr::memchr2_iter(b'\r', b'\n', raw) {
+    for pos in memchr::memchr3_iter(b'\r', b'\n', 0, raw) {
         match raw[pos] {
+            0 => return Err(LineProblem::Nul { line }),
             b'\n' if pos > 0 && raw[pos - 1] == b'\r' => {
                 if pos - 1 - start > max_line {
                     return Err(LineProblem::TooLong {
@@ -68,6 +93,12 @@ pub fn check_line_endings(
     }
 }
 
+/// The line (1-based) of the first octet above 127, if any.
+fn first_8bit_line(raw: &[u8]) -> Option<usize> {
+    let pos = raw.iter().position(|b| !b.is_ascii())?;
+    Some(1 + memchr::memchr_iter(b'\n', &raw[..pos]).count())
+}
+
 fn normalise(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len() + 64);
     let mut i = 0;
@@ -87,8 +118,8 @@ fn normalise(raw: &[u8]) -> Vec<u8> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// The decision and everything after it, for one complete message.
-    pub(super) async fn accept_message(&mut self, data: Vec<u8>) -> Reply {
-        match self.pass_message(&data).await {
+    pub(super) async fn accept_message(&mut self, received: Received) -> Reply {
+        match self.pass_message(&received).await {
             Ok(id) => Reply::new(250, [2, 0, 0], format!("queued as {id}")),
             Err(e) => {
                 match &e {
@@ -106,10 +137,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// The message path, top to bottom; the spool id of the accepted message.
-    async fn pass_message(&mut self, data: &[u8]) -> Result<String, DataError> {
+    async fn pass_message(&mut self, data: &Received) -> Result<String, DataError> {
         let config = &self.ctx.gateway.config.smtp;
-        let raw = check_line_endings(data, config.bare_line_endings, config.max_line_length)
-            .map_err(DataError::Lines)?;
+        let raw = check_received(
+            data,
+            config.bare_line_endings,
+            config.max_line_length,
+            self.tx.eight_bit,
+        )
+        .map_err(DataError::Lines)?;
         let parsed = message::parse(&raw).map_err(DataError::Unreadable)?;
         let snapshot = self.ctx.gateway.snapshot();
         let policy = &snapshot.policy;

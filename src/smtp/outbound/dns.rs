@@ -13,10 +13,13 @@ use std::sync::Arc;
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
+use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, DS};
+use hickory_resolver::proto::dnssec::{
+    Algorithm, DigestType, Proof, PublicKey, PublicKeyBuf, TrustAnchors,
+};
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
-use hickory_resolver::Resolver;
+use hickory_resolver::proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_resolver::{Resolver, ResolverBuilder};
 
 use super::dane::Tlsa;
 use crate::config::delivery::DnsConfig;
@@ -65,7 +68,13 @@ pub enum MxHosts {
 }
 
 pub struct Dns {
-    resolver: Resolver<TokioRuntimeProvider>,
+    /// The validating resolver; built on first use when an anchor is a DS line, since the
+    /// key it names must first be fetched and matched against the digest.
+    resolver: tokio::sync::OnceCell<Resolver<TokioRuntimeProvider>>,
+    config: DnsConfig,
+    /// The anchors given as keys, and those given as digests (still to be turned into keys).
+    anchors: TrustAnchors,
+    digests: Vec<(Name, DS)>,
 }
 
 impl std::fmt::Debug for Dns {
@@ -77,43 +86,127 @@ impl std::fmt::Debug for Dns {
 impl Dns {
     /// A validating resolver from `[delivery.dns]`.
     pub fn new(config: &DnsConfig) -> Result<Dns, String> {
-        let mut builder = if config.servers.is_empty() {
-            Resolver::builder_tokio().map_err(|e| format!("system resolver configuration: {e}"))?
-        } else {
-            let servers = config
-                .servers
-                .iter()
-                .map(|s| {
-                    let addr: SocketAddr = s.parse().map_err(|_| {
-                        format!("delivery.dns.servers: {s:?} is not an IP:PORT address")
-                    })?;
-                    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                    for c in ns.connections.iter_mut() {
-                        c.port = addr.port();
-                    }
-                    Ok(ns)
-                })
-                .collect::<Result<Vec<_>, String>>()?;
-            Resolver::builder_with_config(
-                ResolverConfig::from_name_servers(servers),
-                TokioRuntimeProvider::default(),
-            )
-        };
-        let anchors = match &config.trust_anchors {
+        let (anchors, digests) = match &config.trust_anchors {
             Some(path) => load_anchors(path)?,
-            None => TrustAnchors::default(),
+            None => (TrustAnchors::default(), Vec::new()),
         };
+        let dns = Dns {
+            resolver: tokio::sync::OnceCell::new(),
+            config: config.clone(),
+            anchors,
+            digests,
+        };
+        let builder = dns.builder()?;
+        if dns.digests.is_empty() {
+            let resolver = dns.validating(builder, dns.anchors.clone())?;
+            let _ = dns.resolver.set(resolver);
+        }
+        Ok(dns)
+    }
+
+    /// A resolver builder asking the configured servers (or the system's).
+    fn builder(&self) -> Result<ResolverBuilder<TokioRuntimeProvider>, String> {
+        if self.config.servers.is_empty() {
+            return Resolver::builder_tokio()
+                .map_err(|e| format!("system resolver configuration: {e}"));
+        }
+        let servers = self
+            .config
+            .servers
+            .iter()
+            .map(|s| {
+                let addr: SocketAddr = s.parse().map_err(|_| {
+                    format!("delivery.dns.servers: {s:?} is not an IP:PORT address")
+                })?;
+                let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+                for c in ns.connections.iter_mut() {
+                    c.port = addr.port();
+                }
+                Ok(ns)
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Resolver::builder_with_config(
+            ResolverConfig::from_name_servers(servers),
+            TokioRuntimeProvider::default(),
+        ))
+    }
+
+    fn options(validate: bool) -> ResolverOpts {
         let mut opts = ResolverOpts::default();
-        opts.validate = true;
+        opts.validate = validate;
         opts.attempts = 2;
         opts.timeout = std::time::Duration::from_secs(5);
         opts.ndots = 0;
-        builder = builder
-            .with_options(opts)
-            .with_trust_anchor(Arc::new(anchors));
-        Ok(Dns {
-            resolver: builder.build().map_err(|e| e.to_string())?,
-        })
+        opts
+    }
+
+    fn validating(
+        &self,
+        builder: ResolverBuilder<TokioRuntimeProvider>,
+        anchors: TrustAnchors,
+    ) -> Result<Resolver<TokioRuntimeProvider>, String> {
+        builder
+            .with_options(Self::options(true))
+            .with_trust_anchor(Arc::new(anchors))
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
+    /// The validating resolver, fetching the keys that DS anchors name on first use. A key
+    /// fetch that fails is a temporary failure (the copy defers; the next lookup tries again).
+    async fn resolver(&self) -> Result<&Resolver<TokioRuntimeProvider>, DnsFailure> {
+        self.resolver
+            .get_or_try_init(|| async {
+                let mut anchors = self.anchors.clone();
+                for key in self.keys_for_digests().await? {
+                    anchors.insert_with_name(&key.1, LowerName::from(&key.0));
+                }
+                let builder = self
+                    .builder()
+                    .map_err(|detail| anchor_failure(".", detail))?;
+                self.validating(builder, anchors)
+                    .map_err(|detail| anchor_failure(".", detail))
+            })
+            .await
+    }
+
+    /// For each DS anchor, the DNSKEY of its owner whose digest it is (RFC 4509 §2.1).
+    /// The keys are fetched without validation: the digest is what makes them trusted.
+    async fn keys_for_digests(&self) -> Result<Vec<(Name, PublicKeyBuf)>, DnsFailure> {
+        let fetcher = self
+            .builder()
+            .map_err(|detail| anchor_failure(".", detail))?
+            .with_options(Self::options(false))
+            .build()
+            .map_err(|e| anchor_failure(".", e.to_string()))?;
+        let mut keys = Vec::new();
+        for (owner, ds) in &self.digests {
+            let lookup = fetcher
+                .lookup(owner.clone(), RecordType::DNSKEY)
+                .await
+                .map_err(|e| anchor_failure(&owner.to_string(), e.to_string()))?;
+            let matching = lookup.answers().iter().find_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::DNSKEY(key))
+                    if key.public_key().algorithm() == ds.algorithm()
+                        && ds.covers(owner, key).unwrap_or(false) =>
+                {
+                    Some(key.public_key().clone())
+                }
+                _ => None,
+            });
+            let key = matching.ok_or_else(|| {
+                anchor_failure(
+                    &owner.to_string(),
+                    format!(
+                        "no DNSKEY matches the trust anchor DS {} {}",
+                        ds.key_tag(),
+                        u8::from(ds.algorithm())
+                    ),
+                )
+            })?;
+            keys.push((owner.clone(), key));
+        }
+        Ok(keys)
     }
 
     async fn lookup(&self, name: &str, rtype: RecordType) -> Result<Answer<Record>, DnsFailure> {
@@ -130,7 +223,7 @@ impl Dns {
             name: name.to_string(),
             rtype: label,
         };
-        match self.resolver.lookup(parsed, rtype).await {
+        match self.resolver().await?.lookup(parsed, rtype).await {
             Ok(lookup) => {
                 let records: Vec<Record> = lookup
                     .answers()
@@ -307,18 +400,82 @@ fn rtype_name(rtype: RecordType) -> &'static str {
     }
 }
 
-/// Trust anchors from a file of DNSKEY lines (as `dig . DNSKEY` prints them).
-fn load_anchors(path: &Path) -> Result<TrustAnchors, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("delivery.dns.trust_anchors {}: {e}", path.display()))?;
-    let anchors: TrustAnchors = text
-        .parse()
-        .map_err(|e| format!("delivery.dns.trust_anchors {}: {e}", path.display()))?;
-    if anchors.is_empty() {
-        return Err(format!(
-            "delivery.dns.trust_anchors {}: no root DNSKEY record in the file",
-            path.display()
-        ));
+fn anchor_failure(owner: &str, detail: String) -> DnsFailure {
+    DnsFailure::Temporary {
+        name: owner.to_string(),
+        rtype: "DNSKEY",
+        detail: format!("trust anchor: {detail}"),
     }
-    Ok(anchors)
+}
+
+/// Trust anchors from a file of DNSKEY lines (as `dig . DNSKEY` prints them) and DS lines
+/// (as IANA publishes the root's anchor: `. IN DS 20326 8 2 E06D…`), in any mix.
+fn load_anchors(path: &Path) -> Result<(TrustAnchors, Vec<(Name, DS)>), String> {
+    let context =
+        |e: &dyn std::fmt::Display| format!("delivery.dns.trust_anchors {}: {e}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| context(&e))?;
+    let mut keys = String::new();
+    let mut digests = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        match parse_ds(line) {
+            Some(parsed) => {
+                digests.push(parsed.map_err(|e| context(&format!("line {}: {e}", number + 1)))?)
+            }
+            None => {
+                keys.push_str(line);
+                keys.push('\n');
+            }
+        }
+    }
+    let anchors: TrustAnchors = keys.parse().map_err(|e| context(&e))?;
+    if anchors.is_empty() && digests.is_empty() {
+        return Err(context(&"no root DNSKEY or DS record in the file"));
+    }
+    Ok((anchors, digests))
+}
+
+/// A DS line (`OWNER [TTL] [CLASS] DS KEYTAG ALGORITHM DIGESTTYPE DIGEST`); `None` when the
+/// line is no DS record (a DNSKEY line, a comment, blank).
+fn parse_ds(line: &str) -> Option<Result<(Name, DS), String>> {
+    let line = line.split(';').next().unwrap_or("");
+    let tokens: Vec<&str> = line.split_whitespace().collect();
+    let at = tokens.iter().position(|t| t.eq_ignore_ascii_case("DS"))?;
+    Some((|| {
+        if at == 0 || at > 3 {
+            return Err(
+                "a DS line reads OWNER [TTL] [CLASS] DS KEYTAG ALGORITHM DIGESTTYPE DIGEST"
+                    .to_string(),
+            );
+        }
+        let owner =
+            Name::from_utf8(tokens[0]).map_err(|e| format!("owner {:?}: {e}", tokens[0]))?;
+        if !owner.is_fqdn() {
+            return Err(format!("owner {:?} must end with a dot", tokens[0]));
+        }
+        let fields = &tokens[at + 1..];
+        if fields.len() < 4 {
+            return Err("DS needs KEYTAG ALGORITHM DIGESTTYPE DIGEST".to_string());
+        }
+        let number = |t: &str, what: &str| {
+            t.parse::<u16>()
+                .map_err(|_| format!("{what} {t:?} is not a number"))
+        };
+        let key_tag = number(fields[0], "key tag")?;
+        let algorithm = u8::try_from(number(fields[1], "algorithm")?)
+            .map_err(|_| format!("algorithm {} is out of range", fields[1]))?;
+        let digest_type = u8::try_from(number(fields[2], "digest type")?)
+            .map_err(|_| format!("digest type {} is out of range", fields[2]))?;
+        let digest_type = DigestType::from(digest_type);
+        if !matches!(digest_type, DigestType::SHA256 | DigestType::SHA384) {
+            return Err(format!(
+                "digest type {} is not SHA-256 (2) or SHA-384 (4)",
+                fields[2]
+            ));
+        }
+        let digest = hex::decode(fields[3..].concat()).map_err(|e| format!("digest: {e}"))?;
+        Ok((
+            owner,
+            DS::new(key_tag, Algorithm::from_u8(algorithm), digest_type, digest),
+        ))
+    })())
 }

@@ -1,6 +1,6 @@
 //! Relay to a smart host over SMTP, connections pooled per route and TLS mode. Verified TLS
 //! means STARTTLS required (or TLS from the first byte for `wrapper` routes), the
-//! certificate checked against the Mozilla roots plus `tls.ca` for the route's `tls_name`;
+//! certificate checked against the system roots plus `tls.ca` for the route's `tls_name`;
 //! there is no fallback to plaintext.
 //!
 //! A copy that requires `tls` must keep it beyond the smart host too: it is sent with

@@ -1,5 +1,5 @@
 //! The TLS client configurations delivery chooses from, one per way of verifying a next
-//! hop: PKIX (the Mozilla roots plus `tls.ca`, name checked), DANE (the TLSA records of the
+//! hop: PKIX (the system's trust store plus `tls.ca`, name checked), DANE (the TLSA records of the
 //! host), and opportunistic (encrypt, check nothing; only for copies that do not require
 //! TLS and whose host has no DANE records).
 
@@ -21,7 +21,7 @@ pub enum Verification {
     /// The MX matched the domain's MTA-STS policy (enforce) and the certificate is valid
     /// for it under PKIX.
     MtaSts,
-    /// Certificate valid for the host name under the Mozilla roots plus `tls.ca`.
+    /// Certificate valid for the host name under the system roots plus `tls.ca`.
     Pkix,
     /// Smart host verified (PKIX) and asked with REQUIRETLS to keep TLS to the end.
     SmarthostRequireTls,
@@ -67,12 +67,28 @@ pub struct TlsClients {
 }
 
 impl TlsClients {
-    /// Trust the Mozilla roots plus the PEM certificates in `extra_ca` (`tls.ca`).
+    /// Trust the system roots plus the PEM certificates in `extra_ca` (`tls.ca`).
+    ///
+    /// The system roots are the host's trust store as OpenSSL finds it (`SSL_CERT_FILE`,
+    /// `SSL_CERT_DIR`, else Debian's /etc/ssl/certs from `ca-certificates`), so the
+    /// administrators who manage the host's CAs decide, not a list compiled into the binary.
+    /// A host without a trust store trusts `tls.ca` alone: fewer roots, never more.
     pub fn new(extra_ca: Option<&Path>) -> anyhow::Result<TlsClients> {
         crate::certs::install_crypto_provider();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let system = rustls_native_certs::load_native_certs();
+        for error in &system.errors {
+            tracing::warn!(%error, "system root certificates: some could not be read");
+        }
+        let (added, ignored) = roots.add_parsable_certificates(system.certs);
+        if added == 0 {
+            tracing::warn!(
+                "no system root certificates found: PKIX next hops are checked against tls.ca only"
+            );
+        } else {
+            tracing::debug!(added, ignored, "system root certificates loaded");
+        }
         if let Some(path) = extra_ca {
             for cert in crate::certs::load_certs(path)? {
                 roots.add(cert)?;

@@ -1,0 +1,416 @@
+//! Tokenizer: normalised text cut into words, dashes and signs, for the marking grammar.
+//!
+//! Text is cut into tokens after the same normalisation as [`super::normalise`] (NFKD,
+//! combining marks and invisible characters dropped, upper case, confusable letters mapped to
+//! the Latin letter they imitate), but keeping what separates the words: a marking is
+//! recognised by what stands around it, so `SECRET - Santa` (a marking and a separator) and
+//! `Secret Santa` (prose) must stay different.
+//!
+//! Two things the normalisation would hide are kept as flags, because they change how far
+//! the text can be trusted: a word with an undecodable byte in it (U+FFFD, dropped from the
+//! word: `S<0xFF>ECRET` is the word `SECRET`, marked [`Token::invalid`]), and a right-to-left
+//! or left-to-right override anywhere (it shows the letters in another order than they are
+//! stored: [`Tokens::reordered`]).
+
+use unicode_normalization::UnicodeNormalization;
+
+use super::normalise::{is_dropped, is_separator};
+
+/// Stands for a letter that is either I or L: a lower-case `l`, the digit `1`, and every
+/// look-alike whose Unicode skeleton is `l` (Cyrillic `І`, Greek `ι`, `ӏ` ...). Upper-casing
+/// `official` gives `OFFICIAL`, but `CONFlDENTIAL` (lower-case L) must still read as
+/// CONFIDENTIAL.
+const I_OR_L: char = '\u{E000}';
+
+/// One token of normalised text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A run of letters and digits, upper case, look-alikes mapped.
+    Word(String),
+    /// A hyphen, dash, minus or underscore.
+    Dash,
+    /// Any other visible character.
+    Sym(char),
+}
+
+impl Kind {
+    /// The text of a word; None for a dash or a sign.
+    pub fn word(&self) -> Option<&str> {
+        match self {
+            Kind::Word(w) => Some(w),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Token {
+    pub kind: Kind,
+    /// White space stood before this token.
+    pub space_before: bool,
+    /// A word with a lower-case letter as written (`Secret`, not `SECRET`); a lower-case `l`
+    /// alone does not count, since it stands in for `I` in `CONFlDENTIAL`.
+    pub lower: bool,
+    /// A word that held an undecodable byte (U+FFFD), left out of its letters; such a word
+    /// may be empty.
+    pub invalid: bool,
+}
+
+impl Token {
+    /// The token as a reader would name it in a reason: `"ANNEX"`, `"?"`.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            Kind::Word(w) if w.is_empty() => "a byte that is not text".to_string(),
+            Kind::Word(w) => format!("{:?}", w.replace(I_OR_L, "I")),
+            Kind::Dash => "\"-\"".to_string(),
+            Kind::Sym(c) => format!("{:?}", c.to_string()),
+        }
+    }
+}
+
+/// Tokens of one piece of text; `truncated` when the text went on past the token limit.
+#[derive(Debug, Clone)]
+pub(crate) struct Tokens {
+    pub toks: Vec<Token>,
+    pub truncated: bool,
+    /// The text holds a bidirectional override (U+202D, U+202E): what a reader sees is not
+    /// the order of the letters read here.
+    pub reordered: bool,
+    /// Where the decoration that ends the text starts (every token from here on is
+    /// decoration).
+    decoration_from: usize,
+}
+
+/// The replacement character a decoder puts where a byte was not text.
+pub(crate) const UNDECODABLE: char = '\u{FFFD}';
+
+impl Tokens {
+    pub fn kind(&self, i: usize) -> Option<&Kind> {
+        self.toks.get(i).map(|t| &t.kind)
+    }
+
+    pub fn is_sym(&self, i: usize, c: char) -> bool {
+        self.kind(i) == Some(&Kind::Sym(c))
+    }
+
+    /// Nothing follows position `i` (and the text was not cut short).
+    pub fn at_end(&self, i: usize) -> bool {
+        i >= self.toks.len() && !self.truncated
+    }
+
+    /// A separator that ends a leading marking stands at `i`: `:`, `|`, `//`, or a dash
+    /// with white space on either side (`OFFICIAL - notes`, not `Secret-Santa`).
+    pub fn separator_at(&self, i: usize, colon: bool) -> bool {
+        match self.kind(i) {
+            None => self.at_end(i),
+            Some(Kind::Sym(':')) => colon,
+            Some(Kind::Sym('|')) => true,
+            Some(Kind::Sym('/')) => self.is_sym(i + 1, '/'),
+            Some(Kind::Dash) => {
+                self.toks[i].space_before || self.toks.get(i + 1).is_none_or(|t| t.space_before)
+            }
+            _ => false,
+        }
+    }
+
+    /// The tokens from `from` to `to`, as far as there are any.
+    pub fn range(&self, from: usize, to: usize) -> &[Token] {
+        let len = self.toks.len();
+        &self.toks[from.min(len)..to.min(len)]
+    }
+
+    /// Every word from `from` to `to` was written in capitals.
+    pub fn in_capitals(&self, from: usize, to: usize) -> bool {
+        self.range(from, to).iter().all(|t| !t.lower)
+    }
+
+    /// The marking from `from` to `to` is written as a marking, not a word of prose that
+    /// happens to be a class name: in capitals (`SECRET`), or several words
+    /// (`Official-Sensitive`). Used where a marking stands without brackets of its own.
+    pub fn deliberate(&self, from: usize, to: usize) -> bool {
+        let words = self
+            .range(from, to)
+            .iter()
+            .filter_map(|t| t.kind.word())
+            .count();
+        words >= 2 || self.in_capitals(from, to)
+    }
+
+    /// A word stands at `i` after white space.
+    pub fn word_after_space(&self, i: usize) -> bool {
+        self.toks
+            .get(i)
+            .is_some_and(|t| t.space_before && matches!(t.kind, Kind::Word(_)))
+    }
+
+    /// Only decoration (`***`, `--`, `]`, `.`) follows position `i`.
+    pub fn only_decoration_from(&self, i: usize) -> bool {
+        !self.truncated && i >= self.decoration_from
+    }
+
+    /// First position after leading decoration.
+    pub fn skip_decoration(&self, mut i: usize) -> usize {
+        while self.toks.get(i).is_some_and(is_decoration) {
+            i += 1;
+        }
+        i
+    }
+}
+
+/// Characters that dress a banner up without meaning anything: `*** OFFICIAL ***`,
+/// `-- OFFICIAL --`, `[RESTRICTED]`, `> OFFICIAL` (a quoted banner still marks the text).
+fn is_decoration(t: &Token) -> bool {
+    match t.kind {
+        Kind::Dash => true,
+        Kind::Sym(c) => matches!(
+            c,
+            '*' | '='
+                | '#'
+                | '~'
+                | '['
+                | ']'
+                | '('
+                | ')'
+                | '<'
+                | '>'
+                | '|'
+                | '.'
+                | '!'
+                | '+'
+                | '«'
+                | '»'
+                | '{'
+                | '}'
+                | '•'
+                | '·'
+        ),
+        Kind::Word(_) => false,
+    }
+}
+
+/// Cut `text` into at most `limit` tokens.
+pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
+    let mut t = Tokenizer {
+        toks: Vec::new(),
+        word: String::new(),
+        lower: false,
+        invalid: false,
+        space: false,
+        limit,
+        truncated: false,
+    };
+    let mut reordered = false;
+    if text.is_ascii() {
+        // Fast path: nothing to decompose or map.
+        for c in text.chars() {
+            if !t.push(c) {
+                break;
+            }
+        }
+    } else {
+        'text: for c in text.chars() {
+            reordered |= matches!(c, '\u{202D}' | '\u{202E}');
+            // A look-alike of a Latin letter is read as that letter before compatibility
+            // decomposition can make it another: U+03F9 (lunate sigma) looks like C but
+            // decomposes to Σ.
+            if c.is_ascii() || (c.is_alphanumeric() && imitates_latin(c)) {
+                if !t.push(c) {
+                    break;
+                }
+                continue;
+            }
+            for d in c.nfkd() {
+                if !is_dropped(d) && !t.push(d) {
+                    break 'text;
+                }
+            }
+        }
+    }
+    t.flush();
+    let decoration_from =
+        t.toks.len() - t.toks.iter().rev().take_while(|k| is_decoration(k)).count();
+    Tokens {
+        toks: t.toks,
+        truncated: t.truncated,
+        reordered,
+        decoration_from,
+    }
+}
+
+struct Tokenizer {
+    toks: Vec<Token>,
+    word: String,
+    /// The word being read has a lower-case letter.
+    lower: bool,
+    /// The word being read held an undecodable byte.
+    invalid: bool,
+    space: bool,
+    limit: usize,
+    truncated: bool,
+}
+
+impl Tokenizer {
+    /// Take one character; false once the token limit is reached.
+    fn push(&mut self, c: char) -> bool {
+        if c.is_alphanumeric() {
+            self.lower |= c.is_lowercase() && c != 'l';
+            push_word_char(&mut self.word, c);
+            return true;
+        }
+        if c == UNDECODABLE {
+            // part of the word it stands in, adding no letter
+            self.invalid = true;
+            return true;
+        }
+        self.flush();
+        if self.toks.len() >= self.limit {
+            self.truncated = true;
+            return false;
+        }
+        if c.is_whitespace() || c.is_control() {
+            self.space = true;
+        } else if is_separator(c) {
+            self.emit(Kind::Dash);
+        } else {
+            self.emit(Kind::Sym(c));
+        }
+        true
+    }
+
+    fn emit(&mut self, kind: Kind) {
+        self.toks.push(Token {
+            kind,
+            space_before: std::mem::take(&mut self.space),
+            lower: std::mem::take(&mut self.lower),
+            invalid: std::mem::take(&mut self.invalid),
+        });
+    }
+
+    fn flush(&mut self) {
+        if !self.word.is_empty() || self.invalid {
+            let w = std::mem::take(&mut self.word);
+            if self.toks.len() >= self.limit {
+                self.truncated = true;
+            } else {
+                self.emit(Kind::Word(w));
+            }
+        }
+    }
+}
+
+/// `c` (upper-cased) is a Latin letter or digit, or its Unicode skeleton is one.
+fn imitates_latin(c: char) -> bool {
+    c.to_uppercase()
+        .all(|u| u.is_ascii() || latin_skeleton(u).is_some())
+}
+
+/// The UTS #39 skeleton of `u` when it is Latin letters and digits only.
+fn latin_skeleton(u: char) -> Option<String> {
+    let mut buf = [0u8; 4];
+    let skeleton: String = unicode_security::skeleton(u.encode_utf8(&mut buf)).collect();
+    (!skeleton.is_empty() && skeleton.chars().all(|s| s.is_ascii_alphanumeric()))
+        .then_some(skeleton)
+}
+
+fn push_word_char(word: &mut String, c: char) {
+    if c.is_ascii() {
+        word.push(match c {
+            'l' | '1' => I_OR_L,
+            c => c.to_ascii_uppercase(),
+        });
+        return;
+    }
+    for u in c.to_uppercase() {
+        if u.is_ascii() {
+            word.push(u);
+            continue;
+        }
+        if let Some(skeleton) = latin_skeleton(u) {
+            for s in skeleton.chars() {
+                word.push(match s {
+                    'l' | '1' | 'I' => I_OR_L,
+                    s => s.to_ascii_uppercase(),
+                });
+            }
+        } else {
+            word.push(u);
+        }
+    }
+}
+
+/// A token of text matches a word the policy wrote (both normalised).
+pub(crate) fn word_eq(text: &str, policy: &str) -> bool {
+    let mut a = text.chars();
+    let mut b = policy.chars();
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) => {
+                let same = x == y
+                    || (x == I_OR_L && (y == 'I' || y == 'L'))
+                    || (y == I_OR_L && (x == 'I' || x == 'L'))
+                    || (x == '0' && y == 'O');
+                if !same {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_keep_their_separators() {
+        let t = tokenize("OFFICIAL - notes", 16);
+        assert_eq!(t.toks.len(), 3);
+        assert!(t.separator_at(1, true));
+        let t = tokenize("Secret-Santa", 16);
+        assert!(!t.separator_at(1, true));
+    }
+
+    #[test]
+    fn lookalikes_of_i_and_l_compare_equal() {
+        let t = tokenize("CONFlDENTIAL c0nfidential", 16);
+        let Kind::Word(w) = &t.toks[0].kind else {
+            panic!()
+        };
+        assert!(word_eq(w, "CONFIDENTIAL"));
+        let Kind::Word(w) = &t.toks[1].kind else {
+            panic!()
+        };
+        assert!(word_eq(w, "CONFIDENTIAL"));
+        assert!(!word_eq("CONFIDENTIAL", "CONFIDENTIALS"));
+    }
+
+    #[test]
+    fn lookalikes_are_read_before_compatibility_decomposition() {
+        // U+03F9 looks like C; its compatibility decomposition is Σ
+        let t = tokenize("\u{03F9}ONFIDENTIAL", 16);
+        assert!(word_eq(t.toks[0].kind.word().unwrap(), "CONFIDENTIAL"));
+        // full-width letters still go through NFKD
+        let t = tokenize("\u{FF33}ECRET", 16);
+        assert_eq!(t.toks[0].kind.word(), Some("SECRET"));
+    }
+
+    #[test]
+    fn undecodable_bytes_and_overrides_are_kept_as_flags() {
+        let t = tokenize("S\u{FFFD}ECRET \u{FFFD} ok", 16);
+        assert_eq!(t.toks[0].kind.word(), Some("SECRET"));
+        assert!(t.toks[0].invalid);
+        assert_eq!(t.toks[1].kind.word(), Some(""));
+        assert!(t.toks[1].invalid && !t.toks[2].invalid);
+        assert!(!t.reordered);
+        assert!(tokenize("\u{202E}TERCES", 16).reordered);
+    }
+
+    #[test]
+    fn token_limit_marks_truncation() {
+        let t = tokenize("a b c d e f", 3);
+        assert!(t.truncated);
+        assert!(!t.at_end(3));
+    }
+}
