@@ -5,7 +5,7 @@
 use crate::policy::Policy;
 
 /// Name, kind and help of every metric, as README.md documents them.
-pub const METRICS: [(&str, Kind, &str); 8] = [
+pub const METRICS: [(&str, Kind, &str); 10] = [
     (
         "markgate_decisions_total",
         Kind::Counter,
@@ -35,6 +35,16 @@ pub const METRICS: [(&str, Kind, &str); 8] = [
         "markgate_policy_reloads_total",
         Kind::Counter,
         "Policy reload attempts that changed something, by result (loaded, rejected)",
+    ),
+    (
+        "markgate_checkpoints_total",
+        Kind::Counter,
+        "Signed checkpoints of the record chain written to the checkpoint log",
+    ),
+    (
+        "markgate_checkpoint_failures_total",
+        Kind::Counter,
+        "Signed checkpoints of the record chain that could not be written",
     ),
     (
         "markgate_isa_days_to_review",
@@ -74,6 +84,8 @@ pub fn register(policy: &Policy) {
     }
     metrics::counter!("markgate_delivery_retries_total").increment(0);
     metrics::counter!("markgate_delivery_records_failed_total").increment(0);
+    metrics::counter!("markgate_checkpoints_total").increment(0);
+    metrics::counter!("markgate_checkpoint_failures_total").increment(0);
     for result in ["loaded", "rejected"] {
         metrics::counter!("markgate_policy_reloads_total", "result" => result).increment(0);
     }
