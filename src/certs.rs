@@ -12,15 +12,18 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::config::{TlsConfig, DEV_CERTS_DIR};
+
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
-    #[error("{path}: {source}")]
+    #[error("{}: {}", path.display(), crate::config::io_reason(source))]
     Io {
         path: PathBuf,
-        #[source]
         source: std::io::Error,
     },
-    #[error("{path}: not a usable PEM {what}: {detail}")]
+    #[error("{} does not exist: {what}", path.display())]
+    Missing { path: PathBuf, what: String },
+    #[error("{}: not a usable PEM {what}: {detail}", path.display())]
     Pem {
         path: PathBuf,
         what: &'static str,
@@ -137,16 +140,64 @@ pub fn generate_signing_key(dir: &Path) -> Result<(PathBuf, PathBuf), CertError>
     Ok((private, public))
 }
 
-fn read_to_string(path: &Path) -> Result<String, CertError> {
-    std::fs::read_to_string(path).map_err(|source| CertError::Io {
-        path: path.to_path_buf(),
-        source,
+/// On a first run, create the development material `serve` needs for what is not
+/// configured at all (`tls.cert`/`tls.key`, `tls.signing_key` unset) and missing from
+/// `certs/`, with a warning naming what to configure in production; a configured path is
+/// never filled in. Every command that needs key material calls this (or
+/// [`ensure_dev_signing_key`]) before reading it, so no command depends on `serve` having
+/// run first.
+pub fn ensure_dev_material(tls: &TlsConfig, hostname: &str) -> Result<(), CertError> {
+    let dir = Path::new(DEV_CERTS_DIR);
+    if tls.development_tls() && !(tls.cert_path().exists() && tls.key_path().exists()) {
+        tracing::warn!(
+            dir = %dir.display(),
+            "no TLS certificate configured: generating DEVELOPMENT certificates (never use them in production; set tls.cert and tls.key)"
+        );
+        generate_dev_tls(dir, &[hostname.to_string()])?;
+    }
+    if tls.signing_key.is_none() {
+        ensure_dev_signing_key(&tls.signing_key_path())?;
+    }
+    Ok(())
+}
+
+/// The signing-key half of [`ensure_dev_material`], for commands that only sign
+/// (`bundle seal`): a key is generated only at the development path, never at one that was
+/// named.
+pub fn ensure_dev_signing_key(path: &Path) -> Result<(), CertError> {
+    if path == TlsConfig::default().signing_key_path() && !path.exists() {
+        tracing::warn!(
+            dir = %DEV_CERTS_DIR,
+            "no bundle signing key configured: generating a DEVELOPMENT key (set tls.signing_key in production)"
+        );
+        generate_signing_key(Path::new(DEV_CERTS_DIR))?;
+    }
+    Ok(())
+}
+
+fn read_to_string(path: &Path, what: &str) -> Result<String, CertError> {
+    std::fs::read_to_string(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            CertError::Missing {
+                path: path.to_path_buf(),
+                what: what.to_string(),
+            }
+        } else {
+            CertError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
     })
 }
 
 /// Load the Ed25519 signing key (PKCS#8 PEM).
 pub fn load_signing_key(path: &Path) -> Result<SigningKey, CertError> {
-    SigningKey::from_pkcs8_pem(&read_to_string(path)?).map_err(|e| CertError::Pem {
+    let text = read_to_string(
+        path,
+        "the manifest signing key; run `markgate certs dev` for a development one, or set tls.signing_key (bundle seal: --signing-key)",
+    )?;
+    SigningKey::from_pkcs8_pem(&text).map_err(|e| CertError::Pem {
         path: path.to_path_buf(),
         what: "Ed25519 private key (PKCS#8)",
         detail: e.to_string(),
@@ -155,7 +206,11 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, CertError> {
 
 /// Load an Ed25519 public key (SPKI PEM).
 pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, CertError> {
-    VerifyingKey::from_public_key_pem(&read_to_string(path)?).map_err(|e| CertError::Pem {
+    let text = read_to_string(
+        path,
+        "the force's public key that verifies bundle signatures; ask the force for signing-pub.pem and give it with --signing-pub, or pass --allow-unsigned to open without checking the signature",
+    )?;
+    VerifyingKey::from_public_key_pem(&text).map_err(|e| CertError::Pem {
         path: path.to_path_buf(),
         what: "Ed25519 public key (SPKI)",
         detail: e.to_string(),

@@ -22,12 +22,21 @@ struct Setup {
 }
 
 fn start() -> Setup {
+    start_with("")
+}
+
+/// With `extra` appended to the configuration (which ends in its `[delivery]` section).
+fn start_with(extra: &str) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let policy = tmp.path().join("policy");
     copy_dir(&shipped_policy(), &policy);
     let (admin, smtp) = (free_port(), free_port());
     let config = tmp.path().join("markgate.toml");
-    std::fs::write(&config, gateway_config(tmp.path(), admin, smtp)).unwrap();
+    std::fs::write(
+        &config,
+        format!("{}{extra}", gateway_config(tmp.path(), admin, smtp)),
+    )
+    .unwrap();
     let server = Server::start(tmp.path(), &config);
     assert!(
         wait_for_port(admin, Duration::from_secs(20)),
@@ -134,7 +143,17 @@ fn valid_policy_change_is_reloaded_and_invalid_one_never_takes_effect() {
         (v != before).then_some(v)
     })
     .expect("valid policy change was not reloaded");
-    assert!(s.server.log_text().contains("policy reloaded"));
+    // The new snapshot is in force a moment before the line is logged.
+    assert!(
+        wait_for(Duration::from_secs(5), || s
+            .server
+            .log_text()
+            .contains("policy reloaded")
+            .then_some(()))
+        .is_some(),
+        "{}",
+        s.server.log_text()
+    );
 
     // An invalid change: rejected with file, line and column; the valid version stays.
     let broken = original.replace(r#"classes = ["RESTRICTED"]"#, r#"classes = ["RESTRICTD"]"#);
@@ -182,11 +201,65 @@ fn valid_policy_change_is_reloaded_and_invalid_one_never_takes_effect() {
 
 #[test]
 fn admin_page_renders_in_headless_chromium() {
-    let s = start();
+    // Something to show: a SECRET disclosure blocked (an incident), a delivery deferred (the
+    // secure route's next hop is down), a bounce (the internet next hop has no such user),
+    // and a rejected policy change followed by a recovery.
+    let sink_dir = tempfile::tempdir().unwrap();
+    let sink = common::smtp::Sink::start_with(
+        free_port(),
+        sink_dir.path(),
+        None,
+        &["--reject", "nobody@gmail.com"],
+    );
+    let s = start_with(&format!(
+        "retry_initial = \"1h\"\nretry_max = \"2h\"\n\
+         [delivery.routes.secure]\nhost = \"127.0.0.1\"\nport = {down}\ntls = \"none\"\n\
+         [delivery.routes.internet]\nhost = \"127.0.0.1\"\nport = {sink}\ntls = \"none\"\n",
+        down = free_port(),
+        sink = sink.port,
+    ));
+    assert!(!send(
+        s.smtp,
+        "[SECRET] source names",
+        "duty@suffolk.pnn.police.uk"
+    ));
+    assert!(send(
+        s.smtp,
+        "[OFFICIAL] referral",
+        "duty@suffolk.pnn.police.uk"
+    ));
+    assert!(send(
+        s.smtp,
+        "[NOT PROTECTIVELY MARKED] rota",
+        "nobody@gmail.com"
+    ));
+    reject_a_change_then_restore(&s);
+    let st = wait_for(Duration::from_secs(20), || {
+        let st = status(s.admin);
+        let ready = st["reloads"][0]["recovered"] == true
+            && st["queue"][0]["last_error"].is_string()
+            && st["bounced"][0]["reason"].is_string();
+        ready.then_some(st)
+    })
+    .unwrap_or_else(|| panic!("{:#}\n{}", status(s.admin), s.server.log_text()));
+    assert_eq!(st["incidents"][0]["kind"], "classified-blocked", "{st:#}");
+    assert_eq!(
+        st["queue"][0]["recipients"][0],
+        "duty@suffolk.pnn.police.uk"
+    );
+    assert!(
+        st["bounced"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("5.1.1"),
+        "the next hop's answer: {st:#}"
+    );
+
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let shot = artifacts.join("admin-page.png");
     let _ = std::fs::remove_file(&shot);
+    // Signing in with the token: the page is reached through the session it is swapped for.
     let url = format!("http://127.0.0.1:{}/?token={TOKEN}", s.admin);
     let profile = tempfile::tempdir().unwrap();
     let chromium = |extra: &[&str]| {
@@ -200,7 +273,7 @@ fn admin_page_renders_in_headless_chromium() {
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--disable-sync",
-                "--window-size=1280,1400",
+                "--window-size=1280,2200",
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .args(extra)
@@ -213,6 +286,22 @@ fn admin_page_renders_in_headless_chromium() {
     assert!(dom.contains("Handling matrix"), "{dom}");
     assert!(dom.contains("ISA-0002") && dom.contains("overdue"), "{dom}");
     assert!(dom.contains("<td class=\"block\""), "{dom}");
+    assert!(dom.contains("<h2>Incidents, last 30 days</h2>"), "{dom}");
+    assert!(dom.contains("classified material blocked"), "{dom}");
+    assert!(
+        dom.contains("<h2>Delivery queue</h2><p>1 waiting, 1 deferred, 1 bounced recently.</p>"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("nobody@gmail.com") && dom.contains("User unknown"),
+        "{dom}"
+    );
+    assert!(dom.contains("<h2>Policy reloads</h2>"), "{dom}");
+    assert!(
+        dom.contains("<td class=\"recovered\">recovered</td>"),
+        "{dom}"
+    );
+    assert!(dom.contains("<td class=\"failed\">rejected</td>"), "{dom}");
     chromium(&[&format!("--screenshot={}", shot.display())]);
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(
@@ -222,14 +311,176 @@ fn admin_page_renders_in_headless_chromium() {
     );
 }
 
+#[test]
+fn signing_in_swaps_the_token_for_an_expiring_session_and_takes_it_out_of_the_address() {
+    let s = start();
+    let url = format!("http://127.0.0.1:{}/?token={TOKEN}", s.admin);
+    let (code, response) = curl(&["-i", &url]);
+    assert_eq!(code, 303, "{response}");
+    let header = |name: &str| {
+        response
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {name} in {response}"))
+    };
+    assert_eq!(header("location"), "/");
+    let cookie = header("set-cookie");
+    assert!(
+        !cookie.contains(TOKEN),
+        "the cookie is not the token: {cookie}"
+    );
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800"] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    let session = cookie.split(';').next().unwrap();
+    let page = format!("http://127.0.0.1:{}/", s.admin);
+    let (code, body) = curl(&["-H", &format!("Cookie: {session}"), &page]);
+    assert_eq!(code, 200, "the session opens the page");
+    assert!(body.contains("<h2>Handling matrix</h2>"));
+    // A made-up session, or the token itself in the cookie, does not.
+    for forged in [
+        "markgate_session=0123456789abcdef",
+        &format!("markgate_session={TOKEN}"),
+    ] {
+        let (code, _) = curl(&["-H", &format!("Cookie: {forged}"), &page]);
+        assert_eq!(code, 401, "{forged}");
+    }
+    let (code, _) = curl(&[
+        "-i",
+        &format!("http://127.0.0.1:{}/?token=wrong-token-0000000000", s.admin),
+    ]);
+    assert_eq!(code, 401);
+}
+
+#[test]
+fn every_metric_is_described_counted_from_zero_and_documented() {
+    let s = start();
+    let (code, metrics) = curl(&[&format!("http://127.0.0.1:{}/metrics", s.admin)]);
+    assert_eq!(code, 200);
+    let families: Vec<&str> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap())
+        .collect();
+    for family in &families {
+        assert!(
+            metrics.contains(&format!("# HELP {family} ")),
+            "no HELP for {family}:\n{metrics}"
+        );
+        assert!(
+            metrics.contains(&format!("# TYPE {family} ")),
+            "no TYPE for {family}:\n{metrics}"
+        );
+    }
+    // Counters exist before anything happened, at zero.
+    for series in [
+        "markgate_deliveries_total{result=\"delivered\"} 0",
+        "markgate_deliveries_total{result=\"deferred\"} 0",
+        "markgate_deliveries_total{result=\"failed\"} 0",
+        "markgate_delivery_retries_total 0",
+        "markgate_policy_reloads_total{result=\"loaded\"} 0",
+        "markgate_policy_reloads_total{result=\"rejected\"} 0",
+        "markgate_decisions_total{verdict=\"block\",class=\"SECRET\"} 0",
+        "markgate_decisions_total{verdict=\"allow\",class=\"OFFICIAL\"} 0",
+        "markgate_queue_depth 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == series),
+            "{series} in:\n{metrics}"
+        );
+    }
+    // Every metric the code updates is exported (from zero) ...
+    fn names_in(dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                names_in(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for macro_call in ["counter!(", "gauge!(", "histogram!("] {
+                    for piece in text.split(macro_call).skip(1) {
+                        let Some(rest) = piece.trim_start().strip_prefix("\"markgate_") else {
+                            continue;
+                        };
+                        let name: String = rest
+                            .chars()
+                            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                            .collect();
+                        out.push(format!("markgate_{name}"));
+                    }
+                }
+            }
+        }
+    }
+    let mut in_code = Vec::new();
+    names_in(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut in_code,
+    );
+    in_code.sort();
+    in_code.dedup();
+    assert!(in_code.len() >= 8, "{in_code:?}");
+    for name in &in_code {
+        assert!(
+            families.contains(&name.as_str()),
+            "{name} is used but not exported from zero:\n{metrics}"
+        );
+    }
+    // ... and every metric the README documents exists.
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let mut documented: Vec<&str> = readme
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("markgate_"))
+        .collect();
+    documented.sort();
+    documented.dedup();
+    assert!(documented.len() >= 7, "{documented:?}");
+    for name in documented {
+        assert!(
+            families.contains(&name),
+            "{name} is documented but not exported:\n{metrics}"
+        );
+    }
+}
+
+/// Break rules.toml (an effect misspelt), wait until the gateway has rejected it, and put
+/// the file back as it was.
+fn reject_a_change_then_restore(s: &Setup) {
+    let rules = s.policy.join("rules.toml");
+    let original = std::fs::read_to_string(&rules).unwrap();
+    std::fs::write(
+        &rules,
+        original.replace("effect = \"allow\"", "effect = \"alow\""),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(10), || {
+        (status(s.admin)["last_reload"]["ok"] == false).then_some(())
+    })
+    .expect("invalid change rejected");
+    std::fs::write(&rules, &original).unwrap();
+}
+
 /// Send one OFFICIAL message over SMTP; true when it was accepted (250).
 fn send_official(port: u16, n: usize) -> bool {
+    send(
+        port,
+        &format!("[OFFICIAL] live traffic {n}"),
+        "duty@suffolk.pnn.police.uk",
+    )
+}
+
+/// Send one message with `subject` to `to`; true when it was accepted (250).
+fn send(port: u16, subject: &str, to: &str) -> bool {
     use lettre::{Message, SmtpTransport, Transport};
     let message = Message::builder()
         .from("pc.smith@westmidlands.pnn.police.uk".parse().unwrap())
-        .to("duty@suffolk.pnn.police.uk".parse().unwrap())
-        .subject(format!("[OFFICIAL] live traffic {n}"))
-        .body(format!("message {n}\r\n"))
+        .to(to.parse().unwrap())
+        .subject(subject)
+        .body("message\r\n".to_string())
         .unwrap();
     let transport = SmtpTransport::builder_dangerous("127.0.0.1")
         .port(port)
@@ -272,16 +523,7 @@ fn reloads_under_live_smtp_traffic_never_decide_with_a_half_loaded_policy() {
         (v != version_a).then_some(v)
     })
     .expect("valid change reloaded");
-    std::fs::write(
-        &rules,
-        original.replace("effect = \"allow\"", "effect = \"alow\""),
-    )
-    .unwrap();
-    wait_for(Duration::from_secs(10), || {
-        (status(s.admin)["last_reload"]["ok"] == false).then_some(())
-    })
-    .expect("invalid change rejected");
-    std::fs::write(&rules, &original).unwrap();
+    reject_a_change_then_restore(&s);
     let accepted = sender.join().unwrap();
     assert_eq!(
         accepted,

@@ -269,8 +269,9 @@ fn seal_and_refusal_are_recorded() {
         .success();
 }
 
-/// A seal that fails after the policy allowed it (a key that is not an age key) is recorded
-/// as refused with the reason, to the keys it was meant for: not as a disclosure.
+/// A seal that fails after the policy allowed it (an input that is not a regular file) is
+/// recorded as refused with the reason: not as a disclosure. A key that is not an age key is
+/// bad input, refused before anything is decided, so nothing is recorded (exit 2).
 #[test]
 fn a_seal_that_fails_is_recorded_as_refused() {
     let env = Env::new();
@@ -290,12 +291,40 @@ fn a_seal_that_fails_is_recorded_as_refused() {
         .args(["-o"])
         .arg(env.path("bad.age"))
         .assert()
-        .code(1);
+        .code(2)
+        .stderr(predicate::str::contains(
+            "\"age1notakey\" is not an age X25519 recipient",
+        ));
+    assert!(
+        !env.records.path().join("records.sqlite").exists(),
+        "nothing was decided, so nothing is recorded"
+    );
+
+    let folder = env.path("folder");
+    std::fs::create_dir(&folder).unwrap();
+    env.markgate()
+        .args([
+            "bundle",
+            "seal",
+            "--to",
+            "suffolk-police",
+            "--marking",
+            "OFFICIAL",
+            "--purpose",
+            "Missing person enquiry",
+        ])
+        .arg("--policy")
+        .arg(&env.policy)
+        .arg(&folder)
+        .args(["-o"])
+        .arg(env.path("bad.age"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a regular file"));
     let records = records(&env);
     assert_eq!(records.len(), 1, "{records:#?}");
     let r = &records[0];
     assert_eq!(r["verdict"], "block", "{r:#}");
-    assert_eq!(r["recipient"], "age1notakey");
     assert_eq!(
         r["rules"].as_array().unwrap().last().unwrap(),
         "seal-failed"

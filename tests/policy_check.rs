@@ -243,6 +243,196 @@ fn missing_statement_is_reported() {
 }
 
 #[test]
+fn shipped_policy_check_says_which_directory_is_valid_and_what_it_holds() {
+    let out = Command::new(env!("CARGO_BIN_EXE_markgate"))
+        .args(["policy", "check"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("policy/ is valid (8 marking classes, 3 destination classes, "),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" rules; version "), "{stdout}");
+}
+
+#[test]
+fn the_default_destination_class_must_be_defined() {
+    let dir = copy_policy();
+    let at = edit(
+        dir.path(),
+        "destinations.toml",
+        r#"default = "internet""#,
+        r#"default = "internett""#,
+        10,
+    );
+    assert_error(
+        dir.path(),
+        "destinations.toml",
+        at,
+        r#"default class "internett" is not a defined destination class (classes: internal, secure, internet)"#,
+    );
+}
+
+#[test]
+fn a_reason_with_an_unknown_placeholder_is_pointed_at() {
+    let dir = copy_policy();
+    let at = edit(
+        dir.path(),
+        "rules.toml",
+        r#"reason = "{label} may not be sent to {domain} ({destination});"#,
+        r#"reason = "{lable} may not be sent to {domain} ({destination});"#,
+        10,
+    );
+    assert_error(
+        dir.path(),
+        "rules.toml",
+        at,
+        r#"reason has an unknown placeholder {lable}; it may use {class}, {label}, {domain}, {destination}, {partner}"#,
+    );
+}
+
+#[test]
+fn a_sensitivity_label_with_an_unknown_descriptor_or_a_malformed_id() {
+    let dir = copy_policy();
+    let descriptor = edit(
+        dir.path(),
+        "markings.toml",
+        r#"descriptors = ["PERSONAL"]
+"#,
+        r#"descriptors = ["PERSONEL"]
+"#,
+        15,
+    );
+    assert_error(
+        dir.path(),
+        "markings.toml",
+        descriptor,
+        r#"class "OFFICIAL-SENSITIVE" has no descriptor "PERSONEL""#,
+    );
+    let id = edit(
+        dir.path(),
+        "markings.toml",
+        r#"label_id = "5f6e7d8c-9b0a-4c1d-8e2f-3a4b5c6d7e8f""#,
+        r#"label_id = "5f6e7d8c-9b0a-4c1d-8e2f""#,
+        11,
+    );
+    assert_error(
+        dir.path(),
+        "markings.toml",
+        id,
+        r#"label_id "5f6e7d8c-9b0a-4c1d-8e2f" is not a GUID"#,
+    );
+}
+
+#[test]
+fn a_private_age_key_in_the_partner_register_is_named_as_such_and_not_repeated() {
+    let dir = copy_policy();
+    let secret = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/suffolk.key"),
+    )
+    .unwrap()
+    .lines()
+    .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+    .unwrap()
+    .to_string();
+    let at = edit(
+        dir.path(),
+        "partners.toml",
+        r#"age_recipients = ["age1nlkwdv7hdy745pseds8a7cp6ex0r8ryark7j26x75wu8kapexapsl3pmtf"]"#,
+        &format!(r#"age_recipients = ["{secret}"]"#),
+        18,
+    );
+    assert_error(
+        dir.path(),
+        "partners.toml",
+        at,
+        "this is an age PRIVATE key (AGE-SECRET-KEY-...), which must never be in the policy",
+    );
+    let (_, out, err) = check(dir.path());
+    assert!(
+        !err.contains(&secret[16..]) && !out.contains(&secret[16..]),
+        "the key must not be echoed: {err}"
+    );
+}
+
+#[test]
+fn a_file_given_for_the_policy_directory_is_one_error() {
+    let dir = copy_policy();
+    let file = dir.path().join("rules.toml");
+    let (code, _, stderr) = check(&file);
+    assert_eq!(code, 2, "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with(&format!("{}:", file.display())))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("is a file: give the policy directory"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_name_defined_twice_names_both_places() {
+    let dir = copy_policy();
+    let path = dir.path().join("markings.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("{text}\n[[class]]\nname = \"RESTRICTED\"\nrank = 21\n"),
+    )
+    .unwrap();
+    let second = text.lines().count() + 3;
+    let first = text
+        .lines()
+        .position(|l| l == r#"name = "RESTRICTED""#)
+        .unwrap()
+        + 1;
+    assert_error(
+        dir.path(),
+        "markings.toml",
+        (second, 8),
+        &format!(r#"class "RESTRICTED" defined twice, at markings.toml:{first} and :{second}"#),
+    );
+
+    let dir = copy_policy();
+    let at = edit(
+        dir.path(),
+        "rules.toml",
+        r#"id = "official-tls""#,
+        r#"id = "npm-anywhere""#,
+        5,
+    );
+    assert_error(
+        dir.path(),
+        "rules.toml",
+        at,
+        &format!(
+            r#"rule id "npm-anywhere" defined twice, at rules.toml:14 and :{}"#,
+            at.0
+        ),
+    );
+}
+
+#[test]
+fn a_directory_with_no_policy_files_is_one_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = check(dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with(&format!("{}:", dir.path().display())))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("holds none of the policy files (markings.toml,"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_caveat_that_hides_a_class_is_located() {
     let dir = copy_policy();
     let at = edit(

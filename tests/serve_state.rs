@@ -130,7 +130,7 @@ fn configured_keys_certificates_and_policy_must_load() {
             "missing signing key",
             format!("signing_key = \"{d}/certs/signing-key.pem\""),
             format!("signing_key = \"{d}/certs/missing.pem\""),
-            format!("tls.signing_key: {d}/certs/missing.pem: No such file"),
+            format!("tls.signing_key: {d}/certs/missing.pem does not exist: the manifest signing key; run `markgate certs dev`"),
         ),
         (
             "certificate that does not load",
@@ -148,7 +148,7 @@ fn configured_keys_certificates_and_policy_must_load() {
             "certificate without key",
             format!("key = \"{d}/certs/dev-key.pem\"\n"),
             String::new(),
-            "tls.cert is set without tls.key".to_string(),
+            "tls.cert = \"".to_string() + &d + "/certs/dev-cert.pem\": set without tls.key",
         ),
         (
             "policy that does not compile",

@@ -67,7 +67,7 @@ fn every_error_is_reported_at_once() {
         "delivery.concurrency",
     ] {
         assert!(
-            errors.iter().any(|e| e.starts_with(key)),
+            errors.iter().any(|e| e.key.starts_with(key)),
             "{key} missing from {errors:#?}"
         );
     }

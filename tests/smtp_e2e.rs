@@ -207,6 +207,35 @@ fn tls_requirement_never_falls_back_to_plaintext_and_bounces_after_the_lifetime(
 }
 
 #[test]
+fn a_bounce_carries_the_next_hops_enhanced_status_code() {
+    // The next hop has no such mailbox: 550 5.1.1, and the sender's bounce says 5.1.1
+    // (unknown user), not a generic 5.0.0.
+    let setup = Setup::new("", None);
+    let scratch = tempfile::tempdir().unwrap();
+    let certs = setup.path().join("certs");
+    let sink = Sink::start_with(
+        free_port(),
+        scratch.path(),
+        Some(&certs),
+        // a smart host that keeps TLS to the end (REQUIRETLS), without that mailbox
+        &["--requiretls", "--reject", "analyst@suffolk.pnn.police.uk"],
+    );
+    setup.append_config(&format!(
+        "[delivery.routes.secure]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"required\"\ntls_name = \"localhost\"\n",
+        sink.port
+    ));
+    let server = setup.serve();
+    official_to_suffolk(&setup, "to a mailbox that is not there");
+    let bounce = bounce(&setup, &server);
+    assert!(
+        bounce.contains("Final-Recipient: rfc822; analyst@suffolk.pnn.police.uk\r\nAction: failed\r\nStatus: 5.1.1\r\n"),
+        "{bounce}"
+    );
+    assert!(bounce.contains("User unknown"), "{bounce}");
+    assert!(sink.received().is_empty());
+}
+
+#[test]
 fn a_next_hop_whose_certificate_is_not_trusted_gets_nothing() {
     // The sink presents a certificate from another CA than the one markgate trusts.
     let stranger = Setup::new("", None);
@@ -459,4 +488,28 @@ The source is reliable.\r\n\
         "the bundle must hold the original byte for byte"
     );
     assert!(opened.join("MANIFEST.json").exists());
+
+    // markgate opens the cover message as it arrived, checking the force's signature.
+    let cover_path = setup.path().join("cover.eml");
+    std::fs::write(&cover_path, &cover).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_markgate"))
+        .args(["bundle", "open", "-i"])
+        .arg(&key)
+        .arg("--signing-pub")
+        .arg(setup.path().join("certs/signing-pub.pem"))
+        .arg(&cover_path)
+        .arg("-o")
+        .arg(setup.path().join("opened-by-markgate"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Signature:    verified"));
+    assert_eq!(
+        std::fs::read(setup.path().join("opened-by-markgate/message.eml")).unwrap(),
+        original
+    );
 }

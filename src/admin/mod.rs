@@ -1,7 +1,14 @@
 //! Admin listener (`admin.listen`, default 127.0.0.1:9090): the admin page behind a bearer
 //! token, `/api/status` (JSON, same token), and unauthenticated `/metrics` (Prometheus),
 //! `/healthz` and `/readyz` for orchestration.
+//!
+//! A browser signs in once with `?token=`: the token is exchanged for a session (a random
+//! id in an HttpOnly, SameSite=Strict cookie that expires) and the browser is sent on to the
+//! same page without the token, so the token stays out of the address bar, the history and
+//! the cookie jar.
 
+pub mod activity;
+pub mod metrics;
 pub mod page;
 
 use std::convert::Infallible;
@@ -17,12 +24,46 @@ use tokio_util::sync::CancellationToken;
 
 use crate::service::gateway::{Gateway, Listener};
 
-const COOKIE: &str = "markgate_admin";
+const COOKIE: &str = "markgate_session";
+/// How long a browser session lasts after signing in with the token.
+const SESSION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(8 * 3600);
+/// Sessions kept at once; signing in beyond this drops the oldest.
+const MAX_SESSIONS: usize = 256;
 
 struct Admin {
     gateway: Arc<Gateway>,
     token: String,
     metrics: Option<PrometheusHandle>,
+    /// Session id -> when it expires.
+    sessions: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl Admin {
+    /// A new session for a browser that gave the token.
+    fn open_session(&self) -> String {
+        let id = hex::encode(rand::random::<[u8; 32]>());
+        let now = std::time::Instant::now();
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|_, expires| *expires > now);
+        if sessions.len() >= MAX_SESSIONS {
+            if let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, e)| **e)
+                .map(|(k, _)| k.clone())
+            {
+                sessions.remove(&oldest);
+            }
+        }
+        sessions.insert(id.clone(), now + SESSION_LIFETIME);
+        id
+    }
+
+    fn session_is_live(&self, id: &str) -> bool {
+        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions
+            .iter()
+            .any(|(k, expires)| constant_time_eq(k, id) && *expires > std::time::Instant::now())
+    }
 }
 
 /// The admin token: configured, or generated and written to `admin.token_file`.
@@ -64,6 +105,7 @@ pub async fn run(
         return Ok(());
     }
     let token = admin_token(&gateway)?;
+    metrics::register(&gateway.policy());
     let listen = gateway.config.admin.listen.clone();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -74,6 +116,7 @@ pub async fn run(
         gateway,
         token,
         metrics,
+        sessions: Default::default(),
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
@@ -150,7 +193,7 @@ fn handle(admin: &Admin, req: Request<Incoming>) -> Response<Full<Bytes>> {
             ),
         },
         "/" | "/api/status" => {
-            let Some(via_query) = authorised(admin, &req) else {
+            let Some(how) = authorised(admin, &req) else {
                 let mut r = json_error(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
@@ -162,7 +205,27 @@ fn handle(admin: &Admin, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 );
                 return r;
             };
-            let mut r = if req.uri().path() == "/" {
+            if how == SignIn::Token {
+                // Swap the token for a session and drop it from the address.
+                let cookie = format!(
+                    "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+                    admin.open_session(),
+                    SESSION_LIFETIME.as_secs()
+                );
+                let mut r = respond(StatusCode::SEE_OTHER, "text/plain", "signed in\n");
+                r.headers_mut().insert(
+                    "location",
+                    req.uri()
+                        .path()
+                        .parse()
+                        .expect("a path is a valid header value"),
+                );
+                if let Ok(v) = cookie.parse() {
+                    r.headers_mut().insert("set-cookie", v);
+                }
+                return r;
+            }
+            if req.uri().path() == "/" {
                 respond(
                     StatusCode::OK,
                     "text/html; charset=utf-8",
@@ -174,17 +237,7 @@ fn handle(admin: &Admin, req: Request<Incoming>) -> Response<Full<Bytes>> {
                     "application/json",
                     serde_json::to_string_pretty(&page::status(&admin.gateway)).unwrap_or_default(),
                 )
-            };
-            if via_query {
-                let cookie = format!(
-                    "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
-                    admin.token
-                );
-                if let Ok(v) = cookie.parse() {
-                    r.headers_mut().insert("set-cookie", v);
-                }
             }
-            r
         }
         _ => json_error(
             StatusCode::NOT_FOUND,
@@ -194,18 +247,28 @@ fn handle(admin: &Admin, req: Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
-/// Some(true) when authorised by `?token=` (a browser's first visit), Some(false) by header or
-/// cookie, None when not authorised.
-fn authorised(admin: &Admin, req: &Request<Incoming>) -> Option<bool> {
+/// How a request proved it may see the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SignIn {
+    /// `Authorization: Bearer TOKEN` (scripts, curl).
+    Bearer,
+    /// The session cookie of a browser that signed in.
+    Session,
+    /// `?token=` in the address: a browser signing in, to be sent on without it.
+    Token,
+}
+
+/// None when the request is not authorised.
+fn authorised(admin: &Admin, req: &Request<Incoming>) -> Option<SignIn> {
     let header = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if header.is_some_and(|t| constant_time_eq(t.trim(), &admin.token)) {
-        return Some(false);
+        return Some(SignIn::Bearer);
     }
-    let cookie = req
+    let session = req
         .headers()
         .get_all("cookie")
         .iter()
@@ -216,9 +279,9 @@ fn authorised(admin: &Admin, req: &Request<Incoming>) -> Option<bool> {
                 .strip_prefix(&format!("{COOKIE}="))
                 .map(str::to_string)
         })
-        .any(|t| constant_time_eq(&t, &admin.token));
-    if cookie {
-        return Some(false);
+        .any(|id| admin.session_is_live(&id));
+    if session {
+        return Some(SignIn::Session);
     }
     let query = req
         .uri()
@@ -227,7 +290,7 @@ fn authorised(admin: &Admin, req: &Request<Incoming>) -> Option<bool> {
         .split('&')
         .filter_map(|kv| kv.strip_prefix("token="))
         .any(|t| constant_time_eq(t, &admin.token));
-    query.then_some(true)
+    query.then_some(SignIn::Token)
 }
 
 fn constant_time_eq(a: &str, b: &str) -> bool {

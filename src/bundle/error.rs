@@ -96,12 +96,18 @@ impl BundleError {
         move |source| BundleError::Io { context, source }
     }
 
-    /// True when the bundle itself was refused (as opposed to a local problem such as an
-    /// unreadable key file or a full disk).
+    /// True when the bundle itself was refused (as opposed to bad input such as a malformed
+    /// key or file name, or a local problem such as an unreadable key file or a full disk).
     pub fn is_refusal(&self) -> bool {
         !matches!(
             self,
-            BundleError::Io { .. } | BundleError::BadIdentity { .. } | BundleError::OutputExists(_)
+            BundleError::Io { .. }
+                | BundleError::BadIdentity { .. }
+                | BundleError::OutputExists(_)
+                | BundleError::BadRecipient(_)
+                | BundleError::NoRecipients
+                | BundleError::BadFileName { .. }
+                | BundleError::DuplicateName(_)
         )
     }
 }

@@ -30,7 +30,8 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     pub fn config(&self) -> anyhow::Result<Config> {
-        Config::load(self.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))
+        Config::load_sections(self.config.as_deref(), &["records", "policy"])
+            .map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     pub fn db(&self, config: &Config) -> PathBuf {
@@ -139,15 +140,19 @@ pub struct QueryArgs {
     /// Before this time (RFC 3339; a date means up to the end of that day; or a duration ago).
     #[arg(long, value_parser = parse_until)]
     until: Option<DateTime<Utc>>,
-    /// Partner name or id.
+    /// Partner name or id, as in the partner register.
     #[arg(long)]
     partner: Option<String>,
     /// ISA cited.
     #[arg(long)]
     isa: Option<String>,
-    /// Marking class.
+    /// Marking class, as the policy spells it.
     #[arg(long)]
     class: Option<String>,
+    /// Policy that --class and --partner are checked against (default policy.dir from the
+    /// configuration).
+    #[arg(long, value_name = "DIR")]
+    policy: Option<PathBuf>,
     #[arg(long, value_enum)]
     verdict: Option<VerdictArg>,
     /// Sender address, or @domain.
@@ -156,8 +161,8 @@ pub struct QueryArgs {
     /// Only security incidents.
     #[arg(long)]
     incidents: bool,
-    /// At most this many records.
-    #[arg(long)]
+    /// Only the newest N matching records (listed oldest first).
+    #[arg(long, value_name = "N")]
     limit: Option<u64>,
     #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
     format: QueryFormat,
@@ -220,6 +225,12 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
 fn open_read(path: &Path) -> anyhow::Result<Store> {
     if !path.exists() {
         bail!("record store {} does not exist", path.display());
+    }
+    if path.is_dir() {
+        bail!(
+            "{} is a directory: give the record store file (records.path, such as var/records.sqlite)",
+            path.display()
+        );
     }
     Ok(Store::open_read_only(path)?)
 }
@@ -391,12 +402,30 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         };
         return super::deliveries::print(&store, &filter, args.format).map(|()| ExitCode::SUCCESS);
     }
+    // A class or partner the policy does not know is a mistake, not a search with no result.
+    let (class, partner) = if args.class.is_some() || args.partner.is_some() {
+        let dir = args.policy.clone().unwrap_or(config.policy.dir.clone());
+        let policy = super::load_policy(&dir)
+            .context("--class and --partner are checked against the policy (give --policy DIR)")?;
+        (
+            args.class
+                .as_deref()
+                .map(|c| known_class(&policy, c))
+                .transpose()?,
+            args.partner
+                .as_deref()
+                .map(|p| known_partner(&policy, p))
+                .transpose()?,
+        )
+    } else {
+        (None, None)
+    };
     let filter = Filter {
         since: args.since,
         until: args.until,
-        partner: args.partner,
+        partner,
         isa: args.isa,
-        class: args.class,
+        class,
         verdict: args.verdict.map(|v| match v {
             VerdictArg::Allow => Verdict::Allow,
             VerdictArg::Block => Verdict::Block,
@@ -415,6 +444,40 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         other => other.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+/// The policy's name for a class, however it was spelt (`official-sensitive`).
+fn known_class(policy: &markgate::policy::Policy, wanted: &str) -> anyhow::Result<String> {
+    match policy.markings.find(wanted) {
+        Some(i) => Ok(policy.markings.classes[i].name.clone()),
+        None => bail!(
+            "--class {wanted:?} is not a marking class of the policy in {} (classes: {})",
+            policy.dir.display(),
+            policy.markings.class_names()
+        ),
+    }
+}
+
+/// A partner of the register, by id or name.
+fn known_partner(policy: &markgate::policy::Policy, wanted: &str) -> anyhow::Result<String> {
+    let wanted = wanted.trim();
+    match policy
+        .partners
+        .iter()
+        .find(|p| p.id.eq_ignore_ascii_case(wanted) || p.name.eq_ignore_ascii_case(wanted))
+    {
+        Some(_) => Ok(wanted.to_string()),
+        None => bail!(
+            "--partner {wanted:?} is not in the partner register of the policy in {} (partners: {})",
+            policy.dir.display(),
+            policy
+                .partners
+                .iter()
+                .map(|p| format!("{} ({})", p.id, p.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 

@@ -105,8 +105,9 @@ pub struct SealArgs {
     /// Write ASCII-armored age (text) instead of binary.
     #[arg(long)]
     armor: bool,
-    /// Decide as at this time (RFC 3339), for ISA review dates and the destroy-by date.
-    #[arg(long, value_name = "TIME", value_parser = super::check_time)]
+    /// Decide as at this time (a date or RFC 3339), for ISA review dates and the destroy-by
+    /// date.
+    #[arg(long, value_name = "TIME", value_parser = super::parse_at)]
     at: Option<DateTime<FixedOffset>>,
     /// Replace OUT if it exists.
     #[arg(long)]
@@ -125,16 +126,14 @@ pub struct SealArgs {
     files: Vec<PathBuf>,
 }
 
+/// Where the force's public key is when `--signing-pub` is not given.
+const DEFAULT_SIGNING_PUB: &str = "certs/signing-pub.pem";
+
 #[derive(Debug, Args)]
 pub struct KeyArgs {
-    /// The force's manifest public key (SPKI PEM).
-    #[arg(
-        long,
-        value_name = "PATH",
-        env = "MARKGATE_SIGNING_PUB",
-        default_value = "certs/signing-pub.pem"
-    )]
-    signing_pub: PathBuf,
+    /// The force's manifest public key (SPKI PEM). Default: certs/signing-pub.pem.
+    #[arg(long, value_name = "PATH", env = "MARKGATE_SIGNING_PUB")]
+    signing_pub: Option<PathBuf>,
     /// Accept a bundle without MANIFEST.sig (an archive made with tar and age). It is still
     /// reported as UNSIGNED: nothing proves who made it.
     #[arg(long)]
@@ -158,7 +157,7 @@ pub struct OpenArgs {
     output: Option<PathBuf>,
     #[command(flatten)]
     keys: KeyArgs,
-    /// The bundle (`-` for standard input).
+    /// The bundle (`-` for standard input), or the `.eml` cover message it came attached to.
     #[arg(value_name = "BUNDLE")]
     bundle: PathBuf,
 }
@@ -186,19 +185,28 @@ pub fn run(cmd: BundleCommand) -> anyhow::Result<ExitCode> {
 // --- seal ------------------------------------------------------------------------------
 
 fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
+    // A malformed key is bad input (exit 2), checked before anything is decided or recorded.
+    for key in &args.recipient {
+        if key
+            .trim()
+            .to_ascii_uppercase()
+            .starts_with("AGE-SECRET-KEY-")
+        {
+            anyhow::bail!(
+                "--recipient was given an age PRIVATE key (AGE-SECRET-KEY-...): give the partner's public key (age1...), and treat that private key as disclosed"
+            );
+        }
+    }
+    if !args.recipient.is_empty() {
+        bundle::age_io::parse_recipients(&args.recipient)?;
+    }
     let policy = super::load_policy(&args.policy)?;
     let marking =
         markgate::marking::read_text(&args.marking, &policy.markings).with_context(|| {
             format!(
                 "unknown marking {:?}; the policy's classes are: {}",
                 args.marking,
-                policy
-                    .markings
-                    .classes
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                policy.markings.class_names()
             )
         })?;
     let partner = match &args.to {
@@ -262,6 +270,7 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
         }
     };
     opts.armor = args.armor;
+    markgate::certs::ensure_dev_signing_key(&args.signing_key)?;
     let key = match markgate::certs::load_signing_key(&args.signing_key) {
         Ok(key) => key,
         Err(e) => {
@@ -332,7 +341,7 @@ fn record_bundle_decision(
     outcome: &Outcome,
 ) -> anyhow::Result<()> {
     use markgate::record::{Channel, RecordMeta};
-    let mut config = markgate::config::Config::load(None)?;
+    let mut config = markgate::config::Config::load_sections(None, &["records"])?;
     if let Some(db) = &args.db {
         config.records.path = db.clone();
     }
@@ -439,17 +448,40 @@ fn write_output<T>(
 
 // --- open and inspect ---------------------------------------------------------------------
 
+impl KeyArgs {
+    /// The force's public key. Without it a bundle cannot be verified, which only
+    /// `--allow-unsigned` accepts, and only when no key was named.
+    fn verifying_key(&self) -> anyhow::Result<Option<ed25519_dalek::VerifyingKey>> {
+        let path = self
+            .signing_pub
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SIGNING_PUB));
+        match markgate::certs::load_verifying_key(&path) {
+            Ok(k) => Ok(Some(k)),
+            Err(markgate::certs::CertError::Missing { .. })
+                if self.allow_unsigned && self.signing_pub.is_none() =>
+            {
+                eprintln!(
+                    "markgate: warning: no public key at {}: the signature is NOT CHECKED",
+                    path.display()
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 fn open(args: OpenArgs) -> anyhow::Result<ExitCode> {
     let identities = bundle::age_io::load_identities(&args.identity)?;
-    let verifying = markgate::certs::load_verifying_key(&args.keys.signing_pub)
-        .context("the force's public key is needed to verify bundles (--signing-pub)")?;
+    let verifying = args.keys.verifying_key()?;
     let dest = match &args.output {
         Some(d) => d.clone(),
         None => default_output_dir(&args.bundle)?,
     };
     let opts = bundle::OpenOptions {
         identities: &identities,
-        verifying_key: Some(&verifying),
+        verifying_key: verifying.as_ref(),
         allow_unsigned: args.keys.allow_unsigned,
         max_entry_size: args.keys.max_file_size,
     };
@@ -493,8 +525,8 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let identities = bundle::age_io::load_identities(identity)?;
-    let verifying = match markgate::certs::load_verifying_key(&args.keys.signing_pub) {
-        Ok(k) => Some(k),
+    let verifying = match args.keys.verifying_key() {
+        Ok(k) => k,
         Err(e) => {
             eprintln!("markgate: warning: signature not checked: {e}");
             None
@@ -612,13 +644,36 @@ fn refuse_or_fail(e: BundleError) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The bundle to read: an age file, or a cover message as markgate mails it (an `.eml` with
+/// the bundle attached), whose attachment is read instead.
 fn open_input(path: &Path) -> anyhow::Result<(Box<dyn std::io::Read>, u64)> {
-    if path.as_os_str() == "-" {
-        return Ok((Box::new(std::io::stdin().lock()), 0));
+    use std::io::{BufRead, BufReader, Read};
+    let mut input: BufReader<Box<dyn std::io::Read>> = if path.as_os_str() == "-" {
+        BufReader::with_capacity(64 * 1024, Box::new(std::io::stdin().lock()))
+    } else {
+        let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        BufReader::with_capacity(64 * 1024, Box::new(file))
+    };
+    let head = input.fill_buf()?;
+    let is_age = head.starts_with(b"age-encryption.org/")
+        || head.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----");
+    if is_age || head.is_empty() {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        return Ok((Box::new(input), size));
     }
-    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    Ok((Box::new(file), size))
+    // Cover messages are mail: they fit in memory (smtp.max_message_size).
+    let mut message = Vec::new();
+    (&mut input)
+        .take(256 * 1024 * 1024)
+        .read_to_end(&mut message)?;
+    match markgate::transform::encrypt::attached_bundle(&message) {
+        Some(bundle) => {
+            let size = bundle.len() as u64;
+            Ok((Box::new(std::io::Cursor::new(bundle)), size))
+        }
+        // Not a cover message either: let the age reader say what is wrong with it.
+        None => Ok((Box::new(std::io::Cursor::new(message)), 0)),
+    }
 }
 
 /// `dir/report.age` opens into `dir/report`.

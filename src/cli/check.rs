@@ -17,8 +17,8 @@ pub struct CheckArgs {
     /// Policy directory.
     #[arg(long, default_value_os_t = super::default_policy_dir())]
     policy: PathBuf,
-    /// Decide as at this time (RFC 3339), for ISA review dates. Default: now.
-    #[arg(long, value_parser = super::check_time)]
+    /// Decide as at this time (a date or RFC 3339), for ISA review dates. Default: now.
+    #[arg(long, value_parser = super::parse_at)]
     at: Option<DateTime<FixedOffset>>,
     /// Envelope sender.
     #[arg(long)]

@@ -24,8 +24,8 @@ pub struct RegisterArgs {
     /// Gateway configuration file (TOML), for policy.dir.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Status as on this day (YYYY-MM-DD). Default: today (UTC).
-    #[arg(long)]
+    /// Status as on this day (a date or RFC 3339). Default: today (UTC).
+    #[arg(long, value_parser = super::parse_at_day)]
     at: Option<NaiveDate>,
     #[arg(long, value_enum, default_value_t = IsaFormat::Table)]
     format: IsaFormat,
@@ -57,7 +57,7 @@ fn load(args: &RegisterArgs) -> anyhow::Result<(markgate::policy::Policy, NaiveD
     let dir = match &args.policy {
         Some(dir) => dir.clone(),
         None => {
-            Config::load(args.config.as_deref())
+            Config::load_sections(args.config.as_deref(), &["policy"])
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .policy
                 .dir

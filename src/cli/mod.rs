@@ -67,10 +67,56 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("markgate: {e:#}");
+            eprintln!("markgate: {}", describe(&e));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// An error and its causes on one line, each said once: a cause whose words its context
+/// already gives ("cannot open record store x: unable to open database file" over "unable
+/// to open database file") is not repeated, and the operating system's error numbers are
+/// left out.
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut said: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = without_os_error(&cause.to_string());
+        if said.iter().any(|s| s.contains(text.trim())) {
+            continue;
+        }
+        if text.contains('\n') {
+            // A list (every error of a policy): each line stands on its own.
+            said.push(text.trim_end().to_string());
+            continue;
+        }
+        // A cause may repeat its context and add a library's own numbering
+        // ("Error code 26: file is not a database"): keep only what is new.
+        for part in text.split(": ") {
+            let part = part.trim();
+            let numbering = part
+                .strip_prefix("Error code ")
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+            if part.is_empty() || numbering || said.iter().any(|s| s == part) {
+                continue;
+            }
+            said.push(part.to_string());
+        }
+    }
+    said.join(": ")
+}
+
+fn without_os_error(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(" (os error ") {
+        out.push_str(&rest[..i]);
+        rest = match rest[i..].find(')') {
+            Some(end) => &rest[i + end + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
 }
 
 fn init_tracing() {
@@ -94,8 +140,80 @@ pub fn load_policy(dir: &std::path::Path) -> anyhow::Result<markgate::policy::Po
         .map_err(|errors| anyhow::anyhow!("invalid policy in {}:\n{errors}", dir.display()))
 }
 
-/// Parse an RFC 3339 time argument.
-pub fn check_time(s: &str) -> Result<chrono::DateTime<chrono::FixedOffset>, String> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
+/// `--at`, in every command that takes it: a date (the start of that day, UTC) or an
+/// RFC 3339 time.
+pub fn parse_at(s: &str) -> Result<chrono::DateTime<chrono::FixedOffset>, String> {
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t);
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc().fixed_offset());
+    }
+    Err(format!(
+        "{s:?} is not a date (2026-11-25) or an RFC 3339 time (2026-11-25T09:30:00Z)"
+    ))
+}
+
+/// `--at` where a day is what matters (ISA review status): the UTC day of [`parse_at`].
+pub fn parse_at_day(s: &str) -> Result<chrono::NaiveDate, String> {
+    parse_at(s).map(|t| t.with_timezone(&chrono::Utc).date_naive())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_is_a_date_or_a_time_and_nothing_else() {
+        assert_eq!(
+            parse_at("2026-11-25").unwrap().to_rfc3339(),
+            "2026-11-25T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_at_day("2026-11-25T23:30:00-05:00")
+                .unwrap()
+                .to_string(),
+            "2026-11-26",
+            "the day is the UTC day"
+        );
+        for bad in [
+            "",
+            "2026-13-01",
+            "25/11/2026",
+            "yesterday",
+            "2026-11-25 10:00",
+        ] {
+            assert_eq!(
+                parse_at(bad).unwrap_err(),
+                format!(
+                    "{:?} is not a date (2026-11-25) or an RFC 3339 time (2026-11-25T09:30:00Z)",
+                    bad.trim()
+                )
+            );
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open record store x: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("unable to open database file")]
+    struct Inner(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_is_said_once_without_os_numbers() {
+        let io = std::io::Error::from_raw_os_error(2);
+        let e = anyhow::Error::new(Outer(Inner(io)));
+        assert_eq!(
+            describe(&e),
+            "cannot open record store x: unable to open database file: No such file or directory"
+        );
+        let list = anyhow::anyhow!("invalid policy in p:\na.toml:1:1: x: y\nb.toml:1:1: x: y");
+        assert_eq!(
+            describe(&list),
+            "invalid policy in p:\na.toml:1:1: x: y\nb.toml:1:1: x: y"
+        );
+    }
 }

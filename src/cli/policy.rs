@@ -22,6 +22,9 @@ pub enum PolicyCommand {
         dir: Option<PathBuf>,
     },
     /// Explain, for a person, what happens to a marking sent to an address and which rule decides.
+    ///
+    /// Exit status: 0 allowed, 1 blocked, 2 error (an unknown marking, a bad argument, an
+    /// invalid policy).
     Explain {
         #[arg(long, default_value_os_t = super::default_policy_dir())]
         policy: PathBuf,
@@ -41,10 +44,10 @@ pub enum PolicyCommand {
         #[arg(long)]
         legal_basis: Option<String>,
         /// Declared consent (given, withheld, not-required), as in X-Consent.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_consent)]
         consent: Option<String>,
-        /// Decide as at this time (RFC 3339). Default: now.
-        #[arg(long, value_parser = super::check_time)]
+        /// Decide as at this time (a date or RFC 3339). Default: now.
+        #[arg(long, value_parser = super::parse_at)]
         at: Option<DateTime<FixedOffset>>,
     },
     /// Print the handling matrix: marking classes x destination classes, allowed or not and
@@ -83,13 +86,25 @@ pub enum PolicyCommand {
     Test {
         /// Policy directory (default ./policy).
         dir: Option<PathBuf>,
-        /// Day the cases are decided on when they give none (YYYY-MM-DD). Default: today.
-        #[arg(long)]
+        /// Day the cases are decided on when they give none (a date or RFC 3339).
+        /// Default: today.
+        #[arg(long, value_parser = super::parse_at_day)]
         at: Option<chrono::NaiveDate>,
         /// Also fail when a policy rule is not exercised by any case.
         #[arg(long)]
         require_coverage: bool,
     },
+}
+
+/// `--consent`, read as the X-Consent header is: one of its values, in its canonical form.
+fn parse_consent(s: &str) -> Result<String, String> {
+    markgate::facts::Consent::parse(s)
+        .map(|c| c.as_str().to_string())
+        .ok_or_else(|| {
+            format!(
+                "{s:?} is not a consent value: given, withheld or not-required (as in X-Consent)"
+            )
+        })
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -290,8 +305,8 @@ fn check(dir: PathBuf) -> anyhow::Result<ExitCode> {
     match Policy::load(&dir) {
         Ok(p) => {
             println!(
-                "policy {} is valid: {} marking classes, {} destination classes, {} partners, {} ISAs, {} rules; version {}",
-                dir.display(),
+                "{} is valid ({} marking classes, {} destination classes, {} partners, {} ISAs, {} rules; version {})",
+                as_dir(&dir),
                 p.markings.classes.len(),
                 p.destinations.names.len(),
                 p.partners.len(),
@@ -305,13 +320,19 @@ fn check(dir: PathBuf) -> anyhow::Result<ExitCode> {
             for e in &errors.0 {
                 eprintln!("{e}");
             }
-            eprintln!(
-                "policy {} is invalid: {} error(s)",
-                dir.display(),
-                errors.0.len()
-            );
+            eprintln!("{} is invalid: {} error(s)", as_dir(&dir), errors.0.len());
             Ok(ExitCode::from(super::EXIT_ERROR))
         }
+    }
+}
+
+/// A directory as given, written as one (`policy/`); anything else as given.
+fn as_dir(dir: &std::path::Path) -> String {
+    let shown = dir.display().to_string();
+    if shown.ends_with('/') || !dir.is_dir() {
+        shown
+    } else {
+        format!("{shown}/")
     }
 }
 
@@ -327,13 +348,7 @@ fn explain(
     let Some(marking) = markgate::marking::read_text(marking_text, &policy.markings) else {
         bail!(
             "{marking_text:?} is not a marking class of this policy (classes: {})",
-            policy
-                .markings
-                .classes
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            policy.markings.class_names()
         );
     };
     let today = at

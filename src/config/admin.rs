@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::Problem;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
@@ -30,16 +32,16 @@ impl Default for AdminConfig {
 }
 
 impl AdminConfig {
-    pub fn validate(&self) -> Vec<String> {
+    pub fn validate(&self) -> Vec<Problem> {
         let mut errors = Vec::new();
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            errors.push(format!(
-                "admin.listen: {:?} is not an address:port",
-                self.listen
+            errors.push(Problem::new(
+                "admin.listen",
+                "not an address and port such as 127.0.0.1:9090",
             ));
         }
         if self.token.as_deref().is_some_and(|t| t.len() < 16) {
-            errors.push("admin.token: use at least 16 characters".into());
+            errors.push(Problem::new("admin.token", "use at least 16 characters"));
         }
         errors
     }

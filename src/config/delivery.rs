@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::smtp::humantime_serde_compat;
+use super::Problem;
 
 /// TLS towards a next hop. A recipient whose decision requires `tls` is always sent with
 /// verified TLS, whatever the route says.
@@ -114,16 +114,16 @@ pub struct DeliveryConfig {
     /// `delivery.concurrency`: deliveries in flight at once.
     pub concurrency: usize,
     /// `delivery.retry_initial`: wait before the first retry; doubles each attempt.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(deserialize_with = "super::duration")]
     pub retry_initial: Duration,
     /// `delivery.retry_max`: longest wait between retries.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(deserialize_with = "super::duration")]
     pub retry_max: Duration,
     /// `delivery.lifetime`: how long to keep trying before bouncing to the sender.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(deserialize_with = "super::duration")]
     pub lifetime: Duration,
     /// `delivery.timeout`: SMTP timeout per command towards a next hop.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(deserialize_with = "super::duration")]
     pub timeout: Duration,
     /// `delivery.mx_port`: SMTP port on MX hosts (default 25).
     pub mx_port: u16,
@@ -151,48 +151,65 @@ impl Default for DeliveryConfig {
 }
 
 impl DeliveryConfig {
-    /// Problems with this section, each a full sentence naming the key.
-    pub fn validate(&self) -> Vec<String> {
+    /// Problems with this section, each naming the key.
+    pub fn validate(&self) -> Vec<Problem> {
         let mut errors = Vec::new();
         for (class, route) in &self.routes {
             match (route.mx, route.host.trim().is_empty()) {
-                (false, true) => errors.push(format!(
-                    "delivery.routes.{class}: set host (a smart host) or mx = true"
+                (false, true) => errors.push(Problem::new(
+                    format!("delivery.routes.{class}"),
+                    "set host (a smart host) or mx = true",
                 )),
-                (true, false) => errors.push(format!(
-                    "delivery.routes.{class}: host and mx = true exclude each other"
+                (true, false) => errors.push(Problem::new(
+                    format!("delivery.routes.{class}"),
+                    "host and mx = true exclude each other",
                 )),
                 _ => {}
             }
             if route.port == 0 {
-                errors.push(format!("delivery.routes.{class}.port: 0 is not a port"));
+                errors.push(Problem::new(
+                    format!("delivery.routes.{class}.port"),
+                    "0 is not a port",
+                ));
             }
         }
         if self.concurrency == 0 {
-            errors.push("delivery.concurrency: must be at least 1".into());
+            errors.push(Problem::new("delivery.concurrency", "must be at least 1"));
         }
         if self.retry_initial.is_zero() {
-            errors.push("delivery.retry_initial: must be longer than zero".into());
+            errors.push(Problem::new(
+                "delivery.retry_initial",
+                "must be longer than zero",
+            ));
         }
         if self.retry_max < self.retry_initial {
-            errors
-                .push("delivery.retry_max: must not be shorter than delivery.retry_initial".into());
+            errors.push(Problem::new(
+                "delivery.retry_max",
+                "must not be shorter than delivery.retry_initial",
+            ));
         }
         if self.mx_port == 0 {
-            errors.push("delivery.mx_port: 0 is not a port".into());
+            errors.push(Problem::new("delivery.mx_port", "0 is not a port"));
         }
         if self.mta_sts.https_port == 0 {
-            errors.push("delivery.mta_sts.https_port: 0 is not a port".into());
+            errors.push(Problem::new(
+                "delivery.mta_sts.https_port",
+                "0 is not a port",
+            ));
         }
-        for server in &self.dns.servers {
+        for (i, server) in self.dns.servers.iter().enumerate() {
             if server.parse::<std::net::SocketAddr>().is_err() {
-                errors.push(format!(
-                    "delivery.dns.servers: {server:?} is not an address and port such as 127.0.0.1:53"
+                errors.push(Problem::new(
+                    format!("delivery.dns.servers[{i}]"),
+                    "not an address and port such as 127.0.0.1:53",
                 ));
             }
         }
         if self.lifetime.is_zero() {
-            errors.push("delivery.lifetime: must be longer than zero".into());
+            errors.push(Problem::new(
+                "delivery.lifetime",
+                "must be longer than zero",
+            ));
         }
         errors
     }

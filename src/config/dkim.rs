@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::Problem;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DkimConfig {
@@ -18,8 +20,8 @@ pub struct DkimConfig {
 }
 
 impl DkimConfig {
-    /// Problems with this section, each a full sentence naming the key.
-    pub fn validate(&self) -> Vec<String> {
+    /// Problems with this section, each naming the key.
+    pub fn validate(&self) -> Vec<Problem> {
         let mut errors = Vec::new();
         let label_ok = |s: &str| {
             !s.is_empty()
@@ -30,15 +32,15 @@ impl DkimConfig {
                 })
         };
         if !label_ok(self.domain.trim_end_matches('.')) {
-            errors.push(format!(
-                "dkim.domain: {:?} is not a domain name",
-                self.domain
+            errors.push(Problem::new(
+                "dkim.domain",
+                "not a domain name such as westmidlands.pnn.police.uk",
             ));
         }
         if !label_ok(&self.selector) {
-            errors.push(format!(
-                "dkim.selector: {:?} is not a DNS label",
-                self.selector
+            errors.push(Problem::new(
+                "dkim.selector",
+                "not a DNS label such as mg2026",
             ));
         }
         errors

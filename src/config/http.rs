@@ -39,7 +39,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+use super::Problem;
 
 /// Raw `[http]` settings as written; [`HttpConfig::validate`] checks them.
 #[derive(Debug, Clone, Deserialize)]
@@ -62,26 +64,26 @@ pub struct HttpConfig {
     /// `http.max_connections`: client connections served at once; more wait to be accepted.
     pub max_connections: usize,
     /// `http.header_read_timeout`: time a client has to send a request head.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "super::duration")]
     pub header_read_timeout: Duration,
     /// `http.body_read_timeout`: time a client has, from the start of a request, to send the
     /// body bytes markgate reads before forwarding (the marking peek of a text body, a body to
     /// be sealed); 408 after. The rest of a streamed body is bounded by `upstream_timeout`.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "super::duration")]
     pub body_read_timeout: Duration,
     /// `http.connect_timeout`: TCP connect timeout to an upstream.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "super::duration")]
     pub connect_timeout: Duration,
     /// `http.upstream_timeout`: time for the upstream to answer with a response head (504).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "super::duration")]
     pub upstream_timeout: Duration,
     /// `http.pool_idle_timeout`: how long an idle upstream connection is kept for reuse.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "super::duration")]
     pub pool_idle_timeout: Duration,
     /// `http.pool_max_idle_per_host`: idle upstream connections kept per upstream.
     pub pool_max_idle_per_host: usize,
     /// `http.shutdown_grace`: time requests in flight get to finish on shutdown.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "super::duration")]
     pub shutdown_grace: Duration,
     /// `http.statement_header`: header carrying the security statement on one line.
     pub statement_header: String,
@@ -158,12 +160,6 @@ pub struct AddressRangeConfig {
     pub partner: Option<String>,
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text)
-        .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration: {e}")))
-}
-
 impl HttpConfig {
     /// What the routes and address ranges name that `policy` does not have: partner ids
     /// missing from partners.toml and destination classes missing from destinations.toml.
@@ -191,63 +187,68 @@ impl HttpConfig {
         errors
     }
 
-    /// Problems with this section, each a full sentence naming the key.
-    pub fn validate(&self) -> Vec<String> {
+    /// Problems with this section, each naming the key.
+    pub fn validate(&self) -> Vec<Problem> {
         let mut errors = Vec::new();
         if self.max_header_bytes < 8192 {
-            errors.push(format!(
-                "http.max_header_bytes must be at least 8192, not {}",
-                self.max_header_bytes
+            errors.push(Problem::new(
+                "http.max_header_bytes",
+                "must be at least 8192",
             ));
         }
         if self.max_connections == 0 {
-            errors.push("http.max_connections must be at least 1".into());
+            errors.push(Problem::new("http.max_connections", "must be at least 1"));
         }
         if hyper::header::HeaderName::from_bytes(self.statement_header.as_bytes()).is_err() {
-            errors.push(format!(
-                "http.statement_header {:?} is not a valid header name",
-                self.statement_header
+            errors.push(Problem::new(
+                "http.statement_header",
+                "not a valid header name such as X-Security-Statement",
             ));
         }
         for (i, route) in self.routes.iter().enumerate() {
-            let at = format!("http.route[{i}] (host {:?})", route.host);
+            let at = format!("http.route[{i}]");
             if crate::address::normalise_domain(&route.host).is_err() {
-                errors.push(format!("{at}: host is not a valid host name"));
+                errors.push(Problem::new(format!("{at}.host"), "not a valid host name"));
             }
             match route.upstream.parse::<hyper::Uri>() {
                 Ok(uri)
                     if matches!(uri.scheme_str(), Some("http" | "https"))
                         && uri.authority().is_some()
                         && uri.query().is_none() => {}
-                _ => errors.push(format!(
-                    "{at}: upstream {:?} must be an http:// or https:// URL with a host and no query",
-                    route.upstream
+                _ => errors.push(Problem::new(
+                    format!("{at}.upstream"),
+                    "must be an http:// or https:// URL with a host and no query",
                 )),
             }
             if route.client_cert.is_some() != route.client_key.is_some() {
-                errors.push(format!(
-                    "{at}: client_cert and client_key must be given together"
+                errors.push(Problem::new(
+                    at.clone(),
+                    "client_cert and client_key must be given together",
                 ));
             }
             if self.routes[..i]
                 .iter()
                 .any(|r| r.host.eq_ignore_ascii_case(&route.host))
             {
-                errors.push(format!("{at}: host is routed twice"));
+                errors.push(Problem::new(
+                    format!("{at}.host"),
+                    "this host is routed twice",
+                ));
             }
         }
         for (i, range) in self.address_ranges.iter().enumerate() {
             if range.cidr.parse::<ipnet::IpNet>().is_err() {
-                errors.push(format!(
-                    "http.address_range[{i}]: cidr {:?} is not an address range like 10.0.0.0/8",
-                    range.cidr
+                errors.push(Problem::new(
+                    format!("http.address_range[{i}].cidr"),
+                    "not an address range such as 10.0.0.0/8",
                 ));
             }
         }
-        for host in &self.allow_connect_npm {
+        for (i, host) in self.allow_connect_npm.iter().enumerate() {
             if crate::address::normalise_domain(host).is_err() {
-                errors.push(format!(
-                    "http.allow_connect_npm: {host:?} is not a valid host name"
+                errors.push(Problem::new(
+                    format!("http.allow_connect_npm[{i}]"),
+                    "not a valid host name",
                 ));
             }
         }

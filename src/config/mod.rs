@@ -1,7 +1,7 @@
 //! Gateway configuration (`markgate serve --config markgate.toml`): embedded defaults, then
 //! the TOML file, then environment overrides `MARKGATE_SECTION__KEY` (for example
-//! `MARKGATE_SMTP__LISTEN=127.0.0.1:2525`). Loaded with the `config` crate, then validated
-//! with every error reported at once.
+//! `MARKGATE_SMTP__LISTEN=127.0.0.1:2525`). Deserialized, then validated, with every error
+//! reported at once and traced to the file line or variable it came from ([`load`]).
 //!
 //! Each section lives in its own file, owned by the part of the gateway that reads it.
 
@@ -9,12 +9,15 @@ pub mod admin;
 pub mod delivery;
 pub mod dkim;
 pub mod http;
+mod load;
 pub mod records;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+pub use load::{io_reason, ConfigError, Origin, Problem};
 
 /// The whole configuration. Every key has a default, so no file at all is a valid setup.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -108,72 +111,146 @@ impl TlsConfig {
             .unwrap_or_else(|| Path::new(DEV_CERTS_DIR).join("signing-key.pem"))
     }
 
-    fn validate(&self) -> Vec<String> {
+    fn validate(&self) -> Vec<Problem> {
         match (&self.cert, &self.key) {
-            (Some(_), None) => vec!["tls.cert is set without tls.key: set both, or neither for development certificates".into()],
-            (None, Some(_)) => vec!["tls.key is set without tls.cert: set both, or neither for development certificates".into()],
+            (Some(_), None) => vec![Problem::new(
+                "tls.cert",
+                "set without tls.key: set both, or neither for development certificates",
+            )],
+            (None, Some(_)) => vec![Problem::new(
+                "tls.key",
+                "set without tls.cert: set both, or neither for development certificates",
+            )],
             _ => Vec::new(),
         }
     }
 }
 
-/// Every problem found in a configuration, reported together.
+/// Every problem found in a configuration, reported together, each with its key, the value
+/// given and where it came from.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid configuration:\n{}", .0.join("\n"))]
-pub struct ConfigErrors(pub Vec<String>);
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("invalid configuration:")?;
+        for e in &self.0 {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A duration written the human way ("30s", "5m", "2h 30m"), or whole seconds.
+pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::time::Duration, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = std::time::Duration;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a duration such as \"30s\", \"5m\" or \"2h 30m\"")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            humantime::parse_duration(v)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(std::time::Duration::from_secs(v))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v)
+                .map(std::time::Duration::from_secs)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+        }
+    }
+    d.deserialize_any(Visitor)
+}
+
+/// The sections of the configuration.
+pub const SECTIONS: [&str; 9] = [
+    "policy", "spool", "smtp", "delivery", "http", "records", "tls", "admin", "dkim",
+];
 
 impl Config {
     /// Defaults, then `file` if given, then `MARKGATE_*` environment overrides; then validate.
+    /// Every problem is reported, each naming the key, the value and where it came from.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigErrors> {
-        let mut builder = config::Config::builder();
-        if let Some(path) = file {
-            builder = builder.add_source(
-                config::File::from(path)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            );
+        Self::load_sections(file, &SECTIONS)
+    }
+
+    /// Like [`Config::load`], reading and checking only `sections`; the others keep their
+    /// defaults. Commands that use one part of the configuration (`audit` the record store,
+    /// `isa` the policy directory) are not stopped by a mistake in a part they do not use.
+    pub fn load_sections(file: Option<&Path>, sections: &[&str]) -> Result<Config, ConfigErrors> {
+        Self::load_with(file, sections, &load::overrides())
+    }
+
+    /// The loader itself, with the `MARKGATE_*` variables given (the others take this
+    /// process's environment).
+    pub fn load_with(
+        file: Option<&Path>,
+        sections: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigErrors> {
+        let mut layers = load::Layers::read(file, env);
+        if SECTIONS.iter().all(|s| sections.contains(s)) {
+            layers.unknown_sections(&SECTIONS);
         }
-        // Only MARKGATE_<SECTION>__<KEY> variables are configuration; others sharing the
-        // prefix (MARKGATE_LOG, the log filter) are not.
-        let overrides: config::Map<String, String> = std::env::vars()
-            .filter(|(k, _)| {
-                k.strip_prefix("MARKGATE_")
-                    .is_some_and(|rest| rest.contains("__"))
-            })
-            .collect();
-        builder = builder.add_source(
-            config::Environment::with_prefix("MARKGATE")
-                .prefix_separator("_")
-                .separator("__")
-                .try_parsing(true)
-                .source(Some(overrides)),
-        );
-        let raw = builder
-            .build()
-            .map_err(|e| ConfigErrors(vec![e.to_string()]))?;
-        let cfg: Config = raw
-            .try_deserialize()
-            .map_err(|e| ConfigErrors(vec![e.to_string()]))?;
-        let errors = cfg.validate();
-        if errors.is_empty() {
-            Ok(cfg)
+        let mut config = Config::default();
+        for section in sections {
+            match *section {
+                "policy" => config.policy = layers.section("policy"),
+                "spool" => config.spool = layers.section("spool"),
+                "smtp" => config.smtp = layers.section("smtp"),
+                "delivery" => config.delivery = layers.section("delivery"),
+                "http" => config.http = layers.section("http"),
+                "records" => config.records = layers.section("records"),
+                "tls" => config.tls = layers.section("tls"),
+                "admin" => config.admin = layers.section("admin"),
+                "dkim" => config.dkim = layers.section("dkim"),
+                other => unreachable!("no configuration section {other}"),
+            }
+        }
+        // Keys that did not deserialize kept their defaults: their semantic check would
+        // only repeat the problem.
+        let broken: Vec<String> = layers.errors.iter().map(|e| e.key.clone()).collect();
+        for section in sections {
+            for problem in config.section_problems(section) {
+                if !broken
+                    .iter()
+                    .any(|k| !k.is_empty() && problem.key.starts_with(k.as_str()))
+                {
+                    let e = layers.error(&problem.key, problem.message);
+                    layers.errors.push(e);
+                }
+            }
+        }
+        if layers.errors.is_empty() {
+            Ok(config)
         } else {
-            Err(ConfigErrors(errors))
+            Err(ConfigErrors(layers.sorted_errors()))
         }
     }
 
     /// Semantic checks across sections; every problem, not just the first.
-    pub fn validate(&self) -> Vec<String> {
-        let mut errors = Vec::new();
-        errors.extend(self.smtp.validate());
-        errors.extend(self.delivery.validate());
-        errors.extend(self.http.validate());
-        errors.extend(self.records.validate());
-        errors.extend(self.admin.validate());
-        if let Some(dkim) = &self.dkim {
-            errors.extend(dkim.validate());
+    pub fn validate(&self) -> Vec<Problem> {
+        SECTIONS
+            .iter()
+            .flat_map(|s| self.section_problems(s))
+            .collect()
+    }
+
+    fn section_problems(&self, section: &str) -> Vec<Problem> {
+        match section {
+            "smtp" => self.smtp.validate(),
+            "delivery" => self.delivery.validate(),
+            "http" => self.http.validate(),
+            "records" => self.records.validate(),
+            "admin" => self.admin.validate(),
+            "dkim" => self.dkim.iter().flat_map(|d| d.validate()).collect(),
+            "tls" => self.tls.validate(),
+            _ => Vec::new(),
         }
-        errors.extend(self.tls.validate());
-        errors
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::Problem;
 use crate::record::store::StoreOptions;
 
 /// The longest `records.commit_delay` accepted.
@@ -53,29 +54,32 @@ impl Default for RecordsConfig {
 }
 
 impl RecordsConfig {
-    /// Problems with this section, each a full sentence naming the key.
-    pub fn validate(&self) -> Vec<String> {
+    /// Problems with this section, each naming the key.
+    pub fn validate(&self) -> Vec<Problem> {
         let mut errors = Vec::new();
         if self.path.as_os_str().is_empty() {
-            errors.push("records.path must not be empty".to_string());
+            errors.push(Problem::new("records.path", "must not be empty"));
         }
         if self.incident_class.trim().is_empty() {
-            errors.push("records.incident_class must name a marking class".to_string());
+            errors.push(Problem::new(
+                "records.incident_class",
+                "must name a marking class such as SECRET",
+            ));
         }
         if let Err(e) = self.retention_duration() {
-            errors.push(e);
+            errors.push(Problem::new("records.retention", e));
         }
         if self.max_size_mb == Some(0) {
-            errors.push("records.max_size_mb must be at least 1".to_string());
+            errors.push(Problem::new("records.max_size_mb", "must be at least 1"));
         }
         if let Err(e) = self.commit_delay_duration() {
-            errors.push(e);
+            errors.push(Problem::new("records.commit_delay", e));
         }
         if self.checkpoint_log.as_os_str().is_empty() {
-            errors.push("records.checkpoint_log must not be empty".to_string());
+            errors.push(Problem::new("records.checkpoint_log", "must not be empty"));
         }
         if let Err(e) = self.checkpoint_interval_duration() {
-            errors.push(e);
+            errors.push(Problem::new("records.checkpoint_interval", e));
         }
         errors
     }
@@ -84,14 +88,8 @@ impl RecordsConfig {
     pub fn commit_delay_duration(&self) -> Result<Duration, String> {
         match humantime::parse_duration(&self.commit_delay) {
             Ok(d) if d <= MAX_COMMIT_DELAY => Ok(d),
-            Ok(_) => Err(format!(
-                "records.commit_delay {:?} is longer than 10ms: every answer waits for it",
-                self.commit_delay
-            )),
-            Err(e) => Err(format!(
-                "records.commit_delay {:?} is not a duration such as \"200us\" or \"0s\": {e}",
-                self.commit_delay
-            )),
+            Ok(_) => Err("longer than 10ms: every answer waits for it".into()),
+            Err(_) => Err("not a duration such as \"200us\" or \"0s\"".into()),
         }
     }
 
@@ -99,14 +97,8 @@ impl RecordsConfig {
     pub fn checkpoint_interval_duration(&self) -> Result<Duration, String> {
         match humantime::parse_duration(&self.checkpoint_interval) {
             Ok(d) if d >= Duration::from_secs(1) => Ok(d),
-            Ok(_) => Err(format!(
-                "records.checkpoint_interval {:?} is shorter than a second",
-                self.checkpoint_interval
-            )),
-            Err(e) => Err(format!(
-                "records.checkpoint_interval {:?} is not a duration such as \"1m\": {e}",
-                self.checkpoint_interval
-            )),
+            Ok(_) => Err("shorter than a second".into()),
+            Err(_) => Err("not a duration such as \"1m\"".into()),
         }
     }
 
@@ -114,14 +106,8 @@ impl RecordsConfig {
     pub fn retention_duration(&self) -> Result<Duration, String> {
         match humantime::parse_duration(&self.retention) {
             Ok(d) if d >= Duration::from_secs(86_400) => Ok(d),
-            Ok(_) => Err(format!(
-                "records.retention {:?} is shorter than a day",
-                self.retention
-            )),
-            Err(e) => Err(format!(
-                "records.retention {:?} is not a duration such as \"6y\": {e}",
-                self.retention
-            )),
+            Ok(_) => Err("shorter than a day".into()),
+            Err(_) => Err("not a duration such as \"6y\" or \"2190d\"".into()),
         }
     }
 
@@ -158,8 +144,8 @@ mod tests {
         };
         let errors = c.validate();
         assert_eq!(errors.len(), 7, "{errors:?}");
-        assert!(errors[2].contains("records.retention"));
-        assert!(errors[4].contains("records.commit_delay"));
-        assert!(errors[6].contains("records.checkpoint_interval"));
+        assert_eq!(errors[2].key, "records.retention");
+        assert_eq!(errors[4].key, "records.commit_delay");
+        assert_eq!(errors[6].key, "records.checkpoint_interval");
     }
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use super::Problem;
+
 /// How to treat a bare LF or bare CR inside message data (SMTP smuggling, CVE-2023-51764).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -54,13 +56,13 @@ pub struct SmtpConfig {
     /// `smtp.max_connections_per_client`: concurrent sessions from one IP address.
     pub max_connections_per_client: usize,
     /// `smtp.command_timeout`: idle time allowed while waiting for a command ("5m").
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(deserialize_with = "super::duration")]
     pub command_timeout: Duration,
     /// `smtp.data_timeout`: time allowed between reads of message data ("3m").
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(deserialize_with = "super::duration")]
     pub data_timeout: Duration,
     /// `smtp.shutdown_grace`: how long sessions in flight may run after SIGTERM ("30s").
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(deserialize_with = "super::duration")]
     pub shutdown_grace: Duration,
     /// `smtp.bare_line_endings`: "reject" (default) or "normalise".
     pub bare_line_endings: BareLineEndings,
@@ -90,32 +92,34 @@ impl Default for SmtpConfig {
 }
 
 impl SmtpConfig {
-    /// Problems with this section, each a full sentence naming the key.
-    pub fn validate(&self) -> Vec<String> {
+    /// Problems with this section, each naming the key.
+    pub fn validate(&self) -> Vec<Problem> {
         let mut errors = Vec::new();
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            errors.push(format!(
-                "smtp.listen: {:?} is not an address and port such as 127.0.0.1:2525",
-                self.listen
+            errors.push(Problem::new(
+                "smtp.listen",
+                "not an address and port such as 127.0.0.1:2525",
             ));
         }
         if self.hostname.trim().is_empty() || self.hostname.contains(char::is_whitespace) {
-            errors.push(format!(
-                "smtp.hostname: {:?} is not a host name",
-                self.hostname
+            errors.push(Problem::new(
+                "smtp.hostname",
+                "not a host name such as markgate.example.police.uk",
             ));
         }
-        for net in &self.relay_networks {
+        for (i, net) in self.relay_networks.iter().enumerate() {
             if parse_network(net).is_none() {
-                errors.push(format!(
-                    "smtp.relay_networks: {net:?} is not a network such as 127.0.0.0/8 or an address"
+                errors.push(Problem::new(
+                    format!("smtp.relay_networks[{i}]"),
+                    "not a network such as 127.0.0.0/8 or an address",
                 ));
             }
         }
         if self.require_client_cert && self.client_ca.is_none() {
-            errors.push(
-                "smtp.require_client_cert is true but smtp.client_ca names no CA file".into(),
-            );
+            errors.push(Problem::new(
+                "smtp.require_client_cert",
+                "needs smtp.client_ca, the CA file that signs the client certificates",
+            ));
         }
         for (key, value, min) in [
             ("smtp.max_message_size", self.max_message_size, 1024),
@@ -130,7 +134,7 @@ impl SmtpConfig {
             ),
         ] {
             if value < min {
-                errors.push(format!("{key}: {value} is below the minimum of {min}"));
+                errors.push(Problem::new(key, format!("below the minimum of {min}")));
             }
         }
         for (key, value) in [
@@ -138,7 +142,7 @@ impl SmtpConfig {
             ("smtp.data_timeout", self.data_timeout),
         ] {
             if value.is_zero() {
-                errors.push(format!("{key}: must be longer than zero"));
+                errors.push(Problem::new(key, "must be longer than zero"));
             }
         }
         errors
@@ -158,27 +162,4 @@ fn parse_network(s: &str) -> Option<IpNet> {
     s.parse::<IpNet>()
         .ok()
         .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
-}
-
-/// Durations written the human way ("30s", "5m", "2h 30m"), also accepted as whole seconds.
-pub mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Text(String),
-        Seconds(u64),
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        match Raw::deserialize(d)? {
-            Raw::Seconds(s) => Ok(Duration::from_secs(s)),
-            Raw::Text(t) => humantime::parse_duration(&t).map_err(|e| {
-                serde::de::Error::custom(format!("{t:?} is not a duration such as \"30s\": {e}"))
-            }),
-        }
-    }
 }

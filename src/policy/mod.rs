@@ -90,6 +90,15 @@ impl MarkingScheme {
     pub fn unmarked_class(&self) -> &MarkingClass {
         &self.classes[self.unmarked]
     }
+
+    /// The class names, for a message that says what is accepted: "OFFICIAL, SECRET, ...".
+    pub fn class_names(&self) -> String {
+        self.classes
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Domain classes: the force itself, secure networks, the internet...

@@ -73,7 +73,7 @@ pub struct MsipLabelEntry {
     pub label_id: Spanned<String>,
     pub class: Spanned<String>,
     #[serde(default)]
-    pub descriptors: Vec<String>,
+    pub descriptors: Vec<Spanned<String>>,
 }
 
 /// `destinations.toml`: domain classes.
@@ -185,7 +185,7 @@ pub struct RuleEntry {
     /// Shown to the sender when the rule blocks; `{class}`, `{label}`, `{domain}`,
     /// `{destination}` and `{partner}` are filled in.
     #[serde(default)]
-    pub reason: Option<String>,
+    pub reason: Option<Spanned<String>>,
     /// Decide and record, but do not block (for introducing a new block rule).
     #[serde(default)]
     pub dry_run: bool,

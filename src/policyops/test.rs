@@ -146,7 +146,7 @@ pub fn run(
                 file: tests_dir.to_path_buf(),
                 line: 1,
                 column: 1,
-                message: format!("cannot read policy tests: {e}"),
+                message: format!("cannot read policy tests: {}", crate::config::io_reason(&e)),
             }])
         }
     };

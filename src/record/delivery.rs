@@ -332,6 +332,7 @@ pub struct DeliveryFilter {
     pub queue_id: Option<String>,
     pub recipient: Option<String>,
     pub outcome: Option<Outcome>,
+    /// Only the newest N matching records (still listed oldest first).
     pub limit: Option<u64>,
 }
 
@@ -376,10 +377,7 @@ pub fn query(conn: &Connection, filter: &DeliveryFilter) -> Result<Vec<StoredDel
         sql.push_str(" WHERE ");
         sql.push_str(&clauses.join(" AND "));
     }
-    sql.push_str(" ORDER BY seq");
-    if let Some(n) = filter.limit {
-        sql.push_str(&format!(" LIMIT {n}"));
-    }
+    let sql = super::store::query::in_chain_order(sql, filter.limit);
     let mut stmt = conn.prepare(&sql).map_err(|e| e.to_string())?;
     let mut rows = stmt
         .query(rusqlite::params_from_iter(values.iter()))

@@ -29,6 +29,8 @@ pub struct Gateway {
     recent: Mutex<VecDeque<RecentDecision>>,
     /// Listeners that have bound their sockets (SMTP, HTTP).
     listening: AtomicUsize,
+    /// The delivery queue and reload history, for the admin page.
+    pub activity: crate::admin::activity::Activity,
     /// Where the gateway listens (configured and bound): never reachable through the proxy.
     own_listeners: Arc<OwnListeners>,
     /// Why the last decision could not be recorded, and when; cleared when one is again.
@@ -62,6 +64,17 @@ pub struct RecentDecision {
     pub class: String,
 }
 
+/// A load or reload as the admin page's history keeps it.
+fn history_entry(s: &ReloadStatus) -> crate::admin::activity::Reload {
+    crate::admin::activity::Reload {
+        at: s.at,
+        ok: s.ok,
+        version: s.version.clone(),
+        message: s.message.clone(),
+        recovered: false,
+    }
+}
+
 /// Listeners `/readyz` waits for: SMTP and HTTP.
 const LISTENERS: usize = 2;
 
@@ -93,16 +106,19 @@ impl Gateway {
             version: snapshot.policy.version.clone(),
             message: "loaded at start".into(),
         };
-        Self {
+        let gateway = Self {
             config,
             recorder,
             snapshot: ArcSwap::from_pointee(snapshot),
-            reload_status: ArcSwap::from_pointee(status),
+            reload_status: ArcSwap::from_pointee(status.clone()),
             recent: Mutex::new(VecDeque::new()),
             listening: AtomicUsize::new(0),
             own_listeners,
             record_failure: Mutex::new(None),
-        }
+            activity: Default::default(),
+        };
+        gateway.activity.reloaded(history_entry(&status));
+        gateway
     }
 
     /// Put delivery-attempt records on file (durable when this returns).
@@ -134,6 +150,7 @@ impl Gateway {
     }
 
     pub fn set_reload_status(&self, status: ReloadStatus) {
+        self.activity.reloaded(history_entry(&status));
         self.reload_status.store(Arc::new(status));
     }
 

@@ -5,14 +5,13 @@
 //! handled with the one snapshot it loaded, and a snapshot that would not check out (an
 //! invalid policy, a route naming a partner or class the policy lacks) never takes effect.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 
 use anyhow::Context;
 
-use crate::config::{Config, TlsConfig, DEV_CERTS_DIR};
+use crate::config::{Config, TlsConfig};
 use crate::policy::{Policy, PolicyErrors};
 
 /// Everything a decision needs, checked together.
@@ -83,28 +82,13 @@ pub fn load_signing_key(tls: &TlsConfig) -> Result<Arc<SigningKey>, SnapshotErro
         .map_err(SnapshotError::SigningKey)
 }
 
-/// Create the development key material a first start needs, before any listener starts,
-/// only for what is not configured at all (`tls.cert`/`tls.key`, `tls.signing_key` unset)
-/// and missing from `certs/`; with a warning: never for production. A configured path is
-/// never filled in. Every listener then loads the same material.
+/// Create the development key material a first start needs, before any listener starts
+/// ([`crate::certs::ensure_dev_material`], which every command that needs keys uses): only
+/// for what is not configured at all and missing from `certs/`, with a warning (never for
+/// production). Every listener then loads the same material.
 pub fn prepare_key_material(config: &Config) -> anyhow::Result<()> {
-    let tls = &config.tls;
-    let dir = Path::new(DEV_CERTS_DIR);
-    if tls.development_tls() && !(tls.cert_path().exists() && tls.key_path().exists()) {
-        tracing::warn!(
-            dir = %dir.display(),
-            "no TLS certificate configured: generating DEVELOPMENT certificates (never use them in production; set tls.cert and tls.key)"
-        );
-        crate::certs::generate_dev_tls(dir, std::slice::from_ref(&config.smtp.hostname))
-            .context("generating development certificates")?;
-    }
-    if tls.signing_key.is_none() && !tls.signing_key_path().exists() {
-        tracing::warn!(
-            dir = %dir.display(),
-            "no bundle signing key configured: generating a DEVELOPMENT key (set tls.signing_key in production)"
-        );
-        crate::certs::generate_signing_key(dir).context("generating a development signing key")?;
-    }
+    crate::certs::ensure_dev_material(&config.tls, &config.smtp.hostname)
+        .context("generating development key material")?;
     Ok(())
 }
 

@@ -118,6 +118,22 @@ pub fn cover_message(
     Ok(out)
 }
 
+/// The sealed bundle attached to a cover message (the attachment named `*.age`), for opening
+/// a cover message as it arrived: the inverse of [`cover_message`]. None when `message` holds
+/// no such attachment.
+pub fn attached_bundle(message: &[u8]) -> Option<Vec<u8>> {
+    use mail_parser::MimeHeaders;
+    let parsed = mail_parser::MessageParser::default().parse(message)?;
+    let bundle = parsed
+        .attachments()
+        .find(|part| {
+            part.attachment_name()
+                .is_some_and(|name| name.to_ascii_lowercase().ends_with(".age"))
+        })
+        .map(|part| part.contents().to_vec());
+    bundle
+}
+
 #[cfg(test)]
 mod tests {
     use base64::Engine;
@@ -180,6 +196,30 @@ mod tests {
         assert_eq!(
             manifest.sender.person,
             "PC Smith <pc@westmidlands.pnn.police.uk>"
+        );
+    }
+
+    #[test]
+    fn the_bundle_comes_out_of_a_cover_message_byte_for_byte() {
+        let sealed: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&sealed);
+        let mut message = String::from(
+            "From: a@b.example\r\nSubject: [OFFICIAL] Encrypted message\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\nHow to open it.\r\n--b\r\n\
+             Content-Type: application/octet-stream; name=\"x.age\"\r\n\
+             Content-Disposition: attachment; filename=\"x.age\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n",
+        );
+        for line in encoded.as_bytes().chunks(76) {
+            message.push_str(std::str::from_utf8(line).unwrap());
+            message.push_str("\r\n");
+        }
+        message.push_str("--b--\r\n");
+        assert_eq!(attached_bundle(message.as_bytes()), Some(sealed));
+        assert_eq!(
+            attached_bundle(b"Subject: no attachment\r\n\r\nhello\r\n"),
+            None
         );
     }
 }

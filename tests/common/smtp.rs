@@ -1,5 +1,6 @@
 //! Shared helpers for the SMTP end-to-end tests: a temp dir with dev certificates, a policy
-//! copy and a config for `markgate serve`, swaks, a raw TCP client, and in-memory sessions.
+//! copy and a config for `markgate serve`, swaks, a raw TCP client, in-memory sessions, and
+//! an aiosmtpd next hop ([`Sink`]).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -266,9 +267,25 @@ impl Sink {
         Sink::start_at("127.0.0.1", port, dir, tls, false)
     }
 
+    /// With sink.py's own options (`--reject ADDR`: that mailbox does not exist).
+    pub fn start_with(port: u16, dir: &Path, tls: Option<&Path>, options: &[&str]) -> Sink {
+        Sink::spawn("127.0.0.1", port, dir, tls, false, options)
+    }
+
     /// On `ip:port` (any address in 127.0.0.0/8, so MX hosts can share a port);
     /// `requiretls` offers REQUIRETLS (RFC 8689) after STARTTLS.
     pub fn start_at(ip: &str, port: u16, dir: &Path, tls: Option<&Path>, requiretls: bool) -> Sink {
+        Sink::spawn(ip, port, dir, tls, requiretls, &[])
+    }
+
+    fn spawn(
+        ip: &str,
+        port: u16,
+        dir: &Path,
+        tls: Option<&Path>,
+        requiretls: bool,
+        options: &[&str],
+    ) -> Sink {
         let ok = Command::new("python3")
             .args(["-c", "import aiosmtpd"])
             .status()
@@ -291,6 +308,7 @@ impl Sink {
         if requiretls {
             cmd.arg("--requiretls");
         }
+        cmd.args(options);
         let child = cmd.spawn().expect("start sink.py");
         let up = wait_for(Duration::from_secs(10), || {
             std::net::TcpStream::connect((ip, port)).ok()

@@ -17,7 +17,7 @@
 mod append;
 mod deliveries;
 mod prune;
-mod query;
+pub(crate) mod query;
 mod verify;
 
 use std::path::{Path, PathBuf};

@@ -51,7 +51,17 @@ pub struct Filter {
     /// Include the store's own records (channel `audit`: prunes), which are not decisions.
     /// Off by default, so reports, simulations and charts see decisions only.
     pub include_audit: bool,
+    /// Only the newest N matching records (still listed oldest first).
     pub limit: Option<u64>,
+}
+
+/// `select` (over a table with `seq`) in chain order; with a limit, only the newest `limit`
+/// rows — what a person asking for "the last 20" means — still listed oldest first.
+pub(crate) fn in_chain_order(select: String, limit: Option<u64>) -> String {
+    match limit {
+        Some(n) => format!("SELECT * FROM ({select} ORDER BY seq DESC LIMIT {n}) ORDER BY seq"),
+        None => format!("{select} ORDER BY seq"),
+    }
 }
 
 impl Store {
@@ -123,10 +133,7 @@ impl Store {
             sql.push_str(" WHERE ");
             sql.push_str(&clauses.join(" AND "));
         }
-        sql.push_str(" ORDER BY seq");
-        if let Some(n) = filter.limit {
-            sql.push_str(&format!(" LIMIT {n}"));
-        }
+        let sql = in_chain_order(sql, filter.limit);
         let rerr = |e| self.read_err(e);
         let mut stmt = self.conn.prepare(&sql).map_err(rerr)?;
         let mut rows = stmt

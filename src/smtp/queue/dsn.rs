@@ -39,7 +39,7 @@ pub fn build(
         human.push_str(&format!("<{rcpt}>: {}\r\n", headers::sanitise(reason)));
         status.push_str(&format!(
             "\r\nFinal-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: {}\r\nDiagnostic-Code: smtp; {}\r\n",
-            if reason.contains(" 5") || reason.starts_with('5') { "5.0.0" } else { "4.4.7" },
+            status_code(reason),
             headers::sanitise(reason)
         ));
     }
@@ -98,4 +98,92 @@ pub fn build(
         body_len: bytes.len() as u64,
     };
     (envelope, bytes)
+}
+
+/// The RFC 3463 status for a failed recipient: the next hop's own enhanced status code when
+/// its reply carried one (`550 5.1.1 <x>: User unknown` gives 5.1.1), else 5.0.0 for a
+/// permanent failure (a 5xx reply) and 4.4.7 (delivery time expired) for one that never
+/// succeeded.
+fn status_code(reason: &str) -> &str {
+    // The reply follows "said:"; before it is the next hop's address, whose digits
+    // (10.5.1.1:25) must not be taken for a code.
+    let reply = reason.split_once(" said: ").map_or(reason, |(_, r)| r);
+    let code = reply
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .map(|w| w.trim_end_matches([':', ',', ';']))
+        .find(|w| is_enhanced_code(w));
+    let permanent = || {
+        reply.contains("permanent")
+            || reply
+                .split(|c: char| !c.is_ascii_digit())
+                .any(|n| n.len() == 3 && n.starts_with('5'))
+    };
+    match code {
+        Some(code) => code,
+        None if permanent() => "5.0.0",
+        None => "4.4.7",
+    }
+}
+
+/// `5.1.1`: class 4 or 5, subject and detail of up to three digits.
+fn is_enhanced_code(word: &str) -> bool {
+    let mut parts = word.split('.');
+    let (Some(class), Some(subject), Some(detail), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    matches!(class, "4" | "5")
+        && [subject, detail]
+            .iter()
+            .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_code;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Whatever a next hop answers, the bounce says a well-formed RFC 3463 status of
+        /// class 4 or 5; and an enhanced code in the answer is the one kept.
+        #[test]
+        fn every_answer_gives_a_well_formed_status(
+            host in "[0-9.]{0,15}(:[0-9]{1,5})?",
+            text in "\\PC{0,60}",
+            class in 4u8..=5,
+            subject in 0u16..1000,
+            detail in 0u16..1000,
+        ) {
+            let reason = format!("{host} said: {text}");
+            let status = status_code(&reason);
+            let parts: Vec<&str> = status.split('.').collect();
+            prop_assert_eq!(parts.len(), 3, "{}", status);
+            prop_assert!(parts[0] == "4" || parts[0] == "5");
+            prop_assert!(parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())));
+            let code = format!("{class}.{subject}.{detail}");
+            let answer = format!("{host} said: permanent error (550): {code} <x@y>: no");
+            prop_assert_eq!(status_code(&answer), code.as_str());
+        }
+    }
+
+    #[test]
+    fn the_next_hops_enhanced_code_is_kept() {
+        assert_eq!(
+            status_code("127.0.0.1:2526 said: permanent error (550): 5.1.1 <nobody@suffolk.pnn.police.uk>: Recipient address rejected: User unknown"),
+            "5.1.1"
+        );
+        assert_eq!(
+            status_code("10.5.1.1:25 said: permanent error (554): transaction failed"),
+            "5.0.0"
+        );
+        assert_eq!(status_code("recipient <a@b>: 5.7.1 relay denied"), "5.7.1");
+        assert_eq!(
+            status_code("10.5.1.1:25: connection refused (gave up after 7 attempts)"),
+            "4.4.7"
+        );
+        assert_eq!(status_code("x said: 550 5.1.10 no"), "5.1.10");
+        assert_eq!(status_code("x said: 550 6.1.1 no"), "5.0.0");
+    }
 }

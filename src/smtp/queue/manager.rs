@@ -90,8 +90,9 @@ impl QueueManager {
         let permits = permits.clone();
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
-            // Counts this message in the queue-depth gauge until the task ends.
-            let _queued = QueuedGauge::new();
+            // Counts this message in the queue-depth gauge and lists it on the admin page
+            // until the task ends.
+            let _queued = InQueue::new(&this.gateway, &envelope, state.attempts);
             loop {
                 let next = {
                     let _permit = tokio::select! {
@@ -131,6 +132,8 @@ impl QueueManager {
         let expired = age >= self.config.lifetime.as_secs() as i64;
         let mut bounce: Vec<dsn::Failed> = Vec::new();
         let mut deferred = 0usize;
+        // The next hop's answer to show on the admin page while the message waits.
+        let mut last_error: Option<String> = None;
         let mut records = Vec::new();
         for (index, copy) in envelope.copies.iter().enumerate() {
             if state.done.contains(&index) {
@@ -195,6 +198,7 @@ impl QueueManager {
                         metrics::counter!("markgate_deliveries_total", "result" => "deferred")
                             .increment(1);
                         deferred += 1;
+                        last_error.get_or_insert_with(|| reason.clone());
                         Outcome::Deferred
                     }
                 };
@@ -217,6 +221,14 @@ impl QueueManager {
         if let Err(e) = self.gateway.record_deliveries(records).await {
             metrics::counter!("markgate_delivery_records_failed_total").increment(1);
             tracing::error!(id, error = %e, "delivery attempt records could not be written");
+        }
+        if let Some(reason) = &last_error {
+            let next = chrono::Utc::now()
+                + chrono::Duration::from_std(self.retry_wait(envelope, state.attempts))
+                    .unwrap_or_default();
+            self.gateway
+                .activity
+                .deferred(id, state.attempts, reason, next);
         }
         if !bounce.is_empty() {
             if let Err(e) = self.bounce(envelope, &spooled, &bounce).await {
@@ -241,9 +253,15 @@ impl QueueManager {
         if let Err(e) = self.spool.save_state(id, state) {
             tracing::warn!(id, error = %e, "cannot save delivery progress");
         }
-        let wait = self.backoff(state.attempts);
+        Next::RetryIn(self.retry_wait(envelope, state.attempts))
+    }
+
+    /// The wait before the next attempt: the backoff, but not past the message's lifetime.
+    fn retry_wait(&self, envelope: &Envelope, attempts: u32) -> Duration {
+        let age = chrono::Utc::now().timestamp() - envelope.received;
         let left = Duration::from_secs((self.config.lifetime.as_secs() as i64 - age).max(0) as u64);
-        Next::RetryIn(wait.min(left.max(Duration::from_millis(100))))
+        self.backoff(attempts)
+            .min(left.max(Duration::from_millis(100)))
     }
 
     async fn load(&self, id: &str) -> std::io::Result<super::spool::Spooled> {
@@ -282,6 +300,17 @@ impl QueueManager {
         let (dsn_envelope, body) =
             dsn::build(&self.hostname, destination, envelope, spooled, failed);
         self.spool.store(&dsn_envelope, &[body]).await?;
+        for (_, recipient, reason) in failed {
+            self.gateway
+                .activity
+                .bounced(crate::admin::activity::Bounced {
+                    at: chrono::Utc::now(),
+                    id: envelope.id.clone(),
+                    sender: envelope.sender.clone(),
+                    recipients: vec![recipient.clone()],
+                    reason: reason.clone(),
+                });
+        }
         tracing::info!(
             id = envelope.id,
             dsn = dsn_envelope.id,
@@ -311,18 +340,44 @@ fn message_id(copy: &[u8]) -> Option<String> {
         })
 }
 
-/// Messages in the queue (spooled, not yet finished), exported as `markgate_queue_depth`.
-struct QueuedGauge;
+/// A message in the queue (spooled, not yet finished): counted in `markgate_queue_depth` and
+/// listed on the admin page while it lives.
+struct InQueue {
+    gateway: Arc<crate::service::gateway::Gateway>,
+    id: String,
+}
 
-impl QueuedGauge {
-    fn new() -> Self {
+impl InQueue {
+    fn new(
+        gateway: &Arc<crate::service::gateway::Gateway>,
+        envelope: &Envelope,
+        attempts: u32,
+    ) -> Self {
         metrics::gauge!("markgate_queue_depth").increment(1.0);
-        QueuedGauge
+        gateway.activity.queued(crate::admin::activity::Queued {
+            id: envelope.id.clone(),
+            sender: envelope.sender.clone(),
+            recipients: envelope
+                .copies
+                .iter()
+                .flat_map(|c| c.recipients.iter().cloned())
+                .collect(),
+            marking: envelope.marking.clone(),
+            received: chrono::DateTime::from_timestamp(envelope.received, 0).unwrap_or_default(),
+            attempts,
+            last_error: None,
+            next_attempt: None,
+        });
+        InQueue {
+            gateway: gateway.clone(),
+            id: envelope.id.clone(),
+        }
     }
 }
 
-impl Drop for QueuedGauge {
+impl Drop for InQueue {
     fn drop(&mut self) {
         metrics::gauge!("markgate_queue_depth").decrement(1.0);
+        self.gateway.activity.finished(&self.id);
     }
 }
