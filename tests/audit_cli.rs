@@ -243,7 +243,7 @@ fn prune_refuses_records_younger_than_retention() {
         let (code, out, err) = run(&["audit", "prune", "--db", db_s, "--older-than", older_than]);
         assert_eq!(code, 1, "{older_than}: {out}{err}");
         assert!(
-            err.contains("2 record(s) from seq 3 on are younger than records.retention (6y); nothing was pruned"),
+            err.contains("2 decision record(s) from seq 3 on are younger than records.retention (6y); nothing was pruned"),
             "{err}"
         );
         assert!(err.contains("--override-retention --reason TEXT"), "{err}");
@@ -281,7 +281,7 @@ fn prune_dry_run_shows_what_would_go_and_removes_nothing() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("would prune 4 record(s), seq 1 to 4"), "{out}");
     assert!(
-        out.contains("2 of them (from seq 3) are younger than records.retention (6y): so the prune would be refused"),
+        out.contains("of these, 2 decision record(s) from seq 3 on are younger than records.retention (6y): so the prune would be refused"),
         "{out}"
     );
     assert_eq!(count(&db), 4);
@@ -340,7 +340,9 @@ fn prune_overrides_retention_only_with_a_reason_and_records_who_and_why() {
     assert_eq!(r["size"], 4);
     let reason = r["reason"].as_str().unwrap();
     assert!(
-        reason.contains("2 of them within records.retention 6y, retention overridden"),
+        reason.contains(
+            "of these, 2 decision record(s) from seq 3 on within records.retention 6y, retention overridden"
+        ),
         "{reason}"
     );
     // Who: the operating-system user running the command.

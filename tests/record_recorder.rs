@@ -61,6 +61,53 @@ async fn many_callers_are_all_recorded_in_one_chain() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_commit_delay_every_caller_is_still_recorded_before_it_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.sqlite");
+    let recorder = Recorder::open(&RecordsConfig {
+        commit_delay: "2ms".into(),
+        ..config(path.clone())
+    })
+    .unwrap();
+    let p = policy();
+    let template = records(
+        &p,
+        "2026-02-11T09:00:00Z",
+        "OFFICIAL",
+        &["c@gmail.com"],
+        None,
+    );
+    let mut tasks = Vec::new();
+    for caller in 0..40 {
+        let recorder = recorder.clone();
+        let template = template.clone();
+        let path = path.clone();
+        tasks.push(tokio::spawn(async move {
+            let reader = Store::open_read_only(&path).unwrap();
+            for i in 0..10 {
+                let mut batch = template.clone();
+                batch[0].id = format!("caller-{caller}-{i}");
+                recorder.record(batch).await.unwrap();
+                // Answered means on file: another connection sees it at once.
+                let ids: Vec<String> = reader
+                    .query(&Filter::default())
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.record.id)
+                    .collect();
+                assert!(ids.contains(&format!("caller-{caller}-{i}")));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let store = Store::open_read_only(&path).unwrap();
+    assert_eq!(store.count().unwrap(), 400);
+    assert!(store.verify().unwrap().is_intact());
+}
+
 #[test]
 fn the_incident_class_comes_from_the_configuration() {
     let dir = tempfile::tempdir().unwrap();

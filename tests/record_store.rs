@@ -3,6 +3,7 @@ mod record_support;
 
 use markgate::decision::{Disclosure, Verdict};
 use markgate::policy::Action;
+use markgate::record::delivery::{DeliveryRecord, Outcome as DeliveryOutcome};
 use markgate::record::report::isa_report;
 use markgate::record::store::StoreOptions;
 use markgate::record::{Channel, Consent, Filter, IncidentKind, RecordVerdict, Store, Tamper};
@@ -528,7 +529,8 @@ fn prune_keeps_records_within_retention_unless_overridden_with_a_reason() {
         };
         let err = store.prune(&request).unwrap_err();
         assert!(
-            matches!(err, RecordError::Retained { count, .. } if count == in_february),
+            matches!(&err, RecordError::Retained { what, .. }
+                if *what == format!("{in_february} decision record(s) from seq {} on", before_march - in_february + 1)),
             "{err}"
         );
         let err = store.prune(&guarded).unwrap_err();
@@ -545,4 +547,92 @@ fn prune_keeps_records_within_retention_unless_overridden_with_a_reason() {
     assert_eq!(outcome.removed, before_march);
     assert_eq!(outcome.record_seq, Some(recs.len() as i64 + 1));
     assert!(store.verify().unwrap().is_intact());
+}
+
+/// A delivery-attempt record of `at` (the fields that matter here; the rest plain).
+fn delivery(at: &str) -> DeliveryRecord {
+    DeliveryRecord {
+        id: format!("delivery-{at}"),
+        time: time(at),
+        queue_id: "q1".into(),
+        copy: 0,
+        sender: "pc.smith@westmidlands.pnn.police.uk".into(),
+        recipient: "duty@suffolk.pnn.police.uk".into(),
+        message_id: None,
+        marking: "OFFICIAL".into(),
+        destination: "secure".into(),
+        actions: vec!["tls".into()],
+        tls_required: true,
+        requiretls: false,
+        attempt: 1,
+        outcome: DeliveryOutcome::Delivered,
+        next_hop: Some("mx.suffolk.pnn.police.uk".into()),
+        tls_version: Some("TLSv1.3".into()),
+        tls_cipher: None,
+        verification: "pkix".into(),
+        peer_cert_sha256: None,
+        reason: "250 ok".into(),
+        policy_version: "v".into(),
+    }
+}
+
+#[test]
+fn prune_guards_delivery_attempt_records_within_retention_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.sqlite");
+    let mut store = Store::open(&path, &StoreOptions::default()).unwrap();
+    // No decision record to prune, an old delivery attempt and one within retention.
+    let old = delivery("2019-01-10T09:00:00Z");
+    let recent = delivery("2026-02-20T09:00:00Z");
+    store.append_batch(&[], &[&old, &recent]).unwrap();
+    let request = PruneRequest {
+        retention_start: time("2026-02-01T00:00:00Z"),
+        ..prune_before(time("2026-03-01T00:00:00Z"))
+    };
+    let plan = store.plan_prune(&request).unwrap();
+    assert_eq!(
+        (
+            plan.count,
+            plan.deliveries,
+            plan.deliveries_within_retention
+        ),
+        (0, 2, 1)
+    );
+    let err = store.prune(&request).unwrap_err();
+    assert!(
+        matches!(&err, RecordError::Retained { what, .. } if what == "1 delivery-attempt record(s)"),
+        "{err}"
+    );
+    assert_eq!(
+        store.query_deliveries(&Default::default()).unwrap().len(),
+        2
+    );
+    // Up to the old one only: allowed, and recorded although no decision record went.
+    let outcome = store
+        .prune(&prune_before(time("2020-01-01T00:00:00Z")))
+        .unwrap();
+    assert_eq!((outcome.removed, outcome.deliveries), (0, 1));
+    let stored = store
+        .query(&Filter {
+            include_audit: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].record.channel, Channel::Audit);
+    assert_eq!(stored[0].record.recipient, "delivery-attempt records");
+    assert!(
+        stored[0]
+            .record
+            .reason
+            .contains("and 1 delivery-attempt record(s)"),
+        "{}",
+        stored[0].record.reason
+    );
+    assert!(store.verify().unwrap().is_intact());
+    assert!(store.verify_deliveries().unwrap().tamper.is_none());
+    assert_eq!(
+        store.query_deliveries(&Default::default()).unwrap().len(),
+        1
+    );
 }

@@ -710,7 +710,7 @@ fn prune(args: &PruneArgs) -> anyhow::Result<ExitCode> {
     if args.dry_run {
         let plan = store.plan_prune(&request)?;
         print_plan(&plan, &request);
-        let refused = plan.within_retention > 0 && !args.override_retention;
+        let refused = plan.retained().is_some() && !args.override_retention;
         return Ok(if refused {
             ExitCode::from(1)
         } else {
@@ -725,45 +725,63 @@ fn prune(args: &PruneArgs) -> anyhow::Result<ExitCode> {
         other => other?,
     };
     match (outcome.first_seq, outcome.last_seq) {
-        (Some(a), Some(b)) => {
-            println!(
-                "pruned {} record(s), seq {a} to {b}, older than {}; the chain now starts from an anchor at seq {b}",
-                outcome.removed, outcome.cutoff
-            );
-            if let Some(seq) = outcome.record_seq {
-                println!("recorded as seq {seq}: by {}", request.operator);
-            }
-        }
+        (Some(a), Some(b)) => println!(
+            "pruned {} record(s), seq {a} to {b}, older than {}; the chain now starts from an anchor at seq {b}",
+            outcome.removed, outcome.cutoff
+        ),
+        _ if outcome.deliveries > 0 => println!(
+            "pruned no decision records: none older than {}",
+            outcome.cutoff
+        ),
         _ => println!("nothing to prune: no records older than {}", outcome.cutoff),
+    }
+    if outcome.deliveries > 0 {
+        println!(
+            "pruned {} delivery-attempt record(s) older than {}",
+            outcome.deliveries, outcome.cutoff
+        );
+    }
+    if let Some(seq) = outcome.record_seq {
+        println!("recorded as seq {seq}: by {}", request.operator);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn print_plan(plan: &PrunePlan, request: &PruneRequest) {
-    let (Some(first), Some(last)) = (plan.first_seq, plan.last_seq) else {
+    if !plan.removes_anything() {
         println!(
             "dry run: nothing to prune: no records older than {}",
             plan.cutoff
         );
         return;
-    };
-    println!(
-        "dry run: would prune {} record(s), seq {first} to {last}, from {} to {} (older than {})",
-        plan.count,
-        plan.oldest.as_deref().unwrap_or("?"),
-        plan.newest.as_deref().unwrap_or("?"),
-        plan.cutoff
-    );
-    if plan.within_retention > 0 {
+    }
+    match (plan.first_seq, plan.last_seq) {
+        (Some(first), Some(last)) => println!(
+            "dry run: would prune {} record(s), seq {first} to {last}, from {} to {} (older than {})",
+            plan.count,
+            plan.oldest.as_deref().unwrap_or("?"),
+            plan.newest.as_deref().unwrap_or("?"),
+            plan.cutoff
+        ),
+        _ => println!(
+            "dry run: would prune no decision records (none older than {})",
+            plan.cutoff
+        ),
+    }
+    if plan.deliveries > 0 {
+        println!(
+            "and {} delivery-attempt record(s) older than {}",
+            plan.deliveries, plan.cutoff
+        );
+    }
+    if let Some(retained) = plan.retained() {
         let verdict = if request.override_retention {
             "would be removed by --override-retention"
         } else {
             "so the prune would be refused"
         };
         println!(
-            "{} of them (from seq {}) are younger than records.retention ({}): {verdict}",
-            plan.within_retention,
-            plan.first_within_retention.unwrap_or_default(),
+            "of these, {retained} are younger than records.retention ({}): {verdict}",
             request.retention
         );
     }

@@ -27,9 +27,9 @@ pub struct RecordsConfig {
     /// `records.max_size_mb`: refuse to grow the store beyond this size; recording then
     /// fails (and the gateway answers with a temporary failure) before the disk fills.
     pub max_size_mb: Option<u64>,
-    /// `records.commit_delay`: how long the record writer may wait for more records before
-    /// committing a group ("0s" commits at once; a few hundred microseconds lets commits
-    /// grow with load). Every record is still fsynced before its caller is answered.
+    /// `records.commit_delay`: under load, how long the record writer waits for more records
+    /// before committing a group ("0s" commits at once; a few hundred microseconds lets
+    /// commits grow with load). Every record is still fsynced before its caller is answered.
     pub commit_delay: String,
     /// `records.checkpoint_log`: where the gateway appends signed checkpoints of the chain
     /// head (one JSON line each); ship a copy off the host.
@@ -46,7 +46,7 @@ impl Default for RecordsConfig {
             incident_class: "SECRET".into(),
             retention: "6y".into(),
             max_size_mb: None,
-            commit_delay: "0s".into(),
+            commit_delay: "300us".into(),
             checkpoint_log: PathBuf::from("var/checkpoints.log"),
             checkpoint_interval: "1m".into(),
         }

@@ -95,11 +95,11 @@ pub enum RecordError {
     Format { path: PathBuf, found: String },
     #[error("the record chain in {path} is broken ({tamper}); nothing was pruned")]
     Tampered { path: PathBuf, tamper: Tamper },
-    #[error("refusing to prune {path}: {count} record(s) from seq {first_seq} on are younger than records.retention ({retention}); nothing was pruned (to remove them anyway: --override-retention --reason TEXT)")]
+    #[error("refusing to prune {path}: {what} are younger than records.retention ({retention}); nothing was pruned (to remove them anyway: --override-retention --reason TEXT)")]
     Retained {
         path: PathBuf,
-        count: u64,
-        first_seq: i64,
+        /// What within retention the prune would remove, as words.
+        what: String,
         retention: String,
     },
     #[error("the recorder has stopped")]

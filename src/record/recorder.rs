@@ -5,9 +5,20 @@
 //! it with one fsync (group commit), then answers every caller in the batch. A caller's
 //! `record` returns only once its records are durable, or with the error that stopped them,
 //! in which case none of that batch was written.
+//!
+//! Under load a commit can wait `records.commit_delay` for more records before it starts,
+//! so fewer, larger commits carry the same records (the wait applies only while the last
+//! commit carried more than one caller's records: a lone caller is never kept waiting).
+//!
+//! The WAL is copied into the database by a second thread, off the commit path. A copy that
+//! runs while the writer keeps committing never catches up with it, and the WAL would grow
+//! without bound (each commit then also allocates new file blocks); so about once a second
+//! the writer finishes the copy itself between two commits, after which the next commit
+//! starts the WAL again from its beginning.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -18,6 +29,9 @@ use crate::config::records::RecordsConfig;
 
 /// Most records appended in one transaction.
 const MAX_BATCH: usize = 4096;
+
+/// How often the writer finishes a WAL checkpoint itself so the WAL starts again.
+const WAL_RESTART_EVERY: Duration = Duration::from_secs(1);
 
 struct Job {
     records: Vec<PreparedRecord>,
@@ -47,7 +61,9 @@ impl Recorder {
     /// Open (creating if needed) the store at `records.path` and start the writer. Fails
     /// here, not later, when the store cannot be opened or written.
     pub fn open(config: &RecordsConfig) -> Result<Recorder, RecordError> {
-        let mut recorder = Recorder::open_path(&config.path, &config.store_options())?;
+        // Validated with the configuration; an unreadable value commits at once.
+        let delay = config.commit_delay_duration().unwrap_or_default();
+        let mut recorder = Recorder::open_with(&config.path, &config.store_options(), delay)?;
         recorder.incident_class = config.incident_class.clone();
         Ok(recorder)
     }
@@ -62,15 +78,21 @@ impl Recorder {
     /// Start a writer on an already open store.
     /// The store checkpoints its WAL itself after commits.
     pub fn with_store(store: Store) -> Recorder {
-        Recorder::start(store, None)
+        Recorder::start(store, None, Duration::ZERO)
     }
 
-    fn start(store: Store, kick: Option<mpsc::SyncSender<()>>) -> Recorder {
+    fn start(store: Store, kick: Option<mpsc::SyncSender<()>>, delay: Duration) -> Recorder {
         let (tx, rx) = mpsc::channel::<Job>();
         let path = store.path().to_path_buf();
+        let writer = Writer {
+            store,
+            kick,
+            delay,
+            wal_restarted: Instant::now(),
+        };
         std::thread::Builder::new()
             .name("markgate-records".into())
-            .spawn(move || writer(store, rx, kick))
+            .spawn(move || writer.run(rx))
             .expect("the record writer thread starts");
         Recorder {
             tx,
@@ -79,9 +101,18 @@ impl Recorder {
         }
     }
 
-    /// Open with explicit options. The WAL is checkpointed by a second thread with its own
-    /// connection, so commits do not wait for checkpoints.
+    /// Open with explicit options, committing at once. The WAL is checkpointed by a second
+    /// thread with its own connection, so commits do not wait for checkpoints.
     pub fn open_path(path: &Path, options: &StoreOptions) -> Result<Recorder, RecordError> {
+        Recorder::open_with(path, options, Duration::ZERO)
+    }
+
+    /// [`Recorder::open_path`] with a commit delay (`records.commit_delay`).
+    pub fn open_with(
+        path: &Path,
+        options: &StoreOptions,
+        commit_delay: Duration,
+    ) -> Result<Recorder, RecordError> {
         let store = Store::open(path, options)?;
         let checkpointer = Store::open(path, &StoreOptions::default())?;
         store.disable_auto_checkpoint()?;
@@ -90,7 +121,7 @@ impl Recorder {
             .name("markgate-records-checkpoint".into())
             .spawn(move || checkpoints(checkpointer, kicked))
             .expect("the checkpoint thread starts");
-        Ok(Recorder::start(store, Some(kick)))
+        Ok(Recorder::start(store, Some(kick), commit_delay))
     }
 
     pub fn path(&self) -> &Path {
@@ -153,42 +184,71 @@ impl Recorder {
     }
 }
 
-fn writer(mut store: Store, rx: mpsc::Receiver<Job>, kick: Option<mpsc::SyncSender<()>>) {
-    let mut batch: Vec<Job> = Vec::new();
-    while let Ok(first) = rx.recv() {
-        let mut count = first.records.len();
-        batch.push(first);
-        while count < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => {
-                    count += job.records.len();
-                    batch.push(job);
+struct Writer {
+    store: Store,
+    /// Wakes the checkpoint thread after commits (None: the store checkpoints itself).
+    kick: Option<mpsc::SyncSender<()>>,
+    delay: Duration,
+    wal_restarted: Instant,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Job>) {
+        let mut batch: Vec<Job> = Vec::new();
+        let mut last_jobs = 0;
+        while let Ok(first) = rx.recv() {
+            let mut count = first.records.len() + first.deliveries.len();
+            batch.push(first);
+            if last_jobs > 1 && !self.delay.is_zero() {
+                // Others are recording too: let them join this commit. Sleeping rather than
+                // waiting on the channel spares every sender a wake-up.
+                std::thread::sleep(self.delay);
+            }
+            while count < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        count += job.records.len() + job.deliveries.len();
+                        batch.push(job);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
+            }
+            last_jobs = batch.len();
+            let refs: Vec<&PreparedRecord> = batch.iter().flat_map(|j| j.records.iter()).collect();
+            let deliveries: Vec<&DeliveryRecord> =
+                batch.iter().flat_map(|j| j.deliveries.iter()).collect();
+            let result = self.store.append_batch(&refs, &deliveries);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, records = refs.len(), deliveries = deliveries.len(), "decision records not written");
+            }
+            drop(refs);
+            drop(deliveries);
+            for job in batch.drain(..) {
+                let _ = job.reply.send(result.clone());
+            }
+            self.after_commit();
+        }
+    }
+
+    /// Wake the checkpoint thread; about once a second, finish its work here, where no
+    /// commit runs alongside, so the WAL can start again from its beginning.
+    fn after_commit(&mut self) {
+        let Some(kick) = &self.kick else {
+            return;
+        };
+        if self.wal_restarted.elapsed() >= WAL_RESTART_EVERY {
+            match self.store.checkpoint() {
+                Ok(true) => self.wal_restarted = Instant::now(),
+                // The checkpoint thread holds the checkpoint: try after the next commit.
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "record store checkpoint failed");
+                    self.wal_restarted = Instant::now();
+                }
             }
         }
-        let refs: Vec<&PreparedRecord> = batch.iter().flat_map(|j| j.records.iter()).collect();
-        let mut result = if refs.is_empty() {
-            Ok(())
-        } else {
-            store.append_prepared(&refs).map(|_| ())
-        };
-        let deliveries: Vec<&DeliveryRecord> =
-            batch.iter().flat_map(|j| j.deliveries.iter()).collect();
-        if result.is_ok() && !deliveries.is_empty() {
-            result = store.append_deliveries(&deliveries).map(|_| ());
-        }
-        if let Err(e) = &result {
-            tracing::error!(error = %e, records = refs.len(), "decision records not written");
-        }
-        drop(refs);
-        for job in batch.drain(..) {
-            let _ = job.reply.send(result.clone());
-        }
-        if let Some(kick) = &kick {
-            // A full channel means a checkpoint is already pending.
-            let _ = kick.try_send(());
-        }
+        // A full channel means a checkpoint is already pending.
+        let _ = kick.try_send(());
     }
 }
 

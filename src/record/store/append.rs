@@ -7,6 +7,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{classify, read_head, ChainHead, Store};
+use crate::record::delivery::DeliveryRecord;
 use crate::record::model::{disclosure_str, Consent, DecisionRecord, IncidentKind};
 use crate::record::RecordError;
 
@@ -74,13 +75,46 @@ impl Store {
         &mut self,
         records: &[&PreparedRecord],
     ) -> Result<ChainHead, RecordError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| classify(&self.path, e))?;
-        let head = append_in(&tx, records).map_err(|e| classify(&self.path, e))?;
-        tx.commit().map_err(|e| classify(&self.path, e))?;
-        Ok(head)
+        self.in_transaction(|conn| append_in(conn, records))
+    }
+
+    /// Decision records and delivery-attempt records, each onto its own chain, in one
+    /// durable transaction (one fsync for both); all or nothing.
+    pub fn append_batch(
+        &mut self,
+        records: &[&PreparedRecord],
+        deliveries: &[&DeliveryRecord],
+    ) -> Result<(), RecordError> {
+        self.in_transaction(|conn| {
+            if !records.is_empty() {
+                append_in(conn, records)?;
+            }
+            if !deliveries.is_empty() {
+                crate::record::delivery::append_in(conn, deliveries)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Run `f` in an immediate write transaction and commit it (durably), or roll back all
+    /// it did. BEGIN and COMMIT are prepared once per connection, not parsed per commit.
+    fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, RecordError> {
+        let run = |sql: &str| self.conn.prepare_cached(sql)?.execute([]).map(|_| ());
+        run("BEGIN IMMEDIATE").map_err(|e| classify(&self.path, e))?;
+        let done = f(&self.conn).and_then(|value| {
+            run("COMMIT")?;
+            Ok(value)
+        });
+        done.map_err(|e| {
+            // A failed COMMIT may leave the transaction open.
+            if !self.conn.is_autocommit() {
+                let _ = run("ROLLBACK");
+            }
+            classify(&self.path, e)
+        })
     }
 }
 

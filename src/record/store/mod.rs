@@ -291,13 +291,14 @@ fn classify(path: &Path, e: rusqlite::Error) -> RecordError {
 }
 
 fn read_head(conn: &Connection) -> rusqlite::Result<ChainHead> {
-    conn.query_row("SELECT seq, hash FROM chain_head WHERE id = 1", [], |r| {
-        let seq: i64 = r.get(0)?;
-        let hash: Vec<u8> = r.get(1)?;
-        let mut h = [0u8; 32];
-        if hash.len() == 32 {
-            h.copy_from_slice(&hash);
-        }
-        Ok(ChainHead { seq, hash: h })
-    })
+    conn.prepare_cached("SELECT seq, hash FROM chain_head WHERE id = 1")?
+        .query_row([], |r| {
+            let seq: i64 = r.get(0)?;
+            let hash: Vec<u8> = r.get(1)?;
+            let mut h = [0u8; 32];
+            if hash.len() == 32 {
+                h.copy_from_slice(&hash);
+            }
+            Ok(ChainHead { seq, hash: h })
+        })
 }

@@ -2,9 +2,10 @@
 //! removed, so what remains still verifies.
 //!
 //! These are legal records, so a prune is guarded and leaves its own trace: nothing younger
-//! than the retention period goes unless the request overrides it with a reason, and every
-//! prune that removes records appends a record to the chain (channel `audit`) saying who ran
-//! it, why, and which records went, in the same transaction as the first removal.
+//! than the retention period goes (decision or delivery-attempt record) unless the request
+//! overrides it with a reason, and every prune that removes records appends a record to the
+//! decision chain (channel `audit`) saying who ran it, why, and which records went, in the
+//! transaction of the first removal (which also prunes the delivery-attempt chain).
 
 use chrono::{DateTime, Utc};
 use rusqlite::params;
@@ -54,6 +55,39 @@ pub struct PrunePlan {
     /// How many of them are within the retention period, and the first of those.
     pub within_retention: u64,
     pub first_within_retention: Option<i64>,
+    /// Delivery-attempt records that would be removed (by the same cutoff, from the start of
+    /// their own chain), and how many of those are within the retention period.
+    pub deliveries: u64,
+    pub deliveries_within_retention: u64,
+}
+
+impl PrunePlan {
+    /// True when anything would be removed.
+    pub fn removes_anything(&self) -> bool {
+        self.count > 0 || self.deliveries > 0
+    }
+
+    /// What within the retention period would go, as words; None when nothing would.
+    pub fn retained(&self) -> Option<String> {
+        let decisions = (self.within_retention > 0).then(|| {
+            format!(
+                "{} decision record(s) from seq {} on",
+                self.within_retention,
+                self.first_within_retention.unwrap_or_default()
+            )
+        });
+        let deliveries = (self.deliveries_within_retention > 0).then(|| {
+            format!(
+                "{} delivery-attempt record(s)",
+                self.deliveries_within_retention
+            )
+        });
+        match (decisions, deliveries) {
+            (None, None) => None,
+            (Some(a), Some(b)) => Some(format!("{a} and {b}")),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// What a prune did.
@@ -64,6 +98,8 @@ pub struct PruneOutcome {
     pub first_seq: Option<i64>,
     pub last_seq: Option<i64>,
     pub cutoff: String,
+    /// Delivery-attempt records removed.
+    pub deliveries: u64,
     /// Seq of the record of this prune in the chain.
     pub record_seq: Option<i64>,
 }
@@ -108,6 +144,15 @@ impl Store {
                 params![target, retention_start],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
+            // The delivery-attempt chain goes the same way (delivery::prune): the prefix
+            // before its first record at or after the cutoff.
+            let (deliveries, deliveries_within): (i64, i64) = self.conn.query_row(
+                "SELECT COUNT(*), COUNT(CASE WHEN time >= ?2 THEN 1 END) FROM deliveries \
+                 WHERE seq < COALESCE((SELECT MIN(seq) FROM deliveries WHERE time >= ?1), \
+                                      (SELECT MAX(seq) FROM deliveries) + 1)",
+                params![cutoff, retention_start],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
             Ok(PrunePlan {
                 cutoff: cutoff.clone(),
                 first_seq,
@@ -117,6 +162,8 @@ impl Store {
                 newest,
                 within_retention: within as u64,
                 first_within_retention: first_within,
+                deliveries: deliveries as u64,
+                deliveries_within_retention: deliveries_within as u64,
             })
         })()
         .map_err(|e| self.read_err(e))
@@ -138,94 +185,126 @@ impl Store {
             .as_deref()
             .map(str::trim)
             .filter(|r| !r.is_empty());
-        if plan.within_retention > 0 && !(request.override_retention && reason.is_some()) {
-            return Err(RecordError::Retained {
-                path: self.path.clone(),
-                count: plan.within_retention,
-                first_seq: plan.first_within_retention.unwrap_or_default(),
-                retention: request.retention.clone(),
-            });
+        if let Some(retained) = plan.retained() {
+            if !(request.override_retention && reason.is_some()) {
+                return Err(RecordError::Retained {
+                    path: self.path.clone(),
+                    what: retained,
+                    retention: request.retention.clone(),
+                });
+            }
         }
         let mut outcome = PruneOutcome {
             removed: 0,
             first_seq: None,
             last_seq: None,
             cutoff: plan.cutoff.clone(),
+            deliveries: 0,
             record_seq: None,
         };
-        let path = self.path.clone();
-        // delivery-attempt records go by the same cutoff, in their own chain
-        crate::record::delivery::prune(&self.conn, request.cutoff)
-            .map_err(|e| classify(&path, e))?;
-        let (Some(mut from), Some(target)) = (plan.first_seq, plan.last_seq) else {
+        if !plan.removes_anything() {
             return Ok(outcome);
+        }
+        let path = self.path.clone();
+        let target_hash: Option<Vec<u8>> = match plan.last_seq {
+            Some(target) => Some(
+                self.conn
+                    .query_row("SELECT hash FROM records WHERE seq = ?1", [target], |r| {
+                        r.get(0)
+                    })
+                    .map_err(|e| self.read_err(e))?,
+            ),
+            None => None,
         };
-        let target_hash: Vec<u8> = self
-            .conn
-            .query_row("SELECT hash FROM records WHERE seq = ?1", [target], |r| {
-                r.get(0)
-            })
-            .map_err(|e| self.read_err(e))?;
-        // In chunks, each with its own anchor, so the gateway's writer never waits long.
-        while from <= target {
-            let to = target.min(from + PRUNE_CHUNK - 1);
+        // In chunks, each with its own anchor, so the gateway's writer never waits long. The
+        // first also prunes the delivery-attempt chain and records the prune.
+        let mut from = plan.first_seq;
+        loop {
+            let chunk = match (from, plan.last_seq) {
+                (Some(f), Some(t)) if f <= t => Some((f, t.min(f + PRUNE_CHUNK - 1))),
+                _ => None,
+            };
+            let first = outcome.record_seq.is_none();
+            if chunk.is_none() && !first {
+                break;
+            }
             let tx = self
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(|e| classify(&path, e))?;
-            let (removed, record_seq) = (|| -> rusqlite::Result<(u64, Option<i64>)> {
-                let last_hash: Vec<u8> =
-                    tx.query_row("SELECT hash FROM records WHERE seq = ?1", [to], |r| {
-                        r.get(0)
-                    })?;
-                let removed = tx.execute("DELETE FROM records WHERE seq <= ?1", [to])? as u64;
-                tx.execute(
-                    "INSERT INTO anchors (pruned_at, cutoff, first_seq, last_seq, count, last_hash) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        format_time(Utc::now()),
-                        plan.cutoff,
-                        from,
-                        to,
-                        removed as i64,
-                        last_hash
-                    ],
-                )?;
-                let record_seq = if outcome.record_seq.is_none() {
-                    let record = prune_record(request, reason, &plan, &target_hash);
-                    Some(append_in(&tx, &[&PreparedRecord::new(record)])?.seq)
-                } else {
-                    None
-                };
-                Ok((removed, record_seq))
-            })()
-            .map_err(|e| classify(&path, e))?;
+            let (removed, deliveries, record_seq) =
+                (|| -> rusqlite::Result<(u64, u64, Option<i64>)> {
+                    let removed = match chunk {
+                        Some((from, to)) => remove_chunk(&tx, &plan.cutoff, from, to)?,
+                        None => 0,
+                    };
+                    if !first {
+                        return Ok((removed, 0, None));
+                    }
+                    let deliveries = crate::record::delivery::prune(&tx, request.cutoff)?;
+                    let record = prune_record(request, reason, &plan, target_hash.as_deref());
+                    let seq = append_in(&tx, &[&PreparedRecord::new(record)])?.seq;
+                    Ok((removed, deliveries, Some(seq)))
+                })()
+                .map_err(|e| classify(&path, e))?;
             tx.commit().map_err(|e| classify(&path, e))?;
             outcome.removed += removed;
-            outcome.first_seq.get_or_insert(from);
-            outcome.last_seq = Some(to);
+            outcome.deliveries += deliveries;
             if record_seq.is_some() {
                 outcome.record_seq = record_seq;
             }
-            from = to + 1;
+            let Some((chunk_from, to)) = chunk else {
+                break;
+            };
+            outcome.first_seq.get_or_insert(chunk_from);
+            outcome.last_seq = Some(to);
+            from = Some(to + 1);
         }
         Ok(outcome)
     }
 }
 
-/// The record of a prune: who (`sender`), which records (`recipient`, `size` = how many,
-/// `sha256` = the chain hash of the last one), why (`purpose`, `reason`).
+/// Remove decision records `from..=to` and leave the anchor that keeps the rest verifiable.
+fn remove_chunk(
+    tx: &rusqlite::Transaction<'_>,
+    cutoff: &str,
+    from: i64,
+    to: i64,
+) -> rusqlite::Result<u64> {
+    let last_hash: Vec<u8> =
+        tx.query_row("SELECT hash FROM records WHERE seq = ?1", [to], |r| {
+            r.get(0)
+        })?;
+    let removed = tx.execute("DELETE FROM records WHERE seq <= ?1", [to])? as u64;
+    tx.execute(
+        "INSERT INTO anchors (pruned_at, cutoff, first_seq, last_seq, count, last_hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            format_time(Utc::now()),
+            cutoff,
+            from,
+            to,
+            removed as i64,
+            last_hash
+        ],
+    )?;
+    Ok(removed)
+}
+
+/// The record of a prune: who (`sender`), which decision records (`recipient`, `size` = how
+/// many, `sha256` = the chain hash of the last one), why (`purpose`, `reason`, which also
+/// counts the delivery-attempt records removed).
 fn prune_record(
     request: &PruneRequest,
     reason: Option<&str>,
     plan: &PrunePlan,
-    last_hash: &[u8],
+    last_hash: Option<&[u8]>,
 ) -> DecisionRecord {
-    let (first, last) = (
-        plan.first_seq.unwrap_or_default(),
-        plan.last_seq.unwrap_or_default(),
-    );
-    let overridden = plan.within_retention > 0;
+    let recipient = match (plan.first_seq, plan.last_seq) {
+        (Some(first), Some(last)) => format!("records seq {first} to {last}"),
+        _ => "delivery-attempt records".to_string(),
+    };
+    let overridden = plan.retained().is_some();
     let mut rules = vec![PRUNE_RULE.to_string()];
     if overridden {
         rules.push(OVERRIDE_RULE.to_string());
@@ -234,14 +313,23 @@ fn prune_record(
         || format!("retention (records.retention {})", request.retention),
         str::to_string,
     );
-    let mut text = format!(
-        "removed {} record(s), seq {first} to {last}, older than {}",
-        plan.count, plan.cutoff
-    );
-    if overridden {
+    let mut text = match (plan.first_seq, plan.last_seq) {
+        (Some(first), Some(last)) => format!(
+            "removed {} record(s), seq {first} to {last}, older than {}",
+            plan.count, plan.cutoff
+        ),
+        _ => format!("removed no decision records, older than {}", plan.cutoff),
+    };
+    if plan.deliveries > 0 {
         text.push_str(&format!(
-            "; {} of them within records.retention {}, retention overridden",
-            plan.within_retention, request.retention
+            ", and {} delivery-attempt record(s)",
+            plan.deliveries
+        ));
+    }
+    if let Some(retained) = plan.retained() {
+        text.push_str(&format!(
+            "; of these, {retained} within records.retention {}, retention overridden",
+            request.retention
         ));
     }
     text.push_str(&format!("; by {}: {why}", request.operator));
@@ -250,7 +338,7 @@ fn prune_record(
         time: truncate_micros(Utc::now()),
         channel: Channel::Audit,
         sender: request.operator.clone(),
-        recipient: format!("records seq {first} to {last}"),
+        recipient,
         partner: None,
         partner_id: None,
         class: String::new(),
@@ -269,7 +357,7 @@ fn prune_record(
         consent: None,
         message_id: None,
         size: plan.count,
-        sha256: hex::encode(last_hash),
+        sha256: last_hash.map(hex::encode).unwrap_or_default(),
         policy_version: String::new(),
         incident: false,
         incident_kind: None,
