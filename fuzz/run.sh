@@ -44,13 +44,14 @@ for target in "${targets[@]}"; do
         -- "${args[@]}" >"$log" 2>&1
     status=$?
     set -e
-    grep -E '^#[0-9]+ +(INITED|DONE)' "$log" | tail -n 2 || true
+    grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)' "$log" | tail -n 2 || true
     if [ "$status" -ne 0 ]; then
         echo "!! $target failed (exit $status): see $here/$log and $here/artifacts/$target/" >&2
         tail -n 40 "$log" >&2
         exit 1
     fi
-    summary+=("$target: $(grep -E '^#[0-9]+ +DONE' "$log" | tail -n 1)")
+    done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)
+    summary+=("$target: ${done_line:-no DONE line, see $here/$log}")
 done
 
 echo
