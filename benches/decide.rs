@@ -10,7 +10,8 @@ use std::path::Path;
 use base64::Engine;
 use chrono::NaiveDate;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use markgate::decision::{decide, Decision, MessageFacts};
+use markgate::decision::{decide, Decision};
+use markgate::facts::{self, MessageFacts};
 use markgate::policy::Policy;
 use markgate::{marking, message};
 
@@ -103,17 +104,16 @@ fn plain_message() -> Vec<u8> {
 
 /// The facts the gateway builds for a parsed message from a force sender.
 fn facts(parsed: &message::ParsedMessage<'_>, policy: &Policy) -> MessageFacts {
-    MessageFacts {
-        sender: "sam.smith@westmidlands.pnn.police.uk".into(),
-        recipients: vec![
+    facts::from_message(
+        parsed,
+        "sam.smith@westmidlands.pnn.police.uk",
+        &[
             "jo.bloggs@birmingham.gov.uk".into(),
             "duty@westmidlands.pnn.police.uk".into(),
         ],
-        marking: marking::read(parsed, &policy.markings),
-        isa_reference: parsed.isa_reference(),
-        today: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
-        declared: message::declared(parsed),
-    }
+        policy,
+        NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+    )
 }
 
 fn pipeline(raw: &[u8], policy: &Policy) -> Decision {

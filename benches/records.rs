@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use markgate::decision::{decide, Declared, MessageFacts};
+use markgate::decision::decide;
+use markgate::facts::{self, Declared, Recipient};
 use markgate::marking::Marking;
 use markgate::policy::Policy;
 use markgate::record::store::{PreparedRecord, StoreOptions};
-use markgate::record::{Channel, DecisionRecord, RecordMeta, Recorder, Store};
+use markgate::record::{Channel, DecisionRecord, Outcome, RecordMeta, Recorder, Store};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -28,21 +29,20 @@ fn template() -> DecisionRecord {
         .expect("shipped policy loads");
     let marking = markgate::marking::read_text("OFFICIAL-SENSITIVE", &policy.markings)
         .unwrap_or_else(|| Marking::unmarked(&policy.markings));
-    let facts = MessageFacts {
-        sender: "pc.smith@westmidlands.pnn.police.uk".into(),
-        recipients: vec!["mash@birmingham.gov.uk".into()],
+    let declared = Declared::given(Some("MASH referral"), Some("Children Act 2004 s.11"), None);
+    let facts = facts::given(
+        "pc.smith@westmidlands.pnn.police.uk",
+        vec![Recipient::mail("mash@birmingham.gov.uk", &policy)],
         marking,
-        isa_reference: Some("ISA-0001".into()),
-        today: Utc::now().date_naive(),
-        declared: Declared::default(),
-    };
+        Some("ISA-0001"),
+        declared,
+        Utc::now().date_naive(),
+    );
     let decision = decide(&facts, &policy);
     let body = vec![b'x'; 20_000];
     let mut meta = RecordMeta::new(Channel::Smtp, &facts.sender, &body);
     meta.message_id = Some("<bench@westmidlands.pnn.police.uk>".into());
-    meta.purpose = Some("MASH referral".into());
-    meta.legal_basis = Some("Children Act 2004 s.11".into());
-    DecisionRecord::from_decision(&decision, &meta).remove(0)
+    markgate::record::build(&decision, &meta, &Outcome::AsDecided).remove(0)
 }
 
 fn main() {

@@ -268,3 +268,58 @@ mod tests {
         assert_eq!(load_verifying_key(&public).unwrap(), key.verifying_key());
     }
 }
+
+/// Key algorithm for `markgate certs dkim`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DkimAlgorithm {
+    Ed25519,
+    Rsa,
+}
+
+/// Generate a DKIM private key into `path` (PKCS#8 PEM, mode 0600) and return the DNS TXT
+/// record to publish at `<selector>._domainkey.<domain>`: `v=DKIM1; k=ed25519; p=...` (the
+/// raw public key, RFC 8463) or `v=DKIM1; k=rsa; p=...` (the SubjectPublicKeyInfo of an
+/// RSA-2048 key).
+pub fn generate_dkim_key(path: &Path, algorithm: DkimAlgorithm) -> Result<String, CertError> {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let (pem, record) = match algorithm {
+        DkimAlgorithm::Ed25519 => {
+            let key = SigningKey::generate(&mut rand::rngs::OsRng);
+            let pem = key
+                .to_pkcs8_pem(Default::default())
+                .map_err(|e| CertError::Pem {
+                    path: path.to_path_buf(),
+                    what: "DKIM key",
+                    detail: e.to_string(),
+                })?;
+            let record = format!(
+                "v=DKIM1; k=ed25519; p={}",
+                b64(key.verifying_key().as_bytes())
+            );
+            (pem.to_string(), record)
+        }
+        DkimAlgorithm::Rsa => {
+            use rsa::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
+            let err = |e: String| CertError::Pem {
+                path: path.to_path_buf(),
+                what: "DKIM key",
+                detail: e,
+            };
+            let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)
+                .map_err(|e| err(e.to_string()))?;
+            let pem = key
+                .to_pkcs8_pem(Default::default())
+                .map_err(|e| err(e.to_string()))?;
+            let spki = rsa::RsaPublicKey::from(&key)
+                .to_public_key_der()
+                .map_err(|e| err(e.to_string()))?;
+            (
+                pem.to_string(),
+                format!("v=DKIM1; k=rsa; p={}", b64(spki.as_bytes())),
+            )
+        }
+    };
+    write(path, pem.as_bytes(), true)?;
+    Ok(record)
+}

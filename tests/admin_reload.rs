@@ -66,13 +66,7 @@ fn gateway_config(dir: &Path, admin: u16, smtp: u16) -> String {
 }
 
 fn status(admin: u16) -> serde_json::Value {
-    let (code, body) = curl(&[
-        "-H",
-        &format!("Authorization: Bearer {TOKEN}"),
-        &format!("http://127.0.0.1:{admin}/api/status"),
-    ]);
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
+    admin_status(admin, TOKEN)
 }
 
 #[test]

@@ -21,7 +21,8 @@ fn store_with_sample(dir: &Path) -> PathBuf {
 fn markgate() -> Command {
     let mut cmd = Command::cargo_bin("markgate").unwrap();
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("MARKGATE_RECORDS__PATH");
+        .env_remove("MARKGATE_RECORDS__PATH")
+        .env_remove("MARKGATE_RECORDS__CHECKPOINT_LOG");
     cmd
 }
 
@@ -96,9 +97,16 @@ fn the_store_path_comes_from_the_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let db = store_with_sample(dir.path());
     let cfg = dir.path().join("markgate.toml");
+    // (The checkpoint log too: the default, var/checkpoints.log, is relative to the
+    // working directory, here the source tree, where a gateway may have been run.)
+    let log = dir.path().join("checkpoints.log");
     std::fs::write(
         &cfg,
-        format!("[records]\npath = {:?}\n", db.to_str().unwrap()),
+        format!(
+            "[records]\npath = {:?}\ncheckpoint_log = {:?}\n",
+            db.to_str().unwrap(),
+            log.to_str().unwrap()
+        ),
     )
     .unwrap();
     markgate()
@@ -109,6 +117,7 @@ fn the_store_path_comes_from_the_configuration() {
     markgate()
         .args(["audit", "verify"])
         .env("MARKGATE_RECORDS__PATH", db.to_str().unwrap())
+        .env("MARKGATE_RECORDS__CHECKPOINT_LOG", log.to_str().unwrap())
         .assert()
         .code(0)
         .stdout(predicate::str::contains("intact: 8 records"));
@@ -161,12 +170,213 @@ fn prune_removes_old_records_and_the_rest_verifies() {
     let (code, out, err) = run(&["audit", "prune", "--db", db_s, "--older-than", "6y"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("pruned 2 record(s), seq 1 to 2"), "{out}");
+    assert!(out.contains("recorded as seq 11: by "), "{out}");
+    let (code, out, _) = run(&["audit", "verify", "--db", db_s]);
+    assert_eq!(code, 0, "{out}");
+    // The eight kept and the record of the prune.
+    assert!(
+        out.contains("9 records (seq 3 to 11), after pruned seq 2"),
+        "{out}"
+    );
+    let prune = prune_records(&db);
+    assert_eq!(prune.len(), 1, "{prune:?}");
+    assert_eq!(prune[0]["recipient"], "records seq 1 to 2");
+    assert_eq!(prune[0]["purpose"], "retention (records.retention 6y)");
+    assert_eq!(prune[0]["rules"], serde_json::json!(["prune"]));
+}
+
+/// The records of prunes in the store, as `audit query --format json` shows them.
+fn prune_records(db: &Path) -> Vec<serde_json::Value> {
+    let (code, out, err) = run(&[
+        "audit",
+        "query",
+        "--db",
+        db.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let all: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    all.into_iter()
+        .filter(|r| r["channel"] == "audit")
+        .collect()
+}
+
+/// A store with two records from 2019 and two from an hour ago.
+fn store_old_and_new(dir: &Path) -> PathBuf {
+    let db = dir.join("records.sqlite");
+    let p = policy();
+    let mut store = Store::open(&db, &StoreOptions::default()).unwrap();
+    let recent =
+        markgate::record::model::format_time(chrono::Utc::now() - chrono::Duration::hours(1));
+    let mut recs = records(
+        &p,
+        "2019-01-10T09:00:00Z",
+        "OFFICIAL",
+        &["a@gmail.com", "b@gmail.com"],
+        None,
+    );
+    recs.extend(records(
+        &p,
+        &recent,
+        "OFFICIAL",
+        &["c@gmail.com", "d@gmail.com"],
+        None,
+    ));
+    store.append(&recs.iter().collect::<Vec<_>>()).unwrap();
+    db
+}
+
+fn count(db: &Path) -> i64 {
+    Connection::open(db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn prune_refuses_records_younger_than_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store_old_and_new(dir.path());
+    let db_s = db.to_str().unwrap();
+    for older_than in ["0d", "1h", "30m"] {
+        let (code, out, err) = run(&["audit", "prune", "--db", db_s, "--older-than", older_than]);
+        assert_eq!(code, 1, "{older_than}: {out}{err}");
+        assert!(
+            err.contains("2 record(s) from seq 3 on are younger than records.retention (6y); nothing was pruned"),
+            "{err}"
+        );
+        assert!(err.contains("--override-retention --reason TEXT"), "{err}");
+        assert_eq!(count(&db), 4);
+    }
+    // Shorter than retention but touching only old records: allowed.
+    let (code, out, err) = run(&["audit", "prune", "--db", db_s, "--older-than", "1y"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("pruned 2 record(s), seq 1 to 2"), "{out}");
+    assert_eq!(count(&db), 3, "two recent and the record of the prune");
+}
+
+#[test]
+fn prune_dry_run_shows_what_would_go_and_removes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store_old_and_new(dir.path());
+    let db_s = db.to_str().unwrap();
+    let (code, out, err) = run(&["audit", "prune", "--db", db_s, "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with(
+            "dry run: would prune 2 record(s), seq 1 to 2, from 2019-01-10T09:00:00.000000Z"
+        ),
+        "{out}"
+    );
+    let (code, out, _) = run(&[
+        "audit",
+        "prune",
+        "--db",
+        db_s,
+        "--dry-run",
+        "--older-than",
+        "0d",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("would prune 4 record(s), seq 1 to 4"), "{out}");
+    assert!(
+        out.contains("2 of them (from seq 3) are younger than records.retention (6y): so the prune would be refused"),
+        "{out}"
+    );
+    assert_eq!(count(&db), 4);
+    assert!(prune_records(&db).is_empty());
+    let (code, out, _) = run(&["audit", "verify", "--db", db_s]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("intact: 4 records (seq 1 to 4)"), "{out}");
+}
+
+#[test]
+fn prune_overrides_retention_only_with_a_reason_and_records_who_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store_old_and_new(dir.path());
+    let db_s = db.to_str().unwrap();
+    // No reason: a usage error, nothing removed.
+    let (code, _, err) = run(&[
+        "audit",
+        "prune",
+        "--db",
+        db_s,
+        "--older-than",
+        "0d",
+        "--override-retention",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--reason"), "{err}");
+    assert_eq!(count(&db), 4);
+    let (code, out, err) = run(&[
+        "audit",
+        "prune",
+        "--db",
+        db_s,
+        "--older-than",
+        "0d",
+        "--override-retention",
+        "--reason",
+        "court order 2026/117: erase test data",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("pruned 4 record(s), seq 1 to 4"), "{out}");
+    // The store now holds only the record of the prune, which verifies after the anchor.
     let (code, out, _) = run(&["audit", "verify", "--db", db_s]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("8 records (seq 3 to 10), after pruned seq 2"),
+        out.starts_with("intact: 1 records (seq 5 to 5), after pruned seq 4"),
         "{out}"
     );
+    let prune = prune_records(&db);
+    assert_eq!(prune.len(), 1);
+    let r = &prune[0];
+    assert_eq!(r["purpose"], "court order 2026/117: erase test data");
+    assert_eq!(
+        r["rules"],
+        serde_json::json!(["prune", "override-retention"])
+    );
+    assert_eq!(r["size"], 4);
+    let reason = r["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("2 of them within records.retention 6y, retention overridden"),
+        "{reason}"
+    );
+    // Who: the operating-system user running the command.
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap();
+    let sender = r["sender"].as_str().unwrap();
+    assert!(sender.contains(&format!("(uid {uid})")), "{sender}");
+    // The record of the prune carries the hash of the last record removed: the anchor's.
+    let anchor: String = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT hex(last_hash) FROM anchors", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(r["sha256"].as_str().unwrap(), anchor.to_lowercase());
+}
+
+#[test]
+fn decisions_readers_do_not_count_the_record_of_a_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = store_old_and_new(dir.path());
+    let db_s = db.to_str().unwrap();
+    let (code, _, _) = run(&["audit", "prune", "--db", db_s, "--older-than", "1y"]);
+    assert_eq!(code, 0);
+    let store = Store::open_read_only(&db).unwrap();
+    let decisions = store.query(&markgate::record::Filter::default()).unwrap();
+    assert_eq!(decisions.len(), 2);
+    assert!(decisions
+        .iter()
+        .all(|r| r.record.channel != markgate::record::Channel::Audit));
+    let all = store
+        .query(&markgate::record::Filter {
+            include_audit: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(all.len(), 3);
 }
 
 #[test]

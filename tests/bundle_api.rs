@@ -13,7 +13,8 @@ use markgate::bundle::{
     self, age_io, BundleError, BundleFile, OpenOptions, Phase, Progress, SealOptions,
     SignatureStatus,
 };
-use markgate::decision::{decide, Disclosure, MessageFacts};
+use markgate::decision::{decide, Disclosure};
+use markgate::facts::{self, Recipient};
 use markgate::policy::Policy;
 use sha2::{Digest, Sha256};
 
@@ -39,14 +40,14 @@ fn sender() -> bundle::Sender {
 /// Options for Suffolk Constabulary, OFFICIAL-SENSITIVE, one-off, from a real decision.
 fn suffolk_options(policy: &Policy) -> SealOptions {
     let marking = markgate::marking::read_text("OFFICIAL-SENSITIVE", &policy.markings).unwrap();
-    let facts = MessageFacts {
-        sender: "dc4321@westmidlands.pnn.police.uk".into(),
-        recipients: vec!["mp@suffolk.pnn.police.uk".into()],
+    let facts = facts::given(
+        "dc4321@westmidlands.pnn.police.uk",
+        vec![Recipient::mail("mp@suffolk.pnn.police.uk", policy)],
         marking,
-        isa_reference: None,
-        today: today(),
-        declared: Default::default(),
-    };
+        None,
+        Default::default(),
+        today(),
+    );
     let decision = decide(&facts, policy);
     assert!(decision.is_allowed(), "{decision:?}");
     bundle::options_for(
@@ -106,14 +107,16 @@ fn options_follow_the_policy() {
     // Under a live ISA: its purpose and legal basis, no statement.
     let marking = markgate::marking::read_text("OFFICIAL", &policy.markings).unwrap();
     let birmingham = policy.partner("birmingham-cc").unwrap();
-    let decision = bundle::decide_bundle(
+    let decision = decide(
+        &facts::given(
+            "x",
+            vec![Recipient::bundle(&policy, Some(birmingham), &[])],
+            marking.clone(),
+            Some("ISA-0001"),
+            Default::default(),
+            today(),
+        ),
         &policy,
-        Some(birmingham),
-        &marking,
-        Some("ISA-0001"),
-        &Default::default(),
-        "x",
-        today(),
     );
     assert_eq!(decision.recipients[0].disclosure, Disclosure::Isa);
     let opts = bundle::options_for(
@@ -134,14 +137,16 @@ fn options_follow_the_policy() {
 
     // A blocked recipient is refused with the decision's reason.
     let housing = policy.partner("example-housing").unwrap();
-    let decision = bundle::decide_bundle(
+    let decision = decide(
+        &facts::given(
+            "x",
+            vec![Recipient::bundle(&policy, Some(housing), &[])],
+            marking.clone(),
+            Some("ISA-0002"),
+            Default::default(),
+            today(),
+        ),
         &policy,
-        Some(housing),
-        &marking,
-        Some("ISA-0002"),
-        &Default::default(),
-        "x",
-        today(),
     );
     let err = bundle::options_for(
         &policy,

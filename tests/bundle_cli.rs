@@ -251,19 +251,7 @@ fn seal_and_refusal_are_recorded() {
         .assert()
         .code(1);
     let db = env.records.path().join("records.sqlite");
-    let out = env
-        .markgate()
-        .args(["audit", "query", "--format", "json", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let records = records.as_array().expect("a JSON array of records");
+    let records = records(&env);
     assert_eq!(records.len(), 2, "{records:#?}");
     let (sealed, refused) = (&records[0], &records[1]);
     assert_eq!(sealed["channel"], "bundle");
@@ -279,4 +267,62 @@ fn seal_and_refusal_are_recorded() {
         .arg(&db)
         .assert()
         .success();
+}
+
+/// A seal that fails after the policy allowed it (a key that is not an age key) is recorded
+/// as refused with the reason, to the keys it was meant for: not as a disclosure.
+#[test]
+fn a_seal_that_fails_is_recorded_as_refused() {
+    let env = Env::new();
+    let a = env.write("a.txt", b"referral details\n");
+    env.markgate()
+        .args([
+            "bundle",
+            "seal",
+            "--recipient",
+            "age1notakey",
+            "--marking",
+            "OFFICIAL",
+        ])
+        .arg("--policy")
+        .arg(&env.policy)
+        .arg(&a)
+        .args(["-o"])
+        .arg(env.path("bad.age"))
+        .assert()
+        .code(1);
+    let records = records(&env);
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let r = &records[0];
+    assert_eq!(r["verdict"], "block", "{r:#}");
+    assert_eq!(r["recipient"], "age1notakey");
+    assert_eq!(
+        r["rules"].as_array().unwrap().last().unwrap(),
+        "seal-failed"
+    );
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("could not be sealed"),
+        "{r:#}"
+    );
+    assert_eq!(r["actions"], serde_json::json!([]));
+    assert_eq!(r["size"], 0);
+}
+
+/// The records the seals wrote, via `markgate audit query --format json`.
+fn records(env: &Env) -> Vec<serde_json::Value> {
+    let out = env
+        .markgate()
+        .args(["audit", "query", "--format", "json", "--db"])
+        .arg(env.records.path().join("records.sqlite"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a JSON array of records")
 }

@@ -211,6 +211,12 @@ upstream = "https://127.0.0.1:{mutual}"
 [[http.route]]
 host = "silent.birmingham.gov.uk"
 upstream = "https://127.0.0.1:{silent_port}"
+
+# CONNECT tunnels go to 127.0.0.1 (the test's echo server and upstream): loopback must be
+# named to be reachable at all, and is classed as the internet.
+[[http.address_range]]
+cidr = "127.0.0.1/32"
+destination = "internet"
 "#,
         mutual = mutual.addr.port(),
         records = dir.path().join("records.sqlite").display(),

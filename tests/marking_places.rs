@@ -16,7 +16,8 @@ use std::sync::OnceLock;
 
 use base64::Engine;
 use chrono::NaiveDate;
-use markgate::decision::{decide, MessageFacts, Verdict};
+use markgate::decision::{decide, Verdict};
+use markgate::facts::{self, MessageFacts, Recipient};
 use markgate::policy::Policy;
 use markgate::{marking, message};
 use proptest::prelude::*;
@@ -597,15 +598,18 @@ const RECIPIENTS: [&str; 7] = [
     "gp@nhs.net",
 ];
 
-fn facts(marking: marking::Marking) -> MessageFacts {
-    MessageFacts {
-        sender: "sam.smith@westmidlands.pnn.police.uk".into(),
-        recipients: RECIPIENTS.iter().map(|r| r.to_string()).collect(),
+fn facts_for(marking: marking::Marking, policy: &Policy) -> MessageFacts {
+    facts::given(
+        "sam.smith@westmidlands.pnn.police.uk",
+        RECIPIENTS
+            .iter()
+            .map(|r| Recipient::mail(r, policy))
+            .collect(),
         marking,
-        isa_reference: None,
-        today: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
-        declared: Default::default(),
-    }
+        None,
+        Default::default(),
+        NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+    )
 }
 
 /// The promise, for a message built to carry `value`: class at least R or unreadable, and no
@@ -625,8 +629,8 @@ fn holds(raw: &[u8], value: &Value) -> Result<(), TestCaseError> {
     );
     let class = &policy.markings.class(value.main.class).name;
     let reference = marking::read_text(class, &policy.markings).expect("a class name reads");
-    let forbidden = decide(&facts(reference), policy);
-    let got = decide(&facts(m), policy);
+    let forbidden = decide(&facts_for(reference, policy), policy);
+    let got = decide(&facts_for(m, policy), policy);
     for (want, got) in forbidden.recipients.iter().zip(&got.recipients) {
         prop_assert!(
             !(want.verdict == Verdict::Block && got.verdict == Verdict::Allow),

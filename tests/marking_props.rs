@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use chrono::NaiveDate;
-use markgate::decision::{decide, MessageFacts, Verdict};
+use markgate::decision::{decide, Verdict};
+use markgate::facts;
 use markgate::policy::Policy;
 use markgate::{marking, message};
 use proptest::prelude::*;
@@ -165,16 +166,15 @@ proptest! {
         let raw = build(&parts, isa, &body, html);
         let parsed = message::parse(&raw).expect("a built message parses");
         let policy = policy();
-        let marking = marking::read(&parsed, &policy.markings);
+        let facts = facts::from_message(
+            &parsed,
+            "sam.smith@westmidlands.pnn.police.uk",
+            &recipients,
+            policy,
+            NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+        );
+        let marking = &facts.marking;
         prop_assert!(marking.rank >= 40, "{:?} read as {}", String::from_utf8_lossy(&raw), marking.label);
-        let facts = MessageFacts {
-            sender: "sam.smith@westmidlands.pnn.police.uk".into(),
-            recipients,
-            marking,
-            isa_reference: parsed.isa_reference(),
-            today: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
-            declared: message::declared(&parsed),
-        };
         let decision = decide(&facts, policy);
         prop_assert_eq!(decision.verdict, Verdict::Block);
         prop_assert!(decision.recipients.iter().all(|r| r.verdict == Verdict::Block));

@@ -356,7 +356,7 @@ fn simulate_lists_recorded_disclosures_a_tightened_rule_would_block() {
     );
     assert!(
         stdout.contains(
-            "bundle@birmingham.gov.uk: OFFICIAL-SENSITIVE allow [encrypt, statement] => block []"
+            "-> birmingham-cc: OFFICIAL-SENSITIVE allow [encrypt, statement] => block []"
         ),
         "{stdout}"
     );

@@ -2,7 +2,8 @@
 use std::path::Path;
 
 use chrono::NaiveDate;
-use markgate::decision::{decide, MessageFacts, Verdict};
+use markgate::decision::{decide, Verdict};
+use markgate::facts::{self, Recipient};
 use markgate::marking::Marking;
 use markgate::policy::Policy;
 
@@ -36,14 +37,14 @@ fn verdict(
     to: &str,
     isa: Option<&str>,
 ) -> (Verdict, Vec<String>, Vec<String>) {
-    let facts = MessageFacts {
-        sender: "pc.smith@westmidlands.pnn.police.uk".into(),
-        recipients: vec![to.into()],
-        marking: marking(policy, class),
-        isa_reference: isa.map(str::to_string),
-        today: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
-        declared: Default::default(),
-    };
+    let facts = facts::given(
+        "pc.smith@westmidlands.pnn.police.uk",
+        vec![Recipient::mail(to, policy)],
+        marking(policy, class),
+        isa,
+        Default::default(),
+        NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+    );
     let d = decide(&facts, policy);
     let r = &d.recipients[0];
     (

@@ -64,20 +64,6 @@ fn send(port: u16, raw: &str, to: &[&str]) -> Result<(), lettre::transport::smtp
     transport.send_raw(&envelope, raw.as_bytes()).map(|_| ())
 }
 
-fn records(db: &Path) -> Vec<serde_json::Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_markgate"))
-        .args(["audit", "query", "--format", "json", "--db"])
-        .arg(db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 const REFERRAL: &str = "From: PC Smith <pc.smith@westmidlands.pnn.police.uk>\r\n\
 To: MASH <mash@birmingham.gov.uk>, Duty <duty@westmidlands.pnn.police.uk>\r\n\
 Subject: [OFFICIAL-SENSITIVE PERSONAL] referral 24/1187\r\n\
@@ -97,7 +83,7 @@ fn smtp_decisions_are_recorded_with_every_field() {
         &["mash@birmingham.gov.uk", "duty@westmidlands.pnn.police.uk"],
     )
     .unwrap();
-    let got = records(&gw.dir.join("records.sqlite"));
+    let got = audit_records(&gw.dir.join("records.sqlite"));
     assert_eq!(got.len(), 2, "one record per recipient: {got:#?}");
     let mash = got
         .iter()
@@ -148,7 +134,7 @@ fn smtp_decisions_are_recorded_with_every_field() {
         .replace("X-Disclosure-Purpose: Safeguarding referral\r\n", "")
         .replace("X-Legal-Basis: Children Act 2004 s.11\r\n", "");
     send(gw.smtp, &undeclared, &["mash@birmingham.gov.uk"]).unwrap();
-    let got = records(&gw.dir.join("records.sqlite"));
+    let got = audit_records(&gw.dir.join("records.sqlite"));
     let last = got.last().unwrap();
     assert_eq!(last["verdict"], "allow");
     assert!(
@@ -205,17 +191,18 @@ fn a_full_record_store_gets_451_and_nothing_is_delivered() {
 
 /// Write records until the store file is at least `bytes` long.
 fn fill_store(path: &Path, bytes: u64) {
-    use markgate::decision::{decide, MessageFacts};
-    use markgate::record::model::{Channel, DecisionRecord, RecordMeta};
+    use markgate::decision::decide;
+    use markgate::facts::{self, Recipient};
+    use markgate::record::{build, Channel, DecisionRecord, Outcome, RecordMeta};
     let policy = markgate::policy::Policy::load(&shipped_policy()).unwrap();
-    let facts = MessageFacts {
-        sender: "filler@westmidlands.pnn.police.uk".into(),
-        recipients: vec!["x@suffolk.pnn.police.uk".into()],
-        marking: markgate::marking::read_text("OFFICIAL", &policy.markings).unwrap(),
-        isa_reference: None,
-        today: chrono::Utc::now().date_naive(),
-        declared: Default::default(),
-    };
+    let facts = facts::given(
+        "filler@westmidlands.pnn.police.uk",
+        vec![Recipient::mail("x@suffolk.pnn.police.uk", &policy)],
+        markgate::marking::read_text("OFFICIAL", &policy.markings).unwrap(),
+        None,
+        Default::default(),
+        chrono::Utc::now().date_naive(),
+    );
     let decision = decide(&facts, &policy);
     // Measure the database's pages, not its files: the write-ahead log holds several versions
     // of the same pages until it is checkpointed, so file sizes overstate how full it is.
@@ -237,7 +224,7 @@ fn fill_store(path: &Path, bytes: u64) {
             &[0u8; 512],
         );
         let batch: Vec<DecisionRecord> = (0..200)
-            .flat_map(|_| DecisionRecord::from_decision(&decision, &meta))
+            .flat_map(|_| build(&decision, &meta, &Outcome::AsDecided))
             .collect();
         recorder.record_blocking(batch).unwrap();
     }

@@ -5,7 +5,8 @@ use markgate::decision::{Disclosure, Verdict};
 use markgate::policy::Action;
 use markgate::record::report::isa_report;
 use markgate::record::store::StoreOptions;
-use markgate::record::{Channel, Consent, Filter, IncidentKind, Store, Tamper};
+use markgate::record::{Channel, Consent, Filter, IncidentKind, RecordVerdict, Store, Tamper};
+use markgate::record::{PruneRequest, RecordError};
 use record_support::*;
 use rusqlite::Connection;
 
@@ -45,7 +46,7 @@ fn a_record_carries_every_field() {
     assert_eq!(r.sources.len(), 1);
     assert_eq!(r.sources[0].location, "subject");
     assert_eq!(r.destination, "internet");
-    assert_eq!(r.verdict, Verdict::Allow);
+    assert_eq!(r.verdict, RecordVerdict::Allow);
     assert!(r.actions.contains(&Action::Encrypt));
     assert!(!r.rules.is_empty());
     assert!(!r.reason.is_empty());
@@ -67,9 +68,9 @@ fn a_record_carries_every_field() {
     assert_eq!(recs[1].disclosure, Disclosure::Internal);
     assert_ne!(recs[0].id, recs[1].id);
     // What policy simulation replays.
-    let replay = r.to_recorded();
+    let replay = markgate::policyops::simulate::Recorded::from(r);
     assert_eq!(replay.marking, "OFFICIAL-SENSITIVE");
-    assert_eq!(replay.declared.consent.as_deref(), Some("not-required"));
+    assert_eq!(replay.declared.consent, Some(Consent::NotRequired));
     assert_eq!(replay.channel, "smtp");
 }
 
@@ -83,7 +84,7 @@ fn incidents_are_flagged() {
         &["x@suffolk.pnn.police.uk"],
         None,
     );
-    assert_eq!(secret[0].verdict, Verdict::Block);
+    assert_eq!(secret[0].verdict, RecordVerdict::Block);
     assert!(secret[0].incident);
     assert_eq!(
         secret[0].incident_kind,
@@ -104,7 +105,7 @@ fn incidents_are_flagged() {
         &["asb@examplehousing.org.uk"],
         Some("ISA-0002"),
     );
-    assert_eq!(overdue[0].verdict, Verdict::Block);
+    assert_eq!(overdue[0].verdict, RecordVerdict::Block);
     assert!(overdue[0].rules.iter().any(|r| r == "isa-overdue"));
     assert_eq!(overdue[0].incident_kind, Some(IncidentKind::IsaOverdue));
     let restricted = records(
@@ -114,7 +115,7 @@ fn incidents_are_flagged() {
         &["c@gmail.com"],
         None,
     );
-    assert_eq!(restricted[0].verdict, Verdict::Block);
+    assert_eq!(restricted[0].verdict, RecordVerdict::Block);
     assert!(
         !restricted[0].incident,
         "a RESTRICTED block is not an incident"
@@ -252,7 +253,9 @@ fn prune_leaves_a_verifiable_chain_that_still_detects_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let (path, recs) = filled_store(&dir);
     let mut store = Store::open(&path, &StoreOptions::default()).unwrap();
-    let outcome = store.prune(time("2026-03-01T00:00:00Z")).unwrap();
+    let outcome = store
+        .prune(&prune_before(time("2026-03-01T00:00:00Z")))
+        .unwrap();
     let before_march = recs
         .iter()
         .filter(|r| r.time < time("2026-03-01T00:00:00Z"))
@@ -294,7 +297,9 @@ fn prune_refuses_a_tampered_chain() {
         )
         .unwrap();
     let mut store = Store::open(&path, &StoreOptions::default()).unwrap();
-    let err = store.prune(time("2027-01-01T00:00:00Z")).unwrap_err();
+    let err = store
+        .prune(&prune_before(time("2027-01-01T00:00:00Z")))
+        .unwrap_err();
     assert!(err.to_string().contains("record seq 2"), "{err}");
     assert_eq!(store.count().unwrap(), recs.len() as u64);
 }
@@ -474,7 +479,9 @@ fn a_large_prune_goes_in_chunks_and_still_verifies() {
     all.extend(sample(&p));
     let mut store = Store::open(&path, &StoreOptions::default()).unwrap();
     store.append(&all.iter().collect::<Vec<_>>()).unwrap();
-    let outcome = store.prune(time("2020-01-01T00:00:00Z")).unwrap();
+    let outcome = store
+        .prune(&prune_before(time("2020-01-01T00:00:00Z")))
+        .unwrap();
     assert_eq!(outcome.removed, 25_000);
     assert_eq!(
         (outcome.first_seq, outcome.last_seq),
@@ -487,5 +494,55 @@ fn a_large_prune_goes_in_chunks_and_still_verifies() {
     assert_eq!(anchors, 3);
     let report = store.verify().unwrap();
     assert!(report.is_intact(), "{:?}", report.tamper);
-    assert_eq!(report.records, 8);
+    // The eight kept and the record of the prune.
+    assert_eq!(report.records, 9);
+}
+
+#[test]
+fn prune_keeps_records_within_retention_unless_overridden_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, recs) = filled_store(&dir);
+    let mut store = Store::open(&path, &StoreOptions::default()).unwrap();
+    let cutoff = time("2026-03-01T00:00:00Z");
+    let before_march = recs.iter().filter(|r| r.time < cutoff).count() as u64;
+    // Retention reaches back to February: the February records may not go.
+    let guarded = PruneRequest {
+        retention_start: time("2026-02-01T00:00:00Z"),
+        ..prune_before(cutoff)
+    };
+    let in_february = recs
+        .iter()
+        .filter(|r| r.time >= guarded.retention_start && r.time < cutoff)
+        .count() as u64;
+    assert!(in_february > 0);
+    let plan = store.plan_prune(&guarded).unwrap();
+    assert_eq!(
+        (plan.count, plan.within_retention),
+        (before_march, in_february)
+    );
+    for reason in [None, Some("   ".to_string())] {
+        let request = PruneRequest {
+            override_retention: true,
+            reason,
+            ..guarded.clone()
+        };
+        let err = store.prune(&request).unwrap_err();
+        assert!(
+            matches!(err, RecordError::Retained { count, .. } if count == in_february),
+            "{err}"
+        );
+        let err = store.prune(&guarded).unwrap_err();
+        assert!(matches!(err, RecordError::Retained { .. }), "{err}");
+        assert_eq!(store.count().unwrap(), recs.len() as u64);
+    }
+    let outcome = store
+        .prune(&PruneRequest {
+            override_retention: true,
+            reason: Some("erasure ordered".into()),
+            ..guarded
+        })
+        .unwrap();
+    assert_eq!(outcome.removed, before_march);
+    assert_eq!(outcome.record_seq, Some(recs.len() as i64 + 1));
+    assert!(store.verify().unwrap().is_intact());
 }

@@ -21,6 +21,7 @@ fn example_config_with_every_key_loads_and_env_overrides_it() {
     assert_eq!(config.delivery.outbox, Path::new("/tmp/elsewhere"));
     assert_eq!(config.smtp.command_timeout, Duration::from_secs(300));
     assert_eq!(config.smtp.bare_line_endings, BareLineEndings::Reject);
+    assert_eq!(config.smtp.max_command_line, 600);
     assert_eq!(config.delivery.lifetime, Duration::from_secs(5 * 86400));
     let (name, route) = config.delivery.route("secure").unwrap();
     assert_eq!(
@@ -40,6 +41,10 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.spool.dir, Path::new("var/spool"));
     assert_eq!(c.delivery.outbox, Path::new("var/outbox"));
     assert!(c.delivery.routes.is_empty());
+    assert_eq!(
+        c.smtp.max_command_line, 564,
+        "512 (RFC 5321) + SIZE 26 + BODY 16 + SMTPUTF8 10"
+    );
     assert!(c.validate().is_empty(), "{:?}", c.validate());
 }
 
@@ -50,6 +55,7 @@ fn every_error_is_reported_at_once() {
     c.smtp.relay_networks = vec!["10.0.0.0/99".into()];
     c.smtp.require_client_cert = true;
     c.smtp.max_recipients = 0;
+    c.smtp.max_command_line = 100;
     c.delivery.concurrency = 0;
     let errors = c.validate();
     for key in [
@@ -57,6 +63,7 @@ fn every_error_is_reported_at_once() {
         "smtp.relay_networks",
         "smtp.require_client_cert",
         "smtp.max_recipients",
+        "smtp.max_command_line",
         "delivery.concurrency",
     ] {
         assert!(

@@ -5,80 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::smtp::{fixture, require, swaks, Setup};
+use common::smtp::{fixture, open_cover_bundle, swaks, Setup, Sink};
 use common::Server;
-use common::{free_port, wait_for, wait_for_port};
-
-/// aiosmtpd next hop; killed on drop.
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Sink {
-    fn start(dir: &Path, tls: Option<&Path>) -> Sink {
-        Sink::start_on(free_port(), dir, tls)
-    }
-
-    fn start_on(port: u16, dir: &Path, tls: Option<&Path>) -> Sink {
-        let ok = Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "python3 with aiosmtpd is required: run tests/deps.sh");
-        let mut cmd = Command::new("python3");
-        cmd.arg(fixture("sink.py"))
-            .arg(port.to_string())
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(certs) = tls {
-            cmd.arg("--cert")
-                .arg(certs.join("dev-cert.pem"))
-                .arg("--key")
-                .arg(certs.join("dev-key.pem"));
-        }
-        let child = cmd.spawn().expect("start sink.py");
-        assert!(
-            wait_for_port(port, Duration::from_secs(10)),
-            "sink did not start"
-        );
-        Sink {
-            child,
-            port,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// (meta json, message) of everything received so far.
-    fn received(&self) -> Vec<(serde_json::Value, String)> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(&self.dir).unwrap().flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "json")
-                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
-            {
-                let meta = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-                let eml = std::fs::read(p.with_extension("eml")).unwrap();
-                out.push((meta, String::from_utf8_lossy(&eml).into_owned()));
-            }
-        }
-        out
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{free_port, wait_for};
 
 #[test]
 fn blocked_message_gets_550_and_reaches_nobody() {
@@ -152,7 +85,15 @@ fn tls_pair(routes: &str, sink_tls: bool) -> (Setup, Sink, tempfile::TempDir) {
     // Regenerate the config with the routes, keeping the certificates.
     let scratch = tempfile::tempdir().unwrap();
     let certs = setup_dir_probe.path().join("certs");
-    let sink = Sink::start(scratch.path(), sink_tls.then_some(certs.as_path()));
+    // a smart host with TLS stands for one that keeps it to the end: it offers REQUIRETLS
+    // (delivery.routes.<class>.requiretls = "required" sends tls copies only to such)
+    let sink = Sink::start_at(
+        "127.0.0.1",
+        free_port(),
+        scratch.path(),
+        sink_tls.then_some(certs.as_path()),
+        sink_tls,
+    );
     setup_dir_probe.append_config(&routes.replace("SINK_PORT", &sink.port.to_string()));
     (setup_dir_probe, sink, scratch)
 }
@@ -295,7 +236,7 @@ fn a_pooled_connection_the_next_hop_closed_is_replaced_at_once() {
     let scratch = tempfile::tempdir().unwrap();
     let port = free_port();
     let certs = setup.path().join("certs");
-    let sink = Sink::start_on(port, scratch.path(), Some(&certs));
+    let sink = Sink::start_at("127.0.0.1", port, scratch.path(), Some(&certs), true);
     setup.append_config(&format!(
         "[delivery.routes.internal]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"required\"\ntls_name = \"localhost\"\n"
     ));
@@ -321,7 +262,7 @@ fn a_pooled_connection_the_next_hop_closed_is_replaced_at_once() {
     // The next hop restarts: the pooled connection to it is now closed.
     drop(sink);
     let second_dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start_on(port, second_dir.path(), Some(&certs));
+    let sink = Sink::start_at("127.0.0.1", port, second_dir.path(), Some(&certs), true);
     send("second");
     // Replaced within the same attempt: no deferral is logged.
     let got = wait_for(Duration::from_secs(15), || {
@@ -364,45 +305,6 @@ fn starttls_completes_with_the_test_certificate() {
     assert!(out.contains("250 2.0.0 queued as"), "{out}");
     let mail = wait_for(Duration::from_secs(10), || setup.outbox().pop()).expect("delivered");
     assert!(mail.contains("with ESMTPS"), "{mail}");
-}
-
-#[test]
-fn bare_lf_smuggling_attempt_is_refused() {
-    let setup = Setup::new("", None);
-    let _server = setup.serve();
-    let script = format!(
-        r#"
-import socket
-s = socket.create_connection(("127.0.0.1", {port}), timeout=10)
-f = s.makefile("rb")
-def reply():
-    lines = []
-    while True:
-        l = f.readline().decode()
-        lines.append(l)
-        if len(l) < 4 or l[3] == " ":
-            return "".join(lines)
-reply()
-for c in [b"EHLO smuggler.test\r\n", b"MAIL FROM:<a@westmidlands.pnn.police.uk>\r\n", b"RCPT TO:<b@westmidlands.pnn.police.uk>\r\n", b"DATA\r\n"]:
-    s.sendall(c); reply()
-s.sendall(b"Subject: [OFFICIAL] one\r\n\r\nfirst\n.\r\nMAIL FROM:<evil@attacker.test>\r\nRCPT TO:<victim@westmidlands.pnn.police.uk>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled body\r\n.\r\n")
-print(reply(), end="")
-s.sendall(b"QUIT\r\n"); print(reply(), end="")
-"#,
-        port = setup.port
-    );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.starts_with("550 5.6.0") && text.contains("bare LF"),
-        "{text}"
-    );
-    assert!(text.contains("221"), "{text}");
-    std::thread::sleep(Duration::from_millis(1000));
-    assert!(setup.outbox().is_empty(), "nothing may be delivered");
 }
 
 #[test]
@@ -505,8 +407,6 @@ fn sigterm_stops_accepting_and_keeps_the_spool() {
 
 #[test]
 fn confidential_to_suffolk_arrives_as_a_bundle_that_age_opens_to_the_original() {
-    require("age");
-    require("tar");
     let setup = Setup::new("", None);
     let server = setup.serve();
     let original: &[u8] = b"From: Officer <officer@westmidlands.pnn.police.uk>\r\n\
@@ -522,7 +422,7 @@ The source is reliable.\r\n\
     std::fs::write(&eml, original).unwrap();
     let send = format!(
         "import smtplib\ns = smtplib.SMTP('127.0.0.1', {}, timeout=20)\n\
-         s.sendmail('officer@westmidlands.pnn.police.uk', ['analyst@suffolk.pnn.police.uk'], open({:?}, 'rb').read())\n\
+         s.sendmail('officer@westmidlands.pnn.police.uk', ['analyst@suffolk.pnn.police.uk'], open({:?}, 'rb').read(), mail_options=['BODY=8BITMIME'])\n\
          s.quit()\n",
         setup.port,
         eml.to_str().unwrap()
@@ -551,31 +451,8 @@ The source is reliable.\r\n\
 
     // Open it as the partner would, with the stock tools.
     let opened = setup.path().join("opened");
-    std::fs::create_dir_all(&opened).unwrap();
-    let cover_path = setup.path().join("cover.eml");
-    std::fs::write(&cover_path, &cover).unwrap();
     let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/suffolk.key");
-    let script = format!(
-        "import email, subprocess, sys\n\
-         m = email.message_from_bytes(open({cover:?}, 'rb').read())\n\
-         parts = [p for p in m.walk() if p.get_filename()]\n\
-         open({bundle:?}, 'wb').write(parts[0].get_payload(decode=True))\n\
-         d = subprocess.run(['age', '-d', '-i', {key:?}, {bundle:?}], capture_output=True, check=True).stdout\n\
-         subprocess.run(['tar', '-x', '-C', {opened:?}], input=d, check=True)\n",
-        cover = cover_path.to_str().unwrap(),
-        bundle = setup.path().join("bundle.age").to_str().unwrap(),
-        key = key.to_str().unwrap(),
-        opened = opened.to_str().unwrap(),
-    );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    open_cover_bundle(&cover, &key, &opened);
     let back = std::fs::read(opened.join("message.eml")).expect("message.eml in the bundle");
     assert_eq!(
         back, original,

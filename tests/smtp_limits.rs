@@ -6,131 +6,12 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::smtp::{complete_reply, require, Setup};
+use common::smtp::{require, Client, Setup};
 use common::wait_for;
-
-/// A raw SMTP client over TCP.
-struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    /// Connect from 127.0.0.1.
-    fn connect(port: u16) -> Client {
-        Client::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
-    }
-
-    /// Connect from another loopback address (127.0.0.2, ...) to 127.0.0.1.
-    fn connect_from(local: &str, port: u16) -> Client {
-        let local: std::net::SocketAddr = format!("{local}:0").parse().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .unwrap();
-        let stream = rt.block_on(async {
-            let socket = tokio::net::TcpSocket::new_v4().unwrap();
-            socket.bind(local).expect("bind a loopback source address");
-            let stream = socket
-                .connect(([127, 0, 0, 1], port).into())
-                .await
-                .expect("connect");
-            stream.into_std().unwrap()
-        });
-        stream.set_nonblocking(false).unwrap();
-        Client::from_stream(stream)
-    }
-
-    fn from_stream(stream: TcpStream) -> Client {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Client {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    fn send(&mut self, bytes: &str) {
-        self.stream.write_all(bytes.as_bytes()).unwrap();
-    }
-
-    /// One complete (possibly multi-line) reply; panics after 10s or when the server closes.
-    fn reply(&mut self) -> String {
-        loop {
-            if let Some(end) = complete_reply(&self.buf) {
-                let r: Vec<u8> = self.buf.drain(..end).collect();
-                return String::from_utf8(r).unwrap();
-            }
-            let mut chunk = [0u8; 4096];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => panic!(
-                    "connection closed; had {:?}",
-                    String::from_utf8_lossy(&self.buf)
-                ),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) => panic!(
-                    "no reply ({e}); had {:?}",
-                    String::from_utf8_lossy(&self.buf)
-                ),
-            }
-        }
-    }
-
-    fn cmd(&mut self, line: &str, expect: &str) -> String {
-        self.send(&format!("{line}\r\n"));
-        let r = self.reply();
-        assert!(
-            r.starts_with(expect),
-            "{line}: expected {expect}, got {r:?}"
-        );
-        r
-    }
-
-    /// The greeting and EHLO.
-    fn hello(&mut self) -> String {
-        let greeting = self.reply();
-        assert!(greeting.starts_with("220 "), "{greeting}");
-        self.cmd("EHLO client.test", "250")
-    }
-
-    /// Send one message; the reply to the end of data.
-    fn message(&mut self, rcpts: &[&str], data: &str) -> String {
-        self.cmd("MAIL FROM:<officer@westmidlands.pnn.police.uk>", "250");
-        for r in rcpts {
-            self.cmd(&format!("RCPT TO:<{r}>"), "250");
-        }
-        self.cmd("DATA", "354");
-        self.send(data);
-        self.reply()
-    }
-
-    /// True when the server has closed the connection (EOF or reset) within 5s, with nothing
-    /// more sent.
-    fn closed_by_server(&mut self) -> bool {
-        self.stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let mut chunk = [0u8; 512];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => self.buf.is_empty(),
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                false
-            }
-            Err(e) => matches!(
-                e.kind(),
-                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
-            ),
-        }
-    }
-}
 
 /// An OFFICIAL message (allowed internally), ending with the end-of-data line.
 fn official(subject: &str, body: &str) -> String {
@@ -574,19 +455,7 @@ fn commands_pipelined_behind_starttls_are_not_run() {
     assert!(ehlo.contains("STARTTLS"), "{ehlo}");
     client.send("STARTTLS\r\nMAIL FROM:<injected@evil.test>\r\n");
     // Whatever arrives before the close, it is never a reply to the injected command.
-    let mut rest = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut chunk = [0u8; 1024];
-        match client.stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => rest.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("the connection stayed open ({e}); had {rest:?}"),
-        }
-        assert!(Instant::now() < deadline, "the connection stayed open");
-    }
-    let rest = String::from_utf8_lossy(&rest);
+    let rest = client.rest_until_closed();
     assert!(
         !rest.contains("250"),
         "the injected command was answered: {rest:?}"

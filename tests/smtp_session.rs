@@ -1,123 +1,22 @@
 //! Protocol tests of the inbound session over in-memory IO: the state machine, limits,
-//! relay refusal, smuggling, and what reaches the spool and queue.
+//! relay refusal, protocol edges, and what reaches the spool and queue (smuggling: see
+//! smtp_smuggling.rs).
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::smtp::complete_reply;
+use common::smtp::{policy, recorder, start};
 use markgate::config::Config;
-use markgate::gateway::Gateway;
-use markgate::policy::Policy;
+use markgate::service::gateway::Gateway;
+use markgate::service::snapshot::Snapshot;
 use markgate::smtp::inbound::{Peer, Session};
-use markgate::smtp::queue::spool::{Envelope, Spool};
+use markgate::smtp::queue::spool::Spool;
 use markgate::smtp::queue::QueueHandle;
 use markgate::smtp::SmtpContext;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
-
-struct Harness {
-    client: DuplexStream,
-    queued: UnboundedReceiver<Envelope>,
-    spool: Arc<Spool>,
-    _dir: tempfile::TempDir,
-    buf: Vec<u8>,
-}
-
-fn recorder(dir: &tempfile::TempDir) -> markgate::record::Recorder {
-    markgate::record::Recorder::open(&markgate::config::records::RecordsConfig {
-        path: dir.path().join("records.sqlite"),
-        ..Default::default()
-    })
-    .unwrap()
-}
-
-fn policy() -> Policy {
-    Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policy")).expect("shipped policy")
-}
-
-fn start(configure: impl FnOnce(&mut Config), relay_allowed: bool) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.spool.dir = dir.path().join("spool");
-    configure(&mut config);
-    let gateway = Arc::new(Gateway::new(config, policy(), recorder(&dir)));
-    let spool = Arc::new(Spool::open(&dir.path().join("spool")).unwrap());
-    let (queue, queued) = QueueHandle::new();
-    let ctx = Arc::new(SmtpContext {
-        relay_nets: gateway.config.smtp.relay_nets(),
-        gateway,
-        tls: None,
-        signing_key: None,
-        spool: spool.clone(),
-        queue,
-        shutdown: CancellationToken::new(),
-    });
-    let (client, server) = tokio::io::duplex(1 << 20);
-    let peer = Peer {
-        ip: if relay_allowed {
-            "127.0.0.1".parse().unwrap()
-        } else {
-            "192.0.2.7".parse().unwrap()
-        },
-        relay_allowed,
-        tls: false,
-    };
-    tokio::spawn(Session::new(server, ctx, peer).run(true));
-    Harness {
-        client,
-        queued,
-        spool,
-        _dir: dir,
-        buf: Vec::new(),
-    }
-}
-
-impl Harness {
-    async fn send(&mut self, bytes: &str) {
-        self.client.write_all(bytes.as_bytes()).await.unwrap();
-    }
-
-    /// Read one complete reply (all its lines).
-    async fn reply(&mut self) -> String {
-        loop {
-            if let Some(end) = complete_reply(&self.buf) {
-                let r: Vec<u8> = self.buf.drain(..end).collect();
-                return String::from_utf8(r).unwrap();
-            }
-            let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(Duration::from_secs(5), self.client.read(&mut chunk))
-                .await
-                .expect("reply within 5s")
-                .unwrap();
-            assert!(
-                n > 0,
-                "connection closed; had {:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    async fn cmd(&mut self, line: &str, expect: &str) -> String {
-        self.send(&format!("{line}\r\n")).await;
-        let r = self.reply().await;
-        assert!(
-            r.starts_with(expect),
-            "{line}: expected {expect}, got {r:?}"
-        );
-        r
-    }
-
-    async fn hello(&mut self) {
-        let greeting = self.reply().await;
-        assert!(greeting.starts_with("220 "), "{greeting}");
-        self.cmd("EHLO client.test", "250").await;
-    }
-}
 
 const OFFICIAL_MESSAGE: &str = "From: a@westmidlands.pnn.police.uk\r\nTo: b@suffolk.pnn.police.uk\r\nSubject: [OFFICIAL] test\r\nX-Protective-Marking: OFFICIAL\r\nMessage-ID: <t1@test>\r\n\r\nHello\r\n.\r\n";
 
@@ -198,22 +97,6 @@ async fn relay_from_outside_the_networks_is_refused() {
 }
 
 #[tokio::test]
-async fn bare_lf_smuggling_is_refused_and_nothing_queued() {
-    let mut h = start(|_| {}, true);
-    h.hello().await;
-    h.cmd("MAIL FROM:<a@westmidlands.pnn.police.uk>", "250")
-        .await;
-    h.cmd("RCPT TO:<b@westmidlands.pnn.police.uk>", "250").await;
-    h.cmd("DATA", "354").await;
-    h.send("Subject: [OFFICIAL] a\r\n\r\nfirst\n.\r\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<victim@gmail.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nhi\r\n.\r\n").await;
-    let r = h.reply().await;
-    assert!(r.starts_with("550 5.6.0") && r.contains("bare LF"), "{r}");
-    // The session is still in step: the smuggled commands were data, not commands.
-    h.cmd("NOOP", "250").await;
-    assert!(h.queued.try_recv().is_err(), "nothing may be queued");
-}
-
-#[tokio::test]
 async fn limits_have_clear_replies() {
     let mut h = start(
         |c| {
@@ -285,14 +168,14 @@ async fn idle_sessions_close_on_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.spool.dir = dir.path().join("spool");
-    let gateway = Arc::new(Gateway::new(config, policy(), recorder(&dir)));
+    let snapshot = Snapshot::build(&config, policy(), None).unwrap();
+    let gateway = Arc::new(Gateway::new(config, snapshot, recorder(&dir)));
     let (queue, _rx) = QueueHandle::new();
     let shutdown = CancellationToken::new();
     let ctx = Arc::new(SmtpContext {
         relay_nets: gateway.config.smtp.relay_nets(),
         gateway,
         tls: None,
-        signing_key: None,
         spool: Arc::new(Spool::open(&dir.path().join("spool")).unwrap()),
         queue,
         shutdown: shutdown.clone(),
@@ -342,4 +225,210 @@ async fn timeout_replies_name_the_configured_time() {
         "{r}"
     );
     assert!(h.queued.try_recv().is_err(), "nothing may be queued");
+}
+
+// ---------------------------------------------------------------------------------------
+// Protocol edges (RFC 5321/6531/6152; issue 13)
+
+/// A command line over `smtp.max_command_line`, wherever the rest of it would land in the
+/// reads of the session (around 4 KiB and 32 KiB), gets one `500 5.5.2`; the rest of the
+/// line, here a MAIL command, is never run.
+#[tokio::test]
+async fn a_command_line_over_the_limit_gets_one_500_and_its_tail_is_never_run() {
+    let mut h = start(|_| {}, true);
+    let tail = "MAIL FROM:<tail@evil.test>\r\n";
+    let pads = (4080..4110).chain(32 * 1024 - 40..32 * 1024 + 8);
+    for pad in pads {
+        h.reconnect();
+        h.hello().await;
+        h.send(&format!("NOOP {}{tail}RSET\r\n", "x".repeat(pad)))
+            .await;
+        let r = h.reply().await;
+        assert_eq!(
+            r, "500 5.5.2 NOOP line longer than 564 octets; the whole line was discarded, send a shorter command\r\n",
+            "pad {pad}"
+        );
+        let r = h.reply().await;
+        assert!(
+            r.starts_with("250 2.0.0 reset"),
+            "pad {pad}: the tail ran: {r}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_command_line_limit_is_configurable_and_counts_the_crlf() {
+    let mut h = start(|c| c.smtp.max_command_line = 600, true);
+    h.hello().await;
+    // "NOOP " + 593 + CRLF = 600 octets
+    h.cmd(&format!("NOOP {}", "x".repeat(593)), "250").await;
+    h.cmd(&format!("NOOP {}", "x".repeat(594)), "500 5.5.2")
+        .await;
+    // the default: 512 octets (RFC 5321) and what SIZE, BODY and SMTPUTF8 may add
+    let mut h = start(|_| {}, true);
+    h.hello().await;
+    h.cmd(&format!("NOOP {}", "x".repeat(557)), "250").await;
+    h.cmd(
+        &format!("NOOP {}", "x".repeat(558)),
+        "500 5.5.2 NOOP line longer than 564 octets",
+    )
+    .await;
+    h.cmd(
+        &format!(
+            "MAIL FROM:<{}@{}westmidlands.pnn.police.uk> SIZE=9999999999999999999 BODY=8BITMIME SMTPUTF8",
+            "a".repeat(64),
+            format!("{}.", "d".repeat(62)).repeat(2)
+        ),
+        "552 5.3.4",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn rcpt_to_postmaster_is_accepted_and_decided_as_internal() {
+    let mut h = start(|_| {}, true);
+    h.hello().await;
+    h.cmd("MAIL FROM:<a@westmidlands.pnn.police.uk>", "250")
+        .await;
+    let r = h.cmd("RCPT TO:<Postmaster>", "250 2.1.5").await;
+    assert!(r.contains("postmaster@westmidlands.pnn.police.uk"), "{r}");
+    h.cmd("RCPT TO:<>", "501 5.1.3").await;
+    h.cmd("DATA", "354").await;
+    h.send(OFFICIAL_MESSAGE).await;
+    let r = h.reply().await;
+    assert!(r.starts_with("250 2.0.0"), "{r}");
+    let env = h.queued.recv().await.unwrap();
+    assert_eq!(env.copies.len(), 1);
+    assert_eq!(env.copies[0].destination, "internal");
+    assert_eq!(
+        env.copies[0].recipients,
+        ["postmaster@westmidlands.pnn.police.uk"]
+    );
+}
+
+#[tokio::test]
+async fn parameters_of_extensions_not_offered_get_555() {
+    let mut h = start(|_| {}, true);
+    h.hello().await;
+    for mail in [
+        "MAIL FROM:<a@westmidlands.pnn.police.uk> BODY=BINARYMIME",
+        "MAIL FROM:<a@westmidlands.pnn.police.uk> RET=FULL",
+        "MAIL FROM:<a@westmidlands.pnn.police.uk> ENVID=abc",
+        "MAIL FROM:<a@westmidlands.pnn.police.uk> AUTH=<>",
+        "MAIL FROM:<a@westmidlands.pnn.police.uk> X-UNKNOWN=1",
+    ] {
+        h.cmd(mail, "555 5.5.4").await;
+    }
+    // REQUIRETLS is offered after STARTTLS only; without TLS it has its own reply
+    h.cmd(
+        "MAIL FROM:<a@westmidlands.pnn.police.uk> REQUIRETLS",
+        "530 5.7.10",
+    )
+    .await;
+    h.cmd(
+        "MAIL FROM:<a@westmidlands.pnn.police.uk> BODY=8BITMIME SIZE=100",
+        "250 2.1.0",
+    )
+    .await;
+    for rcpt in [
+        "RCPT TO:<b@westmidlands.pnn.police.uk> NOTIFY=SUCCESS,FAILURE",
+        "RCPT TO:<b@westmidlands.pnn.police.uk> NOTIFY=NEVER",
+        "RCPT TO:<b@westmidlands.pnn.police.uk> ORCPT=rfc822;b@westmidlands.pnn.police.uk",
+    ] {
+        h.cmd(rcpt, "555 5.5.4").await;
+    }
+    h.cmd("RCPT TO:<b@westmidlands.pnn.police.uk>", "250").await;
+}
+
+#[tokio::test]
+async fn a_utf8_address_needs_smtputf8() {
+    let mut h = start(|_| {}, true);
+    h.hello().await;
+    h.cmd("MAIL FROM:<jösé@westmidlands.pnn.police.uk>", "553 5.6.7")
+        .await;
+    h.cmd("MAIL FROM:<a@westmidlands.pnn.police.uk>", "250")
+        .await;
+    h.cmd("RCPT TO:<zoë@westmidlands.pnn.police.uk>", "553 5.6.7")
+        .await;
+    h.cmd("RSET", "250").await;
+    h.cmd(
+        "MAIL FROM:<jösé@westmidlands.pnn.police.uk> SMTPUTF8",
+        "250 2.1.0",
+    )
+    .await;
+    h.cmd("RCPT TO:<zoë@westmidlands.pnn.police.uk>", "250 2.1.5")
+        .await;
+}
+
+const EIGHT_BIT_MESSAGE: &[u8] = b"From: a@westmidlands.pnn.police.uk\r\n\
+To: b@westmidlands.pnn.police.uk\r\nSubject: [OFFICIAL] caf\xc3\xa9\r\n\
+X-Protective-Marking: OFFICIAL\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+R\xc3\xa9sum\xc3\xa9 attached\r\n.\r\n";
+
+/// 8-bit data needs BODY=8BITMIME (or SMTPUTF8): refused without it, carried with it, its
+/// `Content-Transfer-Encoding: 8bit` label kept.
+#[tokio::test]
+async fn eight_bit_data_without_body_8bitmime_is_refused_and_with_it_kept_as_8bit() {
+    let mut h = start(|_| {}, true);
+    h.hello().await;
+    h.cmd("MAIL FROM:<a@westmidlands.pnn.police.uk>", "250")
+        .await;
+    h.cmd("RCPT TO:<b@westmidlands.pnn.police.uk>", "250").await;
+    h.cmd("DATA", "354").await;
+    h.send_bytes(EIGHT_BIT_MESSAGE).await;
+    let r = h.reply().await;
+    assert!(
+        r.starts_with("550 5.6.0") && r.contains("BODY=8BITMIME"),
+        "{r}"
+    );
+    assert!(h.queued.try_recv().is_err());
+
+    h.cmd(
+        "MAIL FROM:<a@westmidlands.pnn.police.uk> BODY=8BITMIME",
+        "250",
+    )
+    .await;
+    h.cmd("RCPT TO:<b@westmidlands.pnn.police.uk>", "250").await;
+    h.cmd("DATA", "354").await;
+    h.send_bytes(EIGHT_BIT_MESSAGE).await;
+    let r = h.reply().await;
+    assert!(r.starts_with("250 2.0.0"), "{r}");
+    let env = h.queued.recv().await.unwrap();
+    let spooled = h.spool.load(&env.id).unwrap();
+    let copy = spooled.copy_bytes(0);
+    let needle: &[u8] = b"Content-Transfer-Encoding: 8bit\r\n\r\nR\xc3\xa9sum\xc3\xa9 attached\r\n";
+    assert!(
+        copy.windows(needle.len()).any(|w| w == needle),
+        "{}",
+        String::from_utf8_lossy(copy)
+    );
+    assert!(!String::from_utf8_lossy(copy).contains(": 7bit"));
+}
+
+#[tokio::test]
+async fn an_over_long_ehlo_and_rcpt_before_mail_get_replies_that_say_what_to_do() {
+    let mut h = start(|_| {}, true);
+    let _ = h.reply().await;
+    let r = h
+        .cmd(&format!("EHLO {}", "a".repeat(300)), "501 5.5.4")
+        .await;
+    assert!(r.contains("300 octets") && r.contains("255"), "{r}");
+    let r = h.cmd("EHLO", "501 5.5.4").await;
+    assert!(r.contains("domain name"), "{r}");
+    let r = h
+        .cmd(
+            &format!("EHLO {}", "a".repeat(600)),
+            "500 5.5.2 EHLO line longer than 564 octets",
+        )
+        .await;
+    assert!(r.contains("255 octets"), "{r}");
+    h.cmd("EHLO c.test", "250").await;
+    let r = h
+        .cmd("RCPT TO:<b@westmidlands.pnn.police.uk>", "503 5.5.1")
+        .await;
+    assert!(
+        r.contains("RCPT before MAIL") && r.contains("MAIL FROM"),
+        "{r}"
+    );
 }

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use chrono::NaiveDate;
-use markgate::decision::{decide, MessageFacts, Verdict};
-use markgate::marking;
+use markgate::decision::{decide, Verdict};
+use markgate::facts;
 use markgate::message::{self, ParsedMessage};
 use markgate::policy::Policy;
 
@@ -46,7 +46,21 @@ pub fn check(data: &[u8]) {
     let Ok(parsed) = message::parse(data) else {
         return;
     };
-    let marking = marking::read(&parsed, &POLICY.markings);
+    let recipients = [
+        INTERNET.to_string(),
+        "duty@suffolk.pnn.police.uk".to_string(),
+        "mash@birmingham.gov.uk".to_string(),
+    ];
+    let today = NaiveDate::from_ymd_opt(2026, 11, 25).expect("a date");
+    // the one road every channel takes from a message to the decision's facts
+    let facts = facts::from_message(
+        &parsed,
+        "sam.smith@westmidlands.pnn.police.uk",
+        &recipients,
+        &POLICY,
+        today,
+    );
+    let marking = &facts.marking;
     let unreadable = !marking.unreadable.is_empty();
     let secret = plainly_secret(&parsed);
     if secret {
@@ -56,18 +70,6 @@ pub fn check(data: &[u8]) {
             marking.label
         );
     }
-    let facts = MessageFacts {
-        sender: "sam.smith@westmidlands.pnn.police.uk".into(),
-        recipients: vec![
-            INTERNET.into(),
-            "duty@suffolk.pnn.police.uk".into(),
-            "mash@birmingham.gov.uk".into(),
-        ],
-        marking,
-        isa_reference: parsed.isa_reference(),
-        today: NaiveDate::from_ymd_opt(2026, 11, 25).expect("a date"),
-        declared: message::declared(&parsed),
-    };
     let decision = decide(&facts, &POLICY);
     if secret {
         let internet = &decision.recipients[0];

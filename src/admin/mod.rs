@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::Gateway;
+use crate::service::gateway::{Gateway, Listener};
 
 const COOKIE: &str = "markgate_admin";
 
@@ -69,6 +69,7 @@ pub async fn run(
         .await
         .with_context(|| format!("admin: cannot listen on {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "admin page listening");
+    gateway.listening_on(Listener::Admin, listener.local_addr()?);
     let admin = Arc::new(Admin {
         gateway,
         token,
@@ -132,8 +133,14 @@ fn handle(admin: &Admin, req: Request<Incoming>) -> Response<Full<Bytes>> {
     }
     match req.uri().path() {
         "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),
-        "/readyz" if admin.gateway.is_ready() => respond(StatusCode::OK, "text/plain", "ready\n"),
-        "/readyz" => respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n"),
+        "/readyz" => match admin.gateway.readiness() {
+            problems if problems.is_empty() => respond(StatusCode::OK, "text/plain", "ready\n"),
+            problems => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready:\n{}\n", problems.join("\n")),
+            ),
+        },
         "/metrics" => match &admin.metrics {
             Some(handle) => respond(StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
             None => json_error(

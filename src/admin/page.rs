@@ -9,15 +9,15 @@ use chrono::Utc;
 use serde::Serialize;
 
 use crate::decision::{Verdict, ISA_DUE_SOON_DAYS};
-use crate::gateway::Gateway;
-use crate::matrix::{html_escape, Matrix};
+use crate::policyops::matrix::{html_escape, Matrix};
 use crate::record::register::{isa_register, status_label, IsaEntry};
+use crate::service::gateway::Gateway;
 
 /// Everything the page shows, also served as JSON at `/api/status`.
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub policy_version: String,
-    pub last_reload: crate::reload::ReloadStatus,
+    pub last_reload: crate::service::gateway::ReloadStatus,
     pub isas: Vec<IsaEntry>,
     /// Decisions of the last 24 hours: class -> (allowed, blocked).
     pub decisions_24h: BTreeMap<String, (u64, u64)>,

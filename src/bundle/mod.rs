@@ -27,6 +27,6 @@ pub use open::{
     inspect, open, open_in_memory, MemoryFiles, OpenOptions, Opened, OpenedFile, SignatureStatus,
     DEFAULT_MAX_ENTRY_SIZE,
 };
-pub use options::{base_options, decide_bundle, options_for, options_for_partner, Sender};
+pub use options::{base_options, options_for, options_for_partner, Sender, UNKNOWN_ORGANISATION};
 pub use progress::{NoProgress, Phase, Progress};
 pub use seal::{seal_files, seal_in_memory, seal_to_writer, BundleFile, SealOptions};

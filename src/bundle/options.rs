@@ -1,22 +1,17 @@
-//! From policy to seal options: decide a bundle for a partner with the same pure engine the
-//! gateways use, then fill in what the manifest says (keys, ISA terms, statement, destroy-by
-//! date from the class's retention).
+//! From a decision to seal options: what the manifest says (keys, ISA terms or the declared
+//! purpose and legal basis, statement, destroy-by date from the class's retention), for a
+//! bundle decided like any message (`facts::for_bundle`, then `decision::decide`).
 
 use chrono::{Days, NaiveDate};
 
-use crate::decision::{
-    decide, Decision, Declared, Disclosure, MessageFacts, RecipientDecision, Verdict,
-};
-use crate::marking::Marking;
+use crate::decision::{Decision, Disclosure, RecipientDecision, Verdict};
 use crate::policy::{Partner, Policy};
 
 use super::{BundleError, SealOptions};
 
-/// Local part of the synthetic address a bundle decision is made for.
-const BUNDLE_LOCAL_PART: &str = "bundle";
-/// Domain used to decide a bundle for an age key that is in no partner's register entry:
-/// it falls in the policy's default destination class (the internet).
-pub const UNREGISTERED_DOMAIN: &str = "unregistered-recipient.invalid";
+/// The sending organisation a bundle names when none is given and the partner register has
+/// no internal partner: the same word on every channel.
+pub const UNKNOWN_ORGANISATION: &str = "unknown";
 
 /// Who sends a bundle, for the manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,35 +20,24 @@ pub struct Sender {
     pub person: String,
 }
 
-/// Decide a bundle as a message from `sender` to the partner's first domain (or, with no
-/// partner, to an unregistered domain in the default destination class). Pure.
-pub fn decide_bundle(
-    policy: &Policy,
-    partner: Option<&Partner>,
-    marking: &Marking,
-    isa: Option<&str>,
-    declared: &Declared,
-    sender: &str,
-    today: NaiveDate,
-) -> Decision {
-    let domain = partner
-        .and_then(|p| p.domains.first())
-        .map(String::as_str)
-        .unwrap_or(UNREGISTERED_DOMAIN);
-    let facts = MessageFacts {
-        sender: sender.to_string(),
-        recipients: vec![format!("{BUNDLE_LOCAL_PART}@{domain}")],
-        marking: marking.clone(),
-        isa_reference: isa.map(str::to_string),
-        today,
-        declared: declared.clone(),
-    };
-    decide(&facts, policy)
+impl Sender {
+    /// `person` of `organisation`, or of the force itself (the registered partner whose
+    /// domain is internal), or of [`UNKNOWN_ORGANISATION`].
+    pub fn of(policy: &Policy, organisation: Option<String>, person: String) -> Sender {
+        Sender {
+            organisation: organisation.unwrap_or_else(|| {
+                crate::destination::own_organisation(policy)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_else(|| UNKNOWN_ORGANISATION.into())
+            }),
+            person,
+        }
+    }
 }
 
 /// Seal options for one allowed recipient of a decision: the partner's keys, the ISA's
-/// purpose and legal basis (or none for a one-off: set them afterwards), the statement for
-/// a one-off disclosure, and a destroy-by date `today` + the class's `retain_days`.
+/// purpose and legal basis (else those the sender declared), the statement for a one-off
+/// disclosure, and a destroy-by date `today` + the class's `retain_days`.
 /// Refuses a blocked recipient, one that is not a registered partner, and a partner with no key.
 pub fn options_for(
     policy: &Policy,
@@ -133,8 +117,12 @@ pub fn base_options(
         sender_person: sender.person.clone(),
         recipient_names: Vec::new(),
         isa: isa.map(|i| i.id.clone()),
-        purpose: isa.map(|i| i.purpose.clone()),
-        legal_basis: isa.map(|i| i.legal_basis.clone()),
+        purpose: isa
+            .map(|i| i.purpose.clone())
+            .or_else(|| decision.declared.purpose.clone()),
+        legal_basis: isa
+            .map(|i| i.legal_basis.clone())
+            .or_else(|| decision.declared.legal_basis.clone()),
         statement: (disclosure == Disclosure::OneOff).then(|| policy.statement.clone()),
         destroy_by: today
             .checked_add_days(Days::new(u64::from(retain_days)))

@@ -1,4 +1,5 @@
-//! `markgate audit ...`: verify, search, report on and prune the decision records.
+//! `markgate audit ...`: verify, search, report on, checkpoint and prune the decision
+//! records.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,10 +10,11 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use markgate::config::Config;
 use markgate::decision::Verdict;
+use markgate::record::checkpoint::{self, CheckpointReport};
 use markgate::record::model::{disclosure_str, format_time};
 use markgate::record::report::isa_report;
 use markgate::record::store::StoreOptions;
-use markgate::record::{Filter, Store, StoredRecord};
+use markgate::record::{Filter, PrunePlan, PruneRequest, RecordError, Store, StoredRecord};
 
 /// Where the record store is: `--db`, else `records.path` from the configuration.
 #[derive(Debug, Args)]
@@ -38,12 +40,46 @@ impl StoreArgs {
     }
 }
 
+/// Where the checkpoint log is: `--checkpoints`, else `records.checkpoint_log` when the
+/// store is the configured one (the log of the gateway's store says nothing about another).
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// Checkpoint log (default: records.checkpoint_log, var/checkpoints.log, when the store
+    /// is records.path); for verify, a copy kept elsewhere.
+    #[arg(long, value_name = "FILE")]
+    checkpoints: Option<PathBuf>,
+}
+
+impl CheckpointArgs {
+    fn log(&self, store: &StoreArgs, config: &Config) -> Option<PathBuf> {
+        match (&self.checkpoints, &store.db) {
+            (Some(log), _) => Some(log.clone()),
+            (None, Some(db)) if *db != config.records.path => None,
+            (None, _) => Some(config.records.checkpoint_log.clone()),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Walk the hash chain (exit 0 intact, 1 tampered, naming the record; 2 error).
+    /// Walk the hash chain and compare it with the signed checkpoints (exit 0 intact, 1
+    /// tampered, naming the record or the missing range; 2 error).
     Verify {
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        log: CheckpointArgs,
+        /// The force's Ed25519 public key (SPKI PEM) the checkpoints are checked with
+        /// (default: signing-pub.pem beside tls.signing_key, else derived from that key).
+        #[arg(long, value_name = "PATH")]
+        signing_pub: Option<PathBuf>,
+    },
+    /// Append a signed checkpoint of the chain head to the checkpoint log now.
+    Checkpoint {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        log: CheckpointArgs,
     },
     /// Search the records.
     Query(QueryArgs),
@@ -51,13 +87,27 @@ pub enum AuditCommand {
     /// ISA, consent, incidents.
     Report(ReportArgs),
     /// Apply retention: remove records older than a duration, keeping the chain verifiable.
-    Prune {
-        #[command(flatten)]
-        store: StoreArgs,
-        /// Remove records older than this ("6y", "2190d"); default records.retention.
-        #[arg(long, value_parser = parse_duration)]
-        older_than: Option<std::time::Duration>,
-    },
+    /// Nothing younger than records.retention goes without --override-retention --reason;
+    /// the prune is itself recorded in the chain with who ran it and why.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Remove records older than this ("6y", "2190d"); default records.retention.
+    #[arg(long, value_parser = parse_duration)]
+    older_than: Option<std::time::Duration>,
+    /// Show what would be removed and remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Remove records younger than records.retention too (needs --reason).
+    #[arg(long, requires = "reason")]
+    override_retention: bool,
+    /// Why the records are removed; kept in the record of the prune.
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -111,6 +161,26 @@ pub struct QueryArgs {
     limit: Option<u64>,
     #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
     format: QueryFormat,
+    /// Show the delivery-attempt records (outcome, next hop, TLS, verification) instead of
+    /// the decisions; with --since, --until, --limit, --queue-id, --recipient, --outcome.
+    #[arg(long, conflicts_with_all = ["partner", "isa", "class", "verdict", "sender", "incidents"])]
+    deliveries: bool,
+    /// Delivery records of this queue id.
+    #[arg(long, requires = "deliveries")]
+    queue_id: Option<String>,
+    /// Delivery records for this recipient.
+    #[arg(long, requires = "deliveries")]
+    recipient: Option<String>,
+    /// Delivery records with this outcome.
+    #[arg(long, value_enum, requires = "deliveries")]
+    outcome: Option<OutcomeArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutcomeArg {
+    Delivered,
+    Deferred,
+    Bounced,
 }
 
 #[derive(Debug, Args)]
@@ -135,10 +205,15 @@ pub struct ReportArgs {
 
 pub fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        AuditCommand::Verify { store } => verify(&store),
+        AuditCommand::Verify {
+            store,
+            log,
+            signing_pub,
+        } => verify(&store, &log, signing_pub.as_deref()),
+        AuditCommand::Checkpoint { store, log } => write_checkpoint(&store, &log),
         AuditCommand::Query(args) => query(args),
         AuditCommand::Report(args) => report(args),
-        AuditCommand::Prune { store, older_than } => prune(&store, older_than),
+        AuditCommand::Prune(args) => prune(&args),
     }
 }
 
@@ -149,11 +224,26 @@ fn open_read(path: &Path) -> anyhow::Result<Store> {
     Ok(Store::open_read_only(path)?)
 }
 
-fn verify(args: &StoreArgs) -> anyhow::Result<ExitCode> {
+fn verify(
+    args: &StoreArgs,
+    log_args: &CheckpointArgs,
+    signing_pub: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
     let db = args.db(&config);
     let store = open_read(&db)?;
     let report = store.verify()?;
+    let log = log_args.log(args, &config);
+    // The default log may not exist yet (a store no gateway has checkpointed); a log named
+    // with --checkpoints must.
+    let checkpoints = match &log {
+        Some(path) if path.exists() || log_args.checkpoints.is_some() => {
+            let lines = checkpoint::read_log(path)?;
+            let key = verifying_key(&config, signing_pub)?;
+            Some((path, store.check_checkpoints(&lines, &key)?))
+        }
+        _ => None,
+    };
     let range = match (report.first_seq, report.last_seq) {
         (Some(a), Some(b)) => format!(" (seq {a} to {b})"),
         _ => String::new(),
@@ -163,29 +253,144 @@ fn verify(args: &StoreArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|(seq, _)| format!(", after pruned seq {seq}"))
         .unwrap_or_default();
-    match &report.tamper {
-        None => {
-            println!(
-                "intact: {} records{range}{anchor}; head {}",
-                report.records, report.head_hash
-            );
-            Ok(ExitCode::SUCCESS)
+    let problems: Vec<String> = report
+        .tamper
+        .iter()
+        .map(|t| t.to_string())
+        .chain(
+            checkpoints
+                .iter()
+                .flat_map(|(_, c)| c.problems.iter().map(|p| p.to_string())),
+        )
+        .collect();
+    let checkpoint_line = match (&checkpoints, &log) {
+        (Some((path, c)), _) => checkpoint_summary(path, c),
+        (None, Some(path)) => format!(
+            "checkpoints: none ({} does not exist); nothing vouches for the end of the chain",
+            path.display()
+        ),
+        (None, None) => {
+            "checkpoints: not checked (give --checkpoints FILE, the checkpoint log of this store)"
+                .to_string()
         }
-        Some(t) => {
-            println!("TAMPERED: {t}");
-            println!(
-                "store {}; checked {} records{range}{anchor}",
-                db.display(),
-                report.records
-            );
-            Ok(ExitCode::from(1))
-        }
+    };
+    let deliveries = store.verify_deliveries()?;
+    let deliveries_line = match &deliveries.tamper {
+        None => format!(
+            "deliveries intact: {} delivery records; head {}",
+            deliveries.records, deliveries.head_hash
+        ),
+        Some(t) => format!("TAMPERED (delivery records): delivery {t}"),
+    };
+    if problems.is_empty() {
+        println!(
+            "intact: {} records{range}{anchor}; head {}",
+            report.records, report.head_hash
+        );
+        println!("{checkpoint_line}");
+        println!("{deliveries_line}");
+        return Ok(if deliveries.tamper.is_none() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
+    for problem in &problems {
+        println!("TAMPERED: {problem}");
+    }
+    println!(
+        "store {}; checked {} records{range}{anchor}",
+        db.display(),
+        report.records
+    );
+    println!("{checkpoint_line}");
+    println!("{deliveries_line}");
+    Ok(ExitCode::from(1))
+}
+
+fn checkpoint_summary(path: &Path, report: &CheckpointReport) -> String {
+    let mut line = format!(
+        "checkpoints: {} in {} matched the store",
+        report.checked,
+        path.display()
+    );
+    if report.pruned > 0 {
+        line.push_str(&format!(
+            ", {} were for records since pruned",
+            report.pruned
+        ));
+    }
+    if let Some((seq, time)) = &report.last {
+        line.push_str(&format!("; the last vouches for seq {seq} at {time}"));
+    }
+    line
+}
+
+/// The public key checkpoints are checked with: `--signing-pub`, else `signing-pub.pem`
+/// beside `tls.signing_key`, else the public half of `tls.signing_key`.
+fn verifying_key(
+    config: &Config,
+    signing_pub: Option<&Path>,
+) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
+    if let Some(path) = signing_pub {
+        return Ok(markgate::certs::load_verifying_key(path)?);
+    }
+    let private = &config.tls.signing_key_path();
+    let beside = private
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("signing-pub.pem");
+    if beside.exists() {
+        return Ok(markgate::certs::load_verifying_key(&beside)?);
+    }
+    let key = markgate::certs::load_signing_key(private).with_context(|| {
+        "cannot check the checkpoints without the force's public key: give --signing-pub PATH"
+    })?;
+    Ok(key.verifying_key())
+}
+
+fn write_checkpoint(args: &StoreArgs, log: &CheckpointArgs) -> anyhow::Result<ExitCode> {
+    let config = args.config()?;
+    let db = args.db(&config);
+    if !db.exists() {
+        bail!("record store {} does not exist", db.display());
+    }
+    let Some(log) = log.log(args, &config) else {
+        bail!(
+            "{} is not records.path: give --checkpoints FILE, the checkpoint log of this store",
+            db.display()
+        );
+    };
+    let written = checkpoint::write_now(&db, &config.tls.signing_key_path(), &log)?;
+    println!(
+        "checkpoint: seq {} head {} at {} appended to {}",
+        written.seq,
+        written.head,
+        written.time,
+        log.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let config = args.store.config()?;
     let store = open_read(&args.store.db(&config))?;
+    if args.deliveries {
+        use markgate::record::delivery::{DeliveryFilter, Outcome};
+        let filter = DeliveryFilter {
+            since: args.since,
+            until: args.until,
+            queue_id: args.queue_id,
+            recipient: args.recipient,
+            outcome: args.outcome.map(|o| match o {
+                OutcomeArg::Delivered => Outcome::Delivered,
+                OutcomeArg::Deferred => Outcome::Deferred,
+                OutcomeArg::Bounced => Outcome::Bounced,
+            }),
+            limit: args.limit,
+        };
+        return super::deliveries::print(&store, &filter, args.format).map(|()| ExitCode::SUCCESS);
+    }
     let filter = Filter {
         since: args.since,
         until: args.until,
@@ -198,6 +403,8 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         }),
         sender: args.sender,
         incidents_only: args.incidents,
+        // The records of prunes are shown with the decisions.
+        include_audit: true,
         limit: args.limit,
     };
     match print_query(&store, &filter, args.format) {
@@ -375,7 +582,7 @@ fn csv_row(s: &StoredRecord) -> String {
 
 /// Quote a CSV field when it needs it (RFC 4180). A field starting with `=`, `+`, `-` or `@`
 /// is prefixed with `'` so a spreadsheet does not run it as a formula.
-fn csv_field(f: &str) -> String {
+pub(super) fn csv_field(f: &str) -> String {
     let f = if f.starts_with(['=', '+', '-', '@']) {
         format!("'{f}")
     } else {
@@ -411,31 +618,118 @@ fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn prune(args: &StoreArgs, older_than: Option<std::time::Duration>) -> anyhow::Result<ExitCode> {
-    let config = args.config()?;
-    let older_than = match older_than {
-        Some(d) => d,
-        None => config
-            .records
-            .retention_duration()
-            .map_err(|e| anyhow::anyhow!(e))?,
-    };
-    let db = args.db(&config);
+fn prune(args: &PruneArgs) -> anyhow::Result<ExitCode> {
+    let config = args.store.config()?;
+    let retention = config
+        .records
+        .retention_duration()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let older_than = args.older_than.unwrap_or(retention);
+    let db = args.store.db(&config);
     if !db.exists() {
         bail!("record store {} does not exist", db.display());
     }
-    let cutoff =
-        Utc::now() - chrono::Duration::from_std(older_than).context("--older-than is too long")?;
+    let now = Utc::now();
+    let ago = |d: std::time::Duration, what: &str| {
+        chrono::Duration::from_std(d)
+            .map(|d| now - d)
+            .with_context(|| format!("{what} is too long"))
+    };
+    let request = PruneRequest {
+        cutoff: ago(older_than, "--older-than")?,
+        retention_start: ago(retention, "records.retention")?,
+        retention: config.records.retention.clone(),
+        override_retention: args.override_retention,
+        operator: operator(),
+        reason: args.reason.clone(),
+    };
     let mut store = Store::open(&db, &StoreOptions::default())?;
-    let outcome = store.prune(cutoff)?;
+    if args.dry_run {
+        let plan = store.plan_prune(&request)?;
+        print_plan(&plan, &request);
+        let refused = plan.within_retention > 0 && !args.override_retention;
+        return Ok(if refused {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    let outcome = match store.prune(&request) {
+        Err(e @ RecordError::Retained { .. }) => {
+            eprintln!("markgate: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        other => other?,
+    };
     match (outcome.first_seq, outcome.last_seq) {
-        (Some(a), Some(b)) => println!(
-            "pruned {} record(s), seq {a} to {b}, older than {}; the chain now starts from an anchor at seq {b}",
-            outcome.removed, outcome.cutoff
-        ),
+        (Some(a), Some(b)) => {
+            println!(
+                "pruned {} record(s), seq {a} to {b}, older than {}; the chain now starts from an anchor at seq {b}",
+                outcome.removed, outcome.cutoff
+            );
+            if let Some(seq) = outcome.record_seq {
+                println!("recorded as seq {seq}: by {}", request.operator);
+            }
+        }
         _ => println!("nothing to prune: no records older than {}", outcome.cutoff),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_plan(plan: &PrunePlan, request: &PruneRequest) {
+    let (Some(first), Some(last)) = (plan.first_seq, plan.last_seq) else {
+        println!(
+            "dry run: nothing to prune: no records older than {}",
+            plan.cutoff
+        );
+        return;
+    };
+    println!(
+        "dry run: would prune {} record(s), seq {first} to {last}, from {} to {} (older than {})",
+        plan.count,
+        plan.oldest.as_deref().unwrap_or("?"),
+        plan.newest.as_deref().unwrap_or("?"),
+        plan.cutoff
+    );
+    if plan.within_retention > 0 {
+        let verdict = if request.override_retention {
+            "would be removed by --override-retention"
+        } else {
+            "so the prune would be refused"
+        };
+        println!(
+            "{} of them (from seq {}) are younger than records.retention ({}): {verdict}",
+            plan.within_retention,
+            plan.first_within_retention.unwrap_or_default(),
+            request.retention
+        );
+    }
+}
+
+/// Who is running this command: the operating-system user (from the real user id of this
+/// process), and the user who called sudo when there is one.
+fn operator() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let name = uid.and_then(|uid| {
+        std::fs::read_to_string("/etc/passwd")
+            .ok()?
+            .lines()
+            .find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+            })
+    });
+    let mut who = match (name, uid) {
+        (Some(name), Some(uid)) => format!("{name} (uid {uid})"),
+        (None, Some(uid)) => format!("uid {uid}"),
+        _ => "unknown user".to_string(),
+    };
+    if let Ok(sudo) = std::env::var("SUDO_USER") {
+        who.push_str(&format!(", via sudo by {sudo}"));
+    }
+    who
 }
 
 /// A humantime duration ("6y", "30d", "12h").

@@ -16,8 +16,10 @@ use serde_json::json;
 use markgate::bundle::{
     self, BundleError, Opened, Phase, Progress, SealOptions, Sender, SignatureStatus,
 };
-use markgate::decision::{Decision, Verdict};
+use markgate::decision::{builtin, decide, Decision, Verdict};
+use markgate::facts::{self, Declared, Recipient};
 use markgate::policy::{Partner, Policy};
+use markgate::record::Outcome;
 
 /// Exit code when the policy or a bundle check refuses.
 const EXIT_REFUSED: u8 = 1;
@@ -201,41 +203,40 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
         })?;
     let partner = match &args.to {
         Some(wanted) => Some(find_partner(&policy, wanted)?),
-        None => partner_for_keys(&policy, &args.recipient),
+        None => facts::partner_for_keys(&policy, &args.recipient),
     };
     let now = args
         .at
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(Utc::now);
     let today = now.date_naive();
-    let sender = Sender {
-        organisation: args.from_org.clone().unwrap_or_else(|| {
-            markgate::destination::own_organisation(&policy)
-                .map(|p| p.name.clone())
-                .unwrap_or_else(|| "unknown".into())
-        }),
-        person: args
-            .from
-            .clone()
-            .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_else(|| "unknown".into()),
-    };
-    let decision = bundle::decide_bundle(
-        &policy,
-        partner,
-        &marking,
-        args.isa.as_deref(),
-        &markgate::decision::Declared {
-            purpose: args.purpose.clone(),
-            legal_basis: args.legal_basis.clone(),
-            consent: None,
-        },
+    let person = args
+        .from
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
+    let sender = Sender::of(&policy, args.from_org.clone(), person);
+    let declared = Declared::given(args.purpose.as_deref(), args.legal_basis.as_deref(), None);
+    let facts = facts::given(
         &sender.person,
+        vec![Recipient::bundle(&policy, partner, &args.recipient)],
+        marking,
+        args.isa.as_deref(),
+        declared,
         today,
     );
+    let decision = decide(&facts, &policy);
+    let record = |outcome: &Outcome, sealed: Option<&bundle::Manifest>| {
+        record_bundle_decision(&policy, &decision, sealed, &sender.person, &args, outcome)
+    };
+    // What the seal refused after the policy allowed is recorded as refused, with why.
+    let seal_failed = |reason: String| Outcome::Refused {
+        rule: builtin::SEAL_FAILED,
+        reason: format!("the bundle could not be sealed: {reason}; nothing was written"),
+    };
     let recipient = &decision.recipients[0];
     if recipient.verdict == Verdict::Block {
-        record_bundle_decision(&policy, &decision, None, &sender.person, &args)?;
+        record(&Outcome::AsDecided, None)?;
         return refuse(&BundleError::Refused {
             reason: recipient.reason.clone(),
             rules: recipient.rules.clone(),
@@ -256,16 +257,18 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
     let mut opts = match opts {
         Ok(o) => o,
         Err(e) => {
-            record_bundle_decision(&policy, &decision, None, &sender.person, &args)?;
+            record(&seal_failed(e.to_string()), None)?;
             return refuse(&e);
         }
     };
-    if opts.isa.is_none() {
-        opts.purpose = args.purpose.clone().or(opts.purpose);
-        opts.legal_basis = args.legal_basis.clone().or(opts.legal_basis);
-    }
     opts.armor = args.armor;
-    let key = markgate::certs::load_signing_key(&args.signing_key)?;
+    let key = match markgate::certs::load_signing_key(&args.signing_key) {
+        Ok(key) => key,
+        Err(e) => {
+            record(&seal_failed(e.to_string()), None)?;
+            return Err(e.into());
+        }
+    };
 
     let total: u64 = args
         .files
@@ -274,12 +277,16 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
         .map(|m| m.len())
         .sum();
     let progress = Bar::new(total);
-    let manifest = write_output(&args.output, args.force, |out| {
+    let manifest = match write_output(&args.output, args.force, |out| {
         bundle::seal_files(&opts, &args.files, &key, out, &progress)
-    })?;
-    if let Err(e) =
-        record_bundle_decision(&policy, &decision, Some(&manifest), &sender.person, &args)
-    {
+    }) {
+        Ok(m) => m,
+        Err(e) => {
+            record(&seal_failed(format!("{e:#}")), None)?;
+            return Err(e);
+        }
+    };
+    if let Err(e) = record(&Outcome::AsDecided, Some(&manifest)) {
         // No decision goes unrecorded: without a record there is no bundle.
         if args.output.as_os_str() != "-"
             && std::fs::metadata(&args.output).is_ok_and(|m| m.is_file())
@@ -312,17 +319,19 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Record the decision to seal (or not) durably, like the gateways do (channel `bundle`).
-/// The content fingerprint of a sealed bundle is the SHA-256 of its manifest's file list
-/// (names, sizes, media types and per-file SHA-256); its id is the bundle id.
+/// Record the decision to seal (or not) durably, like the gateways do (channel `bundle`),
+/// with what the seal then did. The content fingerprint of a sealed bundle is the SHA-256 of
+/// its manifest's file list (names, sizes, media types and per-file SHA-256); its id is the
+/// bundle id.
 fn record_bundle_decision(
     policy: &markgate::policy::Policy,
     decision: &Decision,
     sealed: Option<&bundle::Manifest>,
     sender: &str,
     args: &SealArgs,
+    outcome: &Outcome,
 ) -> anyhow::Result<()> {
-    use markgate::record::model::{Channel, DecisionRecord, RecordMeta};
+    use markgate::record::{Channel, RecordMeta};
     let mut config = markgate::config::Config::load(None)?;
     if let Some(db) = &args.db {
         config.records.path = db.clone();
@@ -337,19 +346,13 @@ fn record_bundle_decision(
         .map(|m| serde_json::to_vec(&m.files))
         .transpose()?
         .unwrap_or_default();
-    let mut meta = RecordMeta::new(Channel::Bundle, sender, &fingerprint).with_declared(
-        &markgate::decision::Declared {
-            purpose: args.purpose.clone(),
-            legal_basis: args.legal_basis.clone(),
-            consent: None,
-        },
-    );
+    let mut meta = RecordMeta::new(Channel::Bundle, sender, &fingerprint);
     if let Some(m) = sealed {
         meta.message_id = Some(m.bundle_id.clone());
         meta.size = m.files.iter().map(|f| f.size).sum();
     }
     meta.incident_min_rank = recorder.incident_min_rank(policy);
-    recorder.record_blocking(DecisionRecord::from_decision(decision, &meta))?;
+    recorder.record_blocking(markgate::record::build(decision, &meta, outcome))?;
     Ok(())
 }
 
@@ -379,18 +382,6 @@ fn find_partner<'p>(policy: &'p Policy, wanted: &str) -> anyhow::Result<&'p Part
                     .join(", ")
             )
         })
-}
-
-/// The registered partner holding every one of `keys`, if there is exactly one.
-fn partner_for_keys<'p>(policy: &'p Policy, keys: &[String]) -> Option<&'p Partner> {
-    let mut owners = policy.partners.iter().filter(|p| {
-        !keys.is_empty()
-            && keys
-                .iter()
-                .all(|k| p.age_recipients.iter().any(|r| r == k.trim()))
-    });
-    let first = owners.next()?;
-    owners.next().is_none().then_some(first)
 }
 
 /// Write to `path` through a temporary file in the same directory, renamed into place only

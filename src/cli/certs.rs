@@ -1,4 +1,5 @@
-//! `markgate certs dev`: development TLS material and the manifest signing key.
+//! `markgate certs dev`: development TLS material and the manifest signing key;
+//! `markgate certs dkim`: a DKIM signing key and the DNS record to publish.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +21,31 @@ pub enum CertsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Generate a DKIM signing key for `[dkim] key` and print the DNS TXT record to publish
+    /// at <selector>._domainkey.<domain>.
+    Dkim {
+        /// Ed25519 (RFC 8463) or RSA-2048.
+        #[arg(long, value_enum, default_value_t = DkimAlgorithmArg::Ed25519)]
+        algorithm: DkimAlgorithmArg,
+        /// Where to write the private key (PEM).
+        #[arg(long, default_value = "certs/dkim-key.pem")]
+        key: PathBuf,
+        /// The selector, to print the record's full name (default: the record alone).
+        #[arg(long)]
+        selector: Option<String>,
+        /// The signing domain, to print the record's full name.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Replace an existing key.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DkimAlgorithmArg {
+    Ed25519,
+    Rsa,
 }
 
 pub fn run(cmd: CertsCommand) -> anyhow::Result<ExitCode> {
@@ -43,6 +69,31 @@ pub fn run(cmd: CertsCommand) -> anyhow::Result<ExitCode> {
             println!("server key:          {}", tls.key.display());
             println!("signing key:         {}", signing.display());
             println!("signing public key:  {}", public.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        CertsCommand::Dkim {
+            algorithm,
+            key,
+            selector,
+            domain,
+            force,
+        } => {
+            if key.exists() && !force {
+                anyhow::bail!("{} already exists; pass --force to replace", key.display());
+            }
+            let algorithm = match algorithm {
+                DkimAlgorithmArg::Ed25519 => markgate::certs::DkimAlgorithm::Ed25519,
+                DkimAlgorithmArg::Rsa => markgate::certs::DkimAlgorithm::Rsa,
+            };
+            let record = markgate::certs::generate_dkim_key(&key, algorithm)?;
+            eprintln!(
+                "DKIM key written to {}; publish this TXT record:",
+                key.display()
+            );
+            match (selector, domain) {
+                (Some(s), Some(d)) => println!("{s}._domainkey.{d}. IN TXT \"{record}\""),
+                _ => println!("{record}"),
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

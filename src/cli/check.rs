@@ -9,8 +9,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 use clap::Args;
 use serde_json::json;
 
-use markgate::decision::{decide, MessageFacts, Verdict};
-use markgate::{marking, message};
+use markgate::decision::{decide, Verdict};
+use markgate::{facts, message};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -51,14 +51,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(Utc::now)
         .date_naive();
-    let facts = MessageFacts {
-        sender: args.from,
-        recipients: args.to,
-        marking: marking::read(&parsed, &policy.markings),
-        isa_reference: parsed.isa_reference(),
-        today,
-        declared: message::declared(&parsed),
-    };
+    let facts = facts::from_message(&parsed, &args.from, &args.to, &policy, today);
     let decision = decide(&facts, &policy);
     let out = json!({
         "verdict": decision.verdict,

@@ -5,6 +5,7 @@ mod audit;
 mod bundle;
 mod certs;
 mod check;
+mod deliveries;
 mod isa;
 mod policy;
 mod serve;

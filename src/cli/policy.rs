@@ -7,10 +7,11 @@ use anyhow::bail;
 use chrono::{DateTime, FixedOffset, Utc};
 use clap::Subcommand;
 
-use markgate::decision::{decide, MessageFacts, Verdict};
+use markgate::decision::{decide, Verdict};
+use markgate::facts::{self, Recipient};
 use markgate::marking::Marking;
-use markgate::matrix::Matrix;
 use markgate::policy::Policy;
+use markgate::policyops::matrix::Matrix;
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -112,11 +113,11 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             consent,
             at,
         } => {
-            let declared = markgate::decision::Declared {
-                purpose,
-                legal_basis,
-                consent,
-            };
+            let declared = markgate::facts::Declared::given(
+                purpose.as_deref(),
+                legal_basis.as_deref(),
+                consent.as_deref(),
+            );
             explain(policy, &marking, to, isa, declared, at)
         }
         PolicyCommand::Matrix { policy, format } => {
@@ -163,9 +164,9 @@ fn simulate(
             since: Some(since),
             ..Default::default()
         })?;
-    let recorded: Vec<markgate::simulate::Recorded> =
-        records.iter().map(|r| r.record.to_recorded()).collect();
-    let sim = markgate::simulate::replay(&candidate_policy, &recorded);
+    let recorded: Vec<markgate::policyops::simulate::Recorded> =
+        records.iter().map(|r| (&r.record).into()).collect();
+    let sim = markgate::policyops::simulate::replay(&candidate_policy, &recorded);
     if json {
         println!("{}", serde_json::to_string_pretty(&sim)?);
     } else {
@@ -208,13 +209,13 @@ fn simulate(
 
 fn diff(old: &std::path::Path, new: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     let (a, b) = (super::load_policy(old)?, super::load_policy(new)?);
-    let changes = markgate::matrix::diff(&Matrix::of(&a), &Matrix::of(&b));
+    let changes = markgate::policyops::matrix::diff(&Matrix::of(&a), &Matrix::of(&b));
     if json {
         println!("{}", serde_json::to_string_pretty(&changes)?);
     } else if changes.is_empty() {
         println!("no change to the handling matrix");
     } else {
-        let show = |c: &Option<markgate::matrix::Cell>| match c {
+        let show = |c: &Option<markgate::policyops::matrix::Cell>| match c {
             Some(c) => format!("{} [{}]", c.summary(), c.rules.join(", ")),
             None => "(not in policy)".to_string(),
         };
@@ -243,7 +244,7 @@ fn test(
 ) -> anyhow::Result<ExitCode> {
     let policy = super::load_policy(&dir)?;
     let today = at.unwrap_or_else(|| Utc::now().date_naive());
-    let report = match markgate::policytest::run(&policy, &dir.join("tests"), today) {
+    let report = match markgate::policyops::test::run(&policy, &dir.join("tests"), today) {
         Ok(r) => r,
         Err(errors) => {
             for e in &errors {
@@ -319,7 +320,7 @@ fn explain(
     marking_text: &str,
     to: Vec<String>,
     isa: Option<String>,
-    declared: markgate::decision::Declared,
+    declared: markgate::facts::Declared,
     at: Option<DateTime<FixedOffset>>,
 ) -> anyhow::Result<ExitCode> {
     let policy = super::load_policy(&dir)?;
@@ -339,17 +340,12 @@ fn explain(
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(Utc::now)
         .date_naive();
-    let facts = MessageFacts {
-        sender: String::new(),
-        recipients: to,
-        marking: Marking {
-            sources: vec![],
-            ..marking
-        },
-        isa_reference: isa,
-        today,
-        declared,
+    let marking = Marking {
+        sources: vec![],
+        ..marking
     };
+    let recipients = to.iter().map(|a| Recipient::mail(a, &policy)).collect();
+    let facts = facts::given("", recipients, marking, isa.as_deref(), declared, today);
     let decision = decide(&facts, &policy);
     println!("Marking: {}", decision.marking.label);
     if let Some(isa) = &decision.isa {

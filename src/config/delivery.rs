@@ -2,8 +2,9 @@
 //!
 //! Without routes everything is written to `delivery.outbox` (one `.eml` per message and
 //! recipient). With `[delivery.routes.<destination class>]` tables, recipients of that class
-//! are relayed over SMTP to the route's next hop; `[delivery.routes.default]` catches the
-//! classes without their own route; a class with no route and no default goes to the outbox.
+//! are relayed over SMTP to the route's smart host (`host`), or to their own domain's MX
+//! hosts (`mx = true`); `[delivery.routes.default]` catches the classes without their own
+//! route; a class with no route and no default goes to the outbox.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,11 +27,30 @@ pub enum RouteTls {
     None,
 }
 
+/// What to do with a copy that requires TLS when the smart host does not offer REQUIRETLS
+/// (RFC 8689), so cannot be asked to keep TLS to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequireTlsMode {
+    /// Defer, then bounce at `delivery.lifetime`, naming the smart host.
+    Required,
+    /// Send it and record that the smart host was trusted to keep TLS.
+    Trust,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
-    /// `delivery.routes.<class>.host`: next hop host name or address.
+    /// `delivery.routes.<class>.host`: smart host name or address (or `mx = true`).
+    #[serde(default)]
     pub host: String,
+    /// `delivery.routes.<class>.mx`: deliver to each recipient domain's MX hosts instead of
+    /// a smart host.
+    #[serde(default)]
+    pub mx: bool,
+    /// `delivery.routes.<class>.requiretls`: "required" (default) or "trust".
+    #[serde(default = "default_requiretls")]
+    pub requiretls: RequireTlsMode,
     /// `delivery.routes.<class>.port` (default 25).
     #[serde(default = "default_port")]
     pub port: u16,
@@ -48,6 +68,40 @@ fn default_port() -> u16 {
 
 fn default_route_tls() -> RouteTls {
     RouteTls::Required
+}
+
+fn default_requiretls() -> RequireTlsMode {
+    RequireTlsMode::Required
+}
+
+/// `[delivery.dns]`: how MX, TLSA and MTA-STS records are looked up. Answers are always
+/// DNSSEC-validated.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsConfig {
+    /// `delivery.dns.servers`: `["IP:PORT", ...]`; empty: the system resolver configuration.
+    pub servers: Vec<String>,
+    /// `delivery.dns.trust_anchors`: file of DNSKEY and/or DS lines; unset: IANA's root anchors.
+    pub trust_anchors: Option<PathBuf>,
+}
+
+/// `[delivery.mta_sts]`: fetching MTA-STS policies (RFC 8461).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MtaStsConfig {
+    /// `delivery.mta_sts.https_port`: port of `https://mta-sts.<domain>/` (default 443).
+    pub https_port: u16,
+    /// `delivery.mta_sts.cache`: where fetched policies are kept for their `max_age`.
+    pub cache: PathBuf,
+}
+
+impl Default for MtaStsConfig {
+    fn default() -> Self {
+        Self {
+            https_port: 443,
+            cache: PathBuf::from("var/mta-sts"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +125,12 @@ pub struct DeliveryConfig {
     /// `delivery.timeout`: SMTP timeout per command towards a next hop.
     #[serde(with = "humantime_serde_compat")]
     pub timeout: Duration,
+    /// `delivery.mx_port`: SMTP port on MX hosts (default 25).
+    pub mx_port: u16,
+    /// `[delivery.dns]`.
+    pub dns: DnsConfig,
+    /// `[delivery.mta_sts]`.
+    pub mta_sts: MtaStsConfig,
 }
 
 impl Default for DeliveryConfig {
@@ -83,6 +143,9 @@ impl Default for DeliveryConfig {
             retry_max: Duration::from_secs(3600),
             lifetime: Duration::from_secs(5 * 24 * 3600),
             timeout: Duration::from_secs(60),
+            mx_port: 25,
+            dns: DnsConfig::default(),
+            mta_sts: MtaStsConfig::default(),
         }
     }
 }
@@ -92,10 +155,14 @@ impl DeliveryConfig {
     pub fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();
         for (class, route) in &self.routes {
-            if route.host.trim().is_empty() {
-                errors.push(format!(
-                    "delivery.routes.{class}.host: must name a next hop"
-                ));
+            match (route.mx, route.host.trim().is_empty()) {
+                (false, true) => errors.push(format!(
+                    "delivery.routes.{class}: set host (a smart host) or mx = true"
+                )),
+                (true, false) => errors.push(format!(
+                    "delivery.routes.{class}: host and mx = true exclude each other"
+                )),
+                _ => {}
             }
             if route.port == 0 {
                 errors.push(format!("delivery.routes.{class}.port: 0 is not a port"));
@@ -111,10 +178,28 @@ impl DeliveryConfig {
             errors
                 .push("delivery.retry_max: must not be shorter than delivery.retry_initial".into());
         }
+        if self.mx_port == 0 {
+            errors.push("delivery.mx_port: 0 is not a port".into());
+        }
+        if self.mta_sts.https_port == 0 {
+            errors.push("delivery.mta_sts.https_port: 0 is not a port".into());
+        }
+        for server in &self.dns.servers {
+            if server.parse::<std::net::SocketAddr>().is_err() {
+                errors.push(format!(
+                    "delivery.dns.servers: {server:?} is not an address and port such as 127.0.0.1:53"
+                ));
+            }
+        }
         if self.lifetime.is_zero() {
             errors.push("delivery.lifetime: must be longer than zero".into());
         }
         errors
+    }
+
+    /// True when some route delivers to MX hosts (so DNS is needed).
+    pub fn uses_mx(&self) -> bool {
+        self.routes.values().any(|r| r.mx)
     }
 
     /// The route for a destination class, if any (`default` when the class has none).

@@ -11,7 +11,8 @@
 //! max_body_bytes = 67108864        # 413 beyond
 //! encrypt_max_bytes = 16777216     # bodies sealed into bundles are held in memory
 //! max_connections = 4096
-//! header_read_timeout = "10s"
+//! header_read_timeout = "10s"       # whole request head
+//! body_read_timeout = "30s"         # body bytes read before forwarding (peek, encrypt): 408
 //! connect_timeout = "5s"           # TCP connect to an upstream (504 when it times out)
 //! upstream_timeout = "60s"         # upstream response head (504)
 //! pool_idle_timeout = "90s"        # idle keep-alive upstream connections
@@ -63,6 +64,11 @@ pub struct HttpConfig {
     /// `http.header_read_timeout`: time a client has to send a request head.
     #[serde(deserialize_with = "duration")]
     pub header_read_timeout: Duration,
+    /// `http.body_read_timeout`: time a client has, from the start of a request, to send the
+    /// body bytes markgate reads before forwarding (the marking peek of a text body, a body to
+    /// be sealed); 408 after. The rest of a streamed body is bounded by `upstream_timeout`.
+    #[serde(deserialize_with = "duration")]
+    pub body_read_timeout: Duration,
     /// `http.connect_timeout`: TCP connect timeout to an upstream.
     #[serde(deserialize_with = "duration")]
     pub connect_timeout: Duration,
@@ -102,6 +108,7 @@ impl Default for HttpConfig {
             encrypt_max_bytes: 16 * 1024 * 1024,
             max_connections: 4096,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
             pool_idle_timeout: Duration::from_secs(90),
@@ -158,6 +165,32 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 }
 
 impl HttpConfig {
+    /// What the routes and address ranges name that `policy` does not have: partner ids
+    /// missing from partners.toml and destination classes missing from destinations.toml.
+    /// The service checks this at start and at every reload, with the policy it would run.
+    pub fn problems_with(&self, policy: &crate::policy::Policy) -> Vec<String> {
+        let mut errors = Vec::new();
+        let mut check = |what: String, partner: Option<&String>, class: Option<&String>| {
+            if let Some(p) = partner.filter(|p| policy.partner(p).is_none()) {
+                errors.push(format!("{what}: partner {p:?} is not in partners.toml"));
+            }
+            if let Some(c) = class.filter(|c| !policy.destinations.names.contains(c)) {
+                errors.push(format!(
+                    "{what}: destination {c:?} is not a class in destinations.toml"
+                ));
+            }
+        };
+        for r in &self.routes {
+            let what = format!("http.route {:?}", r.host);
+            check(what, r.partner.as_ref(), r.destination.as_ref());
+        }
+        for r in &self.address_ranges {
+            let what = format!("http.address_range {}", r.cidr);
+            check(what, r.partner.as_ref(), Some(&r.destination));
+        }
+        errors
+    }
+
     /// Problems with this section, each a full sentence naming the key.
     pub fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();
@@ -178,7 +211,7 @@ impl HttpConfig {
         }
         for (i, route) in self.routes.iter().enumerate() {
             let at = format!("http.route[{i}] (host {:?})", route.host);
-            if crate::destination::normalise_domain(&route.host).is_err() {
+            if crate::address::normalise_domain(&route.host).is_err() {
                 errors.push(format!("{at}: host is not a valid host name"));
             }
             match route.upstream.parse::<hyper::Uri>() {
@@ -212,7 +245,7 @@ impl HttpConfig {
             }
         }
         for host in &self.allow_connect_npm {
-            if crate::destination::normalise_domain(host).is_err() {
+            if crate::address::normalise_domain(host).is_err() {
                 errors.push(format!(
                     "http.allow_connect_npm: {host:?} is not a valid host name"
                 ));

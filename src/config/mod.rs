@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod delivery;
+pub mod dkim;
 pub mod http;
 pub mod records;
 pub mod smtp;
@@ -27,6 +28,8 @@ pub struct Config {
     pub records: records::RecordsConfig,
     pub tls: TlsConfig,
     pub admin: admin::AdminConfig,
+    /// `[dkim]`: sign outgoing copies (absent: no signing).
+    pub dkim: Option<dkim::DkimConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,27 +62,57 @@ impl Default for SpoolConfig {
     }
 }
 
-/// Certificates and keys of the gateway itself.
-#[derive(Debug, Clone, Deserialize)]
+/// Certificates and keys of the gateway itself. `cert`/`key` and `signing_key` are either
+/// configured, and then must load (`serve` stops with the reason otherwise), or left unset,
+/// and then development material in `certs/` is used, generated on first start.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
     /// `tls.cert`: PEM certificate chain presented on STARTTLS / HTTPS.
-    pub cert: PathBuf,
+    pub cert: Option<PathBuf>,
     /// `tls.key`: PEM private key for `tls.cert`.
-    pub key: PathBuf,
+    pub key: Option<PathBuf>,
     /// `tls.ca`: extra trust anchors (PEM) for verifying next hops, besides the system roots.
     pub ca: Option<PathBuf>,
     /// `tls.signing_key`: Ed25519 key (PEM, PKCS#8) that signs bundle manifests.
-    pub signing_key: PathBuf,
+    pub signing_key: Option<PathBuf>,
 }
 
-impl Default for TlsConfig {
-    fn default() -> Self {
-        Self {
-            cert: PathBuf::from("certs/dev-cert.pem"),
-            key: PathBuf::from("certs/dev-key.pem"),
-            ca: None,
-            signing_key: PathBuf::from("certs/signing-key.pem"),
+/// Where development certificates and keys live when none are configured.
+pub const DEV_CERTS_DIR: &str = "certs";
+
+impl TlsConfig {
+    /// Whether no server certificate is configured (development material is used).
+    pub fn development_tls(&self) -> bool {
+        self.cert.is_none() && self.key.is_none()
+    }
+
+    /// The server certificate chain: configured, or the development one.
+    pub fn cert_path(&self) -> PathBuf {
+        self.cert
+            .clone()
+            .unwrap_or_else(|| Path::new(DEV_CERTS_DIR).join("dev-cert.pem"))
+    }
+
+    /// The server key: configured, or the development one.
+    pub fn key_path(&self) -> PathBuf {
+        self.key
+            .clone()
+            .unwrap_or_else(|| Path::new(DEV_CERTS_DIR).join("dev-key.pem"))
+    }
+
+    /// The bundle signing key: configured, or the development one.
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.signing_key
+            .clone()
+            .unwrap_or_else(|| Path::new(DEV_CERTS_DIR).join("signing-key.pem"))
+    }
+
+    fn validate(&self) -> Vec<String> {
+        match (&self.cert, &self.key) {
+            (Some(_), None) => vec!["tls.cert is set without tls.key: set both, or neither for development certificates".into()],
+            (None, Some(_)) => vec!["tls.key is set without tls.cert: set both, or neither for development certificates".into()],
+            _ => Vec::new(),
         }
     }
 }
@@ -137,6 +170,10 @@ impl Config {
         errors.extend(self.http.validate());
         errors.extend(self.records.validate());
         errors.extend(self.admin.validate());
+        if let Some(dkim) = &self.dkim {
+            errors.extend(dkim.validate());
+        }
+        errors.extend(self.tls.validate());
         errors
     }
 }

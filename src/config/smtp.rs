@@ -19,6 +19,11 @@ pub enum BareLineEndings {
     Normalise,
 }
 
+/// Default `smtp.max_command_line`: the 512 octets of RFC 5321 §4.5.3.1.4 plus what the
+/// offered extensions may add to a MAIL command: SIZE 26 (RFC 1870), BODY 16 (RFC 6152),
+/// SMTPUTF8 10 (RFC 6531).
+pub const MAX_COMMAND_LINE: usize = 512 + 26 + 16 + 10;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpConfig {
@@ -39,6 +44,9 @@ pub struct SmtpConfig {
     pub max_message_size: usize,
     /// `smtp.max_line_length`: longest line (bytes, without CRLF) accepted in message data.
     pub max_line_length: usize,
+    /// `smtp.max_command_line`: longest command line (octets, CRLF included); a longer one
+    /// gets `500 5.5.2` and the rest of it is discarded, never run.
+    pub max_command_line: usize,
     /// `smtp.max_recipients`: recipients per message (452 4.5.3 beyond it).
     pub max_recipients: usize,
     /// `smtp.max_connections`: concurrent sessions in all.
@@ -69,6 +77,7 @@ impl Default for SmtpConfig {
             client_ca: None,
             max_message_size: 25 * 1024 * 1024,
             max_line_length: 4096,
+            max_command_line: MAX_COMMAND_LINE,
             max_recipients: 100,
             max_connections: 512,
             max_connections_per_client: 64,
@@ -111,6 +120,7 @@ impl SmtpConfig {
         for (key, value, min) in [
             ("smtp.max_message_size", self.max_message_size, 1024),
             ("smtp.max_line_length", self.max_line_length, 78),
+            ("smtp.max_command_line", self.max_command_line, 512),
             ("smtp.max_recipients", self.max_recipients, 1),
             ("smtp.max_connections", self.max_connections, 1),
             (

@@ -4,12 +4,11 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body as HttpBody, Bytes, Frame, Incoming, SizeHint};
-
-use super::error::HttpError;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -36,29 +35,80 @@ pub fn boxed(body: Incoming) -> Body {
 #[error("request body larger than {0} bytes")]
 pub struct BodyTooLarge(pub u64);
 
+/// Why a request body could not be read; the channel's error turns it into a response.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("request body larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("request body could not be read: {0}")]
+    Client(String),
+    /// Not all that must be read before forwarding arrived by `http.body_read_timeout`.
+    #[error("the request body did not arrive within http.body_read_timeout")]
+    Timeout,
+}
+
+/// The client's request body broke while it was being forwarded (a malformed chunk, a
+/// connection closed early): the client's fault, answered 400, not an upstream failure.
+#[derive(Debug, thiserror::Error)]
+#[error("request body could not be read: {0}")]
+pub struct ClientBodyError(pub hyper::Error);
+
 /// A request body after the peek: the bytes already read, and the rest still on the wire.
 pub struct Peeked {
     pub head: Bytes,
     pub rest: Option<Incoming>,
+    /// When what markgate must read before forwarding (the peek, a body to seal) must have
+    /// arrived: `http.body_read_timeout` from the start of the request (408 after).
+    pub deadline: Instant,
 }
 
-/// Read up to `limit` bytes from the start of `body` (fewer if it ends first).
-pub async fn peek(mut body: Incoming, limit: usize, max: u64) -> Result<Peeked, HttpError> {
+impl Peeked {
+    /// A body not read before forwarding (no text to look for banner lines in).
+    pub fn unread(body: Incoming, deadline: Instant) -> Peeked {
+        Peeked {
+            head: Bytes::new(),
+            rest: (!body.is_end_stream()).then_some(body),
+            deadline,
+        }
+    }
+}
+
+/// The next frame of a body markgate is reading before forwarding, by `deadline`.
+async fn frame_by(
+    body: &mut Incoming,
+    deadline: Instant,
+) -> Result<Option<Frame<Bytes>>, ReadError> {
+    match tokio::time::timeout_at(deadline.into(), body.frame()).await {
+        Err(_) => Err(ReadError::Timeout),
+        Ok(None) => Ok(None),
+        Ok(Some(Err(e))) => Err(ReadError::Client(e.to_string())),
+        Ok(Some(Ok(frame))) => Ok(Some(frame)),
+    }
+}
+
+/// Read up to `limit` bytes from the start of `body` (fewer if it ends first), by
+/// `deadline`.
+pub async fn peek(
+    mut body: Incoming,
+    limit: usize,
+    max: u64,
+    deadline: Instant,
+) -> Result<Peeked, ReadError> {
     let mut head = Vec::new();
     while head.len() < limit {
-        match body.frame().await {
+        match frame_by(&mut body, deadline).await? {
             None => {
                 return Ok(Peeked {
                     head: head.into(),
                     rest: None,
+                    deadline,
                 })
             }
-            Some(Err(e)) => return Err(HttpError::ClientBody(e.to_string())),
-            Some(Ok(frame)) => {
+            Some(frame) => {
                 if let Ok(data) = frame.into_data() {
                     head.extend_from_slice(&data);
                     if head.len() as u64 > max {
-                        return Err(HttpError::TooLarge(max));
+                        return Err(ReadError::TooLarge(max));
                     }
                 }
                 // Request trailers are not forwarded.
@@ -69,19 +119,20 @@ pub async fn peek(mut body: Incoming, limit: usize, max: u64) -> Result<Peeked, 
     Ok(Peeked {
         head: head.into(),
         rest,
+        deadline,
     })
 }
 
-/// Read a whole body into memory, refusing more than `max` bytes (for sealing bundles).
-pub async fn collect(peeked: Peeked, max: u64) -> Result<Vec<u8>, HttpError> {
+/// Read a whole body into memory by the peek's deadline, refusing more than `max` bytes
+/// (for sealing bundles).
+pub async fn collect(peeked: Peeked, max: u64) -> Result<Vec<u8>, ReadError> {
     let mut data = peeked.head.to_vec();
     if let Some(mut rest) = peeked.rest {
-        while let Some(frame) = rest.frame().await {
-            let frame = frame.map_err(|e| HttpError::ClientBody(e.to_string()))?;
+        while let Some(frame) = frame_by(&mut rest, peeked.deadline).await? {
             if let Ok(chunk) = frame.into_data() {
                 data.extend_from_slice(&chunk);
                 if data.len() as u64 > max {
-                    return Err(HttpError::TooLarge(max));
+                    return Err(ReadError::TooLarge(max));
                 }
             }
         }
@@ -138,7 +189,10 @@ impl HttpBody for Forwarded {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Some(Err(e))) => {
+                self.rest = None;
+                Poll::Ready(Some(Err(Box::new(ClientBodyError(e)))))
+            }
             Poll::Ready(None) => {
                 self.rest = None;
                 Poll::Ready(None)

@@ -7,15 +7,13 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-use crate::decision::Decision;
+use crate::decision::{builtin, Decision};
 
 use super::body::{empty, Body};
 use super::error::{HttpError, PolicyRefusal};
+use super::guard::{AddressGuard, ConnectError};
 use super::request::Target;
 use super::settings::Settings;
-
-/// Rule id named when a tunnel is refused.
-pub const CONNECT_RULE: &str = "connect-not-inspectable";
 
 /// Refuse the tunnel unless the settings and the decision allow it.
 pub fn check(target: &Target, settings: &Settings, decision: &Decision) -> Result<(), HttpError> {
@@ -23,7 +21,7 @@ pub fn check(target: &Target, settings: &Settings, decision: &Decision) -> Resul
     let destination = r.map(|r| r.destination.clone()).unwrap_or_default();
     let refuse = |reason: String| {
         HttpError::ConnectRefused(PolicyRefusal {
-            rule: CONNECT_RULE.into(),
+            rule: builtin::CONNECT_NOT_INSPECTABLE.into(),
             rules: Vec::new(),
             marking: decision.marking.label.clone(),
             destination: destination.clone(),
@@ -46,19 +44,24 @@ pub fn check(target: &Target, settings: &Settings, decision: &Decision) -> Resul
     Ok(())
 }
 
-/// Connect to the target, then answer 200 and splice the two streams.
+/// Connect to the target through the address guard, then answer 200 and splice the two
+/// streams.
 pub async fn tunnel(
     target: &Target,
     request: Request<Incoming>,
+    guard: &AddressGuard,
 ) -> Result<Response<Body>, HttpError> {
-    let addr = format!("{}:{}", target.host, target.port.unwrap_or(443));
-    let mut upstream =
-        tokio::net::TcpStream::connect(&addr)
-            .await
-            .map_err(|e| HttpError::Upstream {
-                upstream: addr.clone(),
+    let port = target.port.unwrap_or(443);
+    let mut upstream = guard
+        .connect(&target.host, port)
+        .await
+        .map_err(|e| match e {
+            ConnectError::Refused(refused) => HttpError::AddressRefused(refused),
+            e => HttpError::Upstream {
+                upstream: format!("{}:{port}", target.host),
                 reason: e.to_string(),
-            })?;
+            },
+        })?;
     tokio::spawn(async move {
         match hyper::upgrade::on(request).await {
             Ok(upgraded) => {

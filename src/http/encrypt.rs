@@ -10,21 +10,17 @@ use ed25519_dalek::SigningKey;
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 
 use crate::bundle::{self, BundleFile, Sender};
-use crate::decision::{Decision, Declared, Disclosure, RecipientDecision};
+use crate::decision::{builtin, Decision, RecipientDecision};
 use crate::policy::Policy;
 
 use super::body::{self, Peeked};
 use super::error::{HttpError, PolicyRefusal};
-
-/// Rule id named when a request that must be encrypted cannot be.
-pub const ENCRYPT_UNAVAILABLE: &str = "encrypt-unavailable";
 
 /// Everything sealing needs besides the body.
 pub struct SealRequest<'a> {
     pub policy: &'a Policy,
     pub decision: &'a Decision,
     pub recipient: &'a RecipientDecision,
-    pub declared: &'a Declared,
     pub sender: &'a str,
     pub today: NaiveDate,
 }
@@ -32,7 +28,7 @@ pub struct SealRequest<'a> {
 /// Refuse: this request must be encrypted and cannot be (no signing key, sealing failed).
 pub fn refuse(marking: &str, recipient: &RecipientDecision, why: &str) -> HttpError {
     HttpError::EncryptUnavailable(PolicyRefusal {
-        rule: ENCRYPT_UNAVAILABLE.into(),
+        rule: builtin::ENCRYPT_UNAVAILABLE.into(),
         rules: Vec::new(),
         marking: marking.to_string(),
         destination: recipient.destination.clone(),
@@ -59,20 +55,9 @@ pub async fn seal(
             "the gateway has no bundle signing key (tls.signing_key)",
         ));
     };
-    let sender = Sender {
-        organisation: crate::destination::own_organisation(req.policy)
-            .map(|p| p.name.clone())
-            .unwrap_or_else(|| "unknown".into()),
-        person: req.sender.to_string(),
-    };
-    let mut opts = bundle::options_for(req.policy, req.decision, req.recipient, &sender, req.today)
+    let sender = Sender::of(req.policy, None, req.sender.to_string());
+    let opts = bundle::options_for(req.policy, req.decision, req.recipient, &sender, req.today)
         .map_err(|e| refuse(label, req.recipient, &e.to_string()))?;
-    if req.recipient.disclosure != Disclosure::Isa {
-        opts.purpose = opts.purpose.or_else(|| req.declared.purpose.clone());
-        opts.legal_basis = opts
-            .legal_basis
-            .or_else(|| req.declared.legal_basis.clone());
-    }
     let media_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

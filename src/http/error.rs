@@ -1,12 +1,14 @@
 //! Every way a request can be refused or fail, and the one place they become HTTP responses:
 //! a status and a JSON body `{"error", "reason"}` plus `rule`, `marking` and `destination`
-//! when the policy decided.
+//! when the policy decided, and `rule` when the address guard refused. Head parse errors
+//! that hyper answers itself get the same body (see `listener`).
 
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use super::body::{full, Body};
+use super::body::{full, Body, ReadError};
+use super::guard::AddressRefused;
 
 /// A refusal the policy decided (block, CONNECT, encryption impossible).
 #[derive(Debug, Clone, Serialize)]
@@ -36,8 +38,14 @@ pub enum HttpError {
     TooLarge(u64),
     #[error("request body could not be read: {0}")]
     ClientBody(String),
+    #[error(
+        "the request body did not arrive within http.body_read_timeout; nothing was forwarded"
+    )]
+    ClientTimeout,
     #[error("{}", .0.reason)]
     EncryptUnavailable(PolicyRefusal),
+    #[error("{0}")]
+    AddressRefused(AddressRefused),
     #[error("decision could not be recorded: {0}")]
     Record(String),
     #[error("upstream {upstream} failed: {reason}")]
@@ -46,8 +54,18 @@ pub enum HttpError {
     UpstreamTimeout { upstream: String, reason: String },
 }
 
+impl From<ReadError> for HttpError {
+    fn from(e: ReadError) -> HttpError {
+        match e {
+            ReadError::TooLarge(max) => HttpError::TooLarge(max),
+            ReadError::Client(reason) => HttpError::ClientBody(reason),
+            ReadError::Timeout => HttpError::ClientTimeout,
+        }
+    }
+}
+
 #[derive(Serialize)]
-struct ErrorBody<'a> {
+pub struct ErrorBody<'a> {
     error: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<&'a str>,
@@ -60,15 +78,40 @@ struct ErrorBody<'a> {
     reason: String,
 }
 
+impl ErrorBody<'_> {
+    /// A body naming only the error and the reason.
+    pub fn plain(error: &'static str, reason: String) -> ErrorBody<'static> {
+        ErrorBody {
+            error,
+            rule: None,
+            rules: None,
+            marking: None,
+            destination: None,
+            reason,
+        }
+    }
+
+    /// The JSON text, newline-terminated.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut json = serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec());
+        json.push(b'\n');
+        json
+    }
+}
+
 impl HttpError {
     pub fn status(&self) -> StatusCode {
         match self {
-            HttpError::Blocked(_) | HttpError::ConnectRefused(_) => StatusCode::FORBIDDEN,
+            HttpError::Blocked(_) | HttpError::ConnectRefused(_) | HttpError::AddressRefused(_) => {
+                StatusCode::FORBIDDEN
+            }
             HttpError::BadRequest(_) | HttpError::ClientBody(_) => StatusCode::BAD_REQUEST,
             HttpError::NoRoute(_) => StatusCode::NOT_FOUND,
+            HttpError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             HttpError::Loop => StatusCode::LOOP_DETECTED,
             HttpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            HttpError::EncryptUnavailable(_) => StatusCode::NOT_IMPLEMENTED,
+            // A temporary failure: the same request goes through once the gateway can seal.
+            HttpError::EncryptUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Record(_) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             HttpError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -85,7 +128,9 @@ impl HttpError {
             HttpError::Loop => "loop-detected",
             HttpError::TooLarge(_) => "body-too-large",
             HttpError::ClientBody(_) => "client-body",
+            HttpError::ClientTimeout => "request-timeout",
             HttpError::EncryptUnavailable(_) => "encrypt-unavailable",
+            HttpError::AddressRefused(_) => "address-refused",
             HttpError::Record(_) => "record-failed",
             HttpError::Upstream { .. } => "upstream-failed",
             HttpError::UpstreamTimeout { .. } => "upstream-timeout",
@@ -103,17 +148,19 @@ impl HttpError {
     /// The response sent to the client. Nothing has been forwarded when this is built.
     pub fn into_response(self) -> Response<Body> {
         let refusal = self.refusal();
+        let rule = match &self {
+            HttpError::AddressRefused(a) => Some(a.rule),
+            _ => refusal.map(|r| r.rule.as_str()),
+        };
         let body = ErrorBody {
             error: self.code(),
-            rule: refusal.map(|r| r.rule.as_str()),
+            rule,
             rules: refusal.map(|r| r.rules.as_slice()).filter(|r| r.len() > 1),
             marking: refusal.map(|r| r.marking.as_str()),
             destination: refusal.map(|r| r.destination.as_str()),
             reason: self.to_string(),
         };
-        let mut json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
-        json.push(b'\n');
-        let mut response = Response::new(full(json));
+        let mut response = Response::new(full(body.to_json()));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -1,11 +1,12 @@
 //! Listener phase: accept HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) connections,
 //! at most `http.max_connections` at once, with the head size and head read-timeout limits;
 //! on shutdown stop accepting and give requests in flight `http.shutdown_grace` to finish.
+//! Head parse errors hyper answers itself get JSON bodies (`head_errors`).
 //!
-//! Thread per core: `http.workers` threads, each with a single-threaded tokio runtime, its
-//! own listening socket on the same address (SO_REUSEPORT, the kernel spreads connections)
-//! and its own upstream connection pool, so a request and its onward connection stay on one
-//! thread with no cross-thread wake-ups.
+//! Thread per core: `http.workers` threads, each with a single-threaded tokio runtime and its
+//! own upstream connection pool, so a request and its onward connection stay on one thread
+//! with no cross-thread wake-ups. They accept on one listening socket, bound once by this
+//! process: no SO_REUSEPORT, so a second gateway cannot silently share the port.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper::Request;
+use hyper::{Method, Request, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -21,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::head_errors::{HeadErrors, Replies, RequestKind};
 use super::HttpGateway;
 
 /// Serve on one listener until `shutdown`; `permits` caps connections across all workers.
@@ -42,6 +44,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32);
     let builder = Arc::new(builder);
+    let replies = Arc::new(Replies::new(limits.max_header_bytes));
     let graceful = GracefulShutdown::new();
     let grace = limits.shutdown_grace;
 
@@ -66,8 +69,16 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let gateway = gateway.clone();
+        let (stream, requests) = HeadErrors::new(stream, replies.clone());
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<Incoming>| {
+                if request.version() < Version::HTTP_2 {
+                    requests.push(match *request.method() {
+                        Method::HEAD => RequestKind::Head,
+                        Method::CONNECT => RequestKind::Connect,
+                        _ => RequestKind::Other,
+                    });
+                }
                 let gateway = gateway.clone();
                 async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
             });
@@ -86,9 +97,9 @@ pub async fn serve(
     Ok(())
 }
 
-/// Bind one of the workers' listening sockets (SO_REUSEPORT: every worker binds the same
-/// address). Must run inside the worker's runtime.
-pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+/// Bind the listening socket every worker accepts on (SO_REUSEADDR for quick restarts; no
+/// SO_REUSEPORT). Returned as a standard socket, non-blocking, for the workers' runtimes.
+pub fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
     use anyhow::Context;
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
@@ -96,10 +107,8 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         tokio::net::TcpSocket::new_v6()
     }?;
     socket.set_reuseaddr(true)?;
-    #[cfg(unix)]
-    socket.set_reuseport(true)?;
     socket
         .bind(addr)
         .with_context(|| format!("http.listen {addr}: cannot listen"))?;
-    Ok(socket.listen(1024)?)
+    Ok(socket.listen(1024)?.into_std()?)
 }

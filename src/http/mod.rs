@@ -2,14 +2,16 @@
 //! applies the same marking engine and handling policy as for mail.
 //!
 //! Layout, in the order a request passes (one file per phase):
-//! - `listener`: accept HTTP/1.1 and HTTP/2, connection cap, graceful shutdown;
+//! - `listener`: accept HTTP/1.1 and HTTP/2, connection cap, graceful shutdown; hyper's own
+//!   head-error responses get JSON bodies (`head_errors`);
 //! - `request`: where the request goes (absolute-form proxy URI or a partner route named by
 //!   Host), its marking (headers, banner lines of a bounded peek at a text body), and the
 //!   destination class of its host;
 //! - decision: `decision::decide`, pure, on the policy [`view`] of the current snapshot;
 //! - record: the decision is recorded before anything is forwarded (503 if it cannot be);
 //! - transform: security statement header, `encrypt` (bundle), hop-by-hop headers;
-//! - `upstream`: pooled onward connection, HTTPS whenever `tls` is required;
+//! - `upstream`: pooled onward connection, HTTPS whenever `tls` is required, made through
+//!   the address `guard` (never to the gateway host or private networks unless named);
 //! - `error`: every refusal and failure becomes a JSON response in one place.
 //!
 //! CONNECT tunnels cannot be inspected and are refused (`connect`).
@@ -19,6 +21,10 @@ mod connect;
 mod decisions;
 mod encrypt;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+mod guard;
+mod head_errors;
 mod listener;
 mod request;
 mod settings;
@@ -35,59 +41,54 @@ use hyper::http::request::Parts;
 use hyper::{Method, Request, Response};
 use tokio_util::sync::CancellationToken;
 
-use crate::decision::{self, Decision, Declared, MessageFacts, RecipientDecision};
-use crate::gateway::Gateway;
+use crate::decision::{self, builtin, Decision, RecipientDecision};
+use crate::facts::{self, Recipient};
 use crate::policy::Action;
+use crate::record::{Channel, Outcome, RecordMeta};
+use crate::service::gateway::{Gateway, Listener};
 
 use body::{Body, Forwarded, Peeked};
 use error::{HttpError, PolicyRefusal};
+use guard::AddressGuard;
 use request::Target;
 use settings::Settings;
 use upstream::{Onward, Upstreams};
 use view::{View, Views};
 
 pub use error::HttpError as Error;
+pub use guard::{AddressRefused, OwnListeners};
 
 /// Run the HTTP listener until `shutdown` is cancelled: `http.workers` threads, each with
-/// its own runtime, listening socket and upstream pool (see `listener`).
+/// its own runtime and upstream pool, accepting on one shared listening socket (see
+/// `listener`).
 pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::Result<()> {
     crate::certs::install_crypto_provider();
     let config = &gateway.config.http;
-    let mut addr = config.listen;
     let workers = match config.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    // Port 0 would give every worker a different port: one worker then.
-    let workers = if addr.port() == 0 { 1 } else { workers };
+    let socket = listener::bind(config.listen)?;
+    let addr = socket.local_addr()?;
     let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let views = Arc::new(Views::default());
-    let signing_key = match crate::certs::load_signing_key(&gateway.config.tls.signing_key) {
-        Ok(key) => Some(key),
-        Err(e) => {
-            tracing::warn!(error = %e, "no bundle signing key: HTTP requests that must be encrypted will be refused");
-            None
-        }
-    };
     let mut done = Vec::new();
     for index in 0..workers {
-        let http = HttpGateway::new(gateway.clone(), views.clone(), signing_key.clone())?;
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let http = HttpGateway::new(gateway.clone(), views.clone())?;
+        let socket = socket.try_clone()?;
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let (permits, shutdown) = (permits.clone(), shutdown.clone());
         std::thread::Builder::new()
             .name(format!("markgate-http-{index}"))
             .spawn(move || {
-                let result = worker(addr, http, permits, shutdown, ready_tx);
+                let result = worker(socket, http, permits, shutdown);
                 let _ = done_tx.send(result);
             })?;
-        addr = ready_rx
-            .await
-            .map_err(|_| anyhow::anyhow!("http worker {index} failed to start"))??;
         done.push(done_rx);
     }
+    drop(socket);
     tracing::info!(listen = %addr, workers, routes = config.routes.len(), "http gateway listening");
-    gateway.mark_listening();
+    gateway.listening_on(Listener::Http, addr);
     let mut result = Ok(());
     for rx in done {
         let r = rx
@@ -100,28 +101,18 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
     result
 }
 
-/// One worker thread: a single-threaded runtime serving its own listening socket.
+/// One worker thread: a single-threaded runtime accepting on its copy of the listening socket.
 fn worker(
-    addr: SocketAddr,
+    socket: std::net::TcpListener,
     http: HttpGateway,
     permits: Arc<tokio::sync::Semaphore>,
     shutdown: CancellationToken,
-    ready: tokio::sync::oneshot::Sender<anyhow::Result<SocketAddr>>,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = match listener::bind(addr).and_then(|l| Ok((l.local_addr()?, l))) {
-            Ok((bound, l)) => {
-                let _ = ready.send(Ok(bound));
-                l
-            }
-            Err(e) => {
-                let _ = ready.send(Err(e));
-                return Ok(());
-            }
-        };
+        let listener = tokio::net::TcpListener::from_std(socket)?;
         listener::serve(listener, Arc::new(http), permits, shutdown).await
     })
 }
@@ -133,8 +124,6 @@ pub struct HttpGateway {
     views: Arc<Views>,
     upstreams: Upstreams,
     statement_header: HeaderName,
-    /// Signs bundle manifests (`tls.signing_key`); without it `encrypt` is refused.
-    signing_key: Option<ed25519_dalek::SigningKey>,
 }
 
 /// What is known about a request besides its decision: what a record carries.
@@ -148,22 +137,14 @@ pub struct RequestMeta<'a> {
 }
 
 impl HttpGateway {
-    pub fn new(
-        gateway: Arc<Gateway>,
-        views: Arc<Views>,
-        signing_key: Option<ed25519_dalek::SigningKey>,
-    ) -> anyhow::Result<HttpGateway> {
+    pub fn new(gateway: Arc<Gateway>, views: Arc<Views>) -> anyhow::Result<HttpGateway> {
         let config = &gateway.config;
         let settings = Settings::new(&config.http)?;
-        let problems = settings.check_against(&gateway.policy());
-        if !problems.is_empty() {
-            anyhow::bail!("invalid [http] configuration:\n{}", problems.join("\n"));
-        }
-        let upstreams = Upstreams::new(config, &settings)?;
+        let guard = AddressGuard::new(&gateway, settings.ranges.iter().map(|r| r.net).collect());
+        let upstreams = Upstreams::new(config, &settings, guard)?;
         let statement_header = HeaderName::from_bytes(config.http.statement_header.as_bytes())
             .context("http.statement_header")?;
         Ok(HttpGateway {
-            signing_key,
             settings,
             upstreams,
             statement_header,
@@ -189,7 +170,7 @@ impl HttpGateway {
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<Body>, HttpError> {
-        let view = self.views.get(self.gateway.policy(), &self.settings);
+        let view = self.views.get(self.gateway.snapshot());
         let (mut parts, body) = request.into_parts();
         if parts
             .headers
@@ -200,6 +181,7 @@ impl HttpGateway {
             return Err(HttpError::Loop);
         }
         let target = request::target(&parts, &self.settings)?;
+        self.upstreams.refuse_literal(&target)?;
         if parts.method == Method::CONNECT {
             return self.connect(parts, body, &target, &view, peer).await;
         }
@@ -210,22 +192,19 @@ impl HttpGateway {
             return Err(HttpError::TooLarge(max));
         }
         let text = request::is_text(&parts.headers);
+        let deadline = std::time::Instant::now() + self.gateway.config.http.body_read_timeout;
         let peeked = if text && !body.is_end_stream() {
-            body::peek(body, self.gateway.config.http.marking_peek_bytes, max).await?
+            let peek = self.gateway.config.http.marking_peek_bytes;
+            body::peek(body, peek, max, deadline).await?
         } else {
-            Peeked {
-                head: Default::default(),
-                rest: (!body.is_end_stream()).then_some(body),
-            }
+            Peeked::unread(body, deadline)
         };
-        // Decision (memoised when headers carry every fact), then the record, before
-        // anything leaves.
-        let declared = request::declared(&parts.headers);
+        // Decision (memoised when headers carry every fact).
         let today = chrono::Utc::now().date_naive();
         let banner = text.then(|| banner_text(&peeked)).filter(|t| !t.is_empty());
         let decide = || {
             let marking = request::read_marking(&parts.headers, banner, &view.policy);
-            self.decide(&parts, &target, marking, &declared, today, &view)
+            self.decide(&parts, &target, marking, peer, today, &view)
         };
         let decision = match banner {
             Some(_) => Arc::new(decide()),
@@ -242,82 +221,124 @@ impl HttpGateway {
             route: target.route.map(|i| self.settings.routes[i].host.as_str()),
         };
         let size = content_length(&parts).unwrap_or(peeked.head.len() as u64);
-        self.record(
-            &view.policy,
-            &decision,
-            &meta,
-            &peeked.head,
-            size,
-            &declared,
-        )
-        .await?;
-        let recipient = permit(&decision)?;
+        let evidence = self.evidence(&meta, &peeked.head, size);
+        let recipient = match permit(&decision) {
+            Ok(r) => r,
+            Err(refusal) => {
+                self.record(&view.policy, &decision, evidence, &Outcome::AsDecided)
+                    .await?;
+                return Err(refusal);
+            }
+        };
 
-        // Transform: statement, encryption, onward head.
+        // Transform; a request the channel cannot handle as allowed is recorded refused.
+        let (onward, body) = match self
+            .transform(
+                &mut parts, peeked, &target, &decision, recipient, &view, peer, today,
+            )
+            .await
+        {
+            Ok(handled) => handled,
+            Err(e) => {
+                let rule = match &e {
+                    HttpError::EncryptUnavailable(_) => builtin::ENCRYPT_UNAVAILABLE,
+                    _ => builtin::HANDLING_FAILED,
+                };
+                let reason = e.to_string();
+                self.record(
+                    &view.policy,
+                    &decision,
+                    evidence,
+                    &Outcome::Refused { rule, reason },
+                )
+                .await?;
+                return Err(e);
+            }
+        };
+
+        // Record, before anything leaves; then upstream.
+        let ids = self
+            .record(
+                &view.policy,
+                &decision,
+                evidence.clone(),
+                &Outcome::AsDecided,
+            )
+            .await?;
+        tracing::debug!(%peer, host = %target.host, marking = %decision.marking.label, upstream = %onward.uri, "forwarding");
+        let forwarded = self
+            .upstreams
+            .forward(onward, Request::from_parts(parts, body))
+            .await;
+        if let Err(e) = &forwarded {
+            self.record_failure(&view.policy, &decision, evidence, &ids, e)
+                .await?;
+        }
+        forwarded
+    }
+
+    /// The transform phase: onward URI and head, security statement, encryption.
+    #[allow(clippy::too_many_arguments)]
+    async fn transform(
+        &self,
+        parts: &mut Parts,
+        peeked: Peeked,
+        target: &Target,
+        decision: &Decision,
+        recipient: &RecipientDecision,
+        view: &View,
+        peer: SocketAddr,
+        today: chrono::NaiveDate,
+    ) -> Result<(Onward, Body), HttpError> {
         let tls = recipient.actions.contains(&Action::Tls);
         let onward = Onward {
-            uri: upstream::onward_uri(&target, &self.settings, parts.uri.path_and_query(), tls)?,
+            uri: upstream::onward_uri(target, &self.settings, parts.uri.path_and_query(), tls)?,
             route: target.route,
         };
-        upstream::prepare_head(&mut parts);
+        upstream::prepare_head(parts);
         parts.headers.remove(&self.statement_header);
         if recipient.actions.contains(&Action::Statement) {
             parts
                 .headers
                 .insert(self.statement_header.clone(), view.statement.clone());
         }
-        let body = if recipient.actions.contains(&Action::Encrypt) {
-            let seal = encrypt::SealRequest {
-                policy: &view.policy,
-                decision: &decision,
-                recipient,
-                declared: &declared,
-                sender: &decision_sender(peer),
-                today,
-            };
-            let max = self.gateway.config.http.encrypt_max_bytes;
-            let sealed = encrypt::seal(
-                seal,
-                &mut parts.headers,
-                peeked,
-                self.signing_key.as_ref(),
-                max,
-            )
-            .await?;
-            body::full(sealed)
-        } else {
-            Forwarded::body(peeked, max)
+        if !recipient.actions.contains(&Action::Encrypt) {
+            let max = self.gateway.config.http.max_body_bytes;
+            return Ok((onward, Forwarded::body(peeked, max)));
+        }
+        let seal = encrypt::SealRequest {
+            policy: &view.policy,
+            decision,
+            recipient,
+            sender: &decision_sender(peer),
+            today,
         };
-
-        // Upstream.
-        tracing::debug!(%peer, host = %target.host, marking = %decision.marking.label, upstream = %onward.uri, "forwarding");
-        self.upstreams
-            .forward(onward, Request::from_parts(parts, body))
-            .await
+        let max = self.gateway.config.http.encrypt_max_bytes;
+        let sealed =
+            encrypt::seal(seal, &mut parts.headers, peeked, view.signing_key(), max).await?;
+        Ok((onward, body::full(sealed)))
     }
 
-    /// Decide one request: pure (`decision::decide`) on the view's policy. The recipient is
-    /// the host the client named; the sender is not a fact of HTTP decisions.
+    /// Decide one request: pure (`decision::decide`) on the view's policy, for the host the
+    /// client named, classified by the routes and address ranges of `[http]`.
     fn decide(
         &self,
         parts: &Parts,
         target: &Target,
         marking: crate::marking::Marking,
-        declared: &Declared,
+        peer: SocketAddr,
         today: chrono::NaiveDate,
         view: &View,
     ) -> Decision {
         let dest = request::classify(&target.host, &self.settings, &view.policy);
-        let policy = view.policy_for(&dest);
-        let facts = MessageFacts {
-            sender: String::new(),
-            recipients: vec![format!("http@{}", target.host)],
+        let facts = facts::from_request(
+            |name| parts.headers.get(name).map(|v| v.as_bytes()),
+            &decision_sender(peer),
+            Recipient::host(&target.host, dest),
             marking,
-            isa_reference: request::isa_reference(&parts.headers),
             today,
-            declared: declared.clone(),
-        };
-        decision::decide(&facts, &policy)
+        );
+        decision::decide(&facts, &view.policy)
     }
 
     async fn connect(
@@ -329,9 +350,8 @@ impl HttpGateway {
         peer: SocketAddr,
     ) -> Result<Response<Body>, HttpError> {
         let marking = request::read_marking(&parts.headers, None, &view.policy);
-        let declared = request::declared(&parts.headers);
         let today = chrono::Utc::now().date_naive();
-        let decision = self.decide(&parts, target, marking, &declared, today, view);
+        let decision = self.decide(&parts, target, marking, peer, today, view);
         let meta = RequestMeta {
             method: &parts.method,
             host: &target.host,
@@ -339,10 +359,29 @@ impl HttpGateway {
             peer,
             route: None,
         };
-        self.record(&view.policy, &decision, &meta, b"", 0, &declared)
+        let evidence = self.evidence(&meta, b"", 0);
+        let outcome = match connect::check(target, &self.settings, &decision) {
+            Err(HttpError::ConnectRefused(refusal)) if decision.is_allowed() => Outcome::Refused {
+                rule: builtin::CONNECT_NOT_INSPECTABLE,
+                reason: refusal.reason.clone(),
+            },
+            _ => Outcome::AsDecided,
+        };
+        let ids = self
+            .record(&view.policy, &decision, evidence.clone(), &outcome)
             .await?;
         connect::check(target, &self.settings, &decision)?;
-        connect::tunnel(target, Request::from_parts(parts, body)).await
+        let tunnel = connect::tunnel(
+            target,
+            Request::from_parts(parts, body),
+            self.upstreams.guard(),
+        )
+        .await;
+        if let Err(e) = &tunnel {
+            self.record_failure(&view.policy, &decision, evidence, &ids, e)
+                .await?;
+        }
+        tunnel
     }
 }
 
@@ -391,28 +430,50 @@ fn permit(decision: &Decision) -> Result<&RecipientDecision, HttpError> {
 }
 
 impl HttpGateway {
-    /// Record the decision (allowed or blocked) before anything is forwarded or refused; a
-    /// request whose decision cannot be recorded gets 503 and nothing is forwarded. The
-    /// content fingerprint is the SHA-256 of the body as far as it was read for marking
-    /// (the whole body when it fits in `http.marking_peek_bytes`); the size is the declared
-    /// Content-Length.
+    /// What a record says about a request besides its decision: the client, `METHOD
+    /// host/path`, and the content fingerprint: the SHA-256 of the body as far as it was read
+    /// for marking (the whole body when it fits in `http.marking_peek_bytes`); the size is
+    /// the declared Content-Length.
+    fn evidence(&self, meta: &RequestMeta<'_>, content: &[u8], size: u64) -> RecordMeta {
+        let mut record = RecordMeta::new(Channel::Http, &decision_sender(meta.peer), content);
+        record.size = size;
+        record.message_id = Some(format!("{} {}{}", meta.method, meta.host, meta.path));
+        record
+    }
+
+    /// Record what became of the decision, before anything is forwarded or refused; a
+    /// request whose decision cannot be recorded gets 503 and nothing is forwarded.
     async fn record(
         &self,
         policy: &crate::policy::Policy,
         decision: &Decision,
-        meta: &RequestMeta<'_>,
-        content: &[u8],
-        size: u64,
-        declared: &Declared,
-    ) -> Result<(), HttpError> {
-        use crate::record::model::{Channel, RecordMeta};
-        let mut record = RecordMeta::new(Channel::Http, &decision_sender(meta.peer), content)
-            .with_declared(declared);
-        record.size = size;
-        record.message_id = Some(format!("{} {}{}", meta.method, meta.host, meta.path));
+        evidence: RecordMeta,
+        outcome: &Outcome,
+    ) -> Result<Vec<String>, HttpError> {
         self.gateway
-            .record(policy, decision, record)
+            .record(policy, decision, evidence, outcome)
             .await
             .map_err(|e| HttpError::Record(e.to_string()))
+    }
+
+    /// The upstream of an allowed request (records `ids`) failed: record that nothing was
+    /// disclosed after all.
+    async fn record_failure(
+        &self,
+        policy: &crate::policy::Policy,
+        decision: &Decision,
+        evidence: RecordMeta,
+        ids: &[String],
+        error: &HttpError,
+    ) -> Result<(), HttpError> {
+        let outcome = Outcome::Failed {
+            rule: builtin::UPSTREAM_FAILED,
+            reason: format!(
+                "allowed (record {}) and handed on, then failed: {error}",
+                ids.join(", ")
+            ),
+        };
+        self.record(policy, decision, evidence, &outcome).await?;
+        Ok(())
     }
 }

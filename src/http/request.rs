@@ -2,13 +2,11 @@
 //! by Host), what marking it carries (marking headers and banner lines of a text body), and
 //! which destination class its host belongs to.
 
-use std::net::IpAddr;
-
 use hyper::header::{HeaderMap, CONTENT_TYPE, HOST};
 use hyper::http::request::Parts;
-use hyper::Method;
+use hyper::{Method, Version};
 
-use crate::decision::Declared;
+use crate::address::{host_ip, normalise_host};
 use crate::destination::{self, Destination};
 use crate::marking::{Marking, MarkingReader};
 use crate::policy::{MarkingScheme, Policy};
@@ -31,18 +29,46 @@ pub struct Target {
 
 /// Work out the target of a request: an absolute URI (HTTP/1.1 proxy form, or HTTP/2's
 /// `:authority`) or the Host header of an origin-form request, which must name a route.
+///
+/// Refused with 400 (RFC 9112 §3.2, RFC 9110 §4.2.4): an HTTP/1.1 request without Host or
+/// with more than one, a host with userinfo (`user@host`), an absolute-form target whose
+/// scheme is not `http` or `https`, and a host that is not a valid name or IP literal.
 pub fn target(parts: &Parts, settings: &Settings) -> Result<Target, HttpError> {
+    let mut hosts = parts.headers.get_all(HOST).iter();
+    let host_header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(HttpError::BadRequest(
+            "more than one Host header (RFC 9112 section 3.2)".into(),
+        ));
+    }
+    if host_header.is_none() && parts.version == Version::HTTP_11 {
+        return Err(HttpError::BadRequest(
+            "an HTTP/1.1 request must carry a Host header (RFC 9112 section 3.2)".into(),
+        ));
+    }
+    if let Some(scheme) = parts.uri.scheme_str() {
+        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            return Err(HttpError::BadRequest(format!(
+                "only http:// and https:// targets are proxied, not {scheme}://"
+            )));
+        }
+    }
     let (authority, absolute) = match parts.uri.authority() {
         Some(a) => (a.as_str().to_string(), true),
         None => {
-            let host = parts
-                .headers
-                .get(HOST)
+            let host = host_header
                 .and_then(|h| h.to_str().ok())
                 .ok_or_else(|| HttpError::BadRequest("request names no host".into()))?;
             (host.to_string(), false)
         }
     };
+    let userinfo = |a: &str| a.contains('@');
+    if userinfo(&authority) || host_header.is_some_and(|h| h.as_bytes().contains(&b'@')) {
+        return Err(HttpError::BadRequest(
+            "a host with user information (user@host) is not accepted (RFC 9110 section 4.2.4)"
+                .into(),
+        ));
+    }
     let authority: hyper::http::uri::Authority = authority
         .parse()
         .map_err(|_| HttpError::BadRequest(format!("invalid host {authority:?}")))?;
@@ -53,54 +79,14 @@ pub fn target(parts: &Parts, settings: &Settings) -> Result<Target, HttpError> {
         return Err(HttpError::NoRoute(host));
     }
     Ok(Target {
-        https: parts.uri.scheme_str() == Some("https"),
+        https: parts
+            .uri
+            .scheme_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case("https")),
         port: authority.port_u16(),
         host,
         route,
     })
-}
-
-/// Lower case, IDNA, trailing dot removed; IPv6 literals kept in brackets.
-pub fn normalise_host(host: &str) -> Option<String> {
-    if host.starts_with('[') {
-        let inner = host.trim_start_matches('[').trim_end_matches(']');
-        let ip: std::net::Ipv6Addr = inner.parse().ok()?;
-        return Some(format!("[{ip}]"));
-    }
-    destination::normalise_domain(host).ok()
-}
-
-/// The IP address of an IP-literal host.
-pub fn host_ip(host: &str) -> Option<IpAddr> {
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()
-}
-
-/// What the sender declared about the disclosure (the same headers as mail).
-pub fn declared(headers: &HeaderMap) -> Declared {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
-            .filter(|v| !v.is_empty())
-    };
-    Declared {
-        purpose: header("x-disclosure-purpose"),
-        legal_basis: header("x-legal-basis"),
-        consent: header("x-consent").map(|c| c.to_ascii_lowercase()),
-    }
-}
-
-/// The ISA the sender cites (`X-ISA-Reference`), trimmed.
-pub fn isa_reference(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-isa-reference")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
 }
 
 /// Whether a body of this type may carry banner lines worth reading.
@@ -266,13 +252,5 @@ mod tests {
                 .unwrap(),
         );
         assert!(read_marking(&h, None, &p).defaulted);
-    }
-
-    #[test]
-    fn hosts_normalise() {
-        assert_eq!(normalise_host("API.Example.").unwrap(), "api.example");
-        assert_eq!(normalise_host("[::1]").unwrap(), "[::1]");
-        assert_eq!(host_ip("[::1]"), Some("::1".parse().unwrap()));
-        assert_eq!(host_ip("10.1.2.3"), Some("10.1.2.3".parse().unwrap()));
     }
 }

@@ -1,6 +1,6 @@
 //! The checked `[http]` settings: routes with parsed upstream URLs, address ranges, CONNECT
-//! allowances. Built once at start from the validated [`HttpConfig`], and checked against the
-//! policy (partner ids and destination class names must exist).
+//! allowances. Built once at start from the validated [`HttpConfig`]; the service checks the
+//! routes against each policy snapshot (`HttpConfig::problems_with`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,11 +10,8 @@ use hyper::http::uri::{Authority, Scheme};
 use hyper::Uri;
 use ipnet::IpNet;
 
+use crate::address::{domain_is_under, normalise_host};
 use crate::config::http::HttpConfig;
-use crate::destination::domain_is_under;
-use crate::policy::Policy;
-
-use super::request::normalise_host;
 
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -102,40 +99,6 @@ impl Settings {
             ranges,
             connect_npm,
         })
-    }
-
-    /// Problems with the settings against a policy: unknown partners and classes.
-    pub fn check_against(&self, policy: &Policy) -> Vec<String> {
-        let mut errors = Vec::new();
-        let mut check = |what: String, partner: &Option<String>, class: Option<&String>| {
-            if let Some(p) = partner {
-                if policy.partner(p).is_none() {
-                    errors.push(format!("{what}: partner {p:?} is not in partners.toml"));
-                }
-            }
-            if let Some(c) = class {
-                if !policy.destinations.names.contains(c) {
-                    errors.push(format!(
-                        "{what}: destination {c:?} is not a class in destinations.toml"
-                    ));
-                }
-            }
-        };
-        for r in &self.routes {
-            check(
-                format!("http.route {:?}", r.host),
-                &r.partner,
-                r.destination.as_ref(),
-            );
-        }
-        for r in &self.ranges {
-            check(
-                format!("http.address_range {}", r.net),
-                &r.partner,
-                Some(&r.destination),
-            );
-        }
-        errors
     }
 
     pub fn route_for(&self, host: &str) -> Option<usize> {

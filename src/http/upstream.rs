@@ -1,8 +1,11 @@
 //! Upstream phase: markgate originates the onward connection itself. Pooled keep-alive
-//! clients (hyper-util legacy client over hyper-rustls), one shared by every route without a
-//! client certificate and one per mutual-TLS route. HTTPS is verified against `tls.ca` and
-//! the webpki roots; when the decision requires `tls` the request goes over HTTPS whatever
-//! scheme the client asked for, and there is no plaintext fallback.
+//! clients (hyper-util legacy client over hyper-rustls, over the address guard's connector):
+//! one for hosts the client named, one shared by every route without a client certificate,
+//! and one per mutual-TLS route. Only the first is held to the private-address rules (a
+//! route's upstream is named by the operator); none reaches the gateway's own listeners.
+//! HTTPS is verified against `tls.ca` and the webpki roots; when the decision requires `tls`
+//! the request goes over HTTPS whatever scheme the client asked for, and there is no
+//! plaintext fallback.
 
 use std::error::Error as _;
 use std::time::Duration;
@@ -12,7 +15,6 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST};
 use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::{Request, Response, Uri, Version};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
@@ -21,21 +23,27 @@ use crate::config::Config;
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 
-use super::body::{boxed, full, Body, BodyTooLarge};
+use super::body::{boxed, full, Body, BodyTooLarge, ClientBodyError};
 use super::error::HttpError;
+use super::guard::{AddressGuard, ConnectError, GuardedConnector};
 use super::request::Target;
 use super::settings::Settings;
+use crate::address::host_ip;
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Body>;
+type HttpsClient = Client<HttpsConnector<GuardedConnector>, Body>;
 
 /// The pooled clients.
 pub struct Upstreams {
+    /// Hosts the client named (absolute-form requests).
+    named: HttpsClient,
+    /// Routes without a client certificate.
     shared: HttpsClient,
     /// Per route index: its own client when it presents a client certificate.
     per_route: Vec<Option<HttpsClient>>,
     timeout: Duration,
     /// Responses up to this many bytes (known length) are read whole before answering.
     buffer_small: u64,
+    guard: AddressGuard,
 }
 
 /// Where one request goes upstream.
@@ -46,14 +54,16 @@ pub struct Onward {
 }
 
 impl Upstreams {
-    pub fn new(config: &Config, settings: &Settings) -> anyhow::Result<Upstreams> {
+    pub fn new(
+        config: &Config,
+        settings: &Settings,
+        guard: AddressGuard,
+    ) -> anyhow::Result<Upstreams> {
         let http = &config.http;
-        let build = |client_cert: Option<(&std::path::Path, &std::path::Path)>| {
+        let build = |client_cert: Option<(&std::path::Path, &std::path::Path)>,
+                     guard: AddressGuard| {
             let tls = crate::certs::client_config(config.tls.ca.as_deref(), client_cert)?;
-            let mut connector = HttpConnector::new();
-            connector.enforce_http(false);
-            connector.set_nodelay(true);
-            connector.set_connect_timeout(Some(http.connect_timeout));
+            let connector = GuardedConnector { guard };
             let https = HttpsConnectorBuilder::new()
                 .with_tls_config((*tls).clone())
                 .https_or_http()
@@ -68,24 +78,47 @@ impl Upstreams {
                     .build(https),
             )
         };
-        let shared = build(None).context("upstream TLS configuration")?;
+        let named = build(None, guard.clone()).context("upstream TLS configuration")?;
+        let shared = build(None, guard.for_routes()).context("upstream TLS configuration")?;
         let mut per_route = Vec::new();
         for (route, raw) in settings.routes.iter().zip(&http.routes) {
             per_route.push(match (&raw.client_cert, &raw.client_key) {
-                (Some(cert), Some(key)) if route.mutual_tls => {
-                    Some(build(Some((cert, key))).with_context(|| {
+                (Some(cert), Some(key)) if route.mutual_tls => Some(
+                    build(Some((cert, key)), guard.for_routes()).with_context(|| {
                         format!("http.route {:?}: client certificate", raw.host)
-                    })?)
-                }
+                    })?,
+                ),
                 _ => None,
             });
         }
         Ok(Upstreams {
+            named,
             shared,
             per_route,
             timeout: http.upstream_timeout,
             buffer_small: 16 * 1024,
+            guard,
         })
+    }
+
+    /// The checks for connections to hosts the client named (CONNECT tunnels too).
+    pub fn guard(&self) -> &AddressGuard {
+        &self.guard
+    }
+
+    /// Refuse at once an IP-literal host the client named that may not be reached (names are
+    /// checked when they are resolved, at connect).
+    pub fn refuse_literal(&self, target: &Target) -> Result<(), HttpError> {
+        if target.route.is_some() {
+            return Ok(());
+        }
+        let Some(ip) = host_ip(&target.host) else {
+            return Ok(());
+        };
+        let port = target.port.unwrap_or(if target.https { 443 } else { 80 });
+        self.guard
+            .check(&target.host, std::net::SocketAddr::new(ip, port))
+            .map_err(HttpError::AddressRefused)
     }
 
     /// Send the request and return the upstream's response head with its body streaming.
@@ -94,10 +127,14 @@ impl Upstreams {
         onward: Onward,
         mut request: Request<Body>,
     ) -> Result<Response<Body>, HttpError> {
-        let client = onward
-            .route
-            .and_then(|i| self.per_route.get(i)?.as_ref())
-            .unwrap_or(&self.shared);
+        let client = match onward.route {
+            None => &self.named,
+            Some(i) => self
+                .per_route
+                .get(i)
+                .and_then(Option::as_ref)
+                .unwrap_or(&self.shared),
+        };
         let upstream = onward
             .uri
             .authority()
@@ -249,6 +286,12 @@ fn upstream_error(upstream: String, e: &hyper_util::client::legacy::Error) -> Ht
     while let Some(s) = source {
         if let Some(too_large) = s.downcast_ref::<BodyTooLarge>() {
             return HttpError::TooLarge(too_large.0);
+        }
+        if let Some(ConnectError::Refused(refused)) = s.downcast_ref::<ConnectError>() {
+            return HttpError::AddressRefused(refused.clone());
+        }
+        if let Some(client) = s.downcast_ref::<ClientBodyError>() {
+            return HttpError::ClientBody(client.0.to_string());
         }
         if s.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)

@@ -1,22 +1,21 @@
-//! The HTTP view of a policy snapshot, built once per snapshot (not per request): the policy
-//! with the partner routes' hosts added to its destination classes and partner register, so
-//! the pure decision engine classifies route hosts as configured, and the security statement
-//! as a ready one-line header value.
+//! The HTTP view of a snapshot, built once per snapshot (not per request): the policy
+//! requests are decided with, the signing key that seals what must be encrypted, and the
+//! security statement as a ready one-line header value.
+//! Route hosts and address ranges are classified by the channel before the decision
+//! (`request::classify`), so the policy itself is used as it is.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use hyper::header::HeaderValue;
 
-use crate::destination::{classify_domain, Destination};
 use crate::policy::Policy;
-
-use super::settings::Settings;
+use crate::service::snapshot::Snapshot;
 
 pub struct View {
-    /// The snapshot this view was built from.
-    source: Arc<Policy>,
-    /// The snapshot with route hosts added: what requests are decided with.
+    /// The snapshot requests are decided and handled with.
+    snapshot: Arc<Snapshot>,
+    /// Its policy.
     pub policy: Arc<Policy>,
     /// The statement on one line, as a header value.
     pub statement: HeaderValue,
@@ -29,60 +28,25 @@ pub struct Views {
 }
 
 impl Views {
-    pub fn get(&self, policy: Arc<Policy>, settings: &Settings) -> Arc<View> {
+    pub fn get(&self, snapshot: Arc<Snapshot>) -> Arc<View> {
         if let Some(view) = self.current.load_full() {
-            if Arc::ptr_eq(&view.source, &policy) {
+            if Arc::ptr_eq(&view.snapshot, &snapshot) {
                 return view;
             }
         }
-        let view = Arc::new(View::build(policy, settings));
+        let view = Arc::new(View {
+            statement: statement_header(&snapshot.policy.statement),
+            policy: snapshot.policy.clone(),
+            snapshot,
+        });
         self.current.store(Some(view.clone()));
         view
     }
 }
-
 impl View {
-    fn build(source: Arc<Policy>, settings: &Settings) -> View {
-        let mut policy = (*source).clone();
-        for route in &settings.routes {
-            add_host(&mut policy, &route.host, &route.destination, &route.partner);
-        }
-        View {
-            statement: statement_header(&source.statement),
-            policy: Arc::new(policy),
-            source,
-        }
-    }
-
-    /// The policy to decide a request to `dest` with: the view's policy, or for an IP
-    /// literal classified by an address range, a copy that knows that one address.
-    pub fn policy_for(&self, dest: &Destination) -> std::borrow::Cow<'_, Policy> {
-        let seen = classify_domain(&dest.domain, &self.policy);
-        if seen.class == dest.class && seen.partner == dest.partner {
-            return std::borrow::Cow::Borrowed(&self.policy);
-        }
-        let mut policy = (*self.policy).clone();
-        add_host(
-            &mut policy,
-            &dest.domain,
-            &Some(dest.class.clone()),
-            &dest.partner,
-        );
-        std::borrow::Cow::Owned(policy)
-    }
-}
-
-fn add_host(policy: &mut Policy, host: &str, class: &Option<String>, partner: &Option<String>) {
-    if let Some(class) = class {
-        policy
-            .destinations
-            .suffixes
-            .push((host.to_string(), class.clone()));
-    }
-    if let Some(id) = partner {
-        if let Some(p) = policy.partners.iter_mut().find(|p| &p.id == id) {
-            p.domains.push(host.to_string());
-        }
+    /// Signs bundle manifests; without it `encrypt` is refused.
+    pub fn signing_key(&self) -> Option<&ed25519_dalek::SigningKey> {
+        self.snapshot.signing_key.as_deref()
     }
 }
 

@@ -39,7 +39,6 @@ mod reader;
 mod tokenizer;
 
 pub use normalise::normalise;
-pub(crate) use reader::decode_unstructured;
 pub use reader::MarkingReader;
 
 use serde::Serialize;

@@ -4,13 +4,12 @@
 
 use std::borrow::Cow;
 
-use mail_parser::parsers::MessageStream;
 use mail_parser::{HeaderName, HeaderValue};
 
 use super::grammar::{unfold, Grammar, Match};
 use super::tokenizer::{tokenize, Tokens, UNDECODABLE};
 use super::{banner, headers, html, msip, Marking, MarkingSource, UnreadableMarking};
-use crate::message::mime::{Entity, Part, PartKind, MAX_ATTACHED_DEPTH};
+use crate::message::mime::{decode_unstructured, Entity, Part, PartKind, MAX_ATTACHED_DEPTH};
 use crate::policy::MarkingScheme;
 
 /// Token limits: a subject is read whole (bracketed markings may stand anywhere in it);
@@ -600,29 +599,6 @@ fn reported_text(text: &str) -> String {
     match text.char_indices().nth(TEXT_REPORTED) {
         Some((i, _)) => format!("{}…", &text[..i]),
         None => text.to_string(),
-    }
-}
-
-/// Decode a raw header value as unstructured text (RFC 2047 encoded words, folding); bytes
-/// that are not UTF-8 become U+FFFD.
-pub(crate) fn decode_unstructured(raw: &[u8]) -> Cow<'_, str> {
-    // no encoded word: the text as it is (callers unfold it)
-    if memchr::memmem::find(raw, b"=?").is_none() {
-        if let Ok(text) = std::str::from_utf8(raw) {
-            return Cow::Borrowed(text);
-        }
-    }
-    // mail-parser reads a value up to its line end (without one it reads nothing): an HTTP
-    // header, or the last line of a message, is given one
-    if !raw.ends_with(b"\n") {
-        let mut line = raw.to_vec();
-        line.extend_from_slice(b"\r\n");
-        return Cow::Owned(decode_unstructured(&line).into_owned());
-    }
-    match MessageStream::new(raw).parse_unstructured() {
-        HeaderValue::Text(t) => t,
-        HeaderValue::TextList(l) => l.join(" ").into(),
-        _ => Cow::Borrowed(""),
     }
 }
 

@@ -500,6 +500,29 @@ fn ascii_compatible(charset: &str) -> bool {
         && c != "unicode"
 }
 
+/// Decode a raw header value as unstructured text (RFC 2047 encoded words, folding); bytes
+/// that are not UTF-8 become U+FFFD.
+pub fn decode_unstructured(raw: &[u8]) -> Cow<'_, str> {
+    // no encoded word: the text as it is (callers unfold it)
+    if memchr::memmem::find(raw, b"=?").is_none() {
+        if let Ok(text) = std::str::from_utf8(raw) {
+            return Cow::Borrowed(text);
+        }
+    }
+    // mail-parser reads a value up to its line end (without one it reads nothing): an HTTP
+    // header, or the last line of a message, is given one
+    if !raw.ends_with(b"\n") {
+        let mut line = raw.to_vec();
+        line.extend_from_slice(b"\r\n");
+        return Cow::Owned(decode_unstructured(&line).into_owned());
+    }
+    match MessageStream::new(raw).parse_unstructured() {
+        HeaderValue::Text(t) => t,
+        HeaderValue::TextList(l) => l.join(" ").into(),
+        _ => Cow::Borrowed(""),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use toml::Spanned;
 use super::model::*;
 use super::source::{PolicyError, PolicyErrors, SourceFile};
 use super::*;
-use crate::destination::normalise_domain;
+use crate::address::normalise_domain;
 use crate::marking::normalise;
 
 const FILES: [&str; 6] = [

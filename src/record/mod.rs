@@ -9,13 +9,22 @@
 //! Layout:
 //! - [`model`]: the record, the metadata the gateway supplies, and the canonical form hashed
 //!   into the chain;
+//! - [`builder`]: the one place every channel's records are built, from the decision and
+//!   what the channel then did;
 //! - [`store`]: the SQLite store: append, verify, query, prune (retention keeps the chain
 //!   verifiable through an anchor row);
+//! - [`delivery`]: delivery-attempt records (per copy and recipient: outcome, next hop, TLS,
+//!   how the peer was verified), in a hash chain of their own in the same store;
 //! - [`recorder`]: the handle gateways hold: a writer thread that group-commits whatever
 //!   arrives while it is committing;
+//! - [`checkpoint`]: signed checkpoints of the chain head, so cutting the newest records
+//!   is found too;
 //! - [`report`]: the annual ISA review report;
 //! - [`register`]: ISA review status for `markgate isa` and the gateway's due warnings.
 
+pub mod builder;
+pub mod checkpoint;
+pub mod delivery;
 pub mod model;
 pub mod recorder;
 pub mod register;
@@ -25,12 +34,16 @@ pub mod store;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use builder::{build, Outcome};
 pub use model::{
-    incident_min_rank, Channel, Consent, DecisionRecord, IncidentKind, RecordMeta, SourceRecord,
+    incident_min_rank, Channel, Consent, DecisionRecord, IncidentKind, RecordMeta, RecordVerdict,
+    SourceRecord,
 };
 pub use recorder::Recorder;
 pub use register::{isa_due_report, IsaDue};
-pub use store::{Filter, PruneOutcome, Store, StoredRecord, Tamper, VerifyReport};
+pub use store::{
+    Filter, PruneOutcome, PrunePlan, PruneRequest, Store, StoredRecord, Tamper, VerifyReport,
+};
 
 /// What can go wrong keeping records. A gateway answers every one of these with a temporary
 /// failure (451 / 503): no decision goes unrecorded.
@@ -82,6 +95,13 @@ pub enum RecordError {
     Format { path: PathBuf, found: String },
     #[error("the record chain in {path} is broken ({tamper}); nothing was pruned")]
     Tampered { path: PathBuf, tamper: Tamper },
+    #[error("refusing to prune {path}: {count} record(s) from seq {first_seq} on are younger than records.retention ({retention}); nothing was pruned (to remove them anyway: --override-retention --reason TEXT)")]
+    Retained {
+        path: PathBuf,
+        count: u64,
+        first_seq: i64,
+        retention: String,
+    },
     #[error("the recorder has stopped")]
     Stopped,
 }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::decision::{builtin, Decision, Disclosure, Verdict};
+use crate::decision::{Disclosure, Verdict};
 use crate::policy::{Action, Policy};
 
 /// The channel a decision was made on.
@@ -16,6 +16,8 @@ pub enum Channel {
     Smtp,
     Http,
     Bundle,
+    /// The record store's own administration (`audit prune`): not a decision to share.
+    Audit,
 }
 
 impl Channel {
@@ -24,6 +26,7 @@ impl Channel {
             Channel::Smtp => "smtp",
             Channel::Http => "http",
             Channel::Bundle => "bundle",
+            Channel::Audit => "audit",
         }
     }
 
@@ -32,12 +35,65 @@ impl Channel {
             "smtp" => Some(Channel::Smtp),
             "http" => Some(Channel::Http),
             "bundle" => Some(Channel::Bundle),
+            "audit" => Some(Channel::Audit),
             _ => None,
         }
     }
 }
 
-pub use crate::message::Consent;
+pub use crate::facts::Consent;
+
+/// What a channel did for one recipient: a record states what happened, not only what the
+/// decision said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordVerdict {
+    /// Allowed, and the copy went on (forwarded, queued for delivery, sealed).
+    Allow,
+    /// Blocked by the decision, or refused by the channel after the decision allowed.
+    Block,
+    /// Allowed and handed on, and the hand-over failed: recorded after the `allow` record
+    /// of the same request, it cancels that disclosure.
+    Failed,
+}
+
+impl RecordVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordVerdict::Allow => "allow",
+            RecordVerdict::Block => "block",
+            RecordVerdict::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RecordVerdict> {
+        match s {
+            "allow" => Some(RecordVerdict::Allow),
+            "block" => Some(RecordVerdict::Block),
+            "failed" => Some(RecordVerdict::Failed),
+            _ => None,
+        }
+    }
+
+    /// The decision's verdict for a record of a decision; None for a `failed` record, which
+    /// follows the record of its decision.
+    pub fn decided(self) -> Option<Verdict> {
+        match self {
+            RecordVerdict::Allow => Some(Verdict::Allow),
+            RecordVerdict::Block => Some(Verdict::Block),
+            RecordVerdict::Failed => None,
+        }
+    }
+}
+
+impl From<Verdict> for RecordVerdict {
+    fn from(v: Verdict) -> RecordVerdict {
+        match v {
+            Verdict::Allow => RecordVerdict::Allow,
+            Verdict::Block => RecordVerdict::Block,
+        }
+    }
+}
 
 /// Prefix of a dry-run rule in a record's `rules`: it would have blocked, but did not.
 pub const DRY_RUN_PREFIX: &str = "dry-run:";
@@ -90,12 +146,6 @@ pub struct RecordMeta {
     pub size: u64,
     /// SHA-256 of the content, lower-case hex.
     pub sha256: String,
-    /// `X-Disclosure-Purpose`.
-    pub purpose: Option<String>,
-    /// `X-Legal-Basis`.
-    pub legal_basis: Option<String>,
-    /// `X-Consent`.
-    pub consent: Option<Consent>,
     /// Blocked recipients of material ranked at or above this are incidents. From
     /// [`incident_min_rank`]; None records no class incidents.
     pub incident_min_rank: Option<u32>,
@@ -112,58 +162,26 @@ impl RecordMeta {
             message_id: None,
             size: content.len() as u64,
             sha256: hex::encode(sha2::Sha256::digest(content)),
-            purpose: None,
-            legal_basis: None,
-            consent: None,
             incident_min_rank: None,
         }
     }
-}
 
-impl RecordMeta {
-    /// Meta for a parsed mail message received now: size and SHA-256 of the raw bytes,
-    /// `Message-ID`, `X-Disclosure-Purpose`, `X-Legal-Basis` and `X-Consent` (an `X-Consent`
-    /// value other than given / withheld / not-required is recorded as not stated).
-    pub fn from_message(
+    /// Meta for a parsed mail message received now: size and SHA-256 of the raw bytes and
+    /// its `Message-ID` (unfolded).
+    pub fn for_message(
         channel: Channel,
         sender: &str,
         message: &crate::message::ParsedMessage<'_>,
     ) -> RecordMeta {
-        let header = |name: &str| {
-            message
-                .root
-                .header_raw(name)
-                .map(unfold)
-                .filter(|v| !v.is_empty())
-        };
         RecordMeta {
-            message_id: header("Message-ID"),
-            purpose: header("X-Disclosure-Purpose"),
-            legal_basis: header("X-Legal-Basis"),
-            consent: header("X-Consent").and_then(|v| Consent::parse(&v)),
+            message_id: message
+                .root
+                .header_raw("Message-ID")
+                .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+                .filter(|v| !v.is_empty()),
             ..RecordMeta::new(channel, sender, message.raw)
         }
     }
-}
-
-impl RecordMeta {
-    /// Take purpose, legal basis and consent from what the sender declared (the same
-    /// values the decision saw). A consent value that is not given / withheld /
-    /// not-required is recorded as not stated.
-    pub fn with_declared(mut self, declared: &crate::decision::Declared) -> RecordMeta {
-        self.purpose = declared.purpose.clone().filter(|v| !v.trim().is_empty());
-        self.legal_basis = declared
-            .legal_basis
-            .clone()
-            .filter(|v| !v.trim().is_empty());
-        self.consent = declared.consent.as_deref().and_then(Consent::parse);
-        self
-    }
-}
-
-/// A header value on one line: folding removed, runs of white space made one space.
-fn unfold(value: &str) -> String {
-    value.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The rank of `class` in `policy` (records.incident_class): blocked disclosures at or above
@@ -178,7 +196,7 @@ pub fn incident_min_rank(policy: &Policy, class: &str) -> Option<u32> {
 /// A fresh random record id (UUID v4) from the thread's CSPRNG, which is seeded from the
 /// operating system once rather than asked for every record (`Uuid::new_v4` makes one
 /// `getrandom` system call per id).
-fn record_id() -> String {
+pub(crate) fn record_id() -> String {
     uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
         .to_string()
@@ -207,7 +225,8 @@ pub struct DecisionRecord {
     pub defaulted: bool,
     /// Destination class (`internal`, `secure`, `internet`, `invalid` ...).
     pub destination: String,
-    pub verdict: Verdict,
+    /// What the channel did for this recipient.
+    pub verdict: RecordVerdict,
     pub actions: Vec<Action>,
     /// Ids of the rules that fired.
     pub rules: Vec<String>,
@@ -227,100 +246,6 @@ pub struct DecisionRecord {
 }
 
 impl DecisionRecord {
-    /// One record per recipient of `decision`.
-    pub fn from_decision(decision: &Decision, meta: &RecordMeta) -> Vec<DecisionRecord> {
-        let time = truncate_micros(meta.time);
-        let sources: Vec<SourceRecord> = decision
-            .marking
-            .sources
-            .iter()
-            .map(|s| SourceRecord {
-                location: s.location.clone(),
-                text: s.text.clone(),
-                class: s.class.clone(),
-            })
-            .collect();
-        decision
-            .recipients
-            .iter()
-            .map(|r| {
-                let classified = r.verdict == Verdict::Block
-                    && meta
-                        .incident_min_rank
-                        .is_some_and(|min| decision.marking.rank >= min);
-                let overdue = r.rules.iter().any(|id| id == builtin::ISA_OVERDUE);
-                let incident_kind = if classified {
-                    Some(IncidentKind::ClassifiedBlocked)
-                } else if overdue {
-                    Some(IncidentKind::IsaOverdue)
-                } else {
-                    None
-                };
-                DecisionRecord {
-                    id: record_id(),
-                    time,
-                    channel: meta.channel,
-                    sender: meta.sender.clone(),
-                    recipient: r.address.clone(),
-                    partner: r.partner.clone(),
-                    partner_id: r.partner_id.clone(),
-                    class: decision.marking.class.clone(),
-                    label: decision.marking.label.clone(),
-                    sources: sources.clone(),
-                    defaulted: decision.marking.defaulted,
-                    destination: r.destination.clone(),
-                    verdict: r.verdict,
-                    actions: r.actions.clone(),
-                    // Dry-run block rules that would have blocked are kept with the rules
-                    // that fired, marked `dry-run:`, so the trial of a new rule is on record.
-                    rules: r
-                        .rules
-                        .iter()
-                        .cloned()
-                        .chain(
-                            r.would_block
-                                .iter()
-                                .map(|id| format!("{DRY_RUN_PREFIX}{id}")),
-                        )
-                        .collect(),
-                    reason: r.reason.clone(),
-                    disclosure: r.disclosure,
-                    isa: decision.isa.clone(),
-                    purpose: meta.purpose.clone(),
-                    legal_basis: meta.legal_basis.clone(),
-                    consent: meta.consent,
-                    message_id: meta.message_id.clone(),
-                    size: meta.size,
-                    sha256: meta.sha256.clone(),
-                    policy_version: decision.policy_version.clone(),
-                    incident: incident_kind.is_some(),
-                    incident_kind,
-                }
-            })
-            .collect()
-    }
-
-    /// The facts `policy simulate` replays under a candidate policy.
-    pub fn to_recorded(&self) -> crate::simulate::Recorded {
-        crate::simulate::Recorded {
-            id: self.id.clone(),
-            time: self.time,
-            channel: self.channel.as_str().to_string(),
-            sender: self.sender.clone(),
-            recipient: self.recipient.clone(),
-            marking: self.label.clone(),
-            isa: self.isa.clone(),
-            declared: crate::decision::Declared {
-                purpose: self.purpose.clone(),
-                legal_basis: self.legal_basis.clone(),
-                consent: self.consent.map(|c| c.as_str().to_string()),
-            },
-            verdict: self.verdict,
-            actions: self.actions.clone(),
-            rules: self.rules.clone(),
-        }
-    }
-
     /// The stored form of `time`: RFC 3339, UTC, always six fractional digits, so text order
     /// is time order.
     pub fn time_text(&self) -> String {
@@ -413,12 +338,8 @@ pub fn parse_disclosure(s: &str) -> Option<Disclosure> {
     }
 }
 
-pub fn parse_verdict(s: &str) -> Option<Verdict> {
-    match s {
-        "allow" => Some(Verdict::Allow),
-        "block" => Some(Verdict::Block),
-        _ => None,
-    }
+pub fn parse_verdict(s: &str) -> Option<RecordVerdict> {
+    RecordVerdict::parse(s)
 }
 
 #[cfg(test)]
@@ -427,13 +348,10 @@ mod tests {
 
     #[test]
     fn meta_from_a_message() {
-        let raw = b"From: a@b\r\nMessage-ID: <m1@b>\r\nX-Disclosure-Purpose: safeguarding\r\n referral\r\nX-Legal-Basis: Children Act 2004 s.11\r\nX-Consent: Not-Required\r\nSubject: x\r\n\r\nbody\r\n";
+        let raw = b"From: a@b\r\nMessage-ID: <m1@b>\r\nSubject: x\r\n\r\nbody\r\n";
         let parsed = crate::message::parse(raw).unwrap();
-        let meta = RecordMeta::from_message(Channel::Smtp, "a@b", &parsed);
+        let meta = RecordMeta::for_message(Channel::Smtp, "a@b", &parsed);
         assert_eq!(meta.message_id.as_deref(), Some("<m1@b>"));
-        assert_eq!(meta.purpose.as_deref(), Some("safeguarding referral"));
-        assert_eq!(meta.legal_basis.as_deref(), Some("Children Act 2004 s.11"));
-        assert_eq!(meta.consent, Some(Consent::NotRequired));
         assert_eq!(meta.size, raw.len() as u64);
         assert_eq!(meta.sha256.len(), 64);
     }
@@ -447,14 +365,6 @@ mod tests {
             assert_eq!(uuid.get_version_num(), 4, "{id}");
             assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{id}");
         }
-    }
-
-    #[test]
-    fn consent_values() {
-        assert_eq!(Consent::parse(" Given "), Some(Consent::Given));
-        assert_eq!(Consent::parse("NOT_REQUIRED"), Some(Consent::NotRequired));
-        assert_eq!(Consent::parse("not required"), Some(Consent::NotRequired));
-        assert_eq!(Consent::parse("maybe"), None);
     }
 
     #[test]
@@ -478,7 +388,7 @@ mod tests {
             }],
             defaulted: false,
             destination: "internet".into(),
-            verdict: Verdict::Allow,
+            verdict: RecordVerdict::Allow,
             actions: vec![Action::Tls],
             rules: vec!["official-tls".into()],
             reason: "ok".into(),

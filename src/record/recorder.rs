@@ -11,6 +11,7 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
+use super::delivery::DeliveryRecord;
 use super::store::{PreparedRecord, Store, StoreOptions};
 use super::{DecisionRecord, RecordError};
 use crate::config::records::RecordsConfig;
@@ -20,6 +21,8 @@ const MAX_BATCH: usize = 4096;
 
 struct Job {
     records: Vec<PreparedRecord>,
+    /// Delivery-attempt records, appended to their own chain after `records`.
+    deliveries: Vec<DeliveryRecord>,
     reply: oneshot::Sender<Result<(), RecordError>>,
 }
 
@@ -121,9 +124,32 @@ impl Recorder {
         // Encode on the caller's thread; the writer only chains and inserts.
         let records = records.into_iter().map(PreparedRecord::new).collect();
         self.tx
-            .send(Job { records, reply })
+            .send(Job {
+                records,
+                deliveries: Vec::new(),
+                reply,
+            })
             .map_err(|_| RecordError::Stopped)?;
         Ok(rx)
+    }
+
+    /// Put delivery-attempt records on file; returns once they are durably committed.
+    pub async fn record_deliveries(
+        &self,
+        deliveries: Vec<DeliveryRecord>,
+    ) -> Result<(), RecordError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job {
+                records: Vec::new(),
+                deliveries,
+                reply,
+            })
+            .map_err(|_| RecordError::Stopped)?;
+        rx.await.unwrap_or(Err(RecordError::Stopped))
     }
 }
 
@@ -142,7 +168,16 @@ fn writer(mut store: Store, rx: mpsc::Receiver<Job>, kick: Option<mpsc::SyncSend
             }
         }
         let refs: Vec<&PreparedRecord> = batch.iter().flat_map(|j| j.records.iter()).collect();
-        let result = store.append_prepared(&refs).map(|_| ());
+        let mut result = if refs.is_empty() {
+            Ok(())
+        } else {
+            store.append_prepared(&refs).map(|_| ())
+        };
+        let deliveries: Vec<&DeliveryRecord> =
+            batch.iter().flat_map(|j| j.deliveries.iter()).collect();
+        if result.is_ok() && !deliveries.is_empty() {
+            result = store.append_deliveries(&deliveries).map(|_| ());
+        }
         if let Err(e) = &result {
             tracing::error!(error = %e, records = refs.len(), "decision records not written");
         }

@@ -8,25 +8,32 @@ use std::fmt::Write as _;
 use chrono::{Datelike, NaiveDate, NaiveTime};
 use serde::Serialize;
 
+use super::model::RecordVerdict;
 use super::model::{disclosure_str, format_time};
 use super::register::{partner_names, status_label};
 use super::store::{Filter, Store};
 use super::RecordError;
-use crate::decision::Verdict;
 use crate::policy::{IsaStatus, Policy};
 
-/// Allowed (disclosed) and blocked counts.
+/// Disclosed, blocked and failed counts. Only what left counts as disclosed: a `failed`
+/// record (allowed and handed on, then the hand-over failed) takes its disclosure back and
+/// counts as failed; a channel's refusal after an allowing decision is recorded blocked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     pub disclosed: u64,
     pub blocked: u64,
+    pub failed: u64,
 }
 
 impl Counts {
-    fn add(&mut self, verdict: Verdict) {
+    fn add(&mut self, verdict: RecordVerdict) {
         match verdict {
-            Verdict::Allow => self.disclosed += 1,
-            Verdict::Block => self.blocked += 1,
+            RecordVerdict::Allow => self.disclosed += 1,
+            RecordVerdict::Block => self.blocked += 1,
+            RecordVerdict::Failed => {
+                self.disclosed = self.disclosed.saturating_sub(1);
+                self.failed += 1;
+            }
         }
     }
 }
@@ -156,6 +163,14 @@ pub fn isa_report(
             .entry((month, r.class.clone()))
             .or_default()
             .add(r.verdict);
+        if r.verdict == RecordVerdict::Failed {
+            // Its disclosure is taken back; its consent was counted with it.
+            report.disclosed_without_purpose -=
+                u64::from(r.purpose.is_none()).min(report.disclosed_without_purpose);
+            report.disclosed_without_legal_basis -=
+                u64::from(r.legal_basis.is_none()).min(report.disclosed_without_legal_basis);
+            return Ok(());
+        }
         *report
             .consent
             .entry(
@@ -165,7 +180,7 @@ pub fn isa_report(
                     .to_string(),
             )
             .or_default() += 1;
-        if r.verdict == Verdict::Allow {
+        if r.verdict == RecordVerdict::Allow {
             report.disclosed_without_purpose += u64::from(r.purpose.is_none());
             report.disclosed_without_legal_basis += u64::from(r.legal_basis.is_none());
         }
@@ -236,6 +251,13 @@ impl IsaReport {
             self.total.blocked,
             self.incidents.len()
         );
+        if self.total.failed > 0 {
+            let _ = writeln!(
+                s,
+                "Allowed, then failed on the way (not disclosed): {}",
+                self.total.failed
+            );
+        }
         let _ = writeln!(s);
         let _ = writeln!(s, "By kind of disclosure:");
         let _ = writeln!(s, "  {:<10} {:>10} {:>10}", "kind", "disclosed", "blocked");

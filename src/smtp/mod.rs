@@ -11,21 +11,21 @@
 //! - [`outbound`]: delivery of one copy to its next hop (SMTP relay with verified TLS) or to
 //!   the local outbox.
 
+pub mod error;
 pub mod inbound;
 pub mod listener;
 pub mod outbound;
 pub mod queue;
 pub mod reply;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, TlsConfig};
-use crate::gateway::Gateway;
+use crate::config::Config;
+use crate::service::gateway::{Gateway, Listener};
 use queue::manager::QueueManager;
 use queue::spool::Spool;
 use queue::QueueHandle;
@@ -38,9 +38,6 @@ pub struct SmtpContext {
     pub spool: Arc<Spool>,
     pub queue: QueueHandle,
     pub relay_nets: Vec<ipnet::IpNet>,
-    /// Signs the manifests of encrypted bundles (`tls.signing_key`); without it messages
-    /// that must be encrypted are refused with 451 (never sent in the clear).
-    pub signing_key: Option<Arc<ed25519_dalek::SigningKey>>,
     pub shutdown: CancellationToken,
 }
 
@@ -59,10 +56,15 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
             .with_context(|| format!("spool.dir {}", config.spool.dir.display()))?,
     );
     let (queue, rx) = QueueHandle::new();
+    let dkim = match &config.dkim {
+        Some(d) => Some(outbound::dkim::DkimSigner::load(d).context("[dkim]")?),
+        None => None,
+    };
     let delivery = outbound::Delivery::new(
         config.delivery.clone(),
         config.smtp.hostname.clone(),
         config.tls.ca.clone(),
+        dkim,
     )
     .context("delivery")?;
     let manager = Arc::new(QueueManager {
@@ -82,18 +84,10 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
         delivery = if config.delivery.routes.is_empty() { "outbox" } else { "routes" },
         "SMTP gateway listening"
     );
-    gateway.mark_listening();
+    gateway.listening_on(Listener::Smtp, listener.local_addr()?);
     let grace = config.smtp.shutdown_grace;
     let queue_task = tokio::spawn(manager.run(rx, shutdown.clone(), grace));
-    let signing_key = match crate::certs::load_signing_key(&config.tls.signing_key) {
-        Ok(k) => Some(Arc::new(k)),
-        Err(e) => {
-            tracing::warn!(error = %e, "no bundle signing key: messages that must be encrypted will be refused with 451");
-            None
-        }
-    };
     let ctx = Arc::new(SmtpContext {
-        signing_key,
         relay_nets: config.smtp.relay_nets(),
         gateway: gateway.clone(),
         tls,
@@ -107,37 +101,16 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
     Ok(())
 }
 
-/// The STARTTLS configuration from `tls.cert` / `tls.key`. When those are the defaults and
-/// missing (first run), development material is generated into `certs/` with a warning.
+/// The STARTTLS configuration from `tls.cert` / `tls.key` (or the development material
+/// `serve` prepares when none is configured: `service::snapshot::prepare_key_material`).
 fn tls_acceptor(config: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
     let tls = &config.tls;
-    let defaults = TlsConfig::default();
-    if tls.cert == defaults.cert
-        && tls.key == defaults.key
-        && !tls.cert.exists()
-        && !tls.key.exists()
-    {
-        let dir = tls.cert.parent().unwrap_or(Path::new("certs"));
-        tracing::warn!(
-            dir = %dir.display(),
-            "no TLS certificate configured: generating DEVELOPMENT certificates (never use them in production; set tls.cert and tls.key)"
-        );
-        crate::certs::generate_dev_tls(dir, std::slice::from_ref(&config.smtp.hostname))?;
-    }
-    if tls.signing_key == defaults.signing_key && !tls.signing_key.exists() {
-        let dir = tls.signing_key.parent().unwrap_or(Path::new("certs"));
-        tracing::warn!(
-            dir = %dir.display(),
-            "no bundle signing key: generating a DEVELOPMENT key (set tls.signing_key in production)"
-        );
-        crate::certs::generate_signing_key(dir)?;
-    }
     let client_ca = if config.smtp.require_client_cert {
         config.smtp.client_ca.as_deref()
     } else {
         None
     };
-    let server = crate::certs::server_config(&tls.cert, &tls.key, client_ca)
+    let server = crate::certs::server_config(&tls.cert_path(), &tls.key_path(), client_ca)
         .context("STARTTLS certificate (tls.cert, tls.key)")?;
     Ok(Some(TlsAcceptor::from(server)))
 }

@@ -34,12 +34,7 @@ pub fn cover_message(
         .split_once(':')
         .map(|(_, v)| v.trim().to_string())
         .unwrap_or_default();
-    let sender = Sender {
-        organisation: crate::destination::own_organisation(policy)
-            .map(|p| p.name.clone())
-            .unwrap_or_else(|| "the sending organisation".into()),
-        person: person.clone(),
-    };
+    let sender = Sender::of(policy, None, person);
     let opts = bundle::options_for(policy, decision, first, &sender, today)
         .map_err(|e| TransformError::Encrypt(e.to_string()))?;
     let sealed = bundle::seal_in_memory(
@@ -121,4 +116,70 @@ pub fn cover_message(
     }
     out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+
+    use super::*;
+    use crate::bundle::{OpenOptions, UNKNOWN_ORGANISATION};
+
+    /// With no internal partner in the register, a bundle by mail names the same fallback
+    /// organisation as HTTP and `bundle seal` do.
+    #[test]
+    fn a_bundle_by_mail_names_the_one_fallback_organisation() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut policy = Policy::load(&root.join("policy")).unwrap();
+        let own = crate::destination::own_organisation(&policy)
+            .unwrap()
+            .id
+            .clone();
+        policy.partners.retain(|p| p.id != own);
+        let raw = b"From: PC Smith <pc@westmidlands.pnn.police.uk>\r\nSubject: [OFFICIAL-SENSITIVE] referral\r\n\r\nbody\r\n";
+        let parsed = crate::message::parse(raw).unwrap();
+        let today = chrono::Utc::now().date_naive();
+        let to = ["mash@birmingham.gov.uk".to_string()];
+        let facts = crate::facts::from_message(
+            &parsed,
+            "pc@westmidlands.pnn.police.uk",
+            &to,
+            &policy,
+            today,
+        );
+        let decision = crate::decision::decide(&facts, &policy);
+        assert!(decision.is_allowed(), "{decision:?}");
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let recipients: Vec<&RecipientDecision> = decision.recipients.iter().collect();
+        let cover =
+            cover_message(raw, &decision, &recipients, &policy, &key, today, "id1").unwrap();
+        let cover = String::from_utf8(cover).unwrap();
+        let (_, attachment) = cover
+            .split_once("Content-Transfer-Encoding: base64\r\n\r\n")
+            .unwrap();
+        let encoded: String = attachment
+            .lines()
+            .take_while(|l| !l.starts_with("--"))
+            .collect();
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap();
+        let identities = crate::bundle::age_io::load_identities(
+            &root.join("tests/fixtures/keys/birmingham.key"),
+        )
+        .unwrap();
+        let opts = OpenOptions {
+            identities: &identities,
+            verifying_key: Some(&key.verifying_key()),
+            allow_unsigned: false,
+            max_entry_size: 1 << 20,
+        };
+        let (opened, _) = crate::bundle::open_in_memory(&sealed, &opts).unwrap();
+        let manifest = opened.manifest.unwrap();
+        assert_eq!(manifest.sender.organisation, UNKNOWN_ORGANISATION);
+        assert_eq!(
+            manifest.sender.person,
+            "PC Smith <pc@westmidlands.pnn.police.uk>"
+        );
+    }
 }

@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod dns;
+pub mod faults;
+pub mod http;
+pub mod postfix;
 pub mod smtp;
 
 pub fn free_port() -> u16 {
@@ -46,8 +50,14 @@ pub struct Server {
 impl Server {
     /// Start `markgate serve --config CONFIG` in `dir`, stderr to `dir/serve.log`.
     pub fn start(dir: &Path, config: &Path) -> Server {
+        Server::start_with_env(dir, config, &[])
+    }
+
+    /// [`Server::start`] with more environment variables (e.g. `SSL_CERT_FILE`).
+    pub fn start_with_env(dir: &Path, config: &Path, env: &[(&str, &Path)]) -> Server {
         let log = dir.join("serve.log");
         let child = Command::new(env!("CARGO_BIN_EXE_markgate"))
+            .envs(env.iter().copied())
             .arg("serve")
             .arg("--config")
             .arg(config)
@@ -110,6 +120,22 @@ pub fn wait_for_port(port: u16, limit: Duration) -> bool {
     .is_some()
 }
 
+/// Every decision record in the store at `db`, as `markgate audit query --format json`
+/// prints them.
+pub fn audit_records(db: &Path) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_markgate"))
+        .args(["audit", "query", "--format", "json", "--db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Run curl with arguments; (status code, body).
 pub fn curl(args: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
@@ -120,4 +146,15 @@ pub fn curl(args: &[&str]) -> (u16, String) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// The admin API's `/api/status` on `admin`, with the bearer `token`.
+pub fn admin_status(admin: u16, token: &str) -> serde_json::Value {
+    let (code, body) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        &format!("http://127.0.0.1:{admin}/api/status"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
 }

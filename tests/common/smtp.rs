@@ -1,9 +1,24 @@
 //! Shared helpers for the SMTP end-to-end tests: a temp dir with dev certificates, a policy
-//! copy and a config for `markgate serve`, and swaks.
+//! copy and a config for `markgate serve`, swaks, a raw TCP client, and in-memory sessions.
 
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
+
+use markgate::config::Config;
+use markgate::policy::Policy;
+use markgate::service::gateway::Gateway;
+use markgate::service::snapshot::Snapshot;
+use markgate::smtp::inbound::{Peer, Session};
+use markgate::smtp::queue::spool::{Envelope, Spool};
+use markgate::smtp::queue::QueueHandle;
+use markgate::smtp::SmtpContext;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
 
 use super::{copy_dir, free_port, shipped_policy, wait_for, Server};
 
@@ -108,11 +123,30 @@ retry_max = "500ms"
         .unwrap();
     }
 
+    /// Give the HTTP gateway a free port and the `[http]` keys and `[[http.route]]` tables in
+    /// `toml`; returns the port.
+    pub fn http(&self, toml: &str) -> u16 {
+        let config_path = self.path().join("markgate.toml");
+        let config = std::fs::read_to_string(&config_path).unwrap();
+        let anchor = "[http]\nlisten = \"127.0.0.1:0\"\n";
+        assert!(config.contains(anchor));
+        let port = free_port();
+        let http = format!("[http]\nlisten = \"127.0.0.1:{port}\"\n{}\n", toml.trim());
+        std::fs::write(&config_path, config.replacen(anchor, &http, 1)).unwrap();
+        port
+    }
+
     /// Start `markgate serve` and wait until the SMTP listener is bound. Readiness is read
     /// from the log, not probed with a connection: a probe would hold one of the listener's
     /// connection slots (`smtp.max_connections*`) until the server noticed it had gone.
     pub fn serve(&self) -> Server {
-        let mut server = Server::start(self.path(), &self.path().join("markgate.toml"));
+        self.serve_with_env(&[])
+    }
+
+    /// [`Setup::serve`] with more environment variables for the server.
+    pub fn serve_with_env(&self, env: &[(&str, &Path)]) -> Server {
+        let mut server =
+            Server::start_with_env(self.path(), &self.path().join("markgate.toml"), env);
         let listening = wait_for(Duration::from_secs(20), || {
             if server.child.try_wait().ok().flatten().is_some() {
                 return Some(false);
@@ -143,12 +177,13 @@ retry_max = "500ms"
     }
 
     /// Messages (and their progress files) in the spool; emptied files kept for reuse in
-    /// `spool/free/` are not messages.
+    /// `spool/free/` are not messages, nor is the gateway's lock file (`markgate.lock`).
     pub fn spool_files(&self) -> usize {
         std::fs::read_dir(self.path().join("spool"))
             .map(|d| {
                 d.flatten()
                     .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with("markgate."))
                     .count()
             })
             .unwrap_or(0)
@@ -180,4 +215,396 @@ pub fn complete_reply(buf: &[u8]) -> Option<usize> {
         }
     }
     None
+}
+
+/// Open the bundle attached to a cover message with the stock tools (Python's email module,
+/// `age -d -i KEY`, `tar -x`) into `into`, as the partner would.
+pub fn open_cover_bundle(cover: &str, key: &Path, into: &Path) {
+    require("age");
+    require("tar");
+    std::fs::create_dir_all(into).unwrap();
+    let cover_path = into.with_extension("cover.eml");
+    std::fs::write(&cover_path, cover).unwrap();
+    let bundle = into.with_extension("bundle.age");
+    let script = format!(
+        "import email, subprocess, sys\n\
+         m = email.message_from_bytes(open({cover:?}, 'rb').read())\n\
+         parts = [p for p in m.walk() if p.get_filename()]\n\
+         open({bundle:?}, 'wb').write(parts[0].get_payload(decode=True))\n\
+         d = subprocess.run(['age', '-d', '-i', {key:?}, {bundle:?}], capture_output=True, check=True).stdout\n\
+         subprocess.run(['tar', '-x', '-C', {opened:?}], input=d, check=True)\n",
+        cover = cover_path.to_str().unwrap(),
+        bundle = bundle.to_str().unwrap(),
+        key = key.to_str().unwrap(),
+        opened = into.to_str().unwrap(),
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// aiosmtpd next hop; killed on drop.
+pub struct Sink {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Sink {
+    /// On 127.0.0.1 and a free port; STARTTLS with `tls/dev-cert.pem` when given.
+    pub fn start(dir: &Path, tls: Option<&Path>) -> Sink {
+        Sink::start_on(free_port(), dir, tls)
+    }
+
+    pub fn start_on(port: u16, dir: &Path, tls: Option<&Path>) -> Sink {
+        Sink::start_at("127.0.0.1", port, dir, tls, false)
+    }
+
+    /// On `ip:port` (any address in 127.0.0.0/8, so MX hosts can share a port);
+    /// `requiretls` offers REQUIRETLS (RFC 8689) after STARTTLS.
+    pub fn start_at(ip: &str, port: u16, dir: &Path, tls: Option<&Path>, requiretls: bool) -> Sink {
+        let ok = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "python3 with aiosmtpd is required: run tests/deps.sh");
+        let mut cmd = Command::new("python3");
+        cmd.arg(fixture("sink.py"))
+            .arg(port.to_string())
+            .arg(dir)
+            .args(["--host", ip])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(certs) = tls {
+            cmd.arg("--cert")
+                .arg(certs.join("dev-cert.pem"))
+                .arg("--key")
+                .arg(certs.join("dev-key.pem"));
+        }
+        if requiretls {
+            cmd.arg("--requiretls");
+        }
+        let child = cmd.spawn().expect("start sink.py");
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect((ip, port)).ok()
+        });
+        assert!(up.is_some(), "sink did not start on {ip}:{port}");
+        Sink {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// (meta json, message) of everything received so far.
+    pub fn received(&self) -> Vec<(serde_json::Value, String)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.dir).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json")
+                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+            {
+                let meta = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                let eml = std::fs::read(p.with_extension("eml")).unwrap();
+                out.push((meta, String::from_utf8_lossy(&eml).into_owned()));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw SMTP client over TCP.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    /// Connect from 127.0.0.1.
+    pub fn connect(port: u16) -> Client {
+        Client::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+    }
+
+    /// Connect from another loopback address (127.0.0.2, ...) to 127.0.0.1.
+    pub fn connect_from(local: &str, port: u16) -> Client {
+        let local: std::net::SocketAddr = format!("{local}:0").parse().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let stream = rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(local).expect("bind a loopback source address");
+            let stream = socket
+                .connect(([127, 0, 0, 1], port).into())
+                .await
+                .expect("connect");
+            stream.into_std().unwrap()
+        });
+        stream.set_nonblocking(false).unwrap();
+        Client::from_stream(stream)
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Client {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &str) {
+        self.send_bytes(bytes.as_bytes());
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// One complete (possibly multi-line) reply; panics after 10s or when the server closes.
+    pub fn reply(&mut self) -> String {
+        loop {
+            if let Some(end) = complete_reply(&self.buf) {
+                let r: Vec<u8> = self.buf.drain(..end).collect();
+                return String::from_utf8(r).unwrap();
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!(
+                    "connection closed; had {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!(
+                    "no reply ({e}); had {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+        }
+    }
+
+    pub fn cmd(&mut self, line: &str, expect: &str) -> String {
+        self.send(&format!("{line}\r\n"));
+        let r = self.reply();
+        assert!(
+            r.starts_with(expect),
+            "{line}: expected {expect}, got {r:?}"
+        );
+        r
+    }
+
+    /// The greeting and EHLO.
+    pub fn hello(&mut self) -> String {
+        let greeting = self.reply();
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        self.cmd("EHLO client.test", "250")
+    }
+
+    /// MAIL from officer@westmidlands.pnn.police.uk, RCPT to each of `rcpts`, DATA: each
+    /// accepted; what is sent next is message data.
+    pub fn start_data(&mut self, rcpts: &[&str]) {
+        self.cmd("MAIL FROM:<officer@westmidlands.pnn.police.uk>", "250");
+        for r in rcpts {
+            self.cmd(&format!("RCPT TO:<{r}>"), "250");
+        }
+        self.cmd("DATA", "354");
+    }
+
+    /// Send one message; the reply to the end of data.
+    pub fn message(&mut self, rcpts: &[&str], data: &str) -> String {
+        self.start_data(rcpts);
+        self.send(data);
+        self.reply()
+    }
+
+    /// True when the server has closed the connection (EOF or reset) within 5s, with nothing
+    /// more sent.
+    pub fn closed_by_server(&mut self) -> bool {
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut chunk = [0u8; 512];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => self.buf.is_empty(),
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                false
+            }
+            Err(e) => matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+            ),
+        }
+    }
+
+    /// Everything the server sends until it closes the connection (EOF or reset), what was
+    /// already buffered included; panics if it stays open for 10s.
+    pub fn rest_until_closed(&mut self) -> String {
+        let mut rest = std::mem::take(&mut self.buf);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut chunk = [0u8; 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => rest.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+                Err(e) => panic!(
+                    "the connection stayed open ({e}); had {:?}",
+                    String::from_utf8_lossy(&rest)
+                ),
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the connection stayed open"
+            );
+        }
+        String::from_utf8_lossy(&rest).into_owned()
+    }
+}
+
+/// An in-memory SMTP session (no sockets) on a gateway with the shipped policy, its spool
+/// and record store in a temp dir; [`Harness::reconnect`] opens another session on the same
+/// gateway.
+pub struct Harness {
+    client: DuplexStream,
+    pub queued: UnboundedReceiver<Envelope>,
+    pub spool: Arc<Spool>,
+    pub ctx: Arc<SmtpContext>,
+    _dir: tempfile::TempDir,
+    buf: Vec<u8>,
+}
+
+pub fn recorder(dir: &tempfile::TempDir) -> markgate::record::Recorder {
+    markgate::record::Recorder::open(&markgate::config::records::RecordsConfig {
+        path: dir.path().join("records.sqlite"),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+pub fn policy() -> Policy {
+    Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policy")).expect("shipped policy")
+}
+
+pub fn start(configure: impl FnOnce(&mut Config), relay_allowed: bool) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.spool.dir = dir.path().join("spool");
+    configure(&mut config);
+    let snapshot = Snapshot::build(&config, policy(), None).unwrap();
+    let gateway = Arc::new(Gateway::new(config, snapshot, recorder(&dir)));
+    let spool = Arc::new(Spool::open(&dir.path().join("spool")).unwrap());
+    let (queue, queued) = QueueHandle::new();
+    let ctx = Arc::new(SmtpContext {
+        relay_nets: gateway.config.smtp.relay_nets(),
+        gateway,
+        tls: None,
+        spool: spool.clone(),
+        queue,
+        shutdown: CancellationToken::new(),
+    });
+    Harness {
+        client: connect(&ctx, relay_allowed),
+        queued,
+        spool,
+        ctx,
+        _dir: dir,
+        buf: Vec::new(),
+    }
+}
+
+/// A new session on `ctx`; the client's end of it. A relaying client is 127.0.0.1, another
+/// one 192.0.2.7.
+fn connect(ctx: &Arc<SmtpContext>, relay_allowed: bool) -> DuplexStream {
+    let (client, server) = tokio::io::duplex(1 << 20);
+    let peer = Peer {
+        ip: if relay_allowed {
+            "127.0.0.1".parse().unwrap()
+        } else {
+            "192.0.2.7".parse().unwrap()
+        },
+        relay_allowed,
+        tls: false,
+    };
+    tokio::spawn(Session::new(server, ctx.clone(), peer).run(true));
+    client
+}
+
+impl Harness {
+    /// Drop this session and open another on the same gateway (a relaying client).
+    pub fn reconnect(&mut self) {
+        self.client = connect(&self.ctx, true);
+        self.buf.clear();
+    }
+
+    pub async fn send(&mut self, bytes: &str) {
+        self.send_bytes(bytes.as_bytes()).await;
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.client.write_all(bytes).await.unwrap();
+    }
+
+    /// Everything the server sends until it closes the session.
+    pub async fn rest_until_closed(&mut self) -> String {
+        let mut rest = std::mem::take(&mut self.buf);
+        tokio::time::timeout(Duration::from_secs(5), self.client.read_to_end(&mut rest))
+            .await
+            .expect("the session ends within 5s")
+            .unwrap();
+        String::from_utf8_lossy(&rest).into_owned()
+    }
+
+    /// Read one complete reply (all its lines).
+    pub async fn reply(&mut self) -> String {
+        loop {
+            if let Some(end) = complete_reply(&self.buf) {
+                let r: Vec<u8> = self.buf.drain(..end).collect();
+                return String::from_utf8(r).unwrap();
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), self.client.read(&mut chunk))
+                .await
+                .expect("reply within 5s")
+                .unwrap();
+            assert!(
+                n > 0,
+                "connection closed; had {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    pub async fn cmd(&mut self, line: &str, expect: &str) -> String {
+        self.send(&format!("{line}\r\n")).await;
+        let r = self.reply().await;
+        assert!(
+            r.starts_with(expect),
+            "{line}: expected {expect}, got {r:?}"
+        );
+        r
+    }
+
+    pub async fn hello(&mut self) {
+        let greeting = self.reply().await;
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        self.cmd("EHLO client.test", "250").await;
+    }
 }

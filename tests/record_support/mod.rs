@@ -4,10 +4,13 @@
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use markgate::decision::{decide, Declared, MessageFacts};
+use markgate::decision::decide;
+use markgate::facts::{self, Declared, Recipient};
 use markgate::marking::{Marking, MarkingSource};
 use markgate::policy::Policy;
-use markgate::record::{incident_min_rank, Channel, Consent, DecisionRecord, RecordMeta};
+use markgate::record::{
+    incident_min_rank, Channel, Consent, DecisionRecord, Outcome, PruneRequest, RecordMeta,
+};
 
 pub fn policy() -> Policy {
     Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policy"))
@@ -34,6 +37,18 @@ pub fn marking(policy: &Policy, class: &str) -> Marking {
     }
 }
 
+/// A prune of the records before `cutoff`, all of them past retention.
+pub fn prune_before(cutoff: DateTime<Utc>) -> PruneRequest {
+    PruneRequest {
+        cutoff,
+        retention_start: cutoff,
+        retention: "6y".into(),
+        override_retention: false,
+        operator: "test".into(),
+        reason: None,
+    }
+}
+
 pub fn time(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
@@ -47,27 +62,27 @@ pub fn records(
     isa: Option<&str>,
 ) -> Vec<DecisionRecord> {
     let t = time(at);
-    let facts = MessageFacts {
-        sender: "pc.smith@westmidlands.pnn.police.uk".into(),
-        recipients: to.iter().map(|s| s.to_string()).collect(),
-        marking: marking(policy, class),
-        isa_reference: isa.map(str::to_string),
-        today: t.date_naive(),
-        declared: Declared {
-            purpose: Some("safeguarding referral".into()),
-            legal_basis: Some("Children Act 2004 s.11".into()),
-            consent: Some("not-required".into()),
-        },
-    };
+    let declared = Declared::given(
+        Some("safeguarding referral"),
+        Some("Children Act 2004 s.11"),
+        Some("not-required"),
+    );
+    assert_eq!(declared.consent, Some(Consent::NotRequired));
+    let facts = facts::given(
+        "pc.smith@westmidlands.pnn.police.uk",
+        to.iter().map(|a| Recipient::mail(a, policy)).collect(),
+        marking(policy, class),
+        isa,
+        declared,
+        t.date_naive(),
+    );
     let decision = decide(&facts, policy);
     let body = format!("Subject: [{class}]\r\n\r\nbody at {at}\r\n");
-    let mut meta = RecordMeta::new(Channel::Smtp, &facts.sender, body.as_bytes())
-        .with_declared(&facts.declared);
+    let mut meta = RecordMeta::new(Channel::Smtp, &facts.sender, body.as_bytes());
     meta.time = t;
     meta.message_id = Some(format!("<{at}@westmidlands.pnn.police.uk>"));
-    assert_eq!(meta.consent, Some(Consent::NotRequired));
     meta.incident_min_rank = incident_min_rank(policy, "SECRET");
-    DecisionRecord::from_decision(&decision, &meta)
+    markgate::record::build(&decision, &meta, &Outcome::AsDecided)
 }
 
 pub fn day(y: i32, m: u32, d: u32) -> NaiveDate {

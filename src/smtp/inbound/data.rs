@@ -1,55 +1,52 @@
 //! End of data: the message path, read top to bottom.
 //!
-//! line endings → parse → marking → decide → (blocked: record, 550) → transform → record →
-//! spool (fsynced) → queue → `250`. An internal failure at any step is `451 4.3.0`; nothing
-//! is acknowledged that is not on disk.
+//! size → fake end of data → lines (bare CR/LF, NUL, length) → 8-bit declared → parse →
+//! facts (marking, classified recipients, declarations) → decide → (blocked: record, 550)
+//! → transform (failed: record the refusal, 451) → record → spool (fsynced) → queue →
+//! `250`. An internal failure at any step is `451 4.3.0`; nothing is acknowledged that is
+//! not on disk. Every refusal becomes its reply in `smtp::error`. A refusal here comes after
+//! the real end of the data (see [`super::framing`]), so nothing the client sent before it
+//! is ever run as a command.
 
 use std::borrow::Cow;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::framing::Received;
 use super::record;
 use super::Session;
 use crate::config::smtp::BareLineEndings;
-use crate::decision::{self, MessageFacts};
+use crate::decision::{self, builtin};
+use crate::record::Outcome;
+use crate::smtp::error::{DataError, LineProblem};
 use crate::smtp::queue::spool::{Copy, Envelope};
 use crate::smtp::reply::Reply;
 use crate::transform::{self, Trace, TransformError};
-use crate::{marking, message};
+use crate::{facts, message};
 
-/// What is wrong with the line structure of message data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LineProblem {
-    BareLf { line: usize },
-    BareCr { line: usize },
-    TooLong { line: usize, max: usize },
-}
-
-impl LineProblem {
-    fn reply(&self) -> Reply {
-        match self {
-            LineProblem::BareLf { line } => Reply::new(
-                550,
-                [5, 6, 0],
-                format!("bare LF (line feed without carriage return) in line {line}; refused to prevent SMTP smuggling, send lines ending in CRLF"),
-            ),
-            LineProblem::BareCr { line } => Reply::new(
-                550,
-                [5, 6, 0],
-                format!("bare CR (carriage return without line feed) in line {line}; refused to prevent SMTP smuggling, send lines ending in CRLF"),
-            ),
-            LineProblem::TooLong { line, max } => Reply::new(
-                550,
-                [5, 6, 0],
-                format!("line {line} is longer than {max} bytes; wrap long lines or send the content as an attachment"),
-            ),
-        }
+/// Whether message data as received may be read as a message, and the bytes to read (bare
+/// line endings normalised in that mode): no fake end of data (in either mode), no bare CR
+/// or LF (`Reject`), no NUL, no line over `max_line`, no 8-bit octet unless MAIL declared
+/// it (`eight_bit`).
+pub fn check_received(
+    received: &Received,
+    mode: BareLineEndings,
+    max_line: usize,
+    eight_bit: bool,
+) -> Result<Cow<'_, [u8]>, LineProblem> {
+    if let Some(line) = received.fake_end {
+        return Err(LineProblem::FakeEnd { line });
+    }
+    let raw = check_line_endings(&received.data, mode, max_line)?;
+    match first_8bit_line(&raw) {
+        Some(line) if !eight_bit => Err(LineProblem::Undeclared8Bit { line }),
+        _ => Ok(raw),
     }
 }
 
-/// Check the message data: every line ends in CRLF (else reject, or normalise bare LF and
-/// bare CR to CRLF) and no line is longer than `max_line` bytes.
-pub fn check_line_endings(
+/// Check the lines of message data: every line ends in CRLF (else reject, or normalise bare
+/// LF and bare CR to CRLF), no line holds a NUL or is longer than `max_line` bytes.
+fn check_line_endings(
     raw: &[u8],
     mode: BareLineEndings,
     max_line: usize,
@@ -57,8 +54,9 @@ pub fn check_line_endings(
     let mut line = 1;
     let mut start = 0;
     let mut bare = None;
-    for pos in memchr::memchr2_iter(b'\r', b'\n', raw) {
+    for pos in memchr::memchr3_iter(b'\r', b'\n', 0, raw) {
         match raw[pos] {
+            0 => return Err(LineProblem::Nul { line }),
             b'\n' if pos > 0 && raw[pos - 1] == b'\r' => {
                 if pos - 1 - start > max_line {
                     return Err(LineProblem::TooLong {
@@ -95,6 +93,12 @@ pub fn check_line_endings(
     }
 }
 
+/// The line (1-based) of the first octet above 127, if any.
+fn first_8bit_line(raw: &[u8]) -> Option<usize> {
+    let pos = raw.iter().position(|b| !b.is_ascii())?;
+    Some(1 + memchr::memchr_iter(b'\n', &raw[..pos]).count())
+}
+
 fn normalise(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len() + 64);
     let mut i = 0;
@@ -114,72 +118,83 @@ fn normalise(raw: &[u8]) -> Vec<u8> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// The decision and everything after it, for one complete message.
-    pub(super) async fn accept_message(&mut self, data: Vec<u8>) -> Reply {
-        let config = &self.ctx.gateway.config.smtp;
-        let raw = match check_line_endings(&data, config.bare_line_endings, config.max_line_length)
-        {
-            Ok(raw) => raw,
-            Err(problem) => {
-                tracing::warn!(client = %self.peer.ip, ?problem, "message refused: line structure");
-                return problem.reply();
-            }
-        };
-        let parsed = match message::parse(&raw) {
-            Ok(p) => p,
+    pub(super) async fn accept_message(&mut self, received: Received) -> Reply {
+        match self.pass_message(&received).await {
+            Ok(id) => Reply::new(250, [2, 0, 0], format!("queued as {id}")),
             Err(e) => {
-                return Reply::new(550, [5, 6, 0], format!("{e}; the message cannot be read"))
+                match &e {
+                    DataError::Lines(problem) => {
+                        tracing::warn!(client = %self.peer.ip, ?problem, "message refused: line structure")
+                    }
+                    DataError::Handling(_) | DataError::Record(_) | DataError::Spool(_) => {
+                        tracing::error!(client = %self.peer.ip, error = %e, "message not accepted")
+                    }
+                    _ => {}
+                }
+                e.reply()
             }
-        };
-        let policy = self.ctx.gateway.policy();
-        let sender = self.tx.from.clone().unwrap_or_default();
-        let facts = MessageFacts {
-            sender: sender.clone(),
-            recipients: self.tx.rcpts.clone(),
-            marking: marking::read(&parsed, &policy.markings),
-            isa_reference: parsed.isa_reference(),
-            today: chrono::Utc::now().date_naive(),
-            declared: message::declared(&parsed),
-        };
-        let decision = decision::decide(&facts, &policy);
-        let id = new_id();
-        if !decision.is_allowed() {
-            if let Err(e) =
-                record::record(&self.ctx.gateway, &policy, &decision, &sender, &parsed).await
-            {
-                tracing::error!(error = %e, "decision record failed");
-                return Reply::internal("the decision could not be recorded");
-            }
-            return blocked_reply(&decision);
         }
+    }
 
+    /// The message path, top to bottom; the spool id of the accepted message.
+    async fn pass_message(&mut self, data: &Received) -> Result<String, DataError> {
+        let config = &self.ctx.gateway.config.smtp;
+        let raw = check_received(
+            data,
+            config.bare_line_endings,
+            config.max_line_length,
+            self.tx.eight_bit,
+        )
+        .map_err(DataError::Lines)?;
+        let parsed = message::parse(&raw).map_err(DataError::Unreadable)?;
+        let snapshot = self.ctx.gateway.snapshot();
+        let policy = &snapshot.policy;
+        let sender = self.tx.from.clone().unwrap_or_default();
+        let today = chrono::Utc::now().date_naive();
+        let facts = facts::from_message(&parsed, &sender, &self.tx.rcpts, policy, today);
+        let decision = decision::decide(&facts, policy);
+
+        // Transform what is allowed; then record what the decision said and what became of
+        // it (blocked, refused because its handling could not be applied, or accepted)
+        // before anything is acknowledged.
+        let id = new_id();
         let received = self.received_header(&id);
         let ctx = transform::Context {
-            policy: &policy,
-            signing_key: self.ctx.signing_key.as_deref(),
-            today: facts.today,
+            policy,
+            signing_key: snapshot.signing_key.as_deref(),
+            today,
             trace: Trace {
                 received: &received,
                 id: &id,
             },
         };
-        let copies = match transform::copies(&decision, &raw, &ctx) {
-            Ok(c) => c,
-            Err(TransformError::NoHeaders) => {
-                return Reply::new(550, [5, 6, 0], "message has no header section")
-            }
-            Err(e) => {
-                tracing::error!(id, error = %e, "transform failed");
-                return Reply::internal(&format!("handling could not be applied ({e})"));
-            }
+        let copies = match decision.is_allowed() {
+            true => transform::copies(&decision, &raw, &ctx).map_err(DataError::Handling),
+            false => Err(DataError::Blocked(Box::new(decision.clone()))),
         };
-
-        // Record the decision before anything is acknowledged.
-        if let Err(e) =
-            record::record(&self.ctx.gateway, &policy, &decision, &sender, &parsed).await
-        {
-            tracing::error!(id, error = %e, "decision record failed");
-            return Reply::internal("the decision could not be recorded");
-        }
+        let outcome = match &copies {
+            Err(DataError::Handling(e)) => Outcome::Refused {
+                rule: match e {
+                    TransformError::NoSigningKey | TransformError::Encrypt(_) => {
+                        builtin::ENCRYPT_UNAVAILABLE
+                    }
+                    TransformError::NoHeaders => builtin::HANDLING_FAILED,
+                },
+                reason: format!("handling could not be applied ({e}); nothing was sent"),
+            },
+            _ => Outcome::AsDecided,
+        };
+        record::record(
+            &self.ctx.gateway,
+            policy,
+            &decision,
+            &sender,
+            &parsed,
+            &outcome,
+        )
+        .await
+        .map_err(DataError::Record)?;
+        let copies = copies?;
 
         let mut offset = 0;
         let envelope = Envelope {
@@ -198,7 +213,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         recipients: c.recipients.clone(),
                         destination: c.destination.clone(),
                         actions: c.actions.iter().map(|a| a.as_str().to_string()).collect(),
-                        tls: c.requires_tls(),
+                        tls: c.requires_tls() || self.tx.requiretls,
+                        requiretls: self.tx.requiretls,
                         offset,
                         len: c.bytes.len() as u64,
                     };
@@ -209,12 +225,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             body_len: offset,
         };
         let bodies: Vec<Vec<u8>> = copies.into_iter().map(|c| c.bytes).collect();
-        if let Err(e) = self.ctx.spool.store(&envelope, &bodies).await {
-            tracing::error!(id, error = %e, "spool write failed");
-            return Reply::internal("the message could not be stored");
-        }
+        self.ctx
+            .spool
+            .store(&envelope, &bodies)
+            .await
+            .map_err(|e| DataError::Spool(e.to_string()))?;
         self.ctx.queue.enqueue(envelope);
-        Reply::new(250, [2, 0, 0], format!("queued as {id}"))
+        Ok(id)
     }
 
     fn received_header(&self, id: &str) -> String {
@@ -227,31 +244,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             chrono::Utc::now().to_rfc2822(),
         )
     }
-}
-
-/// `550 5.7.1`, one line per blocked recipient with the rule and what the sender can do.
-fn blocked_reply(decision: &decision::Decision) -> Reply {
-    let mut lines: Vec<String> = decision
-        .blocked()
-        .map(|r| {
-            format!(
-                "<{}>: {} [rule {}]",
-                r.address,
-                r.reason,
-                r.rules.join(", ")
-            )
-        })
-        .collect();
-    if lines.is_empty() {
-        lines.push("message not allowed by the handling policy".into());
-    }
-    let allowed = decision.recipients.len() - decision.blocked().count();
-    if allowed > 0 {
-        lines.push(format!(
-            "nothing was sent: remove the recipients above to send to the other {allowed}"
-        ));
-    }
-    Reply::multi(550, [5, 7, 1], lines)
 }
 
 fn new_id() -> String {

@@ -1,6 +1,8 @@
 //! Inbound SMTP: one [`Session`] per client connection, generic over its IO so protocol tests
-//! run over in-memory pipes. Commands are parsed by smtp-proto; each verb is handled in its
-//! own file; the message path after end of data is in [`data`].
+//! run over in-memory pipes. What the client sends is cut into command lines and message
+//! data by [`framing`] (the end-of-data rule against SMTP smuggling lives there); command
+//! lines are parsed by smtp-proto; each verb is handled in its own file; the message path
+//! after end of data is in [`data`].
 //!
 //! Pipelining: every complete command in what was read is answered before the replies are
 //! flushed together. STARTTLS hands the connection back to the listener for the handshake
@@ -8,6 +10,7 @@
 
 mod data;
 mod ehlo;
+pub mod framing;
 mod mail;
 mod rcpt;
 pub mod record;
@@ -17,14 +20,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver, RequestReceiver};
 use smtp_proto::Request;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::reply::Reply;
 use super::SmtpContext;
 
-pub use data::{check_line_endings, LineProblem};
+pub use super::error::LineProblem;
+pub use data::check_received;
+use framing::{Frame, Framer, Received};
 
 /// Errors in a row after which a client is disconnected.
 const MAX_ERRORS: u32 = 10;
@@ -50,12 +54,12 @@ pub struct Peer {
 struct Transaction {
     from: Option<String>,
     rcpts: Vec<String>,
-}
-
-struct DataIn {
-    receiver: DataReceiver,
-    skip: Option<DummyDataReceiver>,
-    buf: Vec<u8>,
+    /// `MAIL FROM:<...> REQUIRETLS`: the message leaves only over verified TLS.
+    requiretls: bool,
+    /// MAIL declared `BODY=8BITMIME` or `SMTPUTF8`: the data may hold 8-bit octets.
+    eight_bit: bool,
+    /// MAIL declared `SMTPUTF8`: addresses may be UTF-8.
+    smtputf8: bool,
 }
 
 enum Flow {
@@ -70,8 +74,7 @@ pub struct Session<S> {
     peer: Peer,
     helo: Option<String>,
     tx: Transaction,
-    requests: RequestReceiver,
-    data: Option<DataIn>,
+    framer: Framer,
     out: Vec<u8>,
     errors: u32,
 }
@@ -80,12 +83,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub fn new(stream: S, ctx: Arc<SmtpContext>, peer: Peer) -> Session<S> {
         Session {
             stream,
-            ctx,
             peer,
             helo: None,
             tx: Transaction::default(),
-            requests: RequestReceiver::default(),
-            data: None,
+            framer: Framer::new(ctx.gateway.config.smtp.max_command_line),
+            ctx,
             out: Vec::with_capacity(1024),
             errors: 0,
         }
@@ -107,32 +109,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             if n == 0 {
                 return Ok(Outcome::Closed);
             }
-            let mut bytes = chunk[..n].iter();
-            while bytes.len() > 0 {
-                if self.data.is_some() {
-                    self.ingest_data(&mut bytes).await;
-                    continue;
-                }
-                let request = match self.requests.ingest(&mut bytes) {
-                    Ok(r) => r.into_owned(),
-                    Err(smtp_proto::Error::NeedsMoreData { .. }) => break,
-                    Err(e) => {
-                        let reply = syntax_reply(&e);
-                        if self.error(reply) {
-                            self.flush().await?;
-                            return Ok(Outcome::Closed);
-                        }
-                        continue;
+            let mut input = &chunk[..n];
+            while let Some(frame) = self.framer.next(&mut input) {
+                let flow = match frame {
+                    Frame::Message(received) => {
+                        self.end_of_data(received).await;
+                        Flow::Continue
                     }
+                    Frame::CommandTooLong(verb) => self.command_too_long(&verb),
+                    Frame::Command(line) => self.command(&line).await,
                 };
-                match self.handle(request).await {
+                match flow {
                     Flow::Continue => {}
                     Flow::Close => {
                         self.flush().await?;
                         return Ok(Outcome::Closed);
                     }
                     Flow::StartTls => {
-                        if bytes.len() > 0 {
+                        if !input.is_empty() || self.framer.has_partial_line() {
                             tracing::warn!(client = %self.peer.ip, "data pipelined after STARTTLS; closing");
                             return Ok(Outcome::Closed);
                         }
@@ -149,7 +143,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// or shutdown while idle; the client has been told).
     async fn read(&mut self, chunk: &mut [u8]) -> std::io::Result<Option<usize>> {
         let config = &self.ctx.gateway.config.smtp;
-        let in_data = self.data.is_some();
+        let in_data = self.framer.in_data();
         let limit: Duration = if in_data {
             config.data_timeout
         } else {
@@ -203,7 +197,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         false
     }
 
-    async fn handle(&mut self, request: Request<String>) -> Flow {
+    async fn handle(&mut self, request: Request<String>, line: &[u8]) -> Flow {
         match request {
             Request::Ehlo { host } => self.ehlo(host, true),
             Request::Helo { host } => self.ehlo(host, false),
@@ -212,7 +206,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
             Request::StartTls => return self.starttls(),
             Request::Mail { from } => self.mail(from),
-            Request::Rcpt { to } => self.rcpt(to),
+            Request::Rcpt { to } => self.rcpt(to, line),
             Request::Data => self.data(),
             Request::Rset => {
                 self.tx = Transaction::default();
@@ -259,51 +253,79 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Flow::StartTls
     }
 
-    async fn ingest_data(&mut self, bytes: &mut std::slice::Iter<'_, u8>) {
-        let max = self.ctx.gateway.config.smtp.max_message_size;
-        let data = self.data.as_mut().expect("in data");
-        let done = match &mut data.skip {
-            Some(skip) => skip.ingest(bytes),
-            None => {
-                let done = data.receiver.ingest(bytes, &mut data.buf);
-                if !done && data.buf.len() > max {
-                    data.skip = Some(DummyDataReceiver::new_data(&data.receiver));
-                    data.buf = Vec::new();
-                }
-                done
+    /// One command line: parsed, then handled by its verb.
+    async fn command(&mut self, line: &[u8]) -> Flow {
+        let request = match Request::parse(&mut line.iter()) {
+            Ok(r) => r.into_owned(),
+            Err(e) => {
+                let reply = syntax_reply(&e, line);
+                return if self.error(reply) {
+                    Flow::Close
+                } else {
+                    Flow::Continue
+                };
             }
         };
-        if !done {
-            return;
+        self.handle(request, line).await
+    }
+
+    /// `500 5.5.2` for a command line over `smtp.max_command_line`; its rest was discarded.
+    fn command_too_long(&mut self, verb: &str) -> Flow {
+        let max = self.ctx.gateway.config.smtp.max_command_line;
+        let what = match verb {
+            "" => "command line".to_string(),
+            verb => format!("{verb} line"),
+        };
+        let hint = match verb {
+            "EHLO" | "HELO" => "give the client's fully qualified domain name (at most 255 octets) or address literal",
+            _ => "send a shorter command",
+        };
+        let reply = Reply::new(
+            500,
+            [5, 5, 2],
+            format!("{what} longer than {max} octets; the whole line was discarded, {hint}"),
+        );
+        if self.error(reply) {
+            Flow::Close
+        } else {
+            Flow::Continue
         }
-        let data = self.data.take().expect("in data");
-        let reply = if data.skip.is_some() || data.buf.len() > max {
+    }
+
+    /// The client sent CR LF "." CR LF: answer for the message and end the transaction.
+    async fn end_of_data(&mut self, received: Received) {
+        let max = self.ctx.gateway.config.smtp.max_message_size;
+        let reply = if received.oversize {
             Reply::new(
                 552,
                 [5, 3, 4],
                 format!("message exceeds the maximum size of {max} bytes"),
             )
         } else {
-            self.accept_message(data.buf).await
+            self.accept_message(received).await
         };
         self.tx = Transaction::default();
         self.reply(reply);
     }
 }
 
-fn syntax_reply(e: &smtp_proto::Error) -> Reply {
+/// The reply to a command line that smtp-proto could not parse.
+fn syntax_reply(e: &smtp_proto::Error, line: &[u8]) -> Reply {
     use smtp_proto::Error as E;
     match e {
         E::UnknownCommand => Reply::new(500, [5, 5, 1], "command not recognised"),
         E::InvalidSenderAddress => Reply::new(501, [5, 1, 7], "bad sender address syntax"),
         E::InvalidRecipientAddress => Reply::new(501, [5, 1, 3], "bad recipient address syntax"),
+        E::SyntaxError { syntax } if syntax.starts_with("EHLO") || syntax.starts_with("HELO") => {
+            ehlo::syntax_reply(line)
+        }
         E::SyntaxError { syntax } => Reply::new(501, [5, 5, 4], format!("syntax: {syntax}")),
-        E::InvalidParameter { param } => {
-            Reply::new(501, [5, 5, 4], format!("invalid parameter {param}"))
-        }
-        E::UnsupportedParameter { param } => {
-            Reply::new(504, [5, 5, 4], format!("unsupported parameter {param}"))
-        }
+        E::InvalidParameter { param } => Reply::new(
+            501,
+            [5, 5, 4],
+            format!("invalid value for parameter {param}"),
+        ),
+        E::UnsupportedParameter { param } => mail::unsupported_parameter(param),
         E::ResponseTooLong => Reply::new(500, [5, 5, 2], "command line too long"),
         E::NeedsMoreData { .. } | E::InvalidResponse { .. } => {
             Reply::new(500, [5, 5, 0], "unexpected input")

@@ -15,6 +15,7 @@ pub fn write(
     dir: &Path,
     envelope: &Envelope,
     copy: &Copy,
+    recipients: &[String],
     bytes: &[u8],
 ) -> Result<String, DeliveryError> {
     let fail =
@@ -26,7 +27,7 @@ pub fn write(
         .position(|c| c.offset == copy.offset)
         .unwrap_or(0);
     let mut written = Vec::new();
-    for rcpt in &copy.recipients {
+    for rcpt in recipients {
         let name = format!("{}.{index}.{}.eml", envelope.id, file_safe(rcpt));
         let tmp = dir.join(format!(".{name}.tmp"));
         let trace = format!(

@@ -5,14 +5,17 @@
 use super::spool::{Copy, Envelope, Spooled};
 use crate::transform::headers;
 
-/// The bounce for `failed` copies of `original`, addressed to its sender (whose destination
-/// class is `destination`).
+/// One recipient that could not be delivered: copy index, recipient, reason.
+pub type Failed = (usize, String, String);
+
+/// The bounce for the `failed` recipients of `original`, addressed to its sender (whose
+/// destination class is `destination`).
 pub fn build(
     hostname: &str,
     destination: String,
     original: &Envelope,
     spooled: &Spooled,
-    failed: &[(usize, String)],
+    failed: &[Failed],
 ) -> (Envelope, Vec<u8>) {
     let id = format!(
         "{}-dsn{}",
@@ -32,16 +35,13 @@ pub fn build(
             .map(|d| d.to_rfc2822())
             .unwrap_or_default()
     );
-    for (index, reason) in failed {
-        let copy = &original.copies[*index];
-        for rcpt in &copy.recipients {
-            human.push_str(&format!("<{rcpt}>: {}\r\n", headers::sanitise(reason)));
-            status.push_str(&format!(
-                "\r\nFinal-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: {}\r\nDiagnostic-Code: smtp; {}\r\n",
-                if reason.contains(" 5") || reason.starts_with('5') { "5.0.0" } else { "4.4.7" },
-                headers::sanitise(reason)
-            ));
-        }
+    for (_, rcpt, reason) in failed {
+        human.push_str(&format!("<{rcpt}>: {}\r\n", headers::sanitise(reason)));
+        status.push_str(&format!(
+            "\r\nFinal-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: {}\r\nDiagnostic-Code: smtp; {}\r\n",
+            if reason.contains(" 5") || reason.starts_with('5') { "5.0.0" } else { "4.4.7" },
+            headers::sanitise(reason)
+        ));
     }
     let body = format!(
         "From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n\
@@ -76,7 +76,7 @@ pub fn build(
     bytes.extend_from_slice(orig_headers);
     bytes.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
 
-    let tls = failed.iter().any(|(i, _)| original.copies[*i].tls);
+    let tls = failed.iter().any(|(i, _, _)| original.copies[*i].tls);
     let envelope = Envelope {
         id,
         received: chrono::Utc::now().timestamp(),
@@ -91,6 +91,7 @@ pub fn build(
             destination,
             actions: if tls { vec!["tls".into()] } else { vec![] },
             tls,
+            requiretls: false,
             offset: 0,
             len: bytes.len() as u64,
         }],

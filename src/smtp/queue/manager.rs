@@ -13,10 +13,12 @@ use super::dsn;
 use super::spool::{Envelope, Spool, State};
 use super::QueueHandle;
 use crate::config::delivery::DeliveryConfig;
+use crate::record::delivery::{DeliveryRecord, Outcome};
 use crate::smtp::outbound::{Delivery, DeliveryError};
+use crate::transform::headers;
 
 pub struct QueueManager {
-    pub gateway: Arc<crate::gateway::Gateway>,
+    pub gateway: Arc<crate::service::gateway::Gateway>,
     pub spool: Arc<Spool>,
     pub delivery: Arc<Delivery>,
     pub config: DeliveryConfig,
@@ -112,7 +114,8 @@ impl QueueManager {
         });
     }
 
-    /// Try every copy not yet finished once.
+    /// Try every recipient not yet finished once, record what happened to each, and
+    /// bounce what failed for good (or for too long).
     async fn attempt(&self, envelope: &Envelope, state: &mut State) -> Next {
         let id = envelope.id.as_str();
         let spooled = match self.load(id).await {
@@ -123,48 +126,97 @@ impl QueueManager {
                 return Next::RetryIn(self.backoff(state.attempts));
             }
         };
-        let mut transient = Vec::new();
-        let mut permanent = Vec::new();
+        let attempt = state.attempts + 1;
+        let age = chrono::Utc::now().timestamp() - envelope.received;
+        let expired = age >= self.config.lifetime.as_secs() as i64;
+        let mut bounce: Vec<dsn::Failed> = Vec::new();
+        let mut deferred = 0usize;
+        let mut records = Vec::new();
         for (index, copy) in envelope.copies.iter().enumerate() {
             if state.done.contains(&index) {
                 continue;
             }
-            match self
-                .delivery
-                .deliver(envelope, copy, spooled.copy_bytes(index))
-                .await
-            {
-                Ok(detail) => {
-                    tracing::info!(id, copy = index, recipients = %copy.recipients.join(","), detail, "delivered");
-                    metrics::counter!("markgate_deliveries_total", "result" => "delivered")
-                        .increment(1);
-                    state.done.push(index);
+            let pending = state.pending(index, copy);
+            let bytes = spooled.copy_bytes(index);
+            let outcomes = self.delivery.deliver(envelope, copy, &pending, bytes).await;
+            let message_id = message_id(bytes);
+            for o in outcomes {
+                let mut reason_given_up = None;
+                let outcome = match &o.result {
+                    Ok(detail) => {
+                        tracing::info!(
+                            id,
+                            copy = index,
+                            recipient = o.recipient,
+                            detail,
+                            "delivered"
+                        );
+                        metrics::counter!("markgate_deliveries_total", "result" => "delivered")
+                            .increment(1);
+                        state.finish(index, copy, &o.recipient);
+                        Outcome::Delivered
+                    }
+                    Err(DeliveryError::Permanent(reason)) => {
+                        tracing::warn!(
+                            id,
+                            copy = index,
+                            recipient = o.recipient,
+                            reason,
+                            "delivery failed permanently"
+                        );
+                        metrics::counter!("markgate_deliveries_total", "result" => "failed")
+                            .increment(1);
+                        bounce.push((index, o.recipient.clone(), reason.clone()));
+                        Outcome::Bounced
+                    }
+                    Err(DeliveryError::Transient(reason)) if expired => {
+                        tracing::warn!(
+                            id,
+                            copy = index,
+                            recipient = o.recipient,
+                            reason,
+                            "delivery deferred past delivery.lifetime; bouncing"
+                        );
+                        metrics::counter!("markgate_deliveries_total", "result" => "failed")
+                            .increment(1);
+                        let given_up = format!("{reason} (gave up after {attempt} attempts)");
+                        bounce.push((index, o.recipient.clone(), given_up.clone()));
+                        reason_given_up = Some(given_up);
+                        Outcome::Bounced
+                    }
+                    Err(DeliveryError::Transient(reason)) => {
+                        tracing::warn!(
+                            id,
+                            copy = index,
+                            recipient = o.recipient,
+                            reason,
+                            "delivery deferred"
+                        );
+                        metrics::counter!("markgate_deliveries_total", "result" => "deferred")
+                            .increment(1);
+                        deferred += 1;
+                        Outcome::Deferred
+                    }
+                };
+                let mut record = DeliveryRecord::from_attempt(
+                    envelope,
+                    index,
+                    copy,
+                    message_id.clone(),
+                    attempt,
+                    outcome,
+                    &o,
+                );
+                if let Some(reason) = reason_given_up {
+                    record.reason = reason;
                 }
-                Err(DeliveryError::Permanent(reason)) => {
-                    tracing::warn!(id, copy = index, reason, "delivery failed permanently");
-                    metrics::counter!("markgate_deliveries_total", "result" => "failed")
-                        .increment(1);
-                    permanent.push((index, reason));
-                }
-                Err(DeliveryError::Transient(reason)) => {
-                    tracing::warn!(id, copy = index, reason, "delivery deferred");
-                    metrics::counter!("markgate_deliveries_total", "result" => "deferred")
-                        .increment(1);
-                    transient.push((index, reason));
-                }
+                records.push(record);
             }
         }
-        state.attempts += 1;
-        let age = chrono::Utc::now().timestamp() - envelope.received;
-        let expired = age >= self.config.lifetime.as_secs() as i64;
-        let mut bounce: Vec<(usize, String)> = permanent;
-        if expired {
-            bounce.extend(transient.drain(..).map(|(i, r)| {
-                (
-                    i,
-                    format!("{r} (gave up after {} attempts)", state.attempts),
-                )
-            }));
+        state.attempts = attempt;
+        if let Err(e) = self.gateway.record_deliveries(records).await {
+            metrics::counter!("markgate_delivery_records_failed_total").increment(1);
+            tracing::error!(id, error = %e, "delivery attempt records could not be written");
         }
         if !bounce.is_empty() {
             if let Err(e) = self.bounce(envelope, &spooled, &bounce).await {
@@ -172,7 +224,9 @@ impl QueueManager {
                 let _ = self.spool.save_state(id, state);
                 return Next::RetryIn(self.backoff(state.attempts));
             }
-            state.done.extend(bounce.iter().map(|(i, _)| *i));
+            for (index, recipient, _) in &bounce {
+                state.finish(*index, &envelope.copies[*index], recipient);
+            }
         }
         if state.done.len() >= envelope.copies.len() {
             let spool = self.spool.clone();
@@ -183,6 +237,7 @@ impl QueueManager {
             }
             return Next::Finished;
         }
+        debug_assert!(deferred > 0 || state.done.len() < envelope.copies.len());
         if let Err(e) = self.spool.save_state(id, state) {
             tracing::warn!(id, error = %e, "cannot save delivery progress");
         }
@@ -211,7 +266,7 @@ impl QueueManager {
         &self,
         envelope: &Envelope,
         spooled: &super::spool::Spooled,
-        failed: &[(usize, String)],
+        failed: &[dsn::Failed],
     ) -> std::io::Result<()> {
         if envelope.is_dsn || envelope.sender.is_empty() {
             tracing::warn!(
@@ -236,6 +291,24 @@ impl QueueManager {
         self.handle.enqueue(dsn_envelope);
         Ok(())
     }
+}
+
+/// The `Message-ID` of a copy, unfolded, if it has one.
+fn message_id(copy: &[u8]) -> Option<String> {
+    let (head, _) = headers::split(copy);
+    headers::fields(head)
+        .into_iter()
+        .find(|f| headers::name(f) == "message-id")
+        .and_then(|f| {
+            let text = String::from_utf8_lossy(f);
+            let value = text
+                .split_once(':')?
+                .1
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            (!value.is_empty()).then_some(value)
+        })
 }
 
 /// Messages in the queue (spooled, not yet finished), exported as `markgate_queue_depth`.

@@ -69,6 +69,10 @@ pub struct Copy {
     pub actions: Vec<String>,
     /// The next hop must complete verified TLS.
     pub tls: bool,
+    /// The message arrived with `MAIL FROM:<...> REQUIRETLS` (RFC 8689): it leaves only
+    /// over verified TLS, and with REQUIRETLS to hops that offer it.
+    #[serde(default)]
+    pub requiretls: bool,
     pub offset: u64,
     pub len: u64,
 }
@@ -80,6 +84,36 @@ pub struct State {
     pub done: Vec<usize>,
     /// Failed attempts so far.
     pub attempts: u32,
+    /// Recipients finished within copies not yet finished (copy index, recipient): an MX
+    /// delivery may reach one recipient domain and not another.
+    #[serde(default)]
+    pub finished: Vec<(usize, String)>,
+}
+
+impl State {
+    /// The recipients of copy `index` still to deliver.
+    pub fn pending(&self, index: usize, copy: &Copy) -> Vec<String> {
+        copy.recipients
+            .iter()
+            .filter(|r| !self.finished.iter().any(|(i, f)| *i == index && f == *r))
+            .cloned()
+            .collect()
+    }
+
+    /// Mark `recipient` of copy `index` finished; the copy is done when all of its are.
+    pub fn finish(&mut self, index: usize, copy: &Copy, recipient: &str) {
+        if !self
+            .finished
+            .iter()
+            .any(|(i, f)| *i == index && f == recipient)
+        {
+            self.finished.push((index, recipient.to_string()));
+        }
+        if self.pending(index, copy).is_empty() && !self.done.contains(&index) {
+            self.done.push(index);
+            self.finished.retain(|(i, _)| *i != index);
+        }
+    }
 }
 
 /// A spooled message as read back from disk.
@@ -450,6 +484,7 @@ mod tests {
                         destination: "internet".into(),
                         actions: vec![],
                         tls: false,
+                        requiretls: false,
                         offset,
                         len: c.len() as u64,
                     };
@@ -482,6 +517,7 @@ mod tests {
                 &State {
                     done: vec![0],
                     attempts: 1,
+                    finished: vec![],
                 },
             )
             .unwrap();

@@ -1,29 +1,18 @@
 //! Hot reload of the handling policy: on a change in the policy directory (file watch; editors
 //! save by rename, so the directory is watched) and on SIGHUP, load, validate and compile the
-//! new policy and swap it in atomically. An invalid policy is never loaded: the old one stays
-//! and the error (file, line, column) is logged and kept for the admin page.
+//! new policy, check the `[http]` routes against it, and swap the new [`Snapshot`] in whole.
+//! An invalid policy, or one the routes do not fit, is never loaded: the old snapshot stays
+//! and the errors (file, line, column; the route) are logged and kept for the admin page.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use notify::{RecursiveMode, Watcher};
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::Gateway;
-use crate::policy::Policy;
-
-/// The result of the last load or reload, for the admin page and logs.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReloadStatus {
-    pub at: DateTime<Utc>,
-    pub ok: bool,
-    /// Version of the policy in force after this attempt.
-    pub version: String,
-    /// "loaded", "unchanged", or the validation errors.
-    pub message: String,
-}
+use super::gateway::{Gateway, ReloadStatus};
+use super::snapshot::{self, Snapshot};
 
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,15 +22,31 @@ pub enum ReloadOutcome {
     Rejected { errors: String },
 }
 
-/// Load the policy directory again and swap it in if it is valid and different.
+/// Load the policy directory again and swap a new snapshot in if the policy is valid,
+/// different, and the routes fit it. The signing key is read again; a key that cannot be read
+/// now leaves the one in force.
 pub fn reload_now(gateway: &Gateway) -> ReloadOutcome {
-    let dir = &gateway.config.policy.dir;
-    let current = gateway.policy();
-    let outcome = match Policy::load(dir) {
-        Ok(policy) if policy.version == current.version => ReloadOutcome::Unchanged,
-        Ok(policy) => {
-            let version = policy.version.clone();
-            gateway.replace_policy(policy);
+    let config = &gateway.config;
+    let dir = &config.policy.dir;
+    let current = gateway.snapshot();
+    let built = snapshot::load_policy(config).and_then(|policy| {
+        if policy.version == current.policy.version {
+            return Ok(None);
+        }
+        let key = match snapshot::load_signing_key(&config.tls) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                tracing::warn!(error = %e, "signing key not read again; the one in force stays");
+                current.signing_key.clone()
+            }
+        };
+        Snapshot::build(config, policy, key).map(Some)
+    });
+    let outcome = match built {
+        Ok(None) => ReloadOutcome::Unchanged,
+        Ok(Some(snapshot)) => {
+            let version = snapshot.policy.version.clone();
+            gateway.install(snapshot);
             ReloadOutcome::Loaded { version }
         }
         Err(errors) => ReloadOutcome::Rejected {

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::decision::{decide, Decision, Declared, MessageFacts};
+use crate::decision::{decide, Decision};
+use crate::facts::{self, Declared, Recipient};
 use crate::policy::source::{PolicyError, SourceFile};
 use crate::policy::Policy;
 
@@ -218,14 +219,24 @@ fn run_case(policy: &Policy, file: &Path, case: &TestCase, today: NaiveDate) -> 
             return result;
         }
     };
-    let mut declared = Declared {
-        purpose: case.purpose.clone(),
-        legal_basis: case.legal_basis.clone(),
-        consent: case.consent.clone(),
-    };
-    let (marking, isa_from_message) = match (&case.marking, &case.message) {
+    let declared = Declared::given(
+        case.purpose.as_deref(),
+        case.legal_basis.as_deref(),
+        case.consent.as_deref(),
+    );
+    let facts = match (&case.marking, &case.message) {
         (Some(m), None) => match crate::marking::read_text(m, &policy.markings) {
-            Some(marking) => (marking, None),
+            Some(marking) => {
+                let to = case.to.iter().map(|a| Recipient::mail(a, policy)).collect();
+                facts::given(
+                    &case.from,
+                    to,
+                    marking,
+                    case.isa.as_deref(),
+                    declared,
+                    today,
+                )
+            }
             None => {
                 result.differences.push(format!(
                     "marking: {m:?} is not a marking class of this policy"
@@ -237,14 +248,14 @@ fn run_case(policy: &Policy, file: &Path, case: &TestCase, today: NaiveDate) -> 
             let raw = raw.replace("\r\n", "\n").replace('\n', "\r\n");
             match crate::message::parse(raw.as_bytes()) {
                 Ok(parsed) => {
-                    let from_headers = crate::message::declared(&parsed);
-                    declared.purpose = declared.purpose.or(from_headers.purpose);
-                    declared.legal_basis = declared.legal_basis.or(from_headers.legal_basis);
-                    declared.consent = declared.consent.or(from_headers.consent);
-                    (
-                        crate::marking::read(&parsed, &policy.markings),
-                        parsed.isa_reference(),
-                    )
+                    // What the case says wins over the message's own headers.
+                    let mut facts =
+                        facts::from_message(&parsed, &case.from, &case.to, policy, today);
+                    facts.declared = declared.or(facts.declared);
+                    if let Some(isa) = case.isa.as_deref().and_then(|i| facts::text(i.as_bytes())) {
+                        facts.isa_reference = Some(isa);
+                    }
+                    facts
                 }
                 Err(e) => {
                     result.differences.push(format!("message: {e}"));
@@ -258,14 +269,6 @@ fn run_case(policy: &Policy, file: &Path, case: &TestCase, today: NaiveDate) -> 
                 .push("give exactly one of `marking` and `message`".into());
             return result;
         }
-    };
-    let facts = MessageFacts {
-        sender: case.from.clone(),
-        recipients: case.to.clone(),
-        marking,
-        isa_reference: case.isa.clone().or(isa_from_message),
-        today,
-        declared,
     };
     let decision = decide(&facts, policy);
     result.fired = decision

@@ -10,8 +10,6 @@
 
 pub mod mime;
 
-use serde::Serialize;
-
 use mime::{Entity, Part};
 
 /// A message that could not be read as a message: never allowed anywhere.
@@ -33,37 +31,6 @@ pub struct ParsedMessage<'a> {
     pub raw: &'a [u8],
     pub root: Entity<'a>,
     pub parts: Vec<Part<'a>>,
-}
-
-/// What the sender says about the data subject's consent (`X-Consent`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Consent {
-    Given,
-    Withheld,
-    NotRequired,
-}
-
-impl Consent {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Consent::Given => "given",
-            Consent::Withheld => "withheld",
-            Consent::NotRequired => "not-required",
-        }
-    }
-
-    /// Read an `X-Consent` value: `given`, `withheld` or `not-required` (case, surrounding
-    /// space, and `_`/space for `-` tolerated). None for anything else.
-    pub fn parse(s: &str) -> Option<Consent> {
-        let v = s.trim().to_ascii_lowercase().replace(['_', ' '], "-");
-        match v.as_str() {
-            "given" => Some(Consent::Given),
-            "withheld" => Some(Consent::Withheld),
-            "not-required" => Some(Consent::NotRequired),
-            _ => None,
-        }
-    }
 }
 
 /// Parse raw bytes; a message with NUL bytes or without a header section is an error.
@@ -134,46 +101,6 @@ fn check_header_section(raw: &[u8]) -> Result<(), MessageError> {
     Ok(())
 }
 
-/// What the sender declared about the disclosure, from its headers.
-pub fn declared(message: &ParsedMessage<'_>) -> crate::decision::Declared {
-    crate::decision::Declared {
-        purpose: message.disclosure_purpose(),
-        legal_basis: message.legal_basis(),
-        consent: message.consent().map(|c| c.as_str().to_string()),
-    }
-}
-
-impl ParsedMessage<'_> {
-    /// The ISA the sender cites (`X-ISA-Reference`), trimmed; None when absent or empty.
-    pub fn isa_reference(&self) -> Option<String> {
-        self.text_header("X-ISA-Reference")
-    }
-
-    /// Why the information is disclosed (`X-Disclosure-Purpose`), decoded and trimmed.
-    pub fn disclosure_purpose(&self) -> Option<String> {
-        self.text_header("X-Disclosure-Purpose")
-    }
-
-    /// The legal basis the sender cites (`X-Legal-Basis`), decoded and trimmed.
-    pub fn legal_basis(&self) -> Option<String> {
-        self.text_header("X-Legal-Basis")
-    }
-
-    /// `X-Consent`: `given`, `withheld` or `not-required` (any case); None when absent or
-    /// anything else.
-    pub fn consent(&self) -> Option<Consent> {
-        Consent::parse(&self.text_header("X-Consent")?)
-    }
-
-    /// The first header of that name as decoded, unfolded, trimmed text; None when absent
-    /// or empty.
-    fn text_header(&self, name: &str) -> Option<String> {
-        let text = crate::marking::decode_unstructured(self.root.header_bytes(name)?);
-        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        (!text.is_empty()).then_some(text)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,21 +135,5 @@ mod tests {
         ] {
             assert!(parse(raw).is_ok(), "{:?}", String::from_utf8_lossy(raw));
         }
-    }
-
-    #[test]
-    fn records_headers() {
-        let raw = b"X-Disclosure-Purpose: safeguarding\n  referral\nX-Legal-Basis: =?UTF-8?Q?Children_Act_2004_s.11?=\nX-Consent: Not-Required\nX-ISA-Reference:  ISA-0001 \n\n";
-        let m = parse(raw).unwrap();
-        assert_eq!(
-            m.disclosure_purpose().as_deref(),
-            Some("safeguarding referral")
-        );
-        assert_eq!(m.legal_basis().as_deref(), Some("Children Act 2004 s.11"));
-        assert_eq!(m.consent(), Some(Consent::NotRequired));
-        assert_eq!(m.isa_reference().as_deref(), Some("ISA-0001"));
-        let m = parse(b"X-Consent: maybe\n\n").unwrap();
-        assert_eq!(m.consent(), None);
-        assert_eq!(m.legal_basis(), None);
     }
 }

@@ -1,5 +1,9 @@
 //! `markgate serve`: start every listener on one shared [`Gateway`], and stop them together
 //! on SIGTERM or SIGINT (stop accepting, let sessions in flight finish within a grace period).
+//!
+//! Before anything listens: the state directories are locked (one gateway per spool and
+//! record store, [`state`]), the policy must compile, and every configured certificate and
+//! key must load ([`keys`]). Any of these failing stops `serve` with the reason (exit 2).
 
 use std::sync::Arc;
 
@@ -7,15 +11,24 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::gateway::Gateway;
-use crate::policy::Policy;
+use crate::service::gateway::Gateway;
+use crate::service::snapshot::{self, Snapshot};
+use crate::service::state;
 
-/// Load the policy, start the SMTP and HTTP gateways, run until a shutdown signal.
+/// Lock the state directories, create the development key material when none is
+/// configured, check every certificate and key, load and check the snapshot (policy,
+/// routes, signing key), start the SMTP and HTTP gateways on it, run until a shutdown
+/// signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     crate::certs::install_crypto_provider();
-    let policy = Policy::load(&config.policy.dir)
-        .map_err(|e| anyhow::anyhow!("invalid policy in {}:\n{e}", config.policy.dir.display()))?;
-    tracing::info!(version = %&policy.version[..12], dir = %config.policy.dir.display(), "policy loaded");
+    let _state = state::lock(&config)?;
+    // Before any listener starts: every listener then sees the same keys from the first
+    // request on.
+    snapshot::prepare_key_material(&config)?;
+    snapshot::check_certificates(&config)?;
+    let snapshot = Snapshot::load(&config)?;
+    let version = &snapshot.policy.version[..12];
+    tracing::info!(version, dir = %config.policy.dir.display(), "policy loaded");
     let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
         Ok(handle) => Some(handle),
         Err(e) => {
@@ -29,7 +42,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             config.records.path.display()
         )
     })?;
-    let gateway = Arc::new(Gateway::new(config, policy, recorder));
+    let gateway = Arc::new(Gateway::new(config, snapshot, recorder));
     preload_recent_decisions(&gateway);
     let shutdown = CancellationToken::new();
 
@@ -41,8 +54,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics,
         shutdown.clone(),
     ));
-    tasks.spawn(crate::reload::watch(gateway.clone(), shutdown.clone()));
+    tasks.spawn(crate::service::reload::watch(
+        gateway.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(watch_isa_reviews(gateway.clone(), shutdown.clone()));
+    let checkpoints =
+        crate::record::checkpoint::Checkpointer::spawn(&gateway.config, shutdown.clone());
 
     let signal = shutdown_signal();
     tokio::pin!(signal);
@@ -68,6 +86,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    // Every listener has finished recording: the last checkpoint covers all of it.
+    checkpoints.finish().await;
     result
 }
 
@@ -82,10 +102,14 @@ fn preload_recent_decisions(gateway: &Gateway) {
         .and_then(|store| store.query(&filter));
     match loaded {
         Ok(records) => {
+            // A `failed` record follows the record of its decision: not a decision itself.
             for r in records {
-                gateway.remember(crate::gateway::RecentDecision {
+                let Some(verdict) = r.record.verdict.decided() else {
+                    continue;
+                };
+                gateway.remember(crate::service::gateway::RecentDecision {
                     at: r.record.time,
-                    verdict: r.record.verdict,
+                    verdict,
                     class: r.record.class,
                 });
             }

@@ -1,0 +1,228 @@
+//! The one record builder: every channel (SMTP, HTTP, `bundle seal`) turns a decision, what
+//! it knows about the content ([`RecordMeta`]) and what it then did ([`Outcome`]) into the
+//! records, here. A record states what happened: a channel that refused after the decision
+//! allowed (a CONNECT tunnel it cannot inspect, encryption it could not apply, a seal that
+//! failed) records a refusal with its reason, never "allow"; a request handed on whose
+//! upstream then failed gets a `failed` record after its `allow` record. The declarations
+//! recorded are the ones the decision saw ([`Decision::declared`]).
+
+use crate::decision::{builtin, Decision, Verdict};
+
+use super::model::{
+    record_id, truncate_micros, DecisionRecord, IncidentKind, RecordMeta, RecordVerdict,
+    SourceRecord, DRY_RUN_PREFIX,
+};
+
+/// What the channel did with a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// What the decision said: allowed copies went on, blocked ones were refused.
+    AsDecided,
+    /// Refused after the decision allowed: every allowed recipient is recorded blocked,
+    /// naming the channel's rule (one of [`builtin::CHANNEL`]) and the reason.
+    Refused { rule: &'static str, reason: String },
+    /// Handed on after the decision allowed, and the hand-over failed: every allowed
+    /// recipient gets a `failed` record naming the rule and the reason.
+    Failed { rule: &'static str, reason: String },
+}
+
+/// One record per recipient of `decision`, as the channel's `outcome` left it. A message is
+/// sent only when every recipient is allowed: when one is blocked, the allowed ones are
+/// recorded as refused too ([`builtin::OTHER_RECIPIENT_BLOCKED`]).
+pub fn build(decision: &Decision, meta: &RecordMeta, outcome: &Outcome) -> Vec<DecisionRecord> {
+    let whole_refusal;
+    let outcome = match outcome {
+        Outcome::AsDecided if !decision.is_allowed() => {
+            let blocked: Vec<&str> = decision.blocked().map(|r| r.address.as_str()).collect();
+            whole_refusal = Outcome::Refused {
+                rule: builtin::OTHER_RECIPIENT_BLOCKED,
+                reason: format!(
+                    "allowed, but nothing was sent: the message was blocked for {}",
+                    blocked.join(", ")
+                ),
+            };
+            &whole_refusal
+        }
+        other => other,
+    };
+    let time = truncate_micros(meta.time);
+    let sources: Vec<SourceRecord> = decision
+        .marking
+        .sources
+        .iter()
+        .map(|s| SourceRecord {
+            location: s.location.clone(),
+            text: s.text.clone(),
+            class: s.class.clone(),
+        })
+        .collect();
+    decision
+        .recipients
+        .iter()
+        .filter(|r| !matches!(outcome, Outcome::Failed { .. }) || r.verdict == Verdict::Allow)
+        .map(|r| {
+            let mut verdict = RecordVerdict::from(r.verdict);
+            let mut actions = r.actions.clone();
+            let mut rules = r.rules.clone();
+            let mut reason = r.reason.clone();
+            match outcome {
+                Outcome::Refused { rule, reason: why } if r.verdict == Verdict::Allow => {
+                    verdict = RecordVerdict::Block;
+                    actions.clear();
+                    rules.push(rule.to_string());
+                    reason = why.clone();
+                }
+                Outcome::Failed { rule, reason: why } => {
+                    verdict = RecordVerdict::Failed;
+                    rules.push(rule.to_string());
+                    reason = why.clone();
+                }
+                _ => {}
+            }
+            // A class incident is the policy blocking classified material, not a channel
+            // that could not do what the policy allowed.
+            let classified = r.verdict == Verdict::Block
+                && meta
+                    .incident_min_rank
+                    .is_some_and(|min| decision.marking.rank >= min);
+            let overdue = r.rules.iter().any(|id| id == builtin::ISA_OVERDUE);
+            let incident_kind = if classified {
+                Some(IncidentKind::ClassifiedBlocked)
+            } else if overdue {
+                Some(IncidentKind::IsaOverdue)
+            } else {
+                None
+            };
+            // Dry-run block rules that would have blocked are kept with the rules that
+            // fired, marked `dry-run:`, so the trial of a new rule is on record.
+            rules.extend(
+                r.would_block
+                    .iter()
+                    .map(|id| format!("{DRY_RUN_PREFIX}{id}")),
+            );
+            DecisionRecord {
+                id: record_id(),
+                time,
+                channel: meta.channel,
+                sender: meta.sender.clone(),
+                recipient: r.address.clone(),
+                partner: r.partner.clone(),
+                partner_id: r.partner_id.clone(),
+                class: decision.marking.class.clone(),
+                label: decision.marking.label.clone(),
+                sources: sources.clone(),
+                defaulted: decision.marking.defaulted,
+                destination: r.destination.clone(),
+                verdict,
+                actions,
+                rules,
+                reason,
+                disclosure: r.disclosure,
+                isa: decision.isa.clone(),
+                purpose: decision.declared.purpose.clone(),
+                legal_basis: decision.declared.legal_basis.clone(),
+                consent: decision.declared.consent,
+                message_id: meta.message_id.clone(),
+                size: meta.size,
+                sha256: meta.sha256.clone(),
+                policy_version: decision.policy_version.clone(),
+                incident: incident_kind.is_some(),
+                incident_kind,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{self, Consent, Declared};
+    use crate::policy::Policy;
+    use crate::record::model::Channel;
+
+    fn policy() -> Policy {
+        Policy::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policy")).unwrap()
+    }
+
+    /// OFFICIAL to an internal and a blocked (invalid) recipient.
+    fn decision(policy: &Policy) -> Decision {
+        let raw = b"Subject: [OFFICIAL] x\r\nX-Disclosure-Purpose: =?UTF-8?Q?Safeguarding_referral?=\r\nX-Consent: Given\r\n\r\nbody\r\n";
+        let parsed = crate::message::parse(raw).unwrap();
+        let to = [
+            "duty@westmidlands.pnn.police.uk".to_string(),
+            "nobody".into(),
+        ];
+        let today = chrono::Utc::now().date_naive();
+        let facts =
+            facts::from_message(&parsed, "a@westmidlands.pnn.police.uk", &to, policy, today);
+        crate::decision::decide(&facts, policy)
+    }
+
+    #[test]
+    fn records_keep_the_declarations_the_decision_saw() {
+        let policy = policy();
+        let d = decision(&policy);
+        let meta = RecordMeta::new(Channel::Smtp, "a@b", b"x");
+        let records = build(&d, &meta, &Outcome::AsDecided);
+        assert_eq!(records.len(), 2);
+        for r in &records {
+            assert_eq!(r.purpose.as_deref(), Some("Safeguarding referral"));
+            assert_eq!(r.consent, Some(Consent::Given));
+            assert_eq!(r.legal_basis, None);
+        }
+        assert_eq!(
+            d.declared,
+            Declared {
+                purpose: Some("Safeguarding referral".into()),
+                legal_basis: None,
+                consent: Some(Consent::Given)
+            }
+        );
+    }
+
+    #[test]
+    fn a_refusal_after_an_allowing_decision_is_recorded_as_a_refusal() {
+        let policy = policy();
+        let d = decision(&policy);
+        let meta = RecordMeta::new(Channel::Http, "a@b", b"x");
+        let outcome = Outcome::Refused {
+            rule: builtin::ENCRYPT_UNAVAILABLE,
+            reason: "could not encrypt".into(),
+        };
+        let records = build(&d, &meta, &outcome);
+        let allowed = &records[0];
+        assert_eq!(allowed.verdict, RecordVerdict::Block);
+        assert!(allowed.actions.is_empty());
+        assert_eq!(allowed.rules.last().unwrap(), builtin::ENCRYPT_UNAVAILABLE);
+        assert_eq!(allowed.reason, "could not encrypt");
+        // The recipient the decision blocked keeps its own rule and reason.
+        let blocked = &records[1];
+        assert_eq!(blocked.verdict, RecordVerdict::Block);
+        assert_eq!(blocked.rules, vec![builtin::INVALID_RECIPIENT.to_string()]);
+        // As decided, the allowed recipient of a blocked message was not sent either.
+        let records = build(&d, &meta, &Outcome::AsDecided);
+        assert_eq!(records[0].verdict, RecordVerdict::Block);
+        assert_eq!(
+            records[0].rules.last().unwrap(),
+            builtin::OTHER_RECIPIENT_BLOCKED
+        );
+        let blocked = &records[1];
+        assert_eq!(blocked.verdict, RecordVerdict::Block);
+        assert_eq!(blocked.rules, vec![builtin::INVALID_RECIPIENT.to_string()]);
+    }
+
+    #[test]
+    fn a_failed_hand_over_records_only_the_allowed_recipients_as_failed() {
+        let policy = policy();
+        let d = decision(&policy);
+        let meta = RecordMeta::new(Channel::Http, "a@b", b"x");
+        let outcome = Outcome::Failed {
+            rule: builtin::UPSTREAM_FAILED,
+            reason: "connection refused".into(),
+        };
+        let records = build(&d, &meta, &outcome);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].verdict, RecordVerdict::Failed);
+        assert_eq!(records[0].rules.last().unwrap(), builtin::UPSTREAM_FAILED);
+    }
+}

@@ -1,0 +1,148 @@
+//! One checked snapshot of everything a decision needs: the compiled policy (with its
+//! marking grammar), the `[http]` routes checked against that policy, and the manifest
+//! signing key. It is built and validated whole, at start and at each reload, and swapped
+//! whole ([`super::gateway::Gateway::install`]): each message or request is decided and
+//! handled with the one snapshot it loaded, and a snapshot that would not check out (an
+//! invalid policy, a route naming a partner or class the policy lacks) never takes effect.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+
+use anyhow::Context;
+
+use crate::config::{Config, TlsConfig, DEV_CERTS_DIR};
+use crate::policy::{Policy, PolicyErrors};
+
+/// Everything a decision needs, checked together.
+pub struct Snapshot {
+    pub policy: Arc<Policy>,
+    /// Signs bundle manifests (`tls.signing_key`); without it whatever must be encrypted is
+    /// refused (SMTP 451, HTTP 503), never sent in the clear. [`Snapshot::load`] always has
+    /// one: a configured key that does not load is an error, not a missing capability.
+    pub signing_key: Option<Arc<SigningKey>>,
+}
+
+/// Why a snapshot was not built.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("invalid policy in {dir}:\n{errors}")]
+    Policy {
+        dir: std::path::PathBuf,
+        errors: PolicyErrors,
+    },
+    #[error("the [http] routes do not fit the policy:\n{}", .0.join("\n"))]
+    Routes(Vec<String>),
+    #[error("tls.signing_key: {0}")]
+    SigningKey(crate::certs::CertError),
+}
+
+impl Snapshot {
+    /// Check `policy` against the rest of the configuration and put it together with the
+    /// signing key.
+    pub fn build(
+        config: &Config,
+        policy: Policy,
+        signing_key: Option<Arc<SigningKey>>,
+    ) -> Result<Snapshot, SnapshotError> {
+        let problems = config.http.problems_with(&policy);
+        if !problems.is_empty() {
+            return Err(SnapshotError::Routes(problems));
+        }
+        Ok(Snapshot {
+            policy: Arc::new(policy),
+            signing_key,
+        })
+    }
+
+    /// Load the policy directory and the signing key `config` names (or the development
+    /// one), and check them.
+    pub fn load(config: &Config) -> Result<Snapshot, SnapshotError> {
+        let policy = load_policy(config)?;
+        let signing_key = load_signing_key(&config.tls)?;
+        Snapshot::build(config, policy, Some(signing_key))
+    }
+}
+
+/// Load and compile the policy directory of `config`.
+pub fn load_policy(config: &Config) -> Result<Policy, SnapshotError> {
+    let dir = &config.policy.dir;
+    Policy::load(dir).map_err(|errors| SnapshotError::Policy {
+        dir: dir.clone(),
+        errors,
+    })
+}
+
+/// The manifest signing key: configured, or the development one when none is configured
+/// (see [`prepare_key_material`]). One that does not load is an error: at start `serve`
+/// stops (exit 2), at a reload the snapshot in force stays.
+pub fn load_signing_key(tls: &TlsConfig) -> Result<Arc<SigningKey>, SnapshotError> {
+    crate::certs::load_signing_key(&tls.signing_key_path())
+        .map(Arc::new)
+        .map_err(SnapshotError::SigningKey)
+}
+
+/// Create the development key material a first start needs, before any listener starts,
+/// only for what is not configured at all (`tls.cert`/`tls.key`, `tls.signing_key` unset)
+/// and missing from `certs/`; with a warning: never for production. A configured path is
+/// never filled in. Every listener then loads the same material.
+pub fn prepare_key_material(config: &Config) -> anyhow::Result<()> {
+    let tls = &config.tls;
+    let dir = Path::new(DEV_CERTS_DIR);
+    if tls.development_tls() && !(tls.cert_path().exists() && tls.key_path().exists()) {
+        tracing::warn!(
+            dir = %dir.display(),
+            "no TLS certificate configured: generating DEVELOPMENT certificates (never use them in production; set tls.cert and tls.key)"
+        );
+        crate::certs::generate_dev_tls(dir, std::slice::from_ref(&config.smtp.hostname))
+            .context("generating development certificates")?;
+    }
+    if tls.signing_key.is_none() && !tls.signing_key_path().exists() {
+        tracing::warn!(
+            dir = %dir.display(),
+            "no bundle signing key configured: generating a DEVELOPMENT key (set tls.signing_key in production)"
+        );
+        crate::certs::generate_signing_key(dir).context("generating a development signing key")?;
+    }
+    Ok(())
+}
+
+/// Check that every configured certificate loads (`tls.cert`/`tls.key`, with
+/// `smtp.client_ca` when client certificates are required, `tls.ca`, each route's
+/// `client_cert`/`client_key`), before any listener starts; every problem is reported.
+pub fn check_certificates(config: &Config) -> anyhow::Result<()> {
+    let tls = &config.tls;
+    let mut problems = Vec::new();
+    let client_ca = config
+        .smtp
+        .require_client_cert
+        .then_some(config.smtp.client_ca.as_deref())
+        .flatten();
+    if let Err(e) = crate::certs::server_config(&tls.cert_path(), &tls.key_path(), client_ca) {
+        problems.push(format!(
+            "tls.cert {} / tls.key {}: {e}",
+            tls.cert_path().display(),
+            tls.key_path().display()
+        ));
+    }
+    if let Err(e) = crate::certs::root_store(tls.ca.as_deref()) {
+        problems.push(format!("tls.ca: {e}"));
+    }
+    for route in &config.http.routes {
+        if let (Some(cert), Some(key)) = (&route.client_cert, &route.client_key) {
+            if let Err(e) = crate::certs::client_config(tls.ca.as_deref(), Some((cert, key))) {
+                problems.push(format!(
+                    "http.route {:?}: client_cert {} / client_key {}: {e}",
+                    route.host,
+                    cert.display(),
+                    key.display()
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!("certificates that do not load:\n{}", problems.join("\n"))
+}
