@@ -50,7 +50,8 @@ for target in "${targets[@]}"; do
         tail -n 40 "$log" >&2
         exit 1
     fi
-    summary+=("$target: $(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1)")
+    done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)
+    summary+=("$target: ${done_line:-no DONE line, see $here/$log}")
 done
 
 echo

@@ -66,13 +66,6 @@ impl Phrase {
     }
 }
 
-/// What may follow a marking written on its own for it to count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Follow {
-    /// Only decoration: a marking written on its own.
-    Alone,
-}
-
 /// A class read from tokens: the class, its descriptors (canonical), and where it stood.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Match {
@@ -360,29 +353,22 @@ impl<'s> Grammar<'s> {
         (found, i)
     }
 
-    fn follows(&self, t: &Tokens, i: usize, follow: Follow) -> bool {
-        match follow {
-            Follow::Alone => t.only_decoration_from(i),
-        }
-    }
-
-    /// A marking starting at `i`, followed by what `follow` allows. With descriptors when
-    /// they are there and still leave a valid ending, else the class alone.
-    fn marking_at(&self, t: &Tokens, i: usize, follow: Follow) -> Option<Match> {
-        let (class, end) = self.class_at(t, i)?;
+    /// A marking written on its own, perhaps decorated (`[OFFICIAL]`, `*** OFFICIAL-SENSITIVE
+    /// PERSONAL ***`): a class and its descriptors, then only decoration. With descriptors
+    /// when they are there, else the class alone.
+    pub fn alone(&self, t: &Tokens) -> Option<Match> {
+        let start = t.skip_decoration(0);
+        let (class, end) = self.class_at(t, start)?;
         let (descriptors, dend) = self.descriptors_at(t, class, end);
-        if !descriptors.is_empty() && self.follows(t, dend, follow) {
-            return Some(Match {
-                class,
-                descriptors,
-                start: i,
-                end: dend,
-            });
-        }
-        self.follows(t, end, follow).then(|| Match {
+        let end = if !descriptors.is_empty() && t.only_decoration_from(dend) {
+            dend
+        } else {
+            end
+        };
+        t.only_decoration_from(end).then(|| Match {
             class,
-            descriptors: Vec::new(),
-            start: i,
+            descriptors: if end == dend { descriptors } else { Vec::new() },
+            start,
             end,
         })
     }
@@ -798,11 +784,6 @@ impl<'s> Grammar<'s> {
             found.unreadable = self.undecodable_class_word(t, &read);
         }
         found
-    }
-
-    /// A marking written on its own, perhaps decorated (`[OFFICIAL]`).
-    pub fn alone(&self, t: &Tokens) -> Option<Match> {
-        self.marking_at(t, t.skip_decoration(0), Follow::Alone)
     }
 }
 
