@@ -190,6 +190,16 @@ impl Lab {
         })
     }
 
+    /// Wait for a `deferred` record for `recipient` whose reason contains `why`.
+    fn deferred_because(&self, recipient: &str, why: &str) -> serde_json::Value {
+        let record = self.wait_outcome(recipient, "deferred", Duration::from_secs(20));
+        assert!(
+            record["reason"].as_str().unwrap().contains(why),
+            "{why:?} not in {record}"
+        );
+        record
+    }
+
     fn bounces(&self) -> Vec<String> {
         self.setup
             .outbox()
@@ -301,14 +311,7 @@ fn a_ds_anchor_matching_no_root_key_defers_everything() {
     let rcv = lab.receiver("mx.dane.test", true);
     lab.serve();
     lab.send("duty@dane.test", "[NOT PROTECTIVELY MARKED] canteen menu");
-    let record = lab.wait_outcome("duty@dane.test", "deferred", Duration::from_secs(20));
-    assert!(
-        record["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no DNSKEY matches the trust anchor DS"),
-        "{record}"
-    );
+    lab.deferred_because("duty@dane.test", "no DNSKEY matches the trust anchor DS");
     std::thread::sleep(Duration::from_secs(1));
     assert!(rcv.nothing_accepted(), "delivered without a trusted root");
 }
@@ -322,11 +325,7 @@ fn tlsa_mismatch_never_delivers_and_bounces_even_without_tls_in_the_decision() {
     lab.send("a@danebad.test", "[OFFICIAL] referral");
     lab.send("b@danebad.test", "[NOT PROTECTIVELY MARKED] canteen menu");
     for rcpt in ["a@danebad.test", "b@danebad.test"] {
-        let deferred = lab.wait_outcome(rcpt, "deferred", Duration::from_secs(20));
-        assert!(
-            deferred["reason"].as_str().unwrap().contains("TLSA"),
-            "{deferred}"
-        );
+        lab.deferred_because(rcpt, "TLSA");
         let bounced = lab.wait_outcome(rcpt, "bounced", Duration::from_secs(20));
         assert!(
             bounced["reason"].as_str().unwrap().contains("gave up"),
@@ -351,14 +350,7 @@ fn bogus_dnssec_defers_and_is_never_read_as_no_tlsa() {
     let rcv = lab.receiver("mx.bogus.test", true);
     lab.serve();
     lab.send("x@bogus.test", "[NOT PROTECTIVELY MARKED] hello");
-    let record = lab.wait_outcome("x@bogus.test", "deferred", Duration::from_secs(20));
-    assert!(
-        record["reason"]
-            .as_str()
-            .unwrap()
-            .contains("DNSSEC validation failed"),
-        "{record}"
-    );
+    lab.deferred_because("x@bogus.test", "DNSSEC validation failed");
     std::thread::sleep(Duration::from_secs(2));
     assert!(rcv.nothing_accepted());
     assert!(
@@ -373,14 +365,7 @@ fn a_receiver_without_starttls_gets_nothing_for_a_tls_copy() {
     let rcv = lab.receiver("mx.plain.test", false);
     lab.serve();
     lab.send("y@plain.test", "[OFFICIAL] referral");
-    let record = lab.wait_outcome("y@plain.test", "deferred", Duration::from_secs(20));
-    assert!(
-        record["reason"]
-            .as_str()
-            .unwrap()
-            .contains("does not offer STARTTLS"),
-        "{record}"
-    );
+    lab.deferred_because("y@plain.test", "does not offer STARTTLS");
     std::thread::sleep(Duration::from_secs(2));
     assert!(rcv.nothing_accepted(), "a tls copy went in plaintext");
     // a copy without tls goes there in plaintext, recorded as unverified
@@ -438,11 +423,7 @@ fn pkix_never_delivers_to_a_certificate_no_trusted_root_signed() {
     let rcv = lab.receiver("mx.pkix.test", true);
     lab.serve();
     lab.send("p@pkix.test", "[OFFICIAL] referral");
-    let record = lab.wait_outcome("p@pkix.test", "deferred", Duration::from_secs(20));
-    assert!(
-        record["reason"].as_str().unwrap().contains("certificate"),
-        "{record}"
-    );
+    lab.deferred_because("p@pkix.test", "certificate");
     std::thread::sleep(Duration::from_secs(1));
     assert!(rcv.nothing_accepted(), "delivered to an unverified MX");
 }
@@ -571,11 +552,7 @@ fn mta_sts_enforce_delivers_only_to_a_listed_mx() {
     // without tls in the decision too: the domain's policy is enforced for every copy
     lab.send("s@sts.test", "[NOT PROTECTIVELY MARKED] canteen menu");
     lab.send("o@ok-sts.test", "[OFFICIAL] referral");
-    let record = lab.wait_outcome("s@sts.test", "deferred", Duration::from_secs(20));
-    assert!(
-        record["reason"].as_str().unwrap().contains("MTA-STS"),
-        "{record}"
-    );
+    lab.deferred_because("s@sts.test", "MTA-STS");
     let record = lab.wait_outcome("o@ok-sts.test", "delivered", Duration::from_secs(20));
     assert_eq!(record["verification"], "mta-sts");
     assert_eq!(listed.wait_received(1, Duration::from_secs(10)).len(), 1);
