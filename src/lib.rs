@@ -33,7 +33,7 @@
 //!   [`admin`] (admin page and metrics), [`config`], and [`certs`] (keys and TLS).
 #![forbid(unsafe_code)]
 
-// The flow, in order.
+// The flow (its order is in the doc above).
 pub mod address;
 pub mod bundle;
 pub mod decision;

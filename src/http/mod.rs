@@ -232,10 +232,16 @@ impl HttpGateway {
         };
 
         // Transform; a request the channel cannot handle as allowed is recorded refused.
+        let client = decision_sender(peer);
+        let seal = encrypt::SealRequest {
+            policy: &view.policy,
+            decision: &decision,
+            recipient,
+            sender: &client,
+            today,
+        };
         let (onward, body) = match self
-            .transform(
-                &mut parts, peeked, &target, &decision, recipient, &view, peer, today,
-            )
+            .transform(&mut parts, peeked, &target, &view, seal)
             .await
         {
             Ok(handled) => handled,
@@ -277,42 +283,33 @@ impl HttpGateway {
         forwarded
     }
 
-    /// The transform phase: onward URI and head, security statement, encryption.
-    #[allow(clippy::too_many_arguments)]
+    /// The transform phase: onward URI and head, security statement, encryption (`seal`
+    /// names the decision and recipient being handled).
     async fn transform(
         &self,
         parts: &mut Parts,
         peeked: Peeked,
         target: &Target,
-        decision: &Decision,
-        recipient: &RecipientDecision,
         view: &View,
-        peer: SocketAddr,
-        today: chrono::NaiveDate,
+        seal: encrypt::SealRequest<'_>,
     ) -> Result<(Onward, Body), HttpError> {
-        let tls = recipient.actions.contains(&Action::Tls);
+        let actions = &seal.recipient.actions;
+        let tls = actions.contains(&Action::Tls);
         let onward = Onward {
             uri: upstream::onward_uri(target, &self.settings, parts.uri.path_and_query(), tls)?,
             route: target.route,
         };
         upstream::prepare_head(parts);
         parts.headers.remove(&self.statement_header);
-        if recipient.actions.contains(&Action::Statement) {
+        if actions.contains(&Action::Statement) {
             parts
                 .headers
                 .insert(self.statement_header.clone(), view.statement.clone());
         }
-        if !recipient.actions.contains(&Action::Encrypt) {
+        if !actions.contains(&Action::Encrypt) {
             let max = self.gateway.config.http.max_body_bytes;
             return Ok((onward, Forwarded::body(peeked, max)));
         }
-        let seal = encrypt::SealRequest {
-            policy: &view.policy,
-            decision,
-            recipient,
-            sender: &decision_sender(peer),
-            today,
-        };
         let max = self.gateway.config.http.encrypt_max_bytes;
         let sealed =
             encrypt::seal(seal, &mut parts.headers, peeked, view.signing_key(), max).await?;
