@@ -423,9 +423,12 @@ impl<'s> MarkingReader<'s> {
     /// part is read. An HTML part is read whole: what is hidden anywhere in it can change
     /// which lines a reader sees first and last.
     fn read_part(&mut self, location: &str, part: &Part<'_>) {
-        if part.kind == PartKind::Html {
-            self.html_part(location, &part.text());
-            return;
+        match part.kind {
+            PartKind::Html => return self.html_part(location, &part.text()),
+            PartKind::Enriched => {
+                return self.text_part(location, &banner::enriched_text(&part.text()))
+            }
+            PartKind::Text | PartKind::Message => {}
         }
         if part.ends_readable_alone() {
             for (head, tail) in END_WINDOWS {
