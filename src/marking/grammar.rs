@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use super::tokenizer::{tokenize, word_eq, Kind, Token, Tokens};
+use super::tokenizer::{tokenize, word_eq, Kind, Token, Tokens, I_OR_L};
 use crate::policy::MarkingScheme;
 
 /// A phrase from the policy (a class spelling, a descriptor, a caveat, a prefix) as a token
@@ -176,6 +176,9 @@ struct Compiled {
     parts: Vec<(Part, Phrase)>,
     banner_prefixes: Vec<Phrase>,
     subject_prefixes: Vec<Phrase>,
+    /// The words of every class spelling long enough to be misspelt recognisably
+    /// ([`NEAR_MISS_MIN`] letters), [`fold`]ed: what a near miss is measured against.
+    class_words: Vec<String>,
     source: Source,
 }
 
@@ -270,7 +273,16 @@ impl Compiled {
             .map(|p| Phrase::new(p))
             .collect();
         banner_prefixes.sort_by_key(longest_first);
+        let mut class_words: Vec<String> = spellings
+            .iter()
+            .flat_map(|(_, p)| p.words())
+            .map(fold)
+            .filter(|w| w.chars().count() >= NEAR_MISS_MIN)
+            .collect();
+        class_words.sort();
+        class_words.dedup();
         Compiled {
+            class_words,
             spellings,
             descriptors,
             parts,
@@ -523,28 +535,24 @@ impl<'s> Grammar<'s> {
         // every class named anywhere, in order
         let named = self.scan(t, 0, t.toks.len());
         for i in 0..t.toks.len() {
-            let close = match t.kind(i) {
-                Some(Kind::Sym('[')) => ']',
-                Some(Kind::Sym('(')) => ')',
-                _ => continue,
+            let Some((end, enclosure)) = enclosure_at(t, i, &brackets) else {
+                continue;
             };
-            if read.iter().any(|&(from, to)| (from..to).contains(&i)) {
-                continue; // inside a bracket read whole already
+            if end <= i + 1 || read.iter().any(|&(from, to)| (from..to).contains(&i)) {
+                continue; // empty, or inside an enclosure read whole already
             }
-            let end = brackets.close[i];
             let first = named.partition_point(|m| m.start <= i);
             let inside: Vec<Match> = named[first..]
                 .iter()
                 .take_while(|m| m.end <= end)
                 .cloned()
                 .collect();
-            if inside.is_empty() {
-                continue;
-            }
             let deliberate = inside.iter().any(|m| self.deliberate(t, m));
             let reading = self.whole(t, i + 1, end);
             match reading.unknown {
-                None if close == ']' || (deliberate && self.not_below_unmarked(&inside)) => {
+                None if !inside.is_empty()
+                    && (enclosure == Enclosure::Square || self.not_below_unmarked(&inside)) =>
+                {
                     let mut classes = reading.classes;
                     // `[OFFICIAL-SENSITIVE] [PERSONAL]`
                     if let Some(last) = classes.last_mut() {
@@ -568,7 +576,14 @@ impl<'s> Grammar<'s> {
                     found.classes.extend(self.raising(inside));
                     read.push((i + 1, end));
                 }
-                _ => {}
+                _ => {
+                    // `[SECRT]`, `[OFFICAL-SENSITVE]`, `{SECR3T}`: shaped like a marking
+                    let any_case = matches!(enclosure, Enclosure::Square | Enclosure::Tag);
+                    if let Some(why) = self.near_miss_in(t, i + 1, end, any_case) {
+                        found.unreadable.get_or_insert(why);
+                        read.push((i + 1, end));
+                    }
+                }
             }
         }
         let mut positions = vec![start];
@@ -582,7 +597,12 @@ impl<'s> Grammar<'s> {
             if p < next || brackets.depth.get(p).is_some_and(|&d| d > 0) {
                 continue;
             }
-            match self.delimited(t, p, p == start, true, true) {
+            // `SECRT: plan`, `Minutes - OFFICAL SENSITVE`
+            let segment_end = segment_end(t, p, &brackets);
+            if let Some(why) = self.near_miss_in(t, p, segment_end, false) {
+                found.unreadable.get_or_insert(why);
+            }
+            match self.delimited(t, p, p == start, true, true, true) {
                 Ok(Some((classes, end))) => {
                     found.classes.extend(classes);
                     read.push((p, end));
@@ -616,7 +636,9 @@ impl<'s> Grammar<'s> {
 
     /// A run of marking parts at `p` that is delimited as a marking: followed by a separator
     /// (`colon`: a colon counts as one) or the end, and when not `lead`, written
-    /// deliberately; or (`capitals_before_words`) written in capitals and followed by words.
+    /// deliberately; or (`capitals_before_words`) written in capitals and followed by words;
+    /// or (`weak`, at the `lead`, only raising) followed by a lesser sign (`Restricted; plan`,
+    /// `Secret, plan`, `Secret > plan`: see [`weak_separator_at`]).
     /// The longest such cut of the run: its classes and where it ends.
     fn delimited(
         &self,
@@ -625,6 +647,7 @@ impl<'s> Grammar<'s> {
         lead: bool,
         capitals_before_words: bool,
         colon: bool,
+        weak: bool,
     ) -> Result<Option<(Vec<Match>, usize)>, String> {
         let run = self.run(t, p, t.toks.len());
         if run.classes.is_empty() {
@@ -659,6 +682,8 @@ impl<'s> Grammar<'s> {
                 }
                 if t.only_decoration_from(end) || t.separator_at(end, colon) {
                     lead || (deliberate && raises)
+                } else if weak && lead && raises && weak_separator_at(t, end) {
+                    true
                 } else {
                     capitals_before_words
                         && raises
@@ -701,6 +726,80 @@ impl<'s> Grammar<'s> {
                         || (class_word.len() >= 5 && looks_like(word, class_word))
                 })
             })
+    }
+
+    /// The class word `word` is a near miss of, if any: not one, but a small slip from one
+    /// once [`fold`]ed (digits and signs that pose as letters mapped: `SECR3T`, `$ECRET`),
+    /// one edit for a class word of up to seven letters (`SECRT`, `SECRETS`), two for a
+    /// longer one (`RESTRICED`, `OFFICAL`, `CONFIDENTAIL`). Words shorter than
+    /// [`NEAR_MISS_MIN`] letters are never near misses (`TOP`, `NPM`, `PATCH` stay words).
+    fn near_miss(&self, word: &str) -> Option<&str> {
+        let folded = fold(word);
+        let len = folded.chars().count();
+        if len < NEAR_MISS_MIN - 1 {
+            return None;
+        }
+        self.compiled
+            .class_words
+            .iter()
+            .find(|class_word| {
+                let allowed = if class_word.chars().count() <= 7 {
+                    1
+                } else {
+                    2
+                };
+                len.abs_diff(class_word.chars().count()) <= allowed
+                    && strsim::osa_distance(&folded, class_word) <= allowed
+            })
+            .map(String::as_str)
+    }
+
+    /// Why the tokens from `from` to `to` cannot be read, when they are shaped like a
+    /// marking but hold a near miss of a class word ([`Self::near_miss`]): every other word
+    /// is a part of a marking, or (always, outside `any_case` brackets) a near miss is written
+    /// in capitals. `[Officials meeting]` stays prose; `[SECRT]`, `[Secrt]`, `SECRT: plan`
+    /// and `[OFFICAL-SENSITVE]` cannot be read.
+    fn near_miss_in(&self, t: &Tokens, from: usize, to: usize, any_case: bool) -> Option<String> {
+        let to = to.min(t.toks.len());
+        let mut near: Option<(usize, &str)> = None;
+        let (mut other, mut capitals) = (false, false);
+        let mut k = from;
+        while k < to {
+            if is_joiner(&t.toks[k]) {
+                k += 1;
+                continue;
+            }
+            if let Some(end) = self
+                .compiled
+                .parts
+                .iter()
+                .find_map(|(_, p)| p.match_at(t, k).filter(|&e| e <= to))
+            {
+                k = end;
+                continue;
+            }
+            match t.toks[k].kind.word().and_then(|w| self.near_miss(w)) {
+                Some(class_word) => {
+                    near.get_or_insert((k, class_word));
+                    capitals |= !t.toks[k].lower;
+                }
+                None => other = true,
+            }
+            k += 1;
+        }
+        let (at, class_word) = near?;
+        let shaped = if any_case {
+            !other || capitals
+        } else {
+            capitals && !other
+        };
+        shaped.then(|| {
+            format!(
+                "{} looks like the class word {:?} but is not one: a marking written wrong cannot be read",
+                t.toks[at].describe(),
+                class_word.replace(I_OR_L, "I")
+            )
+        })
     }
 
     /// Skip `RE:`, `FW[2]:`, `Fwd:`, `AW:` ... and leading `[tags]`, any number of them.
@@ -754,11 +853,19 @@ impl<'s> Grammar<'s> {
                 }
             }
         }
-        let (classes, mut next) = match self.delimited(t, i, true, false, false) {
+        // `*** SECRT ***`, `OFFICAL-SENSITVE - handle with care`
+        let brackets = Brackets::of(t);
+        let near_miss = std::iter::once(i)
+            .chain((i..t.toks.len()).filter_map(|k| separator_after(t, k, true)))
+            .find_map(|p| self.near_miss_in(t, p, segment_end(t, p, &brackets), false));
+        if let Some(why) = near_miss {
+            found.unreadable = Some(why);
+        }
+        let (classes, mut next) = match self.delimited(t, i, true, false, false, false) {
             Ok(Some(lead)) => lead,
             Ok(None) => return found,
             Err(why) => {
-                found.unreadable = Some(why);
+                found.unreadable.get_or_insert(why);
                 return found;
             }
         };
@@ -768,7 +875,7 @@ impl<'s> Grammar<'s> {
             if p < next {
                 continue;
             }
-            match self.delimited(t, p, false, true, true) {
+            match self.delimited(t, p, false, true, true, false) {
                 Ok(Some((classes, end))) => {
                     found.classes.extend(classes);
                     read.push((p, end));
@@ -833,6 +940,119 @@ impl Brackets {
         }
         Brackets { depth, close }
     }
+}
+
+/// The shortest a class word must be for a near miss of it to count ([`Grammar::near_miss`]).
+const NEAR_MISS_MIN: usize = 5;
+
+/// A word with what poses as a letter mapped to that letter, for measuring near misses:
+/// `I`, `L` and what imitates them are one letter; `0` is O, `3` E, `4` A, `5` S, `7` T,
+/// `8` B, `6` and `9` G, `2` Z.
+fn fold(word: &str) -> String {
+    word.chars()
+        .map(|c| match c {
+            I_OR_L | 'I' | 'L' | '1' => 'I',
+            '0' => 'O',
+            '3' => 'E',
+            '4' => 'A',
+            '5' => 'S',
+            '7' => 'T',
+            '8' => 'B',
+            '6' | '9' => 'G',
+            '2' => 'Z',
+            c => c,
+        })
+        .collect()
+}
+
+/// What sets a marking apart in a subject, besides the separators: brackets of every kind,
+/// quotes and emphasis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Enclosure {
+    /// `[...]`: read whole, whatever the case.
+    Square,
+    /// `(...)`.
+    Round,
+    /// `{...}`, `<...>`: tags like square brackets.
+    Tag,
+    /// Other brackets, quotes, `*emphasis*`, `__underline__`, `== ... ==`.
+    Other,
+}
+
+/// An enclosure opening at `i`: where it closes (the end of the text when a square or round
+/// bracket is never closed), and its kind. A sign used both to open and to close (`*`, `"`)
+/// encloses only when it stands apart from the words outside (`**SECRET** plan`, not
+/// `a*b*c`), and a dash or underscore only with no space inside (`__SECRET__`).
+fn enclosure_at(t: &Tokens, i: usize, brackets: &Brackets) -> Option<(usize, Enclosure)> {
+    let open = t.toks.get(i)?;
+    let close = |c: char| (i + 1..t.toks.len()).find(|&k| t.is_sym(k, c));
+    match &open.kind {
+        Kind::Sym('[') => return Some((brackets.close[i], Enclosure::Square)),
+        Kind::Sym('(') => return Some((brackets.close[i], Enclosure::Round)),
+        Kind::Sym('{') => return close('}').map(|k| (k, Enclosure::Tag)),
+        Kind::Sym('<') => return close('>').map(|k| (k, Enclosure::Tag)),
+        Kind::Sym(c) => {
+            let pair = match c {
+                '«' => Some('»'),
+                '‹' => Some('›'),
+                '⟨' => Some('⟩'),
+                '〈' => Some('〉'),
+                '《' => Some('》'),
+                '【' => Some('】'),
+                '〔' => Some('〕'),
+                '「' => Some('」'),
+                '『' => Some('』'),
+                '“' => Some('”'),
+                '‘' => Some('’'),
+                '„' => Some('“'),
+                _ => None,
+            };
+            if let Some(pair) = pair {
+                return close(pair).map(|k| (k, Enclosure::Other));
+            }
+        }
+        Kind::Dash | Kind::Word(_) => {}
+    }
+    let symmetric = match open.kind {
+        Kind::Sym(c) => matches!(
+            c,
+            '*' | '=' | '#' | '~' | '+' | '"' | '\'' | '`' | '|' | '/'
+        ),
+        Kind::Dash => true,
+        Kind::Word(_) => false,
+    };
+    if !symmetric {
+        return None;
+    }
+    let apart_before = i == 0 || open.space_before || t.kind(i - 1).and_then(Kind::word).is_none();
+    let end = (i + 1..t.toks.len()).find(|&k| t.toks[k].kind == open.kind)?;
+    let apart_after = t
+        .toks
+        .get(end + 1)
+        .is_none_or(|next| next.space_before || next.kind.word().is_none());
+    let tight =
+        open.kind != Kind::Dash || (!t.toks[i + 1].space_before && !t.toks[end].space_before);
+    (apart_before && apart_after && tight).then_some((end, Enclosure::Other))
+}
+
+/// A sign after a marking at the start of a subject that sets it apart less plainly than a
+/// separator: `,`, `;`, `.`, `!`, `>`, `=>`, `»`, `~`, `→`. A marking before one may only
+/// raise the marking.
+fn weak_separator_at(t: &Tokens, i: usize) -> bool {
+    matches!(
+        t.kind(i),
+        Some(Kind::Sym(
+            ',' | ';' | '.' | '!' | '>' | '»' | '~' | '→' | '='
+        ))
+    )
+}
+
+/// Where the segment of a subject or banner line starting at `p` ends: at the next
+/// separator outside brackets ([`separator_after`]), or the end.
+fn segment_end(t: &Tokens, p: usize, brackets: &Brackets) -> usize {
+    (p..t.toks.len())
+        .find(|&k| brackets.depth[k] == 0 && separator_after(t, k, true).is_some())
+        .unwrap_or(t.toks.len())
 }
 
 /// Where the text after a separator standing at `i` starts: after `:` (`colon`), `|`, `//`

@@ -23,7 +23,7 @@ use super::normalise::{is_dropped, is_separator};
 /// look-alike whose Unicode skeleton is `l` (Cyrillic `І`, Greek `ι`, `ӏ` ...). Upper-casing
 /// `official` gives `OFFICIAL`, but `CONFlDENTIAL` (lower-case L) must still read as
 /// CONFIDENTIAL.
-const I_OR_L: char = '\u{E000}';
+pub(crate) const I_OR_L: char = '\u{E000}';
 
 /// One token of normalised text.
 #[derive(Debug, Clone, PartialEq, Eq)]
