@@ -205,6 +205,9 @@ fn near_misses_of_a_class_word_are_unreadable() {
         "RE: RESTRICED - handover",
         "[SEC\u{200B}RT]",
         "[TOP SECRT]",
+        "Op Lima SECRT update",
+        "Re: CONFIDENTAL briefing",
+        "Restriced: handover",
     ] {
         let got = outcome(&with_subject(subject));
         assert!(
@@ -212,6 +215,31 @@ fn near_misses_of_a_class_word_are_unreadable() {
             "{subject:?} read as {got:?}"
         );
     }
+}
+
+/// A near miss in a header value of any kind cannot be read, whatever its namespace.
+#[test]
+fn near_misses_in_headers_are_unreadable() {
+    let header = |line: &str| {
+        format!("From: {SENDER}\r\nTo: {INTERNET}\r\n{line}\r\nSubject: notes\r\n\r\nhello\r\n")
+            .into_bytes()
+    };
+    for line in [
+        "X-Protective-Marking: SECRT",
+        "X-Classification: Offical Sensitve",
+        "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC=SECRT",
+        "X-Protective-Marking: VER=2018.4, NS=gov.uk, SEC=OFFICIAL, NOTE=see the SECR3T annex",
+        "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC=\u{202E}TERCES",
+        "msip_labels: MSIP_Label_a_Enabled=true; MSIP_Label_a_Name=Offical Sensitve; MSIP_Label_a_SiteId=x",
+    ] {
+        let got = outcome(&header(line));
+        assert!(got.unreadable && !got.allowed, "{line:?}: {got:?}");
+    }
+    // an untrusted namespace's own class is no near miss of one of ours
+    let got = outcome(&header(
+        "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC=UNOFFICIAL",
+    ));
+    assert!(!got.unreadable && got.allowed, "{got:?}");
 }
 
 /// Real subject tags are no near miss of a class word: they stay readable and unmarked.
@@ -269,6 +297,13 @@ fn ordinary_subject_tags_stay_readable() {
         "[Confirmed]",
         "{Ticket:123}",
         "<no subject>",
+        "[PROJECT]",
+        "[MARKET]",
+        "[PROTEST]",
+        "PROTEST planning:",
+        "Meeting with COUNCIL OFFICIALS",
+        "INSENSITIVE remarks",
+        "[UNOFFICIAL]",
     ] {
         let subject = format!("{tag} weekly report");
         let got = outcome(&with_subject(&subject));

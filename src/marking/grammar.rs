@@ -176,8 +176,9 @@ struct Compiled {
     parts: Vec<(Part, Phrase)>,
     banner_prefixes: Vec<Phrase>,
     subject_prefixes: Vec<Phrase>,
-    /// The words of every class spelling long enough to be misspelt recognisably
-    /// ([`NEAR_MISS_MIN`] letters), [`fold`]ed: what a near miss is measured against.
+    /// The words of the spellings of every class above the unmarked one, long enough to be
+    /// misspelt recognisably ([`NEAR_MISS_MIN`] letters), [`fold`]ed: what a near miss is
+    /// measured against.
     class_words: Vec<String>,
     source: Source,
 }
@@ -273,8 +274,11 @@ impl Compiled {
             .map(|p| Phrase::new(p))
             .collect();
         banner_prefixes.sort_by_key(longest_first);
+        // a near miss of a class no higher than the unmarked one cannot lower the marking
+        let unmarked = scheme.unmarked_class().rank;
         let mut class_words: Vec<String> = spellings
             .iter()
+            .filter(|(class, _)| scheme.class(*class).rank > unmarked)
             .flat_map(|(_, p)| p.words())
             .map(fold)
             .filter(|w| w.chars().count() >= NEAR_MISS_MIN)
@@ -628,6 +632,10 @@ impl<'s> Grammar<'s> {
             read.push((m.start, m.end));
             found.classes.push(m);
         }
+        // a near miss written in capitals anywhere else (`Op Lima SECRT update`)
+        if found.unreadable.is_none() {
+            found.unreadable = self.near_miss_anywhere(t, start, t.toks.len(), true);
+        }
         if found.unreadable.is_none() {
             found.unreadable = self.undecodable_class_word(t, &read);
         }
@@ -754,15 +762,10 @@ impl<'s> Grammar<'s> {
             .map(String::as_str)
     }
 
-    /// Why the tokens from `from` to `to` cannot be read, when they are shaped like a
-    /// marking but hold a near miss of a class word ([`Self::near_miss`]): every other word
-    /// is a part of a marking, or (always, outside `any_case` brackets) a near miss is written
-    /// in capitals. `[Officials meeting]` stays prose; `[SECRT]`, `[Secrt]`, `SECRT: plan`
-    /// and `[OFFICAL-SENSITVE]` cannot be read.
-    fn near_miss_in(&self, t: &Tokens, from: usize, to: usize, any_case: bool) -> Option<String> {
+    /// The words from `from` to `to` that are no part of a marking, read for near misses.
+    fn near_misses(&self, t: &Tokens, from: usize, to: usize) -> NearMisses {
         let to = to.min(t.toks.len());
-        let mut near: Option<(usize, &str)> = None;
-        let (mut other, mut capitals) = (false, false);
+        let mut found = NearMisses::default();
         let mut k = from;
         while k < to {
             if is_joiner(&t.toks[k]) {
@@ -778,28 +781,78 @@ impl<'s> Grammar<'s> {
                 k = end;
                 continue;
             }
-            match t.toks[k].kind.word().and_then(|w| self.near_miss(w)) {
-                Some(class_word) => {
-                    near.get_or_insert((k, class_word));
-                    capitals |= !t.toks[k].lower;
+            let word = t.toks[k].kind.word();
+            let near = word
+                .and_then(|w| self.near_miss(w).map(|c| (w, c)))
+                .map(|(w, c)| (c, inflection(&fold(w), c)))
+                // `UNOFFICIAL`, `INSENSITIVE`: another word, not a class misspelt
+                .filter(|&(_, inflected)| inflected != Some(Inflection::Negated));
+            match near {
+                Some((class_word, inflected)) => {
+                    let capitals = !t.toks[k].lower;
+                    let inflected = inflected.is_some();
+                    let this = (k, class_word.replace(I_OR_L, "I"));
+                    found.first.get_or_insert_with(|| this.clone());
+                    if capitals {
+                        found.capitals.get_or_insert_with(|| this.clone());
+                    }
+                    if !inflected {
+                        found.typo.get_or_insert_with(|| this.clone());
+                        if capitals {
+                            found.capital_typo.get_or_insert(this);
+                        }
+                    }
                 }
-                None => other = true,
+                None => found.other = true,
             }
             k += 1;
         }
-        let (at, class_word) = near?;
-        let shaped = if any_case {
-            !other || capitals
+        found
+    }
+
+    /// Why the tokens from `from` to `to` cannot be read, when they are shaped like a
+    /// marking but hold a near miss of a class word ([`Self::near_miss`]):
+    /// - in square brackets or a tag (`any_case`): every other word is a part of a marking,
+    ///   or a near miss is written in capitals (`[SECRT]`, `[Secrets]`, `[SECRT annex]`;
+    ///   `[Officials meeting]` stays prose);
+    /// - elsewhere (a segment before or after a separator, another enclosure, a banner line):
+    ///   every other word is a part of a marking, and the near miss is in capitals or is no
+    ///   inflection of the class word (`Secrt: plan`, `SECRETS: plan`; `Secrets: what to
+    ///   know` stays prose).
+    fn near_miss_in(&self, t: &Tokens, from: usize, to: usize, any_case: bool) -> Option<String> {
+        let found = self.near_misses(t, from, to);
+        let hit = if any_case {
+            if found.other {
+                found.capitals
+            } else {
+                found.first
+            }
+        } else if found.other {
+            None
         } else {
-            capitals && !other
+            found.capitals.or(found.typo)
         };
-        shaped.then(|| {
-            format!(
-                "{} looks like the class word {:?} but is not one: a marking written wrong cannot be read",
-                t.toks[at].describe(),
-                class_word.replace(I_OR_L, "I")
-            )
-        })
+        hit.map(|(at, class_word)| near_miss_why(t, at, &class_word))
+    }
+
+    /// Why text cannot be read when a word in it, written in capitals (or any way, when not
+    /// `capitals`), is a near miss of a class word and no inflection of it: `Op Lima SECRT
+    /// update`, an EPMS `NOTE=` or a label name. `COUNCIL OFFICIALS` and `INSENSITIVE` are
+    /// words.
+    pub fn near_miss_anywhere(
+        &self,
+        t: &Tokens,
+        from: usize,
+        to: usize,
+        capitals: bool,
+    ) -> Option<String> {
+        let found = self.near_misses(t, from, to);
+        let hit = if capitals {
+            found.capital_typo
+        } else {
+            found.typo
+        };
+        hit.map(|(at, class_word)| near_miss_why(t, at, &class_word))
     }
 
     /// Skip `RE:`, `FW[2]:`, `Fwd:`, `AW:` ... and leading `[tags]`, any number of them.
@@ -963,6 +1016,51 @@ fn fold(word: &str) -> String {
             c => c,
         })
         .collect()
+}
+
+/// Near misses of class words among the words of some text ([`Grammar::near_misses`]):
+/// where each kind first stands, and the class word it misses.
+#[derive(Debug, Default)]
+struct NearMisses {
+    /// Any near miss.
+    first: Option<(usize, String)>,
+    /// One written in capitals.
+    capitals: Option<(usize, String)>,
+    /// One that is no inflection of its class word (`SECRT`, not `SECRETS`).
+    typo: Option<(usize, String)>,
+    /// One written in capitals that is no inflection.
+    capital_typo: Option<(usize, String)>,
+    /// A word that is neither a part of a marking nor a near miss stands there too.
+    other: bool,
+}
+
+fn near_miss_why(t: &Tokens, at: usize, class_word: &str) -> String {
+    format!(
+        "{} looks like the class word {class_word:?} but is not one: a marking written wrong cannot be read",
+        t.toks[at].describe()
+    )
+}
+
+/// How a word is a class word inflected as an English word is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inflection {
+    /// `SECRETS`, `OFFICIALLY`: perhaps a word of prose, perhaps the class written loosely.
+    Suffixed,
+    /// `INSENSITIVE`, `UNOFFICIAL`, `NONSECRET`: another word.
+    Negated,
+}
+
+/// Whether `word` is `class_word` inflected (both [`fold`]ed).
+fn inflection(word: &str, class_word: &str) -> Option<Inflection> {
+    if let Some(suffix) = word.strip_prefix(class_word) {
+        return ["S", "ES", "E", "D", "ED", "IY", "Y", "ITY"]
+            .contains(&suffix)
+            .then_some(Inflection::Suffixed);
+    }
+    ["IN", "UN", "NON"]
+        .iter()
+        .any(|prefix| word.strip_prefix(prefix) == Some(class_word))
+        .then_some(Inflection::Negated)
 }
 
 /// What sets a marking apart in a subject, besides the separators: brackets of every kind,

@@ -162,6 +162,14 @@ impl<'s> MarkingReader<'s> {
             }
             let t = tokenize(val, LINE_TOKENS);
             classes.extend(self.grammar.raising(self.grammar.scan(&t, 0, t.toks.len())));
+            // in any namespace, a near miss of a class word (`SEC=SECRT`, `NOTE=the SECR3T
+            // annex`) or letters shown in another order cannot be read
+            if let Some(near) = self.grammar.near_miss_anywhere(&t, 0, t.toks.len(), false) {
+                why.get_or_insert_with(|| format!("its {key}= value: {near}"));
+            }
+            if let Some(reordered) = distrusted_order(&t) {
+                why.get_or_insert_with(|| format!("its {key}= value: {reordered}"));
+            }
             if trusted && !EPMS_FIELDS.contains(&key.as_str()) {
                 why.get_or_insert_with(|| {
                     format!(
@@ -199,17 +207,26 @@ impl<'s> MarkingReader<'s> {
             }
         }
         for label in msip::labels(value).into_iter().filter(|l| l.enabled) {
+            let mapped = label.site_id.as_ref().and_then(|site| {
+                let key = (site.clone(), label.id.clone());
+                self.grammar.scheme.msip_labels.get(&key)
+            });
             if let Some(name) = &label.name {
                 let text = format!("MSIP_Label_{}_Name={name}", label.id);
                 let t = tokenize(name, LINE_TOKENS);
                 self.add_all(self.grammar.scan(&t, 0, t.toks.len()), location, &text);
                 if let Some(why) = distrusted(name, &t) {
                     self.add_unreadable(location, &text, why);
+                } else if mapped.is_none() {
+                    // a name that misspells a class (`Offical Sensitve`) on a label the
+                    // policy does not map cannot be read
+                    if let Some(why) = self.grammar.near_miss_anywhere(&t, 0, t.toks.len(), false) {
+                        self.add_unreadable(location, &text, &why);
+                    }
                 }
             }
             let Some(site) = &label.site_id else { continue };
-            let key = (site.clone(), label.id.clone());
-            if let Some(mapped) = self.grammar.scheme.msip_labels.get(&key) {
+            if let Some(mapped) = mapped {
                 let m = Match {
                     class: mapped.class,
                     descriptors: mapped.descriptors.clone(),
