@@ -180,6 +180,9 @@ struct Compiled {
     /// misspelt recognisably ([`NEAR_MISS_MIN`] letters), [`fold`]ed: what a near miss is
     /// measured against.
     class_words: Vec<String>,
+    /// Every word of every class spelling ([`fold`]ed): no free word beside a near miss
+    /// (`TOP` of `TOP SECRT`).
+    spelling_words: Vec<String>,
     source: Source,
 }
 
@@ -285,8 +288,16 @@ impl Compiled {
             .collect();
         class_words.sort();
         class_words.dedup();
+        let mut spelling_words: Vec<String> = spellings
+            .iter()
+            .flat_map(|(_, p)| p.words())
+            .map(fold)
+            .collect();
+        spelling_words.sort();
+        spelling_words.dedup();
         Compiled {
             class_words,
+            spelling_words,
             spellings,
             descriptors,
             parts,
@@ -603,7 +614,13 @@ impl<'s> Grammar<'s> {
             }
             // `SECRT: plan`, `Minutes - OFFICAL SENSITVE`
             let segment_end = segment_end(t, p, &brackets);
-            if let Some(why) = self.near_miss_in(t, p, segment_end, false) {
+            // a leading marking may end at a lesser sign too (`NPM, Secrt; plan`)
+            let weak_ends = (p..segment_end)
+                .filter(|&k| p == start && brackets.depth[k] == 0 && weak_separator_at(t, k));
+            if let Some(why) = weak_ends
+                .chain([segment_end])
+                .find_map(|end| self.near_miss_in(t, p, end, false))
+            {
                 found.unreadable.get_or_insert(why);
             }
             match self.delimited(t, p, p == start, true, true, true) {
@@ -803,7 +820,16 @@ impl<'s> Grammar<'s> {
                         }
                     }
                 }
-                None => found.other = true,
+                // a word that is no near miss (a word of a class spelling, `TOP` of `TOP
+                // SECRT`, is no free word); a sign (`$` of `$ECRET`) is no word
+                None => {
+                    found.other |= word.is_some_and(|w| {
+                        self.compiled
+                            .spelling_words
+                            .binary_search(&fold(w))
+                            .is_err()
+                    })
+                }
             }
             k += 1;
         }
@@ -959,38 +985,39 @@ struct Brackets {
 impl Brackets {
     fn of(t: &Tokens) -> Brackets {
         let len = t.toks.len();
-        let mut depth = Vec::with_capacity(len);
         let mut close = vec![len; len];
         let (mut square, mut round): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
-        let mut d = 0usize;
+        // depth counts only brackets that close: one never closed (`RE: secret (draft:
+        // notes`) sets nothing apart, so the separators after it still separate
+        let mut steps = vec![0isize; len + 1];
         for (k, tok) in t.toks.iter().enumerate() {
-            match tok.kind {
-                Kind::Sym('[' | '(') => {
-                    depth.push(d);
-                    d += 1;
+            let open = match tok.kind {
+                Kind::Sym('[') => {
+                    square.push(k);
+                    continue;
                 }
-                Kind::Sym(']' | ')') => {
-                    d = d.saturating_sub(1);
-                    depth.push(d);
+                Kind::Sym('(') => {
+                    round.push(k);
+                    continue;
                 }
-                _ => depth.push(d),
-            }
-            match tok.kind {
-                Kind::Sym('[') => square.push(k),
-                Kind::Sym('(') => round.push(k),
-                Kind::Sym(']') => {
-                    if let Some(open) = square.pop() {
-                        close[open] = k;
-                    }
-                }
-                Kind::Sym(')') => {
-                    if let Some(open) = round.pop() {
-                        close[open] = k;
-                    }
-                }
-                _ => {}
+                Kind::Sym(']') => square.pop(),
+                Kind::Sym(')') => round.pop(),
+                _ => continue,
+            };
+            if let Some(open) = open {
+                close[open] = k;
+                steps[open + 1] += 1;
+                steps[k] -= 1;
             }
         }
+        let mut d = 0isize;
+        let depth = steps[..len]
+            .iter()
+            .map(|step| {
+                d += step;
+                d.max(0) as usize
+            })
+            .collect();
         Brackets { depth, close }
     }
 }

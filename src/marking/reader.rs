@@ -197,7 +197,8 @@ impl<'s> MarkingReader<'s> {
             // and the header cannot be read
             let t = tokenize(stray, LINE_TOKENS);
             let named = self.grammar.raising(self.grammar.scan(&t, 0, t.toks.len()));
-            if !named.is_empty() {
+            let near = self.grammar.near_miss_anywhere(&t, 0, t.toks.len(), false);
+            if !named.is_empty() || near.is_some() {
                 self.add_all(named, location, value);
                 self.add_unreadable(
                     location,
