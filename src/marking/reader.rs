@@ -351,8 +351,20 @@ impl<'s> MarkingReader<'s> {
         }
     }
 
-    /// One line read as a banner.
+    /// One line read as a banner; a line holding formatting commands (`<bold>SECRET</bold>`,
+    /// as `text/enriched` writes them, whatever the part says it is) is read without them
+    /// too: the highest reading counts.
     fn banner(&mut self, location: &str, line: &str) {
+        if line.contains('<') {
+            let plain = banner::enriched_text(line);
+            if plain != line {
+                self.banner_line(location, &plain);
+            }
+        }
+        self.banner_line(location, line);
+    }
+
+    fn banner_line(&mut self, location: &str, line: &str) {
         let t = tokenize(line, LINE_TOKENS);
         let found = self.grammar.banner(&t);
         self.add_all(found.classes, location, line.trim());
