@@ -11,9 +11,14 @@
 //! (`NPM (SECRET annex attached)`) cannot be read ([`Reading::unknown`]).
 //!
 //! Where markings stand among other text (a subject, a banner line), a run of such parts is
-//! a marking when it is delimited as one: in brackets, or followed by a separator (`:`,
-//! ` - `, `//`, `|`) or the end; in running text only when written deliberately (in
-//! capitals, or several words). `Secret Santa draw` and `Restricted parking` stay prose.
+//! a marking when it is delimited as one: in brackets or any other enclosure (`{Secret}`,
+//! `** Secret **`, `"Secret"`), or followed by a separator (`:`, ` - `, `//`, `|`) or the
+//! end; in running text only when written deliberately (in capitals, or several words).
+//! `Secret Santa draw` and `Restricted parking` stay prose.
+//!
+//! A near miss of a class word (`SECRT`, `SECR3T`, `OFFICAL-SENSITVE`: [`Grammar::near_miss`])
+//! where a marking is delimited, or in capitals, cannot be read: misspelt, a marking must
+//! never read as a lower class.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -525,20 +530,26 @@ impl<'s> Grammar<'s> {
 
     /// The subject: every marking in it.
     ///
-    /// - Brackets anywhere (`[...]`, and `(...)` when a class in it is written
-    ///   [deliberately](Self::deliberate)) holding a class are read whole: `[NPM SECRET]` is
-    ///   SECRET, `[SECRET annex]` cannot be read; `[Secret Santa]` and `(secret)` are prose.
-    ///   `[OFFICIAL-SENSITIVE] [PERSONAL]` carries the descriptor.
+    /// - Brackets anywhere holding a class are read whole: `[NPM SECRET]` is SECRET,
+    ///   `[SECRET annex]` cannot be read, `[Secret Santa]` is prose; `[OFFICIAL-SENSITIVE]
+    ///   [PERSONAL]` carries the descriptor. Any other enclosure ([`enclosure_at`]: `(...)`,
+    ///   `{...}`, `<...>`, `** ... **`, quotes) holding only a marking is one too, in any case
+    ///   (`(secret)`, `{Secret}`); holding a class written deliberately and other words, it
+    ///   cannot be read.
     /// - After any reply/forward prefixes (`RE: FW[2]:`) and leading `[tags]`, a run of
-    ///   marking parts followed by a separator (`:`, ` - `, `//`, `|`) or the end
-    ///   (`NPM / SECRET: plan`, `Restricted: parking`), or written in capitals and followed
-    ///   by words (`OFFICIAL-SENSITIVE Referral`, not `Secret Santa draw`).
+    ///   marking parts followed by a separator (`:`, ` - `, `//`, `|`), a lesser sign
+    ///   (`Secret; plan`: [`weak_separator_at`]) or the end (`NPM / SECRET: plan`,
+    ///   `Restricted: parking`), or written in capitals and followed by words
+    ///   (`OFFICIAL-SENSITIVE Referral`, not `Secret Santa draw`).
     /// - After each separator, the same, when written deliberately (`Referral - Official
     ///   Sensitive`, `Minutes: SECRET annex`; not `Party plans - secret`).
     /// - Anywhere else, a class written in capitals (`Op Lima SECRET update`).
     ///
-    /// The forms beyond brackets and a marking at the start only ever raise the marking above
-    /// the unmarked class.
+    /// The forms beyond square brackets and a marking at the start only ever raise the
+    /// marking above the unmarked class.
+    ///
+    /// A near miss of a class word in an enclosure, a separated segment, or in capitals
+    /// anywhere makes the subject unreadable ([`Self::near_miss_in`]).
     ///
     /// A word holding an undecodable byte that looks like a class word and was not read as
     /// one (`[SE<0xFF>RET]`) makes the subject unreadable.
