@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use mail_parser::{HeaderName, HeaderValue};
+use mail_parser::HeaderName;
 
 use super::grammar::{unfold, Grammar, Match};
 use super::tokenizer::{tokenize, Tokens, UNDECODABLE};
@@ -393,18 +393,12 @@ impl<'s> MarkingReader<'s> {
                     None => continue,
                 }
             };
-            // the subject comes decoded; other headers are decoded from their raw bytes
-            let value: Cow<'_, str> = if is_subject {
-                match &h.value {
-                    HeaderValue::Text(t) => t.as_ref().into(),
-                    HeaderValue::TextList(l) => l.join(" ").into(),
-                    _ => continue,
-                }
-            } else {
-                match root.raw_value(h) {
-                    Some(raw) => decode_unstructured(raw),
-                    None => continue,
-                }
+            // every header, the subject too, is decoded from its raw bytes: the parsed value
+            // of a last header with no line end is empty (`Subject: [SECRET]` at the end of
+            // the input was read as no subject)
+            let value: Cow<'_, str> = match root.raw_value(h) {
+                Some(raw) => decode_unstructured(raw),
+                None => continue,
             };
             let location = if is_subject {
                 format!("{prefix}subject")
