@@ -591,23 +591,48 @@ impl Harness {
 
     /// Read one complete reply (all its lines).
     pub async fn reply(&mut self) -> String {
+        let reply = tokio::time::timeout(Duration::from_secs(5), self.next_reply())
+            .await
+            .expect("reply within 5s");
+        reply.unwrap_or_else(|| {
+            panic!(
+                "connection closed; had {:?}",
+                String::from_utf8_lossy(&self.buf)
+            )
+        })
+    }
+
+    /// The next complete reply, however long it takes; `None` when the session closed
+    /// first. Cancel-safe: what was read stays buffered.
+    pub async fn next_reply(&mut self) -> Option<String> {
         loop {
             if let Some(end) = complete_reply(&self.buf) {
                 let r: Vec<u8> = self.buf.drain(..end).collect();
-                return String::from_utf8(r).unwrap();
+                return Some(String::from_utf8(r).unwrap());
             }
             let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(Duration::from_secs(5), self.client.read(&mut chunk))
-                .await
-                .expect("reply within 5s")
-                .unwrap();
-            assert!(
-                n > 0,
-                "connection closed; had {:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
-            self.buf.extend_from_slice(&chunk[..n]);
+            match self.client.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
         }
+    }
+
+    /// Send `bytes` one at a time, one every `every`, while listening: the first reply the
+    /// server gives (`None`: all sent and no reply within `every` of the last byte).
+    pub async fn trickle(&mut self, bytes: &[u8], every: Duration) -> Option<String> {
+        for byte in bytes {
+            if self.client.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            if let Ok(reply) = tokio::time::timeout(every, self.next_reply()).await {
+                return reply;
+            }
+        }
+        tokio::time::timeout(every, self.next_reply())
+            .await
+            .ok()
+            .flatten()
     }
 
     pub async fn cmd(&mut self, line: &str, expect: &str) -> String {
