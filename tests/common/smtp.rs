@@ -451,6 +451,35 @@ impl Client {
         self.reply()
     }
 
+    /// Send `bytes` one at a time (from the start again when they run out), one every
+    /// `every`, until the server closes the connection or `limit` passes: how long that
+    /// took, and everything the server said meanwhile.
+    pub fn trickle_until_closed(
+        &mut self,
+        bytes: &[u8],
+        every: Duration,
+        limit: Duration,
+    ) -> (Duration, String) {
+        let start = std::time::Instant::now();
+        self.stream.set_read_timeout(Some(every)).unwrap();
+        let mut said = std::mem::take(&mut self.buf);
+        for byte in bytes.iter().cycle() {
+            if start.elapsed() > limit {
+                break;
+            }
+            // once the server has closed, the write fails and the read says why
+            let _ = self.stream.write_all(&[*byte]);
+            let mut chunk = [0u8; 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => said.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
+        (start.elapsed(), String::from_utf8_lossy(&said).into_owned())
+    }
+
     /// True when the server has closed the connection (EOF or reset) within 5s, with nothing
     /// more sent.
     pub fn closed_by_server(&mut self) -> bool {
