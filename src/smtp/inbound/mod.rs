@@ -244,8 +244,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     async fn handle(&mut self, request: Request<String>, line: &[u8]) -> Flow {
         let done = match request {
-            Request::Ehlo { host } => Ok(self.ehlo(host, true)),
-            Request::Helo { host } => Ok(self.ehlo(host, false)),
+            Request::Ehlo { host } => {
+                self.ehlo(host, true);
+                Ok(())
+            }
+            Request::Helo { host } => {
+                self.ehlo(host, false);
+                Ok(())
+            }
             Request::Lhlo { .. } => Err(CommandError::Lhlo),
             Request::StartTls => return self.starttls(),
             Request::Mail { from } => self.mail(from),
