@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::smtp::{require, Client, Setup};
+use common::smtp::{require, tcp_connect, Client, Setup};
 use common::wait_for;
 
 /// An OFFICIAL message (allowed internally), ending with the end-of-data line.
@@ -470,17 +470,7 @@ fn a_client_that_never_reads_its_replies_is_let_go() {
     let _server = setup.serve();
     let port = setup.port;
     let flood = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .unwrap();
-        let stream = rt.block_on(async {
-            let socket = tokio::net::TcpSocket::new_v4().unwrap();
-            socket.set_recv_buffer_size(4096).unwrap();
-            let stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
-            stream.into_std().unwrap()
-        });
-        stream.set_nonblocking(false).unwrap();
+        let stream = tcp_connect("127.0.0.1", port, Some(4096));
         stream
             .set_write_timeout(Some(Duration::from_secs(1)))
             .unwrap();

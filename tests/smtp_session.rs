@@ -275,11 +275,7 @@ async fn a_partial_line_after_pipelined_commands_is_cut_at_its_own_deadline() {
 #[tokio::test(start_paused = true)]
 async fn data_trickled_a_byte_a_second_is_cut_at_the_data_total_deadline() {
     let mut h = start(|_| {}, true);
-    h.hello().await;
-    h.cmd("MAIL FROM:<a@westmidlands.pnn.police.uk>", "250")
-        .await;
-    h.cmd("RCPT TO:<b@westmidlands.pnn.police.uk>", "250").await;
-    h.cmd("DATA", "354").await;
+    h.start_data().await;
     let start = Instant::now();
     let body = OFFICIAL_MESSAGE.replace("Hello", &"Hello ".repeat(200));
     let r = h.trickle(body.as_bytes(), Duration::from_secs(1)).await;
@@ -301,11 +297,7 @@ async fn data_trickled_a_byte_a_second_is_cut_at_the_data_total_deadline() {
 #[tokio::test(start_paused = true)]
 async fn a_pause_in_the_data_is_cut_at_the_data_timeout() {
     let mut h = start(|c| c.smtp.data_timeout = Duration::from_millis(1500), true);
-    h.hello().await;
-    h.cmd("MAIL FROM:<a@westmidlands.pnn.police.uk>", "250")
-        .await;
-    h.cmd("RCPT TO:<b@westmidlands.pnn.police.uk>", "250").await;
-    h.cmd("DATA", "354").await;
+    h.start_data().await;
     tokio::time::advance(Duration::from_secs(1)).await;
     h.send("Subject: [OFFICIAL] stalled\r\n").await;
     let sent = Instant::now();
@@ -333,11 +325,7 @@ async fn a_slow_message_within_the_deadlines_is_accepted() {
         },
         true,
     );
-    h.hello().await;
-    h.cmd("MAIL FROM:<a@westmidlands.pnn.police.uk>", "250")
-        .await;
-    h.cmd("RCPT TO:<b@westmidlands.pnn.police.uk>", "250").await;
-    h.cmd("DATA", "354").await;
+    h.start_data().await;
     let (last, message) = OFFICIAL_MESSAGE.as_bytes().split_last().unwrap();
     let early = h.trickle(message, Duration::from_secs(1)).await;
     assert_eq!(early, None, "nothing said before the end of the data");

@@ -345,6 +345,31 @@ impl Drop for Sink {
     }
 }
 
+/// A blocking TCP connection to 127.0.0.1:`port` from the loopback address `local`,
+/// with a receive buffer of `recv_buffer` bytes if given (a client slow to read fills it
+/// sooner).
+pub fn tcp_connect(local: &str, port: u16, recv_buffer: Option<u32>) -> TcpStream {
+    let local: std::net::SocketAddr = format!("{local}:0").parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let stream = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        socket.bind(local).expect("bind a loopback source address");
+        let stream = socket
+            .connect(([127, 0, 0, 1], port).into())
+            .await
+            .expect("connect");
+        stream.into_std().unwrap()
+    });
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
 /// A raw SMTP client over TCP.
 pub struct Client {
     pub stream: TcpStream,
@@ -359,22 +384,7 @@ impl Client {
 
     /// Connect from another loopback address (127.0.0.2, ...) to 127.0.0.1.
     pub fn connect_from(local: &str, port: u16) -> Client {
-        let local: std::net::SocketAddr = format!("{local}:0").parse().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .unwrap();
-        let stream = rt.block_on(async {
-            let socket = tokio::net::TcpSocket::new_v4().unwrap();
-            socket.bind(local).expect("bind a loopback source address");
-            let stream = socket
-                .connect(([127, 0, 0, 1], port).into())
-                .await
-                .expect("connect");
-            stream.into_std().unwrap()
-        });
-        stream.set_nonblocking(false).unwrap();
-        Client::from_stream(stream)
+        Client::from_stream(tcp_connect(local, port, None))
     }
 
     pub fn from_stream(stream: TcpStream) -> Client {
@@ -678,5 +688,17 @@ impl Harness {
         let greeting = self.reply().await;
         assert!(greeting.starts_with("220 "), "{greeting}");
         self.cmd("EHLO client.test", "250").await;
+    }
+
+    /// The greeting, EHLO, MAIL from a@westmidlands.pnn.police.uk, RCPT to
+    /// b@westmidlands.pnn.police.uk and DATA, each accepted: what is sent next is message
+    /// data.
+    pub async fn start_data(&mut self) {
+        self.hello().await;
+        self.cmd("MAIL FROM:<a@westmidlands.pnn.police.uk>", "250")
+            .await;
+        self.cmd("RCPT TO:<b@westmidlands.pnn.police.uk>", "250")
+            .await;
+        self.cmd("DATA", "354").await;
     }
 }
