@@ -517,3 +517,124 @@ fn seconds(d: Duration) -> String {
         format!("{}s", d.as_secs_f64())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every command refusal's reply and every closing reply, with `text` wherever a
+    /// client's words are echoed.
+    fn every_reply(text: &str) -> (Vec<Reply>, Vec<Reply>) {
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let limit = Duration::from_millis(1500);
+        let s = || text.to_string();
+        let commands = [
+            CommandError::Unknown,
+            CommandError::NotSupported { verb: s() },
+            CommandError::Lhlo,
+            CommandError::HelloName {
+                verb: s(),
+                problem: HelloProblem::Missing,
+            },
+            CommandError::HelloName {
+                verb: s(),
+                problem: HelloProblem::TooLong { len: 300 },
+            },
+            CommandError::HelloName {
+                verb: s(),
+                problem: HelloProblem::Malformed,
+            },
+            CommandError::Syntax { syntax: s() },
+            CommandError::SenderSyntax,
+            CommandError::RecipientSyntax,
+            CommandError::InvalidParameter { param: s() },
+            CommandError::UnofferedParameter { param: s() },
+            CommandError::LineTooLong {
+                verb: s(),
+                max: 564,
+            },
+            CommandError::UnexpectedInput,
+            CommandError::MailBeforeHello,
+            CommandError::NestedMail,
+            CommandError::TlsRequired {
+                setting: "smtp.require_tls",
+            },
+            CommandError::RequireTlsWithoutTls,
+            CommandError::Utf8WithoutSmtputf8 { address: s() },
+            CommandError::DeclaredSizeTooBig { size: 2, max: 1 },
+            CommandError::RcptBeforeMail,
+            CommandError::RelayDenied {
+                address: s(),
+                client,
+            },
+            CommandError::TooManyRecipients { max: 100 },
+            CommandError::NoPostmasterDomain,
+            CommandError::EmptyRecipient,
+            CommandError::BadRecipient { problem: s() },
+            CommandError::DataBeforeMail,
+            CommandError::NoRecipients,
+            CommandError::TlsActive,
+            CommandError::TlsUnavailable,
+        ];
+        let closings = [
+            Closing::CommandTimeout { limit },
+            Closing::DataTimeout { limit },
+            Closing::DataTotalTimeout { limit },
+            Closing::TooManyErrors,
+            Closing::ShuttingDown,
+            Closing::TooManyConnections,
+            Closing::TooManyFromClient { client },
+        ];
+        (
+            commands.iter().map(CommandError::reply).collect(),
+            closings.iter().map(Closing::reply).collect(),
+        )
+    }
+
+    #[test]
+    fn every_refusal_has_an_enhanced_code_of_its_class() {
+        let (commands, closings) = every_reply("x");
+        for reply in commands.iter().chain(&closings) {
+            let class = (reply.code / 100) as u8;
+            assert!(matches!(class, 4 | 5), "{reply:?}");
+            assert_eq!(reply.esc[0], class, "{reply:?}");
+            assert!(
+                reply.lines.iter().all(|l| !l.trim().is_empty()),
+                "{reply:?}"
+            );
+        }
+        for reply in &closings {
+            assert_eq!(reply.code, 421, "closing replies are 421: {reply:?}");
+        }
+    }
+
+    proptest! {
+        /// What a client sends and a reply echoes (an address, a verb, a parameter) can
+        /// never end a reply line early or start another: one CRLF per line, nothing else.
+        #[test]
+        fn echoed_client_text_cannot_add_reply_lines(text in ".{0,40}|[\\r\\n\\x00 a-z.<>@]{0,40}") {
+            let (commands, closings) = every_reply(&text);
+            for reply in commands.iter().chain(&closings) {
+                let mut wire = Vec::new();
+                reply.write_to(&mut wire);
+                let crlf = wire.windows(2).filter(|w| w == b"\r\n").count();
+                prop_assert_eq!(crlf, reply.lines.len());
+                prop_assert_eq!(wire.iter().filter(|&&b| b == b'\n' || b == b'\r').count(), 2 * crlf);
+                prop_assert!(wire.ends_with(b"\r\n"));
+            }
+        }
+
+        /// Any line smtp-proto refuses gets a permanent 5xx with a 5.x.x code.
+        #[test]
+        fn every_unparsable_line_gets_a_5xx(line in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let mut line = line;
+            line.extend_from_slice(b"\r\n");
+            if let Err(e) = smtp_proto::Request::parse(&mut line.iter()) {
+                let reply = CommandError::unparsed(&e, &line).reply();
+                prop_assert!((500..600).contains(&reply.code), "{:?}", reply);
+                prop_assert_eq!(reply.esc[0], 5);
+            }
+        }
+    }
+}
