@@ -460,6 +460,29 @@ fn half_open_connections_up_to_the_cap_are_let_go_at_the_command_deadline() {
     assert!(r.starts_with("250 2.0.0 queued as"), "{r}");
 }
 
+/// A client that asks for STARTTLS and then sends its handshake a byte a second is cut
+/// at the command deadline: the handshake has one deadline in all, not one per byte.
+#[test]
+fn a_tls_handshake_trickled_a_byte_a_second_is_cut_at_the_command_deadline() {
+    let setup = Setup::new("", None);
+    setup.smtp_keys("command_timeout = \"2s\"");
+    let _server = setup.serve();
+    let mut c = Client::connect(setup.port);
+    c.hello();
+    c.cmd("STARTTLS", "220");
+    // the start of a TLS record holding a ClientHello, never finished
+    let hello = [
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    let (held, said) =
+        c.trickle_until_closed(&hello, Duration::from_millis(500), Duration::from_secs(10));
+    assert_eq!(said, "", "nothing is said in the middle of a handshake");
+    assert!(
+        held >= Duration::from_millis(1500) && held < Duration::from_secs(3),
+        "held {held:?}"
+    );
+}
+
 /// A client that pipelines commands and never reads the replies is let go at the command
 /// deadline once the server can no longer write to it (its slot is freed), not held for
 /// ever on a blocked write.

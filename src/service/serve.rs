@@ -1,7 +1,7 @@
 //! `markgate serve`: start every listener on one shared [`Gateway`], and stop them together
 //! on SIGTERM or SIGINT (stop accepting, let sessions in flight finish within a grace period).
 //!
-//! The shutdown signals are listened for first, before anything else: a SIGTERM that
+//! The shutdown signals are listened for first, before anything else here: a SIGTERM that
 //! arrives while the gateway is still starting (a supervisor stopping it at once) takes
 //! the clean path too (listeners stop, the last checkpoint is written), instead of the
 //! default action that kills the process.
