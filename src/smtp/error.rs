@@ -155,7 +155,7 @@ const COMMANDS: &str = "EHLO, HELO, STARTTLS, MAIL, RCPT, DATA, RSET, NOOP, VRFY
 const MAIL_PARAMETERS: &str = "this server offers SIZE=, BODY=7BIT, BODY=8BITMIME and SMTPUTF8";
 
 /// Longest domain name (RFC 5321 §4.5.3.1.2).
-pub const MAX_DOMAIN: usize = 255;
+const MAX_DOMAIN: usize = 255;
 
 /// What is wrong with the name an EHLO or HELO gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
