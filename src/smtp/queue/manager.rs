@@ -303,7 +303,7 @@ impl QueueManager {
         for (_, recipient, reason) in failed {
             self.gateway
                 .activity
-                .bounced(crate::admin::activity::Bounced {
+                .bounced(crate::service::activity::Bounced {
                     at: chrono::Utc::now(),
                     id: envelope.id.clone(),
                     sender: envelope.sender.clone(),
@@ -354,7 +354,7 @@ impl InQueue {
         attempts: u32,
     ) -> Self {
         metrics::gauge!("markgate_queue_depth").increment(1.0);
-        gateway.activity.queued(crate::admin::activity::Queued {
+        gateway.activity.queued(crate::service::activity::Queued {
             id: envelope.id.clone(),
             sender: envelope.sender.clone(),
             recipients: envelope
