@@ -132,7 +132,7 @@ fn limit_gives_the_newest_delivery_attempts_too() {
         })
         .collect();
     store
-        .append_deliveries(&attempts.iter().collect::<Vec<_>>())
+        .append_batch(&[], &attempts.iter().collect::<Vec<_>>())
         .unwrap();
     drop(store);
     let (code, out, err) = query(&[
