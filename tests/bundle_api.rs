@@ -616,3 +616,136 @@ fn bundle_without_files_round_trips() {
     assert!(opened.manifest.unwrap().files.is_empty());
     assert_eq!(contents.len(), 3);
 }
+
+/// A seal request for Suffolk Constabulary, as `bundle seal --to suffolk-police` makes it.
+fn suffolk_request(marking: &str) -> bundle::SealRequest {
+    bundle::SealRequest {
+        to: bundle::SealTo::Partner("Suffolk Constabulary".into()),
+        marking: marking.into(),
+        isa: None,
+        purpose: Some("Missing person enquiry".into()),
+        legal_basis: Some("DPA 2018 s.35".into()),
+        from_org: None,
+        from_person: "DC 4321".into(),
+        at: today().and_hms_opt(9, 0, 0).unwrap().and_utc(),
+        armor: false,
+    }
+}
+
+fn stored(db: &std::path::Path) -> Vec<markgate::record::StoredRecord> {
+    markgate::record::Store::open_read_only(db)
+        .unwrap()
+        .query(&Default::default())
+        .unwrap()
+}
+
+/// `bundle seal` as one library step: decided, sealed into a bundle Suffolk opens, and
+/// recorded with the bundle's id; a refusal is recorded and writes nothing; bad input
+/// opens no record store at all.
+#[test]
+fn seal_and_record_decides_seals_and_records() {
+    let policy = policy();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("referral.txt");
+    std::fs::write(&input, b"referral details\n").unwrap();
+    let db = dir.path().join("records.sqlite");
+    let recorder = || markgate::record::Recorder::open_path(&db, &Default::default());
+    let mut out = Vec::new();
+    let sealed = bundle::seal_and_record(
+        &policy,
+        &suffolk_request("OFFICIAL-SENSITIVE"),
+        std::slice::from_ref(&input),
+        || Ok(signing_key()),
+        bundle::Output::Stream(&mut out),
+        recorder,
+        &bundle::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(sealed.options.recipient_names, ["Suffolk Constabulary"]);
+    let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+    let vk = signing_key().verifying_key();
+    let (opened, _) = bundle::open_in_memory(&out, &suffolk_open(&ids, &vk)).unwrap();
+    let manifest = opened.manifest.unwrap();
+    assert_eq!(manifest.bundle_id, sealed.manifest.bundle_id);
+    assert_eq!(manifest.purpose.as_deref(), Some("Missing person enquiry"));
+    let records = stored(&db);
+    assert_eq!(records.len(), 1);
+    let r = &records[0].record;
+    assert_eq!(r.verdict.as_str(), "allow");
+    assert_eq!(r.message_id.as_deref(), Some(manifest.bundle_id.as_str()));
+    assert_eq!(r.purpose.as_deref(), Some("Missing person enquiry"));
+
+    // SECRET is refused by the policy: recorded as blocked, nothing written, no key asked.
+    let path = dir.path().join("secret.age");
+    let refused = bundle::seal_and_record(
+        &policy,
+        &suffolk_request("SECRET"),
+        std::slice::from_ref(&input),
+        || panic!("a refused seal loads no signing key"),
+        bundle::Output::File {
+            path: &path,
+            replace: false,
+        },
+        recorder,
+        &bundle::NoProgress,
+    )
+    .unwrap_err();
+    assert!(refused.is_refusal(), "{refused}");
+    assert!(!path.exists());
+    let records = stored(&db);
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1].record.verdict.as_str(), "block");
+
+    // A signing key that does not load: recorded as refused (seal-failed), not a disclosure.
+    let failed = bundle::seal_and_record(
+        &policy,
+        &suffolk_request("OFFICIAL"),
+        std::slice::from_ref(&input),
+        || markgate::certs::load_signing_key(&dir.path().join("missing.pem")),
+        bundle::Output::File {
+            path: &path,
+            replace: false,
+        },
+        recorder,
+        &bundle::NoProgress,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(failed, bundle::SealError::SigningKey(_)),
+        "{failed}"
+    );
+    assert!(!failed.is_refusal());
+    let records = stored(&db);
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[2].record.verdict.as_str(), "block");
+    assert_eq!(records[2].record.rules.last().unwrap(), "seal-failed");
+    assert!(!path.exists());
+
+    // Bad input (a private key, an unknown partner or marking) decides and records nothing.
+    let never = || -> Result<markgate::record::Recorder, markgate::record::RecordError> {
+        panic!("bad input opens no record store")
+    };
+    let mut bad = suffolk_request("OFFICIAL");
+    bad.to = bundle::SealTo::Keys(vec!["AGE-SECRET-KEY-1XYZ".into()]);
+    let mut unknown_partner = suffolk_request("OFFICIAL");
+    unknown_partner.to = bundle::SealTo::Partner("nobody".into());
+    for (request, expected) in [
+        (bad, "PRIVATE key"),
+        (unknown_partner, "not in the partner register"),
+        (suffolk_request("PINK"), "unknown marking \"PINK\""),
+    ] {
+        let e = bundle::seal_and_record(
+            &policy,
+            &request,
+            std::slice::from_ref(&input),
+            || Ok(signing_key()),
+            bundle::Output::Stream(&mut Vec::new()),
+            never,
+            &bundle::NoProgress,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(expected), "{e}");
+        assert!(!e.is_refusal());
+    }
+    assert_eq!(stored(&db).len(), 3);
+}
