@@ -1,5 +1,5 @@
 //! `markgate audit ...` against real stores: verify, query, report, prune.
-mod record_support;
+mod common;
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +7,7 @@ use assert_cmd::Command;
 use markgate::record::store::StoreOptions;
 use markgate::record::Store;
 use predicates::prelude::*;
-use record_support::*;
+use common::record::*;
 use rusqlite::Connection;
 
 fn store_with_sample(dir: &Path) -> PathBuf {

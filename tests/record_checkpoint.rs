@@ -3,7 +3,6 @@
 //! checkpoint is reported; a running gateway writes checkpoints at its interval and at
 //! shutdown. The attacker edits the store with the stock `sqlite3` tool.
 mod common;
-mod record_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
@@ -14,7 +13,7 @@ use ed25519_dalek::SigningKey;
 use markgate::record::checkpoint::Checkpoint;
 use markgate::record::store::StoreOptions;
 use markgate::record::Store;
-use record_support::*;
+use common::record::*;
 
 /// A store of the eight sample records, a signing key and a configuration naming them.
 struct Fixture {

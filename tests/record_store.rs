@@ -1,5 +1,5 @@
 //! The record model and the hash-chained SQLite store, on real files in temporary folders.
-mod record_support;
+mod common;
 
 use markgate::decision::{Disclosure, Verdict};
 use markgate::policy::Action;
@@ -8,7 +8,7 @@ use markgate::record::report::isa_report;
 use markgate::record::store::StoreOptions;
 use markgate::record::{Channel, Consent, Filter, IncidentKind, RecordVerdict, Store, Tamper};
 use markgate::record::{PruneRequest, RecordError};
-use record_support::*;
+use common::record::*;
 use rusqlite::Connection;
 
 fn filled_store(

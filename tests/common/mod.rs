@@ -1,6 +1,6 @@
 //! Shared helpers for end-to-end tests: free ports, a copy of the shipped policy, a
-//! `markgate serve` child process that is killed when dropped, and (in [`smtp`]) the SMTP
-//! test setup.
+//! `markgate serve` child process that is killed when dropped, (in [`smtp`]) the SMTP
+//! test setup, and (in [`record`]) decisions from the shipped policy turned into records.
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -13,6 +13,7 @@ pub mod dns;
 pub mod faults;
 pub mod http;
 pub mod postfix;
+pub mod record;
 pub mod smtp;
 
 pub fn free_port() -> u16 {
