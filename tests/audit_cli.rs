@@ -4,10 +4,10 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use common::record::*;
 use markgate::record::store::StoreOptions;
 use markgate::record::Store;
 use predicates::prelude::*;
-use common::record::*;
 use rusqlite::Connection;
 
 fn store_with_sample(dir: &Path) -> PathBuf {

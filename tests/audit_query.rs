@@ -4,9 +4,9 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::record::*;
 use markgate::record::store::StoreOptions;
 use markgate::record::Store;
-use common::record::*;
 
 fn store(dir: &std::path::Path) -> PathBuf {
     let path = dir.join("records.sqlite");

@@ -1,7 +1,6 @@
 //! The bundle library as the gateways call it: options from a policy decision, sealing in
 //! memory, to a writer and from disk, opening in memory, and one typed error per failure.
 
-#[path = "fixtures/bundle/common.rs"]
 mod common;
 
 use std::cell::Cell;
@@ -13,13 +12,14 @@ use markgate::bundle::{
     self, age_io, BundleError, BundleFile, OpenOptions, Phase, Progress, SealOptions,
     SignatureStatus,
 };
+use markgate::certs::CertError;
 use markgate::decision::{decide, Disclosure};
 use markgate::facts::{self, Recipient};
 use markgate::policy::Policy;
 use sha2::{Digest, Sha256};
 
 fn policy() -> Policy {
-    Policy::load(&common::root().join("policy")).unwrap()
+    Policy::load(&common::bundle::root().join("policy")).unwrap()
 }
 
 fn today() -> NaiveDate {
@@ -163,10 +163,10 @@ fn options_follow_the_policy() {
 fn in_memory_round_trip() {
     let policy = policy();
     let opts = suffolk_options(&policy);
-    let big = common::data(200_000, 9);
+    let big = common::bundle::data(200_000, 9);
     let key = signing_key();
     let sealed = bundle::seal_in_memory(&opts, &files(&big), &key).unwrap();
-    let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+    let ids = age_io::load_identities(&common::bundle::key("suffolk")).unwrap();
     let vk = key.verifying_key();
     let (opened, contents) = bundle::open_in_memory(&sealed, &suffolk_open(&ids, &vk)).unwrap();
     let m = opened.manifest.unwrap();
@@ -226,7 +226,7 @@ fn seal_files_streams_from_disk() {
     let policy = policy();
     let opts = suffolk_options(&policy);
     let dir = tempfile::tempdir().unwrap();
-    let big = common::data(1_000_000, 3);
+    let big = common::bundle::data(1_000_000, 3);
     let paths: Vec<PathBuf> = [("empty.txt", &b""[..]), ("big.bin", &big[..])]
         .iter()
         .map(|(n, d)| {
@@ -246,7 +246,7 @@ fn seal_files_streams_from_disk() {
     assert_eq!(count.bytes.get(), big.len() as u64);
     assert_eq!(m.files[0].size, 0);
     assert_eq!(m.files[1].media_type, "application/octet-stream");
-    let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+    let ids = age_io::load_identities(&common::bundle::key("suffolk")).unwrap();
     let vk = signing_key().verifying_key();
     let (opened, contents) = bundle::open_in_memory(&out, &suffolk_open(&ids, &vk)).unwrap();
     assert_eq!(opened.manifest.unwrap(), m);
@@ -346,10 +346,10 @@ fn payload_start(bundle: &[u8]) -> usize {
 fn each_failure_has_its_own_error() {
     let policy = policy();
     let opts = suffolk_options(&policy);
-    let big = common::data(300_000, 5);
+    let big = common::bundle::data(300_000, 5);
     let key = signing_key();
     let sealed = bundle::seal_in_memory(&opts, &files(&big), &key).unwrap();
-    let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+    let ids = age_io::load_identities(&common::bundle::key("suffolk")).unwrap();
     let vk = key.verifying_key();
     let open = |bytes: &[u8]| bundle::open_in_memory(bytes, &suffolk_open(&ids, &vk)).unwrap_err();
 
@@ -384,7 +384,7 @@ fn each_failure_has_its_own_error() {
         BundleError::NotAgeFile(_)
     ));
 
-    let birmingham = age_io::load_identities(&common::key("birmingham")).unwrap();
+    let birmingham = age_io::load_identities(&common::bundle::key("birmingham")).unwrap();
     let err = bundle::open_in_memory(&sealed, &suffolk_open(&birmingham, &vk)).unwrap_err();
     assert!(matches!(err, BundleError::WrongKey));
 
@@ -436,7 +436,7 @@ impl Genuine {
         let opts = suffolk_options(&policy);
         let key = signing_key();
         let sealed = bundle::seal_in_memory(&opts, &files(big), &key).unwrap();
-        let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+        let ids = age_io::load_identities(&common::bundle::key("suffolk")).unwrap();
         let vk = key.verifying_key();
         let (opened, contents) = bundle::open_in_memory(&sealed, &suffolk_open(&ids, &vk)).unwrap();
         Genuine {
@@ -460,7 +460,7 @@ impl Genuine {
     }
 
     fn open(&self, bundle: &[u8]) -> Result<(bundle::Opened, bundle::MemoryFiles), BundleError> {
-        let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+        let ids = age_io::load_identities(&common::bundle::key("suffolk")).unwrap();
         let vk = signing_key().verifying_key();
         bundle::open_in_memory(bundle, &suffolk_open(&ids, &vk))
     }
@@ -472,7 +472,7 @@ fn suffolk_recipient() -> String {
 
 #[test]
 fn bundles_in_the_earlier_manifest_first_layout_still_open() {
-    let big = common::data(150_000, 7);
+    let big = common::bundle::data(150_000, 7);
     let g = Genuine::new(&big);
     let (manifest, sig) = g.signed("markgate-bundle/1");
     let v1 = hand_made(
@@ -521,7 +521,7 @@ fn bundles_in_the_earlier_manifest_first_layout_still_open() {
 
 #[test]
 fn manifest_last_bundles_are_checked_against_the_manifest() {
-    let big = common::data(150_000, 8);
+    let big = common::bundle::data(150_000, 8);
     let g = Genuine::new(&big);
     let (manifest, sig) = g.signed("markgate-bundle/2");
     let (a, b) = (
@@ -610,7 +610,7 @@ fn bundle_without_files_round_trips() {
     let opts = suffolk_options(&policy);
     let key = signing_key();
     let sealed = bundle::seal_in_memory(&opts, &[], &key).unwrap();
-    let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+    let ids = age_io::load_identities(&common::bundle::key("suffolk")).unwrap();
     let vk = key.verifying_key();
     let (opened, contents) = bundle::open_in_memory(&sealed, &suffolk_open(&ids, &vk)).unwrap();
     assert!(opened.manifest.unwrap().files.is_empty());
@@ -662,7 +662,7 @@ fn seal_and_record_decides_seals_and_records() {
     )
     .unwrap();
     assert_eq!(sealed.options.recipient_names, ["Suffolk Constabulary"]);
-    let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+    let ids = age_io::load_identities(&common::bundle::key("suffolk")).unwrap();
     let vk = signing_key().verifying_key();
     let (opened, _) = bundle::open_in_memory(&out, &suffolk_open(&ids, &vk)).unwrap();
     let manifest = opened.manifest.unwrap();
@@ -677,19 +677,22 @@ fn seal_and_record_decides_seals_and_records() {
 
     // SECRET is refused by the policy: recorded as blocked, nothing written, no key asked.
     let path = dir.path().join("secret.age");
-    let refused = bundle::seal_and_record(
-        &policy,
-        &suffolk_request("SECRET"),
-        std::slice::from_ref(&input),
-        || panic!("a refused seal loads no signing key"),
-        bundle::Output::File {
-            path: &path,
-            replace: false,
-        },
-        recorder,
-        &bundle::NoProgress,
-    )
-    .unwrap_err();
+    let seal_to_path = |marking: &str, key: &dyn Fn() -> Result<SigningKey, CertError>| {
+        bundle::seal_and_record(
+            &policy,
+            &suffolk_request(marking),
+            std::slice::from_ref(&input),
+            key,
+            bundle::Output::File {
+                path: &path,
+                replace: false,
+            },
+            recorder,
+            &bundle::NoProgress,
+        )
+        .unwrap_err()
+    };
+    let refused = seal_to_path("SECRET", &|| panic!("a refused seal loads no signing key"));
     assert!(refused.is_refusal(), "{refused}");
     assert!(!path.exists());
     let records = stored(&db);
@@ -697,19 +700,9 @@ fn seal_and_record_decides_seals_and_records() {
     assert_eq!(records[1].record.verdict.as_str(), "block");
 
     // A signing key that does not load: recorded as refused (seal-failed), not a disclosure.
-    let failed = bundle::seal_and_record(
-        &policy,
-        &suffolk_request("OFFICIAL"),
-        std::slice::from_ref(&input),
-        || markgate::certs::load_signing_key(&dir.path().join("missing.pem")),
-        bundle::Output::File {
-            path: &path,
-            replace: false,
-        },
-        recorder,
-        &bundle::NoProgress,
-    )
-    .unwrap_err();
+    let failed = seal_to_path("OFFICIAL", &|| {
+        markgate::certs::load_signing_key(&dir.path().join("missing.pem"))
+    });
     assert!(
         matches!(failed, bundle::SealError::SigningKey(_)),
         "{failed}"

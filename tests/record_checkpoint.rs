@@ -9,11 +9,11 @@ use std::process::Command as StdCommand;
 use std::time::Duration;
 
 use assert_cmd::Command;
+use common::record::*;
 use ed25519_dalek::SigningKey;
 use markgate::record::checkpoint::Checkpoint;
 use markgate::record::store::StoreOptions;
 use markgate::record::Store;
-use common::record::*;
 
 /// A store of the eight sample records, a signing key and a configuration naming them.
 struct Fixture {

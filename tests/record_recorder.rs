@@ -4,10 +4,10 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::record::*;
 use markgate::config::records::RecordsConfig;
 use markgate::record::store::StoreOptions;
 use markgate::record::{Filter, RecordError, Recorder, Store};
-use common::record::*;
 
 fn config(path: PathBuf) -> RecordsConfig {
     RecordsConfig {

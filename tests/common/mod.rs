@@ -1,6 +1,7 @@
-//! Shared helpers for end-to-end tests: free ports, a copy of the shipped policy, a
-//! `markgate serve` child process that is killed when dropped, (in [`smtp`]) the SMTP
-//! test setup, and (in [`record`]) decisions from the shipped policy turned into records.
+//! The one place for test helpers: free ports, a copy of the shipped policy, a `markgate
+//! serve` child process that is killed when dropped; (in [`smtp`]) the SMTP test setup,
+//! (in [`record`]) decisions from the shipped policy turned into records, (in [`bundle`])
+//! the bundle tests' scratch environment and stock peers.
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod bundle;
 pub mod dns;
 pub mod faults;
 pub mod http;
