@@ -8,8 +8,9 @@ use hyper::{Method, Version};
 
 use crate::address::{host_ip, normalise_host};
 use crate::destination::{self, Destination};
+use crate::marking::MarkingScheme;
 use crate::marking::{Marking, MarkingReader};
-use crate::policy::{MarkingScheme, Policy};
+use crate::policy::Policy;
 
 use super::error::HttpError;
 use super::settings::Settings;

@@ -25,7 +25,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::tokenizer::{tokenize, word_eq, Kind, Token, Tokens, I_OR_L};
-use crate::policy::MarkingScheme;
+use super::MarkingScheme;
 
 /// A phrase from the policy (a class spelling, a descriptor, a caveat, a prefix) as a token
 /// pattern.

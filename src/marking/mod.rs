@@ -38,14 +38,14 @@ mod html;
 mod msip;
 pub mod normalise;
 mod reader;
+pub mod scheme;
 mod tokenizer;
 
 pub use normalise::normalise;
 pub use reader::MarkingReader;
+pub use scheme::{MarkingClass, MarkingScheme, MsipLabel};
 
 use serde::Serialize;
-
-use crate::policy::MarkingScheme;
 
 /// The marking a message was judged to carry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

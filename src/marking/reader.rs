@@ -8,9 +8,9 @@ use mail_parser::HeaderName;
 
 use super::grammar::{unfold, Grammar, Match};
 use super::tokenizer::{tokenize, Tokens, UNDECODABLE};
+use super::MarkingScheme;
 use super::{banner, headers, html, msip, Marking, MarkingSource, UnreadableMarking};
 use crate::message::mime::{decode_unstructured, Entity, Part, PartKind, MAX_ATTACHED_DEPTH};
-use crate::policy::MarkingScheme;
 
 /// Token limits: a subject is read whole (bracketed markings may stand anywhere in it);
 /// a header value or banner line only needs its start.
