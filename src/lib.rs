@@ -39,6 +39,7 @@ pub mod bundle;
 pub mod decision;
 pub mod destination;
 pub mod facts;
+pub mod hold;
 pub mod marking;
 pub mod message;
 pub mod record;

@@ -1,0 +1,142 @@
+//! `approvers.toml`: the approver roles (lowest first), the people who may approve held
+//! disclosures with their role, and how long a hold and an urgent release's review may wait.
+//! Optional: a policy without it has no roles, and a rule asking for approval is an error.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::{defined_twice, Errors};
+use crate::policy::model::ApproversFile;
+use crate::policy::source::SourceFile;
+use crate::policy::{Approvals, Approver, DEFAULT_EXPIRE_AFTER, DEFAULT_REVIEW_WITHIN};
+
+pub(super) fn compile(raw: ApproversFile, file: &SourceFile, errors: &mut Errors) -> Approvals {
+    let mut roles: Vec<String> = Vec::new();
+    let mut role_at: HashMap<String, Range<usize>> = HashMap::new();
+    for r in &raw.roles {
+        let name = r.get_ref().trim().to_ascii_lowercase();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            errors.at(
+                file,
+                r.span(),
+                format!(
+                    "role {:?}: a role is a word of letters, digits and dashes (chief-inspector)",
+                    r.get_ref()
+                ),
+            );
+            continue;
+        }
+        if let Some(first) = role_at.get(&name) {
+            let message = defined_twice("role", &name, file, first, &r.span());
+            errors.at(file, r.span(), message);
+            continue;
+        }
+        role_at.insert(name.clone(), r.span());
+        roles.push(name);
+    }
+    let mut approvers: Vec<Approver> = Vec::new();
+    let mut email_at: HashMap<String, Range<usize>> = HashMap::new();
+    for a in raw.approvers {
+        let email = a.email.get_ref().trim().to_ascii_lowercase();
+        match crate::address::address_domain(&email) {
+            Ok(_) if email.split('@').next().is_some_and(|l| !l.is_empty()) => {}
+            _ => {
+                errors.at(
+                    file,
+                    a.email.span(),
+                    format!(
+                        "approver {:?}: {:?} is not a mail address (name@force.pnn.police.uk)",
+                        a.name.get_ref(),
+                        a.email.get_ref()
+                    ),
+                );
+                continue;
+            }
+        }
+        if let Some(first) = email_at.get(&email) {
+            let message = defined_twice("approver", &email, file, first, &a.email.span());
+            errors.at(file, a.email.span(), message);
+            continue;
+        }
+        email_at.insert(email.clone(), a.email.span());
+        let role = a.role.get_ref().trim().to_ascii_lowercase();
+        if !roles.contains(&role) {
+            errors.at(
+                file,
+                a.role.span(),
+                format!(
+                    "approver {email:?}: unknown role {:?} (roles: {})",
+                    a.role.get_ref(),
+                    roles.join(", ")
+                ),
+            );
+            continue;
+        }
+        if a.name.get_ref().trim().is_empty() {
+            errors.at(
+                file,
+                a.name.span(),
+                format!("approver {email:?}: empty name"),
+            );
+            continue;
+        }
+        approvers.push(Approver {
+            name: a.name.get_ref().trim().to_string(),
+            email,
+            role,
+        });
+    }
+    let expire_after = duration(
+        &raw.approval.expire_after,
+        DEFAULT_EXPIRE_AFTER,
+        "expire_after",
+        file,
+        errors,
+    );
+    let review_within = duration(
+        &raw.approval.review_within,
+        DEFAULT_REVIEW_WITHIN,
+        "review_within",
+        file,
+        errors,
+    );
+    Approvals {
+        roles,
+        approvers,
+        expire_after,
+        review_within,
+    }
+}
+
+/// A duration as `5d`, `36h`, `90m` or `30s` (humantime), at least one second.
+fn duration(
+    value: &Option<Spanned<String>>,
+    default: std::time::Duration,
+    key: &str,
+    file: &SourceFile,
+    errors: &mut Errors,
+) -> std::time::Duration {
+    let Some(value) = value else {
+        return default;
+    };
+    match parse_duration(value.get_ref()) {
+        Ok(d) => d,
+        Err(why) => {
+            errors.at(file, value.span(), format!("approval.{key}: {why}"));
+            default
+        }
+    }
+}
+
+/// A positive duration such as `5d`, `36h`, `90m`, `30s` (humantime units).
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if d >= std::time::Duration::from_secs(1) => Ok(d),
+        Ok(_) => Err(format!("{text:?} is shorter than one second")),
+        Err(_) => Err(format!(
+            "{text:?} is not a duration such as \"5d\", \"36h\" or \"90m\""
+        )),
+    }
+}
