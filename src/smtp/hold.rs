@@ -413,23 +413,28 @@ impl Keeper {
         let admin = &self.gateway.config.admin.listen;
         let to: Vec<&str> = approvers.iter().map(|a| a.email.as_str()).collect();
         let body = notification(hold, &self.hostname, admin, &to);
-        let mut offset = 0u64;
-        let mut copies = Vec::new();
+        // One copy per destination class of the approvers (normally: internal), over
+        // verified TLS (it names a disclosure of the hold's marking).
+        let mut copies: Vec<Copy> = Vec::new();
         for a in &approvers {
             let destination = crate::destination::classify(&a.email, &policy)
                 .map(|d| d.class)
                 .unwrap_or_else(|_| policy.destinations.default.clone());
-            copies.push(Copy {
-                recipients: vec![a.email.clone()],
-                destination,
-                actions: vec!["tls".into()],
-                tls: true,
-                requiretls: false,
-                offset,
-                len: body.len() as u64,
-            });
-            offset += body.len() as u64;
+            match copies.iter_mut().find(|c| c.destination == destination) {
+                Some(c) => c.recipients.push(a.email.clone()),
+                None => copies.push(Copy {
+                    recipients: vec![a.email.clone()],
+                    destination,
+                    actions: vec!["tls".into()],
+                    tls: true,
+                    requiretls: false,
+                    offset: (copies.len() * body.len()) as u64,
+                    len: body.len() as u64,
+                }),
+            }
         }
+        let offset = (copies.len() * body.len()) as u64;
+        let bodies: Vec<Vec<u8>> = copies.iter().map(|_| body.clone()).collect();
         let envelope = Envelope {
             id: format!("{}-notify", hold.id),
             received: Utc::now().timestamp(),
@@ -442,7 +447,7 @@ impl Keeper {
             copies,
             body_len: offset,
         };
-        let bodies: Vec<Vec<u8>> = approvers.iter().map(|_| body.clone()).collect();
+
         self.spool
             .store(&envelope, &bodies)
             .await
