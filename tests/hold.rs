@@ -505,6 +505,19 @@ fn holds_survive_kill_9_and_an_approval_after_restart_delivers_once() {
     let (_, list, _) = hold(&setup, &["show", &second]);
     assert!(list.contains("\"state\": \"pending\""), "{list}");
     assert!(Path::new(&setup.path().join(format!("spool/hold/{second}.msg"))).exists());
+
+    // Approved while no gateway runs: carried out at the next start, once.
+    drop(_server);
+    let (code, err) = decide(&setup, "approve", &second, INSPECTOR, "approved offline");
+    assert_eq!(code, 0, "{err}");
+    let _server = setup.serve();
+    wait_received(&sink, PARTNER, "second in flight", 20);
+    std::thread::sleep(Duration::from_secs(1));
+    let seconds = received_by(&sink, PARTNER)
+        .into_iter()
+        .filter(|m| m.contains("second in flight"))
+        .count();
+    assert_eq!(seconds, 1);
 }
 
 #[test]

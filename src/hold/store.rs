@@ -128,6 +128,13 @@ impl HoldStore {
         sync_dir(&self.dir)
     }
 
+    /// Replace the held copies of `id` (durably; the gateway does this just before it
+    /// releases them).
+    pub fn replace_held(&self, id: &str, held_copies: &[u8]) -> Result<(), HoldError> {
+        let _lock = self.lock()?;
+        write_file(&self.msg_path(check_id(id)?), held_copies)
+    }
+
     /// Replace a hold's file (the lock must be held).
     pub fn save_locked(&self, hold: &Hold) -> Result<(), HoldError> {
         write_json(&self.json_path(&hold.id), hold)

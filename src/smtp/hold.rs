@@ -256,6 +256,15 @@ impl Keeper {
             path: from.clone(),
             why: "not a complete spool file".into(),
         })?;
+        // Its delivery.lifetime runs from the approval, not from when it was held: the
+        // held file is rewritten (atomically, still in the hold store) before it moves.
+        let mut envelope = spooled.envelope.clone();
+        envelope.received = Utc::now().timestamp();
+        let copies: Vec<Vec<u8>> = (0..envelope.copies.len())
+            .map(|i| spooled.copy_bytes(i).to_vec())
+            .collect();
+        self.store
+            .replace_held(&hold.id, &spool::encode(&envelope, &copies))?;
         std::fs::rename(&from, &to)
             .and_then(|()| std::fs::File::open(self.spool.dir())?.sync_all())
             .map_err(|source| HoldError::Io {
@@ -268,7 +277,7 @@ impl Keeper {
             recipients = hold.recipient_list(),
             "approved hold released for delivery"
         );
-        self.queue.enqueue(spooled.envelope);
+        self.queue.enqueue(envelope);
         Ok(())
     }
 
