@@ -96,9 +96,10 @@ pub fn status(gateway: &Gateway) -> Status {
     for d in gateway.recent_decisions() {
         let entry = decisions_24h.entry(d.class).or_default();
         match d.verdict {
-            // A held disclosure has not left: counted with those that did not go.
             Verdict::Allow => entry.0 += 1,
-            Verdict::Block | Verdict::Held => entry.1 += 1,
+            Verdict::Block => entry.1 += 1,
+            // Neither allowed nor blocked yet: its approval or rejection is recorded later.
+            Verdict::Held => {}
         }
     }
     let (incidents, incidents_error) = match incidents(gateway) {
