@@ -23,6 +23,8 @@ pub enum HoldError {
     Refused(#[from] Refusal),
     #[error("no hold {0:?}")]
     NotFound(String),
+    #[error("hold {id}: no approver of role {role:?} or higher in approvers.toml to notify")]
+    NoApprover { id: String, role: String },
     #[error("no urgent release {0:?} to review")]
     NoReview(String),
     #[error("{0:?} is not a hold id (letters, digits and dashes)")]
@@ -140,11 +142,21 @@ impl HoldStore {
         write_json(&self.json_path(&hold.id), hold)
     }
 
-    /// Every hold, oldest first.
+    /// Every hold, oldest first (a damaged hold file is an error).
     pub fn list(&self) -> Result<Vec<Hold>, HoldError> {
-        let mut holds: Vec<Hold> = read_all(&self.dir)?;
+        let (holds, mut damaged) = self.list_readable()?;
+        match damaged.pop() {
+            Some(e) => Err(e),
+            None => Ok(holds),
+        }
+    }
+
+    /// Every hold that can be read, oldest first, and the errors of those that cannot (so
+    /// one damaged file does not stop the gateway carrying out the others).
+    pub fn list_readable(&self) -> Result<(Vec<Hold>, Vec<HoldError>), HoldError> {
+        let (mut holds, damaged) = read_all::<Hold>(&self.dir)?;
         holds.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
-        Ok(holds)
+        Ok((holds, damaged))
     }
 
     /// One hold.
@@ -297,7 +309,10 @@ impl HoldStore {
 
     /// Every urgent release, oldest first.
     pub fn reviews(&self) -> Result<Vec<Review>, HoldError> {
-        let mut reviews: Vec<Review> = read_all(&self.dir.join(REVIEWS))?;
+        let (mut reviews, mut damaged) = read_all::<Review>(&self.dir.join(REVIEWS))?;
+        if let Some(e) = damaged.pop() {
+            return Err(e);
+        }
         reviews.sort_by(|a, b| a.released.cmp(&b.released).then(a.id.cmp(&b.id)));
         Ok(reviews)
     }
@@ -419,23 +434,28 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, H
     }
 }
 
-/// Every `*.json` in `dir`.
-fn read_all<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<Vec<T>, HoldError> {
+/// Every `*.json` in `dir` that can be read, and the errors of those that cannot.
+fn read_all<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+) -> Result<(Vec<T>, Vec<HoldError>), HoldError> {
     let mut out = Vec::new();
+    let mut damaged = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((out, damaged)),
         Err(e) => return Err(HoldError::io(dir)(e)),
     };
     for entry in entries {
         let path = entry.map_err(HoldError::io(dir))?.path();
         if path.extension().is_some_and(|e| e == "json") {
-            if let Some(value) = read_json(&path)? {
-                out.push(value);
+            match read_json(&path) {
+                Ok(Some(value)) => out.push(value),
+                Ok(None) => {}
+                Err(e) => damaged.push(e),
             }
         }
     }
-    Ok(out)
+    Ok((out, damaged))
 }
 
 #[cfg(test)]

@@ -140,6 +140,8 @@ pub struct Keeper {
     pub spool: Arc<Spool>,
     pub queue: QueueHandle,
     pub hostname: String,
+    /// Problems already logged (see [`Keeper::warn_once`]).
+    pub warned: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Keeper {
@@ -164,17 +166,24 @@ impl Keeper {
     /// One look at every hold and urgent release; each step not yet done is done.
     pub async fn pass(&self) -> Result<(), HoldError> {
         let now = Utc::now();
-        for hold in self.store.list()? {
+        let (holds, damaged) = self.store.list_readable()?;
+        for e in damaged {
+            self.warn_once(
+                &e.to_string(),
+                "a hold file cannot be read; the others go on",
+            );
+        }
+        for hold in holds {
             if hold.progress.finished && hold.progress.recorded {
                 continue;
             }
             if let Err(e) = self.step(hold, now).await {
-                tracing::error!(error = %e, "hold step failed; will try again");
+                self.warn_once(&e.to_string(), "hold step failed; trying again");
             }
         }
         for review in self.store.reviews()? {
             if let Err(e) = self.review_step(review, now).await {
-                tracing::error!(error = %e, "urgent review step failed; will try again");
+                self.warn_once(&e.to_string(), "urgent review step failed; trying again");
             }
         }
         Ok(())
@@ -182,6 +191,12 @@ impl Keeper {
 
     async fn step(&self, mut hold: Hold, now: DateTime<Utc>) -> Result<(), HoldError> {
         let id = hold.id.clone();
+        if hold.is_expired_at(now) {
+            hold = self.store.expire_if_due(&id, now)?;
+            if hold.state == HoldState::Expired {
+                tracing::warn!(hold = id, "hold expired without a decision: rejected");
+            }
+        }
         if hold.state == HoldState::Pending && !hold.progress.notified {
             self.notify(&hold).await?;
             hold = self.store.update(&id, |h| h.progress.notified = true)?;
@@ -190,12 +205,6 @@ impl Keeper {
                 role = hold.role,
                 "approvers notified of a held disclosure"
             );
-        }
-        if hold.is_expired_at(now) {
-            hold = self.store.expire_if_due(&id, now)?;
-            if hold.state == HoldState::Expired {
-                tracing::warn!(hold = id, "hold expired without a decision: rejected");
-            }
         }
         let Some(decided) = hold.decided.clone() else {
             return Ok(());
@@ -340,6 +349,15 @@ impl Keeper {
         Ok(())
     }
 
+    /// Log `what` once for the life of the gateway (the store is looked at four times a
+    /// second).
+    fn warn_once(&self, what: &str, message: &str) {
+        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if warned.insert(what.to_string()) {
+            tracing::error!(what, "{message}");
+        }
+    }
+
     /// Send the approvers of the hold's role (or higher) the notification, through the
     /// gateway's own delivery.
     async fn notify(&self, hold: &Hold) -> Result<(), HoldError> {
@@ -347,12 +365,11 @@ impl Keeper {
         let approvers: Vec<&crate::policy::Approver> =
             policy.approvals.approvers_for(&hold.role).collect();
         if approvers.is_empty() {
-            tracing::error!(
-                hold = hold.id,
-                role = hold.role,
-                "no approver of this role in approvers.toml to notify"
-            );
-            return Ok(());
+            // Notified once an approver of the role is added (the policy is reloaded).
+            return Err(HoldError::NoApprover {
+                id: hold.id.clone(),
+                role: hold.role.clone(),
+            });
         }
         let admin = &self.gateway.config.admin.listen;
         let to: Vec<&str> = approvers.iter().map(|a| a.email.as_str()).collect();

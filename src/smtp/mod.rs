@@ -100,6 +100,7 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
         spool: spool.clone(),
         queue: queue.clone(),
         hostname: config.smtp.hostname.clone(),
+        warned: Default::default(),
     };
     let keeper_task = tokio::spawn(keeper.run(recovered, shutdown.clone()));
     let ctx = Arc::new(SmtpContext {
