@@ -461,7 +461,118 @@ fn read_all<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hold::model::Progress;
+    use crate::policy::Approver;
     use proptest::prelude::*;
+
+    fn approvals() -> Approvals {
+        Approvals {
+            roles: vec!["sergeant".into(), "inspector".into()],
+            approvers: vec![
+                Approver {
+                    name: "Sgt S".into(),
+                    email: "s@force.test".into(),
+                    role: "sergeant".into(),
+                },
+                Approver {
+                    name: "Insp I".into(),
+                    email: "i@force.test".into(),
+                    role: "inspector".into(),
+                },
+            ],
+            ..Approvals::default()
+        }
+    }
+
+    fn hold(id: &str, expires_in: chrono::Duration) -> Hold {
+        let now = Utc::now();
+        Hold {
+            id: id.into(),
+            state: HoldState::Pending,
+            created: now,
+            expires: now + expires_in,
+            sender: "pc@force.test".into(),
+            subject: Some("referral".into()),
+            message_id: None,
+            size: 3,
+            sha256: "00".into(),
+            records: Vec::new(),
+            class: "OFFICIAL-SENSITIVE".into(),
+            label: "OFFICIAL-SENSITIVE PERSONAL".into(),
+            sources: Vec::new(),
+            recipients: Vec::new(),
+            released_now: Vec::new(),
+            role: "inspector".into(),
+            isa: None,
+            purpose: None,
+            legal_basis: None,
+            consent: None,
+            policy_version: "v".into(),
+            decided: None,
+            progress: Progress::default(),
+        }
+    }
+
+    #[test]
+    fn a_hold_is_kept_decided_once_and_a_damaged_file_does_not_hide_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HoldStore::open(dir.path()).unwrap();
+        store
+            .put(
+                &hold("h1", chrono::Duration::days(5)),
+                b"copies",
+                b"original",
+            )
+            .unwrap();
+        store
+            .put(
+                &hold("h2", chrono::Duration::seconds(-1)),
+                b"copies",
+                b"original",
+            )
+            .unwrap();
+        assert_eq!(
+            store.original("h1").unwrap().as_deref(),
+            Some(&b"original"[..])
+        );
+        assert!(matches!(
+            store.approve(&approvals(), "h1", "s@force.test", "ok"),
+            Err(HoldError::Refused(Refusal::RoleTooLow { .. }))
+        ));
+        let approved = store
+            .approve(&approvals(), "h1", "I@Force.test", " supported ")
+            .unwrap();
+        assert_eq!(approved.state, HoldState::Approved);
+        let by = approved.decided.as_ref().unwrap();
+        assert_eq!(
+            (by.by.as_str(), by.role.as_str(), by.reason.as_str()),
+            ("i@force.test", "inspector", "supported")
+        );
+        assert!(matches!(
+            store.reject(&approvals(), "h1", "i@force.test", "no", false),
+            Err(HoldError::Refused(Refusal::AlreadyDecided { .. }))
+        ));
+        // Past its expiry: refused, then expired by the gateway.
+        assert!(matches!(
+            store.approve(&approvals(), "h2", "i@force.test", "late"),
+            Err(HoldError::Refused(Refusal::Expired { .. }))
+        ));
+        assert_eq!(
+            store.expire_if_due("h2", Utc::now()).unwrap().state,
+            HoldState::Expired
+        );
+        // A damaged file: `list` says so, the gateway still sees the rest.
+        std::fs::write(dir.path().join("h3.json"), b"{not json").unwrap();
+        assert!(matches!(store.list(), Err(HoldError::Damaged { .. })));
+        let (readable, damaged) = store.list_readable().unwrap();
+        assert_eq!(
+            readable.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+            ["h1", "h2"]
+        );
+        assert_eq!(damaged.len(), 1);
+        store.destroy_message("h1").unwrap();
+        assert_eq!(store.original("h1").unwrap(), None);
+    }
 
     proptest! {
         /// Whatever id is asked for, it either names a file inside the store or is refused.
