@@ -44,7 +44,7 @@ pub struct Status {
 #[derive(Debug, Serialize)]
 pub struct Incident {
     pub time: chrono::DateTime<Utc>,
-    /// `classified-blocked` or `isa-overdue`.
+    /// `classified-blocked`, `isa-overdue` or `urgent-review-overdue`.
     pub kind: &'static str,
     pub channel: String,
     pub sender: String,
@@ -98,6 +98,8 @@ pub fn status(gateway: &Gateway) -> Status {
         match d.verdict {
             Verdict::Allow => entry.0 += 1,
             Verdict::Block => entry.1 += 1,
+            // Neither allowed nor blocked yet: its approval or rejection is recorded later.
+            Verdict::Held => {}
         }
     }
     let (incidents, incidents_error) = match incidents(gateway) {

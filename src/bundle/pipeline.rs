@@ -170,10 +170,15 @@ pub fn seal_and_record(
     };
 
     let recipient = &decision.recipients[0];
-    if recipient.verdict == Verdict::Block {
-        record(&Outcome::AsDecided, None)?;
+    // A bundle seal cannot wait for an approver: a held decision is refused, and recorded so.
+    if recipient.verdict != Verdict::Allow {
+        let outcome = Outcome::without_hold(&decision);
+        record(&outcome, None)?;
         return Err(SealError::Refused(BundleError::Refused {
-            reason: recipient.reason.clone(),
+            reason: match &outcome {
+                Outcome::Refused { reason, .. } => reason.clone(),
+                _ => recipient.reason.clone(),
+            },
             rules: recipient.rules.clone(),
         }));
     }

@@ -122,6 +122,8 @@ pub enum QueryFormat {
 pub enum VerdictArg {
     Allow,
     Block,
+    /// Held for approval (what became of each hold follows in its own records).
+    Held,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -429,6 +431,7 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         verdict: args.verdict.map(|v| match v {
             VerdictArg::Allow => Verdict::Allow,
             VerdictArg::Block => Verdict::Block,
+            VerdictArg::Held => Verdict::Held,
         }),
         sender: args.sender,
         incidents_only: args.incidents,

@@ -3,8 +3,9 @@
 //! (`policy/`), validated with every error located by file, line and column, and compiled
 //! into a [`Policy`] the pure decision engine reads.
 //!
-//! Files: `markings.toml`, `destinations.toml`, `partners.toml`, `isas.toml`, `rules.toml`
-//! and `statement.txt` (the one-off security statement, seed 001 §3.8).
+//! Files: `markings.toml`, `destinations.toml`, `partners.toml`, `isas.toml`, `rules.toml`,
+//! `statement.txt` (the one-off security statement, seed 001 §3.8) and, optionally,
+//! `approvers.toml` (who approves held disclosures).
 
 mod compile;
 pub mod model;
@@ -33,6 +34,80 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// The one-off security statement, verbatim.
     pub statement: String,
+    /// Approver roles and approvers (`approvers.toml`), for rules that hold for approval.
+    pub approvals: Approvals,
+}
+
+/// Who may approve a held disclosure, and how long holds and urgent releases wait.
+#[derive(Debug, Clone)]
+pub struct Approvals {
+    /// Role names, lowest first.
+    pub roles: Vec<String>,
+    pub approvers: Vec<Approver>,
+    /// A hold not decided within this is rejected automatically.
+    pub expire_after: std::time::Duration,
+    /// An urgent release not reviewed within this is an incident.
+    pub review_within: std::time::Duration,
+}
+
+/// One person who may approve held disclosures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Approver {
+    pub name: String,
+    /// Normalised (lower case) mail address: the approver's identity.
+    pub email: String,
+    pub role: String,
+}
+
+/// `expire_after` when `approvers.toml` does not set it.
+pub const DEFAULT_EXPIRE_AFTER: std::time::Duration = std::time::Duration::from_secs(5 * 86_400);
+/// `review_within` when `approvers.toml` does not set it.
+pub const DEFAULT_REVIEW_WITHIN: std::time::Duration = std::time::Duration::from_secs(3 * 86_400);
+
+impl Default for Approvals {
+    fn default() -> Self {
+        Approvals {
+            roles: Vec::new(),
+            approvers: Vec::new(),
+            expire_after: DEFAULT_EXPIRE_AFTER,
+            review_within: DEFAULT_REVIEW_WITHIN,
+        }
+    }
+}
+
+impl Approvals {
+    /// Rank of a role (0 = lowest), None when the policy has no such role.
+    pub fn rank(&self, role: &str) -> Option<usize> {
+        self.roles.iter().position(|r| r == role)
+    }
+
+    /// Whether `role` is `required` or higher.
+    pub fn reaches(&self, role: &str, required: &str) -> bool {
+        matches!((self.rank(role), self.rank(required)), (Some(a), Some(b)) if a >= b)
+    }
+
+    /// The approver whose identity is `email` (any case).
+    pub fn approver(&self, email: &str) -> Option<&Approver> {
+        let wanted = email.trim().to_ascii_lowercase();
+        self.approvers.iter().find(|a| a.email == wanted)
+    }
+
+    /// Approvers of `role` or higher.
+    pub fn approvers_for<'a>(&'a self, role: &'a str) -> impl Iterator<Item = &'a Approver> {
+        self.approvers
+            .iter()
+            .filter(move |a| self.reaches(&a.role, role))
+    }
+
+    /// The higher of two roles (by rank); an unknown role counts as the highest.
+    pub fn higher<'a>(&self, a: &'a str, b: &'a str) -> &'a str {
+        let rank = |r: &str| self.rank(r).unwrap_or(usize::MAX);
+        if rank(b) > rank(a) {
+            b
+        } else {
+            a
+        }
+    }
 }
 
 /// Domain classes: the force itself, secure networks, the internet...
@@ -138,7 +213,9 @@ pub enum DisclosureFilter {
 }
 
 /// Something a relay must do to an allowed message, per recipient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// The next hop must use verified TLS.
@@ -187,6 +264,8 @@ pub struct Rule {
     pub dry_run: bool,
     /// Declarations the sender must make when this rule fires (else blocked).
     pub requires: Vec<Requirement>,
+    /// Role that must approve a recipient this rule allows before its copy goes (held).
+    pub approval: Option<String>,
 }
 
 /// A declaration a rule may require of the sender.

@@ -193,4 +193,41 @@ pub struct RuleEntry {
     /// `consent` (headers X-Disclosure-Purpose, X-Legal-Basis, X-Consent).
     #[serde(default)]
     pub requires: Vec<Spanned<String>>,
+    /// Hold a recipient this rule matches until an approver of this role (from
+    /// `approvers.toml`) or a higher one approves.
+    #[serde(default)]
+    pub approval: Option<Spanned<String>>,
+}
+
+/// `approvers.toml`: who may approve a held disclosure (seed 001 §3.8: a one-off disclosure
+/// of personal data is supported by a line manager of Inspector rank or higher).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproversFile {
+    /// Role names, lowest first (`sergeant`, `inspector`, ...).
+    #[serde(default)]
+    pub roles: Vec<Spanned<String>>,
+    #[serde(default, rename = "approver")]
+    pub approvers: Vec<ApproverEntry>,
+    #[serde(default)]
+    pub approval: ApprovalSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproverEntry {
+    pub name: Spanned<String>,
+    pub email: Spanned<String>,
+    pub role: Spanned<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSection {
+    /// A hold not decided within this is rejected automatically (default "5d").
+    #[serde(default)]
+    pub expire_after: Option<Spanned<String>>,
+    /// An urgent release must be reviewed within this, or it is an incident (default "3d").
+    #[serde(default)]
+    pub review_within: Option<Spanned<String>>,
 }

@@ -6,6 +6,7 @@
 //! partners and a ceiling class) and [`rules`] (which name classes, destinations and
 //! descriptors).
 
+mod approvers;
 mod destinations;
 mod isas;
 mod markings;
@@ -22,6 +23,9 @@ use sha2::{Digest, Sha256};
 use super::model::*;
 use super::source::{PolicyError, PolicyErrors, SourceFile};
 use super::Policy;
+
+/// The optional file of approver roles and approvers.
+const APPROVERS: &str = "approvers.toml";
 
 const FILES: [&str; 6] = [
     "markings.toml",
@@ -113,6 +117,20 @@ pub(super) fn load(dir: &Path) -> Result<Policy, PolicyErrors> {
             }),
         }
     }
+    // Optional: a policy without approvers holds nothing.
+    let approvers_path = dir.join(APPROVERS);
+    match std::fs::read_to_string(&approvers_path) {
+        Ok(text) => {
+            sources.insert(APPROVERS, SourceFile::new(&approvers_path, text));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => errors.0.push(PolicyError {
+            file: approvers_path,
+            line: 1,
+            column: 1,
+            message: format!("cannot read policy file: {}", crate::config::io_reason(&e)),
+        }),
+    }
     if !errors.0.is_empty() {
         return Err(PolicyErrors(errors.0));
     }
@@ -123,14 +141,25 @@ pub(super) fn load(dir: &Path) -> Result<Policy, PolicyErrors> {
     let partners: Option<PartnersFile> = parse(&sources["partners.toml"], &mut errors);
     let isas: Option<IsasFile> = parse(&sources["isas.toml"], &mut errors);
     let rules: Option<RulesFile> = parse(&sources["rules.toml"], &mut errors);
+    let approvals = match sources.get(APPROVERS) {
+        Some(file) => parse::<ApproversFile>(file, &mut errors)
+            .map(|raw| approvers::compile(raw, file, &mut errors)),
+        None => Some(crate::policy::Approvals::default()),
+    };
     let statement = sources["statement.txt"].text.trim_end().to_string();
     if statement.trim().is_empty() {
         errors
             .0
             .push(sources["statement.txt"].error_at(0, "the security statement is empty"));
     }
-    let (Some(markings), Some(destinations), Some(partners), Some(isas), Some(rules)) =
-        (markings, destinations, partners, isas, rules)
+    let (
+        Some(markings),
+        Some(destinations),
+        Some(partners),
+        Some(isas),
+        Some(rules),
+        Some(approvals),
+    ) = (markings, destinations, partners, isas, rules, approvals)
     else {
         return Err(PolicyErrors(errors.0));
     };
@@ -147,6 +176,7 @@ pub(super) fn load(dir: &Path) -> Result<Policy, PolicyErrors> {
             &sources["rules.toml"],
             s,
             d,
+            &approvals,
             &mut errors,
         )),
         _ => None,
@@ -163,6 +193,7 @@ pub(super) fn load(dir: &Path) -> Result<Policy, PolicyErrors> {
                 isas,
                 rules,
                 statement,
+                approvals,
             })
         }
         _ => Err(PolicyErrors(errors.0)),

@@ -11,7 +11,9 @@ use super::Errors;
 use crate::marking::{normalise, MarkingScheme};
 use crate::policy::model::RulesFile;
 use crate::policy::source::SourceFile;
-use crate::policy::{Action, DestinationClasses, DisclosureFilter, Effect, Requirement, Rule};
+use crate::policy::{
+    Action, Approvals, DestinationClasses, DisclosureFilter, Effect, Requirement, Rule,
+};
 
 /// What a reason may say in braces; filled in per recipient when the rule blocks.
 pub(crate) const REASON_PLACEHOLDERS: [&str; 5] =
@@ -22,6 +24,7 @@ pub(super) fn compile(
     file: &SourceFile,
     scheme: &MarkingScheme,
     dests: &DestinationClasses,
+    approvals: &Approvals,
     errors: &mut Errors,
 ) -> Vec<Rule> {
     let mut out: Vec<Rule> = Vec::new();
@@ -176,6 +179,39 @@ pub(super) fn compile(
                 format!("rule {id:?}: a block rule takes no requirements"),
             );
         }
+        let approval = entry.approval.as_ref().and_then(|role| {
+            let name = role.get_ref().trim().to_ascii_lowercase();
+            if effect == Effect::Block {
+                errors.at(
+                    file,
+                    role.span(),
+                    format!("rule {id:?}: a block rule takes no approval"),
+                );
+                None
+            } else if approvals.rank(&name).is_none() {
+                let known = match approvals.roles.is_empty() {
+                    true => "approvers.toml defines no roles".to_string(),
+                    false => format!("roles in approvers.toml: {}", approvals.roles.join(", ")),
+                };
+                errors.at(
+                    file,
+                    role.span(),
+                    format!("rule {id:?}: unknown approval role {:?} ({known})", role.get_ref()),
+                );
+                None
+            } else if !approvals.approvers_for(&name).any(|_| true) {
+                errors.at(
+                    file,
+                    role.span(),
+                    format!(
+                        "rule {id:?}: no approver in approvers.toml has role {name:?} or higher: nobody could approve what it holds"
+                    ),
+                );
+                None
+            } else {
+                Some(name)
+            }
+        });
         if let Some(reason) = &entry.reason {
             check_placeholders(reason, &id, file, errors);
         }
@@ -191,6 +227,7 @@ pub(super) fn compile(
             reason: entry.reason.map(Spanned::into_inner),
             dry_run: entry.dry_run || policy_dry_run,
             requires,
+            approval,
         });
     }
     out

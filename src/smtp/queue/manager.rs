@@ -24,6 +24,8 @@ pub struct QueueManager {
     pub config: DeliveryConfig,
     pub hostname: String,
     pub handle: QueueHandle,
+    /// Cancelled once the spool has been recovered at start (the hold keeper waits for it).
+    pub recovered: CancellationToken,
 }
 
 enum Next {
@@ -61,6 +63,7 @@ impl QueueManager {
             }
             Err(e) => tracing::error!(error = %e, "cannot read the spool directory"),
         }
+        self.recovered.cancel();
         loop {
             tokio::select! {
                 received = rx.recv() => match received {
@@ -294,9 +297,7 @@ impl QueueManager {
             return Ok(());
         }
         let policy = self.gateway.policy();
-        let destination = crate::destination::classify(&envelope.sender, &policy)
-            .map(|d| d.class)
-            .unwrap_or_else(|_| policy.destinations.default.clone());
+        let destination = crate::destination::class_of(&envelope.sender, &policy);
         let (dsn_envelope, body) =
             dsn::build(&self.hostname, destination, envelope, spooled, failed);
         self.spool.store(&dsn_envelope, &[body]).await?;
