@@ -263,7 +263,7 @@ fn list(gateway: &Gateway, visit: &Visit) -> Result<(StatusCode, String), HoldEr
     if !pending.is_empty() {
         out.push_str(
             "<table id=\"pending\"><tr><th>hold</th><th>held (UTC)</th><th>expires (UTC)</th>\
-             <th>from</th><th>to (partner, destination)</th><th>marking</th><th>found in</th>\
+             <th>from</th><th>subject</th><th>to (partner, destination)</th><th>marking</th><th>found in</th>\
              <th>rule</th><th>needs</th><th>purpose</th><th>legal basis</th></tr>\n",
         );
         for h in &pending {
@@ -276,12 +276,13 @@ fn list(gateway: &Gateway, visit: &Visit) -> Result<(StatusCode, String), HoldEr
             let _ = writeln!(
                 out,
                 "<tr class=\"held\"><td class=\"id\"><a href=\"/holds/{id}\">{id}</a></td>\
-                 <td>{} ({} ago)</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{found}</td>\
-                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                 <td>{} ({} ago)</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{found}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 time(&h.created),
                 age(&h.created),
                 time(&h.expires),
                 html_escape(&h.sender),
+                html_escape(h.subject.as_deref().unwrap_or("")),
                 recipients_cell(&h.recipients),
                 html_escape(&h.label),
                 rules_of(&h.recipients),
