@@ -26,6 +26,12 @@ use crate::message::mime::decode_unstructured;
 use crate::message::ParsedMessage;
 use crate::policy::{Partner, Policy, Requirement};
 
+/// The header that declares a disclosure urgent, on mail and HTTP alike, and the one value
+/// that releases a disclosure needing approval at once (seed 001 §3.8: "to preserve life or
+/// prevent a death").
+pub const URGENCY_HEADER: &str = "X-Disclosure-Urgency";
+pub const URGENCY_PRESERVE_LIFE: &str = "preserve-life";
+
 /// The header citing an ISA, on mail and HTTP alike.
 pub const ISA_HEADER: &str = "X-ISA-Reference";
 
@@ -137,7 +143,7 @@ pub fn partner_for_keys<'p>(policy: &'p Policy, keys: &[String]) -> Option<&'p P
 }
 
 /// What the sender says about the data subject's consent (`X-Consent`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Consent {
     Given,
@@ -175,6 +181,11 @@ pub struct Declared {
     pub purpose: Option<String>,
     pub legal_basis: Option<String>,
     pub consent: Option<Consent>,
+    /// `X-Disclosure-Urgency: preserve-life`: a disclosure to preserve life or prevent a
+    /// death (seed 001 §3.8) goes at once, without waiting for approval, and is reviewed
+    /// afterwards. Any other value is no declaration (the disclosure waits).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub urgent: bool,
 }
 
 impl Declared {
@@ -188,16 +199,20 @@ impl Declared {
             purpose: purpose.and_then(text),
             legal_basis: legal_basis.and_then(text),
             consent: consent.and_then(text).as_deref().and_then(Consent::parse),
+            urgent: false,
         }
     }
 
     /// Read the declarations from headers looked up by name (any case).
     pub fn from_headers<'h>(header: impl Fn(&str) -> Option<&'h [u8]>) -> Declared {
-        Declared::read(
-            header(Requirement::Purpose.header()),
-            header(Requirement::LegalBasis.header()),
-            header(Requirement::Consent.header()),
-        )
+        Declared {
+            urgent: header(URGENCY_HEADER).is_some_and(is_urgent),
+            ..Declared::read(
+                header(Requirement::Purpose.header()),
+                header(Requirement::LegalBasis.header()),
+                header(Requirement::Consent.header()),
+            )
+        }
     }
 
     /// Declarations given as plain values (command line, policy test case).
@@ -215,6 +230,7 @@ impl Declared {
             purpose: self.purpose.or(other.purpose),
             legal_basis: self.legal_basis.or(other.legal_basis),
             consent: self.consent.or(other.consent),
+            urgent: self.urgent || other.urgent,
         }
     }
 
@@ -243,6 +259,14 @@ pub fn text(raw: &[u8]) -> Option<String> {
     let decoded = decode_unstructured(raw);
     let text = decoded.split_whitespace().collect::<Vec<_>>().join(" ");
     (!text.is_empty()).then_some(text)
+}
+
+/// Whether an `X-Disclosure-Urgency` value declares the urgent path: `preserve-life`, read
+/// like the other declarations (encoded words decoded, case, surrounding space, and `_` or
+/// a space for `-` tolerated). Anything else is not urgent.
+pub fn is_urgent(raw: &[u8]) -> bool {
+    text(raw)
+        .is_some_and(|v| v.to_ascii_lowercase().replace(['_', ' '], "-") == URGENCY_PRESERVE_LIFE)
 }
 
 /// The ISA cited (`X-ISA-Reference`), read like the other declarations.

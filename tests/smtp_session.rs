@@ -178,6 +178,7 @@ async fn idle_sessions_close_on_shutdown() {
         tls: None,
         spool: Arc::new(Spool::open(&dir.path().join("spool")).unwrap()),
         queue,
+        hold: markgate::hold::HoldStore::open(&dir.path().join("spool/hold")).unwrap(),
         shutdown: shutdown.clone(),
     });
     let (mut client, server) = tokio::io::duplex(4096);

@@ -45,7 +45,7 @@ pub struct Status {
 #[derive(Debug, Serialize)]
 pub struct Incident {
     pub time: chrono::DateTime<Utc>,
-    /// `classified-blocked` or `isa-overdue`.
+    /// `classified-blocked`, `isa-overdue` or `urgent-review-overdue`.
     pub kind: &'static str,
     pub channel: String,
     pub sender: String,
@@ -97,8 +97,9 @@ pub fn status(gateway: &Gateway) -> Status {
     for d in gateway.recent_decisions() {
         let entry = decisions_24h.entry(d.class).or_default();
         match d.verdict {
+            // A held disclosure has not left: counted with those that did not go.
             Verdict::Allow => entry.0 += 1,
-            Verdict::Block => entry.1 += 1,
+            Verdict::Block | Verdict::Held => entry.1 += 1,
         }
     }
     let (incidents, incidents_error) = match incidents(gateway) {

@@ -243,10 +243,14 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
         reason: format!("the bundle could not be sealed: {reason}; nothing was written"),
     };
     let recipient = &decision.recipients[0];
-    if recipient.verdict == Verdict::Block {
-        record(&Outcome::AsDecided, None)?;
+    if recipient.verdict != Verdict::Allow {
+        let outcome = Outcome::without_hold(&decision);
+        record(&outcome, None)?;
         return refuse(&BundleError::Refused {
-            reason: recipient.reason.clone(),
+            reason: match &outcome {
+                Outcome::Refused { reason, .. } => reason.clone(),
+                _ => recipient.reason.clone(),
+            },
             rules: recipient.rules.clone(),
         });
     }

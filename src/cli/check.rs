@@ -66,8 +66,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         "{}",
         serde_json::to_string_pretty(&out)?
     );
+    // Held recipients are not refused: the message is accepted and waits for an approver.
     Ok(match decision.verdict {
-        Verdict::Allow => ExitCode::SUCCESS,
+        Verdict::Allow | Verdict::Held => ExitCode::SUCCESS,
         Verdict::Block => ExitCode::from(1),
     })
 }

@@ -6,6 +6,7 @@ mod bundle;
 mod certs;
 mod check;
 mod deliveries;
+mod hold;
 mod isa;
 mod policy;
 mod serve;
@@ -47,6 +48,10 @@ enum Command {
     /// The ISA register: agreements, review dates and status.
     #[command(subcommand)]
     Isa(isa::IsaCommand),
+    /// Disclosures held for approval, and urgent releases to review
+    /// (exit 0 done, 1 refused, 2 error).
+    #[command(subcommand)]
+    Hold(hold::HoldCommand),
 }
 
 /// Exit code for errors (bad input, bad policy), distinct from "blocked".
@@ -63,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Isa(cmd) => isa::run(cmd),
+        Command::Hold(cmd) => hold::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -7,7 +7,7 @@ use anyhow::bail;
 use chrono::{DateTime, FixedOffset, Utc};
 use clap::Subcommand;
 
-use markgate::decision::{decide, Verdict};
+use markgate::decision::{decide, RecipientDecision, Verdict};
 use markgate::facts::{self, Recipient};
 use markgate::marking::Marking;
 use markgate::policy::Policy;
@@ -314,6 +314,22 @@ fn check(dir: PathBuf) -> anyhow::Result<ExitCode> {
                 p.rules.len(),
                 &p.version[..12]
             );
+            let holding: Vec<String> = p
+                .rules
+                .iter()
+                .filter_map(|r| Some(format!("{} ({})", r.id, r.approval.as_ref()?)))
+                .collect();
+            if !holding.is_empty() || !p.approvals.approvers.is_empty() {
+                println!(
+                    "held for approval by: {}; {} approvers in {} roles ({}); holds expire after {}, urgent releases are reviewed within {}",
+                    if holding.is_empty() { "no rule".to_string() } else { holding.join(", ") },
+                    p.approvals.approvers.len(),
+                    p.approvals.roles.len(),
+                    p.approvals.roles.join(" < "),
+                    humantime::format_duration(p.approvals.expire_after),
+                    humantime::format_duration(p.approvals.review_within),
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
@@ -383,9 +399,15 @@ fn explain(
         );
         println!(
             "  verdict:     {}",
-            match r.verdict {
-                Verdict::Allow => "ALLOWED",
-                Verdict::Block => "BLOCKED",
+            match (r.verdict, &r.approval) {
+                (Verdict::Held, Some(role)) =>
+                    format!("HELD - {}", RecipientDecision::held_for(role)),
+                (Verdict::Allow, Some(role)) if r.urgent => format!(
+                    "ALLOWED at once (urgent) - would be {}",
+                    RecipientDecision::held_for(role)
+                ),
+                (Verdict::Block, _) => "BLOCKED".into(),
+                _ => "ALLOWED".into(),
             }
         );
         if !r.actions.is_empty() {
@@ -419,7 +441,7 @@ fn explain(
         }
     }
     Ok(match decision.verdict {
-        Verdict::Allow => ExitCode::SUCCESS,
+        Verdict::Allow | Verdict::Held => ExitCode::SUCCESS,
         Verdict::Block => ExitCode::from(1),
     })
 }

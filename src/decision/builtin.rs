@@ -29,9 +29,14 @@ pub const SEAL_FAILED: &str = "seal-failed";
 /// The allowed request was handed to its upstream, and the upstream failed.
 pub const UPSTREAM_FAILED: &str = "upstream-failed";
 
+/// The recipient is held for approval, and the channel cannot keep it waiting (an HTTP
+/// request, a bundle sealed on the command line): refused, nothing sent.
+pub const HOLD_UNAVAILABLE: &str = "hold-unavailable";
+
 /// Ids a channel names when it did not do what the decision allowed: no policy decides
 /// these, so replaying them under another policy says nothing.
-pub const CHANNEL: [&str; 6] = [
+pub const CHANNEL: [&str; 7] = [
+    HOLD_UNAVAILABLE,
     OTHER_RECIPIENT_BLOCKED,
     CONNECT_NOT_INSPECTABLE,
     ENCRYPT_UNAVAILABLE,

@@ -13,9 +13,13 @@
 //! 3. the handling rules for the class (and any other class found at the same rank): any
 //!    matching `block` rule blocks, else a matching `allow` rule allows, else nothing allows
 //!    and the recipient is blocked (fail closed); `require` rules add actions;
-//! 4. `encrypt` needs a partner key for the recipient, else the recipient is blocked.
+//! 4. declarations a rule requires (purpose, legal basis, consent), else blocked;
+//! 5. `encrypt` needs a partner key for the recipient, else the recipient is blocked;
+//! 6. a rule that fired with `approval = "<role>"` holds the recipient for an approver of
+//!    that role or higher (`held`), unless the sender declared the urgent path
+//!    (`X-Disclosure-Urgency: preserve-life`): then it is allowed at once, marked `urgent`.
 //!
-//! A message goes only if every recipient is allowed.
+//! A message goes only if no recipient is blocked; held recipients wait, the others go.
 //!
 //! Layout: this file has the decision types and the order above; [`rules`] evaluates the
 //! handling rules, [`isa`] checks a cited ISA, [`reasons`] words the reasons, and
@@ -42,6 +46,9 @@ use reasons::{class_names, ReasonVars};
 pub enum Verdict {
     Allow,
     Block,
+    /// Allowed once an approver of the rule's role approves (`approval = "<role>"`): the
+    /// copy waits in the hold store ([`crate::hold`]).
+    Held,
 }
 
 impl Verdict {
@@ -49,12 +56,13 @@ impl Verdict {
         match self {
             Verdict::Allow => "allow",
             Verdict::Block => "block",
+            Verdict::Held => "held",
         }
     }
 }
 
 /// What kind of sharing a recipient's copy is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Disclosure {
     /// Inside the force: not a disclosure.
@@ -101,6 +109,14 @@ pub struct RecipientDecision {
     /// Block rules in dry-run mode that would have blocked this recipient.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub would_block: Vec<String>,
+    /// The role whose approval a rule asks for: the recipient is held (`verdict: held`), or,
+    /// when the sender declared the urgent path, released at once (`urgent`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+    /// Released at once on `X-Disclosure-Urgency: preserve-life` instead of being held; to be
+    /// reviewed afterwards.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub urgent: bool,
 }
 
 impl Decision {
@@ -110,9 +126,24 @@ impl Decision {
 
     /// The recipients that were blocked.
     pub fn blocked(&self) -> impl Iterator<Item = &RecipientDecision> {
-        self.recipients
-            .iter()
-            .filter(|r| r.verdict == Verdict::Block)
+        self.with_verdict(Verdict::Block)
+    }
+
+    /// The recipients that are held for approval.
+    pub fn held(&self) -> impl Iterator<Item = &RecipientDecision> {
+        self.with_verdict(Verdict::Held)
+    }
+
+    /// The recipients decided `verdict`.
+    pub fn with_verdict(&self, verdict: Verdict) -> impl Iterator<Item = &RecipientDecision> {
+        self.recipients.iter().filter(move |r| r.verdict == verdict)
+    }
+}
+
+impl RecipientDecision {
+    /// "held for approval (inspector)", as `policy matrix`, `explain` and `check` say it.
+    pub fn held_for(role: &str) -> String {
+        format!("held for approval ({role})")
     }
 }
 
@@ -123,12 +154,15 @@ pub fn decide(facts: &MessageFacts, policy: &Policy) -> Decision {
         .iter()
         .map(|r| decide_recipient(r, facts, policy))
         .collect();
-    let verdict =
-        if !recipients.is_empty() && recipients.iter().all(|r| r.verdict == Verdict::Allow) {
-            Verdict::Allow
-        } else {
-            Verdict::Block
-        };
+    // Any blocked recipient blocks the whole message; else any held one holds those.
+    let verdict = if recipients.is_empty() || recipients.iter().any(|r| r.verdict == Verdict::Block)
+    {
+        Verdict::Block
+    } else if recipients.iter().any(|r| r.verdict == Verdict::Held) {
+        Verdict::Held
+    } else {
+        Verdict::Allow
+    };
     Decision {
         verdict,
         marking: facts.marking.clone(),
@@ -160,6 +194,8 @@ fn decide_recipient(
                 rules: vec![builtin::INVALID_RECIPIENT.into()],
                 reason: format!("{e}; correct the address"),
                 would_block: Vec::new(),
+                approval: None,
+                urgent: false,
             }
         }
     };
@@ -176,6 +212,8 @@ fn decide_recipient(
         rules: Vec::new(),
         reason: String::new(),
         would_block: Vec::new(),
+        approval: None,
+        urgent: false,
     };
 
     // A marking that cannot be evaluated is never forwarded (fail closed).
@@ -285,8 +323,33 @@ fn decide_recipient(
         return out;
     }
 
-    out.verdict = Verdict::Allow;
-    out.reason = vars.allowed(&actions);
+    // 6. Approval: a rule that allows (or adds to) this recipient may ask for an approver.
     out.actions = actions;
+    out.approval = rules::approval_role(policy, &out.rules);
+    match &out.approval {
+        Some(role) if facts.declared.urgent => {
+            out.verdict = Verdict::Allow;
+            out.urgent = true;
+            out.reason = format!(
+                "{}; released at once on {}: {} instead of being {}; an approver of that role must review it",
+                vars.allowed(&out.actions),
+                crate::facts::URGENCY_HEADER,
+                crate::facts::URGENCY_PRESERVE_LIFE,
+                RecipientDecision::held_for(role),
+            );
+        }
+        Some(role) => {
+            out.verdict = Verdict::Held;
+            out.reason = format!(
+                "{}: {} once an approver of that role or higher approves",
+                RecipientDecision::held_for(role),
+                vars.allowed(&out.actions),
+            );
+        }
+        None => {
+            out.verdict = Verdict::Allow;
+            out.reason = vars.allowed(&out.actions);
+        }
+    }
     out
 }

@@ -87,6 +87,18 @@ fn rule_matches(
         }
 }
 
+/// The role whose approval the fired rules (by id) ask for: the highest of them, None when
+/// no rule in force asks (a dry-run rule holds nothing).
+pub fn approval_role(policy: &Policy, fired: &[String]) -> Option<String> {
+    policy
+        .rules
+        .iter()
+        .filter(|r| r.effect != Effect::Block && !r.dry_run && fired.contains(&r.id))
+        .filter_map(|r| r.approval.as_deref())
+        .reduce(|a, b| policy.approvals.higher(a, b))
+        .map(str::to_string)
+}
+
 /// The fired rules (by id) that require declarations.
 pub fn requiring<'p>(policy: &'p Policy, fired: &[String]) -> impl Iterator<Item = &'p Rule> {
     let fired: Vec<String> = fired.to_vec();

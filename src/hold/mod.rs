@@ -23,13 +23,13 @@
 //!
 //! A decision is final: the CLI and the admin page only ever move a hold from `pending` to
 //! `approved` or `rejected`, and the gateway moves an undecided one past its expiry to
-//! `expired`. What follows a decision is done by the gateway ([`keeper`]), exactly once:
+//! `expired`. What follows a decision is done by the gateway (`crate::smtp::hold`), exactly
+//! once:
 //! each step is marked done in the hold's file after it is durable, and a release is the
 //! rename of `<id>.msg` into the spool, so a crash between steps repeats none of them that
 //! left the gateway.
 
 pub mod checks;
-pub mod keeper;
 pub mod model;
 pub mod store;
 
@@ -39,9 +39,7 @@ pub use model::{
 };
 pub use store::{HoldError, HoldStore};
 
-/// The header that marks a disclosure as urgent, and the one value that releases it at once.
-pub const URGENCY_HEADER: &str = "X-Disclosure-Urgency";
-pub const URGENCY_PRESERVE_LIFE: &str = "preserve-life";
+pub use crate::facts::{URGENCY_HEADER, URGENCY_PRESERVE_LIFE};
 
 /// The hold store of a spool directory.
 pub fn dir_for_spool(spool_dir: &std::path::Path) -> std::path::PathBuf {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::record::SourceRecord;
+use crate::record::{DecisionRecord, SourceRecord};
 
 /// Where a hold is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,9 +78,9 @@ pub struct Hold {
     /// Size and SHA-256 of the message as received (links to its decision records).
     pub size: u64,
     pub sha256: String,
-    /// The decision records of the held recipients.
-    #[serde(default)]
-    pub record_ids: Vec<String>,
+    /// The decision records of the held recipients, as written: every later step (approval,
+    /// rejection, expiry) is recorded from these, so it is linked to them.
+    pub records: Vec<DecisionRecord>,
     pub class: String,
     pub label: String,
     /// Where the marking was found.
@@ -184,8 +184,8 @@ pub struct Review {
     pub subject: Option<String>,
     pub message_id: Option<String>,
     pub sha256: String,
-    #[serde(default)]
-    pub record_ids: Vec<String>,
+    /// The decision records of the urgent recipients, as written.
+    pub records: Vec<DecisionRecord>,
     pub class: String,
     pub label: String,
     pub recipients: Vec<HeldRecipient>,

@@ -225,7 +225,8 @@ impl HttpGateway {
         let recipient = match permit(&decision) {
             Ok(r) => r,
             Err(refusal) => {
-                self.record(&view.policy, &decision, evidence, &Outcome::AsDecided)
+                let outcome = Outcome::without_hold(&decision);
+                self.record(&view.policy, &decision, evidence, &outcome)
                     .await?;
                 return Err(refusal);
             }
@@ -362,7 +363,7 @@ impl HttpGateway {
                 rule: builtin::CONNECT_NOT_INSPECTABLE,
                 reason: refusal.reason.clone(),
             },
-            _ => Outcome::AsDecided,
+            _ => Outcome::without_hold(&decision),
         };
         let ids = self
             .record(&view.policy, &decision, evidence.clone(), &outcome)

@@ -279,7 +279,9 @@ pub enum DisclosureFilter {
 }
 
 /// Something a relay must do to an allowed message, per recipient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// The next hop must use verified TLS.

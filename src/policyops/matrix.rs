@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::decision::rules::approval_role;
 use crate::decision::{evaluate_rules, Disclosure, Verdict};
 use crate::policy::{Action, Policy};
 
@@ -21,12 +22,28 @@ pub struct Cell {
     /// Block rules in dry-run mode that would block here.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dry_run: Vec<String>,
+    /// Allowed once an approver of this role approves (the cell is `held`), or, with
+    /// `descriptor`, only when the marking carries that descriptor.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approval: Vec<HeldWhen>,
+}
+
+/// A cell's recipients wait for an approver of `role` (when the marking carries
+/// `descriptor`, if one is named).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldWhen {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub descriptor: Option<String>,
+    pub role: String,
 }
 
 impl Cell {
     /// Short text: `allow: tls, statement`, `block`, `allow (dry run would block)`.
     pub fn summary(&self) -> String {
-        let mut s = String::from(self.verdict.as_str());
+        let mut s = match self.approval.iter().find(|h| h.descriptor.is_none()) {
+            Some(held) => crate::decision::RecipientDecision::held_for(&held.role),
+            None => String::from(self.verdict.as_str()),
+        };
         if !self.actions.is_empty() {
             s.push_str(": ");
             s.push_str(
@@ -40,6 +57,14 @@ impl Cell {
         }
         if !self.dry_run.is_empty() {
             s.push_str(" (dry run would block)");
+        }
+        for held in self.approval.iter().filter(|h| h.descriptor.is_some()) {
+            let _ = write!(
+                s,
+                "; {}: {}",
+                held.descriptor.as_deref().unwrap_or_default(),
+                crate::decision::RecipientDecision::held_for(&held.role)
+            );
         }
         s
     }
@@ -96,6 +121,7 @@ impl Matrix {
                                     .map(|r| r.id.clone())
                                     .collect(),
                                 dry_run,
+                                approval: Vec::new(),
                             }
                         } else if !outcome.allowed {
                             Cell {
@@ -103,13 +129,21 @@ impl Matrix {
                                 actions: vec![],
                                 rules: vec![crate::decision::builtin::DEFAULT_DENY.into()],
                                 dry_run,
+                                approval: Vec::new(),
                             }
                         } else {
+                            let rules: Vec<String> =
+                                outcome.fired.iter().map(|r| r.id.clone()).collect();
+                            let approval = held_when(policy, i, dest, disclosure, &rules);
                             Cell {
-                                verdict: Verdict::Allow,
+                                verdict: match approval.iter().any(|h| h.descriptor.is_none()) {
+                                    true => Verdict::Held,
+                                    false => Verdict::Allow,
+                                },
                                 actions: outcome.actions,
-                                rules: outcome.fired.iter().map(|r| r.id.clone()).collect(),
+                                rules,
                                 dry_run,
+                                approval,
                             }
                         }
                     })
@@ -189,7 +223,7 @@ impl Matrix {
             let _ = write!(out, "| {} |", r.class);
             for c in &r.cells {
                 let text = match c.verdict {
-                    Verdict::Allow => c.summary(),
+                    Verdict::Allow | Verdict::Held => c.summary(),
                     Verdict::Block => format!("**{}**", c.summary()),
                 };
                 let _ = write!(out, " {text} |");
@@ -204,7 +238,7 @@ impl Matrix {
     /// A standalone HTML page (also embedded in the admin page).
     pub fn to_html(&self) -> String {
         let mut out = String::from(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>markgate handling matrix</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}th,td{border:1px solid #999;padding:.4em .8em;text-align:left}td.allow{background:#e3f4e1}td.block{background:#f8d7d3;font-weight:bold}</style></head><body>\n<h1>Handling matrix</h1>\n",
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>markgate handling matrix</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}th,td{border:1px solid #999;padding:.4em .8em;text-align:left}td.allow{background:#e3f4e1}td.block{background:#f8d7d3;font-weight:bold}td.held{background:#fdf1c7}</style></head><body>\n<h1>Handling matrix</h1>\n",
         );
         out.push_str(&self.html_table());
         let _ = write!(
@@ -239,6 +273,38 @@ impl Matrix {
         out.push_str("</table>\n");
         out
     }
+}
+
+/// When an allowed cell's recipients are held: for every marking of the class (`rules`
+/// fired without descriptors), or only with one of the class's descriptors.
+fn held_when(
+    policy: &Policy,
+    class: usize,
+    dest: &str,
+    disclosure: Disclosure,
+    rules: &[String],
+) -> Vec<HeldWhen> {
+    if let Some(role) = approval_role(policy, rules) {
+        return vec![HeldWhen {
+            descriptor: None,
+            role,
+        }];
+    }
+    policy.markings.classes[class]
+        .descriptors
+        .iter()
+        .filter_map(|d| {
+            let with = evaluate_rules(policy, &[Some(class)], dest, disclosure, &[d.clone()]);
+            let fired: Vec<String> = with.fired.iter().map(|r| r.id.clone()).collect();
+            (with.blocking.is_none() && with.allowed)
+                .then(|| approval_role(policy, &fired))
+                .flatten()
+                .map(|role| HeldWhen {
+                    descriptor: Some(d.clone()),
+                    role,
+                })
+        })
+        .collect()
 }
 
 const LEGEND: &str = "tls: the next hop must use verified TLS; encrypt: sealed into an age bundle for the partner's key (no key: blocked); statement: the one-off security statement is stamped on (not needed under a live ISA covering the partner and the class).\n";
@@ -289,7 +355,10 @@ pub fn diff(old: &Matrix, new: &Matrix) -> Vec<CellChange> {
             let (a, b) = (old.cell(class, dest), new.cell(class, dest));
             let same = match (a, b) {
                 (Some(a), Some(b)) => {
-                    a.verdict == b.verdict && a.actions == b.actions && a.dry_run == b.dry_run
+                    a.verdict == b.verdict
+                        && a.actions == b.actions
+                        && a.dry_run == b.dry_run
+                        && a.approval == b.approval
                 }
                 (None, None) => true,
                 _ => false,

@@ -47,6 +47,7 @@ impl From<&DecisionRecord> for Recorded {
                 purpose: r.purpose.clone(),
                 legal_basis: r.legal_basis.clone(),
                 consent: r.consent,
+                urgent: r.verdict == RecordVerdict::Urgent,
             },
             verdict: r.verdict,
             actions: r.actions.clone(),
@@ -74,6 +75,8 @@ fn decisions_that_left<'a>(records: &[&'a Recorded]) -> Vec<(&'a Recorded, Verdi
     for r in records {
         match r.verdict.decided() {
             Some(verdict) => kept.push(Some((r, verdict))),
+            // The steps of a hold or an urgent release follow their decision's record.
+            None if r.verdict != RecordVerdict::Failed => {}
             None => {
                 let cancelled = kept
                     .iter_mut()
@@ -114,11 +117,13 @@ pub struct Change {
 }
 
 impl Change {
-    /// "newly blocked", "newly allowed" or "actions changed".
+    /// "newly blocked", "newly allowed", "newly held", "no longer held" or "actions changed".
     pub fn kind(&self) -> &'static str {
         match (self.old_verdict, self.new_verdict) {
-            (Verdict::Allow, Verdict::Block) => "newly blocked",
+            (_, Verdict::Block) if self.old_verdict != Verdict::Block => "newly blocked",
             (Verdict::Block, Verdict::Allow) => "newly allowed",
+            (_, Verdict::Held) if self.old_verdict != Verdict::Held => "newly held",
+            (Verdict::Held, _) if self.new_verdict != Verdict::Held => "no longer held",
             _ => "actions changed",
         }
     }

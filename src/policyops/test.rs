@@ -52,6 +52,9 @@ pub struct TestCase {
     pub legal_basis: Option<String>,
     #[serde(default)]
     pub consent: Option<String>,
+    /// Urgency declared (as X-Disclosure-Urgency would: `preserve-life` is urgent).
+    #[serde(default)]
+    pub urgency: Option<String>,
     /// Day of the decision (YYYY-MM-DD); default: today.
     #[serde(default)]
     pub at: Option<String>,
@@ -219,11 +222,17 @@ fn run_case(policy: &Policy, file: &Path, case: &TestCase, today: NaiveDate) -> 
             return result;
         }
     };
-    let declared = Declared::given(
-        case.purpose.as_deref(),
-        case.legal_basis.as_deref(),
-        case.consent.as_deref(),
-    );
+    let declared = Declared {
+        urgent: case
+            .urgency
+            .as_deref()
+            .is_some_and(|u| facts::is_urgent(u.as_bytes())),
+        ..Declared::given(
+            case.purpose.as_deref(),
+            case.legal_basis.as_deref(),
+            case.consent.as_deref(),
+        )
+    };
     let facts = match (&case.marking, &case.message) {
         (Some(m), None) => match crate::marking::read_text(m, &policy.markings) {
             Some(marking) => {

@@ -26,13 +26,31 @@ pub enum Outcome {
     Failed { rule: &'static str, reason: String },
 }
 
+impl Outcome {
+    /// What a channel that cannot hold a disclosure for approval (HTTP, `bundle seal`) does
+    /// with `decision`: a held decision is refused ([`builtin::HOLD_UNAVAILABLE`]), anything
+    /// else is as decided.
+    pub fn without_hold(decision: &Decision) -> Outcome {
+        match decision.held().next().and_then(|r| r.approval.as_deref()) {
+            Some(role) if decision.verdict == Verdict::Held => Outcome::Refused {
+                rule: builtin::HOLD_UNAVAILABLE,
+                reason: format!(
+                    "{}, and this channel cannot keep it waiting; nothing was sent: send it by mail, where it waits for the approver",
+                    crate::decision::RecipientDecision::held_for(role)
+                ),
+            },
+            _ => Outcome::AsDecided,
+        }
+    }
+}
+
 /// One record per recipient of `decision`, as the channel's `outcome` left it. A message is
 /// sent only when every recipient is allowed: when one is blocked, the allowed ones are
 /// recorded as refused too ([`builtin::OTHER_RECIPIENT_BLOCKED`]).
 pub fn build(decision: &Decision, meta: &RecordMeta, outcome: &Outcome) -> Vec<DecisionRecord> {
     let whole_refusal;
     let outcome = match outcome {
-        Outcome::AsDecided if !decision.is_allowed() => {
+        Outcome::AsDecided if decision.verdict == Verdict::Block => {
             let blocked: Vec<&str> = decision.blocked().map(|r| r.address.as_str()).collect();
             whole_refusal = Outcome::Refused {
                 rule: builtin::OTHER_RECIPIENT_BLOCKED,
@@ -61,12 +79,15 @@ pub fn build(decision: &Decision, meta: &RecordMeta, outcome: &Outcome) -> Vec<D
         .iter()
         .filter(|r| !matches!(outcome, Outcome::Failed { .. }) || r.verdict == Verdict::Allow)
         .map(|r| {
-            let mut verdict = RecordVerdict::from(r.verdict);
+            let mut verdict = match r.verdict {
+                Verdict::Allow if r.urgent => RecordVerdict::Urgent,
+                v => RecordVerdict::from(v),
+            };
             let mut actions = r.actions.clone();
             let mut rules = r.rules.clone();
             let mut reason = r.reason.clone();
             match outcome {
-                Outcome::Refused { rule, reason: why } if r.verdict == Verdict::Allow => {
+                Outcome::Refused { rule, reason: why } if r.verdict != Verdict::Block => {
                     verdict = RecordVerdict::Block;
                     actions.clear();
                     rules.push(rule.to_string());
@@ -78,6 +99,16 @@ pub fn build(decision: &Decision, meta: &RecordMeta, outcome: &Outcome) -> Vec<D
                     reason = why.clone();
                 }
                 _ => {}
+            }
+            if let (Some(id), RecordVerdict::Held | RecordVerdict::Urgent) =
+                (&meta.hold_id, verdict)
+            {
+                let what = if verdict == RecordVerdict::Held {
+                    "hold"
+                } else {
+                    "urgent release"
+                };
+                reason = format!("{reason} ({what} {id})");
             }
             // A class incident is the policy blocking classified material, not a channel
             // that could not do what the policy allowed.
@@ -133,6 +164,66 @@ pub fn build(decision: &Decision, meta: &RecordMeta, outcome: &Outcome) -> Vec<D
         .collect()
 }
 
+/// What an approver (or the gateway, for an expiry) did after a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// `approved`, `rejected`, `expired`, `reviewed` or `review-overdue`.
+    pub verdict: RecordVerdict,
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// The hold (or urgent release) id.
+    pub hold_id: String,
+    /// Who: the approver's identity and name, and their role (empty for the gateway).
+    pub by: String,
+    pub role: String,
+    /// Why, in the approver's words (or the gateway's, for an expiry or an overdue review).
+    pub reason: String,
+}
+
+/// The records of a step after a decision, one per recipient the decision records named
+/// (`decided`, as written): the same facts, linked to each by its id, with who took the
+/// step, their role and reason. An approved copy keeps its actions; a rejected or expired
+/// one, which never left, has none; an overdue review is an incident.
+pub fn build_step(decided: &[DecisionRecord], step: &Step) -> Vec<DecisionRecord> {
+    let time = truncate_micros(step.time);
+    decided
+        .iter()
+        .map(|d| {
+            let who = match step.role.is_empty() {
+                true => step.by.clone(),
+                false => format!("{} ({})", step.by, step.role),
+            };
+            let overdue = step.verdict == RecordVerdict::ReviewOverdue;
+            DecisionRecord {
+                id: record_id(),
+                time,
+                verdict: step.verdict,
+                actions: match step.verdict {
+                    RecordVerdict::Rejected | RecordVerdict::Expired => Vec::new(),
+                    _ => d.actions.clone(),
+                },
+                rules: d
+                    .rules
+                    .iter()
+                    .cloned()
+                    .chain([format!("{HOLD_PREFIX}{}", step.hold_id)])
+                    .collect(),
+                reason: format!(
+                    "{} by {who}: {} (decision record {})",
+                    step.verdict.as_str(),
+                    step.reason,
+                    d.id
+                ),
+                incident: overdue,
+                incident_kind: overdue.then_some(IncidentKind::UrgentReviewOverdue),
+                ..d.clone()
+            }
+        })
+        .collect()
+}
+
+/// Prefix of the hold (or urgent release) id among a step record's rules.
+pub const HOLD_PREFIX: &str = "hold:";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,7 +266,8 @@ mod tests {
             Declared {
                 purpose: Some("Safeguarding referral".into()),
                 legal_basis: None,
-                consent: Some(Consent::Given)
+                consent: Some(Consent::Given),
+                urgent: false,
             }
         );
     }

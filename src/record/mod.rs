@@ -34,7 +34,7 @@ pub mod store;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use builder::{build, Outcome};
+pub use builder::{build, build_step, Outcome, Step, HOLD_PREFIX};
 pub use model::{
     incident_min_rank, Channel, Consent, DecisionRecord, IncidentKind, RecordMeta, RecordVerdict,
     SourceRecord,

@@ -10,7 +10,7 @@ use crate::decision::{Disclosure, Verdict};
 use crate::policy::{Action, Policy};
 
 /// The channel a decision was made on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Smtp,
@@ -45,8 +45,8 @@ pub use crate::facts::Consent;
 
 /// What a channel did for one recipient: a record states what happened, not only what the
 /// decision said.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum RecordVerdict {
     /// Allowed, and the copy went on (forwarded, queued for delivery, sealed).
     Allow,
@@ -55,6 +55,21 @@ pub enum RecordVerdict {
     /// Allowed and handed on, and the hand-over failed: recorded after the `allow` record
     /// of the same request, it cancels that disclosure.
     Failed,
+    /// Held for approval: the copy waits in the hold store (nothing left yet).
+    Held,
+    /// Sent at once on the urgent path (`X-Disclosure-Urgency: preserve-life`) where a rule
+    /// asks for approval; to be reviewed.
+    Urgent,
+    /// A held recipient approved: its copy goes. Follows the `held` record.
+    Approved,
+    /// A held recipient rejected by an approver: nothing of its copy left.
+    Rejected,
+    /// A held recipient not decided in time: rejected automatically.
+    Expired,
+    /// An urgent release reviewed by an approver (justified or not).
+    Reviewed,
+    /// An urgent release not reviewed within `approval.review_within`: an incident.
+    ReviewOverdue,
 }
 
 impl RecordVerdict {
@@ -63,25 +78,48 @@ impl RecordVerdict {
             RecordVerdict::Allow => "allow",
             RecordVerdict::Block => "block",
             RecordVerdict::Failed => "failed",
+            RecordVerdict::Held => "held",
+            RecordVerdict::Urgent => "urgent",
+            RecordVerdict::Approved => "approved",
+            RecordVerdict::Rejected => "rejected",
+            RecordVerdict::Expired => "expired",
+            RecordVerdict::Reviewed => "reviewed",
+            RecordVerdict::ReviewOverdue => "review-overdue",
         }
     }
+
+    /// Every verdict a record may carry.
+    pub const ALL: [RecordVerdict; 10] = [
+        RecordVerdict::Allow,
+        RecordVerdict::Block,
+        RecordVerdict::Failed,
+        RecordVerdict::Held,
+        RecordVerdict::Urgent,
+        RecordVerdict::Approved,
+        RecordVerdict::Rejected,
+        RecordVerdict::Expired,
+        RecordVerdict::Reviewed,
+        RecordVerdict::ReviewOverdue,
+    ];
 
     pub fn parse(s: &str) -> Option<RecordVerdict> {
-        match s {
-            "allow" => Some(RecordVerdict::Allow),
-            "block" => Some(RecordVerdict::Block),
-            "failed" => Some(RecordVerdict::Failed),
-            _ => None,
-        }
+        RecordVerdict::ALL.into_iter().find(|v| v.as_str() == s)
     }
 
-    /// The decision's verdict for a record of a decision; None for a `failed` record, which
-    /// follows the record of its decision.
+    /// The decision's verdict for a record of a decision (an urgent release was allowed);
+    /// None for the records that follow the record of a decision: `failed`, and the steps of
+    /// a hold or an urgent release (approved, rejected, expired, reviewed, review-overdue).
     pub fn decided(self) -> Option<Verdict> {
         match self {
-            RecordVerdict::Allow => Some(Verdict::Allow),
+            RecordVerdict::Allow | RecordVerdict::Urgent => Some(Verdict::Allow),
             RecordVerdict::Block => Some(Verdict::Block),
-            RecordVerdict::Failed => None,
+            RecordVerdict::Held => Some(Verdict::Held),
+            RecordVerdict::Failed
+            | RecordVerdict::Approved
+            | RecordVerdict::Rejected
+            | RecordVerdict::Expired
+            | RecordVerdict::Reviewed
+            | RecordVerdict::ReviewOverdue => None,
         }
     }
 }
@@ -91,6 +129,7 @@ impl From<Verdict> for RecordVerdict {
         match v {
             Verdict::Allow => RecordVerdict::Allow,
             Verdict::Block => RecordVerdict::Block,
+            Verdict::Held => RecordVerdict::Held,
         }
     }
 }
@@ -99,13 +138,15 @@ impl From<Verdict> for RecordVerdict {
 pub const DRY_RUN_PREFIX: &str = "dry-run:";
 
 /// Why a record is a security incident, to be discussed at the ISA review.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IncidentKind {
     /// A blocked disclosure of material at or above `records.incident_class` (SECRET).
     ClassifiedBlocked,
     /// A disclosure citing an ISA whose review is overdue (rule `isa-overdue`).
     IsaOverdue,
+    /// An urgent release not reviewed within `approval.review_within`.
+    UrgentReviewOverdue,
 }
 
 impl IncidentKind {
@@ -113,6 +154,7 @@ impl IncidentKind {
         match self {
             IncidentKind::ClassifiedBlocked => "classified-blocked",
             IncidentKind::IsaOverdue => "isa-overdue",
+            IncidentKind::UrgentReviewOverdue => "urgent-review-overdue",
         }
     }
 
@@ -120,6 +162,7 @@ impl IncidentKind {
         match s {
             "classified-blocked" => Some(IncidentKind::ClassifiedBlocked),
             "isa-overdue" => Some(IncidentKind::IsaOverdue),
+            "urgent-review-overdue" => Some(IncidentKind::UrgentReviewOverdue),
             _ => None,
         }
     }
@@ -149,6 +192,8 @@ pub struct RecordMeta {
     /// Blocked recipients of material ranked at or above this are incidents. From
     /// [`incident_min_rank`]; None records no class incidents.
     pub incident_min_rank: Option<u32>,
+    /// The id under which held recipients wait (and urgent ones are reviewed), if any.
+    pub hold_id: Option<String>,
 }
 
 impl RecordMeta {
@@ -163,6 +208,7 @@ impl RecordMeta {
             size: content.len() as u64,
             sha256: hex::encode(sha2::Sha256::digest(content)),
             incident_min_rank: None,
+            hold_id: None,
         }
     }
 
@@ -203,7 +249,7 @@ pub(crate) fn record_id() -> String {
 }
 
 /// One decision for one recipient, as kept for six years.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionRecord {
     /// Unique id (UUID v4).
     pub id: String,

@@ -23,6 +23,16 @@ pub struct Counts {
     pub disclosed: u64,
     pub blocked: u64,
     pub failed: u64,
+    /// Held for approval (each held recipient once, whatever became of it).
+    pub held: u64,
+    /// Held, then approved: disclosed.
+    pub approved: u64,
+    /// Held, then rejected by an approver.
+    pub rejected: u64,
+    /// Held, and not decided in time (rejected automatically).
+    pub expired: u64,
+    /// Sent at once on the urgent path (disclosed), to be reviewed.
+    pub urgent: u64,
 }
 
 impl Counts {
@@ -34,6 +44,18 @@ impl Counts {
                 self.disclosed = self.disclosed.saturating_sub(1);
                 self.failed += 1;
             }
+            RecordVerdict::Held => self.held += 1,
+            RecordVerdict::Approved => {
+                self.approved += 1;
+                self.disclosed += 1;
+            }
+            RecordVerdict::Rejected => self.rejected += 1,
+            RecordVerdict::Expired => self.expired += 1,
+            RecordVerdict::Urgent => {
+                self.urgent += 1;
+                self.disclosed += 1;
+            }
+            RecordVerdict::Reviewed | RecordVerdict::ReviewOverdue => {}
         }
     }
 }
@@ -180,7 +202,10 @@ pub fn isa_report(
                     .to_string(),
             )
             .or_default() += 1;
-        if r.verdict == RecordVerdict::Allow {
+        if matches!(
+            r.verdict,
+            RecordVerdict::Allow | RecordVerdict::Approved | RecordVerdict::Urgent
+        ) {
             report.disclosed_without_purpose += u64::from(r.purpose.is_none());
             report.disclosed_without_legal_basis += u64::from(r.legal_basis.is_none());
         }
@@ -258,11 +283,34 @@ impl IsaReport {
                 self.total.failed
             );
         }
+        let _ = writeln!(
+            s,
+            "Held for approval: {}  approved: {}  rejected: {}  expired: {}  urgent releases: {}",
+            self.total.held,
+            self.total.approved,
+            self.total.rejected,
+            self.total.expired,
+            self.total.urgent
+        );
         let _ = writeln!(s);
         let _ = writeln!(s, "By kind of disclosure:");
-        let _ = writeln!(s, "  {:<10} {:>10} {:>10}", "kind", "disclosed", "blocked");
+        let _ = writeln!(
+            s,
+            "  {:<10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
+            "kind", "disclosed", "blocked", "held", "approved", "rejected", "urgent"
+        );
         for (k, c) in &self.by_disclosure {
-            let _ = writeln!(s, "  {:<10} {:>10} {:>10}", k, c.disclosed, c.blocked);
+            let _ = writeln!(
+                s,
+                "  {:<10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
+                k,
+                c.disclosed,
+                c.blocked,
+                c.held,
+                c.approved,
+                c.rejected + c.expired,
+                c.urgent
+            );
         }
         let _ = writeln!(s);
         let _ = writeln!(s, "By month and class:");

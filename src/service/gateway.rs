@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::decision::{Decision, Verdict};
 use crate::http::OwnListeners;
 use crate::policy::Policy;
-use crate::record::{Outcome, RecordError, RecordMeta, Recorder};
+use crate::record::{DecisionRecord, Outcome, RecordError, RecordMeta, Recorder};
 
 use super::snapshot::Snapshot;
 
@@ -162,13 +162,27 @@ impl Gateway {
         &self,
         policy: &Policy,
         decision: &Decision,
-        mut meta: RecordMeta,
+        meta: RecordMeta,
         outcome: &Outcome,
     ) -> Result<Vec<String>, RecordError> {
+        let records = self
+            .record_decision(policy, decision, meta, outcome)
+            .await?;
+        Ok(records.into_iter().map(|r| r.id).collect())
+    }
+
+    /// [`Gateway::record`], returning the records written (a hold keeps those of its
+    /// recipients, to link every later step to them).
+    pub async fn record_decision(
+        &self,
+        policy: &Policy,
+        decision: &Decision,
+        mut meta: RecordMeta,
+        outcome: &Outcome,
+    ) -> Result<Vec<DecisionRecord>, RecordError> {
         meta.incident_min_rank = self.recorder.incident_min_rank(policy);
         let records = crate::record::build(decision, &meta, outcome);
-        let ids = records.iter().map(|r| r.id.clone()).collect();
-        let result = self.recorder.record(records).await;
+        let result = self.recorder.record(records.clone()).await;
         *self
             .record_failure
             .lock()
@@ -183,7 +197,19 @@ impl Gateway {
             Outcome::Refused { .. } => self.note_decision(Verdict::Block, &decision.marking.class),
             Outcome::Failed { .. } => {}
         }
-        Ok(ids)
+        Ok(records)
+    }
+
+    /// Record a step after a decision (a hold approved, rejected or expired; an urgent
+    /// release reviewed or overdue), durably.
+    pub async fn record_step(
+        &self,
+        decided: &[DecisionRecord],
+        step: &crate::record::Step,
+    ) -> Result<(), RecordError> {
+        self.recorder
+            .record(crate::record::build_step(decided, step))
+            .await
     }
 
     /// The decision record store.

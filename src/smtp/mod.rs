@@ -12,6 +12,7 @@
 //!   the local outbox.
 
 pub mod error;
+pub mod hold;
 pub mod inbound;
 pub mod listener;
 pub mod outbound;
@@ -37,6 +38,8 @@ pub struct SmtpContext {
     pub tls: Option<TlsAcceptor>,
     pub spool: Arc<Spool>,
     pub queue: QueueHandle,
+    /// Where held disclosures wait for an approver ([`crate::hold`]).
+    pub hold: crate::hold::HoldStore,
     pub relay_nets: Vec<ipnet::IpNet>,
     pub shutdown: CancellationToken,
 }
@@ -55,7 +58,10 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
         Spool::open(&config.spool.dir)
             .with_context(|| format!("spool.dir {}", config.spool.dir.display()))?,
     );
+    let hold = crate::hold::HoldStore::open(&crate::hold::dir_for_spool(&config.spool.dir))
+        .context("hold store")?;
     let (queue, rx) = QueueHandle::new();
+    let recovered = CancellationToken::new();
     let dkim = match &config.dkim {
         Some(d) => Some(outbound::dkim::DkimSigner::load(d).context("[dkim]")?),
         None => None,
@@ -74,6 +80,7 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
         config: config.delivery.clone(),
         hostname: config.smtp.hostname.clone(),
         handle: queue.clone(),
+        recovered: recovered.clone(),
     });
     let listener = tokio::net::TcpListener::bind(&config.smtp.listen)
         .await
@@ -87,16 +94,26 @@ pub async fn run(gateway: Arc<Gateway>, shutdown: CancellationToken) -> anyhow::
     gateway.listening_on(Listener::Smtp, listener.local_addr()?);
     let grace = config.smtp.shutdown_grace;
     let queue_task = tokio::spawn(manager.run(rx, shutdown.clone(), grace));
+    let keeper = hold::Keeper {
+        gateway: gateway.clone(),
+        store: hold.clone(),
+        spool: spool.clone(),
+        queue: queue.clone(),
+        hostname: config.smtp.hostname.clone(),
+    };
+    let keeper_task = tokio::spawn(keeper.run(recovered, shutdown.clone()));
     let ctx = Arc::new(SmtpContext {
         relay_nets: config.smtp.relay_nets(),
         gateway: gateway.clone(),
         tls,
         spool,
         queue,
+        hold,
         shutdown: shutdown.clone(),
     });
     listener::serve(listener, ctx).await;
     let _ = queue_task.await;
+    let _ = keeper_task.await;
     tracing::info!("SMTP gateway stopped; the spool is kept");
     Ok(())
 }

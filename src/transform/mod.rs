@@ -68,13 +68,20 @@ pub fn copies(
     raw: &[u8],
     ctx: &Context<'_>,
 ) -> Result<Vec<CopyPlan>, TransformError> {
+    copies_of(decision, Verdict::Allow, raw, ctx)
+}
+
+/// The copies for the recipients of `decision` decided `verdict`: `Allow` (they go now) or
+/// `Held` (they wait for an approver, already carrying their actions).
+pub fn copies_of(
+    decision: &Decision,
+    verdict: Verdict,
+    raw: &[u8],
+    ctx: &Context<'_>,
+) -> Result<Vec<CopyPlan>, TransformError> {
     type Key<'d> = (&'d [Action], &'d str, Option<&'d str>);
     let mut groups: Vec<(Key<'_>, Vec<&RecipientDecision>)> = Vec::new();
-    for r in decision
-        .recipients
-        .iter()
-        .filter(|r| r.verdict == Verdict::Allow)
-    {
+    for r in decision.with_verdict(verdict) {
         let partner = r
             .actions
             .contains(&Action::Encrypt)
@@ -129,9 +136,10 @@ fn one_copy(
     if actions.contains(&Action::Statement) {
         bytes = statement::stamp(&bytes, &ctx.policy.statement, &decision.policy_version);
     }
+    // Every copy that leaves was allowed (a held one once it is approved).
     let handling = format!(
         "X-Markgate-Handling: {}; marking={}; actions={}; policy={}; id={}\r\n",
-        decision.verdict.as_str(),
+        Verdict::Allow.as_str(),
         headers::sanitise(&decision.marking.label),
         if actions.is_empty() {
             "none".to_string()

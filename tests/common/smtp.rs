@@ -535,6 +535,7 @@ pub fn start(configure: impl FnOnce(&mut Config), relay_allowed: bool) -> Harnes
         tls: None,
         spool: spool.clone(),
         queue,
+        hold: markgate::hold::HoldStore::open(&dir.path().join("spool/hold")).unwrap(),
         shutdown: CancellationToken::new(),
     });
     Harness {

@@ -16,7 +16,7 @@ use super::framing::Received;
 use super::record;
 use super::Session;
 use crate::config::smtp::BareLineEndings;
-use crate::decision::{self, builtin};
+use crate::decision::{self, builtin, Verdict};
 use crate::record::Outcome;
 use crate::smtp::error::{DataError, LineProblem};
 use crate::smtp::queue::spool::{Copy, Envelope};
@@ -120,7 +120,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// The decision and everything after it, for one complete message.
     pub(super) async fn accept_message(&mut self, received: Received) -> Reply {
         match self.pass_message(&received).await {
-            Ok(id) => Reply::new(250, [2, 0, 0], format!("queued as {id}")),
+            Ok(accepted) => Reply::new(250, [2, 0, 0], accepted),
             Err(e) => {
                 match &e {
                     DataError::Lines(problem) => {
@@ -136,7 +136,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
-    /// The message path, top to bottom; the spool id of the accepted message.
+    /// The message path, top to bottom; the text of the `250`: the spool id of the accepted
+    /// message, and the recipients held for approval with the hold id.
     async fn pass_message(&mut self, data: &Received) -> Result<String, DataError> {
         let config = &self.ctx.gateway.config.smtp;
         let raw = check_received(
@@ -168,9 +169,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 id: &id,
             },
         };
-        let copies = match decision.is_allowed() {
-            true => transform::copies(&decision, &raw, &ctx).map_err(DataError::Handling),
-            false => Err(DataError::Blocked(Box::new(decision.clone()))),
+        // Copies that go now, and copies held for an approver (with the same handling).
+        let copies = match decision.verdict {
+            Verdict::Block => Err(DataError::Blocked(Box::new(decision.clone()))),
+            _ => transform::copies(&decision, &raw, &ctx)
+                .and_then(|now| {
+                    Ok((
+                        now,
+                        transform::copies_of(&decision, Verdict::Held, &raw, &ctx)?,
+                    ))
+                })
+                .map_err(DataError::Handling),
         };
         let outcome = match &copies {
             Err(DataError::Handling(e)) => Outcome::Refused {
@@ -184,21 +193,74 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             },
             _ => Outcome::AsDecided,
         };
-        record::record(
+        let records = record::record(
             &self.ctx.gateway,
             policy,
             &decision,
             &sender,
             &parsed,
             &outcome,
+            &id,
         )
         .await
         .map_err(DataError::Record)?;
-        let copies = copies?;
+        let (copies, held) = copies?;
 
+        // Held copies and urgent releases: into the hold store, durably, before the 250.
+        let mut accepted = format!("queued as {id}");
+        let intake = crate::smtp::hold::Intake {
+            id: &id,
+            sender: &sender,
+            parsed: &parsed,
+            decision: &decision,
+            records: &records,
+        };
+        if !held.is_empty() {
+            let released_id = format!("{id}{}", crate::smtp::hold::RELEASED_SUFFIX);
+            let (envelope, bodies) = self.envelope(&released_id, &decision, held);
+            let hold = crate::smtp::hold::intake(
+                &self.ctx.hold,
+                &intake,
+                &policy.approvals,
+                &envelope,
+                &bodies,
+            )
+            .map_err(|e| DataError::Spool(e.to_string()))?;
+            accepted = format!(
+                "{accepted}; {}: {}; hold {id}",
+                decision::RecipientDecision::held_for(&hold.role),
+                hold.recipient_list()
+            );
+        }
+        if decision.recipients.iter().any(|r| r.urgent) {
+            crate::smtp::hold::add_review(&self.ctx.hold, &intake, &policy.approvals)
+                .map_err(|e| DataError::Spool(e.to_string()))?;
+            accepted = format!("{accepted}; urgent release {id}, to be reviewed");
+        }
+        if copies.is_empty() {
+            return Ok(accepted);
+        }
+        let (envelope, bodies) = self.envelope(&id, &decision, copies);
+        self.ctx
+            .spool
+            .store(&envelope, &bodies)
+            .await
+            .map_err(|e| DataError::Spool(e.to_string()))?;
+        self.ctx.queue.enqueue(envelope);
+        Ok(accepted)
+    }
+
+    /// The spool envelope of `copies` under `id`, and their bytes in file order.
+    fn envelope(
+        &self,
+        id: &str,
+        decision: &decision::Decision,
+        copies: Vec<transform::CopyPlan>,
+    ) -> (Envelope, Vec<Vec<u8>>) {
+        let sender = self.tx.from.clone().unwrap_or_default();
         let mut offset = 0;
         let envelope = Envelope {
-            id: id.clone(),
+            id: id.to_string(),
             received: chrono::Utc::now().timestamp(),
             sender: sender.clone(),
             client_ip: self.peer.ip.to_string(),
@@ -225,13 +287,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             body_len: offset,
         };
         let bodies: Vec<Vec<u8>> = copies.into_iter().map(|c| c.bytes).collect();
-        self.ctx
-            .spool
-            .store(&envelope, &bodies)
-            .await
-            .map_err(|e| DataError::Spool(e.to_string()))?;
-        self.ctx.queue.enqueue(envelope);
-        Ok(id)
+        (envelope, bodies)
     }
 
     fn received_header(&self, id: &str) -> String {

@@ -5,10 +5,11 @@
 use crate::decision::Decision;
 use crate::message::ParsedMessage;
 use crate::policy::Policy;
-use crate::record::{Channel, Outcome, RecordMeta};
+use crate::record::{Channel, DecisionRecord, Outcome, RecordMeta};
 use crate::service::gateway::Gateway;
 
-/// Record one decision for a message received over SMTP from `sender`, and its `outcome`.
+/// Record one decision for a message received over SMTP from `sender` under spool id `id`
+/// (which is also the hold id of any held recipients), and its `outcome`; the records.
 pub async fn record(
     gateway: &Gateway,
     policy: &Policy,
@@ -16,8 +17,11 @@ pub async fn record(
     sender: &str,
     parsed: &ParsedMessage<'_>,
     outcome: &Outcome,
-) -> Result<(), crate::record::RecordError> {
-    let meta = RecordMeta::for_message(Channel::Smtp, sender, parsed);
-    gateway.record(policy, decision, meta, outcome).await?;
-    Ok(())
+    id: &str,
+) -> Result<Vec<DecisionRecord>, crate::record::RecordError> {
+    let mut meta = RecordMeta::for_message(Channel::Smtp, sender, parsed);
+    meta.hold_id = Some(id.to_string());
+    gateway
+        .record_decision(policy, decision, meta, outcome)
+        .await
 }

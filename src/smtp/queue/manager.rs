@@ -24,6 +24,8 @@ pub struct QueueManager {
     pub config: DeliveryConfig,
     pub hostname: String,
     pub handle: QueueHandle,
+    /// Cancelled once the spool has been recovered at start (the hold keeper waits for it).
+    pub recovered: CancellationToken,
 }
 
 enum Next {
@@ -61,6 +63,7 @@ impl QueueManager {
             }
             Err(e) => tracing::error!(error = %e, "cannot read the spool directory"),
         }
+        self.recovered.cancel();
         loop {
             tokio::select! {
                 received = rx.recv() => match received {
