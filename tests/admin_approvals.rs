@@ -757,3 +757,89 @@ fn script_and_remote_content_in_a_held_message_are_shown_as_text_and_never_run()
         "the page loaded remote content from the message"
     );
 }
+
+#[test]
+fn an_urgent_release_is_listed_for_review_and_reviewed_by_an_approver() {
+    let lab = Lab::start(None, |_| {});
+    let reply = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{}", lab.setup.port),
+        "--from",
+        INSPECTOR_SENDER,
+        "--to",
+        PARTNER_FORCE,
+        "--header",
+        "Subject: [OFFICIAL-SENSITIVE PERSONAL] missing person at risk",
+        "--header",
+        "X-Disclosure-Purpose: preserve life",
+        "--header",
+        "X-Legal-Basis: DPA 2018 s.35(2)",
+        "--header",
+        "X-Disclosure-Urgency: preserve-life",
+        "--body",
+        "Last seen near the canal.",
+    ]);
+    assert!(reply.contains("<-  250"), "{reply}");
+    let review = wait_for(Duration::from_secs(20), || {
+        lab.store().reviews().ok()?.into_iter().next()
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no urgent release listed: {reply}\n{}",
+            lab.server.log_text()
+        )
+    });
+    let proxy = lab.proxy(&[INSPECTOR, INSPECTOR_SENDER]);
+    // The token sees the list and what it waits for, without a form.
+    let (code, page) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {TOKEN}"),
+        &format!("http://127.0.0.1:{}/reviews", lab.admin),
+    ]);
+    assert_eq!(code, 200);
+    assert!(page.contains("1 waiting for review, 0 overdue"), "{page}");
+    assert!(page.contains("waiting for an approver's review"), "{page}");
+    assert!(!page.contains("name=\"csrf\""), "{page}");
+
+    let review_as = |user: &str, decision: &str, reason: &str| {
+        let jar = lab.dir().join(format!("review-jar-{}", &user[..4]));
+        let (code, page) = via_proxy(&proxy, user, &jar, &["/reviews"]);
+        assert_eq!(code, 200, "{page}");
+        assert!(
+            page.contains("missing person") || page.contains(INSPECTOR_SENDER),
+            "{page}"
+        );
+        let csrf = csrf_in(&page);
+        via_proxy(
+            &proxy,
+            user,
+            &jar,
+            &[
+                "--data",
+                &format!("decision={decision}&reason={reason}&csrf={csrf}"),
+                &format!("/reviews/{}", review.id),
+            ],
+        )
+    };
+    // The sender reviews their own release: refused.
+    let (code, body) = review_as(INSPECTOR_SENDER, "justified", "it+was+urgent");
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("this is your own message"), "{body}");
+    // Neither justified nor not: refused before the store is asked.
+    let (code, body) = review_as(INSPECTOR, "perhaps", "unsure");
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = review_as(INSPECTOR, "justified", "risk+to+life+was+real");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("justified"), "{body}");
+    let reviewed = lab
+        .store()
+        .show_review(&review.id)
+        .unwrap()
+        .reviewed
+        .unwrap();
+    assert_eq!(reviewed.by.by, INSPECTOR);
+    assert_eq!(reviewed.by.reason, "risk to life was real");
+    let (_, page) = via_proxy(&proxy, INSPECTOR, &lab.dir().join("after"), &["/reviews"]);
+    assert!(page.contains("0 waiting for review"), "{page}");
+    assert!(page.contains("justified by Inspector Jones"), "{page}");
+}

@@ -115,16 +115,15 @@ fn admin_sign_in_keys_are_checked_and_located() {
     )
     .unwrap();
     let e = errors(Some(&file), &[]);
-    let found: Vec<(String, String)> = e
-        .0
-        .iter()
-        .map(|e| {
-            let Origin::File { line, .. } = &e.origin else {
-                panic!("{e}")
-            };
-            (format!("{}:{line}", e.key), e.message.clone())
-        })
-        .collect();
+    let found: Vec<(String, String)> =
+        e.0.iter()
+            .map(|e| {
+                let Origin::File { line, .. } = &e.origin else {
+                    panic!("{e}")
+                };
+                (format!("{}:{line}", e.key), e.message.clone())
+            })
+            .collect();
     assert_eq!(found.len(), 3, "{e}");
     assert_eq!(found[0].0, "admin.identity_header:2", "{e}");
     assert!(found[0].1.contains("not a header name"), "{e}");
@@ -141,12 +140,18 @@ fn admin_sign_in_keys_are_checked_and_located() {
     );
     assert_eq!(e.0.len(), 1, "{e}");
     assert_eq!(e.0[0].key, "admin.identity_header");
-    assert!(e.0[0].message.contains("needs admin.trusted_proxies"), "{e}");
+    assert!(
+        e.0[0].message.contains("needs admin.trusted_proxies"),
+        "{e}"
+    );
     std::fs::write(&file, "[admin]\ntrusted_proxies = [\"127.0.0.1\"]\n").unwrap();
     let e = errors(Some(&file), &[]);
     assert_eq!(e.0.len(), 1, "{e}");
     assert_eq!(e.0[0].key, "admin.trusted_proxies");
-    assert!(e.0[0].message.contains("without admin.identity_header"), "{e}");
+    assert!(
+        e.0[0].message.contains("without admin.identity_header"),
+        "{e}"
+    );
     // Both, well formed: accepted.
     std::fs::write(
         &file,
