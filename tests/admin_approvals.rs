@@ -108,6 +108,16 @@ impl Lab {
         self.setup.path()
     }
 
+    /// The copy addressed to `to` once the receiving server has it (bounded wait).
+    fn delivered_to(&self, to: &str, limit: Duration) -> Option<(serde_json::Value, String)> {
+        wait_for(limit, || {
+            self.sink
+                .received()
+                .into_iter()
+                .find(|(meta, _)| meta["to"].to_string().contains(to))
+        })
+    }
+
     fn spool(&self) -> PathBuf {
         self.dir().join("spool")
     }
@@ -198,6 +208,15 @@ fn seed(spool: &Path, id: &str, sender: &str, subject: &str, html: &str, expires
     store.put(&hold, b"", original.as_bytes()).unwrap();
 }
 
+/// Chromium signing in to the proxy as `user` (HTTP basic, sent with every request).
+fn signed_in_browser(user: &str) -> Browser {
+    use base64::Engine;
+    let mut browser = Browser::start();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{PASSWORD}"));
+    browser.set_headers(serde_json::json!({ "Authorization": format!("Basic {basic}") }));
+    browser
+}
+
 /// curl through the proxy as `user` (HTTP basic sign-in), with a cookie jar.
 fn via_proxy(proxy: &Nginx, user: &str, jar: &Path, args: &[&str]) -> (u16, String) {
     let mut all = vec![
@@ -269,12 +288,7 @@ fn an_approver_signed_in_by_the_proxy_approves_in_chromium_and_the_copy_is_deliv
         reply.contains(&hold.id),
         "the reply names the hold: {reply}"
     );
-    let colleague_copy = wait_for(Duration::from_secs(20), || {
-        lab.sink
-            .received()
-            .into_iter()
-            .find(|(meta, _)| meta["to"].to_string().contains(COLLEAGUE))
-    });
+    let colleague_copy = lab.delivered_to(COLLEAGUE, Duration::from_secs(20));
     assert!(
         colleague_copy.is_some(),
         "the ordinary recipient's copy goes now: {:?}\n{}",
@@ -294,12 +308,7 @@ fn an_approver_signed_in_by_the_proxy_approves_in_chromium_and_the_copy_is_deliv
         HoldState::Pending
     );
 
-    let mut browser = Browser::start();
-    let basic = {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(format!("{INSPECTOR}:{PASSWORD}"))
-    };
-    browser.set_headers(serde_json::json!({ "Authorization": format!("Basic {basic}") }));
+    let mut browser = signed_in_browser(INSPECTOR);
     let base = format!("http://127.0.0.1:{}", proxy.port);
     browser.open(&format!("{base}/holds"));
     let list = browser.dom();
@@ -332,12 +341,7 @@ fn an_approver_signed_in_by_the_proxy_approves_in_chromium_and_the_copy_is_deliv
         "{outcome}"
     );
 
-    let delivered = wait_for(Duration::from_secs(30), || {
-        lab.sink
-            .received()
-            .into_iter()
-            .find(|(meta, _)| meta["to"].to_string().contains(PARTNER_FORCE))
-    });
+    let delivered = lab.delivered_to(PARTNER_FORCE, Duration::from_secs(30));
     assert!(
         delivered.is_some(),
         "the approved copy reaches the partner's server:\n{}",
@@ -713,12 +717,7 @@ fn script_and_remote_content_in_a_held_message_are_shown_as_text_and_never_run()
         seed(spool, "h-xss", SENDER, subject, &html, 3600)
     });
     let proxy = lab.proxy(&[INSPECTOR]);
-    let mut browser = Browser::start();
-    let basic = {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(format!("{INSPECTOR}:{PASSWORD}"))
-    };
-    browser.set_headers(serde_json::json!({ "Authorization": format!("Basic {basic}") }));
+    let mut browser = signed_in_browser(INSPECTOR);
     for path in ["/holds", "/holds/h-xss"] {
         browser.open(&format!("http://127.0.0.1:{}{path}", proxy.port));
         assert_eq!(

@@ -12,6 +12,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// Headless Chromium that stays on this machine: no sandbox (tests may run as root), no
+/// GPU, and none of its own traffic (updates, sync, QUIC).
+pub const HEADLESS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
 /// How long one protocol call or page load may take.
 const STEP: Duration = Duration::from_secs(30);
 
@@ -37,15 +50,8 @@ impl Browser {
         super::smtp::require("chromium");
         let profile = tempfile::tempdir().unwrap();
         let child = Command::new("chromium")
+            .args(HEADLESS)
             .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
                 "--window-size=1280,1600",
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
