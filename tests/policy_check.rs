@@ -449,3 +449,110 @@ fn a_caveat_that_hides_a_class_is_located() {
         "a caveat must not hide a class",
     );
 }
+
+#[test]
+fn a_rule_asking_for_an_unknown_approval_role() {
+    let dir = copy_policy();
+    let at = edit(
+        dir.path(),
+        "rules.toml",
+        r#"approval = "inspector""#,
+        r#"approval = "inspecter""#,
+        11,
+    );
+    assert_error(
+        dir.path(),
+        "rules.toml",
+        at,
+        r#"unknown approval role "inspecter" (roles in approvers.toml: sergeant, inspector, chief-inspector, superintendent)"#,
+    );
+}
+
+#[test]
+fn an_approver_with_an_unknown_role_or_a_bad_address() {
+    let dir = copy_policy();
+    let role = edit(
+        dir.path(),
+        "approvers.toml",
+        r#"role = "chief-inspector""#,
+        r#"role = "chief inspector""#,
+        7,
+    );
+    let email = edit(
+        dir.path(),
+        "approvers.toml",
+        r#"email = "helen.reid@westmidlands.pnn.police.uk""#,
+        r#"email = "helen.reid""#,
+        8,
+    );
+    assert_error(
+        dir.path(),
+        "approvers.toml",
+        role,
+        r#"unknown role "chief inspector""#,
+    );
+    assert_error(dir.path(), "approvers.toml", email, "is not a mail address");
+}
+
+#[test]
+fn an_approver_listed_twice_and_a_bad_duration() {
+    let dir = copy_policy();
+    let twice = edit(
+        dir.path(),
+        "approvers.toml",
+        r#"email = "tom.okafor@westmidlands.pnn.police.uk""#,
+        r#"email = "Jane.Morgan@westmidlands.pnn.police.uk""#,
+        8,
+    );
+    let duration = edit(
+        dir.path(),
+        "approvers.toml",
+        r#"expire_after = "5d""#,
+        r#"expire_after = "five days""#,
+        15,
+    );
+    assert_error(dir.path(), "approvers.toml", twice, "defined twice");
+    assert_error(
+        dir.path(),
+        "approvers.toml",
+        duration,
+        r#"approval.expire_after: "five days" is not a duration"#,
+    );
+}
+
+#[test]
+fn a_role_nobody_holds_cannot_be_asked_for() {
+    let dir = copy_policy();
+    let at = edit(
+        dir.path(),
+        "rules.toml",
+        r#"approval = "inspector""#,
+        r#"approval = "superintendent""#,
+        11,
+    );
+    edit(
+        dir.path(),
+        "approvers.toml",
+        r#"role = "superintendent""#,
+        r#"role = "inspector""#,
+        0,
+    );
+    assert_error(
+        dir.path(),
+        "rules.toml",
+        at,
+        "nobody could approve what it holds",
+    );
+}
+
+#[test]
+fn approval_without_approvers_toml_is_an_error() {
+    let dir = copy_policy();
+    std::fs::remove_file(dir.path().join("approvers.toml")).unwrap();
+    let (code, _, stderr) = check(dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("approvers.toml defines no roles"),
+        "{stderr}"
+    );
+}

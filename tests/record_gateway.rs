@@ -96,7 +96,8 @@ fn smtp_decisions_are_recorded_with_every_field() {
     assert_eq!(mash["label"], "OFFICIAL-SENSITIVE PERSONAL");
     assert_eq!(mash["sources"][0]["where"], "subject");
     assert_eq!(mash["destination"], "internet");
-    assert_eq!(mash["verdict"], "allow");
+    // One-off personal data to a partner waits for an Inspector, with its handling.
+    assert_eq!(mash["verdict"], "held");
     assert_eq!(mash["actions"], serde_json::json!(["encrypt", "statement"]));
     assert!(mash["rules"]
         .as_array()
@@ -129,14 +130,15 @@ fn smtp_decisions_are_recorded_with_every_field() {
     assert_eq!(duty["actions"], serde_json::json!(["tls"]));
 
     // The shipped policy trials "declare purpose and legal basis" in dry run: a personal
-    // one-off without them goes, and the record says which rule would have blocked it.
+    // one-off without them is not blocked (it waits for its approver, as any personal
+    // one-off), and the record says which rule would have blocked it.
     let undeclared = REFERRAL
         .replace("X-Disclosure-Purpose: Safeguarding referral\r\n", "")
         .replace("X-Legal-Basis: Children Act 2004 s.11\r\n", "");
     send(gw.smtp, &undeclared, &["mash@birmingham.gov.uk"]).unwrap();
     let got = audit_records(&gw.dir.join("records.sqlite"));
     let last = got.last().unwrap();
-    assert_eq!(last["verdict"], "allow");
+    assert_eq!(last["verdict"], "held");
     assert!(
         last["rules"]
             .as_array()
@@ -170,7 +172,9 @@ fn a_full_record_store_gets_451_and_nothing_is_delivered() {
     let mut accepted = 0;
     let mut refused = None;
     for _ in 0..200 {
-        match send(gw.smtp, REFERRAL, &["mash@birmingham.gov.uk"]) {
+        // Not personal data: allowed at once (personal data would wait for an approver).
+        let referral = REFERRAL.replace("PERSONAL] ", "] ");
+        match send(gw.smtp, &referral, &["mash@birmingham.gov.uk"]) {
             Ok(()) => accepted += 1,
             Err(e) => {
                 refused = Some(e);

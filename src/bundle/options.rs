@@ -35,7 +35,7 @@ impl Sender {
     }
 }
 
-/// Seal options for one allowed recipient of a decision: the partner's keys, the ISA's
+/// Seal options for one allowed (or held) recipient of a decision: the partner's keys, the ISA's
 /// purpose and legal basis (else those the sender declared), the statement for a one-off
 /// disclosure, and a destroy-by date `today` + the class's `retain_days`.
 /// Refuses a blocked recipient, one that is not a registered partner, and a partner with no key.
@@ -46,7 +46,8 @@ pub fn options_for(
     sender: &Sender,
     today: NaiveDate,
 ) -> Result<SealOptions, BundleError> {
-    if recipient.verdict != Verdict::Allow {
+    // A held recipient's copy is sealed when it is held, and leaves only once approved.
+    if recipient.verdict == Verdict::Block {
         return Err(BundleError::Refused {
             reason: recipient.reason.clone(),
             rules: recipient.rules.clone(),

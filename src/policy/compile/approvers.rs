@@ -140,3 +140,72 @@ pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> 
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::model::ApproversFile;
+    use proptest::prelude::*;
+
+    const KNOWN: [&str; 3] = ["sergeant", "inspector", "superintendent"];
+
+    fn compile_text(text: &str) -> (Approvals, Vec<crate::policy::PolicyError>) {
+        let file = SourceFile::new(std::path::Path::new("approvers.toml"), text.to_string());
+        let mut errors = Errors(Vec::new());
+        let raw: ApproversFile = toml::from_str(text).expect("generated TOML parses");
+        let approvals = compile(raw, &file, &mut errors);
+        (approvals, errors.0)
+    }
+
+    proptest! {
+        /// Whatever the file says, a valid entry is taken as written and every bad one is
+        /// an error located on its own line: none is silently dropped or let through.
+        #[test]
+        fn every_approver_is_taken_or_refused_where_it_is_written(
+            approvers in proptest::collection::vec(
+                (0usize..5, "[a-z]{1,6}", prop_oneof![Just("@westmidlands.pnn.police.uk"), Just(""), Just("@")]),
+                0..6,
+            ),
+            expire in prop_oneof![Just("5d".to_string()), Just("1s".to_string()), Just("0s".to_string()), "[a-z0-9 ]{0,6}"],
+        ) {
+            let mut text = String::from("roles = [\"sergeant\", \"inspector\", \"superintendent\"]\n");
+            let mut lines = Vec::new();
+            for (i, (role, local, domain)) in approvers.iter().enumerate() {
+                let role = KNOWN.get(*role).copied().unwrap_or("constable");
+                text.push_str("[[approver]]\n");
+                text.push_str(&format!("name = \"Officer {i}\"\n"));
+                lines.push(text.matches('\n').count() + 1);
+                text.push_str(&format!("email = \"{local}{i}{domain}\"\n"));
+                text.push_str(&format!("role = \"{role}\"\n"));
+            }
+            text.push_str(&format!("[approval]\nexpire_after = \"{expire}\"\n"));
+            let (approvals, errors) = compile_text(&text);
+            for (i, (role, local, domain)) in approvers.iter().enumerate() {
+                let email = format!("{local}{i}{domain}");
+                let valid = *domain == "@westmidlands.pnn.police.uk" && KNOWN.get(*role).is_some();
+                let taken = approvals.approver(&email).is_some();
+                prop_assert_eq!(taken, valid, "{} in\n{}", email, text);
+                if !valid {
+                    // On the line of its address or of its role.
+                    let at = lines[i];
+                    prop_assert!(errors.iter().any(|e| e.line == at || e.line == at + 1), "{:?}", errors);
+                }
+            }
+            let duration_ok = parse_duration(&expire).is_ok();
+            prop_assert_eq!(
+                errors.iter().any(|e| e.message.starts_with("approval.expire_after")),
+                !duration_ok
+            );
+            if duration_ok {
+                prop_assert_eq!(approvals.expire_after, humantime::parse_duration(&expire).unwrap());
+            }
+        }
+
+        /// A duration is accepted exactly when humantime reads it as one second or more.
+        #[test]
+        fn durations_are_humantime_of_at_least_a_second(text in "[0-9]{0,3}[a-z ]{0,4}") {
+            let expected = humantime::parse_duration(text.trim()).ok().filter(|d| d.as_secs() >= 1);
+            prop_assert_eq!(parse_duration(&text).ok(), expected);
+        }
+    }
+}
