@@ -351,6 +351,25 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever a certificate's email name holds (any ASCII, as the certificate type
+        /// allows), it signs in exactly the address [`parse_address`] reads from it, or
+        /// nobody: a list, a display name or junk in a certificate is refused.
+        #[test]
+        fn a_certificate_signs_in_only_what_the_address_reader_accepts(
+            name in prop_oneof![address(), "[ -~]{0,40}", (address(), address()).prop_map(|(a, b)| format!("{a},{b}"))],
+        ) {
+            let der = cert_with(vec![email(&name)], None);
+            match (certificate_email(&der), parse_address(name.as_bytes())) {
+                (Ok(Some(got)), Ok(want)) => prop_assert_eq!(got, want),
+                (Err(_), Err(_)) => {}
+                (got, want) => prop_assert!(false, "{:?}: certificate {:?}, reader {:?}", name, got, want),
+            }
+        }
+    }
+
     fn cert_with(sans: Vec<rcgen::SanType>, subject_email: Option<&str>) -> Vec<u8> {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.subject_alt_names = sans;
