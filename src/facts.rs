@@ -361,6 +361,53 @@ mod tests {
         assert_eq!(isa, None);
     }
 
+    proptest::proptest! {
+        /// Only `preserve-life` (any case, `_` or a space for the dash, folded, encoded or
+        /// not) declares the urgent path; anything else is no declaration, so the
+        /// disclosure waits for its approver.
+        #[test]
+        fn only_preserve_life_is_urgent(
+            value in proptest::prop_oneof![
+                "(preserve|PRESERVE|Preserve)[-_ ]{1,2}(life|LIFE|Life)",
+                " {0,2}preserve-life[a-z ]{0,3}",
+                "[ a-zA-Z_-]{0,20}",
+            ],
+            encoded: bool,
+        ) {
+            let raw = match encoded {
+                true => format!("=?UTF-8?Q?{}?=", value.replace(' ', "_")),
+                false => value.clone(),
+            };
+            // Runs of white space are one space, as in every declaration.
+            // (an encoded word carries a space as `_`, and `_` decodes to a space)
+            let decoded = if encoded { value.replace('_', " ") } else { value.clone() };
+            let words = decoded.split_whitespace().collect::<Vec<_>>().join(" ");
+            let expected = words.to_ascii_lowercase().replace(['_', ' '], "-") == "preserve-life";
+            let message = format!("{URGENCY_HEADER}: {raw}\r\n\r\n");
+            let (declared, _) = declared_in(message.as_bytes());
+            proptest::prop_assert_eq!(declared.urgent, expected, "{:?}", raw);
+        }
+    }
+
+    #[test]
+    fn urgency_is_read_from_mail_and_request_headers_alike() {
+        for value in [
+            "preserve-life",
+            "Preserve_Life",
+            " PRESERVE LIFE ",
+            "=?UTF-8?Q?preserve-life?=",
+        ] {
+            let message = format!("{URGENCY_HEADER}: {value}\r\n\r\n");
+            assert!(declared_in(message.as_bytes()).0.urgent, "{value:?}");
+            let request = |name: &str| (name == URGENCY_HEADER).then_some(value.as_bytes());
+            assert!(Declared::from_headers(request).urgent, "{value:?}");
+        }
+        for value in ["urgent", "preserve life now", "life", ""] {
+            let message = format!("{URGENCY_HEADER}: {value}\r\n\r\n");
+            assert!(!declared_in(message.as_bytes()).0.urgent, "{value:?}");
+        }
+    }
+
     #[test]
     fn every_channel_reads_a_declaration_alike() {
         // A header value, a command-line value and an HTTP header value are one reading.

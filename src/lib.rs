@@ -11,7 +11,8 @@
 //!   -> marking   find and settle the protective marking
 //!   -> facts     the decision's input: marking, recipients classified by destination,
 //!                declarations (purpose, legal basis, consent, ISA) read once
-//!   -> decision  pure: decide(&MessageFacts, &Policy) -> Decision
+//!   -> decision  pure: decide(&MessageFacts, &Policy) -> Decision (allow, block, or held
+//!                for an approver)
 //!   -> transform statement, TLS requirement, encryption into a bundle
 //!   -> record    what the decision saw and what the channel then did, durably
 //!   -> deliver   queue and relay (smtp/), upstream (http/), the bundle file (cli)
@@ -22,7 +23,8 @@
 //! - the flow: [`message`] (parse, headers, MIME), [`marking`], [`address`] (domain and
 //!   host syntax) and [`destination`] (destination classes and partners), [`facts`] (the
 //!   one builder of the decision's input), [`decision`] (rules, ISA, reasons, built-in rule
-//!   ids), [`transform`], [`bundle`] (the sealed format), [`record`] (the record, its one
+//!   ids), [`hold`] (disclosures held for an approver, urgent releases to review),
+//!   [`transform`], [`bundle`] (the sealed format), [`record`] (the record, its one
 //!   builder, the hash-chained store, reports);
 //! - the channels: [`smtp`] (inbound sessions, spool and queue, outbound delivery; refusals
 //!   become replies in `smtp::error`) and [`http`] (forward and reverse proxy; failures

@@ -568,3 +568,38 @@ fn holds_survive_kill_9_and_an_approval_after_restart_delivers_once() {
     assert!(list.contains("\"state\": \"pending\""), "{list}");
     assert!(Path::new(&setup.path().join(format!("spool/hold/{second}.msg"))).exists());
 }
+
+#[test]
+fn a_held_copy_that_must_be_encrypted_leaves_as_the_bundle_once_approved() {
+    let (setup, sink, _scratch) = gateway("5d", "3d");
+    let _server = setup.serve();
+    let id = hold_id(&send(&setup, SENDER, MASH, "sealed referral", &[]));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(received_by(&sink, MASH).is_empty());
+    let (code, _, err) = hold(
+        &setup,
+        &[
+            "approve",
+            &id,
+            "--approver",
+            INSPECTOR,
+            "--reason",
+            "MASH referral supported",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let got = wait_received(&sink, MASH, "Encrypted message", 20);
+    assert_eq!(got.len(), 1);
+    assert!(
+        !got[0].contains("sealed referral\r\n\r\n"),
+        "the content left in the clear"
+    );
+    let opened = tempfile::tempdir().unwrap();
+    common::smtp::open_cover_bundle(
+        &got[0],
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys/birmingham.key"),
+        opened.path(),
+    );
+    let inner = std::fs::read_to_string(opened.path().join("message.eml")).unwrap();
+    assert!(inner.contains("sealed referral"), "{inner}");
+}

@@ -810,3 +810,69 @@ async fn unreadable_marking_header_is_refused() {
     );
     assert_eq!(gw.good.count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_needing_approval_is_refused_unless_urgent_and_an_urgent_one_is_to_be_reviewed() {
+    let gw = start("").await;
+    let personal = |urgent: bool| {
+        let mut args = vec![
+            "-x".to_string(),
+            gw.proxy(),
+            "-H".into(),
+            "X-Protective-Marking: OFFICIAL-SENSITIVE PERSONAL".into(),
+            "--data-binary".into(),
+            "case 24/1187".into(),
+            "http://api.suffolk.pnn.police.uk/referrals".into(),
+        ];
+        if urgent {
+            args.splice(
+                2..2,
+                [
+                    "-H".to_string(),
+                    "X-Disclosure-Urgency: preserve-life".into(),
+                ],
+            );
+        }
+        args
+    };
+    // An HTTP request cannot wait for an approver: refused, recorded as such, not forwarded.
+    let before = gw.good.count();
+    let args = personal(false);
+    let r = curl(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body.contains("held for approval (inspector)"),
+        "{}",
+        r.body
+    );
+    assert_eq!(gw.good.count(), before);
+    let last = gw.records().last().cloned().unwrap();
+    assert_eq!(last["verdict"], "block");
+    assert!(
+        last["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "hold-unavailable"),
+        "{last}"
+    );
+
+    // To preserve life it goes at once, is recorded urgent, and joins the review list.
+    let args = personal(true);
+    let r = curl(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(gw.good.count(), before + 1);
+    let last = gw.records().last().cloned().unwrap();
+    assert_eq!(last["verdict"], "urgent");
+    let reviews = markgate::hold::HoldStore::open(&gw._dir.path().join("spool/hold"))
+        .unwrap()
+        .reviews()
+        .unwrap();
+    assert_eq!(reviews.len(), 1);
+    assert_eq!(reviews[0].id, last["id"].as_str().unwrap());
+    assert_eq!(reviews[0].role, "inspector");
+    assert_eq!(
+        reviews[0].recipients[0].address,
+        "api.suffolk.pnn.police.uk"
+    );
+}

@@ -30,10 +30,12 @@
 //! left the gateway.
 
 pub mod checks;
+mod from_decision;
 pub mod model;
 pub mod store;
 
 pub use checks::{check_decider, Refusal};
+pub use from_decision::{highest_role, recipients_of, records_of, review_of, sources, Released};
 pub use model::{
     Decided, HeldRecipient, Hold, HoldState, Review, ReviewDecision, ReviewState, Reviewed,
 };

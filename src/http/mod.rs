@@ -264,7 +264,7 @@ impl HttpGateway {
         };
 
         // Record, before anything leaves; then upstream.
-        let ids = self
+        let records = self
             .record(
                 &view.policy,
                 &decision,
@@ -272,6 +272,12 @@ impl HttpGateway {
                 &Outcome::AsDecided,
             )
             .await?;
+        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        if let Err(e) = self.review_urgent(&view.policy, &decision, &evidence, &records) {
+            self.record_failure(&view.policy, &decision, evidence, &ids, &e)
+                .await?;
+            return Err(e);
+        }
         tracing::debug!(%peer, host = %target.host, marking = %decision.marking.label, upstream = %onward.uri, "forwarding");
         let forwarded = self
             .upstreams
@@ -365,9 +371,12 @@ impl HttpGateway {
             },
             _ => Outcome::without_hold(&decision),
         };
-        let ids = self
+        let ids: Vec<String> = self
             .record(&view.policy, &decision, evidence.clone(), &outcome)
-            .await?;
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         connect::check(target, &self.settings, &decision)?;
         let tunnel = connect::tunnel(
             target,
@@ -447,11 +456,47 @@ impl HttpGateway {
         decision: &Decision,
         evidence: RecordMeta,
         outcome: &Outcome,
-    ) -> Result<Vec<String>, HttpError> {
+    ) -> Result<Vec<crate::record::DecisionRecord>, HttpError> {
         self.gateway
-            .record(policy, decision, evidence, outcome)
+            .record_decision(policy, decision, evidence, outcome)
             .await
             .map_err(|e| HttpError::Record(e.to_string()))
+    }
+
+    /// A request released at once on the urgent path (`X-Disclosure-Urgency: preserve-life`,
+    /// records `ids`) joins the review list, as an urgent mail does; it is not forwarded
+    /// unless it is on that list.
+    fn review_urgent(
+        &self,
+        policy: &crate::policy::Policy,
+        decision: &Decision,
+        evidence: &RecordMeta,
+        records: &[crate::record::DecisionRecord],
+    ) -> Result<(), HttpError> {
+        if !decision.recipients.iter().any(|r| r.urgent) {
+            return Ok(());
+        }
+        let dir = crate::hold::dir_for_spool(&self.gateway.config.spool.dir);
+        let id = records.first().map(|r| r.id.as_str()).unwrap_or_default();
+        let review = crate::hold::review_of(
+            &crate::hold::Released {
+                id,
+                sender: &evidence.sender,
+                subject: None,
+                message_id: evidence.message_id.clone(),
+                sha256: evidence.sha256.clone(),
+            },
+            decision,
+            records,
+            &policy.approvals,
+        );
+        crate::hold::HoldStore::open(&dir)
+            .and_then(|store| store.add_review(&review))
+            .map_err(|e| {
+                HttpError::Record(format!(
+                    "the urgent release could not be put on the review list: {e}"
+                ))
+            })
     }
 
     /// The upstream of an allowed request (records `ids`) failed: record that nothing was

@@ -294,7 +294,13 @@ fn held_when(
         .descriptors
         .iter()
         .filter_map(|d| {
-            let with = evaluate_rules(policy, &[Some(class)], dest, disclosure, &[d.clone()]);
+            let with = evaluate_rules(
+                policy,
+                &[Some(class)],
+                dest,
+                disclosure,
+                std::slice::from_ref(d),
+            );
             let fired: Vec<String> = with.fired.iter().map(|r| r.id.clone()).collect();
             (with.blocking.is_none() && with.allowed)
                 .then(|| approval_role(policy, &fired))

@@ -230,6 +230,7 @@ mod tests {
     use crate::facts::{self, Consent, Declared};
     use crate::policy::Policy;
     use crate::record::model::Channel;
+    use crate::record::{RecordVerdict, Step};
 
     fn policy() -> Policy {
         Policy::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policy")).unwrap()
@@ -316,5 +317,101 @@ mod tests {
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].verdict, RecordVerdict::Failed);
         assert_eq!(records[0].rules.last().unwrap(), builtin::UPSTREAM_FAILED);
+    }
+
+    /// One-off personal data to a partner and to a colleague, `headers` added.
+    fn personal(policy: &Policy, headers: &str) -> Decision {
+        let raw =
+            format!("Subject: [OFFICIAL-SENSITIVE PERSONAL] referral\r\n{headers}\r\nbody\r\n");
+        let parsed = crate::message::parse(raw.as_bytes()).unwrap();
+        let to = [
+            "duty@suffolk.pnn.police.uk".to_string(),
+            "pc@westmidlands.pnn.police.uk".into(),
+        ];
+        let today = chrono::Utc::now().date_naive();
+        let facts =
+            facts::from_message(&parsed, "a@westmidlands.pnn.police.uk", &to, policy, today);
+        crate::decision::decide(&facts, policy)
+    }
+
+    #[test]
+    fn a_held_recipient_is_recorded_held_and_each_later_step_is_linked_to_it() {
+        let policy = policy();
+        let d = personal(&policy, "");
+        assert_eq!(d.verdict, Verdict::Held);
+        let mut meta = RecordMeta::new(Channel::Smtp, "a@b", b"x");
+        meta.hold_id = Some("h1".into());
+        let records = build(&d, &meta, &Outcome::AsDecided);
+        assert_eq!(records[0].verdict, RecordVerdict::Held);
+        assert!(
+            records[0]
+                .reason
+                .starts_with("held for approval (inspector)"),
+            "{}",
+            records[0].reason
+        );
+        assert!(records[0].reason.ends_with("(hold h1)"));
+        // The colleague's copy goes: a held recipient does not refuse the others.
+        assert_eq!(records[1].verdict, RecordVerdict::Allow);
+
+        let step = |verdict| Step {
+            verdict,
+            time: chrono::Utc::now(),
+            hold_id: "h1".into(),
+            by: "Insp J <j@w>".into(),
+            role: "inspector".into(),
+            reason: "supported".into(),
+        };
+        let approved = build_step(&records[..1], &step(RecordVerdict::Approved));
+        assert_eq!(approved[0].verdict, RecordVerdict::Approved);
+        assert_eq!(approved[0].actions, records[0].actions);
+        assert_eq!(approved[0].sha256, records[0].sha256);
+        assert_ne!(approved[0].id, records[0].id);
+        assert_eq!(
+            approved[0].reason,
+            format!(
+                "approved by Insp J <j@w> (inspector): supported (decision record {})",
+                records[0].id
+            )
+        );
+        assert!(approved[0].rules.contains(&"hold:h1".to_string()));
+        let expired = build_step(&records[..1], &step(RecordVerdict::Expired));
+        assert!(
+            expired[0].actions.is_empty(),
+            "nothing of an expired hold left"
+        );
+        let overdue = build_step(&records[..1], &step(RecordVerdict::ReviewOverdue));
+        assert!(overdue[0].incident);
+        assert_eq!(
+            overdue[0].incident_kind,
+            Some(IncidentKind::UrgentReviewOverdue)
+        );
+    }
+
+    #[test]
+    fn an_urgent_release_is_recorded_urgent_and_not_held() {
+        let policy = policy();
+        let d = personal(&policy, "X-Disclosure-Urgency: preserve-life\r\n");
+        assert_eq!(d.verdict, Verdict::Allow);
+        assert!(d.recipients[0].urgent);
+        assert_eq!(d.recipients[0].approval.as_deref(), Some("inspector"));
+        let records = build(
+            &d,
+            &RecordMeta::new(Channel::Smtp, "a@b", b"x"),
+            &Outcome::AsDecided,
+        );
+        assert_eq!(records[0].verdict, RecordVerdict::Urgent);
+        assert_eq!(records[1].verdict, RecordVerdict::Allow);
+        // A channel that cannot hold refuses a held decision, and says why.
+        let held = personal(&policy, "");
+        let records = build(
+            &held,
+            &RecordMeta::new(Channel::Http, "a@b", b"x"),
+            &Outcome::without_hold(&held),
+        );
+        assert_eq!(records[0].verdict, RecordVerdict::Block);
+        assert!(records[0]
+            .rules
+            .contains(&builtin::HOLD_UNAVAILABLE.to_string()));
     }
 }

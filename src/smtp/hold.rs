@@ -19,11 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::queue::spool::{self, Copy, Envelope, Spool};
 use super::queue::{dsn, QueueHandle};
-use crate::decision::{Decision, RecipientDecision, Verdict};
-use crate::hold::model::{HeldRecipient, Progress, ReviewProgress};
+use crate::decision::{Decision, Verdict};
+use crate::hold::model::Progress;
 use crate::hold::{Hold, HoldError, HoldState, HoldStore, Review, ReviewState};
 use crate::message::ParsedMessage;
-use crate::record::{DecisionRecord, RecordVerdict, SourceRecord, Step};
+use crate::record::{DecisionRecord, RecordVerdict, Step};
 use crate::service::gateway::Gateway;
 use crate::transform::headers::sanitise;
 
@@ -54,8 +54,8 @@ pub fn intake(
 ) -> Result<Hold, HoldError> {
     let decision = message.decision;
     let now = Utc::now();
-    let recipients = recipients_of(decision, Verdict::Held, false);
-    let role = highest_role(approvals, &recipients);
+    let recipients = crate::hold::recipients_of(decision, Verdict::Held, false);
+    let role = crate::hold::highest_role(approvals, &recipients);
     let hold = Hold {
         id: message.id.to_string(),
         state: HoldState::Pending,
@@ -66,10 +66,10 @@ pub fn intake(
         message_id: message_id(message.parsed),
         size: message.parsed.raw.len() as u64,
         sha256: sha256(message.parsed.raw),
-        records: records_of(message.records, RecordVerdict::Held),
+        records: crate::hold::records_of(message.records, RecordVerdict::Held),
         class: decision.marking.class.clone(),
         label: decision.marking.label.clone(),
-        sources: sources(decision),
+        sources: crate::hold::sources(decision),
         released_now: decision
             .with_verdict(Verdict::Allow)
             .map(|r| r.address.clone())
@@ -94,77 +94,20 @@ pub fn add_review(
     message: &Intake<'_>,
     approvals: &crate::policy::Approvals,
 ) -> Result<Review, HoldError> {
-    let decision = message.decision;
-    let now = Utc::now();
-    let recipients = recipients_of(decision, Verdict::Allow, true);
-    let review = Review {
-        id: message.id.to_string(),
-        state: ReviewState::Pending,
-        released: now,
-        due: now + chrono::Duration::from_std(approvals.review_within).unwrap_or_default(),
-        sender: message.sender.to_string(),
-        subject: subject(message.parsed),
-        message_id: message_id(message.parsed),
-        sha256: sha256(message.parsed.raw),
-        records: records_of(message.records, RecordVerdict::Urgent),
-        class: decision.marking.class.clone(),
-        label: decision.marking.label.clone(),
-        role: highest_role(approvals, &recipients),
-        recipients,
-        purpose: decision.declared.purpose.clone(),
-        legal_basis: decision.declared.legal_basis.clone(),
-        policy_version: decision.policy_version.clone(),
-        reviewed: None,
-        progress: ReviewProgress::default(),
-    };
+    let review = crate::hold::review_of(
+        &crate::hold::Released {
+            id: message.id,
+            sender: message.sender,
+            subject: subject(message.parsed),
+            message_id: message_id(message.parsed),
+            sha256: sha256(message.parsed.raw),
+        },
+        message.decision,
+        message.records,
+        approvals,
+    );
     store.add_review(&review)?;
     Ok(review)
-}
-
-fn recipients_of(decision: &Decision, verdict: Verdict, urgent: bool) -> Vec<HeldRecipient> {
-    decision
-        .with_verdict(verdict)
-        .filter(|r| r.approval.is_some() && r.urgent == urgent)
-        .map(|r: &RecipientDecision| HeldRecipient {
-            address: r.address.clone(),
-            destination: r.destination.clone(),
-            partner: r.partner.clone(),
-            actions: r.actions.iter().map(|a| a.as_str().to_string()).collect(),
-            rules: r.rules.clone(),
-            role: r.approval.clone().unwrap_or_default(),
-            disclosure: crate::record::model::disclosure_str(r.disclosure).to_string(),
-        })
-        .collect()
-}
-
-fn highest_role(approvals: &crate::policy::Approvals, recipients: &[HeldRecipient]) -> String {
-    recipients
-        .iter()
-        .map(|r| r.role.as_str())
-        .reduce(|a, b| approvals.higher(a, b))
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn records_of(records: &[DecisionRecord], verdict: RecordVerdict) -> Vec<DecisionRecord> {
-    records
-        .iter()
-        .filter(|r| r.verdict == verdict)
-        .cloned()
-        .collect()
-}
-
-fn sources(decision: &Decision) -> Vec<SourceRecord> {
-    decision
-        .marking
-        .sources
-        .iter()
-        .map(|s| SourceRecord {
-            location: s.location.clone(),
-            text: s.text.clone(),
-            class: s.class.clone(),
-        })
-        .collect()
 }
 
 fn subject(parsed: &ParsedMessage<'_>) -> Option<String> {
@@ -413,23 +356,28 @@ impl Keeper {
         let admin = &self.gateway.config.admin.listen;
         let to: Vec<&str> = approvers.iter().map(|a| a.email.as_str()).collect();
         let body = notification(hold, &self.hostname, admin, &to);
-        let mut offset = 0u64;
-        let mut copies = Vec::new();
+        // One copy per destination class of the approvers (normally: internal), over
+        // verified TLS (it names a disclosure of the hold's marking).
+        let mut copies: Vec<Copy> = Vec::new();
         for a in &approvers {
             let destination = crate::destination::classify(&a.email, &policy)
                 .map(|d| d.class)
                 .unwrap_or_else(|_| policy.destinations.default.clone());
-            copies.push(Copy {
-                recipients: vec![a.email.clone()],
-                destination,
-                actions: vec!["tls".into()],
-                tls: true,
-                requiretls: false,
-                offset,
-                len: body.len() as u64,
-            });
-            offset += body.len() as u64;
+            match copies.iter_mut().find(|c| c.destination == destination) {
+                Some(c) => c.recipients.push(a.email.clone()),
+                None => copies.push(Copy {
+                    recipients: vec![a.email.clone()],
+                    destination,
+                    actions: vec!["tls".into()],
+                    tls: true,
+                    requiretls: false,
+                    offset: (copies.len() * body.len()) as u64,
+                    len: body.len() as u64,
+                }),
+            }
         }
+        let offset = (copies.len() * body.len()) as u64;
+        let bodies: Vec<Vec<u8>> = copies.iter().map(|_| body.clone()).collect();
         let envelope = Envelope {
             id: format!("{}-notify", hold.id),
             received: Utc::now().timestamp(),
@@ -442,7 +390,7 @@ impl Keeper {
             copies,
             body_len: offset,
         };
-        let bodies: Vec<Vec<u8>> = approvers.iter().map(|_| body.clone()).collect();
+
         self.spool
             .store(&envelope, &bodies)
             .await
