@@ -24,6 +24,14 @@ pub fn classify(address: &str, policy: &Policy) -> Result<Destination, AddressEr
     Ok(classify_domain(&domain, policy))
 }
 
+/// The destination class of a mail address the gateway itself writes to (a bounce's sender,
+/// an approver): its class, or the policy's default class when it has no valid domain.
+pub fn class_of(address: &str, policy: &Policy) -> String {
+    classify(address, policy)
+        .map(|d| d.class)
+        .unwrap_or_else(|_| policy.destinations.default.clone())
+}
+
 /// Classify an already normalised domain.
 pub fn classify_domain(domain: &str, policy: &Policy) -> Destination {
     let class = policy

@@ -101,6 +101,12 @@ fn hold(setup: &Setup, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `markgate hold VERB ID --approver WHO --reason WHY`: (exit code, stderr).
+fn decide(setup: &Setup, verb: &str, id: &str, who: &str, why: &str) -> (i32, String) {
+    let (code, _, err) = hold(setup, &[verb, id, "--approver", who, "--reason", why]);
+    (code, err)
+}
+
 /// What the sink received for `rcpt`.
 fn received_by(sink: &Sink, rcpt: &str) -> Vec<String> {
     sink.received()
@@ -192,31 +198,21 @@ fn a_held_and_an_ordinary_recipient_then_approval_by_an_inspector() {
     assert_eq!(list[0]["role"], "inspector");
 
     // Refused: a role too low, a stranger, no reason. Exit 1, nothing leaves.
-    let (code, _, err) = hold(
-        &setup,
-        &["approve", &id, "--approver", SERGEANT, "--reason", "ok"],
-    );
+    let (code, err) = decide(&setup, "approve", &id, SERGEANT, "ok");
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("is sergeant; this needs inspector or higher"),
         "{err}"
     );
-    let (code, _, err) = hold(
+    let (code, err) = decide(
         &setup,
-        &[
-            "approve",
-            &id,
-            "--approver",
-            "nobody@westmidlands.pnn.police.uk",
-            "--reason",
-            "ok",
-        ],
+        "approve",
+        &id,
+        "nobody@westmidlands.pnn.police.uk",
+        "ok",
     );
     assert_eq!(code, 1, "{err}");
-    let (code, _, err) = hold(
-        &setup,
-        &["approve", &id, "--approver", INSPECTOR, "--reason", "  "],
-    );
+    let (code, err) = decide(&setup, "approve", &id, INSPECTOR, "  ");
     assert_eq!(code, 1, "{err}");
     let (code, _, err) = hold(
         &setup,
@@ -233,17 +229,7 @@ fn a_held_and_an_ordinary_recipient_then_approval_by_an_inspector() {
     std::thread::sleep(Duration::from_secs(1));
     assert!(received_by(&sink, PARTNER).is_empty());
 
-    let (code, _, err) = hold(
-        &setup,
-        &[
-            "approve",
-            &id,
-            "--approver",
-            INSPECTOR,
-            "--reason",
-            "Safeguarding: supported",
-        ],
-    );
+    let (code, err) = decide(&setup, "approve", &id, INSPECTOR, "Safeguarding: supported");
     assert_eq!(code, 0, "{err}");
     let copy = wait_received(&sink, PARTNER, "referral", 20);
     assert_eq!(copy.len(), 1);
@@ -253,17 +239,7 @@ fn a_held_and_an_ordinary_recipient_then_approval_by_an_inspector() {
         copy[0]
     );
     // Final: a second decision is refused.
-    let (code, _, err) = hold(
-        &setup,
-        &[
-            "reject",
-            &id,
-            "--approver",
-            SUPERINTENDENT,
-            "--reason",
-            "no",
-        ],
-    );
+    let (code, err) = decide(&setup, "reject", &id, SUPERINTENDENT, "no");
     assert_eq!(code, 1);
     assert!(err.contains("the decision is final"), "{err}");
 
@@ -298,29 +274,15 @@ fn an_approver_never_approves_their_own_message() {
     let _server = setup.serve();
     let out = send(&setup, SUPERINTENDENT, PARTNER, "my own", &[]);
     let id = hold_id(&out);
-    let (code, _, err) = hold(
-        &setup,
-        &[
-            "approve",
-            &id,
-            "--approver",
-            SUPERINTENDENT,
-            "--reason",
-            "fine",
-        ],
-    );
+    let (code, err) = decide(&setup, "approve", &id, SUPERINTENDENT, "fine");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("never decides on their own message"), "{err}");
-    let (code, _, err) = hold(
+    let (code, err) = decide(
         &setup,
-        &[
-            "reject",
-            &id,
-            "--approver",
-            &SUPERINTENDENT.to_uppercase(),
-            "--reason",
-            "fine",
-        ],
+        "reject",
+        &id,
+        &SUPERINTENDENT.to_uppercase(),
+        "fine",
     );
     assert_eq!(code, 1, "the identity is compared without case: {err}");
 }
@@ -331,16 +293,12 @@ fn rejection_and_expiry_tell_the_sender_and_nothing_of_the_copy_leaves() {
     let _server = setup.serve();
     let rejected = hold_id(&send(&setup, SENDER, PARTNER, "to reject", &[]));
     let silent = hold_id(&send(&setup, COLLEAGUE, PARTNER, "to reject silently", &[]));
-    let (code, _, err) = hold(
+    let (code, err) = decide(
         &setup,
-        &[
-            "reject",
-            &rejected,
-            "--approver",
-            INSPECTOR,
-            "--reason",
-            "no policing purpose",
-        ],
+        "reject",
+        &rejected,
+        INSPECTOR,
+        "no policing purpose",
     );
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = hold(
@@ -368,17 +326,7 @@ fn rejection_and_expiry_tell_the_sender_and_nothing_of_the_copy_leaves() {
     let expiring = hold_id(&send(&setup, SENDER, PARTNER, "to expire", &[]));
     let notice = wait_received(&sink, SENDER, "not approved in time", 30);
     assert!(notice.iter().any(|m| m.contains(&expiring)), "{notice:?}");
-    let (code, _, err) = hold(
-        &setup,
-        &[
-            "approve",
-            &expiring,
-            "--approver",
-            INSPECTOR,
-            "--reason",
-            "late",
-        ],
-    );
+    let (code, err) = decide(&setup, "approve", &expiring, INSPECTOR, "late");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("expired") || err.contains("final"), "{err}");
 
@@ -533,17 +481,7 @@ fn holds_survive_kill_9_and_an_approval_after_restart_delivers_once() {
         assert_eq!(a["state"], "pending");
         assert_eq!(a["expires"], b["expires"], "a restart keeps the expiry");
     }
-    let (code, _, err) = hold(
-        &setup,
-        &[
-            "approve",
-            &first,
-            "--approver",
-            INSPECTOR,
-            "--reason",
-            "after restart",
-        ],
-    );
+    let (code, err) = decide(&setup, "approve", &first, INSPECTOR, "after restart");
     assert_eq!(code, 0, "{err}");
     wait_received(&sink, PARTNER, "first in flight", 20);
     // Killed again once the queue has finished with it (a copy delivered but not yet marked
@@ -576,17 +514,7 @@ fn a_held_copy_that_must_be_encrypted_leaves_as_the_bundle_once_approved() {
     let id = hold_id(&send(&setup, SENDER, MASH, "sealed referral", &[]));
     std::thread::sleep(Duration::from_secs(1));
     assert!(received_by(&sink, MASH).is_empty());
-    let (code, _, err) = hold(
-        &setup,
-        &[
-            "approve",
-            &id,
-            "--approver",
-            INSPECTOR,
-            "--reason",
-            "MASH referral supported",
-        ],
-    );
+    let (code, err) = decide(&setup, "approve", &id, INSPECTOR, "MASH referral supported");
     assert_eq!(code, 0, "{err}");
     let got = wait_received(&sink, MASH, "Encrypted message", 20);
     assert_eq!(got.len(), 1);

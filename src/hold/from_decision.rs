@@ -7,7 +7,7 @@ use chrono::Utc;
 use super::model::{HeldRecipient, ReviewProgress};
 use super::{Review, ReviewState};
 use crate::decision::{Decision, RecipientDecision, Verdict};
-use crate::record::{DecisionRecord, RecordVerdict, SourceRecord};
+use crate::record::{DecisionRecord, RecordVerdict};
 
 /// What a channel knows about the content it released urgently.
 pub struct Released<'a> {
@@ -83,18 +83,5 @@ pub fn records_of(records: &[DecisionRecord], verdict: RecordVerdict) -> Vec<Dec
         .iter()
         .filter(|r| r.verdict == verdict)
         .cloned()
-        .collect()
-}
-
-pub fn sources(decision: &Decision) -> Vec<SourceRecord> {
-    decision
-        .marking
-        .sources
-        .iter()
-        .map(|s| SourceRecord {
-            location: s.location.clone(),
-            text: s.text.clone(),
-            class: s.class.clone(),
-        })
         .collect()
 }

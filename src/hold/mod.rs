@@ -35,7 +35,7 @@ pub mod model;
 pub mod store;
 
 pub use checks::{check_decider, Refusal};
-pub use from_decision::{highest_role, recipients_of, records_of, review_of, sources, Released};
+pub use from_decision::{highest_role, recipients_of, records_of, review_of, Released};
 pub use model::{
     Decided, HeldRecipient, Hold, HoldState, Review, ReviewDecision, ReviewState, Reviewed,
 };

@@ -64,16 +64,7 @@ pub fn build(decision: &Decision, meta: &RecordMeta, outcome: &Outcome) -> Vec<D
         other => other,
     };
     let time = truncate_micros(meta.time);
-    let sources: Vec<SourceRecord> = decision
-        .marking
-        .sources
-        .iter()
-        .map(|s| SourceRecord {
-            location: s.location.clone(),
-            text: s.text.clone(),
-            class: s.class.clone(),
-        })
-        .collect();
+    let sources = sources(decision);
     decision
         .recipients
         .iter()
@@ -160,6 +151,20 @@ pub fn build(decision: &Decision, meta: &RecordMeta, outcome: &Outcome) -> Vec<D
                 incident: incident_kind.is_some(),
                 incident_kind,
             }
+        })
+        .collect()
+}
+
+/// Every place the decision found the marking, as records keep them.
+pub fn sources(decision: &Decision) -> Vec<SourceRecord> {
+    decision
+        .marking
+        .sources
+        .iter()
+        .map(|s| SourceRecord {
+            location: s.location.clone(),
+            text: s.text.clone(),
+            class: s.class.clone(),
         })
         .collect()
 }

@@ -69,7 +69,7 @@ pub fn intake(
         records: crate::hold::records_of(message.records, RecordVerdict::Held),
         class: decision.marking.class.clone(),
         label: decision.marking.label.clone(),
-        sources: crate::hold::sources(decision),
+        sources: crate::record::builder::sources(decision),
         released_now: decision
             .with_verdict(Verdict::Allow)
             .map(|r| r.address.clone())
@@ -312,9 +312,7 @@ impl Keeper {
             .map(|(i, r)| (i, r, why.clone()))
             .collect();
         let policy = self.gateway.policy();
-        let destination = crate::destination::classify(&hold.sender, &policy)
-            .map(|d| d.class)
-            .unwrap_or_else(|_| policy.destinations.default.clone());
+        let destination = crate::destination::class_of(&hold.sender, &policy);
         let (envelope, body) = dsn::build(
             &self.hostname,
             destination,
@@ -322,13 +320,7 @@ impl Keeper {
             &spooled,
             &failed,
         );
-        self.spool
-            .store(&envelope, &[body])
-            .await
-            .map_err(|source| HoldError::Io {
-                path: self.spool.dir().to_path_buf(),
-                source,
-            })?;
+        self.spool_store(&envelope, &[body]).await?;
         tracing::info!(
             hold = hold.id,
             dsn = envelope.id,
@@ -360,9 +352,7 @@ impl Keeper {
         // verified TLS (it names a disclosure of the hold's marking).
         let mut copies: Vec<Copy> = Vec::new();
         for a in &approvers {
-            let destination = crate::destination::classify(&a.email, &policy)
-                .map(|d| d.class)
-                .unwrap_or_else(|_| policy.destinations.default.clone());
+            let destination = crate::destination::class_of(&a.email, &policy);
             match copies.iter_mut().find(|c| c.destination == destination) {
                 Some(c) => c.recipients.push(a.email.clone()),
                 None => copies.push(Copy {
@@ -391,15 +381,20 @@ impl Keeper {
             body_len: offset,
         };
 
+        self.spool_store(&envelope, &bodies).await?;
+        self.queue.enqueue(envelope);
+        Ok(())
+    }
+
+    /// Put a message the gateway itself sends (a notification, a notice) in the spool.
+    async fn spool_store(&self, envelope: &Envelope, bodies: &[Vec<u8>]) -> Result<(), HoldError> {
         self.spool
-            .store(&envelope, &bodies)
+            .store(envelope, bodies)
             .await
             .map_err(|source| HoldError::Io {
                 path: self.spool.dir().to_path_buf(),
                 source,
-            })?;
-        self.queue.enqueue(envelope);
-        Ok(())
+            })
     }
 
     async fn review_step(&self, review: Review, now: DateTime<Utc>) -> Result<(), HoldError> {

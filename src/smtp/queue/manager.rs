@@ -297,9 +297,7 @@ impl QueueManager {
             return Ok(());
         }
         let policy = self.gateway.policy();
-        let destination = crate::destination::classify(&envelope.sender, &policy)
-            .map(|d| d.class)
-            .unwrap_or_else(|_| policy.destinations.default.clone());
+        let destination = crate::destination::class_of(&envelope.sender, &policy);
         let (dsn_envelope, body) =
             dsn::build(&self.hostname, destination, envelope, spooled, failed);
         self.spool.store(&dsn_envelope, &[body]).await?;
