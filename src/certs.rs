@@ -264,6 +264,26 @@ pub fn server_config(
     key: &Path,
     client_ca: Option<&Path>,
 ) -> Result<Arc<rustls::ServerConfig>, CertError> {
+    server_config_with(cert, key, client_ca, false)
+}
+
+/// Like [`server_config`], but a client may also connect without a certificate; one it
+/// presents must be signed by `client_ca` (the admin listener: approvers sign in with their
+/// certificate, the token holder and `/metrics` come without one).
+pub fn server_config_optional_client(
+    cert: &Path,
+    key: &Path,
+    client_ca: &Path,
+) -> Result<Arc<rustls::ServerConfig>, CertError> {
+    server_config_with(cert, key, Some(client_ca), true)
+}
+
+fn server_config_with(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+    optional: bool,
+) -> Result<Arc<rustls::ServerConfig>, CertError> {
     install_crypto_provider();
     let builder = rustls::ServerConfig::builder();
     let builder = match client_ca {
@@ -272,7 +292,13 @@ pub fn server_config(
             for c in load_certs(ca)? {
                 roots.add(c)?;
             }
-            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots));
+            let verifier = if optional {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier
                 .build()
                 .map_err(|e| CertError::Tls(rustls::Error::General(e.to_string())))?;
             builder.with_client_cert_verifier(verifier)

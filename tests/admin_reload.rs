@@ -264,17 +264,8 @@ fn admin_page_renders_in_headless_chromium() {
     let profile = tempfile::tempdir().unwrap();
     let chromium = |extra: &[&str]| {
         Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--window-size=1280,2200",
-            ])
+            .args(common::browser::HEADLESS)
+            .arg("--window-size=1280,2200")
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .args(extra)
             .arg(&url)

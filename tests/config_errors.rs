@@ -101,6 +101,67 @@ upstream = 5
     assert_plain_words(&text);
 }
 
+/// The approvers' sign-in keys (`admin.identity_header`, `admin.trusted_proxies`): a header
+/// name that is not one, a proxy list that trusts everyone or names no address, and one key
+/// without the other, each named with its line.
+#[test]
+fn admin_sign_in_keys_are_checked_and_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("markgate.toml");
+    std::fs::write(
+        &file,
+        "[admin]\nidentity_header = \"X Remote User\"\n\
+         trusted_proxies = [\"127.0.0.1\", \"0.0.0.0/0\", \"the proxy\"]\n",
+    )
+    .unwrap();
+    let e = errors(Some(&file), &[]);
+    let found: Vec<(String, String)> =
+        e.0.iter()
+            .map(|e| {
+                let Origin::File { line, .. } = &e.origin else {
+                    panic!("{e}")
+                };
+                (format!("{}:{line}", e.key), e.message.clone())
+            })
+            .collect();
+    assert_eq!(found.len(), 3, "{e}");
+    assert_eq!(found[0].0, "admin.identity_header:2", "{e}");
+    assert!(found[0].1.contains("not a header name"), "{e}");
+    assert_eq!(found[1].0, "admin.trusted_proxies[1]:3", "{e}");
+    assert!(found[1].1.contains("trusts every address"), "{e}");
+    assert_eq!(found[2].0, "admin.trusted_proxies[2]:3", "{e}");
+    assert!(found[2].1.contains("not an address"), "{e}");
+    assert_plain_words(&e.to_string());
+
+    // One without the other: a header nobody may set, or proxies for no header.
+    let e = errors(
+        None,
+        &[("MARKGATE_ADMIN__IDENTITY_HEADER", "X-Remote-User")],
+    );
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(e.0[0].key, "admin.identity_header");
+    assert!(
+        e.0[0].message.contains("needs admin.trusted_proxies"),
+        "{e}"
+    );
+    std::fs::write(&file, "[admin]\ntrusted_proxies = [\"127.0.0.1\"]\n").unwrap();
+    let e = errors(Some(&file), &[]);
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(e.0[0].key, "admin.trusted_proxies");
+    assert!(
+        e.0[0].message.contains("without admin.identity_header"),
+        "{e}"
+    );
+    // Both, well formed: accepted.
+    std::fs::write(
+        &file,
+        "[admin]\nidentity_header = \"X-Remote-User\"\ntrusted_proxies = [\"127.0.0.1\", \"::1\"]\n",
+    )
+    .unwrap();
+    let config = Config::load_with(Some(&file), &SECTIONS, &[]).unwrap();
+    assert_eq!(config.admin.proxy_nets().len(), 2);
+}
+
 #[test]
 fn a_toml_syntax_error_is_reported_with_its_line_beside_the_other_errors() {
     let dir = tempfile::tempdir().unwrap();

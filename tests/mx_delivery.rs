@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::dns::TestDns;
 use common::postfix::Postfix;
-use common::smtp::{require, swaks, Setup};
+use common::smtp::{swaks, Setup};
 use common::{free_port, wait_for, Server};
 use sha2::Digest;
 
@@ -446,58 +446,23 @@ fn null_mx_bounces_at_once() {
 
 /// nginx serving `/.well-known/mta-sts.txt` over HTTPS with a test-CA certificate, one
 /// policy per `mta-sts.<domain>` server name.
-struct Nginx {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Nginx {
-    fn start(dir: &Path, certs: &Path, policies: &[(&str, &str)]) -> Nginx {
-        require("nginx");
-        let port = free_port();
-        let root = dir.join("nginx");
-        let mut servers = String::new();
-        for (domain, policy) in policies {
-            let docs = root.join(domain).join(".well-known");
-            std::fs::create_dir_all(&docs).unwrap();
-            std::fs::write(docs.join("mta-sts.txt"), policy).unwrap();
-            servers.push_str(&format!(
-                "server {{ listen 127.0.0.1:{port} ssl; server_name mta-sts.{domain};\n\
-                 ssl_certificate {c}/dev-cert.pem; ssl_certificate_key {c}/dev-key.pem;\n\
-                 root {r}/{domain}; default_type text/plain; }}\n",
-                c = certs.display(),
-                r = root.display()
-            ));
-        }
-        let conf = format!(
-            "daemon off; master_process off; pid {r}/nginx.pid; error_log {r}/error.log;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{ access_log off; client_body_temp_path {r}/tmp; proxy_temp_path {r}/tmp;\n\
-             fastcgi_temp_path {r}/tmp; uwsgi_temp_path {r}/tmp; scgi_temp_path {r}/tmp;\n{servers}}}\n",
+fn mta_sts_nginx(dir: &Path, certs: &Path, policies: &[(&str, &str)]) -> common::nginx::Nginx {
+    let port = free_port();
+    let root = dir.join("nginx");
+    let mut servers = String::new();
+    for (domain, policy) in policies {
+        let docs = root.join(domain).join(".well-known");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(docs.join("mta-sts.txt"), policy).unwrap();
+        servers.push_str(&format!(
+            "server {{ listen 127.0.0.1:{port} ssl; server_name mta-sts.{domain};\n\
+             ssl_certificate {c}/dev-cert.pem; ssl_certificate_key {c}/dev-key.pem;\n\
+             root {r}/{domain}; default_type text/plain; }}\n",
+            c = certs.display(),
             r = root.display()
-        );
-        std::fs::create_dir_all(root.join("tmp")).unwrap();
-        std::fs::write(root.join("nginx.conf"), conf).unwrap();
-        let child = Command::new("nginx")
-            .arg("-c")
-            .arg(root.join("nginx.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        assert!(
-            common::wait_for_port(port, Duration::from_secs(10)),
-            "nginx did not start"
-        );
-        Nginx { child, port }
+        ));
     }
+    common::nginx::Nginx::start(dir, port, &servers)
 }
 
 #[test]
@@ -511,7 +476,7 @@ fn mta_sts_enforce_delivers_only_to_a_listed_mx() {
         cmd.args(["--host", h]);
     }
     assert!(cmd.stdout(Stdio::null()).status().unwrap().success());
-    let nginx = Nginx::start(
+    let nginx = mta_sts_nginx(
         probe.path(),
         &certs_dir,
         &[

@@ -8,11 +8,12 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::smtp::{require, tcp_connect, Client, Setup};
+use common::tls::{client_cert, test_ca};
 use common::wait_for;
 
 /// An OFFICIAL message (allowed internally), ending with the end-of-data line.
@@ -37,38 +38,6 @@ fn outbox_settles(setup: &Setup, n: usize) -> Vec<String> {
 
 // ---------------------------------------------------------------------------------------
 // Client certificates
-
-/// A CA made for the test: its PEM and the issuer that signs client certificates.
-fn test_ca(name: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    rcgen::CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
-/// A client certificate for `name` signed by `ca`, written as `dir/stem-cert.pem` and
-/// `dir/stem-key.pem`.
-fn client_cert(
-    ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
-    name: &str,
-    dir: &Path,
-    stem: &str,
-) -> (PathBuf, PathBuf) {
-    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
-    let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, ca).unwrap();
-    let cert_path = dir.join(format!("{stem}-cert.pem"));
-    let key_path = dir.join(format!("{stem}-key.pem"));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    (cert_path, key_path)
-}
 
 /// Python smtplib sending one OFFICIAL message; STARTTLS verified against the gateway's dev
 /// CA, presenting `cert` when given. Prints `TLS <version>` once STARTTLS is done, then

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use chrono::Utc;
 use serde::Serialize;
 
+use crate::admin::{Viewer, Visit};
 use crate::decision::{Verdict, ISA_DUE_SOON_DAYS};
 use crate::policyops::matrix::{html_escape, Matrix};
 use crate::record::register::{isa_register, status_label, IsaEntry};
@@ -119,24 +120,11 @@ pub fn status(gateway: &Gateway) -> Status {
     }
 }
 
-pub fn render(gateway: &Gateway) -> String {
+pub fn render(gateway: &Gateway, visit: &Visit) -> String {
     let policy = gateway.policy();
     let status = status(gateway);
     let matrix = Matrix::of(&policy);
-    let mut out = String::from(concat!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
-        "<title>markgate admin</title>\n<style>",
-        "body{font-family:sans-serif;margin:1.5em;color:#222}h1{margin-top:0}section{margin-bottom:2em}",
-        "table{border-collapse:collapse;font-size:92%}th,td{border:1px solid #999;padding:.35em .7em;text-align:left}",
-        "td.allow{background:#e3f4e1}td.block{background:#f8d7d3;font-weight:bold}",
-        ".live{background:#e3f4e1}.due-soon{background:#fff1c2}.overdue{background:#f8d7d3;font-weight:bold}",
-        ".not-started,.ended{background:#e8e8e8}.ok{color:#17692b}.failed{color:#b3261e}",
-        "pre{background:#f4f4f4;padding:.6em;white-space:pre-wrap}",
-        ".incident{background:#f8d7d3}.deferred{background:#fff1c2}.recovered{color:#17692b;font-weight:bold}",
-        "td.error{font-family:monospace;font-size:90%;min-width:16em;max-width:26em;overflow-wrap:anywhere}",
-        "td.id{font-family:monospace;font-size:85%}",
-        "</style></head><body>\n<h1>markgate</h1>\n"
-    ));
+    let mut out = head("markgate admin", visit);
 
     incidents_section(&mut out, &status);
     queue_section(&mut out, &status);
@@ -181,7 +169,50 @@ pub fn render(gateway: &Gateway) -> String {
     out
 }
 
-fn time(t: &chrono::DateTime<Utc>) -> String {
+/// The style every admin page shares (inline: the content security policy loads nothing).
+const STYLE: &str = concat!(
+    "body{font-family:sans-serif;margin:1.5em;color:#222}h1{margin-top:0}section{margin-bottom:2em}",
+    "nav{margin-bottom:1em}nav a{margin-right:1.2em}.who{color:#555}",
+    "table{border-collapse:collapse;font-size:92%}th,td{border:1px solid #999;padding:.35em .7em;text-align:left;vertical-align:top}",
+    "td.allow{background:#e3f4e1}td.block{background:#f8d7d3;font-weight:bold}",
+    ".live{background:#e3f4e1}.due-soon{background:#fff1c2}.overdue{background:#f8d7d3;font-weight:bold}",
+    ".not-started,.ended{background:#e8e8e8}.ok{color:#17692b}.failed{color:#b3261e}",
+    "pre{background:#f4f4f4;padding:.6em;white-space:pre-wrap;overflow-wrap:anywhere}",
+    ".incident{background:#f8d7d3}.deferred{background:#fff1c2}.recovered{color:#17692b;font-weight:bold}",
+    "td.error{font-family:monospace;font-size:90%;min-width:16em;max-width:26em;overflow-wrap:anywhere}",
+    "td.id{font-family:monospace;font-size:85%}",
+    ".refused{background:#f8d7d3;padding:.6em;font-weight:bold}.done{background:#e3f4e1;padding:.6em}",
+    "textarea{width:40em;height:4em}form{margin:.6em 0}",
+);
+
+/// The start of an admin page: title, style, heading and the links between the pages.
+pub fn head(title: &str, visit: &Visit) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{}</title>\n<style>{STYLE}</style></head><body>\n<h1>markgate</h1>\n{}",
+        html_escape(title),
+        nav(visit)
+    )
+}
+
+/// The links between the admin pages, and who is signed in.
+fn nav(visit: &Visit) -> String {
+    let who = match &visit.viewer {
+        Viewer::Token => "Signed in with the admin token: read only.".to_string(),
+        Viewer::Approver(a) => format!(
+            "Signed in as {} &lt;{}&gt;, {}.",
+            html_escape(&a.name),
+            html_escape(&a.email),
+            html_escape(&a.role)
+        ),
+    };
+    format!(
+        "<nav><a href=\"/\">Overview</a><a href=\"/holds\">Held for approval</a>\
+         <a href=\"/reviews\">Urgent releases to review</a><span class=\"who\">{who}</span></nav>\n"
+    )
+}
+
+pub(crate) fn time(t: &chrono::DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 

@@ -168,7 +168,7 @@ impl SmtpConfig {
 }
 
 /// `10.0.0.0/8`, or a bare address meaning just that host.
-fn parse_network(s: &str) -> Option<IpNet> {
+pub(crate) fn parse_network(s: &str) -> Option<IpNet> {
     s.parse::<IpNet>()
         .ok()
         .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))

@@ -120,7 +120,7 @@ pub fn prepare_key_material(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Check that every configured certificate loads (`tls.cert`/`tls.key`, with
-/// `smtp.client_ca` when client certificates are required, `tls.ca`, each route's
+/// `smtp.client_ca` when client certificates are required, `admin.client_ca`, `tls.ca`, each route's
 /// `client_cert`/`client_key`), before any listener starts; every problem is reported.
 pub fn check_certificates(config: &Config) -> anyhow::Result<()> {
     let tls = &config.tls;
@@ -136,6 +136,18 @@ pub fn check_certificates(config: &Config) -> anyhow::Result<()> {
             tls.cert_path().display(),
             tls.key_path().display()
         ));
+    }
+    if let Some(ca) = config
+        .admin
+        .client_ca
+        .as_deref()
+        .filter(|_| config.admin.enabled)
+    {
+        if let Err(e) =
+            crate::certs::server_config_optional_client(&tls.cert_path(), &tls.key_path(), ca)
+        {
+            problems.push(format!("admin.client_ca {}: {e}", ca.display()));
+        }
     }
     if let Err(e) = crate::certs::root_store(tls.ca.as_deref()) {
         problems.push(format!("tls.ca: {e}"));

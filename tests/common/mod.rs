@@ -10,13 +10,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod browser;
 pub mod bundle;
 pub mod dns;
 pub mod faults;
 pub mod http;
+pub mod nginx;
 pub mod postfix;
 pub mod record;
 pub mod smtp;
+pub mod tls;
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -124,6 +124,19 @@ retry_max = "500ms"
         .unwrap();
     }
 
+    /// Enable the admin listener on a free port with the `[admin]` keys in `toml`; returns
+    /// the port.
+    pub fn admin(&self, toml: &str) -> u16 {
+        let config_path = self.path().join("markgate.toml");
+        let config = std::fs::read_to_string(&config_path).unwrap();
+        let anchor = "[admin]\nenabled = false\n";
+        assert!(config.contains(anchor));
+        let port = free_port();
+        let admin = format!("[admin]\nlisten = \"127.0.0.1:{port}\"\n{}\n", toml.trim());
+        std::fs::write(&config_path, config.replacen(anchor, &admin, 1)).unwrap();
+        port
+    }
+
     /// Give the HTTP gateway a free port and the `[http]` keys and `[[http.route]]` tables in
     /// `toml`; returns the port.
     pub fn http(&self, toml: &str) -> u16 {
