@@ -108,45 +108,6 @@ async fn with_a_commit_delay_every_caller_is_still_recorded_before_it_is_answere
     assert!(store.verify().unwrap().is_intact());
 }
 
-/// Records are answered only once the write-ahead log holding them is synced. A sync that
-/// cannot be done (here: the WAL file is gone from under the store) is an error for the
-/// caller, and the recorder records nothing after it: what the store holds can no longer be
-/// known to be on disk, so every later caller gets the error too.
-#[tokio::test]
-async fn a_write_ahead_log_that_cannot_be_synced_stops_the_recorder() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("records.sqlite");
-    let recorder = Recorder::open(&config(path.clone())).unwrap();
-    let p = policy();
-    let one = || {
-        records(
-            &p,
-            "2026-02-11T09:00:00Z",
-            "OFFICIAL",
-            &["c@gmail.com"],
-            None,
-        )
-    };
-    recorder
-        .record(one())
-        .await
-        .expect("the first record is synced");
-    let mut wal = path.clone().into_os_string();
-    wal.push("-wal");
-    std::fs::remove_file(&wal).unwrap();
-    let err = recorder
-        .record(one())
-        .await
-        .expect_err("the WAL cannot be synced");
-    assert!(matches!(err, RecordError::Sync { .. }), "{err}");
-    assert!(err.to_string().contains("write-ahead log"), "{err}");
-    let later = recorder
-        .record(one())
-        .await
-        .expect_err("the recorder has stopped");
-    assert!(matches!(later, RecordError::Sync { .. }), "{later}");
-}
-
 #[test]
 fn the_incident_class_comes_from_the_configuration() {
     let dir = tempfile::tempdir().unwrap();

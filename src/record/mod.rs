@@ -102,14 +102,6 @@ pub enum RecordError {
         what: String,
         retention: String,
     },
-    #[error(
-        "cannot make the records in {path} durable (syncing its write-ahead log failed): {source}"
-    )]
-    Sync {
-        path: PathBuf,
-        #[source]
-        source: Arc<std::io::Error>,
-    },
     #[error("the recorder has stopped")]
     Stopped,
 }
@@ -117,13 +109,9 @@ pub enum RecordError {
 impl RecordError {
     /// True for errors a full or read-only store causes.
     pub fn is_storage_full_or_read_only(&self) -> bool {
-        match self {
-            RecordError::Full { .. } | RecordError::ReadOnly { .. } => true,
-            RecordError::Sync { source, .. } => matches!(
-                source.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::ReadOnlyFilesystem
-            ),
-            _ => false,
-        }
+        matches!(
+            self,
+            RecordError::Full { .. } | RecordError::ReadOnly { .. }
+        )
     }
 }

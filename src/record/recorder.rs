@@ -10,14 +10,6 @@
 //! so fewer, larger commits carry the same records (the wait applies only while the last
 //! commit carried more than one caller's records: a lone caller is never kept waiting).
 //!
-//! A commit returns once its frames are in the WAL; the records are durable only once the
-//! WAL file is synced, and only then are their callers answered. The syncing is done by a
-//! few sync threads, not by the writer: a sync that starts while another is in flight does
-//! not wait for it, and the file system (and the disk's flush) serves concurrent syncs
-//! together, so a record waits for about one sync instead of the rest of the one in flight
-//! plus its own, and the writer goes on appending meanwhile. A sync that fails stops the
-//! recorder: what the store holds can no longer be known to be on disk.
-//!
 //! The WAL is copied into the database by a second thread, off the commit path. A copy that
 //! runs while the writer keeps committing never catches up with it, and the WAL would grow
 //! without bound (each commit then also allocates new file blocks); so about once a second
@@ -25,7 +17,7 @@
 //! starts the WAL again from its beginning.
 
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -41,16 +33,11 @@ const MAX_BATCH: usize = 4096;
 /// How often the writer finishes a WAL checkpoint itself so the WAL starts again.
 const WAL_RESTART_EVERY: Duration = Duration::from_secs(1);
 
-/// Threads syncing the WAL: up to this many syncs are in flight at once.
-const SYNC_THREADS: usize = 3;
-
-type Reply = oneshot::Sender<Result<(), RecordError>>;
-
 struct Job {
     records: Vec<PreparedRecord>,
     /// Delivery-attempt records, appended to their own chain after `records`.
     deliveries: Vec<DeliveryRecord>,
-    reply: Reply,
+    reply: oneshot::Sender<Result<(), RecordError>>,
 }
 
 /// A cheap, cloneable handle to the record writer. The writer stops when every clone has
@@ -92,21 +79,15 @@ impl Recorder {
     /// Start a writer on an already open store.
     /// The store checkpoints its WAL itself after commits.
     pub fn with_store(store: Store) -> Recorder {
-        Recorder::start(store, None, None, Duration::ZERO)
+        Recorder::start(store, None, Duration::ZERO)
     }
 
-    fn start(
-        store: Store,
-        kick: Option<mpsc::SyncSender<()>>,
-        syncer: Option<Arc<Syncer>>,
-        delay: Duration,
-    ) -> Recorder {
+    fn start(store: Store, kick: Option<mpsc::SyncSender<()>>, delay: Duration) -> Recorder {
         let (tx, rx) = mpsc::channel::<Job>();
         let path = store.path().to_path_buf();
         let writer = Writer {
             store,
             kick,
-            syncer,
             delay,
             wal_restarted: Instant::now(),
         };
@@ -136,19 +117,12 @@ impl Recorder {
         let store = Store::open(path, options)?;
         let checkpointer = Store::open(path, &StoreOptions::default())?;
         store.disable_auto_checkpoint()?;
-        let syncer = Syncer::start(&store)?;
-        store.defer_commit_sync()?;
         let (kick, kicked) = mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
             .name("markgate-records-checkpoint".into())
             .spawn(move || checkpoints(checkpointer, kicked))
             .expect("the checkpoint thread starts");
-        Ok(Recorder::start(
-            store,
-            Some(kick),
-            Some(syncer),
-            commit_delay,
-        ))
+        Ok(Recorder::start(store, Some(kick), commit_delay))
     }
 
     pub fn path(&self) -> &Path {
@@ -215,9 +189,6 @@ struct Writer {
     store: Store,
     /// Wakes the checkpoint thread after commits (None: the store checkpoints itself).
     kick: Option<mpsc::SyncSender<()>>,
-    /// Makes commits durable and answers their callers (None: every commit is synced by
-    /// SQLite before it returns).
-    syncer: Option<Arc<Syncer>>,
     delay: Duration,
     wal_restarted: Instant,
 }
@@ -244,12 +215,6 @@ impl Writer {
                 }
             }
             last_jobs = batch.len();
-            if let Some(failed) = self.syncer.as_ref().and_then(|s| s.failed()) {
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(failed.clone()));
-                }
-                continue;
-            }
             let refs: Vec<&PreparedRecord> = batch.iter().flat_map(|j| j.records.iter()).collect();
             let deliveries: Vec<&DeliveryRecord> =
                 batch.iter().flat_map(|j| j.deliveries.iter()).collect();
@@ -259,18 +224,10 @@ impl Writer {
             }
             drop(refs);
             drop(deliveries);
-            match (&self.syncer, result) {
-                (Some(syncer), Ok(())) => syncer.sync_then_answer(batch.drain(..).map(|j| j.reply)),
-                (_, result) => {
-                    for job in batch.drain(..) {
-                        let _ = job.reply.send(result.clone());
-                    }
-                }
+            for job in batch.drain(..) {
+                let _ = job.reply.send(result.clone());
             }
             self.after_commit();
-        }
-        if let Some(syncer) = &self.syncer {
-            syncer.close();
         }
     }
 
@@ -293,130 +250,6 @@ impl Writer {
         }
         // A full channel means a checkpoint is already pending.
         let _ = kick.try_send(());
-    }
-}
-
-/// Makes committed WAL frames durable and answers the callers waiting for them.
-struct Syncer {
-    wal: PathBuf,
-    state: Mutex<SyncState>,
-    wake: Condvar,
-}
-
-#[derive(Default)]
-struct SyncState {
-    /// Callers whose records are committed (in the WAL) but not yet synced.
-    waiting: Vec<Reply>,
-    /// The WAL file, opened once it exists; reopened if SQLite ever replaced it.
-    file: Option<Arc<std::fs::File>>,
-    /// Set by the first failed sync: nothing is recorded after it.
-    failed: Option<RecordError>,
-    closed: bool,
-}
-
-impl Syncer {
-    fn start(store: &Store) -> Result<Arc<Syncer>, RecordError> {
-        let syncer = Arc::new(Syncer {
-            wal: store.wal_path(),
-            state: Mutex::new(SyncState::default()),
-            wake: Condvar::new(),
-        });
-        // The WAL's own directory entry is made durable once, as SQLite would on creating it.
-        if let Some(dir) = syncer.wal.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| syncer.error(e))?;
-        }
-        for n in 0..SYNC_THREADS {
-            let syncer = syncer.clone();
-            std::thread::Builder::new()
-                .name(format!("markgate-records-sync-{n}"))
-                .spawn(move || syncer.run())
-                .expect("a record sync thread starts");
-        }
-        Ok(syncer)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, SyncState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn error(&self, e: std::io::Error) -> RecordError {
-        RecordError::Sync {
-            path: self.wal.clone(),
-            source: Arc::new(e),
-        }
-    }
-
-    fn failed(&self) -> Option<RecordError> {
-        self.lock().failed.clone()
-    }
-
-    /// Answer `replies` once a sync that starts after now has finished.
-    fn sync_then_answer(&self, replies: impl Iterator<Item = Reply>) {
-        let mut state = self.lock();
-        if let Some(failed) = &state.failed {
-            for reply in replies {
-                let _ = reply.send(Err(failed.clone()));
-            }
-            return;
-        }
-        state.waiting.extend(replies);
-        drop(state);
-        self.wake.notify_one();
-    }
-
-    /// Stop once every caller waiting has been answered.
-    fn close(&self) {
-        self.lock().closed = true;
-        self.wake.notify_all();
-    }
-
-    fn run(&self) {
-        loop {
-            let mut state = self.lock();
-            while state.waiting.is_empty() && !state.closed {
-                state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
-            }
-            if state.waiting.is_empty() {
-                return;
-            }
-            // Everything taken here was written before this sync starts: it covers them all.
-            let replies = std::mem::take(&mut state.waiting);
-            let file = state.file.clone();
-            drop(state);
-            let result = self.sync(file);
-            let mut state = self.lock();
-            if let Err(e) = &result {
-                tracing::error!(error = %e, "decision records could not be synced; recording stops");
-                state.failed.get_or_insert_with(|| e.clone());
-            }
-            drop(state);
-            for reply in replies {
-                let _ = reply.send(result.clone());
-            }
-        }
-    }
-
-    /// `fdatasync` the WAL; opened on first use, and again when the path no longer names
-    /// the file held open (SQLite removes the WAL only when the last connection closes).
-    fn sync(&self, file: Option<Arc<std::fs::File>>) -> Result<(), RecordError> {
-        use std::os::unix::fs::MetadataExt;
-        let on_disk = std::fs::metadata(&self.wal).map_err(|e| self.error(e))?;
-        let file = match file {
-            Some(f)
-                if f.metadata()
-                    .is_ok_and(|m| m.ino() == on_disk.ino() && m.dev() == on_disk.dev()) =>
-            {
-                f
-            }
-            _ => {
-                let f = Arc::new(std::fs::File::open(&self.wal).map_err(|e| self.error(e))?);
-                self.lock().file = Some(f.clone());
-                f
-            }
-        };
-        file.sync_data().map_err(|e| self.error(e))
     }
 }
 

@@ -197,22 +197,6 @@ impl Store {
         &self.path
     }
 
-    /// Let commits return once their WAL frames are written, before they are synced
-    /// (`synchronous = NORMAL`): the caller makes them durable itself by syncing the WAL
-    /// file ([`Store::wal_path`]) before it reports them. Checkpoints still sync as before.
-    pub fn defer_commit_sync(&self) -> Result<(), RecordError> {
-        self.conn
-            .pragma_update(None, "synchronous", "NORMAL")
-            .map_err(|e| self.write_err(e))
-    }
-
-    /// The write-ahead log file commits are written to.
-    pub fn wal_path(&self) -> PathBuf {
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        PathBuf::from(wal)
-    }
-
     /// Stop this connection checkpointing the WAL after its own commits; the caller takes
     /// that over with [`Store::checkpoint`] on another connection, off the commit path.
     pub fn disable_auto_checkpoint(&self) -> Result<(), RecordError> {
