@@ -1,6 +1,11 @@
 //! `markgate serve`: start every listener on one shared [`Gateway`], and stop them together
 //! on SIGTERM or SIGINT (stop accepting, let sessions in flight finish within a grace period).
 //!
+//! The shutdown signals are listened for first, before anything else here: a SIGTERM that
+//! arrives while the gateway is still starting (a supervisor stopping it at once) takes
+//! the clean path too (listeners stop, the last checkpoint is written), instead of the
+//! default action that kills the process.
+//!
 //! Before anything listens: the state directories are locked (one gateway per spool and
 //! record store, [`state`]), the policy must compile, and every configured certificate and
 //! key must load ([`snapshot`]). Any of these failing stops `serve` with the reason (exit 2).
@@ -20,6 +25,9 @@ use crate::service::state;
 /// routes, signing key), start the SMTP and HTTP gateways on it, run until a shutdown
 /// signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let signals = ShutdownSignals::listen().context("cannot listen for SIGTERM and SIGINT")?;
+    tokio::spawn(signals.cancel(shutdown.clone()));
     crate::certs::install_crypto_provider();
     let _state = state::lock(&config)?;
     // Before any listener starts: every listener then sees the same keys from the first
@@ -44,7 +52,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })?;
     let gateway = Arc::new(Gateway::new(config, snapshot, recorder));
     preload_recent_decisions(&gateway);
-    let shutdown = CancellationToken::new();
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(crate::smtp::run(gateway.clone(), shutdown.clone()));
@@ -62,15 +69,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let checkpoints =
         crate::record::checkpoint::Checkpointer::spawn(&gateway.config, shutdown.clone());
 
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
     let mut result = Ok(());
     loop {
         tokio::select! {
-            _ = &mut signal, if !shutdown.is_cancelled() => {
-                tracing::info!("shutdown requested: no new connections, finishing sessions in flight");
-                shutdown.cancel();
-            }
             joined = tasks.join_next() => match joined {
                 None => break,
                 Some(Ok(Ok(()))) => {}
@@ -156,17 +157,44 @@ async fn watch_isa_reviews(
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT, heard from the moment [`ShutdownSignals::listen`] returns.
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Install the handlers now (not when first awaited): from here on neither signal can
+    /// kill the process without the clean shutdown.
+    fn listen() -> std::io::Result<ShutdownSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(ShutdownSignals {
+                term: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(ShutdownSignals {})
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    /// Cancel `shutdown` at the first signal.
+    async fn cancel(mut self, shutdown: CancellationToken) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.interrupt.recv() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        #[cfg(not(unix))]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        tracing::info!("shutdown requested: no new connections, finishing sessions in flight");
+        shutdown.cancel();
+    }
 }

@@ -16,6 +16,7 @@ use common::faults::{
     fill, internal_route, messages_in, root_or_skip, send, tokens, Ext4, NextHop, Tmpfs,
 };
 use common::http::{HttpSetup, Upstream};
+use common::smtp::{swaks, Client, Setup};
 use common::{curl, free_port, wait_for};
 
 /// A route to `upstream` for HTTP requests that need no handling.
@@ -520,6 +521,99 @@ fn slow_clients_do_not_starve_others() {
         delivered.is_some(),
         "{:?}",
         tokens(&messages_in(&setup.path().join("outbox")))
+    );
+}
+
+/// Slow SMTP clients (issue 13): 20 clients at one byte a second, half never finishing a
+/// command line, half trickling message data after a fast MAIL, RCPT and DATA, are each
+/// cut with `421 4.4.2` at their deadline (`command_timeout` 3s from the greeting,
+/// `data_total_timeout` 4s from the 354; a byte a second never pauses for
+/// `data_timeout`), however many bytes they send. Meanwhile ordinary clients (lettre,
+/// swaks) are served at once; every message they saw acknowledged is delivered, and
+/// nothing of the slow ones.
+#[test]
+fn slow_smtp_clients_are_cut_at_their_deadlines_and_others_are_served() {
+    let setup = Setup::new("", None);
+    setup.smtp_keys("command_timeout = \"3s\"\ndata_timeout = \"2s\"\ndata_total_timeout = \"4s\"");
+    let _server = setup.serve();
+    let port = setup.port;
+    let second = Duration::from_secs(1);
+    let slow: Vec<_> = (0..20)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(port);
+                assert!(c.reply().starts_with("220"));
+                let in_data = i % 2 == 1;
+                let (held, said) = if in_data {
+                    c.cmd("EHLO slow.example", "250");
+                    c.cmd("MAIL FROM:<officer@westmidlands.pnn.police.uk>", "250");
+                    c.cmd("RCPT TO:<colleague@westmidlands.pnn.police.uk>", "250");
+                    c.cmd("DATA", "354");
+                    c.trickle_until_closed(
+                        b"Subject: [NOT PROTECTIVELY MARKED] slow\r\n\r\nslow-token\r\n",
+                        second,
+                        Duration::from_secs(15),
+                    )
+                } else {
+                    c.trickle_until_closed(b"EHLO slow.example", second, Duration::from_secs(15))
+                };
+                (in_data, held, said)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Ordinary clients while all 20 hold their connections.
+    let mut slowest = Duration::ZERO;
+    for n in 0..5 {
+        let start = Instant::now();
+        send_acknowledged(port, n..n + 1);
+        slowest = slowest.max(start.elapsed());
+    }
+    let start = Instant::now();
+    let out = swaks(&[
+        "--server",
+        &format!("127.0.0.1:{port}"),
+        "--from",
+        "officer@westmidlands.pnn.police.uk",
+        "--to",
+        "colleague@westmidlands.pnn.police.uk",
+        "--header",
+        "Subject: [NOT PROTECTIVELY MARKED] swaks while slow clients hold on",
+        "--body",
+        "fault-token-5",
+    ]);
+    slowest = slowest.max(start.elapsed());
+    assert!(out.contains("<-  250 2.0.0 queued as"), "{out}");
+    eprintln!("measured: SMTP with 20 clients at a byte a second: the slowest of 6 ordinary messages took {slowest:?}");
+    assert!(slowest < Duration::from_secs(2), "{slowest:?}");
+
+    let mut longest = [Duration::ZERO; 2];
+    for client in slow {
+        let (in_data, held, said) = client.join().unwrap();
+        longest[in_data as usize] = longest[in_data as usize].max(held);
+        let (expected, deadline) = match in_data {
+            true => ("421 4.4.2 message data not complete within 4s", 4),
+            false => ("421 4.4.2 command timeout after 3s", 3),
+        };
+        assert!(said.contains(expected), "{said:?}");
+        let deadline = Duration::from_secs(deadline);
+        assert!(
+            held >= deadline - Duration::from_millis(600) && held < deadline + second,
+            "in data: {in_data}: held {held:?} for a deadline of {deadline:?}"
+        );
+    }
+    eprintln!(
+        "measured: slow clients held a connection at most {:?} (command deadline 3s), {:?} (data deadline 4s)",
+        longest[0], longest[1]
+    );
+    let outbox = setup.path().join("outbox");
+    assert_delivered(&outbox, &[0, 1, 2, 3, 4, 5]);
+    assert!(
+        !messages_in(&outbox)
+            .iter()
+            .any(|m| m.contains("slow-token")),
+        "a message that was never complete must not be delivered"
     );
 }
 

@@ -564,7 +564,19 @@ fn mta_sts_enforce_delivers_only_to_a_listed_mx() {
     // the policy is cached on disk for its max_age
     let cached = std::fs::read_to_string(lab.setup.path().join("mta-sts/sts.test.json")).unwrap();
     assert!(cached.contains("mx.elsewhere.test"), "{cached}");
+    // an attacker now blocks the policy fetch, and the gateway restarts: the policy read
+    // back from disk still keeps mail off the MX it does not list (a gateway that only
+    // remembered in memory would fetch, fail, and deliver to mx.sts.test)
     drop(nginx);
+    lab.server = None;
+    lab.serve();
+    lab.send("t@sts.test", "[NOT PROTECTIVELY MARKED] canteen menu again");
+    lab.deferred_because("t@sts.test", "MTA-STS");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        outside.nothing_accepted(),
+        "after a restart without the policy server, an MX outside the cached policy got mail"
+    );
 }
 
 /// A TXT record's text as zone-file strings of at most 255 bytes each.

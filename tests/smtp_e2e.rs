@@ -434,6 +434,51 @@ fn sigterm_stops_accepting_and_keeps_the_spool() {
     assert!(setup.path().join("spool").exists());
 }
 
+/// A SIGTERM that arrives while the gateway is still starting (before any listener is
+/// bound) takes the clean path: exit 0, "shutdown requested", and the shutdown checkpoint
+/// written. The signal is sent the moment the log shows the policy loaded, which is before
+/// the listeners start; a handler installed only after them would leave the default action
+/// (death by SIGTERM, no checkpoint). Three starts, as the window is milliseconds wide.
+#[test]
+fn sigterm_while_starting_shuts_down_cleanly_with_a_checkpoint() {
+    use std::os::unix::process::ExitStatusExt;
+    for attempt in 0..3 {
+        let setup = Setup::new("", None);
+        let mut server = Server::start(setup.path(), &setup.path().join("markgate.toml"));
+        let started = std::time::Instant::now();
+        while !server.log_text().contains("policy loaded") {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no start: {}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        server.signal("TERM");
+        let status = wait_for(Duration::from_secs(15), || {
+            server.child.try_wait().ok().flatten()
+        })
+        .expect("markgate must exit after SIGTERM");
+        let log = server.log_text();
+        assert_eq!(
+            (status.code(), status.signal()),
+            (Some(0), None),
+            "attempt {attempt}: not a clean shutdown:\n{log}"
+        );
+        assert!(log.contains("shutdown requested"), "{log}");
+        let checkpoints =
+            std::fs::read_to_string(setup.path().join("var/checkpoints.log")).unwrap_or_default();
+        let last: serde_json::Value = serde_json::from_str(
+            checkpoints
+                .lines()
+                .last()
+                .unwrap_or_else(|| panic!("no checkpoint:\n{log}")),
+        )
+        .unwrap();
+        assert!(last["signature"].is_string(), "{last}");
+    }
+}
+
 #[test]
 fn confidential_to_suffolk_arrives_as_a_bundle_that_age_opens_to_the_original() {
     let setup = Setup::new("", None);

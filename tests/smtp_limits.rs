@@ -1,16 +1,18 @@
 //! End-to-end tests of what protects the SMTP listener, against the `markgate serve` binary
 //! with real peers on 127.0.0.1: client certificates behind STARTTLS (Python smtplib with a
-//! certificate made for the test), connection caps, command and data timeouts, and the
-//! message-size, line-length and recipient limits (a plain TCP client, so every byte and the
-//! moment of each reply are under the test's control).
+//! certificate made for the test), connection caps, command and data timeouts, attacks on
+//! both (pipelining across a deadline, half-closed and half-open connections, a client that
+//! never reads), and the message-size, line-length and recipient limits (a plain TCP
+//! client, so every byte and the moment of each reply are under the test's control).
 
 mod common;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::smtp::{require, Client, Setup};
+use common::smtp::{require, tcp_connect, Client, Setup};
 use common::wait_for;
 
 /// An OFFICIAL message (allowed internally), ending with the end-of-data line.
@@ -353,6 +355,170 @@ fn a_client_stalling_in_data_is_dropped_and_nothing_partial_is_kept() {
         "part of a message was delivered"
     );
     assert_eq!(setup.spool_files(), 0, "{}", server.log_text());
+}
+
+// ---------------------------------------------------------------------------------------
+// Attacks on the deadlines and caps, from outside
+
+/// Pipelining across the deadline: commands that each finish in time are served however
+/// long the session lasts; a line left unfinished behind pipelined ones is cut at its own
+/// deadline, counted from the answer to the last complete one.
+#[test]
+fn pipelining_across_the_command_deadline() {
+    let setup = Setup::new("", None);
+    setup.smtp_keys("command_timeout = \"2s\"");
+    let _server = setup.serve();
+    let mut c = Client::connect(setup.port);
+    c.hello();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1500));
+        c.cmd("NOOP", "250");
+    }
+    c.send("NOOP\r\nRSET\r\nNO");
+    assert_eq!(c.reply(), "250 2.0.0 ok\r\n");
+    assert_eq!(c.reply(), "250 2.0.0 reset\r\n");
+    let answered = Instant::now();
+    let (held, said) =
+        c.trickle_until_closed(b"OP", Duration::from_millis(700), Duration::from_secs(10));
+    assert_eq!(
+        said,
+        "421 4.4.2 command timeout after 2s; closing connection\r\n"
+    );
+    let cut = answered.elapsed();
+    assert!(
+        cut >= Duration::from_millis(1900) && cut < Duration::from_secs(3),
+        "cut {cut:?} after the last answer ({held:?} trickling)"
+    );
+}
+
+/// A client that shuts down its sending side right after a pipelined transaction still gets
+/// every reply, and its message is delivered; one that does so in the middle of the data
+/// gets no 250 and nothing of it is kept.
+#[test]
+fn a_half_closed_connection_gets_every_reply_and_a_half_sent_message_is_dropped() {
+    let setup = Setup::new("", None);
+    let server = setup.serve();
+    let mut c = Client::connect(setup.port);
+    c.send(&format!(
+        "EHLO client.test\r\nMAIL FROM:<officer@westmidlands.pnn.police.uk>\r\nRCPT TO:<{COLLEAGUE}>\r\nDATA\r\n{}QUIT\r\n",
+        official("half-closed", "HALF-CLOSED-COMPLETE")
+    ));
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let said = c.rest_until_closed();
+    assert!(said.contains("250 2.0.0 queued as"), "{said}");
+    assert!(said.ends_with("221 2.0.0 bye\r\n"), "{said}");
+
+    let mut c = Client::connect(setup.port);
+    c.send(&format!(
+        "EHLO client.test\r\nMAIL FROM:<officer@westmidlands.pnn.police.uk>\r\nRCPT TO:<{COLLEAGUE}>\r\nDATA\r\nSubject: [OFFICIAL] half\r\n\r\nHALF-CLOSED-PARTIAL"
+    ));
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let said = c.rest_until_closed();
+    assert!(
+        said.ends_with("354 send the message, end with <CRLF>.<CRLF>\r\n"),
+        "{said}"
+    );
+
+    let delivered = outbox_settles(&setup, 1);
+    assert_eq!(delivered.len(), 1, "{delivered:#?}");
+    assert!(delivered[0].contains("HALF-CLOSED-COMPLETE"));
+    assert_eq!(setup.spool_files(), 0, "{}", server.log_text());
+}
+
+/// Connections that never say anything fill `smtp.max_connections`: the next client gets
+/// `421 4.3.2`, each silent one is closed with `421 4.4.2` at the command deadline, and
+/// then clients are served again.
+#[test]
+fn half_open_connections_up_to_the_cap_are_let_go_at_the_command_deadline() {
+    let setup = Setup::new("", None);
+    setup.smtp_keys("max_connections = 8\ncommand_timeout = \"2s\"");
+    let _server = setup.serve();
+    let opened = Instant::now();
+    let mut silent: Vec<Client> = (0..8).map(|_| Client::connect(setup.port)).collect();
+    let mut refused = Client::connect(setup.port);
+    assert_eq!(
+        refused.reply(),
+        "421 4.3.2 too many connections; try again later\r\n"
+    );
+    for c in &mut silent {
+        assert!(c.reply().starts_with("220 "));
+        assert_eq!(
+            c.reply(),
+            "421 4.4.2 command timeout after 2s; closing connection\r\n"
+        );
+        assert!(c.closed_by_server());
+    }
+    let freed = opened.elapsed();
+    assert!(freed < Duration::from_secs(4), "{freed:?}");
+    let back = wait_for(Duration::from_secs(3), || {
+        let mut c = Client::connect(setup.port);
+        c.reply().starts_with("220 ").then_some(c)
+    });
+    let mut c = back.expect("served again once the silent ones were let go");
+    c.cmd("EHLO client.test", "250");
+    let r = c.message(&[COLLEAGUE], &official("after the silent ones", "served"));
+    assert!(r.starts_with("250 2.0.0 queued as"), "{r}");
+}
+
+/// A client that asks for STARTTLS and then sends its handshake a byte a second is cut
+/// at the command deadline: the handshake has one deadline in all, not one per byte.
+#[test]
+fn a_tls_handshake_trickled_a_byte_a_second_is_cut_at_the_command_deadline() {
+    let setup = Setup::new("", None);
+    setup.smtp_keys("command_timeout = \"2s\"");
+    let _server = setup.serve();
+    let mut c = Client::connect(setup.port);
+    c.hello();
+    c.cmd("STARTTLS", "220");
+    // the start of a TLS record holding a ClientHello, never finished
+    let hello = [
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    let (held, said) =
+        c.trickle_until_closed(&hello, Duration::from_millis(500), Duration::from_secs(10));
+    assert_eq!(said, "", "nothing is said in the middle of a handshake");
+    assert!(
+        held >= Duration::from_millis(1500) && held < Duration::from_secs(3),
+        "held {held:?}"
+    );
+}
+
+/// A client that pipelines commands and never reads the replies is let go at the command
+/// deadline once the server can no longer write to it (its slot is freed), not held for
+/// ever on a blocked write.
+#[test]
+fn a_client_that_never_reads_its_replies_is_let_go() {
+    let setup = Setup::new("", None);
+    setup.smtp_keys("max_connections = 1\ncommand_timeout = \"2s\"");
+    let _server = setup.serve();
+    let port = setup.port;
+    let flood = std::thread::spawn(move || {
+        let stream = tcp_connect("127.0.0.1", port, Some(4096));
+        stream
+            .set_write_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let start = Instant::now();
+        let noops = "NOOP\r\n".repeat(1000);
+        while start.elapsed() < Duration::from_secs(30) {
+            match (&stream).write_all(noops.as_bytes()) {
+                Ok(()) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return start.elapsed(),
+            }
+        }
+        panic!("the server kept a client that does not read for 30s");
+    });
+    let cut = flood.join().unwrap();
+    eprintln!("measured: a client that pipelines and never reads was let go after {cut:?} (command_timeout 2s)");
+    assert!(cut < Duration::from_secs(6), "{cut:?}");
+    let back = wait_for(Duration::from_secs(3), || {
+        let mut c = Client::connect(port);
+        c.reply().starts_with("220 ").then_some(c)
+    });
+    back.expect("the slot is free again")
+        .cmd("EHLO client.test", "250");
 }
 
 // ---------------------------------------------------------------------------------------

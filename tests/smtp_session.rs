@@ -16,6 +16,7 @@ use markgate::smtp::queue::spool::Spool;
 use markgate::smtp::queue::QueueHandle;
 use markgate::smtp::SmtpContext;
 use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 const OFFICIAL_MESSAGE: &str = "From: a@westmidlands.pnn.police.uk\r\nTo: b@suffolk.pnn.police.uk\r\nSubject: [OFFICIAL] test\r\nX-Protective-Marking: OFFICIAL\r\nMessage-ID: <t1@test>\r\n\r\nHello\r\n.\r\n";
@@ -199,32 +200,141 @@ async fn idle_sessions_close_on_shutdown() {
         .unwrap();
 }
 
-#[tokio::test]
-async fn timeout_replies_name_the_configured_time() {
-    let mut h = start(
-        |c| c.smtp.command_timeout = Duration::from_millis(300),
-        true,
-    );
-    h.hello().await;
-    let r = h.reply().await;
-    assert_eq!(
-        r, "421 4.4.2 command timeout after 300ms; closing connection\r\n",
-        "{r}"
-    );
+// ---------------------------------------------------------------------------------------
+// Deadlines (RFC 5321 §4.5.3.2), on paused time: the clock only moves when every task
+// waits, so each figure below is exact and no test waits for real.
 
-    let mut h = start(|c| c.smtp.data_timeout = Duration::from_millis(1500), true);
-    h.hello().await;
-    h.cmd("MAIL FROM:<a@westmidlands.pnn.police.uk>", "250")
-        .await;
-    h.cmd("RCPT TO:<b@westmidlands.pnn.police.uk>", "250").await;
-    h.cmd("DATA", "354").await;
-    h.send("Subject: [OFFICIAL] stalled\r\n").await;
-    let r = h.reply().await;
+/// One byte a second never finishes a command line: the client is cut at
+/// `smtp.command_timeout` (default 5m) from the greeting, not kept by each byte.
+#[tokio::test(start_paused = true)]
+async fn a_command_line_trickled_a_byte_a_second_is_cut_at_the_command_deadline() {
+    let mut h = start(|_| {}, true);
+    let _ = h.reply().await;
+    let start = Instant::now();
+    let line = format!("NOOP {}\r\n", "x".repeat(500));
+    let r = h.trickle(line.as_bytes(), Duration::from_secs(1)).await;
+    let waited = start.elapsed();
     assert_eq!(
-        r, "421 4.4.2 data timeout after 1.5s; closing connection\r\n",
+        r.as_deref(),
+        Some("421 4.4.2 command timeout after 300s; closing connection\r\n")
+    );
+    assert!(
+        (Duration::from_secs(300)..=Duration::from_secs(301)).contains(&waited),
+        "{waited:?}"
+    );
+    assert_eq!(h.next_reply().await, None, "the session is closed");
+}
+
+/// The deadline is per command: slow commands that each finish in time are all served,
+/// however long the session lasts.
+#[tokio::test(start_paused = true)]
+async fn each_command_has_its_own_deadline() {
+    let mut h = start(|c| c.smtp.command_timeout = Duration::from_secs(10), true);
+    let _ = h.reply().await;
+    let start = Instant::now();
+    for _ in 0..3 {
+        // 6 bytes, 6 seconds: inside 10s
+        let r = h.trickle(b"NOOP\r\n", Duration::from_secs(1)).await;
+        assert_eq!(r.as_deref(), Some("250 2.0.0 ok\r\n"));
+    }
+    assert!(
+        start.elapsed() >= Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    h.cmd("QUIT", "221").await;
+}
+
+/// Pipelining across the deadline: the commands that arrived complete are answered; the
+/// line left unfinished has its deadline from the last answer, and is cut there.
+#[tokio::test(start_paused = true)]
+async fn a_partial_line_after_pipelined_commands_is_cut_at_its_own_deadline() {
+    let mut h = start(|c| c.smtp.command_timeout = Duration::from_secs(10), true);
+    let _ = h.reply().await;
+    tokio::time::advance(Duration::from_secs(8)).await;
+    let start = Instant::now();
+    h.send("NOOP\r\nRSET\r\nNO").await;
+    assert_eq!(h.reply().await, "250 2.0.0 ok\r\n");
+    assert_eq!(h.reply().await, "250 2.0.0 reset\r\n");
+    let r = h
+        .trickle(b"OP 12345678901234567890\r\n", Duration::from_secs(1))
+        .await;
+    assert_eq!(
+        r.as_deref(),
+        Some("421 4.4.2 command timeout after 10s; closing connection\r\n")
+    );
+    let waited = start.elapsed();
+    assert!(
+        (Duration::from_secs(10)..=Duration::from_secs(11)).contains(&waited),
+        "{waited:?}"
+    );
+}
+
+/// Message data a byte a second never pauses for `smtp.data_timeout` (3m), and is cut at
+/// `smtp.data_total_timeout` (10m) from the 354; nothing is queued.
+#[tokio::test(start_paused = true)]
+async fn data_trickled_a_byte_a_second_is_cut_at_the_data_total_deadline() {
+    let mut h = start(|_| {}, true);
+    h.start_data().await;
+    let start = Instant::now();
+    let body = OFFICIAL_MESSAGE.replace("Hello", &"Hello ".repeat(200));
+    let r = h.trickle(body.as_bytes(), Duration::from_secs(1)).await;
+    let waited = start.elapsed();
+    let r = r.expect("a reply before the data ended");
+    assert!(
+        r.starts_with("421 4.4.2 message data not complete within 600s; closing connection"),
         "{r}"
+    );
+    assert!(
+        (Duration::from_secs(600)..=Duration::from_secs(601)).contains(&waited),
+        "{waited:?}"
     );
     assert!(h.queued.try_recv().is_err(), "nothing may be queued");
+}
+
+/// A pause in the data as long as `smtp.data_timeout` ends the session; the reply names the
+/// configured time.
+#[tokio::test(start_paused = true)]
+async fn a_pause_in_the_data_is_cut_at_the_data_timeout() {
+    let mut h = start(|c| c.smtp.data_timeout = Duration::from_millis(1500), true);
+    h.start_data().await;
+    tokio::time::advance(Duration::from_secs(1)).await;
+    h.send("Subject: [OFFICIAL] stalled\r\n").await;
+    let sent = Instant::now();
+    let r = h.next_reply().await;
+    assert_eq!(
+        r.as_deref(),
+        Some("421 4.4.2 data timeout after 1.5s; closing connection\r\n")
+    );
+    assert_eq!(
+        sent.elapsed(),
+        Duration::from_millis(1500),
+        "measured from the last data"
+    );
+    assert!(h.queued.try_recv().is_err(), "nothing may be queued");
+}
+
+/// A client that is fast is never near a deadline: a message trickled within the limits
+/// is accepted and queued.
+#[tokio::test(start_paused = true)]
+async fn a_slow_message_within_the_deadlines_is_accepted() {
+    let mut h = start(
+        |c| {
+            c.smtp.data_timeout = Duration::from_secs(2);
+            c.smtp.data_total_timeout = Duration::from_secs(1000);
+        },
+        true,
+    );
+    h.start_data().await;
+    let (last, message) = OFFICIAL_MESSAGE.as_bytes().split_last().unwrap();
+    let early = h.trickle(message, Duration::from_secs(1)).await;
+    assert_eq!(early, None, "nothing said before the end of the data");
+    // The decision, record and spool run on threads the paused clock does not wait for:
+    // the last byte, then the reply however long (in paused time) it takes.
+    h.send_bytes(&[*last]).await;
+    let r = h.next_reply().await.expect("a reply to the end of data");
+    assert!(r.starts_with("250 2.0.0 queued as "), "{r}");
+    assert!(h.queued.try_recv().is_ok());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -55,12 +55,20 @@ pub struct SmtpConfig {
     pub max_connections: usize,
     /// `smtp.max_connections_per_client`: concurrent sessions from one IP address.
     pub max_connections_per_client: usize,
-    /// `smtp.command_timeout`: idle time allowed while waiting for a command ("5m").
+    /// `smtp.command_timeout`: time a client has to send a whole command line, from the
+    /// answer to its last command ("5m", RFC 5321 §4.5.3.2.7). Bytes arriving slowly do not
+    /// extend it.
     #[serde(deserialize_with = "super::duration")]
     pub command_timeout: Duration,
-    /// `smtp.data_timeout`: time allowed between reads of message data ("3m").
+    /// `smtp.data_timeout`: longest pause in message data ("3m", the data block time of
+    /// RFC 5321 §4.5.3.2.6).
     #[serde(deserialize_with = "super::duration")]
     pub data_timeout: Duration,
+    /// `smtp.data_total_timeout`: time a client has to send the whole message data, from
+    /// the `354` to the final dot ("10m", after the DATA termination time of RFC 5321
+    /// §4.5.3.2.6).
+    #[serde(deserialize_with = "super::duration")]
+    pub data_total_timeout: Duration,
     /// `smtp.shutdown_grace`: how long sessions in flight may run after SIGTERM ("30s").
     #[serde(deserialize_with = "super::duration")]
     pub shutdown_grace: Duration,
@@ -85,6 +93,7 @@ impl Default for SmtpConfig {
             max_connections_per_client: 64,
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(180),
+            data_total_timeout: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(30),
             bare_line_endings: BareLineEndings::Reject,
         }
@@ -140,6 +149,7 @@ impl SmtpConfig {
         for (key, value) in [
             ("smtp.command_timeout", self.command_timeout),
             ("smtp.data_timeout", self.data_timeout),
+            ("smtp.data_total_timeout", self.data_total_timeout),
         ] {
             if value.is_zero() {
                 errors.push(Problem::new(key, "must be longer than zero"));

@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
+use super::error::Closing;
 use super::inbound::{Outcome, Peer, Session};
 use super::SmtpContext;
 
@@ -70,20 +71,12 @@ pub async fn serve(listener: TcpListener, ctx: Arc<SmtpContext>) {
         };
         let ip = addr.ip().to_canonical();
         let Ok(permit) = limit.clone().try_acquire_owned() else {
-            refuse(
-                &mut stream,
-                "421 4.3.2 too many connections; try again later\r\n",
-            )
-            .await;
+            refuse(&mut stream, Closing::TooManyConnections).await;
             continue;
         };
         let Some(slot) = per_client.take(ip, config.max_connections_per_client) else {
             tracing::warn!(client = %ip, "connection refused: too many from this client");
-            refuse(
-                &mut stream,
-                &format!("421 4.7.0 too many connections from {ip}; try again later\r\n"),
-            )
-            .await;
+            refuse(&mut stream, Closing::TooManyFromClient { client: ip }).await;
             continue;
         };
         let ctx = ctx.clone();
@@ -104,9 +97,11 @@ pub async fn serve(listener: TcpListener, ctx: Arc<SmtpContext>) {
     }
 }
 
-async fn refuse(stream: &mut TcpStream, line: &str) {
+async fn refuse(stream: &mut TcpStream, why: Closing) {
+    let mut line = Vec::new();
+    why.reply().write_to(&mut line);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-        let _ = stream.write_all(line.as_bytes()).await;
+        let _ = stream.write_all(&line).await;
         let _ = stream.shutdown().await;
     })
     .await;

@@ -345,6 +345,31 @@ impl Drop for Sink {
     }
 }
 
+/// A blocking TCP connection to 127.0.0.1:`port` from the loopback address `local`,
+/// with a receive buffer of `recv_buffer` bytes if given (a client slow to read fills it
+/// sooner).
+pub fn tcp_connect(local: &str, port: u16, recv_buffer: Option<u32>) -> TcpStream {
+    let local: std::net::SocketAddr = format!("{local}:0").parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let stream = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        socket.bind(local).expect("bind a loopback source address");
+        let stream = socket
+            .connect(([127, 0, 0, 1], port).into())
+            .await
+            .expect("connect");
+        stream.into_std().unwrap()
+    });
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
 /// A raw SMTP client over TCP.
 pub struct Client {
     pub stream: TcpStream,
@@ -359,22 +384,7 @@ impl Client {
 
     /// Connect from another loopback address (127.0.0.2, ...) to 127.0.0.1.
     pub fn connect_from(local: &str, port: u16) -> Client {
-        let local: std::net::SocketAddr = format!("{local}:0").parse().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .unwrap();
-        let stream = rt.block_on(async {
-            let socket = tokio::net::TcpSocket::new_v4().unwrap();
-            socket.bind(local).expect("bind a loopback source address");
-            let stream = socket
-                .connect(([127, 0, 0, 1], port).into())
-                .await
-                .expect("connect");
-            stream.into_std().unwrap()
-        });
-        stream.set_nonblocking(false).unwrap();
-        Client::from_stream(stream)
+        Client::from_stream(tcp_connect(local, port, None))
     }
 
     pub fn from_stream(stream: TcpStream) -> Client {
@@ -449,6 +459,35 @@ impl Client {
         self.start_data(rcpts);
         self.send(data);
         self.reply()
+    }
+
+    /// Send `bytes` one at a time (from the start again when they run out), one every
+    /// `every`, until the server closes the connection or `limit` passes: how long that
+    /// took, and everything the server said meanwhile.
+    pub fn trickle_until_closed(
+        &mut self,
+        bytes: &[u8],
+        every: Duration,
+        limit: Duration,
+    ) -> (Duration, String) {
+        let start = std::time::Instant::now();
+        self.stream.set_read_timeout(Some(every)).unwrap();
+        let mut said = std::mem::take(&mut self.buf);
+        for byte in bytes.iter().cycle() {
+            if start.elapsed() > limit {
+                break;
+            }
+            // once the server has closed, the write fails and the read says why
+            let _ = self.stream.write_all(&[*byte]);
+            let mut chunk = [0u8; 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => said.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
+        (start.elapsed(), String::from_utf8_lossy(&said).into_owned())
     }
 
     /// True when the server has closed the connection (EOF or reset) within 5s, with nothing
@@ -591,23 +630,48 @@ impl Harness {
 
     /// Read one complete reply (all its lines).
     pub async fn reply(&mut self) -> String {
+        let reply = tokio::time::timeout(Duration::from_secs(5), self.next_reply())
+            .await
+            .expect("reply within 5s");
+        reply.unwrap_or_else(|| {
+            panic!(
+                "connection closed; had {:?}",
+                String::from_utf8_lossy(&self.buf)
+            )
+        })
+    }
+
+    /// The next complete reply, however long it takes; `None` when the session closed
+    /// first. Cancel-safe: what was read stays buffered.
+    pub async fn next_reply(&mut self) -> Option<String> {
         loop {
             if let Some(end) = complete_reply(&self.buf) {
                 let r: Vec<u8> = self.buf.drain(..end).collect();
-                return String::from_utf8(r).unwrap();
+                return Some(String::from_utf8(r).unwrap());
             }
             let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(Duration::from_secs(5), self.client.read(&mut chunk))
-                .await
-                .expect("reply within 5s")
-                .unwrap();
-            assert!(
-                n > 0,
-                "connection closed; had {:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
-            self.buf.extend_from_slice(&chunk[..n]);
+            match self.client.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
         }
+    }
+
+    /// Send `bytes` one at a time, one every `every`, while listening: the first reply the
+    /// server gives (`None`: all sent and no reply within `every` of the last byte).
+    pub async fn trickle(&mut self, bytes: &[u8], every: Duration) -> Option<String> {
+        for byte in bytes {
+            if self.client.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            if let Ok(reply) = tokio::time::timeout(every, self.next_reply()).await {
+                return reply;
+            }
+        }
+        tokio::time::timeout(every, self.next_reply())
+            .await
+            .ok()
+            .flatten()
     }
 
     pub async fn cmd(&mut self, line: &str, expect: &str) -> String {
@@ -624,5 +688,17 @@ impl Harness {
         let greeting = self.reply().await;
         assert!(greeting.starts_with("220 "), "{greeting}");
         self.cmd("EHLO client.test", "250").await;
+    }
+
+    /// The greeting, EHLO, MAIL from a@westmidlands.pnn.police.uk, RCPT to
+    /// b@westmidlands.pnn.police.uk and DATA, each accepted: what is sent next is message
+    /// data.
+    pub async fn start_data(&mut self) {
+        self.hello().await;
+        self.cmd("MAIL FROM:<a@westmidlands.pnn.police.uk>", "250")
+            .await;
+        self.cmd("RCPT TO:<b@westmidlands.pnn.police.uk>", "250")
+            .await;
+        self.cmd("DATA", "354").await;
     }
 }

@@ -37,36 +37,3 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 }
-
-/// Longest domain name (RFC 5321 §4.5.3.1.2).
-const MAX_DOMAIN: usize = 255;
-
-/// What is wrong with an EHLO or HELO line smtp-proto refused, said plainly.
-pub(super) fn syntax_reply(line: &[u8]) -> Reply {
-    let text = String::from_utf8_lossy(line);
-    let mut words = text.trim_end_matches(['\r', '\n']).splitn(2, ' ');
-    let verb = words.next().unwrap_or("EHLO").to_ascii_uppercase();
-    let name = words.next().unwrap_or("").trim();
-    if name.is_empty() {
-        Reply::new(
-            501,
-            [5, 5, 4],
-            format!("{verb} needs the client's domain name or address literal, e.g. {verb} mta.example.org"),
-        )
-    } else if name.len() > MAX_DOMAIN {
-        Reply::new(
-            501,
-            [5, 5, 4],
-            format!(
-                "{verb} name is {} octets, longer than the {MAX_DOMAIN} of a domain name (RFC 5321 4.5.3.1.2); give the client's fully qualified domain name or address literal",
-                name.len()
-            ),
-        )
-    } else {
-        Reply::new(
-            501,
-            [5, 5, 4],
-            format!("syntax: {verb} domain (one domain name or address literal)"),
-        )
-    }
-}

@@ -7,8 +7,12 @@
 //! Pipelining: every complete command in what was read is answered before the replies are
 //! flushed together. STARTTLS hands the connection back to the listener for the handshake
 //! and discards anything the client pipelined after it (CVE-2011-0411).
+//!
+//! Every refusal is a typed error that becomes its reply in [`crate::smtp::error`]; how
+//! long a client may take is in [`deadline`].
 
 mod data;
+pub mod deadline;
 mod ehlo;
 pub mod framing;
 mod mail;
@@ -22,9 +26,12 @@ use std::time::Duration;
 
 use smtp_proto::Request;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
+use super::error::{Closing, CommandError, DataError};
 use super::reply::Reply;
 use super::SmtpContext;
+use deadline::{Deadline, Limits};
 
 pub use super::error::LineProblem;
 pub use data::check_received;
@@ -32,6 +39,10 @@ use framing::{Frame, Framer, Received};
 
 /// Errors in a row after which a client is disconnected.
 const MAX_ERRORS: u32 = 10;
+
+/// How long the last reply before closing (a `421`) may take to write: a client that does
+/// not read it is not waited for.
+const LAST_WORDS: Duration = Duration::from_secs(5);
 
 /// How a session ended.
 pub enum Outcome<S> {
@@ -77,23 +88,30 @@ pub struct Session<S> {
     framer: Framer,
     out: Vec<u8>,
     errors: u32,
+    deadline: Deadline,
+    /// When the client was last heard from.
+    last_read: Instant,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub fn new(stream: S, ctx: Arc<SmtpContext>, peer: Peer) -> Session<S> {
+        let now = Instant::now();
         Session {
             stream,
             peer,
             helo: None,
             tx: Transaction::default(),
             framer: Framer::new(ctx.gateway.config.smtp.max_command_line),
+            deadline: Deadline::new(Limits::from_config(&ctx.gateway.config.smtp), now),
+            last_read: now,
             ctx,
             out: Vec::with_capacity(1024),
             errors: 0,
         }
     }
 
-    /// Send the greeting (skipped after STARTTLS) and serve commands until the client leaves.
+    /// Send the greeting (skipped after STARTTLS) and serve commands until the client
+    /// leaves or a deadline passes.
     pub async fn run(mut self, greet: bool) -> std::io::Result<Outcome<S>> {
         if greet {
             let hostname = self.ctx.hostname().to_string();
@@ -116,9 +134,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         self.end_of_data(received).await;
                         Flow::Continue
                     }
-                    Frame::CommandTooLong(verb) => self.command_too_long(&verb),
+                    Frame::CommandTooLong(verb) => self.refuse(CommandError::LineTooLong {
+                        verb,
+                        max: self.ctx.gateway.config.smtp.max_command_line,
+                    }),
                     Frame::Command(line) => self.command(&line).await,
                 };
+                // Answered: the next command line (or, after 354, the message data) has a
+                // deadline of its own from now.
+                let now = Instant::now();
+                match self.framer.in_data() {
+                    true => self.deadline.await_data(now),
+                    false => self.deadline.await_command(now),
+                }
                 match flow {
                     Flow::Continue => {}
                     Flow::Close => {
@@ -139,37 +167,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
-    /// Read with the command or data timeout; `None` when the session should end (timeout
-    /// or shutdown while idle; the client has been told).
+    /// Read within the deadline; `None` when the session should end (a deadline passed, or
+    /// shutdown while idle; the client has been told).
     async fn read(&mut self, chunk: &mut [u8]) -> std::io::Result<Option<usize>> {
-        let config = &self.ctx.gateway.config.smtp;
-        let in_data = self.framer.in_data();
-        let limit: Duration = if in_data {
-            config.data_timeout
-        } else {
-            config.command_timeout
-        };
-        let idle = !in_data && self.tx.from.is_none();
+        let (deadline, late) = self.deadline.next(self.last_read);
+        let idle = !self.framer.in_data() && self.tx.from.is_none();
         let shutdown = self.ctx.shutdown.clone();
         tokio::select! {
-            read = tokio::time::timeout(limit, self.stream.read(chunk)) => match read {
-                Ok(r) => r.map(Some),
+            read = tokio::time::timeout_at(deadline, self.stream.read(chunk)) => match read {
+                Ok(read) => {
+                    self.last_read = Instant::now();
+                    read.map(Some)
+                }
                 Err(_) => {
-                    let what = if in_data { "data" } else { "command" };
-                    self.reply(Reply::new(421, [4, 4, 2], format!("{what} timeout after {}; closing connection", seconds(limit))));
-                    let _ = self.flush().await;
+                    self.close(late).await;
                     Ok(None)
                 }
             },
             _ = shutdown.cancelled(), if idle => {
-                self.reply(Reply::new(421, [4, 3, 2], "service shutting down; try again later"));
-                let _ = self.flush().await;
+                self.close(Closing::ShuttingDown).await;
                 Ok(None)
             }
         }
     }
 
+    /// Say why the session ends (within [`LAST_WORDS`]: the client may not be reading).
+    async fn close(&mut self, why: Closing) {
+        tracing::info!(client = %self.peer.ip, reason = %why, "closing the session");
+        self.reply(why.reply());
+        let _ = tokio::time::timeout(LAST_WORDS, self.write_out()).await;
+    }
+
+    /// Send the replies, within the deadline of the wait that follows them: a client that
+    /// stops reading is let go like one that stops writing.
     async fn flush(&mut self) -> std::io::Result<()> {
+        let (deadline, late) = self.deadline.next(Instant::now());
+        match tokio::time::timeout_at(deadline, self.write_out()).await {
+            Ok(written) => written,
+            Err(_) => {
+                tracing::info!(client = %self.peer.ip, reason = %late, "client stopped reading its replies; closing");
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("replies not read: {late}"),
+                ))
+            }
+        }
+    }
+
+    async fn write_out(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
             self.stream.write_all(&self.out).await?;
             self.stream.flush().await?;
@@ -182,28 +227,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         reply.write_to(&mut self.out);
     }
 
-    /// Answer an error; true when the client has made too many and must go.
-    fn error(&mut self, reply: Reply) -> bool {
-        self.reply(reply);
+    /// Answer a refused command; after [`MAX_ERRORS`] the client must go.
+    fn refuse(&mut self, refusal: CommandError) -> Flow {
+        self.reply(refusal.reply());
+        if !refusal.counts_as_error() {
+            return Flow::Continue;
+        }
         self.errors += 1;
         if self.errors >= MAX_ERRORS {
-            self.reply(Reply::new(
-                421,
-                [4, 7, 0],
-                "too many errors; closing connection",
-            ));
-            return true;
+            tracing::info!(client = %self.peer.ip, "closing the session: too many errors");
+            self.reply(Closing::TooManyErrors.reply());
+            return Flow::Close;
         }
-        false
+        Flow::Continue
     }
 
     async fn handle(&mut self, request: Request<String>, line: &[u8]) -> Flow {
-        match request {
-            Request::Ehlo { host } => self.ehlo(host, true),
-            Request::Helo { host } => self.ehlo(host, false),
-            Request::Lhlo { .. } => {
-                self.error(Reply::new(500, [5, 5, 1], "LHLO is for LMTP; use EHLO"));
+        let done = match request {
+            Request::Ehlo { host } => {
+                self.ehlo(host, true);
+                Ok(())
             }
+            Request::Helo { host } => {
+                self.ehlo(host, false);
+                Ok(())
+            }
+            Request::Lhlo { .. } => Err(CommandError::Lhlo),
             Request::StartTls => return self.starttls(),
             Request::Mail { from } => self.mail(from),
             Request::Rcpt { to } => self.rcpt(to, line),
@@ -211,43 +260,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Request::Rset => {
                 self.tx = Transaction::default();
                 self.reply(Reply::new(250, [2, 0, 0], "reset"));
+                Ok(())
             }
-            Request::Noop { .. } => self.reply(Reply::new(250, [2, 0, 0], "ok")),
+            Request::Noop { .. } => {
+                self.reply(Reply::new(250, [2, 0, 0], "ok"));
+                Ok(())
+            }
             Request::Quit => {
                 self.reply(Reply::new(221, [2, 0, 0], "bye"));
                 return Flow::Close;
             }
-            Request::Vrfy { .. } => self.reply(Reply::new(
-                252,
-                [2, 5, 0],
-                "cannot verify; send the message and it will be decided on delivery",
-            )),
-            other => {
-                let name = other.name();
-                if self.error(Reply::new(
-                    502,
-                    [5, 5, 1],
-                    format!("{name} is not supported here"),
-                )) {
-                    return Flow::Close;
-                }
+            Request::Vrfy { .. } => {
+                self.reply(Reply::new(
+                    252,
+                    [2, 5, 0],
+                    "cannot verify; send the message and it will be decided on delivery",
+                ));
+                Ok(())
             }
-        }
-        if self.errors >= MAX_ERRORS {
-            Flow::Close
-        } else {
-            Flow::Continue
+            other => Err(CommandError::NotSupported {
+                verb: other.name().to_string(),
+            }),
+        };
+        match done {
+            Ok(()) => Flow::Continue,
+            Err(refusal) => self.refuse(refusal),
         }
     }
 
     fn starttls(&mut self) -> Flow {
         if self.peer.tls {
-            self.error(Reply::new(503, [5, 5, 1], "TLS is already active"));
-            return Flow::Continue;
+            return self.refuse(CommandError::TlsActive);
         }
         if self.ctx.tls.is_none() {
-            self.error(Reply::new(454, [4, 7, 0], "TLS not available"));
-            return Flow::Continue;
+            return self.refuse(CommandError::TlsUnavailable);
         }
         self.reply(Reply::new(220, [2, 0, 0], "ready to start TLS"));
         Flow::StartTls
@@ -255,92 +301,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// One command line: parsed, then handled by its verb.
     async fn command(&mut self, line: &[u8]) -> Flow {
-        let request = match Request::parse(&mut line.iter()) {
-            Ok(r) => r.into_owned(),
-            Err(e) => {
-                let reply = syntax_reply(&e, line);
-                return if self.error(reply) {
-                    Flow::Close
-                } else {
-                    Flow::Continue
-                };
-            }
-        };
-        self.handle(request, line).await
-    }
-
-    /// `500 5.5.2` for a command line over `smtp.max_command_line`; its rest was discarded.
-    fn command_too_long(&mut self, verb: &str) -> Flow {
-        let max = self.ctx.gateway.config.smtp.max_command_line;
-        let what = match verb {
-            "" => "command line".to_string(),
-            verb => format!("{verb} line"),
-        };
-        let hint = match verb {
-            "EHLO" | "HELO" => "give the client's fully qualified domain name (at most 255 octets) or address literal",
-            _ => "send a shorter command",
-        };
-        let reply = Reply::new(
-            500,
-            [5, 5, 2],
-            format!("{what} longer than {max} octets; the whole line was discarded, {hint}"),
-        );
-        if self.error(reply) {
-            Flow::Close
-        } else {
-            Flow::Continue
+        match Request::parse(&mut line.iter()) {
+            Ok(request) => self.handle(request.into_owned(), line).await,
+            Err(e) => self.refuse(CommandError::unparsed(&e, line)),
         }
     }
 
     /// The client sent CR LF "." CR LF: answer for the message and end the transaction.
     async fn end_of_data(&mut self, received: Received) {
-        let max = self.ctx.gateway.config.smtp.max_message_size;
         let reply = if received.oversize {
-            Reply::new(
-                552,
-                [5, 3, 4],
-                format!("message exceeds the maximum size of {max} bytes"),
-            )
+            DataError::TooBig {
+                max: self.ctx.gateway.config.smtp.max_message_size,
+            }
+            .reply()
         } else {
             self.accept_message(received).await
         };
         self.tx = Transaction::default();
         self.reply(reply);
-    }
-}
-
-/// The reply to a command line that smtp-proto could not parse.
-fn syntax_reply(e: &smtp_proto::Error, line: &[u8]) -> Reply {
-    use smtp_proto::Error as E;
-    match e {
-        E::UnknownCommand => Reply::new(500, [5, 5, 1], "command not recognised"),
-        E::InvalidSenderAddress => Reply::new(501, [5, 1, 7], "bad sender address syntax"),
-        E::InvalidRecipientAddress => Reply::new(501, [5, 1, 3], "bad recipient address syntax"),
-        E::SyntaxError { syntax } if syntax.starts_with("EHLO") || syntax.starts_with("HELO") => {
-            ehlo::syntax_reply(line)
-        }
-        E::SyntaxError { syntax } => Reply::new(501, [5, 5, 4], format!("syntax: {syntax}")),
-        E::InvalidParameter { param } => Reply::new(
-            501,
-            [5, 5, 4],
-            format!("invalid value for parameter {param}"),
-        ),
-        E::UnsupportedParameter { param } => mail::unsupported_parameter(param),
-        E::ResponseTooLong => Reply::new(500, [5, 5, 2], "command line too long"),
-        E::NeedsMoreData { .. } | E::InvalidResponse { .. } => {
-            Reply::new(500, [5, 5, 0], "unexpected input")
-        }
-    }
-}
-
-/// A configured time as a client reads it: "300s", "1.5s", "500ms".
-fn seconds(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}s", d.as_secs_f64())
     }
 }
 

@@ -10,10 +10,10 @@
 use smtp_proto::RcptTo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::mail::{unsupported_parameter, utf8_address_without_smtputf8};
 use super::Session;
 use crate::address;
 use crate::policy::Policy;
+use crate::smtp::error::CommandError;
 use crate::smtp::reply::Reply;
 
 /// The first RCPT parameter given, none being offered (no DSN, no RRVS, no CONNEG).
@@ -56,97 +56,66 @@ fn postmaster_address(policy: &Policy) -> Option<String> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
-    pub(super) fn rcpt(&mut self, mut to: RcptTo<String>, line: &[u8]) {
+    pub(super) fn rcpt(&mut self, mut to: RcptTo<String>, line: &[u8]) -> Result<(), CommandError> {
         let max = self.ctx.gateway.config.smtp.max_recipients;
         let postmaster = to.address.is_empty() && is_bare_postmaster(line);
         if self.tx.from.is_none() {
-            self.error(Reply::new(
-                503,
-                [5, 5, 1],
-                "RCPT before MAIL: start the message with MAIL FROM:<sender>, then give its recipients",
-            ));
-            return;
+            return Err(CommandError::RcptBeforeMail);
         }
         if !self.peer.relay_allowed {
-            self.error(Reply::new(
-                554,
-                [5, 7, 1],
-                format!(
-                    "<{}>: relay access denied: client {} is not in the networks allowed to relay",
-                    to.address, self.peer.ip
-                ),
-            ));
-            return;
+            return Err(CommandError::RelayDenied {
+                address: to.address,
+                client: self.peer.ip,
+            });
         }
         if let Some(param) = unoffered_parameter(&to) {
-            self.error(unsupported_parameter(param));
-            return;
+            return Err(CommandError::UnofferedParameter {
+                param: param.to_string(),
+            });
         }
         if !to.address.is_ascii() && !self.tx.smtputf8 {
-            self.error(utf8_address_without_smtputf8(&to.address));
-            return;
+            return Err(CommandError::Utf8WithoutSmtputf8 {
+                address: to.address,
+            });
         }
         if self.tx.rcpts.len() >= max {
-            self.reply(Reply::new(
-                452,
-                [4, 5, 3],
-                format!("too many recipients (at most {max} per message); send the rest in another message"),
-            ));
-            return;
+            return Err(CommandError::TooManyRecipients { max });
         }
         if postmaster {
-            let Some(address) = postmaster_address(&self.ctx.gateway.policy()) else {
-                self.error(Reply::new(
-                    550,
-                    [5, 1, 1],
-                    "<postmaster>: the handling policy names no internal domain to deliver it to; write to the force's postmaster address",
-                ));
-                return;
-            };
+            let address = postmaster_address(&self.ctx.gateway.policy())
+                .ok_or(CommandError::NoPostmasterDomain)?;
             self.reply(Reply::new(
                 250,
                 [2, 1, 5],
                 format!("<postmaster> ok, delivered to <{address}>"),
             ));
             self.tx.rcpts.push(address);
-            return;
+            return Ok(());
         }
         if to.address.is_empty() {
-            self.error(Reply::new(
-                501,
-                [5, 1, 3],
-                "RCPT TO:<> names no recipient; give the recipient's address",
-            ));
-        } else if let Err(e) = address::address_domain(&to.address) {
-            self.error(Reply::new(
-                501,
-                [5, 1, 3],
-                format!("{e}; correct the address"),
-            ));
-        } else {
-            self.tx.rcpts.push(std::mem::take(&mut to.address));
-            self.reply(Reply::new(250, [2, 1, 5], "recipient ok"));
+            return Err(CommandError::EmptyRecipient);
         }
+        if let Err(e) = address::address_domain(&to.address) {
+            return Err(CommandError::BadRecipient {
+                problem: e.to_string(),
+            });
+        }
+        self.tx.rcpts.push(std::mem::take(&mut to.address));
+        self.reply(Reply::new(250, [2, 1, 5], "recipient ok"));
+        Ok(())
     }
 
-    pub(super) fn data(&mut self) {
+    pub(super) fn data(&mut self) -> Result<(), CommandError> {
         if self.tx.from.is_none() {
-            self.error(Reply::new(
-                503,
-                [5, 5, 1],
-                "DATA before MAIL: send MAIL FROM:<sender> and RCPT TO:<recipient> first",
-            ));
-        } else if self.tx.rcpts.is_empty() {
-            self.error(Reply::new(
-                554,
-                [5, 5, 1],
-                "no valid recipients: DATA needs at least one accepted RCPT TO",
-            ));
-        } else {
-            let max = self.ctx.gateway.config.smtp.max_message_size;
-            self.framer.start_data(max);
-            self.out
-                .extend_from_slice(b"354 send the message, end with <CRLF>.<CRLF>\r\n");
+            return Err(CommandError::DataBeforeMail);
         }
+        if self.tx.rcpts.is_empty() {
+            return Err(CommandError::NoRecipients);
+        }
+        let max = self.ctx.gateway.config.smtp.max_message_size;
+        self.framer.start_data(max);
+        self.out
+            .extend_from_slice(b"354 send the message, end with <CRLF>.<CRLF>\r\n");
+        Ok(())
     }
 }
