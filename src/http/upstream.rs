@@ -23,7 +23,7 @@ use crate::config::Config;
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 
-use super::body::{boxed, full, Body, BodyTooLarge, ClientBodyError};
+use super::body::{boxed, full, Body, BodyTooLarge, ClientBodyError, MarkingTrailer};
 use super::error::HttpError;
 use super::guard::{AddressGuard, ConnectError, GuardedConnector};
 use super::request::Target;
@@ -289,6 +289,11 @@ fn upstream_error(upstream: String, e: &hyper_util::client::legacy::Error) -> Ht
         }
         if let Some(ConnectError::Refused(refused)) = s.downcast_ref::<ConnectError>() {
             return HttpError::AddressRefused(refused.clone());
+        }
+        if let Some(trailer) = s.downcast_ref::<MarkingTrailer>() {
+            return HttpError::BadRequest(format!(
+                "{trailer}; the upstream was sent an incomplete body"
+            ));
         }
         if let Some(client) = s.downcast_ref::<ClientBodyError>() {
             return HttpError::ClientBody(client.0.to_string());

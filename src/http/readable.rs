@@ -1,0 +1,243 @@
+//! What of a request body the marking is read from. A sender's body is read however it
+//! came: whatever its declared type when its bytes are text (a `curl -T report.txt` upload
+//! has no Content-Type), through a `gzip` or `deflate` Content-Encoding, and part by part
+//! when it is `multipart/*` (a form with a file). What cannot be read (another coding,
+//! broken or truncated compressed data, a decoded size over `http.max_body_bytes`) makes the
+//! marking unreadable, so the request is blocked and recorded, never forwarded unread.
+
+use std::io::Read;
+
+use hyper::header::{HeaderMap, CONTENT_ENCODING, CONTENT_TYPE};
+
+use super::body::Peeked;
+
+/// How the read text is laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    Text,
+    Html,
+    /// A `multipart/*` body: the Content-Type (with its boundary) and the raw parts.
+    Multipart(String),
+}
+
+/// The part of a request body markgate reads a marking from.
+#[derive(Debug, Clone)]
+pub struct ReadableBody {
+    /// Decoded bytes; when the body goes on beyond what was read, up to the last whole line.
+    pub text: Vec<u8>,
+    pub layout: Layout,
+    /// Why the body cannot be read, if it cannot.
+    pub unreadable: Option<String>,
+}
+
+/// A Content-Encoding markgate can undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+/// The body's content coding, or the coding that cannot be read.
+fn coding(headers: &HeaderMap) -> Result<Coding, String> {
+    let mut found = Coding::Identity;
+    for value in headers.get_all(CONTENT_ENCODING) {
+        let value = value
+            .to_str()
+            .map_err(|_| "a Content-Encoding that is not text".to_string())?;
+        for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let coding = match name.to_ascii_lowercase().as_str() {
+                "identity" => continue,
+                "gzip" | "x-gzip" => Coding::Gzip,
+                "deflate" => Coding::Deflate,
+                _ => return Err(format!("Content-Encoding {name} cannot be read")),
+            };
+            if found != Coding::Identity {
+                return Err(format!(
+                    "Content-Encoding {value} (more than one coding) cannot be read"
+                ));
+            }
+            found = coding;
+        }
+    }
+    Ok(found)
+}
+
+/// The body's media type, lower case, parameters dropped.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let ct = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    Some(ct.split(';').next()?.trim().to_ascii_lowercase())
+}
+
+/// Whether a declared media type says the body is text a reader sees.
+fn declared_text(media: &str) -> bool {
+    media.starts_with("text/")
+        || media.contains("json")
+        || media.contains("xml")
+        || media == "application/x-www-form-urlencoded"
+}
+
+/// What of `peeked` the marking is read from: None when there is nothing to read (no body,
+/// or bytes that are not text under a type that is not text). `keep` bounds the decoded
+/// bytes kept (`http.marking_peek_bytes`), `max` the decoded size (`http.max_body_bytes`).
+pub fn read(headers: &HeaderMap, peeked: &Peeked, keep: usize, max: u64) -> Option<ReadableBody> {
+    if peeked.head.is_empty() {
+        return None;
+    }
+    let complete = peeked.rest.is_none();
+    let media = media_type(headers);
+    let layout = match media.as_deref() {
+        Some(m) if m.starts_with("multipart/") => {
+            let ct = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+            Layout::Multipart(ct.to_string())
+        }
+        Some("text/html" | "application/xhtml+xml") => Layout::Html,
+        _ => Layout::Text,
+    };
+    let (text, whole) =
+        match coding(headers).and_then(|c| decode(c, &peeked.head, complete, keep, max)) {
+            Ok(decoded) => decoded,
+            Err(why) => {
+                return Some(ReadableBody {
+                    text: Vec::new(),
+                    layout,
+                    unreadable: Some(why),
+                })
+            }
+        };
+    let declared = match media.as_deref() {
+        None => false,
+        Some(m) => m.starts_with("multipart/") || declared_text(m),
+    };
+    if !declared && !looks_like_text(&text, whole) {
+        return None;
+    }
+    let text = if whole {
+        text
+    } else {
+        let end = text.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+        text[..end].to_vec()
+    };
+    Some(ReadableBody {
+        text,
+        layout,
+        unreadable: None,
+    })
+}
+
+/// Bytes a reader would see as text: UTF-8 (a character cut at the end of an incomplete
+/// read excepted) with no NUL.
+fn looks_like_text(bytes: &[u8], whole: bool) -> bool {
+    if memchr::memchr(0, bytes).is_some() {
+        return false;
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(_) => true,
+        Err(e) => !whole && e.error_len().is_none(),
+    }
+}
+
+/// Undo `coding` on the bytes read: the first `keep` decoded bytes, and whether they are
+/// the whole body. Every read byte is decoded, counting the decoded size against `max`;
+/// data that is not of the coding, or that ends early when the body is `complete`, cannot
+/// be read.
+fn decode(
+    coding: Coding,
+    data: &[u8],
+    complete: bool,
+    keep: usize,
+    max: u64,
+) -> Result<(Vec<u8>, bool), String> {
+    let reader: Box<dyn Read + '_> = match coding {
+        Coding::Identity => {
+            let whole = complete && data.len() <= keep;
+            return Ok((data[..data.len().min(keep)].to_vec(), whole));
+        }
+        Coding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(data)),
+        // RFC 9110 "deflate" is the zlib format; raw deflate data is still sent by some
+        Coding::Deflate if data.first().is_some_and(|b| b & 0x0f == 8) => {
+            Box::new(flate2::read::ZlibDecoder::new(data))
+        }
+        Coding::Deflate => Box::new(flate2::read::DeflateDecoder::new(data)),
+    };
+    let name = match coding {
+        Coding::Gzip => "gzip",
+        _ => "deflate",
+    };
+    let mut reader = reader;
+    let mut out = Vec::new();
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                total += n as u64;
+                if total > max {
+                    return Err(format!(
+                        "the {name} body decodes to more than http.max_body_bytes ({max} bytes)"
+                    ));
+                }
+                let room = keep.saturating_sub(out.len());
+                out.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(e) if !complete && e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok((out, false));
+            }
+            Err(e) => return Err(format!("the {name} body cannot be decoded: {e}")),
+        }
+    }
+    let whole = complete && total as usize <= keep;
+    Ok((out, whole))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn codings_are_undone_or_refused() {
+        let text = b"SECRET\n\nplan\n";
+        for (coding, data) in [(Coding::Gzip, gzip(text)), (Coding::Deflate, zlib(text))] {
+            assert_eq!(
+                decode(coding, &data, true, 1024, 1 << 20).unwrap(),
+                (text.to_vec(), true)
+            );
+            // truncated while the whole body arrived: unreadable, never "no marking"
+            let cut = &data[..data.len() - 6];
+            assert!(
+                decode(coding, cut, true, 1024, 1 << 20).is_err(),
+                "{coding:?}"
+            );
+        }
+        assert!(decode(Coding::Gzip, b"not gzip at all", true, 1024, 1 << 20).is_err());
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_ENCODING, "br".parse().unwrap());
+        assert!(coding(&h).is_err());
+        h.insert(CONTENT_ENCODING, "gzip, gzip".parse().unwrap());
+        assert!(coding(&h).is_err());
+        h.insert(CONTENT_ENCODING, "identity, GZIP".parse().unwrap());
+        assert_eq!(coding(&h), Ok(Coding::Gzip));
+    }
+
+    #[test]
+    fn a_compression_bomb_is_unreadable() {
+        let bomb = gzip(&vec![b'a'; 4 << 20]);
+        assert!(bomb.len() < 64 * 1024);
+        let err = decode(Coding::Gzip, &bomb, true, 65536, 1 << 20).unwrap_err();
+        assert!(err.contains("max_body_bytes"), "{err}");
+    }
+}
