@@ -314,3 +314,207 @@ fn a_broken_chunked_body_is_400() {
         assert_eq!(j["error"], "client-body", "{content_type}: {j}");
     }
 }
+
+/// A request marked NOT PROTECTIVELY MARKED in its head whose body says SECRET however the
+/// body came, and bodies markgate cannot read: each is blocked and recorded, and nothing
+/// reaches the upstream; plainly readable NPM bodies still go (the control).
+#[test]
+fn a_body_is_read_however_it_came_or_refused() {
+    use std::io::Write as _;
+    let upstream = Upstream::start();
+    let setup = HttpSetup::new(&format!(
+        "[[http.route]]\nhost = \"api.partner.example\"\nupstream = \"http://127.0.0.1:{}\"\ndestination = \"internet\"\n",
+        upstream.port()
+    ));
+    let _server = setup.serve();
+    let gzip = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let zlib = |data: &[u8]| {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let post = |headers: &str, body: &[u8]| {
+        let mut request = format!(
+            "POST /upload HTTP/1.1\r\nHost: api.partner.example\r\nX-Protective-Marking: NOT PROTECTIVELY MARKED\r\nConnection: close\r\n{headers}"
+        )
+        .into_bytes();
+        if !headers.contains("Transfer-Encoding") {
+            request.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+        }
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(body);
+        raw(setup.http, &request)
+    };
+    let secret = b"SECRET\r\n\r\nthe operation plan\r\n\r\nSECRET\r\n".as_slice();
+    let form = [
+        b"--b0und\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nsee file\r\n--b0und\r\nContent-Disposition: form-data; name=\"file\"; filename=\"plan.txt\"\r\nContent-Type: text/plain\r\n\r\n".as_slice(),
+        secret,
+        b"\r\n--b0und--\r\n",
+    ]
+    .concat();
+    let chunked_trailer = b"6\r\nhello\n\r\n0\r\nX-Protective-Marking: SECRET\r\n\r\n";
+    let bomb = gzip(&vec![b'a'; 80 << 20]);
+    let gzipped = gzip(secret);
+    let cut = &gzipped[..gzipped.len() - 8];
+    let before = upstream.hits();
+    for (what, headers, body, rule) in [
+        (
+            "no Content-Type (curl -T)",
+            "",
+            secret.to_vec(),
+            "secret-never",
+        ),
+        (
+            "octet-stream holding text",
+            "Content-Type: application/octet-stream\r\n",
+            secret.to_vec(),
+            "secret-never",
+        ),
+        (
+            "gzip",
+            "Content-Type: text/plain\r\nContent-Encoding: gzip\r\n",
+            gzipped.clone(),
+            "secret-never",
+        ),
+        (
+            "deflate",
+            "Content-Type: text/plain\r\nContent-Encoding: deflate\r\n",
+            zlib(secret),
+            "secret-never",
+        ),
+        (
+            "multipart form with a file",
+            "Content-Type: multipart/form-data; boundary=b0und\r\n",
+            form,
+            "secret-never",
+        ),
+        (
+            "a trailer",
+            "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n",
+            chunked_trailer.to_vec(),
+            "secret-never",
+        ),
+        (
+            "an unknown Content-Encoding",
+            "Content-Type: text/plain\r\nContent-Encoding: br\r\n",
+            b"\x1b\x03\x00".to_vec(),
+            "marking-unreadable",
+        ),
+        (
+            "gzip twice",
+            "Content-Type: text/plain\r\nContent-Encoding: gzip, gzip\r\n",
+            gzip(&gzipped),
+            "marking-unreadable",
+        ),
+        (
+            "truncated gzip",
+            "Content-Type: text/plain\r\nContent-Encoding: gzip\r\n",
+            cut.to_vec(),
+            "marking-unreadable",
+        ),
+        (
+            "not gzip at all",
+            "Content-Type: text/plain\r\nContent-Encoding: gzip\r\n",
+            secret.to_vec(),
+            "marking-unreadable",
+        ),
+        (
+            "a gzip bomb",
+            "Content-Type: text/plain\r\nContent-Encoding: gzip\r\n",
+            bomb,
+            "marking-unreadable",
+        ),
+    ] {
+        let reply = post(headers, &body);
+        let (status, j) = json_reply(&reply);
+        assert_eq!(status, 403, "{what}: {reply}");
+        assert_eq!(j["error"], "blocked", "{what}: {j}");
+        assert_eq!(j["rule"], rule, "{what}: {j}");
+    }
+    // A transfer coding hyper does not undo would be forwarded still coded: 400.
+    let reply = post(
+        "Content-Type: text/plain\r\nTransfer-Encoding: gzip, chunked\r\n",
+        &[
+            format!("{:x}\r\n", gzipped.len()).as_bytes(),
+            &gzipped,
+            b"\r\n0\r\n\r\n",
+        ]
+        .concat(),
+    );
+    let (status, j) = json_reply(&reply);
+    assert_eq!(
+        (status, j["error"].as_str()),
+        (400, Some("bad-request")),
+        "{reply}"
+    );
+    assert_eq!(upstream.hits(), before, "nothing reached the upstream");
+
+    // The records: one block per refusal, with the rule and what the decision saw.
+    let records = common::audit_records(&setup.path().join("records.sqlite"));
+    let blocks: Vec<_> = records.iter().filter(|r| r["verdict"] == "block").collect();
+    assert_eq!(blocks.len(), 11, "{records:#?}");
+    assert!(
+        blocks
+            .iter()
+            .any(|r| r["rules"].to_string().contains("marking-unreadable")
+                && r.to_string().contains("Content-Encoding br cannot be read")),
+        "{blocks:#?}"
+    );
+    for place in ["banner:first:body", "banner:first:body:part2"] {
+        assert!(
+            blocks.iter().any(|r| r["class"] == "SECRET"
+                && r["sources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s["where"] == place)),
+            "{place}: {blocks:#?}"
+        );
+    }
+
+    // Controls: readable NPM bodies go, compressed and binary ones included.
+    let npm = b"NOT PROTECTIVELY MARKED\nlunch menu\n".as_slice();
+    for (headers, body) in [
+        (
+            "Content-Type: text/plain\r\nContent-Encoding: gzip\r\n",
+            gzip(npm),
+        ),
+        ("", npm.to_vec()),
+        (
+            "Content-Type: application/octet-stream\r\n",
+            b"\x89PNG\r\n\x1a\n\0\0SECRET\n".to_vec(),
+        ),
+    ] {
+        let reply = post(headers, &body);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{headers}: {reply}");
+    }
+    assert_eq!(upstream.hits(), before + 3);
+}
+
+/// A marking header in the trailer of a body longer than the peek arrives after forwarding
+/// began: the onward body is cut, so the upstream never receives a complete request.
+#[test]
+fn a_late_marking_trailer_cuts_the_onward_body() {
+    let upstream = Upstream::start();
+    let setup = HttpSetup::new(&format!(
+        "[[http.route]]\nhost = \"api.partner.example\"\nupstream = \"http://127.0.0.1:{}\"\ndestination = \"internet\"\n",
+        upstream.port()
+    ));
+    let _server = setup.serve();
+    let line = "lunch menu, nothing to see here\n".repeat(4096);
+    let mut request = format!(
+        "POST /upload HTTP/1.1\r\nHost: api.partner.example\r\nX-Protective-Marking: NOT PROTECTIVELY MARKED\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{line}\r\n",
+        line.len()
+    );
+    request.push_str("0\r\nX-Protective-Marking: SECRET\r\n\r\n");
+    let reply = raw(setup.http, request.as_bytes());
+    let (status, j) = json_reply(&reply);
+    assert_eq!(status, 400, "{reply}");
+    assert!(j["reason"].as_str().unwrap().contains("trailer"), "{j}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(upstream.hits(), 0, "the upstream got a complete request");
+}
