@@ -234,10 +234,124 @@ mod tests {
     }
 
     #[test]
+    fn a_compressed_body_longer_than_the_peek_is_read_from_its_start() {
+        let text: Vec<u8> = (0..40_000u32)
+            .flat_map(|i| format!("line {} of {}\n", i * 7919 % 10007, i).into_bytes())
+            .collect();
+        for (coding, data) in [(Coding::Gzip, gzip(&text)), (Coding::Deflate, zlib(&text))] {
+            assert!(data.len() > 100_000, "{}", data.len());
+            for cut in [65_536, 65_537, 99_999] {
+                let (out, whole) = decode(coding, &data[..cut], false, 65_536, 1 << 30)
+                    .unwrap_or_else(|e| panic!("{coding:?} cut at {cut}: {e}"));
+                assert!(!whole);
+                assert_eq!(out, text[..out.len()]);
+                assert!(out.len() >= 4096, "{coding:?}: {}", out.len());
+            }
+        }
+    }
+
+    #[test]
     fn a_compression_bomb_is_unreadable() {
         let bomb = gzip(&vec![b'a'; 4 << 20]);
         assert!(bomb.len() < 64 * 1024);
         let err = decode(Coding::Gzip, &bomb, true, 65536, 1 << 20).unwrap_err();
         assert!(err.contains("max_body_bytes"), "{err}");
+    }
+
+    mod generated {
+        use super::super::*;
+        use super::{gzip, zlib};
+        use crate::http::request::read_marking;
+        use crate::policy::Policy;
+        use proptest::prelude::*;
+        use std::io::Write;
+
+        fn policy() -> Policy {
+            Policy::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policy"))
+                .unwrap()
+        }
+
+        fn raw_deflate(data: &[u8]) -> Vec<u8> {
+            let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        }
+
+        /// A SECRET banner line on top of or under a body of filler lines.
+        fn marked_text() -> impl Strategy<Value = String> {
+            (
+                prop::collection::vec("[a-z ]{0,40}", 0..20),
+                prop::bool::ANY,
+                prop::sample::select(vec!["SECRET", "[SECRET]", "Secret", "SECRET UK EYES ONLY"]),
+                prop::sample::select(vec!["\n", "\r\n"]),
+            )
+                .prop_map(|(filler, top, banner, eol)| {
+                    let mut lines = filler;
+                    if top {
+                        lines.insert(0, banner.to_string());
+                    } else {
+                        lines.push(banner.to_string());
+                    }
+                    lines.join(eol) + eol
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+            /// However a SECRET-bannered body is typed, wrapped and compressed, what markgate
+            /// reads of it is SECRET or higher, or unreadable: never lower.
+            #[test]
+            fn a_marked_body_is_never_read_lower(
+                text in marked_text(),
+                content_type in prop::sample::select(vec![
+                    "", "text/plain", "text/plain; charset=utf-8", "application/octet-stream",
+                    "application/x-www-form-urlencoded", "TEXT/PLAIN", "text/html",
+                    "multipart/form-data", "multipart/mixed",
+                ]),
+                coding in prop::sample::select(vec!["", "gzip", "x-gzip", "deflate", "raw-deflate", "identity, gzip"]),
+            ) {
+                let p = policy();
+                let mut headers = HeaderMap::new();
+                let boundary = "mg-b0undary";
+                let mut body = text.clone().into_bytes();
+                if content_type == "text/html" {
+                    body = format!("<html><body><p>{}</p></body></html>", text.replace('\n', "</p><p>")).into_bytes();
+                }
+                if content_type.starts_with("multipart/") {
+                    body = [
+                        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"r.txt\"\r\nContent-Type: text/plain\r\n\r\n").as_bytes(),
+                        &body,
+                        format!("\r\n--{boundary}--\r\n").as_bytes(),
+                    ].concat();
+                    headers.insert(CONTENT_TYPE, format!("{content_type}; boundary={boundary}").parse().unwrap());
+                } else if !content_type.is_empty() {
+                    headers.insert(CONTENT_TYPE, content_type.parse().unwrap());
+                }
+                let body = match coding {
+                    "gzip" | "x-gzip" | "identity, gzip" => gzip(&body),
+                    "deflate" => zlib(&body),
+                    "raw-deflate" => raw_deflate(&body),
+                    _ => body,
+                };
+                if !coding.is_empty() {
+                    let name = if coding == "raw-deflate" { "deflate" } else { coding };
+                    headers.insert(CONTENT_ENCODING, name.parse().unwrap());
+                }
+                let peeked = Peeked {
+                    head: body.into(),
+                    rest: None,
+                    trailers: None,
+                    deadline: std::time::Instant::now(),
+                };
+                let readable = read(&headers, &peeked, 65_536, 1 << 26);
+                prop_assert!(readable.is_some(), "nothing read of {text:?}");
+                let marking = read_marking(&headers, readable.as_ref(), &p);
+                let secret = p.markings.classes.iter().find(|c| c.name == "SECRET").unwrap().rank;
+                prop_assert!(
+                    marking.rank >= secret || !marking.unreadable.is_empty(),
+                    "{content_type} {coding}: {text:?} read as {}", marking.label
+                );
+            }
+        }
     }
 }
