@@ -461,7 +461,10 @@ fn a_body_is_read_however_it_came_or_refused() {
         blocks
             .iter()
             .any(|r| r["rules"].to_string().contains("marking-unreadable")
-                && r.to_string().contains("Content-Encoding br cannot be read")),
+                && r["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("\"content-encoding: br\": Content-Encoding br cannot be read")),
         "{blocks:#?}"
     );
     for place in ["banner:first:body", "banner:first:body:part2"] {
@@ -475,6 +478,14 @@ fn a_body_is_read_however_it_came_or_refused() {
             "{place}: {blocks:#?}"
         );
     }
+
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_markgate"))
+        .args(["audit", "verify", "--config"])
+        .arg(setup.path().join("markgate.toml"))
+        .current_dir(setup.path())
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{verify:?}");
 
     // Controls: readable NPM bodies go, compressed and binary ones included.
     let npm = b"NOT PROTECTIVELY MARKED\nlunch menu\n".as_slice();

@@ -267,8 +267,7 @@ mod tests {
         use std::io::Write;
 
         fn policy() -> Policy {
-            Policy::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policy"))
-                .unwrap()
+            Policy::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policy")).unwrap()
         }
 
         fn raw_deflate(data: &[u8]) -> Vec<u8> {

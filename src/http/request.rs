@@ -2,7 +2,7 @@
 //! by Host), what marking it carries (marking headers and banner lines of a text body), and
 //! which destination class its host belongs to.
 
-use hyper::header::{HeaderMap, HOST, TRANSFER_ENCODING};
+use hyper::header::{HeaderMap, CONTENT_ENCODING, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use hyper::http::request::Parts;
 use hyper::{Method, Version};
 
@@ -177,9 +177,20 @@ fn read_marking_uncached(
     }
     let mut marking = reader.finish();
     if let Some(why) = unreadable {
+        // what was declared of the body: its coding, else its type
+        let declared = [CONTENT_ENCODING, CONTENT_TYPE]
+            .into_iter()
+            .find_map(|name| {
+                let values: Vec<_> = headers
+                    .get_all(&name)
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                    .collect();
+                (!values.is_empty()).then(|| format!("{name}: {}", values.join(", ")))
+            });
         marking.unreadable.push(UnreadableMarking {
             location: "body".into(),
-            text: String::new(),
+            text: declared.unwrap_or_default(),
             why,
         });
     }
