@@ -356,6 +356,15 @@ fn a_body_is_read_however_it_came_or_refused() {
         b"\r\n--b0und--\r\n",
     ]
     .concat();
+    let utf16: Vec<u8> = [0xff, 0xfe]
+        .into_iter()
+        .chain(
+            std::str::from_utf8(secret)
+                .unwrap()
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        )
+        .collect();
     let chunked_trailer = b"6\r\nhello\n\r\n0\r\nX-Protective-Marking: SECRET\r\n\r\n";
     let bomb = gzip(&vec![b'a'; 80 << 20]);
     let gzipped = gzip(secret);
@@ -389,8 +398,27 @@ fn a_body_is_read_however_it_came_or_refused() {
         (
             "multipart form with a file",
             "Content-Type: multipart/form-data; boundary=b0und\r\n",
-            form,
+            form.clone(),
             "secret-never",
+        ),
+        (
+            "UTF-16 text",
+            "Content-Type: text/plain; charset=utf-16\r\n",
+            utf16.clone(),
+            "secret-never",
+        ),
+        ("UTF-16 with no type", "", utf16, "secret-never"),
+        (
+            "multipart under another boundary",
+            "Content-Type: multipart/form-data; boundary=other\r\n",
+            form.clone(),
+            "marking-unreadable",
+        ),
+        (
+            "multipart without boundary",
+            "Content-Type: multipart/form-data\r\n",
+            form.clone(),
+            "marking-unreadable",
         ),
         (
             "a trailer",
@@ -456,7 +484,7 @@ fn a_body_is_read_however_it_came_or_refused() {
     // The records: one block per refusal, with the rule and what the decision saw.
     let records = common::audit_records(&setup.path().join("records.sqlite"));
     let blocks: Vec<_> = records.iter().filter(|r| r["verdict"] == "block").collect();
-    assert_eq!(blocks.len(), 11, "{records:#?}");
+    assert_eq!(blocks.len(), 15, "{records:#?}");
     assert!(
         blocks
             .iter()

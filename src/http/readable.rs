@@ -26,6 +26,9 @@ pub struct ReadableBody {
     /// Decoded bytes; when the body goes on beyond what was read, up to the last whole line.
     pub text: Vec<u8>,
     pub layout: Layout,
+    /// The charset `text` is in (Content-Type's, or UTF-16 found by its byte order mark);
+    /// None: UTF-8.
+    pub charset: Option<String>,
     /// Why the body cannot be read, if it cannot.
     pub unreadable: Option<String>,
 }
@@ -69,6 +72,43 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
     Some(ct.split(';').next()?.trim().to_ascii_lowercase())
 }
 
+/// A parameter of a header value (`boundary`, `charset`), unquoted.
+fn parameter(value: &str, name: &str) -> Option<String> {
+    value.split(';').skip(1).find_map(|p| {
+        let (key, value) = p.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().trim_matches('"').to_string())
+    })
+}
+
+/// UTF-16 by its byte order mark.
+fn utf16_by_bom(bytes: &[u8]) -> Option<String> {
+    match bytes {
+        [0xff, 0xfe, ..] => Some("utf-16le".into()),
+        [0xfe, 0xff, ..] => Some("utf-16be".into()),
+        _ => None,
+    }
+}
+
+/// A multipart body must hold a part under its declared boundary: one that does not (no
+/// boundary, or another one) would be forwarded with nothing of it read.
+fn check_multipart(content_type: &str, text: &[u8]) -> Result<(), String> {
+    let boundary = parameter(content_type, "boundary")
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| "the multipart body declares no boundary".to_string())?;
+    let delimiter = format!("--{boundary}");
+    let found = text.starts_with(delimiter.as_bytes())
+        || memchr::memmem::find_iter(text, delimiter.as_bytes()).any(|at| text[at - 1] == b'\n');
+    if found {
+        Ok(())
+    } else {
+        Err(format!(
+            "the multipart body holds no part under its boundary {boundary:?}"
+        ))
+    }
+}
+
 /// Whether a declared media type says the body is text a reader sees.
 fn declared_text(media: &str) -> bool {
     media.starts_with("text/")
@@ -101,6 +141,7 @@ pub fn read(headers: &HeaderMap, peeked: &Peeked, keep: usize, max: u64) -> Opti
                 return Some(ReadableBody {
                     text: Vec::new(),
                     layout,
+                    charset: None,
                     unreadable: Some(why),
                 })
             }
@@ -109,9 +150,17 @@ pub fn read(headers: &HeaderMap, peeked: &Peeked, keep: usize, max: u64) -> Opti
         None => false,
         Some(m) => m.starts_with("multipart/") || declared_text(m),
     };
-    if !declared && !looks_like_text(&text, whole) {
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let charset = content_type
+        .and_then(|ct| parameter(ct, "charset"))
+        .or_else(|| utf16_by_bom(&text));
+    if !declared && charset.is_none() && !looks_like_text(&text, whole) {
         return None;
     }
+    let unreadable = match &layout {
+        Layout::Multipart(ct) => check_multipart(ct, &text).err(),
+        _ => None,
+    };
     let text = if whole {
         text
     } else {
@@ -121,7 +170,8 @@ pub fn read(headers: &HeaderMap, peeked: &Peeked, keep: usize, max: u64) -> Opti
     Some(ReadableBody {
         text,
         layout,
-        unreadable: None,
+        charset,
+        unreadable,
     })
 }
 

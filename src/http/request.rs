@@ -9,7 +9,9 @@ use hyper::{Method, Version};
 use crate::address::{host_ip, normalise_host};
 use crate::destination::{self, Destination};
 use crate::marking::{Marking, MarkingReader, UnreadableMarking};
-use crate::message::mime::Entity;
+use std::borrow::Cow;
+
+use crate::message::mime::{to_text, Entity};
 use crate::policy::{MarkingScheme, Policy};
 
 use super::error::HttpError;
@@ -159,7 +161,7 @@ fn read_marking_uncached(
         return reader.finish();
     };
     let mut unreadable = body.unreadable.clone();
-    let text = String::from_utf8_lossy(&body.text);
+    let text = to_text(Cow::Borrowed(&body.text), body.charset.as_deref());
     match &body.layout {
         Layout::Text => reader.text_part("body", &text),
         // an HTML body's banners are the lines a reader sees, as for mail
@@ -262,6 +264,7 @@ mod tests {
         let body = ReadableBody {
             text: b"\n\nOFFICIAL-SENSITIVE\nbody\n".to_vec(),
             layout: Layout::Text,
+            charset: None,
             unreadable: None,
         };
         let m = read_marking(&h, Some(&body), &p);
