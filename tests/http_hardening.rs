@@ -557,3 +557,54 @@ fn a_late_marking_trailer_cuts_the_onward_body() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(upstream.hits(), 0, "the upstream got a complete request");
 }
+
+/// Requests that share a connection are decided one by one: a SECRET request pipelined
+/// after an NPM one, or smuggled behind it with both Content-Length and
+/// Transfer-Encoding, is blocked; a SECRET body sent after `Expect: 100-continue` is read
+/// before anything is forwarded.
+#[test]
+fn requests_sharing_a_connection_are_each_decided() {
+    let upstream = Upstream::start();
+    let setup = HttpSetup::new(&format!(
+        "[[http.route]]\nhost = \"api.partner.example\"\nupstream = \"http://127.0.0.1:{}\"\ndestination = \"internet\"\n",
+        upstream.port()
+    ));
+    let _server = setup.serve();
+    let npm = "Host: api.partner.example\r\nX-Protective-Marking: NOT PROTECTIVELY MARKED\r\n";
+    let secret = "Host: api.partner.example\r\nX-Protective-Marking: SECRET\r\n";
+    let blocked = |reply: &str| {
+        let at = reply
+            .find("HTTP/1.1 403")
+            .unwrap_or_else(|| panic!("{reply}"));
+        let (status, j) = json_reply(&reply[at..]);
+        assert_eq!(
+            (status, j["rule"].as_str()),
+            (403, Some("secret-never")),
+            "{reply}"
+        );
+    };
+
+    let pipelined = format!("GET /a HTTP/1.1\r\n{npm}\r\nGET /b HTTP/1.1\r\n{secret}\r\n");
+    let reply = raw_responses(setup.http, pipelined.as_bytes(), 2);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    blocked(&reply);
+    assert_eq!(upstream.hits(), 1);
+
+    let smuggled = format!(
+        "POST /a HTTP/1.1\r\n{npm}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n{secret}\r\n"
+    );
+    let reply = raw_responses(setup.http, smuggled.as_bytes(), 2);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        !reply.contains("upstream got") || reply.matches("upstream got").count() == 1,
+        "{reply}"
+    );
+    assert_eq!(upstream.hits(), 2, "{reply}");
+
+    let expect = format!(
+        "POST /e HTTP/1.1\r\nHost: api.partner.example\r\nX-Protective-Marking: NOT PROTECTIVELY MARKED\r\nContent-Type: text/plain\r\nExpect: 100-continue\r\nContent-Length: 16\r\n\r\nSECRET\n\nplan\n\n\n\n"
+    );
+    let reply = raw_responses(setup.http, expect.as_bytes(), 2);
+    blocked(&reply);
+    assert_eq!(upstream.hits(), 2, "{reply}");
+}
