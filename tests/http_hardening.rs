@@ -601,10 +601,8 @@ fn requests_sharing_a_connection_are_each_decided() {
     );
     assert_eq!(upstream.hits(), 2, "{reply}");
 
-    let expect = format!(
-        "POST /e HTTP/1.1\r\nHost: api.partner.example\r\nX-Protective-Marking: NOT PROTECTIVELY MARKED\r\nContent-Type: text/plain\r\nExpect: 100-continue\r\nContent-Length: 16\r\n\r\nSECRET\n\nplan\n\n\n\n"
-    );
-    let reply = raw_responses(setup.http, expect.as_bytes(), 2);
+    let expect = b"POST /e HTTP/1.1\r\nHost: api.partner.example\r\nX-Protective-Marking: NOT PROTECTIVELY MARKED\r\nContent-Type: text/plain\r\nExpect: 100-continue\r\nContent-Length: 16\r\n\r\nSECRET\n\nplan\n\n\n\n";
+    let reply = raw_responses(setup.http, expect, 2);
     blocked(&reply);
     assert_eq!(upstream.hits(), 2, "{reply}");
 }
