@@ -474,6 +474,10 @@ fn hostile_archives_are_refused_and_leave_nothing() {
         return;
     }
     let env = Env::new();
+    let unsigned_refused = |entries: &[RawEntry<'_>], needle: &str| {
+        let bad = env.write("unsigned.age", &age_encrypt(&raw_tar(entries), SUFFOLK));
+        assert_refused(&env, &bad, &["--allow-unsigned"], needle);
+    };
     let special = |name: &'static str, kind| RawEntry {
         name,
         kind,
@@ -487,9 +491,7 @@ fn hostile_archives_are_refused_and_leave_nothing() {
     ] {
         let bad = forged(&env, "dev", &[special("a.txt", kind)]);
         assert_refused(&env, &bad, &[], what);
-        let archive = raw_tar(&[special("null", kind)]);
-        let bad = env.write("dev-plain.age", &age_encrypt(&archive, SUFFOLK));
-        assert_refused(&env, &bad, &["--allow-unsigned"], what);
+        unsigned_refused(&[special("null", kind)], what);
     }
 
     // The signed file twice: the genuine copy, then another.
@@ -511,35 +513,34 @@ fn hostile_archives_are_refused_and_leave_nothing() {
         ],
     );
     assert_refused(&env, &bad, &[], "MANIFEST");
-    let archive = raw_tar(&[
-        RawEntry::file("x.txt", b"one"),
-        RawEntry::file("x.txt", b"two"),
-    ]);
-    let bad = env.write("dup-plain.age", &age_encrypt(&archive, SUFFOLK));
-    assert_refused(&env, &bad, &["--allow-unsigned"], "x.txt");
-    let archive = raw_tar(&[
-        special("d", tar::EntryType::Directory),
-        RawEntry::file("d", b"file over a directory"),
-    ]);
-    let bad = env.write("dirfile.age", &age_encrypt(&archive, SUFFOLK));
-    assert_refused(&env, &bad, &["--allow-unsigned"], "\"d\": it appears twice");
-    let archive = raw_tar(&[
-        RawEntry::file("f", b"a file"),
-        RawEntry::file("f/g", b"under the file"),
-    ]);
-    let bad = env.write("underfile.age", &age_encrypt(&archive, SUFFOLK));
-    assert_refused(
-        &env,
-        &bad,
-        &["--allow-unsigned"],
+    unsigned_refused(
+        &[
+            RawEntry::file("x.txt", b"one"),
+            RawEntry::file("x.txt", b"two"),
+        ],
+        "x.txt",
+    );
+    unsigned_refused(
+        &[
+            special("d", tar::EntryType::Directory),
+            RawEntry::file("d", b"file over a directory"),
+        ],
+        "\"d\": it appears twice",
+    );
+    unsigned_refused(
+        &[
+            RawEntry::file("f", b"a file"),
+            RawEntry::file("f/g", b"under the file"),
+        ],
         "\"f/g\": it lies under a file",
     );
-    let archive = raw_tar(&[
-        RawEntry::file("e", b"a file"),
-        special("e", tar::EntryType::Directory),
-    ]);
-    let bad = env.write("fileddir.age", &age_encrypt(&archive, SUFFOLK));
-    assert_refused(&env, &bad, &["--allow-unsigned"], "\"e\": it appears twice");
+    unsigned_refused(
+        &[
+            RawEntry::file("e", b"a file"),
+            special("e", tar::EntryType::Directory),
+        ],
+        "\"e\": it appears twice",
+    );
 
     // The manifest and the content disagree.
     let bad = forged(&env, "missing", &[]);

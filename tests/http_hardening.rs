@@ -8,6 +8,15 @@ mod common;
 use common::curl;
 use common::http::{json_reply, raw, raw_responses, HttpSetup, Upstream};
 
+/// A gateway with `http` keys whose route `api.partner.example` leads to `upstream`, an
+/// internet destination.
+fn partner_route(upstream: &Upstream, http: &str) -> HttpSetup {
+    HttpSetup::new(&format!(
+        "{http}[[http.route]]\nhost = \"api.partner.example\"\nupstream = \"http://127.0.0.1:{}\"\ndestination = \"internet\"\n",
+        upstream.port()
+    ))
+}
+
 /// What curl got through the proxy: status and JSON body.
 fn via_proxy(setup: &HttpSetup, url: &str) -> (u16, serde_json::Value) {
     let (status, body) = curl(&[
@@ -249,10 +258,7 @@ fn host_errors_are_400_json() {
 #[test]
 fn framing_errors_are_json() {
     let upstream = Upstream::start();
-    let setup = HttpSetup::new(&format!(
-        "max_header_bytes = 8192\n[[http.route]]\nhost = \"api.partner.example\"\nupstream = \"http://127.0.0.1:{}\"\ndestination = \"internet\"\n",
-        upstream.port()
-    ));
+    let setup = partner_route(&upstream, "max_header_bytes = 8192\n");
     let _server = setup.serve();
     let big = format!(
         "GET / HTTP/1.1\r\nHost: api.partner.example\r\nX-Big: {}\r\n\r\n",
@@ -299,10 +305,7 @@ fn framing_errors_are_json() {
 #[test]
 fn a_broken_chunked_body_is_400() {
     let upstream = Upstream::start();
-    let setup = HttpSetup::new(&format!(
-        "[[http.route]]\nhost = \"api.partner.example\"\nupstream = \"http://127.0.0.1:{}\"\ndestination = \"internet\"\n",
-        upstream.port()
-    ));
+    let setup = partner_route(&upstream, "");
     let _server = setup.serve();
     for content_type in ["application/octet-stream", "text/plain"] {
         let request = format!(
@@ -322,10 +325,7 @@ fn a_broken_chunked_body_is_400() {
 fn a_body_is_read_however_it_came_or_refused() {
     use std::io::Write as _;
     let upstream = Upstream::start();
-    let setup = HttpSetup::new(&format!(
-        "[[http.route]]\nhost = \"api.partner.example\"\nupstream = \"http://127.0.0.1:{}\"\ndestination = \"internet\"\n",
-        upstream.port()
-    ));
+    let setup = partner_route(&upstream, "");
     let _server = setup.serve();
     let gzip = |data: &[u8]| {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -539,10 +539,7 @@ fn a_body_is_read_however_it_came_or_refused() {
 #[test]
 fn a_late_marking_trailer_cuts_the_onward_body() {
     let upstream = Upstream::start();
-    let setup = HttpSetup::new(&format!(
-        "[[http.route]]\nhost = \"api.partner.example\"\nupstream = \"http://127.0.0.1:{}\"\ndestination = \"internet\"\n",
-        upstream.port()
-    ));
+    let setup = partner_route(&upstream, "");
     let _server = setup.serve();
     let line = "lunch menu, nothing to see here\n".repeat(4096);
     let mut request = format!(
@@ -565,10 +562,7 @@ fn a_late_marking_trailer_cuts_the_onward_body() {
 #[test]
 fn requests_sharing_a_connection_are_each_decided() {
     let upstream = Upstream::start();
-    let setup = HttpSetup::new(&format!(
-        "[[http.route]]\nhost = \"api.partner.example\"\nupstream = \"http://127.0.0.1:{}\"\ndestination = \"internet\"\n",
-        upstream.port()
-    ));
+    let setup = partner_route(&upstream, "");
     let _server = setup.serve();
     let npm = "Host: api.partner.example\r\nX-Protective-Marking: NOT PROTECTIVELY MARKED\r\n";
     let secret = "Host: api.partner.example\r\nX-Protective-Marking: SECRET\r\n";
