@@ -146,6 +146,14 @@ pub fn host_ip(host: &str) -> Option<IpAddr> {
         .ok()
 }
 
+/// The address a connection to `ip` really reaches: IPv4-mapped IPv6 is the IPv4 address.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -191,6 +191,13 @@ fn read_to_string(path: &Path, what: &str) -> Result<String, CertError> {
     })
 }
 
+/// Hex SHA-256 of a raw Ed25519 public key: the key's id (the `signing_key` of bundle
+/// manifests and of record checkpoints).
+pub fn key_id(key: &VerifyingKey) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}
+
 /// Load the Ed25519 signing key (PKCS#8 PEM).
 pub fn load_signing_key(path: &Path) -> Result<SigningKey, CertError> {
     let text = read_to_string(

@@ -29,8 +29,26 @@
 //!   become responses in `http::error`);
 //! - around them: [`policy`] (the handling policy, loaded and validated with located
 //!   errors), [`policyops`] (matrix, policy tests and simulation), [`service`] (the checked
-//!   snapshot every decision is made with, the running gateway, serve, hot reload),
-//!   [`admin`] (admin page and metrics), [`config`], and [`certs`] (keys and TLS).
+//!   snapshot every decision is made with, the running gateway, hot reload), [`admin`]
+//!   (admin page and metrics), [`config`], [`certs`] (keys and TLS), and [`serve`] (every
+//!   listener started on one gateway and stopped together).
+//!
+//! # Layers
+//!
+//! No two top-level modules use each other, directly or around a loop; each uses only
+//! modules below it (`tests/layering.rs` holds the order and fails on a cycle):
+//!
+//! ```text
+//! address, message            leaves
+//! config, certs               settings and key material
+//! marking, policy             the marking scheme, then the policy compiled against it
+//! destination, facts, decision
+//! record, bundle, transform   evidence, the sealed format, what a rule requires
+//! policyops                   policy tools over decisions and records
+//! service                     the running gateway every channel shares
+//! smtp, http, admin           channels and the admin listener
+//! serve                       starts them all
+//! ```
 #![forbid(unsafe_code)]
 
 // The flow (its order is in the doc above).
@@ -54,4 +72,5 @@ pub mod certs;
 pub mod config;
 pub mod policy;
 pub mod policyops;
+pub mod serve;
 pub mod service;

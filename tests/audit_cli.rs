@@ -1,13 +1,13 @@
 //! `markgate audit ...` against real stores: verify, query, report, prune.
-mod record_support;
+mod common;
 
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use common::record::*;
 use markgate::record::store::StoreOptions;
 use markgate::record::Store;
 use predicates::prelude::*;
-use record_support::*;
 use rusqlite::Connection;
 
 fn store_with_sample(dir: &Path) -> PathBuf {

@@ -1,12 +1,12 @@
 //! `audit query` behaves as people expect: `--limit N` gives the newest N, and a class,
 //! verdict or partner the policy does not know is an error, not an empty result.
-mod record_support;
+mod common;
 
 use std::path::PathBuf;
 
+use common::record::*;
 use markgate::record::store::StoreOptions;
 use markgate::record::Store;
-use record_support::*;
 
 fn store(dir: &std::path::Path) -> PathBuf {
     let path = dir.join("records.sqlite");

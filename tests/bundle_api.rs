@@ -1,7 +1,6 @@
 //! The bundle library as the gateways call it: options from a policy decision, sealing in
 //! memory, to a writer and from disk, opening in memory, and one typed error per failure.
 
-#[path = "fixtures/bundle/common.rs"]
 mod common;
 
 use std::cell::Cell;
@@ -13,13 +12,14 @@ use markgate::bundle::{
     self, age_io, BundleError, BundleFile, OpenOptions, Phase, Progress, SealOptions,
     SignatureStatus,
 };
+use markgate::certs::CertError;
 use markgate::decision::{decide, Disclosure};
 use markgate::facts::{self, Recipient};
 use markgate::policy::Policy;
 use sha2::{Digest, Sha256};
 
 fn policy() -> Policy {
-    Policy::load(&common::root().join("policy")).unwrap()
+    Policy::load(&common::bundle::root().join("policy")).unwrap()
 }
 
 fn today() -> NaiveDate {
@@ -163,10 +163,10 @@ fn options_follow_the_policy() {
 fn in_memory_round_trip() {
     let policy = policy();
     let opts = suffolk_options(&policy);
-    let big = common::data(200_000, 9);
+    let big = common::bundle::data(200_000, 9);
     let key = signing_key();
     let sealed = bundle::seal_in_memory(&opts, &files(&big), &key).unwrap();
-    let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+    let ids = age_io::load_identities(&common::bundle::key("suffolk")).unwrap();
     let vk = key.verifying_key();
     let (opened, contents) = bundle::open_in_memory(&sealed, &suffolk_open(&ids, &vk)).unwrap();
     let m = opened.manifest.unwrap();
@@ -226,7 +226,7 @@ fn seal_files_streams_from_disk() {
     let policy = policy();
     let opts = suffolk_options(&policy);
     let dir = tempfile::tempdir().unwrap();
-    let big = common::data(1_000_000, 3);
+    let big = common::bundle::data(1_000_000, 3);
     let paths: Vec<PathBuf> = [("empty.txt", &b""[..]), ("big.bin", &big[..])]
         .iter()
         .map(|(n, d)| {
@@ -246,7 +246,7 @@ fn seal_files_streams_from_disk() {
     assert_eq!(count.bytes.get(), big.len() as u64);
     assert_eq!(m.files[0].size, 0);
     assert_eq!(m.files[1].media_type, "application/octet-stream");
-    let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+    let ids = age_io::load_identities(&common::bundle::key("suffolk")).unwrap();
     let vk = signing_key().verifying_key();
     let (opened, contents) = bundle::open_in_memory(&out, &suffolk_open(&ids, &vk)).unwrap();
     assert_eq!(opened.manifest.unwrap(), m);
@@ -346,10 +346,10 @@ fn payload_start(bundle: &[u8]) -> usize {
 fn each_failure_has_its_own_error() {
     let policy = policy();
     let opts = suffolk_options(&policy);
-    let big = common::data(300_000, 5);
+    let big = common::bundle::data(300_000, 5);
     let key = signing_key();
     let sealed = bundle::seal_in_memory(&opts, &files(&big), &key).unwrap();
-    let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+    let ids = age_io::load_identities(&common::bundle::key("suffolk")).unwrap();
     let vk = key.verifying_key();
     let open = |bytes: &[u8]| bundle::open_in_memory(bytes, &suffolk_open(&ids, &vk)).unwrap_err();
 
@@ -384,7 +384,7 @@ fn each_failure_has_its_own_error() {
         BundleError::NotAgeFile(_)
     ));
 
-    let birmingham = age_io::load_identities(&common::key("birmingham")).unwrap();
+    let birmingham = age_io::load_identities(&common::bundle::key("birmingham")).unwrap();
     let err = bundle::open_in_memory(&sealed, &suffolk_open(&birmingham, &vk)).unwrap_err();
     assert!(matches!(err, BundleError::WrongKey));
 
@@ -436,7 +436,7 @@ impl Genuine {
         let opts = suffolk_options(&policy);
         let key = signing_key();
         let sealed = bundle::seal_in_memory(&opts, &files(big), &key).unwrap();
-        let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+        let ids = age_io::load_identities(&common::bundle::key("suffolk")).unwrap();
         let vk = key.verifying_key();
         let (opened, contents) = bundle::open_in_memory(&sealed, &suffolk_open(&ids, &vk)).unwrap();
         Genuine {
@@ -460,7 +460,7 @@ impl Genuine {
     }
 
     fn open(&self, bundle: &[u8]) -> Result<(bundle::Opened, bundle::MemoryFiles), BundleError> {
-        let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+        let ids = age_io::load_identities(&common::bundle::key("suffolk")).unwrap();
         let vk = signing_key().verifying_key();
         bundle::open_in_memory(bundle, &suffolk_open(&ids, &vk))
     }
@@ -472,7 +472,7 @@ fn suffolk_recipient() -> String {
 
 #[test]
 fn bundles_in_the_earlier_manifest_first_layout_still_open() {
-    let big = common::data(150_000, 7);
+    let big = common::bundle::data(150_000, 7);
     let g = Genuine::new(&big);
     let (manifest, sig) = g.signed("markgate-bundle/1");
     let v1 = hand_made(
@@ -521,7 +521,7 @@ fn bundles_in_the_earlier_manifest_first_layout_still_open() {
 
 #[test]
 fn manifest_last_bundles_are_checked_against_the_manifest() {
-    let big = common::data(150_000, 8);
+    let big = common::bundle::data(150_000, 8);
     let g = Genuine::new(&big);
     let (manifest, sig) = g.signed("markgate-bundle/2");
     let (a, b) = (
@@ -610,9 +610,135 @@ fn bundle_without_files_round_trips() {
     let opts = suffolk_options(&policy);
     let key = signing_key();
     let sealed = bundle::seal_in_memory(&opts, &[], &key).unwrap();
-    let ids = age_io::load_identities(&common::key("suffolk")).unwrap();
+    let ids = age_io::load_identities(&common::bundle::key("suffolk")).unwrap();
     let vk = key.verifying_key();
     let (opened, contents) = bundle::open_in_memory(&sealed, &suffolk_open(&ids, &vk)).unwrap();
     assert!(opened.manifest.unwrap().files.is_empty());
     assert_eq!(contents.len(), 3);
+}
+
+/// A seal request for Suffolk Constabulary, as `bundle seal --to suffolk-police` makes it.
+fn suffolk_request(marking: &str) -> bundle::SealRequest {
+    bundle::SealRequest {
+        to: bundle::SealTo::Partner("Suffolk Constabulary".into()),
+        marking: marking.into(),
+        isa: None,
+        purpose: Some("Missing person enquiry".into()),
+        legal_basis: Some("DPA 2018 s.35".into()),
+        from_org: None,
+        from_person: "DC 4321".into(),
+        at: today().and_hms_opt(9, 0, 0).unwrap().and_utc(),
+        armor: false,
+    }
+}
+
+fn stored(db: &std::path::Path) -> Vec<markgate::record::StoredRecord> {
+    markgate::record::Store::open_read_only(db)
+        .unwrap()
+        .query(&Default::default())
+        .unwrap()
+}
+
+/// `bundle seal` as one library step: decided, sealed into a bundle Suffolk opens, and
+/// recorded with the bundle's id; a refusal is recorded and writes nothing; bad input
+/// opens no record store at all.
+#[test]
+fn seal_and_record_decides_seals_and_records() {
+    let policy = policy();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("referral.txt");
+    std::fs::write(&input, b"referral details\n").unwrap();
+    let db = dir.path().join("records.sqlite");
+    let recorder = || markgate::record::Recorder::open_path(&db, &Default::default());
+    let mut out = Vec::new();
+    let sealed = bundle::seal_and_record(
+        &policy,
+        &suffolk_request("OFFICIAL-SENSITIVE"),
+        std::slice::from_ref(&input),
+        || Ok(signing_key()),
+        bundle::Output::Stream(&mut out),
+        recorder,
+        &bundle::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(sealed.options.recipient_names, ["Suffolk Constabulary"]);
+    let ids = age_io::load_identities(&common::bundle::key("suffolk")).unwrap();
+    let vk = signing_key().verifying_key();
+    let (opened, _) = bundle::open_in_memory(&out, &suffolk_open(&ids, &vk)).unwrap();
+    let manifest = opened.manifest.unwrap();
+    assert_eq!(manifest.bundle_id, sealed.manifest.bundle_id);
+    assert_eq!(manifest.purpose.as_deref(), Some("Missing person enquiry"));
+    let records = stored(&db);
+    assert_eq!(records.len(), 1);
+    let r = &records[0].record;
+    assert_eq!(r.verdict.as_str(), "allow");
+    assert_eq!(r.message_id.as_deref(), Some(manifest.bundle_id.as_str()));
+    assert_eq!(r.purpose.as_deref(), Some("Missing person enquiry"));
+
+    // SECRET is refused by the policy: recorded as blocked, nothing written, no key asked.
+    let path = dir.path().join("secret.age");
+    let seal_to_path = |marking: &str, key: &dyn Fn() -> Result<SigningKey, CertError>| {
+        bundle::seal_and_record(
+            &policy,
+            &suffolk_request(marking),
+            std::slice::from_ref(&input),
+            key,
+            bundle::Output::File {
+                path: &path,
+                replace: false,
+            },
+            recorder,
+            &bundle::NoProgress,
+        )
+        .unwrap_err()
+    };
+    let refused = seal_to_path("SECRET", &|| panic!("a refused seal loads no signing key"));
+    assert!(refused.is_refusal(), "{refused}");
+    assert!(!path.exists());
+    let records = stored(&db);
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1].record.verdict.as_str(), "block");
+
+    // A signing key that does not load: recorded as refused (seal-failed), not a disclosure.
+    let failed = seal_to_path("OFFICIAL", &|| {
+        markgate::certs::load_signing_key(&dir.path().join("missing.pem"))
+    });
+    assert!(
+        matches!(failed, bundle::SealError::SigningKey(_)),
+        "{failed}"
+    );
+    assert!(!failed.is_refusal());
+    let records = stored(&db);
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[2].record.verdict.as_str(), "block");
+    assert_eq!(records[2].record.rules.last().unwrap(), "seal-failed");
+    assert!(!path.exists());
+
+    // Bad input (a private key, an unknown partner or marking) decides and records nothing.
+    let never = || -> Result<markgate::record::Recorder, markgate::record::RecordError> {
+        panic!("bad input opens no record store")
+    };
+    let mut bad = suffolk_request("OFFICIAL");
+    bad.to = bundle::SealTo::Keys(vec!["AGE-SECRET-KEY-1XYZ".into()]);
+    let mut unknown_partner = suffolk_request("OFFICIAL");
+    unknown_partner.to = bundle::SealTo::Partner("nobody".into());
+    for (request, expected) in [
+        (bad, "PRIVATE key"),
+        (unknown_partner, "not in the partner register"),
+        (suffolk_request("PINK"), "unknown marking \"PINK\""),
+    ] {
+        let e = bundle::seal_and_record(
+            &policy,
+            &request,
+            std::slice::from_ref(&input),
+            || Ok(signing_key()),
+            bundle::Output::Stream(&mut Vec::new()),
+            never,
+            &bundle::NoProgress,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(expected), "{e}");
+        assert!(!e.is_refusal());
+    }
+    assert_eq!(stored(&db).len(), 3);
 }

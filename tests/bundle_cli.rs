@@ -1,10 +1,9 @@
 //! `markgate bundle seal` refuses what the policy forbids, with the reason, exit status 1 and
 //! no output file; and the command's help documents the contract.
 
-#[path = "fixtures/bundle/common.rs"]
 mod common;
 
-use common::Env;
+use common::bundle::Env;
 use predicates::prelude::*;
 
 /// Seal one file with `args` and expect refusal naming `needle`; no output, no temp file.

@@ -2,12 +2,11 @@
 //! GNU `tar` and `openssl`. markgate seals, the stock tools open, and the other way round;
 //! every refusal names its own cause and leaves nothing behind.
 
-#[path = "fixtures/bundle/common.rs"]
 mod common;
 
 use std::process::Command;
 
-use common::{
+use common::bundle::{
     age_decrypt, age_encrypt, data, have, key, pipe, raw_tar, untar, Env, RawEntry, SUFFOLK,
 };
 use predicates::prelude::*;

@@ -6,7 +6,8 @@
 //!
 //! One message per destination, so a verdict is the channel's answer for that destination:
 //! SMTP 250 or 5xx, HTTP 200 or 403. The class and the rules are those the channel recorded
-//! (`markgate audit query`). The messages are the tricky ones of issue 16 (holes 1 to 4).
+//! (`markgate audit query`). The messages are the tricky ones of issue 16 (holes 1 to 4, and
+//! the second round's enclosures, letter spacing, near misses, overrides and text parts).
 //! HTTP has no subject, so the marking stands in headers and the body only, except for the
 //! subject cases, which are compared between the CLI and SMTP.
 
@@ -118,6 +119,25 @@ fn cases() -> Vec<Case> {
         Case::new("subject-npm-secret", &[]).subject(b"NPM SECRET: source update"),
         Case::new("subject-undecodable", &[]).subject(b"[RESTR\xadICTED] custody handover"),
         Case::new("subject-secret-santa", &[]).subject(b"Secret Santa draw on Friday"),
+        // issue 16, second round: enclosures, letter spacing, near misses, bidi, text parts
+        // a reader opens
+        Case::new("subject-curly", &[]).subject(b"{Secret} source update"),
+        Case::new("subject-round-lower", &[]).subject(b"(restricted) custody handover"),
+        Case::new("subject-letter-spaced", &[]).subject(b"[S.E.C.R.E.T] source update"),
+        Case::new("subject-near-miss", &[]).subject(b"[SECR3T] source update"),
+        Case::new("subject-override", &[]).subject("[\u{202E}TERCES\u{202C}] source update".as_bytes()),
+        Case::new("subject-tag", &[]).subject(b"[EXTERNAL] [Ticket #123] printer"),
+        Case::new("header-letter-spaced", &[("X-Classification", b"S E C R E T")]),
+        Case::new("header-near-miss", &[("X-Protective-Marking", b"OFFICAL SENSITVE")]),
+        Case::new("epms-untrusted-near-miss", &[("X-Protective-Marking", b"VER=2018.4, NS=gov.au, SEC=SECRT")]),
+        Case::new("banner-letter-spaced", &[])
+            .body("text/plain; charset=utf-8", b"R E S T R I C T E D\r\n\r\nNotes below.\r\n"),
+        Case::new("banner-enriched", &[])
+            .body("text/enriched; charset=utf-8", b"<bold>SECRET</bold>\r\n\r\nNotes below.\r\n"),
+        Case::new("banner-markdown", &[])
+            .body("text/markdown; charset=utf-8", b"# RESTRICTED\r\n\r\nNotes below.\r\n"),
+        Case::new("banner-near-miss", &[])
+            .body("text/plain; charset=utf-8", b"*** RESTRICED ***\r\n\r\nNotes below.\r\n"),
     ]
 }
 

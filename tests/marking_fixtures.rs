@@ -418,7 +418,9 @@ fn subject_markings_are_read_whole() {
         ("Restricted parking on Friday", prose.clone()),
         ("[Secret Santa] draw", prose.clone()),
         ("Party plans - secret", prose.clone()),
-        ("Party plans (secret)", prose.clone()),
+        // a class alone in any enclosure is set apart as a marking (it may only raise)
+        ("Party plans (secret)", secret.clone()),
+        ("Party plans (secret santa)", prose.clone()),
         ("NPM package update", prose.clone()),
     ] {
         assert_eq!(read(subject), want, "{subject:?}");

@@ -6,11 +6,24 @@
 //! is read as a class of rank at least R or as unreadable; and the message is never allowed
 //! to a recipient the shipped policy's matrix forbids for R.
 //!
+//! Issue 16, second round, adds: every enclosure a person sets a marking apart with (`{...}`,
+//! `<...>`, `** ... **`, `(...)`, quotes, `«...»`) and lesser signs after a leading marking
+//! (`Secret; plan`); letter spacing (`S E C R E T`, `S.E.C.R.E.T`, `S_E_C_R_E_T`); near misses
+//! of a class word (a letter dropped, doubled or swapped, a digit posing as a letter: then the
+//! promise is "unreadable"); bidirectional controls and invisible characters inside a marking,
+//! and a marking shown reversed by a right-to-left override; and banners in parts a reader
+//! opens rather than sees inline (attachments, named parts, a second `Content-Type`, text file
+//! names on `application/octet-stream`, `text/markdown`, `text/csv`, `text/enriched`).
+//!
 //! What the generators do not produce, and why (the rule keeps prose prose): a class written
 //! in lower or title case standing in a subject's running text or with words that are no part
 //! of a marking around it (`Secret Santa draw`, `[Secret Santa]`, `party plans - secret`);
 //! free words inside a banner line before its separator (`Confidential: the car park is
-//! closed`). Where such words are generated, the class is written in capitals.
+//! closed`); a near miss written in lower case among free words (`Secrt annex`: a misspelt
+//! word of prose); a near miss of a class no higher than the unmarked one (`PROTCT` reads as
+//! no marking, which is the unmarked class: `PROJECT` and `PROTEST` must stay words); a letter-spaced class run on into a one-letter word with the same gap
+//! (`S E C R E T x` reads as the one word `SECRETX`). Where free words are generated, the
+//! class is written in capitals.
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -57,9 +70,12 @@ enum Twist {
     Undecodable(usize),
 }
 
-const INVISIBLE: [&str; 9] = [
+/// Invisible characters, bidirectional marks, embeddings and isolates among them (they do
+/// not reorder Latin letters: an override does, see [`Written::reversed`]).
+const INVISIBLE: [&str; 18] = [
     "\u{200B}", "\u{200C}", "\u{200D}", "\u{2060}", "\u{FEFF}", "\u{00AD}", "\u{034F}", "\u{180E}",
-    "\u{200E}",
+    "\u{200E}", "\u{200F}", "\u{061C}", "\u{202A}", "\u{202B}", "\u{202C}", "\u{2066}", "\u{2067}",
+    "\u{2068}", "\u{2069}",
 ];
 const COMBINING: [&str; 3] = ["\u{0301}", "\u{0336}", "\u{0332}"];
 const UNDECODABLE: [u8; 4] = [0xFF, 0xAD, 0x80, 0xC3];
@@ -105,11 +121,69 @@ struct Written {
     joiner: usize,
     case: Case,
     twists: Vec<Twist>,
+    /// Letter spacing: the gap between letters ([`LETTER_GAPS`]).
+    spacing: Option<usize>,
+    /// A near miss: which slip ([`Slip`]) at which letter of the spelling's longest word.
+    slip: Option<(Slip, usize)>,
+    /// Shown reversed: the letters stored backwards inside a right-to-left override
+    /// (`<U+202E>TERCES<U+202C>`), so that a reader sees the class.
+    reversed: bool,
+}
+
+/// Gaps between the letters of a letter-spaced class; the words of a spelling are then
+/// separated by two spaces (after a one-space gap) or one.
+const LETTER_GAPS: [&str; 4] = [" ", ".", "-", "_"];
+
+/// A slip that makes a near miss of a class word.
+#[derive(Debug, Clone, Copy)]
+enum Slip {
+    Dropped,
+    Doubled,
+    Swapped,
+    /// A digit or sign posing as the letter (`SECR3T`, `$ECRET`).
+    Posing,
+}
+
+/// The spelling's words with `slip` applied to the longest one (five letters or more).
+fn slipped(spelling: &str, slip: Slip, at: usize) -> String {
+    let words: Vec<&str> = spelling.split(' ').collect();
+    let longest = (0..words.len())
+        .max_by_key(|&i| words[i].len())
+        .expect("a word");
+    let mut word: Vec<char> = words[longest].chars().collect();
+    if word.len() >= 5 {
+        let i = at % word.len();
+        match slip {
+            Slip::Dropped => {
+                word.remove(i);
+            }
+            Slip::Doubled => word.insert(i, word[i]),
+            Slip::Swapped => {
+                let j = if i + 1 < word.len() { i + 1 } else { i - 1 };
+                word.swap(i, j);
+            }
+            Slip::Posing => {
+                let posing = word.iter().position(|c| "ESAT".contains(*c));
+                if let Some(p) = posing {
+                    word[p] = match word[p] {
+                        'E' => '3',
+                        'S' => '$',
+                        'A' => '4',
+                        _ => '7',
+                    };
+                }
+            }
+        }
+    }
+    let mut out: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    out[longest] = word.into_iter().collect();
+    out.join(" ")
 }
 
 const JOINERS: [&str; 7] = [" ", "-", "_", " - ", "\u{2013}", "\u{00A0}", ":"];
 
-fn written(with_undecodable: bool) -> impl Strategy<Value = Written> {
+/// `slips`: near misses and reversed spellings too (then the promise is often "unreadable").
+fn written(with_undecodable: bool, slips: bool) -> impl Strategy<Value = Written> {
     let twist = prop_oneof![
         12 => Just(Twist::None),
         1 => (0..3usize).prop_map(Twist::Confusable),
@@ -129,14 +203,42 @@ fn written(with_undecodable: bool) -> impl Strategy<Value = Written> {
             Just(Case::Alternating)
         ],
         prop::collection::vec(twist, 24),
+        prop::option::weighted(0.15, 0..LETTER_GAPS.len()),
+        if slips {
+            prop::option::weighted(
+                0.15,
+                (
+                    prop_oneof![
+                        Just(Slip::Dropped),
+                        Just(Slip::Doubled),
+                        Just(Slip::Swapped),
+                        Just(Slip::Posing)
+                    ],
+                    0..16usize,
+                ),
+            )
+            .boxed()
+        } else {
+            Just(None).boxed()
+        },
+        if slips {
+            prop::bool::weighted(0.05).boxed()
+        } else {
+            Just(false).boxed()
+        },
     )
-        .prop_map(|(class, spelling, joiner, case, twists)| Written {
-            class,
-            spelling,
-            joiner,
-            case,
-            twists,
-        })
+        .prop_map(
+            |(class, spelling, joiner, case, twists, spacing, slip, reversed)| Written {
+                class,
+                spelling,
+                joiner,
+                case,
+                twists,
+                spacing,
+                slip,
+                reversed,
+            },
+        )
 }
 
 impl Written {
@@ -148,14 +250,39 @@ impl Written {
     fn bytes(&self, capitals: bool) -> Vec<u8> {
         let class = policy().markings.class(self.class);
         let spelling = &class.spellings[self.spelling % class.spellings.len()];
+        // a near miss of a class no higher than the unmarked one reads as unmarked, a word
+        // (so `PROJECT` and `PROTEST` stay words): only a higher class is misspelt here
+        let slip = self
+            .slip
+            .filter(|_| class.rank > policy().markings.unmarked_class().rank);
+        let spelling = match slip {
+            Some((slip, at)) => slipped(spelling, slip, at),
+            None => spelling.clone(),
+        };
         let case = if capitals { Case::Upper } else { self.case };
+        if self.reversed {
+            let shown = match case {
+                Case::Upper => spelling.clone(),
+                _ => spelling.to_lowercase(),
+            };
+            let stored: String = shown.chars().rev().collect();
+            return format!("\u{202E}{stored}\u{202C}").into_bytes();
+        }
+        let (word_gap, letter_gap) = match self.spacing {
+            Some(0) => ("  ", Some(LETTER_GAPS[0])),
+            Some(g) => (" ", Some(LETTER_GAPS[g])),
+            None => (JOINERS[self.joiner], None),
+        };
         let mut out: Vec<u8> = Vec::new();
         let mut letter = 0usize;
         for (w, word) in spelling.split(' ').enumerate() {
             if w > 0 {
-                out.extend(JOINERS[self.joiner].as_bytes());
+                out.extend(word_gap.as_bytes());
             }
             for (k, c) in word.chars().enumerate() {
+                if let (Some(gap), true) = (letter_gap, k > 0) {
+                    out.extend(gap.as_bytes());
+                }
                 let c = match case {
                     Case::Upper => c,
                     Case::Lower => c.to_ascii_lowercase(),
@@ -218,8 +345,8 @@ const SEPARATORS: [&str; 13] = [
 
 fn value(with_undecodable: bool, noise: bool) -> impl Strategy<Value = Value> {
     (
-        written(with_undecodable),
-        prop::collection::vec(written(false), 0..3),
+        written(with_undecodable, noise),
+        prop::collection::vec(written(false, noise), 0..3),
         prop::collection::vec(0..EXTRAS.len(), 0..2),
         prop::collection::vec(0..NOISE.len(), 0..if noise { 3 } else { 1 }),
         prop::collection::vec(0..SEPARATORS.len(), 8),
@@ -258,16 +385,23 @@ impl Value {
         items.extend(self.others.iter().map(|w| w.bytes(capitals)));
         items.extend(self.extras.iter().map(|&e| EXTRAS[e].as_bytes().to_vec()));
         items.extend(self.noise.iter().map(|&n| NOISE[n].as_bytes().to_vec()));
+        let mut spaced: Vec<bool> = self.others.iter().map(|w| w.spacing.is_some()).collect();
+        spaced.resize(items.len(), false);
         let at = self.at % (items.len() + 1);
         items.insert(at, self.main.bytes(capitals));
+        spaced.insert(at, self.main.spacing.is_some());
         let mut out = Vec::new();
         for (i, item) in items.into_iter().enumerate() {
             if i > 0 {
                 let separator = SEPARATORS[self.separators[i % self.separators.len()]];
                 let bracket = separator.contains(['[', ']', '(', ')']);
+                // a letter-spaced class is not run on into the next word with its own gap
+                let run_on = separator == " " && (spaced[i] || spaced[i - 1]);
                 out.extend(
                     if in_brackets && bracket {
                         ", "
+                    } else if run_on {
+                        " / "
                     } else {
                         separator
                     }
@@ -302,14 +436,41 @@ enum Place {
         trusted: bool,
     },
     Msip,
-    /// A banner line, first or last, of a plain text or HTML part.
+    /// A banner line, first or last, of a plain text or HTML part; `attach` picks how the
+    /// part is carried ([`part_headers`]: inline, or a part a reader opens).
     Banner {
         last: bool,
         html: usize,
         prefix: bool,
         caveat: bool,
         encoding: usize,
+        attach: usize,
     },
+}
+
+/// Subject forms (see [`message_with`]).
+const SUBJECT_FORMS: usize = 14;
+
+/// Ways a text part is carried: 0 inline (the message's only part), else the second part
+/// of a multipart/mixed after an inline note.
+const ATTACH_FORMS: usize = 8;
+
+/// The header lines of the part carrying the banner (`attach` > 0), for a plain text or an
+/// HTML body.
+fn part_headers(attach: usize, html: bool) -> String {
+    if html {
+        return "Content-Type: text/html; charset=utf-8\r\nContent-Disposition: attachment; filename=\"notes.html\"".into();
+    }
+    match attach {
+        1 => "Content-Type: text/plain; charset=utf-8\r\nContent-Disposition: attachment; filename=\"notes.txt\"",
+        2 => "Content-Type: text/plain; charset=utf-8; name=\"notes.txt\"",
+        3 => "Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"NOTES.TXT\"",
+        4 => "Content-Type: image/png\r\nContent-Type: text/plain; charset=utf-8",
+        5 => "Content-Type: text/markdown; charset=utf-8\r\nContent-Disposition: attachment; filename=\"notes.md\"",
+        6 => "Content-Type: text/csv; charset=utf-8\r\nContent-Disposition: attachment; filename=\"notes.csv\"",
+        _ => "Content-Type: text/enriched; charset=utf-8",
+    }
+    .into()
 }
 
 const HEADERS: [&str; 4] = [
@@ -321,7 +482,8 @@ const HEADERS: [&str; 4] = [
 
 fn place() -> impl Strategy<Value = Place> {
     prop_oneof![
-        (0..6usize, any::<bool>()).prop_map(|(form, encoded)| Place::Subject { form, encoded }),
+        (0..SUBJECT_FORMS, any::<bool>())
+            .prop_map(|(form, encoded)| Place::Subject { form, encoded }),
         (0..HEADERS.len(), any::<bool>(), any::<bool>()).prop_map(|(name, encoded, fold)| {
             Place::Header {
                 name,
@@ -337,15 +499,19 @@ fn place() -> impl Strategy<Value = Place> {
             0..6usize,
             any::<bool>(),
             any::<bool>(),
-            0..3usize
+            0..3usize,
+            prop_oneof![2 => Just(0usize), 3 => 1..ATTACH_FORMS],
         )
-            .prop_map(|(last, html, prefix, caveat, encoding)| Place::Banner {
-                last,
-                html,
-                prefix,
-                caveat,
-                encoding
-            }),
+            .prop_map(
+                |(last, html, prefix, caveat, encoding, attach)| Place::Banner {
+                    last,
+                    html,
+                    prefix,
+                    caveat,
+                    encoding,
+                    attach,
+                }
+            ),
     ]
 }
 
@@ -411,11 +577,16 @@ fn message_with(value: &Value, place: &Place, attached: bool) -> Vec<u8> {
     let mut last: Vec<u8> = b"Kind regards, Sam".to_vec();
     let mut html = None;
     let mut encoding = 0;
+    let mut attach = 0;
     match place {
         Place::Subject { form, encoded } => {
-            let capitals = !matches!(form, 0 | 1);
-            let v = value.bytes_in(capitals, *form == 0);
+            // set apart by brackets, an enclosure or a separator: any case
+            let capitals = !matches!(form, 0 | 1 | 6..=13);
+            let v = value.bytes_in(capitals, matches!(form, 0 | 6..=11));
             let rest = b"liaison notes".to_vec();
+            let enclosed = |open: &str, close: &str, v: Vec<u8>, rest: Vec<u8>| {
+                [open.as_bytes().to_vec(), v, close.as_bytes().to_vec(), rest].concat()
+            };
             subject = match form {
                 0 => [b"Re: ".to_vec(), rest, b" [".to_vec(), v, b"]".to_vec()].concat(),
                 1 if !value.has_noise() => [b"RE: FW: ".to_vec(), v, b": ".to_vec(), rest].concat(),
@@ -423,6 +594,20 @@ fn message_with(value: &Value, place: &Place, attached: bool) -> Vec<u8> {
                 2 => [rest, b" - ".to_vec(), v].concat(),
                 3 => [rest, b" // ".to_vec(), v, b" | draft".to_vec()].concat(),
                 4 => [b"Op Lima ".to_vec(), v, b" update".to_vec()].concat(),
+                6 => enclosed("{", "} ", v, rest),
+                7 => enclosed("Re: <", "> ", v, rest),
+                8 => enclosed("** ", " ** ", v, rest),
+                9 => enclosed("(", ") ", v, rest),
+                10 => [
+                    rest,
+                    " \u{AB}".as_bytes().to_vec(),
+                    v,
+                    "\u{BB}".as_bytes().to_vec(),
+                ]
+                .concat(),
+                11 => enclosed("\"", "\" ", v, rest),
+                12 => [v, b"; ".to_vec(), rest].concat(),
+                13 => [v, b". ".to_vec(), rest].concat(),
                 _ => [v, b" ".to_vec(), rest].concat(),
             };
             if *encoded {
@@ -490,6 +675,7 @@ fn message_with(value: &Value, place: &Place, attached: bool) -> Vec<u8> {
             prefix,
             caveat,
             encoding: e,
+            attach: a,
         } => {
             // free words only after a separator: a banner line is a marking on its own
             let mut line = if value.has_noise() {
@@ -515,6 +701,16 @@ fn message_with(value: &Value, place: &Place, attached: bool) -> Vec<u8> {
             }
             html = (*h >= 2).then_some(*h);
             encoding = *e;
+            attach = *a;
+            if attach == 7 && html.is_none() {
+                // text/enriched: the banner in a formatting command, `<` written `<<`
+                let enrich = |line: &[u8]| {
+                    let line = String::from_utf8_lossy(line).replace('<', "<<");
+                    format!("<bold>{line}</bold>").into_bytes()
+                };
+                first = enrich(&first);
+                last = enrich(&last);
+            }
         }
     }
     let mut out = headers;
@@ -572,12 +768,26 @@ fn message_with(value: &Value, place: &Place, attached: bool) -> Vec<u8> {
             ("base64", lines.join(&b"\r\n"[..]))
         }
     };
-    out.extend(
-        format!("Content-Type: {ctype}; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n\r\n")
+    if attach == 0 {
+        out.extend(
+            format!(
+                "Content-Type: {ctype}; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n\r\n"
+            )
             .as_bytes(),
-    );
-    out.extend(body);
-    out.extend(b"\r\n");
+        );
+        out.extend(body);
+        out.extend(b"\r\n");
+    } else {
+        out.extend(
+            format!(
+                "Content-Type: multipart/mixed; boundary=\"att\"\r\n\r\n--att\r\nContent-Type: text/plain\r\n\r\nSee the attached notes.\r\n--att\r\n{}\r\nContent-Transfer-Encoding: {cte}\r\n\r\n",
+                part_headers(attach, html.is_some())
+            )
+            .as_bytes(),
+        );
+        out.extend(body);
+        out.extend(b"\r\n--att--\r\n");
+    }
     if !attached {
         return out;
     }

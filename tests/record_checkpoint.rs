@@ -3,18 +3,17 @@
 //! checkpoint is reported; a running gateway writes checkpoints at its interval and at
 //! shutdown. The attacker edits the store with the stock `sqlite3` tool.
 mod common;
-mod record_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 use std::time::Duration;
 
 use assert_cmd::Command;
+use common::record::*;
 use ed25519_dalek::SigningKey;
 use markgate::record::checkpoint::Checkpoint;
 use markgate::record::store::StoreOptions;
 use markgate::record::Store;
-use record_support::*;
 
 /// A store of the eight sample records, a signing key and a configuration naming them.
 struct Fixture {

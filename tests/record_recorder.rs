@@ -1,13 +1,13 @@
 //! The recorder: durable group commit from many callers, and errors a gateway must turn into
 //! temporary failures when the store is full or read-only.
-mod record_support;
+mod common;
 
 use std::path::PathBuf;
 
+use common::record::*;
 use markgate::config::records::RecordsConfig;
 use markgate::record::store::StoreOptions;
 use markgate::record::{Filter, RecordError, Recorder, Store};
-use record_support::*;
 
 fn config(path: PathBuf) -> RecordsConfig {
     RecordsConfig {

@@ -1,6 +1,7 @@
 //! The record model and the hash-chained SQLite store, on real files in temporary folders.
-mod record_support;
+mod common;
 
+use common::record::*;
 use markgate::decision::{Disclosure, Verdict};
 use markgate::policy::Action;
 use markgate::record::delivery::{DeliveryRecord, Outcome as DeliveryOutcome};
@@ -8,7 +9,6 @@ use markgate::record::report::isa_report;
 use markgate::record::store::StoreOptions;
 use markgate::record::{Channel, Consent, Filter, IncidentKind, RecordVerdict, Store, Tamper};
 use markgate::record::{PruneRequest, RecordError};
-use record_support::*;
 use rusqlite::Connection;
 
 fn filled_store(

@@ -7,7 +7,6 @@
 //! same page without the token, so the token stays out of the address bar, the history and
 //! the cookie jar.
 
-pub mod activity;
 pub mod metrics;
 pub mod page;
 

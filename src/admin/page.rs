@@ -10,10 +10,10 @@ use std::fmt::Write as _;
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::admin::activity::{Bounced, Queued, Reload};
 use crate::decision::{Verdict, ISA_DUE_SOON_DAYS};
 use crate::policyops::matrix::{html_escape, Matrix};
 use crate::record::register::{isa_register, status_label, IsaEntry};
+use crate::service::activity::{Bounced, Queued, Reload};
 use crate::service::gateway::Gateway;
 
 /// Incidents shown: the newest, from this many days back.

@@ -8,7 +8,6 @@ use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::BundleError;
 
@@ -131,11 +130,6 @@ impl Manifest {
     }
 }
 
-/// Hex SHA-256 of a raw Ed25519 public key: the `signing_key` id in manifests.
-pub fn key_id(key: &VerifyingKey) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
 /// `MANIFEST.sig`: the standard-alphabet, padded base64 of the 64-byte Ed25519 signature
 /// over the exact manifest bytes, then a newline.
 pub fn sign(manifest_bytes: &[u8], key: &SigningKey) -> Vec<u8> {
@@ -166,7 +160,7 @@ pub fn verify(
         detail: format!(" (MANIFEST.sig holds {} bytes, not 64)", raw.len()),
     })?;
     key.verify(manifest_bytes, &sig).map_err(|_| {
-        let ours = key_id(key);
+        let ours = crate::certs::key_id(key);
         let detail = match manifest {
             Some(m) if m.signing_key != ours => format!(
                 " (the manifest names signing key {}, the key given is {})",
@@ -207,7 +201,7 @@ mod tests {
             legal_basis: None,
             destroy_by: "2027-11-25".parse().unwrap(),
             statement: None,
-            signing_key: key_id(&key.verifying_key()),
+            signing_key: crate::certs::key_id(&key.verifying_key()),
             files: vec![FileEntry {
                 name: "a.txt".into(),
                 size: 1,

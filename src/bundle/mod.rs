@@ -7,7 +7,8 @@
 //! force's signing key). Bundles from earlier versions have those three members first; they
 //! still open. The format is specified in `docs/bundle-format.md`.
 //!
-//! Layout: [`options`] turns a policy decision into [`SealOptions`]; [`seal`] writes bundles;
+//! Layout: [`pipeline`] is `bundle seal` as one step (decide, seal, record); [`options`]
+//! turns a policy decision into [`SealOptions`]; [`seal`] writes bundles;
 //! [`open`] reads and verifies them; [`manifest`] is the signed description; [`age_io`]
 //! the encryption layer; [`tar_safety`] decides what may be extracted.
 
@@ -17,6 +18,7 @@ pub mod manifest;
 pub mod media_type;
 pub mod open;
 pub mod options;
+pub mod pipeline;
 pub mod progress;
 pub mod seal;
 pub mod tar_safety;
@@ -28,5 +30,6 @@ pub use open::{
     DEFAULT_MAX_ENTRY_SIZE,
 };
 pub use options::{base_options, options_for, options_for_partner, Sender, UNKNOWN_ORGANISATION};
+pub use pipeline::{seal_and_record, Output, SealError, SealRequest, SealTo, Sealed};
 pub use progress::{NoProgress, Phase, Progress};
 pub use seal::{seal_files, seal_in_memory, seal_to_writer, BundleFile, SealOptions};

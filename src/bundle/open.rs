@@ -418,7 +418,7 @@ fn read_meta_block<'a, R: Read>(
                     let parsed = Manifest::from_bytes(&manifest_bytes).ok();
                     manifest::verify(&manifest_bytes, &sig, key, parsed.as_ref())?;
                     SignatureStatus::Verified {
-                        key: manifest::key_id(key),
+                        key: crate::certs::key_id(key),
                     }
                 }
                 None => SignatureStatus::NotChecked,

@@ -461,7 +461,7 @@ fn build_manifest(
         legal_basis: opts.legal_basis.clone(),
         destroy_by: opts.destroy_by,
         statement,
-        signing_key: manifest::key_id(&key.verifying_key()),
+        signing_key: crate::certs::key_id(&key.verifying_key()),
         files,
     }
 }

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,12 +14,9 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use markgate::bundle::{
-    self, BundleError, Opened, Phase, Progress, SealOptions, Sender, SignatureStatus,
+    self, BundleError, Opened, Phase, Progress, SealError, SealOptions, SealRequest, SealTo,
+    Sealed, SignatureStatus,
 };
-use markgate::decision::{builtin, decide, Decision, Verdict};
-use markgate::facts::{self, Declared, Recipient};
-use markgate::policy::{Partner, Policy};
-use markgate::record::Outcome;
 
 /// Exit code when the policy or a bundle check refuses.
 const EXIT_REFUSED: u8 = 1;
@@ -185,100 +182,37 @@ pub fn run(cmd: BundleCommand) -> anyhow::Result<ExitCode> {
 // --- seal ------------------------------------------------------------------------------
 
 fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
-    // A malformed key is bad input (exit 2), checked before anything is decided or recorded.
-    for key in &args.recipient {
-        if key
-            .trim()
-            .to_ascii_uppercase()
-            .starts_with("AGE-SECRET-KEY-")
-        {
-            anyhow::bail!(
-                "--recipient was given an age PRIVATE key (AGE-SECRET-KEY-...): give the partner's public key (age1...), and treat that private key as disclosed"
-            );
-        }
-    }
-    if !args.recipient.is_empty() {
-        bundle::age_io::parse_recipients(&args.recipient)?;
-    }
     let policy = super::load_policy(&args.policy)?;
-    let marking =
-        markgate::marking::read_text(&args.marking, &policy.markings).with_context(|| {
-            format!(
-                "unknown marking {:?}; the policy's classes are: {}",
-                args.marking,
-                policy.markings.class_names()
-            )
-        })?;
-    let partner = match &args.to {
-        Some(wanted) => Some(find_partner(&policy, wanted)?),
-        None => facts::partner_for_keys(&policy, &args.recipient),
+    let request = SealRequest {
+        to: match &args.to {
+            Some(partner) => SealTo::Partner(partner.clone()),
+            None => SealTo::Keys(args.recipient.clone()),
+        },
+        marking: args.marking.clone(),
+        isa: args.isa.clone(),
+        purpose: args.purpose.clone(),
+        legal_basis: args.legal_basis.clone(),
+        from_org: args.from_org.clone(),
+        from_person: args
+            .from
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "unknown".into()),
+        at: args
+            .at
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(Utc::now),
+        armor: args.armor,
     };
-    let now = args
-        .at
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(Utc::now);
-    let today = now.date_naive();
-    let person = args
-        .from
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".into());
-    let sender = Sender::of(&policy, args.from_org.clone(), person);
-    let declared = Declared::given(args.purpose.as_deref(), args.legal_basis.as_deref(), None);
-    let facts = facts::given(
-        &sender.person,
-        vec![Recipient::bundle(&policy, partner, &args.recipient)],
-        marking,
-        args.isa.as_deref(),
-        declared,
-        today,
-    );
-    let decision = decide(&facts, &policy);
-    let record = |outcome: &Outcome, sealed: Option<&bundle::Manifest>| {
-        record_bundle_decision(&policy, &decision, sealed, &sender.person, &args, outcome)
+    let signing_key = || {
+        markgate::certs::ensure_dev_signing_key(&args.signing_key)?;
+        markgate::certs::load_signing_key(&args.signing_key)
     };
-    // What the seal refused after the policy allowed is recorded as refused, with why.
-    let seal_failed = |reason: String| Outcome::Refused {
-        rule: builtin::SEAL_FAILED,
-        reason: format!("the bundle could not be sealed: {reason}; nothing was written"),
-    };
-    let recipient = &decision.recipients[0];
-    if recipient.verdict == Verdict::Block {
-        record(&Outcome::AsDecided, None)?;
-        return refuse(&BundleError::Refused {
-            reason: recipient.reason.clone(),
-            rules: recipient.rules.clone(),
-        });
+    let mut records = markgate::config::Config::load_sections(None, &["records"])?.records;
+    if let Some(db) = &args.db {
+        records.path = db.clone();
     }
-    let opts = match partner {
-        Some(p) if args.recipient.is_empty() => {
-            bundle::options_for_partner(&policy, &decision, recipient.disclosure, p, &sender, today)
-        }
-        _ => {
-            let mut o =
-                bundle::base_options(&policy, &decision, recipient.disclosure, &sender, today);
-            o.recipients = args.recipient.clone();
-            o.recipient_names = partner.map(|p| vec![p.name.clone()]).unwrap_or_default();
-            bundle::age_io::parse_recipients(&o.recipients).map(|_| o)
-        }
-    };
-    let mut opts = match opts {
-        Ok(o) => o,
-        Err(e) => {
-            record(&seal_failed(e.to_string()), None)?;
-            return refuse(&e);
-        }
-    };
-    opts.armor = args.armor;
-    markgate::certs::ensure_dev_signing_key(&args.signing_key)?;
-    let key = match markgate::certs::load_signing_key(&args.signing_key) {
-        Ok(key) => key,
-        Err(e) => {
-            record(&seal_failed(e.to_string()), None)?;
-            return Err(e.into());
-        }
-    };
-
+    let open_recorder = || markgate::record::Recorder::open(&records);
     let total: u64 = args
         .files
         .iter()
@@ -286,31 +220,43 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
         .map(|m| m.len())
         .sum();
     let progress = Bar::new(total);
-    let manifest = match write_output(&args.output, args.force, |out| {
-        bundle::seal_files(&opts, &args.files, &key, out, &progress)
-    }) {
-        Ok(m) => m,
-        Err(e) => {
-            record(&seal_failed(format!("{e:#}")), None)?;
-            return Err(e);
+    let stdout = std::io::stdout();
+    let mut stdout_lock;
+    let output = if args.output.as_os_str() == "-" {
+        stdout_lock = stdout.lock();
+        bundle::Output::Stream(&mut stdout_lock)
+    } else {
+        bundle::Output::File {
+            path: &args.output,
+            replace: args.force,
         }
     };
-    if let Err(e) = record(&Outcome::AsDecided, Some(&manifest)) {
-        // No decision goes unrecorded: without a record there is no bundle.
-        if args.output.as_os_str() != "-"
-            && std::fs::metadata(&args.output).is_ok_and(|m| m.is_file())
-        {
-            let _ = std::fs::remove_file(&args.output);
+    let sealed = bundle::seal_and_record(
+        &policy,
+        &request,
+        &args.files,
+        signing_key,
+        output,
+        open_recorder,
+        &progress,
+    );
+    let Sealed { manifest, options } = match sealed {
+        Ok(sealed) => sealed,
+        Err(SealError::PrivateKey) => anyhow::bail!(
+            "--recipient was given an age PRIVATE key (AGE-SECRET-KEY-...): give the partner's public key (age1...), and treat that private key as disclosed"
+        ),
+        Err(e) if e.is_refusal() => {
+            eprintln!("markgate: refused: {e}");
+            return Ok(ExitCode::from(EXIT_REFUSED));
         }
-        return Err(e.context("the decision could not be recorded; the bundle was removed"));
-    }
-
+        Err(e) => return Err(e.into()),
+    };
     eprintln!(
         "sealed {} file(s), {} bytes, {} for {} ({}): {}",
         manifest.files.len(),
         manifest.files.iter().map(|f| f.size).sum::<u64>(),
         manifest.marking.label,
-        describe_recipients(&opts),
+        describe_recipients(&options),
         if manifest.isa == bundle::manifest::ONE_OFF {
             "one-off disclosure".to_string()
         } else {
@@ -328,122 +274,12 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Record the decision to seal (or not) durably, like the gateways do (channel `bundle`),
-/// with what the seal then did. The content fingerprint of a sealed bundle is the SHA-256 of
-/// its manifest's file list (names, sizes, media types and per-file SHA-256); its id is the
-/// bundle id.
-fn record_bundle_decision(
-    policy: &markgate::policy::Policy,
-    decision: &Decision,
-    sealed: Option<&bundle::Manifest>,
-    sender: &str,
-    args: &SealArgs,
-    outcome: &Outcome,
-) -> anyhow::Result<()> {
-    use markgate::record::{Channel, RecordMeta};
-    let mut config = markgate::config::Config::load_sections(None, &["records"])?;
-    if let Some(db) = &args.db {
-        config.records.path = db.clone();
-    }
-    let recorder = markgate::record::Recorder::open(&config.records).with_context(|| {
-        format!(
-            "cannot open the record store {}",
-            config.records.path.display()
-        )
-    })?;
-    let fingerprint = sealed
-        .map(|m| serde_json::to_vec(&m.files))
-        .transpose()?
-        .unwrap_or_default();
-    let mut meta = RecordMeta::new(Channel::Bundle, sender, &fingerprint);
-    if let Some(m) = sealed {
-        meta.message_id = Some(m.bundle_id.clone());
-        meta.size = m.files.iter().map(|f| f.size).sum();
-    }
-    meta.incident_min_rank = recorder.incident_min_rank(policy);
-    recorder.record_blocking(markgate::record::build(decision, &meta, outcome))?;
-    Ok(())
-}
-
 fn describe_recipients(opts: &SealOptions) -> String {
     if opts.recipient_names.is_empty() {
         format!("{} key(s)", opts.recipients.len())
     } else {
         opts.recipient_names.join(", ")
     }
-}
-
-/// A partner by id or name, case-insensitive.
-fn find_partner<'p>(policy: &'p Policy, wanted: &str) -> anyhow::Result<&'p Partner> {
-    let wanted = wanted.trim();
-    policy
-        .partners
-        .iter()
-        .find(|p| p.id.eq_ignore_ascii_case(wanted) || p.name.eq_ignore_ascii_case(wanted))
-        .with_context(|| {
-            format!(
-                "{wanted:?} is not in the partner register; partners: {}",
-                policy
-                    .partners
-                    .iter()
-                    .map(|p| format!("{} ({})", p.id, p.name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })
-}
-
-/// Write to `path` through a temporary file in the same directory, renamed into place only
-/// when `write` succeeds. `-` is standard output; a path that exists and is not a regular
-/// file (`/dev/null`) is written directly.
-fn write_output<T>(
-    path: &Path,
-    force: bool,
-    write: impl FnOnce(&mut dyn Write) -> Result<T, BundleError>,
-) -> anyhow::Result<T> {
-    if path.as_os_str() == "-" {
-        let stdout = std::io::stdout();
-        let mut lock = stdout.lock();
-        let value = write(&mut lock)?;
-        lock.flush()?;
-        return Ok(value);
-    }
-    if let Ok(meta) = std::fs::metadata(path) {
-        if !meta.is_file() {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            return Ok(write(&mut file)?);
-        }
-        if !force {
-            anyhow::bail!(
-                "{} already exists; pass --force to replace it",
-                path.display()
-            );
-        }
-    }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut temp = tempfile::Builder::new()
-        .prefix(".markgate-seal-")
-        .tempfile_in(parent)
-        .with_context(|| format!("cannot create a file in {}", parent.display()))?;
-    let value = {
-        let mut out = std::io::BufWriter::with_capacity(256 * 1024, temp.as_file_mut());
-        let value = write(&mut out)?;
-        out.flush()
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        value
-    };
-    temp.as_file()
-        .sync_all()
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    temp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(value)
 }
 
 // --- open and inspect ---------------------------------------------------------------------

@@ -20,6 +20,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(markgate::service::serve::run(config))?;
+    runtime.block_on(markgate::serve::run(config))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -161,32 +161,6 @@ pub struct AddressRangeConfig {
 }
 
 impl HttpConfig {
-    /// What the routes and address ranges name that `policy` does not have: partner ids
-    /// missing from partners.toml and destination classes missing from destinations.toml.
-    /// The service checks this at start and at every reload, with the policy it would run.
-    pub fn problems_with(&self, policy: &crate::policy::Policy) -> Vec<String> {
-        let mut errors = Vec::new();
-        let mut check = |what: String, partner: Option<&String>, class: Option<&String>| {
-            if let Some(p) = partner.filter(|p| policy.partner(p).is_none()) {
-                errors.push(format!("{what}: partner {p:?} is not in partners.toml"));
-            }
-            if let Some(c) = class.filter(|c| !policy.destinations.names.contains(c)) {
-                errors.push(format!(
-                    "{what}: destination {c:?} is not a class in destinations.toml"
-                ));
-            }
-        };
-        for r in &self.routes {
-            let what = format!("http.route {:?}", r.host);
-            check(what, r.partner.as_ref(), r.destination.as_ref());
-        }
-        for r in &self.address_ranges {
-            let what = format!("http.address_range {}", r.cidr);
-            check(what, r.partner.as_ref(), Some(&r.destination));
-        }
-        errors
-    }
-
     /// Problems with this section, each naming the key.
     pub fn validate(&self) -> Vec<Problem> {
         let mut errors = Vec::new();

@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Problem;
-use crate::record::store::StoreOptions;
 
 /// The longest `records.commit_delay` accepted.
 const MAX_COMMIT_DELAY: Duration = Duration::from_millis(10);
@@ -108,13 +107,6 @@ impl RecordsConfig {
             Ok(d) if d >= Duration::from_secs(86_400) => Ok(d),
             Ok(_) => Err("shorter than a day".into()),
             Err(_) => Err("not a duration such as \"6y\" or \"2190d\"".into()),
-        }
-    }
-
-    /// Options for opening the store.
-    pub fn store_options(&self) -> StoreOptions {
-        StoreOptions {
-            max_size_bytes: self.max_size_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
         }
     }
 }

@@ -95,7 +95,7 @@ impl ReasonVars<'_> {
 
 /// The policy's class names, lowest rank first, for a reason a sender can act on.
 pub fn class_names(policy: &Policy) -> String {
-    let mut classes: Vec<&crate::policy::MarkingClass> = policy.markings.classes.iter().collect();
+    let mut classes: Vec<&crate::marking::MarkingClass> = policy.markings.classes.iter().collect();
     classes.sort_by_key(|c| c.rank);
     classes
         .iter()

@@ -29,7 +29,8 @@ use hyper_util::rt::TokioIo;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use tokio::net::TcpStream;
 
-use crate::service::gateway::Gateway;
+use crate::address::canonical_ip;
+use crate::service::gateway::{Gateway, OwnListeners};
 
 /// An address the proxy refuses to connect to, and why.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -243,17 +244,9 @@ const SPECIAL_V6: [Special; 13] = [
 const NAT64: IpNet = v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96);
 const SIX_TO_FOUR: IpNet = v6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16);
 
-/// The address a connection to `ip` really reaches: IPv4-mapped IPv6 is the IPv4 address.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 /// The special-purpose block `ip` lies in, if any (`None`: a global address).
 pub fn special(ip: IpAddr) -> Option<Special> {
-    match canonical(ip) {
+    match canonical_ip(ip) {
         IpAddr::V4(v4) => SPECIAL_V4
             .iter()
             .find(|s| s.block.contains(&IpAddr::V4(v4)))
@@ -280,45 +273,6 @@ pub fn special(ip: IpAddr) -> Option<Special> {
             SPECIAL_V6.iter().find(|s| s.block.contains(&ip)).copied()
         }
     }
-}
-
-/// Addresses the gateway itself listens on (SMTP, HTTP, admin), as configured and as bound.
-#[derive(Debug, Default)]
-pub struct OwnListeners {
-    addrs: std::sync::RwLock<Vec<SocketAddr>>,
-}
-
-impl OwnListeners {
-    pub fn add(&self, addr: SocketAddr) {
-        if addr.port() == 0 {
-            return;
-        }
-        let addr = SocketAddr::new(canonical(addr.ip()), addr.port());
-        let mut addrs = self.addrs.write().unwrap_or_else(|p| p.into_inner());
-        if !addrs.contains(&addr) {
-            addrs.push(addr);
-        }
-    }
-
-    /// Whether a connection to `dest` would reach one of the gateway's listeners: the same
-    /// port on the listener's address, or on any address of this host when the listener is
-    /// bound to the unspecified address.
-    pub fn contains(&self, dest: SocketAddr) -> bool {
-        let ip = canonical(dest.ip());
-        let addrs = self.addrs.read().unwrap_or_else(|p| p.into_inner());
-        addrs.iter().any(|own| {
-            own.port() == dest.port()
-                && (own.ip() == ip || (own.ip().is_unspecified() && is_local(ip)))
-        })
-    }
-}
-
-/// Whether `ip` is an address of this host: loopback, unspecified, or assigned to one of its
-/// interfaces (binding to it succeeds only then).
-fn is_local(ip: IpAddr) -> bool {
-    ip.is_loopback()
-        || ip.is_unspecified()
-        || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
 /// The checks for one kind of onward connection.
@@ -362,7 +316,7 @@ impl AddressGuard {
             block,
         };
         if self.own.contains(addr) {
-            let block = IpNet::from(canonical(addr.ip()));
+            let block = IpNet::from(canonical_ip(addr.ip()));
             return Err(refuse(
                 RULE_OWN_LISTENER,
                 "one of the gateway's own listeners",
@@ -375,7 +329,7 @@ impl AddressGuard {
         let Some(special) = special(addr.ip()) else {
             return Ok(());
         };
-        let ip = canonical(addr.ip());
+        let ip = canonical_ip(addr.ip());
         let named = self.ranges.iter().any(|range| {
             range.contains(&ip)
                 && range.prefix_len() >= special.block.prefix_len()

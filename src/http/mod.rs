@@ -57,7 +57,7 @@ use upstream::{Onward, Upstreams};
 use view::{View, Views};
 
 pub use error::HttpError as Error;
-pub use guard::{AddressRefused, OwnListeners};
+pub use guard::AddressRefused;
 
 /// Run the HTTP listener until `shutdown` is cancelled: `http.workers` threads, each with
 /// its own runtime and upstream pool, accepting on one shared listening socket (see

@@ -2,17 +2,18 @@
 //! by Host), what marking it carries (marking headers and banner lines of a text body), and
 //! which destination class its host belongs to.
 
+use std::borrow::Cow;
+
 use hyper::header::{HeaderMap, CONTENT_ENCODING, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use hyper::http::request::Parts;
 use hyper::{Method, Version};
 
 use crate::address::{host_ip, normalise_host};
 use crate::destination::{self, Destination};
+use crate::marking::MarkingScheme;
 use crate::marking::{Marking, MarkingReader, UnreadableMarking};
-use std::borrow::Cow;
-
 use crate::message::mime::{to_text, Entity};
-use crate::policy::{MarkingScheme, Policy};
+use crate::policy::Policy;
 
 use super::error::HttpError;
 use super::readable::{Layout, ReadableBody};

@@ -1,6 +1,6 @@
 //! The checked `[http]` settings: routes with parsed upstream URLs, address ranges, CONNECT
 //! allowances. Built once at start from the validated [`HttpConfig`]; the service checks the
-//! routes against each policy snapshot (`HttpConfig::problems_with`).
+//! routes against each policy snapshot (`service::snapshot`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;

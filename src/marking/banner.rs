@@ -43,9 +43,65 @@ pub(crate) fn has_content(line: &str) -> bool {
     }
 }
 
+/// The text of a `text/enriched` (RFC 1896) or `text/richtext` part as a reader sees it:
+/// formatting commands (`<bold>`, `</bold>`) removed, the text of a `<param>` dropped, `<<`
+/// a `<`. Its line breaks are kept as they stand in the source (enriched text joins single
+/// line breaks into spaces): read line by line, a banner line is still a line of its own, so
+/// the reading may only find more, never less.
+pub(crate) fn enriched_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut param = 0usize;
+    while let Some(at) = rest.find('<') {
+        if param == 0 {
+            out.push_str(&rest[..at]);
+        }
+        rest = &rest[at + 1..];
+        if let Some(after) = rest.strip_prefix('<') {
+            if param == 0 {
+                out.push('<');
+            }
+            rest = after;
+            continue;
+        }
+        // a command: up to 60 letters, digits and hyphens, perhaps after a slash
+        let end = rest.find('>').filter(|&end| {
+            let name = rest[..end].strip_prefix('/').unwrap_or(&rest[..end]);
+            end <= 61 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+        match end {
+            Some(end) => {
+                let command = &rest[..end];
+                if command.eq_ignore_ascii_case("param") {
+                    param += 1;
+                } else if command.eq_ignore_ascii_case("/param") {
+                    param = param.saturating_sub(1);
+                }
+                rest = &rest[end + 1..];
+            }
+            // not a command: the `<` is text
+            None if param == 0 => out.push('<'),
+            None => {}
+        }
+    }
+    if param == 0 {
+        out.push_str(rest);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::first_and_last;
+    use super::{enriched_text, first_and_last};
+
+    #[test]
+    fn enriched_text_loses_its_commands() {
+        assert_eq!(
+            enriched_text("<bold>SECRET</bold>\n<color><param>red</param>hi</color> a<<b"),
+            "SECRET\nhi a<b"
+        );
+        assert_eq!(enriched_text("a < b <x y>"), "a < b <x y>");
+    }
 
     #[test]
     fn skips_blank_and_rule_lines() {

@@ -11,16 +11,21 @@
 //! (`NPM (SECRET annex attached)`) cannot be read ([`Reading::unknown`]).
 //!
 //! Where markings stand among other text (a subject, a banner line), a run of such parts is
-//! a marking when it is delimited as one: in brackets, or followed by a separator (`:`,
-//! ` - `, `//`, `|`) or the end; in running text only when written deliberately (in
-//! capitals, or several words). `Secret Santa draw` and `Restricted parking` stay prose.
+//! a marking when it is delimited as one: in brackets or any other enclosure (`{Secret}`,
+//! `** Secret **`, `"Secret"`), or followed by a separator (`:`, ` - `, `//`, `|`) or the
+//! end; in running text only when written deliberately (in capitals, or several words).
+//! `Secret Santa draw` and `Restricted parking` stay prose.
+//!
+//! A near miss of a class word (`SECRT`, `SECR3T`, `OFFICAL-SENSITVE`: [`Grammar::near_miss`])
+//! where a marking is delimited, or in capitals, cannot be read: misspelt, a marking must
+//! never read as a lower class.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use super::tokenizer::{tokenize, word_eq, Kind, Token, Tokens};
-use crate::policy::MarkingScheme;
+use super::tokenizer::{tokenize, word_eq, Kind, Token, Tokens, I_OR_L};
+use super::MarkingScheme;
 
 /// A phrase from the policy (a class spelling, a descriptor, a caveat, a prefix) as a token
 /// pattern.
@@ -176,6 +181,13 @@ struct Compiled {
     parts: Vec<(Part, Phrase)>,
     banner_prefixes: Vec<Phrase>,
     subject_prefixes: Vec<Phrase>,
+    /// The words of the spellings of every class above the unmarked one, long enough to be
+    /// misspelt recognisably ([`NEAR_MISS_MIN`] letters), [`fold`]ed: what a near miss is
+    /// measured against.
+    class_words: Vec<String>,
+    /// Every word of every class spelling ([`fold`]ed): no free word beside a near miss
+    /// (`TOP` of `TOP SECRT`).
+    spelling_words: Vec<String>,
     source: Source,
 }
 
@@ -270,7 +282,27 @@ impl Compiled {
             .map(|p| Phrase::new(p))
             .collect();
         banner_prefixes.sort_by_key(longest_first);
+        // a near miss of a class no higher than the unmarked one cannot lower the marking
+        let unmarked = scheme.unmarked_class().rank;
+        let mut class_words: Vec<String> = spellings
+            .iter()
+            .filter(|(class, _)| scheme.class(*class).rank > unmarked)
+            .flat_map(|(_, p)| p.words())
+            .map(fold)
+            .filter(|w| w.chars().count() >= NEAR_MISS_MIN)
+            .collect();
+        class_words.sort();
+        class_words.dedup();
+        let mut spelling_words: Vec<String> = spellings
+            .iter()
+            .flat_map(|(_, p)| p.words())
+            .map(fold)
+            .collect();
+        spelling_words.sort();
+        spelling_words.dedup();
         Compiled {
+            class_words,
+            spelling_words,
             spellings,
             descriptors,
             parts,
@@ -498,20 +530,26 @@ impl<'s> Grammar<'s> {
 
     /// The subject: every marking in it.
     ///
-    /// - Brackets anywhere (`[...]`, and `(...)` when a class in it is written
-    ///   [deliberately](Self::deliberate)) holding a class are read whole: `[NPM SECRET]` is
-    ///   SECRET, `[SECRET annex]` cannot be read; `[Secret Santa]` and `(secret)` are prose.
-    ///   `[OFFICIAL-SENSITIVE] [PERSONAL]` carries the descriptor.
+    /// - Brackets anywhere holding a class are read whole: `[NPM SECRET]` is SECRET,
+    ///   `[SECRET annex]` cannot be read, `[Secret Santa]` is prose; `[OFFICIAL-SENSITIVE]
+    ///   [PERSONAL]` carries the descriptor. Any other enclosure ([`enclosure_at`]: `(...)`,
+    ///   `{...}`, `<...>`, `** ... **`, quotes) holding only a marking is one too, in any case
+    ///   (`(secret)`, `{Secret}`); holding a class written deliberately and other words, it
+    ///   cannot be read.
     /// - After any reply/forward prefixes (`RE: FW[2]:`) and leading `[tags]`, a run of
-    ///   marking parts followed by a separator (`:`, ` - `, `//`, `|`) or the end
-    ///   (`NPM / SECRET: plan`, `Restricted: parking`), or written in capitals and followed
-    ///   by words (`OFFICIAL-SENSITIVE Referral`, not `Secret Santa draw`).
+    ///   marking parts followed by a separator (`:`, ` - `, `//`, `|`), a lesser sign
+    ///   (`Secret; plan`: [`weak_separator_at`]) or the end (`NPM / SECRET: plan`,
+    ///   `Restricted: parking`), or written in capitals and followed by words
+    ///   (`OFFICIAL-SENSITIVE Referral`, not `Secret Santa draw`).
     /// - After each separator, the same, when written deliberately (`Referral - Official
     ///   Sensitive`, `Minutes: SECRET annex`; not `Party plans - secret`).
     /// - Anywhere else, a class written in capitals (`Op Lima SECRET update`).
     ///
-    /// The forms beyond brackets and a marking at the start only ever raise the marking above
-    /// the unmarked class.
+    /// The forms beyond square brackets and a marking at the start only ever raise the
+    /// marking above the unmarked class.
+    ///
+    /// A near miss of a class word in an enclosure, a separated segment, or in capitals
+    /// anywhere makes the subject unreadable ([`Self::near_miss_in`]).
     ///
     /// A word holding an undecodable byte that looks like a class word and was not read as
     /// one (`[SE<0xFF>RET]`) makes the subject unreadable.
@@ -523,28 +561,24 @@ impl<'s> Grammar<'s> {
         // every class named anywhere, in order
         let named = self.scan(t, 0, t.toks.len());
         for i in 0..t.toks.len() {
-            let close = match t.kind(i) {
-                Some(Kind::Sym('[')) => ']',
-                Some(Kind::Sym('(')) => ')',
-                _ => continue,
+            let Some((end, enclosure)) = enclosure_at(t, i, &brackets) else {
+                continue;
             };
-            if read.iter().any(|&(from, to)| (from..to).contains(&i)) {
-                continue; // inside a bracket read whole already
+            if end <= i + 1 || read.iter().any(|&(from, to)| (from..to).contains(&i)) {
+                continue; // empty, or inside an enclosure read whole already
             }
-            let end = brackets.close[i];
             let first = named.partition_point(|m| m.start <= i);
             let inside: Vec<Match> = named[first..]
                 .iter()
                 .take_while(|m| m.end <= end)
                 .cloned()
                 .collect();
-            if inside.is_empty() {
-                continue;
-            }
             let deliberate = inside.iter().any(|m| self.deliberate(t, m));
             let reading = self.whole(t, i + 1, end);
             match reading.unknown {
-                None if close == ']' || (deliberate && self.not_below_unmarked(&inside)) => {
+                None if !inside.is_empty()
+                    && (enclosure == Enclosure::Square || self.not_below_unmarked(&inside)) =>
+                {
                     let mut classes = reading.classes;
                     // `[OFFICIAL-SENSITIVE] [PERSONAL]`
                     if let Some(last) = classes.last_mut() {
@@ -568,7 +602,14 @@ impl<'s> Grammar<'s> {
                     found.classes.extend(self.raising(inside));
                     read.push((i + 1, end));
                 }
-                _ => {}
+                _ => {
+                    // `[SECRT]`, `[OFFICAL-SENSITVE]`, `{SECR3T}`: shaped like a marking
+                    let any_case = matches!(enclosure, Enclosure::Square | Enclosure::Tag);
+                    if let Some(why) = self.near_miss_in(t, i + 1, end, any_case) {
+                        found.unreadable.get_or_insert(why);
+                        read.push((i + 1, end));
+                    }
+                }
             }
         }
         let mut positions = vec![start];
@@ -582,7 +623,18 @@ impl<'s> Grammar<'s> {
             if p < next || brackets.depth.get(p).is_some_and(|&d| d > 0) {
                 continue;
             }
-            match self.delimited(t, p, p == start, true, true) {
+            // `SECRT: plan`, `Minutes - OFFICAL SENSITVE`
+            let segment_end = segment_end(t, p, &brackets);
+            // a leading marking may end at a lesser sign too (`NPM, Secrt; plan`)
+            let weak_ends = (p..segment_end)
+                .filter(|&k| p == start && brackets.depth[k] == 0 && weak_separator_at(t, k));
+            if let Some(why) = weak_ends
+                .chain([segment_end])
+                .find_map(|end| self.near_miss_in(t, p, end, false))
+            {
+                found.unreadable.get_or_insert(why);
+            }
+            match self.delimited(t, p, p == start, true, true, true) {
                 Ok(Some((classes, end))) => {
                     found.classes.extend(classes);
                     read.push((p, end));
@@ -608,6 +660,10 @@ impl<'s> Grammar<'s> {
             read.push((m.start, m.end));
             found.classes.push(m);
         }
+        // a near miss written in capitals anywhere else (`Op Lima SECRT update`)
+        if found.unreadable.is_none() {
+            found.unreadable = self.near_miss_anywhere(t, start, t.toks.len(), true);
+        }
         if found.unreadable.is_none() {
             found.unreadable = self.undecodable_class_word(t, &read);
         }
@@ -616,7 +672,9 @@ impl<'s> Grammar<'s> {
 
     /// A run of marking parts at `p` that is delimited as a marking: followed by a separator
     /// (`colon`: a colon counts as one) or the end, and when not `lead`, written
-    /// deliberately; or (`capitals_before_words`) written in capitals and followed by words.
+    /// deliberately; or (`capitals_before_words`) written in capitals and followed by words;
+    /// or (`weak`, at the `lead`, only raising) followed by a lesser sign (`Restricted; plan`,
+    /// `Secret, plan`, `Secret > plan`: see [`weak_separator_at`]).
     /// The longest such cut of the run: its classes and where it ends.
     fn delimited(
         &self,
@@ -625,6 +683,7 @@ impl<'s> Grammar<'s> {
         lead: bool,
         capitals_before_words: bool,
         colon: bool,
+        weak: bool,
     ) -> Result<Option<(Vec<Match>, usize)>, String> {
         let run = self.run(t, p, t.toks.len());
         if run.classes.is_empty() {
@@ -659,6 +718,8 @@ impl<'s> Grammar<'s> {
                 }
                 if t.only_decoration_from(end) || t.separator_at(end, colon) {
                     lead || (deliberate && raises)
+                } else if weak && lead && raises && weak_separator_at(t, end) {
+                    true
                 } else {
                     capitals_before_words
                         && raises
@@ -701,6 +762,134 @@ impl<'s> Grammar<'s> {
                         || (class_word.len() >= 5 && looks_like(word, class_word))
                 })
             })
+    }
+
+    /// The class word `word` is a near miss of, if any: not one, but a small slip from one
+    /// once [`fold`]ed (digits and signs that pose as letters mapped: `SECR3T`, `$ECRET`),
+    /// one edit for a class word of up to seven letters (`SECRT`, `SECRETS`), two for a
+    /// longer one (`RESTRICED`, `OFFICAL`, `CONFIDENTAIL`). Words shorter than
+    /// [`NEAR_MISS_MIN`] letters are never near misses (`TOP`, `NPM`, `PATCH` stay words).
+    fn near_miss(&self, word: &str) -> Option<&str> {
+        let folded = fold(word);
+        let len = folded.chars().count();
+        if len < NEAR_MISS_MIN - 1 {
+            return None;
+        }
+        self.compiled
+            .class_words
+            .iter()
+            .find(|class_word| {
+                let allowed = if class_word.chars().count() <= 7 {
+                    1
+                } else {
+                    2
+                };
+                len.abs_diff(class_word.chars().count()) <= allowed
+                    && strsim::osa_distance(&folded, class_word) <= allowed
+            })
+            .map(String::as_str)
+    }
+
+    /// The words from `from` to `to` that are no part of a marking, read for near misses.
+    fn near_misses(&self, t: &Tokens, from: usize, to: usize) -> NearMisses {
+        let to = to.min(t.toks.len());
+        let mut found = NearMisses::default();
+        let mut k = from;
+        while k < to {
+            if is_joiner(&t.toks[k]) {
+                k += 1;
+                continue;
+            }
+            if let Some(end) = self
+                .compiled
+                .parts
+                .iter()
+                .find_map(|(_, p)| p.match_at(t, k).filter(|&e| e <= to))
+            {
+                k = end;
+                continue;
+            }
+            let word = t.toks[k].kind.word();
+            let near = word
+                .and_then(|w| self.near_miss(w).map(|c| (w, c)))
+                .map(|(w, c)| (c, inflection(&fold(w), c)))
+                // `UNOFFICIAL`, `INSENSITIVE`: another word, not a class misspelt
+                .filter(|&(_, inflected)| inflected != Some(Inflection::Negated));
+            match near {
+                Some((class_word, inflected)) => {
+                    let capitals = !t.toks[k].lower;
+                    let inflected = inflected.is_some();
+                    let this = (k, class_word.replace(I_OR_L, "I"));
+                    found.first.get_or_insert_with(|| this.clone());
+                    if capitals {
+                        found.capitals.get_or_insert_with(|| this.clone());
+                    }
+                    if !inflected {
+                        found.typo.get_or_insert_with(|| this.clone());
+                        if capitals {
+                            found.capital_typo.get_or_insert(this);
+                        }
+                    }
+                }
+                // a word that is no near miss (a word of a class spelling, `TOP` of `TOP
+                // SECRT`, is no free word); a sign (`$` of `$ECRET`) is no word
+                None => {
+                    found.other |= word.is_some_and(|w| {
+                        self.compiled
+                            .spelling_words
+                            .binary_search(&fold(w))
+                            .is_err()
+                    })
+                }
+            }
+            k += 1;
+        }
+        found
+    }
+
+    /// Why the tokens from `from` to `to` cannot be read, when they are shaped like a
+    /// marking but hold a near miss of a class word ([`Self::near_miss`]):
+    /// - in square brackets or a tag (`any_case`): every other word is a part of a marking,
+    ///   or a near miss is written in capitals (`[SECRT]`, `[Secrets]`, `[SECRT annex]`;
+    ///   `[Officials meeting]` stays prose);
+    /// - elsewhere (a segment before or after a separator, another enclosure, a banner line):
+    ///   every other word is a part of a marking, and the near miss is in capitals or is no
+    ///   inflection of the class word (`Secrt: plan`, `SECRETS: plan`; `Secrets: what to
+    ///   know` stays prose).
+    fn near_miss_in(&self, t: &Tokens, from: usize, to: usize, any_case: bool) -> Option<String> {
+        let found = self.near_misses(t, from, to);
+        let hit = if any_case {
+            if found.other {
+                found.capitals
+            } else {
+                found.first
+            }
+        } else if found.other {
+            None
+        } else {
+            found.capitals.or(found.typo)
+        };
+        hit.map(|(at, class_word)| near_miss_why(t, at, &class_word))
+    }
+
+    /// Why text cannot be read when a word in it, written in capitals (or any way, when not
+    /// `capitals`), is a near miss of a class word and no inflection of it: `Op Lima SECRT
+    /// update`, an EPMS `NOTE=` or a label name. `COUNCIL OFFICIALS` and `INSENSITIVE` are
+    /// words.
+    pub fn near_miss_anywhere(
+        &self,
+        t: &Tokens,
+        from: usize,
+        to: usize,
+        capitals: bool,
+    ) -> Option<String> {
+        let found = self.near_misses(t, from, to);
+        let hit = if capitals {
+            found.capital_typo
+        } else {
+            found.typo
+        };
+        hit.map(|(at, class_word)| near_miss_why(t, at, &class_word))
     }
 
     /// Skip `RE:`, `FW[2]:`, `Fwd:`, `AW:` ... and leading `[tags]`, any number of them.
@@ -754,11 +943,19 @@ impl<'s> Grammar<'s> {
                 }
             }
         }
-        let (classes, mut next) = match self.delimited(t, i, true, false, false) {
+        // `*** SECRT ***`, `OFFICAL-SENSITVE - handle with care`
+        let brackets = Brackets::of(t);
+        let near_miss = std::iter::once(i)
+            .chain((i..t.toks.len()).filter_map(|k| separator_after(t, k, true)))
+            .find_map(|p| self.near_miss_in(t, p, segment_end(t, p, &brackets), false));
+        if let Some(why) = near_miss {
+            found.unreadable = Some(why);
+        }
+        let (classes, mut next) = match self.delimited(t, i, true, false, false, false) {
             Ok(Some(lead)) => lead,
             Ok(None) => return found,
             Err(why) => {
-                found.unreadable = Some(why);
+                found.unreadable.get_or_insert(why);
                 return found;
             }
         };
@@ -768,7 +965,7 @@ impl<'s> Grammar<'s> {
             if p < next {
                 continue;
             }
-            match self.delimited(t, p, false, true, true) {
+            match self.delimited(t, p, false, true, true, false) {
                 Ok(Some((classes, end))) => {
                     found.classes.extend(classes);
                     read.push((p, end));
@@ -799,40 +996,199 @@ struct Brackets {
 impl Brackets {
     fn of(t: &Tokens) -> Brackets {
         let len = t.toks.len();
-        let mut depth = Vec::with_capacity(len);
         let mut close = vec![len; len];
         let (mut square, mut round): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
-        let mut d = 0usize;
+        // depth counts only brackets that close: one never closed (`RE: secret (draft:
+        // notes`) sets nothing apart, so the separators after it still separate
+        let mut steps = vec![0isize; len + 1];
         for (k, tok) in t.toks.iter().enumerate() {
-            match tok.kind {
-                Kind::Sym('[' | '(') => {
-                    depth.push(d);
-                    d += 1;
+            let open = match tok.kind {
+                Kind::Sym('[') => {
+                    square.push(k);
+                    continue;
                 }
-                Kind::Sym(']' | ')') => {
-                    d = d.saturating_sub(1);
-                    depth.push(d);
+                Kind::Sym('(') => {
+                    round.push(k);
+                    continue;
                 }
-                _ => depth.push(d),
-            }
-            match tok.kind {
-                Kind::Sym('[') => square.push(k),
-                Kind::Sym('(') => round.push(k),
-                Kind::Sym(']') => {
-                    if let Some(open) = square.pop() {
-                        close[open] = k;
-                    }
-                }
-                Kind::Sym(')') => {
-                    if let Some(open) = round.pop() {
-                        close[open] = k;
-                    }
-                }
-                _ => {}
+                Kind::Sym(']') => square.pop(),
+                Kind::Sym(')') => round.pop(),
+                _ => continue,
+            };
+            if let Some(open) = open {
+                close[open] = k;
+                steps[open + 1] += 1;
+                steps[k] -= 1;
             }
         }
+        let mut d = 0isize;
+        let depth = steps[..len]
+            .iter()
+            .map(|step| {
+                d += step;
+                d.max(0) as usize
+            })
+            .collect();
         Brackets { depth, close }
     }
+}
+
+/// The shortest a class word must be for a near miss of it to count ([`Grammar::near_miss`]).
+const NEAR_MISS_MIN: usize = 5;
+
+/// A word with what poses as a letter mapped to that letter, for measuring near misses:
+/// `I`, `L` and what imitates them are one letter; `0` is O, `3` E, `4` A, `5` S, `7` T,
+/// `8` B, `6` and `9` G, `2` Z.
+fn fold(word: &str) -> String {
+    word.chars()
+        .map(|c| match c {
+            I_OR_L | 'I' | 'L' | '1' => 'I',
+            '0' => 'O',
+            '3' => 'E',
+            '4' => 'A',
+            '5' => 'S',
+            '7' => 'T',
+            '8' => 'B',
+            '6' | '9' => 'G',
+            '2' => 'Z',
+            c => c,
+        })
+        .collect()
+}
+
+/// Near misses of class words among the words of some text ([`Grammar::near_misses`]):
+/// where each kind first stands, and the class word it misses.
+#[derive(Debug, Default)]
+struct NearMisses {
+    /// Any near miss.
+    first: Option<(usize, String)>,
+    /// One written in capitals.
+    capitals: Option<(usize, String)>,
+    /// One that is no inflection of its class word (`SECRT`, not `SECRETS`).
+    typo: Option<(usize, String)>,
+    /// One written in capitals that is no inflection.
+    capital_typo: Option<(usize, String)>,
+    /// A word that is neither a part of a marking nor a near miss stands there too.
+    other: bool,
+}
+
+fn near_miss_why(t: &Tokens, at: usize, class_word: &str) -> String {
+    format!(
+        "{} looks like the class word {class_word:?} but is not one: a marking written wrong cannot be read",
+        t.toks[at].describe()
+    )
+}
+
+/// How a word is a class word inflected as an English word is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inflection {
+    /// `SECRETS`, `OFFICIALLY`: perhaps a word of prose, perhaps the class written loosely.
+    Suffixed,
+    /// `INSENSITIVE`, `UNOFFICIAL`, `NONSECRET`: another word.
+    Negated,
+}
+
+/// Whether `word` is `class_word` inflected (both [`fold`]ed).
+fn inflection(word: &str, class_word: &str) -> Option<Inflection> {
+    if let Some(suffix) = word.strip_prefix(class_word) {
+        return ["S", "ES", "E", "D", "ED", "IY", "Y", "ITY"]
+            .contains(&suffix)
+            .then_some(Inflection::Suffixed);
+    }
+    ["IN", "UN", "NON"]
+        .iter()
+        .any(|prefix| word.strip_prefix(prefix) == Some(class_word))
+        .then_some(Inflection::Negated)
+}
+
+/// What sets a marking apart in a subject, besides the separators: brackets of every kind,
+/// quotes and emphasis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Enclosure {
+    /// `[...]`: read whole, whatever the case.
+    Square,
+    /// `(...)`.
+    Round,
+    /// `{...}`, `<...>`: tags like square brackets.
+    Tag,
+    /// Other brackets, quotes, `*emphasis*`, `__underline__`, `== ... ==`.
+    Other,
+}
+
+/// An enclosure opening at `i`: where it closes (the end of the text when a square or round
+/// bracket is never closed), and its kind. A sign used both to open and to close (`*`, `"`)
+/// encloses only when it stands apart from the words outside (`**SECRET** plan`, not
+/// `a*b*c`), and a dash or underscore only with no space inside (`__SECRET__`).
+fn enclosure_at(t: &Tokens, i: usize, brackets: &Brackets) -> Option<(usize, Enclosure)> {
+    let open = t.toks.get(i)?;
+    let close = |c: char| (i + 1..t.toks.len()).find(|&k| t.is_sym(k, c));
+    match &open.kind {
+        Kind::Sym('[') => return Some((brackets.close[i], Enclosure::Square)),
+        Kind::Sym('(') => return Some((brackets.close[i], Enclosure::Round)),
+        Kind::Sym('{') => return close('}').map(|k| (k, Enclosure::Tag)),
+        Kind::Sym('<') => return close('>').map(|k| (k, Enclosure::Tag)),
+        Kind::Sym(c) => {
+            let pair = match c {
+                '«' => Some('»'),
+                '‹' => Some('›'),
+                '⟨' => Some('⟩'),
+                '〈' => Some('〉'),
+                '《' => Some('》'),
+                '【' => Some('】'),
+                '〔' => Some('〕'),
+                '「' => Some('」'),
+                '『' => Some('』'),
+                '“' => Some('”'),
+                '‘' => Some('’'),
+                '„' => Some('“'),
+                _ => None,
+            };
+            if let Some(pair) = pair {
+                return close(pair).map(|k| (k, Enclosure::Other));
+            }
+        }
+        Kind::Dash | Kind::Word(_) => {}
+    }
+    let symmetric = match open.kind {
+        Kind::Sym(c) => matches!(
+            c,
+            '*' | '=' | '#' | '~' | '+' | '"' | '\'' | '`' | '|' | '/'
+        ),
+        Kind::Dash => true,
+        Kind::Word(_) => false,
+    };
+    if !symmetric {
+        return None;
+    }
+    let apart_before = i == 0 || open.space_before || t.kind(i - 1).and_then(Kind::word).is_none();
+    let end = (i + 1..t.toks.len()).find(|&k| t.toks[k].kind == open.kind)?;
+    let apart_after = t
+        .toks
+        .get(end + 1)
+        .is_none_or(|next| next.space_before || next.kind.word().is_none());
+    let tight =
+        open.kind != Kind::Dash || (!t.toks[i + 1].space_before && !t.toks[end].space_before);
+    (apart_before && apart_after && tight).then_some((end, Enclosure::Other))
+}
+
+/// A sign after a marking at the start of a subject that sets it apart less plainly than a
+/// separator: `,`, `;`, `.`, `!`, `>`, `=>`, `»`, `~`, `→`. A marking before one may only
+/// raise the marking.
+fn weak_separator_at(t: &Tokens, i: usize) -> bool {
+    matches!(
+        t.kind(i),
+        Some(Kind::Sym(
+            ',' | ';' | '.' | '!' | '>' | '»' | '~' | '→' | '='
+        ))
+    )
+}
+
+/// Where the segment of a subject or banner line starting at `p` ends: at the next
+/// separator outside brackets ([`separator_after`]), or the end.
+fn segment_end(t: &Tokens, p: usize, brackets: &Brackets) -> usize {
+    (p..t.toks.len())
+        .find(|&k| brackets.depth[k] == 0 && separator_after(t, k, true).is_some())
+        .unwrap_or(t.toks.len())
 }
 
 /// Where the text after a separator standing at `i` starts: after `:` (`colon`), `|`, `//`

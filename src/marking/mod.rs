@@ -19,10 +19,12 @@
 //!   defines it; an untrusted namespace may only raise.
 //! - `msip_labels` ([`msip`]): an enabled label's `_Name` and its (SiteId, label id) through
 //!   the policy's label map.
-//! - Subject ([`grammar`]): brackets read whole anywhere; a marking at the start or after a
-//!   separator where it is delimited as one. `Secret Santa draw` is prose.
+//! - Subject ([`grammar`]): brackets and other enclosures read whole anywhere; a marking at
+//!   the start or after a separator where it is delimited as one. `Secret Santa draw` is
+//!   prose; a near miss of a class word where a marking stands (`[SECRT]`) is unreadable.
 //! - Banner lines ([`banner`], HTML rendered by [`html`], hidden text apart): the first and
-//!   last lines of each text part a person sees; hidden lines are read as banners too.
+//!   last lines of each part read as text, attachments included (fail closed: a banner can
+//!   only raise); hidden lines are read as banners too.
 //! - Attached messages (message/rfc822) are read the same way, reported as `attached1:...`.
 //!
 //! Text is compared after [`normalise`]-style folding (see [`tokenizer`]): case, NFKD,
@@ -36,14 +38,14 @@ mod html;
 mod msip;
 pub mod normalise;
 mod reader;
+pub mod scheme;
 mod tokenizer;
 
 pub use normalise::normalise;
 pub use reader::MarkingReader;
+pub use scheme::{MarkingClass, MarkingScheme, MsipLabel};
 
 use serde::Serialize;
-
-use crate::policy::MarkingScheme;
 
 /// The marking a message was judged to carry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -4,13 +4,13 @@
 
 use std::borrow::Cow;
 
-use mail_parser::{HeaderName, HeaderValue};
+use mail_parser::HeaderName;
 
 use super::grammar::{unfold, Grammar, Match};
 use super::tokenizer::{tokenize, Tokens, UNDECODABLE};
+use super::MarkingScheme;
 use super::{banner, headers, html, msip, Marking, MarkingSource, UnreadableMarking};
 use crate::message::mime::{decode_unstructured, Entity, Part, PartKind, MAX_ATTACHED_DEPTH};
-use crate::policy::MarkingScheme;
 
 /// Token limits: a subject is read whole (bracketed markings may stand anywhere in it);
 /// a header value or banner line only needs its start.
@@ -162,6 +162,14 @@ impl<'s> MarkingReader<'s> {
             }
             let t = tokenize(val, LINE_TOKENS);
             classes.extend(self.grammar.raising(self.grammar.scan(&t, 0, t.toks.len())));
+            // in any namespace, a near miss of a class word (`SEC=SECRT`, `NOTE=the SECR3T
+            // annex`) or letters shown in another order cannot be read
+            if let Some(near) = self.grammar.near_miss_anywhere(&t, 0, t.toks.len(), false) {
+                why.get_or_insert_with(|| format!("its {key}= value: {near}"));
+            }
+            if let Some(reordered) = distrusted_order(&t) {
+                why.get_or_insert_with(|| format!("its {key}= value: {reordered}"));
+            }
             if trusted && !EPMS_FIELDS.contains(&key.as_str()) {
                 why.get_or_insert_with(|| {
                     format!(
@@ -189,7 +197,8 @@ impl<'s> MarkingReader<'s> {
             // and the header cannot be read
             let t = tokenize(stray, LINE_TOKENS);
             let named = self.grammar.raising(self.grammar.scan(&t, 0, t.toks.len()));
-            if !named.is_empty() {
+            let near = self.grammar.near_miss_anywhere(&t, 0, t.toks.len(), false);
+            if !named.is_empty() || near.is_some() {
                 self.add_all(named, location, value);
                 self.add_unreadable(
                     location,
@@ -199,17 +208,26 @@ impl<'s> MarkingReader<'s> {
             }
         }
         for label in msip::labels(value).into_iter().filter(|l| l.enabled) {
+            let mapped = label.site_id.as_ref().and_then(|site| {
+                let key = (site.clone(), label.id.clone());
+                self.grammar.scheme.msip_labels.get(&key)
+            });
             if let Some(name) = &label.name {
                 let text = format!("MSIP_Label_{}_Name={name}", label.id);
                 let t = tokenize(name, LINE_TOKENS);
                 self.add_all(self.grammar.scan(&t, 0, t.toks.len()), location, &text);
                 if let Some(why) = distrusted(name, &t) {
                     self.add_unreadable(location, &text, why);
+                } else if mapped.is_none() {
+                    // a name that misspells a class (`Offical Sensitve`) on a label the
+                    // policy does not map cannot be read
+                    if let Some(why) = self.grammar.near_miss_anywhere(&t, 0, t.toks.len(), false) {
+                        self.add_unreadable(location, &text, &why);
+                    }
                 }
             }
             let Some(site) = &label.site_id else { continue };
-            let key = (site.clone(), label.id.clone());
-            if let Some(mapped) = self.grammar.scheme.msip_labels.get(&key) {
+            if let Some(mapped) = mapped {
                 let m = Match {
                     class: mapped.class,
                     descriptors: mapped.descriptors.clone(),
@@ -333,8 +351,20 @@ impl<'s> MarkingReader<'s> {
         }
     }
 
-    /// One line read as a banner.
+    /// One line read as a banner; a line holding formatting commands (`<bold>SECRET</bold>`,
+    /// as `text/enriched` writes them, whatever the part says it is) is read without them
+    /// too: the highest reading counts.
     fn banner(&mut self, location: &str, line: &str) {
+        if line.contains('<') {
+            let plain = banner::enriched_text(line);
+            if plain != line {
+                self.banner_line(location, &plain);
+            }
+        }
+        self.banner_line(location, line);
+    }
+
+    fn banner_line(&mut self, location: &str, line: &str) {
         let t = tokenize(line, LINE_TOKENS);
         let found = self.grammar.banner(&t);
         self.add_all(found.classes, location, line.trim());
@@ -363,18 +393,12 @@ impl<'s> MarkingReader<'s> {
                     None => continue,
                 }
             };
-            // the subject comes decoded; other headers are decoded from their raw bytes
-            let value: Cow<'_, str> = if is_subject {
-                match &h.value {
-                    HeaderValue::Text(t) => t.as_ref().into(),
-                    HeaderValue::TextList(l) => l.join(" ").into(),
-                    _ => continue,
-                }
-            } else {
-                match root.raw_value(h) {
-                    Some(raw) => decode_unstructured(raw),
-                    None => continue,
-                }
+            // every header, the subject too, is decoded from its raw bytes: the parsed value
+            // of a last header with no line end is empty (`Subject: [SECRET]` at the end of
+            // the input was read as no subject)
+            let value: Cow<'_, str> = match root.raw_value(h) {
+                Some(raw) => decode_unstructured(raw),
+                None => continue,
             };
             let location = if is_subject {
                 format!("{prefix}subject")
@@ -423,9 +447,12 @@ impl<'s> MarkingReader<'s> {
     /// part is read. An HTML part is read whole: what is hidden anywhere in it can change
     /// which lines a reader sees first and last.
     fn read_part(&mut self, location: &str, part: &Part<'_>) {
-        if part.kind == PartKind::Html {
-            self.html_part(location, &part.text());
-            return;
+        match part.kind {
+            PartKind::Html => return self.html_part(location, &part.text()),
+            PartKind::Enriched => {
+                return self.text_part(location, &banner::enriched_text(&part.text()))
+            }
+            PartKind::Text | PartKind::Message => {}
         }
         if part.ends_readable_alone() {
             for (head, tail) in END_WINDOWS {

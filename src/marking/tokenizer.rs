@@ -6,6 +6,9 @@
 //! recognised by what stands around it, so `SECRET - Santa` (a marking and a separator) and
 //! `Secret Santa` (prose) must stay different.
 //!
+//! A letter-spaced word is joined back into the word a reader sees (`S E C R E T`,
+//! `S.E.C.R.E.T`: [`join_spaced_letters`]).
+//!
 //! Two things the normalisation would hide are kept as flags, because they change how far
 //! the text can be trusted: a word with an undecodable byte in it (U+FFFD, dropped from the
 //! word: `S<0xFF>ECRET` is the word `SECRET`, marked [`Token::invalid`]), and a right-to-left
@@ -20,7 +23,7 @@ use super::normalise::{is_dropped, is_separator};
 /// look-alike whose Unicode skeleton is `l` (Cyrillic `І`, Greek `ι`, `ӏ` ...). Upper-casing
 /// `official` gives `OFFICIAL`, but `CONFlDENTIAL` (lower-case L) must still read as
 /// CONFIDENTIAL.
-const I_OR_L: char = '\u{E000}';
+pub(crate) const I_OR_L: char = '\u{E000}';
 
 /// One token of normalised text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,8 @@ pub(crate) struct Token {
     pub kind: Kind,
     /// White space stood before this token.
     pub space_before: bool,
+    /// How many white-space characters stood before this token (at most 255).
+    pub gap: u8,
     /// A word with a lower-case letter as written (`Secret`, not `SECRET`); a lower-case `l`
     /// alone does not count, since it stands in for `I` in `CONFlDENTIAL`.
     pub lower: bool,
@@ -196,6 +201,7 @@ pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
         lower: false,
         invalid: false,
         space: false,
+        gap: 0,
         limit,
         truncated: false,
     };
@@ -227,10 +233,10 @@ pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
         }
     }
     t.flush();
-    let decoration_from =
-        t.toks.len() - t.toks.iter().rev().take_while(|k| is_decoration(k)).count();
+    let toks = join_spaced_letters(t.toks);
+    let decoration_from = toks.len() - toks.iter().rev().take_while(|k| is_decoration(k)).count();
     Tokens {
-        toks: t.toks,
+        toks,
         truncated: t.truncated,
         reordered,
         decoration_from,
@@ -245,6 +251,8 @@ struct Tokenizer {
     /// The word being read held an undecodable byte.
     invalid: bool,
     space: bool,
+    /// White-space characters since the last token.
+    gap: u8,
     limit: usize,
     truncated: bool,
 }
@@ -269,6 +277,7 @@ impl Tokenizer {
         }
         if c.is_whitespace() || c.is_control() {
             self.space = true;
+            self.gap = self.gap.saturating_add(1);
         } else if is_separator(c) {
             self.emit(Kind::Dash);
         } else {
@@ -281,6 +290,7 @@ impl Tokenizer {
         self.toks.push(Token {
             kind,
             space_before: std::mem::take(&mut self.space),
+            gap: std::mem::take(&mut self.gap),
             lower: std::mem::take(&mut self.lower),
             invalid: std::mem::take(&mut self.invalid),
         });
@@ -296,6 +306,71 @@ impl Tokenizer {
             }
         }
     }
+}
+
+/// What stands between two letters of a letter-spaced word: white space (how much), or one
+/// sign with no space around it (`S.E.C.R.E.T`, `S-E-C-R-E-T`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LetterGap {
+    Space(u8),
+    Sign(Kind),
+}
+
+/// Join a letter-spaced word into one (`S E C R E T`, `S.E.C.R.E.T`, `S-E-C-R-E-T`): three
+/// or more single letters, every gap between them the same (the same amount
+/// of white space, or the same sign with no space around it). A different gap ends the word,
+/// so `S E C R E T - N O T E S` is `SECRET - NOTES`. A reader sees one word; read as
+/// separate letters it would hide the class it spells.
+fn join_spaced_letters(toks: Vec<Token>) -> Vec<Token> {
+    let short = |t: &Token| t.kind.word().is_some_and(|w| w.chars().count() == 1);
+    if toks.iter().filter(|t| short(t)).count() < 3 {
+        return toks;
+    }
+    // the gap between the piece at `i` and the next one, and where that one stands
+    let gap_after = |i: usize| -> Option<(LetterGap, usize)> {
+        let next = toks.get(i + 1)?;
+        if short(next) && next.space_before {
+            return Some((LetterGap::Space(next.gap), i + 1));
+        }
+        let after = toks.get(i + 2)?;
+        let tight = !next.space_before && !after.space_before;
+        (tight && next.kind.word().is_none() && short(after))
+            .then(|| (LetterGap::Sign(next.kind.clone()), i + 2))
+    };
+    let mut out: Vec<Token> = Vec::with_capacity(toks.len());
+    let mut i = 0;
+    while i < toks.len() {
+        if !short(&toks[i]) {
+            out.push(toks[i].clone());
+            i += 1;
+            continue;
+        }
+        let mut pieces = vec![i];
+        let mut gap: Option<LetterGap> = None;
+        while let Some((g, next)) = gap_after(*pieces.last().expect("one piece")) {
+            if gap.as_ref().is_some_and(|want| *want != g) {
+                break;
+            }
+            gap = Some(g);
+            pieces.push(next);
+        }
+        if pieces.len() < 3 {
+            out.push(toks[i].clone());
+            i += 1;
+            continue;
+        }
+        let mut word = toks[i].clone();
+        let mut letters = String::new();
+        for &p in &pieces {
+            letters.push_str(toks[p].kind.word().unwrap_or_default());
+            word.lower |= toks[p].lower;
+            word.invalid |= toks[p].invalid;
+        }
+        word.kind = Kind::Word(letters);
+        out.push(word);
+        i = pieces[pieces.len() - 1] + 1;
+    }
+    out
 }
 
 /// `c` (upper-cased) is a Latin letter or digit, or its Unicode skeleton is one.
@@ -405,6 +480,30 @@ mod tests {
         assert!(t.toks[1].invalid && !t.toks[2].invalid);
         assert!(!t.reordered);
         assert!(tokenize("\u{202E}TERCES", 16).reordered);
+    }
+
+    #[test]
+    fn letter_spaced_words_are_joined() {
+        let words = |text: &str| -> Vec<String> {
+            tokenize(text, 64)
+                .toks
+                .iter()
+                .map(|t| match &t.kind {
+                    Kind::Word(w) => w.replace(I_OR_L, "I"),
+                    Kind::Dash => "-".to_string(),
+                    Kind::Sym(c) => c.to_string(),
+                })
+                .collect()
+        };
+        assert_eq!(words("[S E C R E T]"), ["[", "SECRET", "]"]);
+        assert_eq!(words("[S.E.C.R.E.T]"), ["[", "SECRET", "]"]);
+        assert_eq!(words("s_e_c_r_e_t"), ["SECRET"]);
+        assert_eq!(words("S E C R E T - N O T E S"), ["SECRET", "-", "NOTES"]);
+        assert_eq!(words("S E C R E T  N O T E S"), ["SECRET", "NOTES"]);
+        assert_eq!(words("T O P S E C R E T."), ["TOPSECRET", "."]);
+        // prose with short words keeps them
+        assert_eq!(words("Q & A at 5"), ["Q", "&", "A", "AT", "5"]);
+        assert_eq!(words("a b"), ["A", "B"]);
     }
 
     #[test]

@@ -3,12 +3,16 @@
 //! reads the text parts a person sees (their first and last lines) and attached messages;
 //! attachments (a 10 MiB PDF) are skipped without being decoded.
 //!
-//! Which parts count as text a person sees follows what mail clients show inline: `text/*`
-//! parts, HTML rendered and any other subtype as plain text (a part with no `Content-Type`
-//! is `text/plain`, or `message/rfc822` inside `multipart/digest`), that are not
-//! `Content-Disposition: attachment`, and, after the first part of a multipart, neither
-//! named (`name=` in `Content-Type`) nor inside `multipart/related`. Part numbers are those of a depth-first
-//! walk, the message itself being part 0 (`banner:first:part2`).
+//! Which parts are read as text (fail closed: a part one reader might show or open as text
+//! is read as text, so its banner can only raise the marking): every `text/*` part, inline or
+//! attached (`Content-Disposition: attachment`, named, inside `multipart/related`), HTML
+//! rendered, `text/enriched` without its formatting commands, any other subtype as plain
+//! text; a part with no `Content-Type` is `text/plain` (`message/rfc822` inside
+//! `multipart/digest`); a part with two `Content-Type` fields is text when either says so;
+//! and a part of any other type whose file name (`filename=`, `name=`) says text (`.txt`,
+//! `.csv`, `.md`, `.log`, `.htm[l]`; `.eml` is an attached message). Other attachments (a
+//! 10 MiB PDF, an image) are skipped without being decoded. Part numbers are those of a
+//! depth-first walk, the message itself being part 0 (`banner:first:part2`).
 //!
 //! Delimiter lines are found as RFC 2046 writes them: `--boundary` at the start of a line,
 //! followed by `--` (the close delimiter), or by white space and the end of the line. A
@@ -108,10 +112,76 @@ impl<'a> Entity<'a> {
         self.parsed(HeaderName::ContentType)?.as_content_type()
     }
 
-    fn disposition_is_attachment(&self) -> bool {
-        self.parsed(HeaderName::ContentDisposition)
-            .and_then(HeaderValue::as_content_type)
-            .is_some_and(ContentType::is_attachment)
+    /// Every `Content-Type` field, in order (a part may carry two, and readers disagree on
+    /// which one counts).
+    fn content_types(&self) -> impl Iterator<Item = &ContentType<'a>> {
+        self.headers
+            .iter()
+            .filter(|h| h.name == HeaderName::ContentType)
+            .filter_map(|h| h.value.as_content_type())
+    }
+
+    /// The part's file names: `filename=` of every `Content-Disposition`, `name=` of every
+    /// `Content-Type`.
+    fn file_names(&self) -> impl Iterator<Item = &str> {
+        self.headers.iter().filter_map(|h| {
+            let ct = h.value.as_content_type()?;
+            if h.name == HeaderName::ContentDisposition {
+                ct.attribute("filename")
+            } else if h.name == HeaderName::ContentType {
+                ct.attribute("name")
+            } else {
+                None
+            }
+        })
+    }
+
+    /// How a part that is no multipart is read: as HTML, enriched text or plain text when any
+    /// of its `Content-Type` fields or file names says so (the strictest reading wins: HTML,
+    /// then enriched, then plain), as an attached message, or not at all.
+    fn leaf_kind(&self, parent: Parent) -> Option<PartKind> {
+        let mut kinds: Vec<PartKind> = Vec::new();
+        let mut typed = false;
+        for ct in self.content_types() {
+            typed = true;
+            let (ctype, subtype) = (ct.ctype(), ct.subtype().unwrap_or(""));
+            if ctype.eq_ignore_ascii_case("text") {
+                kinds.push(if subtype.eq_ignore_ascii_case("html") {
+                    PartKind::Html
+                } else if subtype.eq_ignore_ascii_case("enriched")
+                    || subtype.eq_ignore_ascii_case("richtext")
+                {
+                    PartKind::Enriched
+                } else {
+                    // any other text subtype a client shows as plain text (RFC 2046 §4.1.4)
+                    PartKind::Text
+                });
+            } else if ctype.eq_ignore_ascii_case("message")
+                && (subtype.eq_ignore_ascii_case("rfc822")
+                    || subtype.eq_ignore_ascii_case("global"))
+            {
+                kinds.push(PartKind::Message);
+            }
+        }
+        if !typed {
+            kinds.push(if parent == Parent::Digest {
+                PartKind::Message
+            } else {
+                PartKind::Text
+            });
+        }
+        kinds.extend(self.file_names().filter_map(kind_of_file_name));
+        // text is read before an attached message: a part that says both is shown as text
+        // by one reader and opened as a message by another; reading it as text raises only
+        // through banners, which an attached message's own body would show too
+        [
+            PartKind::Html,
+            PartKind::Enriched,
+            PartKind::Text,
+            PartKind::Message,
+        ]
+        .into_iter()
+        .find(|k| kinds.contains(k))
     }
 
     fn transfer_encoding(&self) -> TransferEncoding {
@@ -140,7 +210,7 @@ impl<'a> Entity<'a> {
             next_id: 0,
             parts: Vec::new(),
         };
-        walk.entity(self, Parent::None, true, 0)?;
+        walk.entity(self, Parent::None, 0)?;
         Ok(walk.parts)
     }
 }
@@ -156,6 +226,8 @@ pub enum TransferEncoding {
 pub enum PartKind {
     Text,
     Html,
+    /// `text/enriched` (RFC 1896) or `text/richtext`: text with formatting commands.
+    Enriched,
     /// An attached message (`message/rfc822`, `message/global`).
     Message,
 }
@@ -262,6 +334,18 @@ fn cut(bytes: Cow<'_, [u8]>, range: std::ops::Range<usize>) -> Cow<'_, [u8]> {
     }
 }
 
+/// How a part is read when its file name says what it holds: plain text, HTML, or a message.
+fn kind_of_file_name(name: &str) -> Option<PartKind> {
+    let (_, ext) = name.trim().trim_end_matches(['.', ' ']).rsplit_once('.')?;
+    let ext = ext.to_ascii_lowercase();
+    match ext.as_str() {
+        "txt" | "text" | "csv" | "tsv" | "md" | "markdown" | "log" | "asc" => Some(PartKind::Text),
+        "htm" | "html" | "xhtml" => Some(PartKind::Html),
+        "eml" => Some(PartKind::Message),
+        _ => None,
+    }
+}
+
 fn is_base64_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
 }
@@ -269,8 +353,8 @@ fn is_base64_char(b: u8) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Parent {
     None,
-    Mixed,
-    Related,
+    Multipart,
+    /// `multipart/digest`: a part with no `Content-Type` is `message/rfc822`.
     Digest,
 }
 
@@ -284,7 +368,6 @@ impl<'a> Walk<'a> {
         &mut self,
         entity: &Entity<'a>,
         parent: Parent,
-        first: bool,
         depth: usize,
     ) -> Result<(), MessageError> {
         let id = self.next_id;
@@ -295,13 +378,10 @@ impl<'a> Walk<'a> {
             });
         }
         let content_type = entity.content_type();
-        let (ctype, subtype) = match content_type {
-            Some(ct) => (ct.ctype(), ct.subtype().unwrap_or("")),
-            None if parent == Parent::Digest => ("message", "rfc822"),
-            None => ("text", "plain"),
-        };
-        let kind = if ctype.eq_ignore_ascii_case("multipart") {
-            let boundary = content_type.and_then(|ct| ct.attribute("boundary"));
+        let multipart = content_type
+            .filter(|ct| ct.ctype().eq_ignore_ascii_case("multipart"))
+            .map(|ct| (ct.subtype().unwrap_or(""), ct.attribute("boundary")));
+        let kind = if let Some((subtype, boundary)) = multipart {
             match boundary.map(|b| split_multipart(entity.body(), b.as_bytes())) {
                 Some(children) if !children.is_empty() => {
                     if depth >= MAX_MULTIPART_DEPTH {
@@ -309,48 +389,33 @@ impl<'a> Walk<'a> {
                             what: "multiparts nested more than 64 deep",
                         });
                     }
-                    let this = if subtype.eq_ignore_ascii_case("related") {
-                        Parent::Related
-                    } else if subtype.eq_ignore_ascii_case("digest") {
+                    let this = if subtype.eq_ignore_ascii_case("digest") {
                         Parent::Digest
                     } else {
-                        Parent::Mixed
+                        Parent::Multipart
                     };
-                    for (n, child) in children.into_iter().enumerate() {
-                        self.entity(&Entity::part(child), this, n == 0, depth + 1)?;
+                    for child in children {
+                        self.entity(&Entity::part(child), this, depth + 1)?;
                     }
                     return Ok(());
                 }
                 // no delimiter where one was promised: read it as the text it shows as
                 _ => PartKind::Text,
             }
-        } else if ctype.eq_ignore_ascii_case("text") && subtype.eq_ignore_ascii_case("html") {
-            PartKind::Html
-        } else if ctype.eq_ignore_ascii_case("text") {
-            // any other text subtype a client shows as plain text (RFC 2046 §4.1.4)
-            PartKind::Text
-        } else if ctype.eq_ignore_ascii_case("message")
-            && (subtype.eq_ignore_ascii_case("rfc822") || subtype.eq_ignore_ascii_case("global"))
-        {
-            PartKind::Message
         } else {
-            return Ok(());
-        };
-        if kind != PartKind::Message {
-            let named = content_type.is_some_and(|ct| ct.has_attribute("name"));
-            let shown_inline = !entity.disposition_is_attachment()
-                && (first || (parent != Parent::Related && !named));
-            if !shown_inline {
-                return Ok(());
+            match entity.leaf_kind(parent) {
+                Some(kind) => kind,
+                None => return Ok(()),
             }
-        }
+        };
         self.parts.push(Part {
             id,
             kind,
             body: entity.body(),
             encoding: entity.transfer_encoding(),
-            charset: content_type
-                .and_then(|ct| ct.attribute("charset"))
+            charset: entity
+                .content_types()
+                .find_map(|ct| ct.attribute("charset"))
                 .map(|c| Cow::Owned(c.to_string())),
         });
         Ok(())
@@ -572,7 +637,7 @@ mod tests {
     }
 
     #[test]
-    fn walks_parts_in_order_and_skips_attachments() {
+    fn walks_parts_in_order_reads_text_attachments_and_skips_others() {
         let raw = b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\npreamble\r\n--b1\r\n\
             Content-Type: multipart/alternative; boundary=b2\r\n\r\n--b2\r\n\
             Content-Type: text/plain\r\n\r\nOFFICIAL\r\n--b2\r\nContent-Type: text/html\r\n\r\n<p>OFFICIAL</p>\r\n--b2--\r\n\
@@ -585,12 +650,71 @@ mod tests {
             vec![
                 (2, PartKind::Text),
                 (3, PartKind::Html),
+                (5, PartKind::Text),
+                (6, PartKind::Text),
                 (7, PartKind::Message)
             ]
         );
         let parts = Entity::parse(raw).unwrap().readable_parts().unwrap();
         assert_eq!(parts[0].body, b"OFFICIAL");
-        assert_eq!(parts[2].body, b"Subject: inner\r\n\r\nhi");
+        assert_eq!(parts[2].body, b"named");
+        assert_eq!(parts[3].body, b"attached");
+        assert_eq!(parts[4].body, b"Subject: inner\r\n\r\nhi");
+    }
+
+    #[test]
+    fn a_part_is_text_when_any_of_its_types_or_file_names_says_so() {
+        let part = |headers: &str| {
+            let raw = format!(
+                "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n{headers}\r\nbody\r\n--b--\r\n"
+            );
+            kinds(raw.as_bytes())
+                .into_iter()
+                .map(|(_, k)| k)
+                .collect::<Vec<_>>()
+        };
+        let text = vec![PartKind::Text];
+        assert_eq!(
+            part("Content-Type: image/png\r\nContent-Type: text/plain\r\n"),
+            text
+        );
+        assert_eq!(
+            part("Content-Type: text/plain\r\nContent-Type: image/png\r\n"),
+            text
+        );
+        assert_eq!(
+            part("Content-Type: text/csv\r\nContent-Disposition: attachment\r\n"),
+            text
+        );
+        assert_eq!(part("Content-Type: text/markdown; name=\"a.md\"\r\n"), text);
+        assert_eq!(
+            part("Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"notes.TXT\"\r\n"),
+            text
+        );
+        assert_eq!(
+            part("Content-Type: application/octet-stream; name=a.csv\r\n"),
+            text
+        );
+        assert_eq!(
+            part("Content-Type: text/enriched\r\n"),
+            vec![PartKind::Enriched]
+        );
+        assert_eq!(
+            part("Content-Type: image/png\r\nContent-Type: text/html\r\n"),
+            vec![PartKind::Html]
+        );
+        assert_eq!(
+            part("Content-Type: application/octet-stream; name=a.eml\r\n"),
+            vec![PartKind::Message]
+        );
+        assert_eq!(
+            part("Content-Type: application/pdf; name=a.pdf\r\n"),
+            vec![]
+        );
+        assert_eq!(
+            part("Content-Type: image/png\r\nContent-Disposition: inline\r\n"),
+            vec![]
+        );
     }
 
     #[test]

@@ -14,10 +14,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::model::{format_time, truncate_micros};
+use super::model::format_time;
 use super::store::{chain_hash, ChainHead, Tamper, GENESIS};
-use crate::smtp::outbound::RecipientOutcome;
-use crate::smtp::queue::spool::{Copy, Envelope};
 
 /// Tables of the delivery chain (created with the store).
 pub const SCHEMA: &str = "
@@ -131,52 +129,6 @@ pub struct DeliveryRecord {
 }
 
 impl DeliveryRecord {
-    /// The record of `outcome` for one recipient of copy `index`.
-    pub fn from_attempt(
-        envelope: &Envelope,
-        index: usize,
-        copy: &Copy,
-        message_id: Option<String>,
-        attempt: u32,
-        outcome: Outcome,
-        result: &RecipientOutcome,
-    ) -> DeliveryRecord {
-        let hop = result.hop.as_ref();
-        let tls = hop.and_then(|h| h.tls.as_ref());
-        DeliveryRecord {
-            id: uuid::Builder::from_random_bytes(rand::random())
-                .into_uuid()
-                .to_string(),
-            time: truncate_micros(Utc::now()),
-            queue_id: envelope.id.clone(),
-            copy: index as u32,
-            sender: envelope.sender.clone(),
-            recipient: result.recipient.clone(),
-            message_id,
-            marking: envelope.marking.clone(),
-            destination: copy.destination.clone(),
-            actions: copy.actions.clone(),
-            tls_required: copy.tls || copy.requiretls,
-            requiretls: copy.requiretls,
-            attempt,
-            outcome,
-            next_hop: hop.map(|h| h.host.clone()),
-            tls_version: tls.map(|t| t.version.clone()),
-            tls_cipher: tls.map(|t| t.cipher.clone()),
-            verification: hop
-                .map(|h| h.verification.as_str())
-                .unwrap_or("none")
-                .to_string(),
-            peer_cert_sha256: tls.and_then(|t| t.peer_cert_sha256.clone()),
-            reason: match &result.result {
-                Ok(detail) => detail.clone(),
-                Err(crate::smtp::outbound::DeliveryError::Permanent(r))
-                | Err(crate::smtp::outbound::DeliveryError::Transient(r)) => r.clone(),
-            },
-            policy_version: envelope.policy_version.clone(),
-        }
-    }
-
     /// Canonical serialisation hashed into the delivery chain: a JSON array of every field
     /// in a fixed order. Never change it; a new format gets a new tag.
     pub fn canonical(&self) -> Vec<u8> {

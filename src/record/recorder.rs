@@ -63,7 +63,8 @@ impl Recorder {
     pub fn open(config: &RecordsConfig) -> Result<Recorder, RecordError> {
         // Validated with the configuration; an unreadable value commits at once.
         let delay = config.commit_delay_duration().unwrap_or_default();
-        let mut recorder = Recorder::open_with(&config.path, &config.store_options(), delay)?;
+        let mut recorder =
+            Recorder::open_with(&config.path, &StoreOptions::from_config(config), delay)?;
         recorder.incident_class = config.incident_class.clone();
         Ok(recorder)
     }

@@ -4,6 +4,7 @@
 //! handed to every listener.
 
 use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -13,9 +14,9 @@ use arc_swap::ArcSwap;
 
 use serde::Serialize;
 
+use crate::address::canonical_ip;
 use crate::config::Config;
 use crate::decision::{Decision, Verdict};
-use crate::http::OwnListeners;
 use crate::policy::Policy;
 use crate::record::{Outcome, RecordError, RecordMeta, Recorder};
 
@@ -30,7 +31,7 @@ pub struct Gateway {
     /// Listeners that have bound their sockets (SMTP, HTTP).
     listening: AtomicUsize,
     /// The delivery queue and reload history, for the admin page.
-    pub activity: crate::admin::activity::Activity,
+    pub activity: crate::service::activity::Activity,
     /// Where the gateway listens (configured and bound): never reachable through the proxy.
     own_listeners: Arc<OwnListeners>,
     /// Why the last decision could not be recorded, and when; cleared when one is again.
@@ -43,6 +44,45 @@ pub enum Listener {
     Smtp,
     Http,
     Admin,
+}
+
+/// Addresses the gateway itself listens on (SMTP, HTTP, admin), as configured and as bound.
+#[derive(Debug, Default)]
+pub struct OwnListeners {
+    addrs: std::sync::RwLock<Vec<SocketAddr>>,
+}
+
+impl OwnListeners {
+    pub fn add(&self, addr: SocketAddr) {
+        if addr.port() == 0 {
+            return;
+        }
+        let addr = SocketAddr::new(canonical_ip(addr.ip()), addr.port());
+        let mut addrs = self.addrs.write().unwrap_or_else(|p| p.into_inner());
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
+    }
+
+    /// Whether a connection to `dest` would reach one of the gateway's listeners: the same
+    /// port on the listener's address, or on any address of this host when the listener is
+    /// bound to the unspecified address.
+    pub fn contains(&self, dest: SocketAddr) -> bool {
+        let ip = canonical_ip(dest.ip());
+        let addrs = self.addrs.read().unwrap_or_else(|p| p.into_inner());
+        addrs.iter().any(|own| {
+            own.port() == dest.port()
+                && (own.ip() == ip || (own.ip().is_unspecified() && is_local(ip)))
+        })
+    }
+}
+
+/// Whether `ip` is an address of this host: loopback, unspecified, or assigned to one of its
+/// interfaces (binding to it succeeds only then).
+fn is_local(ip: IpAddr) -> bool {
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
 /// The result of the last load or reload, for the admin page and logs.
@@ -65,8 +105,8 @@ pub struct RecentDecision {
 }
 
 /// A load or reload as the admin page's history keeps it.
-fn history_entry(s: &ReloadStatus) -> crate::admin::activity::Reload {
-    crate::admin::activity::Reload {
+fn history_entry(s: &ReloadStatus) -> crate::service::activity::Reload {
+    crate::service::activity::Reload {
         at: s.at,
         ok: s.ok,
         version: s.version.clone(),

@@ -11,6 +11,7 @@ use ed25519_dalek::SigningKey;
 
 use anyhow::Context;
 
+use crate::config::http::HttpConfig;
 use crate::config::{Config, TlsConfig};
 use crate::policy::{Policy, PolicyErrors};
 
@@ -45,7 +46,7 @@ impl Snapshot {
         policy: Policy,
         signing_key: Option<Arc<SigningKey>>,
     ) -> Result<Snapshot, SnapshotError> {
-        let problems = config.http.problems_with(&policy);
+        let problems = route_problems(&config.http, &policy);
         if !problems.is_empty() {
             return Err(SnapshotError::Routes(problems));
         }
@@ -62,6 +63,32 @@ impl Snapshot {
         let signing_key = load_signing_key(&config.tls)?;
         Snapshot::build(config, policy, Some(signing_key))
     }
+}
+
+/// What the routes and address ranges name that `policy` does not have: partner ids
+/// missing from partners.toml and destination classes missing from destinations.toml.
+/// Checked at start and at every reload, with the policy the snapshot would run.
+fn route_problems(http: &HttpConfig, policy: &Policy) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut check = |what: String, partner: Option<&String>, class: Option<&String>| {
+        if let Some(p) = partner.filter(|p| policy.partner(p).is_none()) {
+            errors.push(format!("{what}: partner {p:?} is not in partners.toml"));
+        }
+        if let Some(c) = class.filter(|c| !policy.destinations.names.contains(c)) {
+            errors.push(format!(
+                "{what}: destination {c:?} is not a class in destinations.toml"
+            ));
+        }
+    };
+    for r in &http.routes {
+        let what = format!("http.route {:?}", r.host);
+        check(what, r.partner.as_ref(), r.destination.as_ref());
+    }
+    for r in &http.address_ranges {
+        let what = format!("http.address_range {}", r.cidr);
+        check(what, r.partner.as_ref(), Some(&r.destination));
+    }
+    errors
 }
 
 /// Load and compile the policy directory of `config`.

@@ -1,6 +1,7 @@
-//! Shared helpers for end-to-end tests: free ports, a copy of the shipped policy, a
-//! `markgate serve` child process that is killed when dropped, and (in [`smtp`]) the SMTP
-//! test setup.
+//! The one place for test helpers: free ports, a copy of the shipped policy, a `markgate
+//! serve` child process that is killed when dropped; (in [`smtp`]) the SMTP test setup,
+//! (in [`record`]) decisions from the shipped policy turned into records, (in [`bundle`])
+//! the bundle tests' scratch environment and stock peers.
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -9,10 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod bundle;
 pub mod dns;
 pub mod faults;
 pub mod http;
 pub mod postfix;
+pub mod record;
 pub mod smtp;
 
 pub fn free_port() -> u16 {

@@ -7,9 +7,10 @@ use chrono::{Months, NaiveDate};
 use toml::Spanned;
 
 use super::{defined_twice, Errors};
+use crate::marking::MarkingScheme;
 use crate::policy::model::IsasFile;
 use crate::policy::source::SourceFile;
-use crate::policy::{Isa, MarkingScheme, Partner};
+use crate::policy::{Isa, Partner};
 
 fn date(
     file: &SourceFile,

@@ -6,9 +6,9 @@ use std::ops::Range;
 
 use super::{defined_twice, place, Errors};
 use crate::marking::normalise;
+use crate::marking::{MarkingClass, MarkingScheme, MsipLabel};
 use crate::policy::model::MarkingsFile;
 use crate::policy::source::SourceFile;
-use crate::policy::{MarkingClass, MarkingScheme, MsipLabel};
 
 pub(super) fn compile(
     raw: MarkingsFile,

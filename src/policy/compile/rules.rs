@@ -8,12 +8,10 @@ use toml::Spanned;
 
 use super::defined_twice;
 use super::Errors;
-use crate::marking::normalise;
+use crate::marking::{normalise, MarkingScheme};
 use crate::policy::model::RulesFile;
 use crate::policy::source::SourceFile;
-use crate::policy::{
-    Action, DestinationClasses, DisclosureFilter, Effect, MarkingScheme, Requirement, Rule,
-};
+use crate::policy::{Action, DestinationClasses, DisclosureFilter, Effect, Requirement, Rule};
 
 /// What a reason may say in braces; filled in per recipient when the rule blocks.
 pub(crate) const REASON_PLACEHOLDERS: [&str; 5] =

@@ -28,6 +28,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use super::delivery::SCHEMA as DELIVERY_SCHEMA;
 use super::RecordError;
+use crate::config::records::RecordsConfig;
 
 pub use append::{chain_hash, PreparedRecord};
 pub use prune::{PruneOutcome, PrunePlan, PruneRequest, OVERRIDE_RULE, PRUNE_RULE};
@@ -99,6 +100,15 @@ pub struct StoreOptions {
     /// Refuse to grow the database beyond this many bytes (SQLite `max_page_count`): writes
     /// then fail as [`RecordError::Full`] long before the disk itself fills.
     pub max_size_bytes: Option<u64>,
+}
+
+impl StoreOptions {
+    /// The options `[records]` configures.
+    pub fn from_config(config: &RecordsConfig) -> StoreOptions {
+        StoreOptions {
+            max_size_bytes: config.max_size_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
+        }
+    }
 }
 
 /// The last record of the chain.

@@ -209,7 +209,7 @@ impl Store {
                 |r| r.get(0),
             )
             .map_err(rerr)?;
-        let key_id = crate::bundle::manifest::key_id(key);
+        let key_id = crate::certs::key_id(key);
         let mut report = CheckpointReport::default();
         let mut missing: Option<CheckpointProblem> = None;
         for entry in log {

@@ -10,11 +10,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::dsn;
-use super::spool::{Envelope, Spool, State};
+use super::spool::{Copy, Envelope, Spool, State};
 use super::QueueHandle;
 use crate::config::delivery::DeliveryConfig;
 use crate::record::delivery::{DeliveryRecord, Outcome};
-use crate::smtp::outbound::{Delivery, DeliveryError};
+use crate::smtp::outbound::{Delivery, DeliveryError, RecipientOutcome};
 use crate::transform::headers;
 
 pub struct QueueManager {
@@ -202,7 +202,7 @@ impl QueueManager {
                         Outcome::Deferred
                     }
                 };
-                let mut record = DeliveryRecord::from_attempt(
+                let mut record = delivery_record(
                     envelope,
                     index,
                     copy,
@@ -303,7 +303,7 @@ impl QueueManager {
         for (_, recipient, reason) in failed {
             self.gateway
                 .activity
-                .bounced(crate::admin::activity::Bounced {
+                .bounced(crate::service::activity::Bounced {
                     at: chrono::Utc::now(),
                     id: envelope.id.clone(),
                     sender: envelope.sender.clone(),
@@ -354,7 +354,7 @@ impl InQueue {
         attempts: u32,
     ) -> Self {
         metrics::gauge!("markgate_queue_depth").increment(1.0);
-        gateway.activity.queued(crate::admin::activity::Queued {
+        gateway.activity.queued(crate::service::activity::Queued {
             id: envelope.id.clone(),
             sender: envelope.sender.clone(),
             recipients: envelope
@@ -379,5 +379,50 @@ impl Drop for InQueue {
     fn drop(&mut self) {
         metrics::gauge!("markgate_queue_depth").decrement(1.0);
         self.gateway.activity.finished(&self.id);
+    }
+}
+
+/// The record of `outcome` for one recipient of copy `index`.
+fn delivery_record(
+    envelope: &Envelope,
+    index: usize,
+    copy: &Copy,
+    message_id: Option<String>,
+    attempt: u32,
+    outcome: Outcome,
+    result: &RecipientOutcome,
+) -> DeliveryRecord {
+    let hop = result.hop.as_ref();
+    let tls = hop.and_then(|h| h.tls.as_ref());
+    DeliveryRecord {
+        id: uuid::Builder::from_random_bytes(rand::random())
+            .into_uuid()
+            .to_string(),
+        time: crate::record::model::truncate_micros(chrono::Utc::now()),
+        queue_id: envelope.id.clone(),
+        copy: index as u32,
+        sender: envelope.sender.clone(),
+        recipient: result.recipient.clone(),
+        message_id,
+        marking: envelope.marking.clone(),
+        destination: copy.destination.clone(),
+        actions: copy.actions.clone(),
+        tls_required: copy.tls || copy.requiretls,
+        requiretls: copy.requiretls,
+        attempt,
+        outcome,
+        next_hop: hop.map(|h| h.host.clone()),
+        tls_version: tls.map(|t| t.version.clone()),
+        tls_cipher: tls.map(|t| t.cipher.clone()),
+        verification: hop
+            .map(|h| h.verification.as_str())
+            .unwrap_or("none")
+            .to_string(),
+        peer_cert_sha256: tls.and_then(|t| t.peer_cert_sha256.clone()),
+        reason: match &result.result {
+            Ok(detail) => detail.clone(),
+            Err(DeliveryError::Permanent(r)) | Err(DeliveryError::Transient(r)) => r.clone(),
+        },
+        policy_version: envelope.policy_version.clone(),
     }
 }

@@ -8,7 +8,7 @@
 //!
 //! Before anything listens: the state directories are locked (one gateway per spool and
 //! record store, [`state`]), the policy must compile, and every configured certificate and
-//! key must load ([`keys`]). Any of these failing stops `serve` with the reason (exit 2).
+//! key must load ([`snapshot`]). Any of these failing stops `serve` with the reason (exit 2).
 
 use std::sync::Arc;
 

@@ -1,7 +1,4 @@
-//! Shared helpers for the record tests: decisions from the shipped policy turned into records.
-#![allow(dead_code)]
-
-use std::path::Path;
+//! Helpers for the record tests: decisions from the shipped policy turned into records.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use markgate::decision::decide;
@@ -13,7 +10,7 @@ use markgate::record::{
 };
 
 pub fn policy() -> Policy {
-    Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policy"))
+    Policy::load(&super::shipped_policy())
         .unwrap_or_else(|e| panic!("shipped policy must load:\n{e}"))
 }
 

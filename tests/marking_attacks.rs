@@ -1,0 +1,430 @@
+//! Issue 16, second round: markings the lead found read below their class on main, each sent
+//! from a force to gmail.com with the shipped policy. Every one must be read as its class (or
+//! higher), or be unreadable (blocked by `marking-unreadable`); none may be allowed. Ordinary
+//! subject tags and prose must stay what they are.
+//!
+//! The same shapes are generated in tests/marking_places.rs; these are the cases as found.
+use std::path::Path;
+use std::sync::OnceLock;
+
+use assert_cmd::Command;
+use chrono::NaiveDate;
+use markgate::decision::{decide, Verdict};
+use markgate::policy::Policy;
+use markgate::{facts, marking, message};
+
+fn policy() -> &'static Policy {
+    static POLICY: OnceLock<Policy> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policy")).expect("shipped policy")
+    })
+}
+
+const SENDER: &str = "a@westmidlands.pnn.police.uk";
+const INTERNET: &str = "x@gmail.com";
+
+/// What a message is read as, and the verdict for a recipient at gmail.com.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    class: String,
+    unreadable: bool,
+    allowed: bool,
+}
+
+fn outcome(raw: &[u8]) -> Outcome {
+    let policy = policy();
+    let parsed = message::parse(raw).expect("a message");
+    let today = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+    let facts = facts::from_message(&parsed, SENDER, &[INTERNET.to_string()], policy, today);
+    let decision = decide(&facts, policy);
+    Outcome {
+        class: facts.marking.class.clone(),
+        unreadable: !facts.marking.unreadable.is_empty(),
+        allowed: decision.recipients[0].verdict == Verdict::Allow,
+    }
+}
+
+fn with_subject(subject: &str) -> Vec<u8> {
+    format!("From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: {subject}\r\n\r\nhello\r\n").into_bytes()
+}
+
+fn rank(class: &str) -> u32 {
+    let m = marking::read_text(class, &policy().markings).expect("a class");
+    m.rank
+}
+
+/// `raw` is read as `class` or higher, or is unreadable; and it is not allowed to gmail.com.
+fn assert_held(raw: &[u8], class: &str) {
+    let got = outcome(raw);
+    let shown = String::from_utf8_lossy(raw);
+    assert!(
+        rank(&got.class) >= rank(class) || got.unreadable,
+        "read as {} (want {class} or unreadable):\n{shown}",
+        got.class
+    );
+    assert!(!got.allowed, "allowed to {INTERNET}:\n{shown}");
+}
+
+/// A marking set apart by any delimiter a person would use is read.
+#[test]
+fn delimited_markings_are_read() {
+    for subject in [
+        "{SECRET} hi",
+        "<SECRET> hi",
+        "** SECRET ** plan",
+        "(SECRET) hi",
+        "SECRET: plan",
+        "SECRET - plan",
+        // not in capitals: the delimiter sets it apart
+        "{Secret} hi",
+        "<Secret> hi",
+        "** Secret ** plan",
+        "**Secret** plan",
+        "__Secret__ plan",
+        "(Secret) hi",
+        "\u{FF08}Secret\u{FF09} hi",
+        "\u{AB}Secret\u{BB} hi",
+        "\u{3010}Secret\u{3011} hi",
+        "\u{201C}Secret\u{201D} hi",
+        "\"Secret\" hi",
+        "'Secret' hi",
+        "`Secret` hi",
+        "== Secret == plan",
+        "## Secret ## plan",
+        "~Secret~ plan",
+        "/Secret/ plan",
+        "Re: {Secret} hi",
+        "plan {Secret}",
+        "Secret. plan",
+        "Secret; plan",
+        "Secret, plan",
+        "Secret > plan",
+        "Secret => plan",
+        "Secret! plan",
+    ] {
+        let got = outcome(&with_subject(subject));
+        assert_eq!(
+            (got.class.as_str(), got.allowed),
+            ("SECRET", false),
+            "{subject:?}"
+        );
+    }
+}
+
+/// Prose stays prose: a class word among other words is no marking.
+#[test]
+fn prose_stays_prose() {
+    for subject in [
+        "Secret Santa",
+        "Secret Santa draw: Friday",
+        "[Secret Santa] draw",
+        "(secret santa) draw",
+        "Party plans - secret",
+        "Restricted parking on Friday",
+        "docs-secret-plan",
+        "a*secret*b",
+        "and/secret/or",
+        "Secrets: what to know",
+        "[Officials meeting] Tuesday",
+        "Q & A at 5",
+    ] {
+        let got = outcome(&with_subject(subject));
+        assert_eq!(
+            got,
+            Outcome {
+                class: "OFFICIAL".into(),
+                unreadable: false,
+                allowed: true
+            },
+            "{subject:?}"
+        );
+    }
+}
+
+/// A letter-spaced marking is the word a reader sees.
+#[test]
+fn letter_spaced_markings_are_read() {
+    for (subject, class) in [
+        ("[S E C R E T]", "SECRET"),
+        ("[S.E.C.R.E.T]", "SECRET"),
+        ("[s-e-c-r-e-t] plan", "SECRET"),
+        ("S E C R E T: plan", "SECRET"),
+        ("[T O P  S E C R E T]", "TOP SECRET"),
+        (
+            "[O F F I C I A L - S E N S I T I V E]",
+            "OFFICIAL-SENSITIVE",
+        ),
+    ] {
+        let got = outcome(&with_subject(subject));
+        assert_eq!(
+            (got.class.as_str(), got.allowed),
+            (class, false),
+            "{subject:?}"
+        );
+    }
+}
+
+/// Underscores and `//` join the parts of a marking.
+#[test]
+fn joined_caveats_are_read() {
+    for subject in [
+        "[SECRET_UK_EYES_ONLY]",
+        "[SECRET//UK EYES ONLY]",
+        "[Secret_UK_Eyes_Only]",
+    ] {
+        let got = outcome(&with_subject(subject));
+        assert_eq!(
+            (got.class.as_str(), got.unreadable, got.allowed),
+            ("SECRET", false, false),
+            "{subject:?}"
+        );
+    }
+}
+
+/// A delimited value that is a near miss of a class word cannot be read: never a lower class.
+#[test]
+fn near_misses_of_a_class_word_are_unreadable() {
+    for subject in [
+        "[SECR3T]",
+        "[SECRT]",
+        "[RESTRICED]",
+        "[OFFICAL-SENSITVE]",
+        "[Official-Sensitve]",
+        "[Secrt] plan",
+        "[SECRETS]",
+        "[$ECRET]",
+        "[CONFIDENTI@L]",
+        "[CONFIDENTAIL] notes",
+        "[5ECRET]",
+        "[SE\u{39E}RET]",
+        "[SECRET SECRT]",
+        "{SECR3T} hi",
+        "<RESTRICED> hi",
+        "SECRT: plan",
+        "Minutes - OFFICAL SENSITVE",
+        "RE: RESTRICED - handover",
+        "[SEC\u{200B}RT]",
+        "[TOP SECRT]",
+        "Op Lima SECRT update",
+        "Re: CONFIDENTAL briefing",
+        "Restriced: handover",
+    ] {
+        let got = outcome(&with_subject(subject));
+        assert!(
+            got.unreadable && !got.allowed,
+            "{subject:?} read as {got:?}"
+        );
+    }
+}
+
+/// A near miss in a header value of any kind cannot be read, whatever its namespace.
+#[test]
+fn near_misses_in_headers_are_unreadable() {
+    let header = |line: &str| {
+        format!("From: {SENDER}\r\nTo: {INTERNET}\r\n{line}\r\nSubject: notes\r\n\r\nhello\r\n")
+            .into_bytes()
+    };
+    for line in [
+        "X-Protective-Marking: SECRT",
+        "X-Classification: Offical Sensitve",
+        "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC=SECRT",
+        "X-Protective-Marking: VER=2018.4, NS=gov.uk, SEC=OFFICIAL, NOTE=see the SECR3T annex",
+        "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC=\u{202E}TERCES",
+        "msip_labels: MSIP_Label_a_Enabled=true; MSIP_Label_a_Name=Offical Sensitve; MSIP_Label_a_SiteId=x",
+    ] {
+        let got = outcome(&header(line));
+        assert!(got.unreadable && !got.allowed, "{line:?}: {got:?}");
+    }
+    // an untrusted namespace's own class is no near miss of one of ours
+    let got = outcome(&header(
+        "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC=UNOFFICIAL",
+    ));
+    assert!(!got.unreadable && got.allowed, "{got:?}");
+}
+
+/// Real subject tags are no near miss of a class word: they stay readable and unmarked.
+#[test]
+fn ordinary_subject_tags_stay_readable() {
+    for tag in [
+        "[EXTERNAL]",
+        "[External Sender]",
+        "[EXT]",
+        "[CAUTION: External]",
+        "[PATCH]",
+        "[PATCH v3 2/7]",
+        "[PATCH net-next]",
+        "[RFC PATCH]",
+        "[SPAM]",
+        "[SUSPECTED SPAM]",
+        "*****SPAM*****",
+        "[Ticket #123]",
+        "[JIRA-42]",
+        "[JIRA] (PROJ-1234)",
+        "[URGENT]",
+        "[ACTION REQUIRED]",
+        "[FYI]",
+        "[INFO]",
+        "[DRAFT]",
+        "[WIP]",
+        "[SECURE]",
+        "[Secure Message]",
+        "[ENCRYPT]",
+        "[SECURITY]",
+        "[Security Advisory]",
+        "[PROTECTED]",
+        "[PRIVATE]",
+        "[Personal]",
+        "[Reminder]",
+        "[Updated Invitation]",
+        "[Bug 12345]",
+        "[Case 00123456]",
+        "[INC0012345]",
+        "[GitHub]",
+        "[owner/repo]",
+        "[git-users]",
+        "[Announce]",
+        "[RESOLVED]",
+        "[Closed]",
+        "[OFFTOPIC]",
+        "[SPECIAL OFFER]",
+        "[Newsletter]",
+        "[Sent on behalf of]",
+        "[Secretariat]",
+        "[Secretary]",
+        "[Office]",
+        "[Official Receiver]",
+        "[Restaurant]",
+        "[Confirmed]",
+        "{Ticket:123}",
+        "<no subject>",
+        "[PROJECT]",
+        "[MARKET]",
+        "[PROTEST]",
+        "PROTEST planning:",
+        "Meeting with COUNCIL OFFICIALS",
+        "INSENSITIVE remarks",
+        "[UNOFFICIAL]",
+    ] {
+        let subject = format!("{tag} weekly report");
+        let got = outcome(&with_subject(&subject));
+        assert!(!got.unreadable, "{subject:?} made unreadable ({got:?})");
+    }
+}
+
+/// Bidirectional controls and zero-width characters inside a marking: read as what a reader
+/// sees, or unreadable; never lower.
+#[test]
+fn bidi_and_invisible_characters_never_lower_a_marking() {
+    for subject in [
+        "[\u{202E}TERCES\u{202C}]",
+        "[\u{202E}TERCES]",
+        "[\u{202D}SECRET\u{202C}]",
+        "\u{202E}]TERCES[ ih",
+        "[\u{2067}SECRET\u{2069}]",
+        "[\u{2066}SECRET\u{2069}]",
+        "[\u{202B}SECRET\u{202C}]",
+        "[SEC\u{200B}RET]",
+        "[SEC\u{200D}RET]",
+        "[S\u{2060}E\u{FEFF}C\u{200C}R\u{00AD}E\u{200E}T]",
+        "[\u{200F}SECRET\u{200F}]",
+        "[SECRET\u{061C}]",
+        "[S\u{200B} E C R E T]",
+    ] {
+        assert_held(&with_subject(subject), "SECRET");
+    }
+}
+
+/// A text the message carries in any part a reader may open as text: its banner counts.
+#[test]
+fn banners_of_text_attachments_count() {
+    let part = |headers: &str, body: &str| {
+        format!(
+            "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: notes\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+             --b1\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n\
+             --b1\r\n{headers}\r\n{body}\r\n--b1--\r\n"
+        )
+        .into_bytes()
+    };
+    let b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode("SECRET\r\nplan\r\n")
+    };
+    for (headers, body) in [
+        (
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Disposition: attachment; filename=\"x.txt\"\r\n",
+            "SECRET\r\nExercise scenario.",
+        ),
+        ("Content-Type: text/plain; name=\"x.txt\"\r\n", "SECRET\r\nplan"),
+        ("Content-Type: text/enriched\r\n", "<bold>SECRET</bold>\r\n\r\nplan"),
+        ("Content-Type: text/richtext\r\n", "<center>SECRET</center>\r\n\r\nplan"),
+        ("Content-Type: image/png\r\nContent-Type: text/plain\r\n", "SECRET\r\nplan"),
+        ("Content-Type: text/plain\r\nContent-Type: image/png\r\n", "SECRET\r\nplan"),
+        ("Content-Type: text/markdown\r\nContent-Disposition: attachment; filename=a.md\r\n", "# SECRET\r\nplan"),
+        ("Content-Type: text/csv\r\nContent-Disposition: attachment; filename=a.csv\r\n", "SECRET,,,\r\na,b,c"),
+        (
+            "Content-Type: application/octet-stream; name=\"notes.txt\"\r\nContent-Disposition: attachment; filename=\"notes.txt\"\r\n",
+            "SECRET\r\nplan",
+        ),
+        (
+            "Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"NOTES.TXT\"\r\nContent-Transfer-Encoding: base64\r\n",
+            b64.as_str(),
+        ),
+        (
+            "Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename*=utf-8''notes%2Etxt\r\n",
+            "SECRET\r\nplan",
+        ),
+        (
+            "Content-Type: multipart/related; boundary=r\r\n",
+            "--r\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n--r\r\nContent-Type: text/plain; name=x\r\n\r\nSECRET\r\n--r--",
+        ),
+        (
+            "Content-Type: text/html\r\nContent-Disposition: attachment; filename=a.html\r\n",
+            "<p>SECRET</p><p>plan</p>",
+        ),
+    ] {
+        let raw = part(headers, body);
+        let got = outcome(&raw);
+        assert_eq!(
+            (got.class.as_str(), got.allowed),
+            ("SECRET", false),
+            "{}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+    // an attachment that is no text is not decoded: its bytes are no banner
+    let raw = part(
+        "Content-Type: application/pdf; name=a.pdf\r\n",
+        "SECRET\r\nplan",
+    );
+    assert_eq!(outcome(&raw).class, "OFFICIAL");
+}
+
+/// The lead's command line, as run: `markgate check` prints the class and the verdict.
+#[test]
+fn markgate_check_blocks_the_attacks() {
+    let dir = tempfile::tempdir().unwrap();
+    for (n, subject) in [
+        "(SECRET) hi",
+        "[S.E.C.R.E.T]",
+        "[SECRT]",
+        "[\u{202E}TERCES\u{202C}]",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let file = dir.path().join(format!("{n}.eml"));
+        std::fs::write(&file, with_subject(subject)).unwrap();
+        let out = Command::cargo_bin("markgate")
+            .unwrap()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "check", "--policy", "policy", "--from", SENDER, "--to", INTERNET,
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["verdict"], "block", "{subject:?}: {json}");
+        assert_eq!(out.status.code(), Some(1), "{subject:?}");
+    }
+}
