@@ -307,7 +307,9 @@ impl HttpGateway {
             uri: upstream::onward_uri(target, &self.settings, parts.uri.path_and_query(), tls)?,
             route: target.route,
         };
-        upstream::prepare_head(parts);
+        upstream::prepare_head(parts, |name| {
+            request::is_marking_header(name, &view.policy.markings)
+        });
         parts.headers.remove(&self.statement_header);
         if actions.contains(&Action::Statement) {
             parts
