@@ -316,10 +316,15 @@ fn swapped_manifest_is_refused_by_the_signature() {
 fn forged(env: &Env, name: &str, files: &[RawEntry<'_>]) -> std::path::PathBuf {
     let file = env.write("a.txt", b"original\n");
     let bundle = env.seal_for_suffolk(&[&file], &format!("{name}-orig.age"), &["--force"]);
-    let manifest = member_bytes(env, &bundle, "MANIFEST.json");
-    let statement = member_bytes(env, &bundle, "SECURITY-STATEMENT.txt");
-    let sig = member_bytes(env, &bundle, "MANIFEST.sig");
-    std::fs::remove_dir_all(env.path("m-MANIFEST.json")).ok();
+    // this bundle's members, not those cached from an earlier call
+    let members = ["MANIFEST.json", "SECURITY-STATEMENT.txt", "MANIFEST.sig"];
+    for name in members {
+        std::fs::remove_dir_all(env.path(&format!("m-{name}"))).ok();
+    }
+    let [manifest, statement, sig] = members.map(|name| member_bytes(env, &bundle, name));
+    for name in members {
+        std::fs::remove_dir_all(env.path(&format!("m-{name}"))).ok();
+    }
     let mut entries: Vec<RawEntry<'_>> = files
         .iter()
         .map(|e| RawEntry {
@@ -456,4 +461,108 @@ fn existing_output_directory_is_not_overwritten() {
         .code(2)
         .stderr(predicate::str::contains("already exists"));
     assert_eq!(std::fs::read_dir(env.path("out")).unwrap().count(), 0);
+}
+
+/// Hostile archives an attacker (or a broken partner tool) might send: device files,
+/// duplicate names, members missing from or added to the manifest, a tar cut short inside
+/// a valid age stream, an entry that collides with a directory. Each is refused with exit 1
+/// naming the cause, and nothing is left behind.
+#[test]
+fn hostile_archives_are_refused_and_leave_nothing() {
+    if !peers() {
+        return;
+    }
+    let env = Env::new();
+    let unsigned_refused = |entries: &[RawEntry<'_>], needle: &str| {
+        let bad = env.write("unsigned.age", &age_encrypt(&raw_tar(entries), SUFFOLK));
+        assert_refused(&env, &bad, &["--allow-unsigned"], needle);
+    };
+    let special = |name: &'static str, kind| RawEntry {
+        name,
+        kind,
+        data: b"",
+        link: None,
+    };
+    for (kind, what) in [
+        (tar::EntryType::Char, "character device"),
+        (tar::EntryType::Block, "block device"),
+        (tar::EntryType::Fifo, "FIFO"),
+    ] {
+        let bad = forged(&env, "dev", &[special("a.txt", kind)]);
+        assert_refused(&env, &bad, &[], what);
+        unsigned_refused(&[special("null", kind)], what);
+    }
+
+    // The signed file twice: the genuine copy, then another.
+    let bad = forged(
+        &env,
+        "dup",
+        &[
+            RawEntry::file("a.txt", b"original\n"),
+            RawEntry::file("a.txt", b"altered!\n"),
+        ],
+    );
+    assert_refused(&env, &bad, &[], "a.txt");
+    let bad = forged(
+        &env,
+        "dup2",
+        &[
+            RawEntry::file("a.txt", b"original\n"),
+            RawEntry::file("MANIFEST.json", b"{}"),
+        ],
+    );
+    assert_refused(&env, &bad, &[], "MANIFEST");
+    unsigned_refused(
+        &[
+            RawEntry::file("x.txt", b"one"),
+            RawEntry::file("x.txt", b"two"),
+        ],
+        "x.txt",
+    );
+    unsigned_refused(
+        &[
+            special("d", tar::EntryType::Directory),
+            RawEntry::file("d", b"file over a directory"),
+        ],
+        "\"d\": it appears twice",
+    );
+    unsigned_refused(
+        &[
+            RawEntry::file("f", b"a file"),
+            RawEntry::file("f/g", b"under the file"),
+        ],
+        "\"f/g\": it lies under a file",
+    );
+    unsigned_refused(
+        &[
+            RawEntry::file("e", b"a file"),
+            special("e", tar::EntryType::Directory),
+        ],
+        "\"e\": it appears twice",
+    );
+
+    // The manifest and the content disagree.
+    let bad = forged(&env, "missing", &[]);
+    assert_refused(&env, &bad, &[], "comes after the files");
+    let bad = forged(&env, "missing2", &[RawEntry::file("b.txt", b"other\n")]);
+    assert_refused(
+        &env,
+        &bad,
+        &[],
+        "the manifest lists \"a.txt\" at this position",
+    );
+    let bad = forged(
+        &env,
+        "extra",
+        &[
+            RawEntry::file("a.txt", b"original\n"),
+            RawEntry::file("extra.txt", b"smuggled\n"),
+        ],
+    );
+    assert_refused(&env, &bad, &[], "extra.txt");
+
+    // A tar cut short inside a complete, authentic age stream.
+    let archive = raw_tar(&[RawEntry::file("big.bin", &data(100_000, 7))]);
+    let bad = env.write("cut-tar.age", &age_encrypt(&archive[..50_000], SUFFOLK));
+    assert_refused(&env, &bad, &["--allow-unsigned"], "not a valid tar archive");
 }

@@ -8,6 +8,15 @@ mod common;
 use common::curl;
 use common::http::{json_reply, raw, raw_responses, HttpSetup, Upstream};
 
+/// A gateway with `http` keys whose route `api.partner.example` leads to `upstream`, an
+/// internet destination.
+fn partner_route(upstream: &Upstream, http: &str) -> HttpSetup {
+    HttpSetup::new(&format!(
+        "{http}[[http.route]]\nhost = \"api.partner.example\"\nupstream = \"http://127.0.0.1:{}\"\ndestination = \"internet\"\n",
+        upstream.port()
+    ))
+}
+
 /// What curl got through the proxy: status and JSON body.
 fn via_proxy(setup: &HttpSetup, url: &str) -> (u16, serde_json::Value) {
     let (status, body) = curl(&[
@@ -249,10 +258,7 @@ fn host_errors_are_400_json() {
 #[test]
 fn framing_errors_are_json() {
     let upstream = Upstream::start();
-    let setup = HttpSetup::new(&format!(
-        "max_header_bytes = 8192\n[[http.route]]\nhost = \"api.partner.example\"\nupstream = \"http://127.0.0.1:{}\"\ndestination = \"internet\"\n",
-        upstream.port()
-    ));
+    let setup = partner_route(&upstream, "max_header_bytes = 8192\n");
     let _server = setup.serve();
     let big = format!(
         "GET / HTTP/1.1\r\nHost: api.partner.example\r\nX-Big: {}\r\n\r\n",
@@ -299,10 +305,7 @@ fn framing_errors_are_json() {
 #[test]
 fn a_broken_chunked_body_is_400() {
     let upstream = Upstream::start();
-    let setup = HttpSetup::new(&format!(
-        "[[http.route]]\nhost = \"api.partner.example\"\nupstream = \"http://127.0.0.1:{}\"\ndestination = \"internet\"\n",
-        upstream.port()
-    ));
+    let setup = partner_route(&upstream, "");
     let _server = setup.serve();
     for content_type in ["application/octet-stream", "text/plain"] {
         let request = format!(
@@ -313,4 +316,287 @@ fn a_broken_chunked_body_is_400() {
         assert_eq!(status, 400, "{content_type}: {reply}");
         assert_eq!(j["error"], "client-body", "{content_type}: {j}");
     }
+}
+
+/// A request marked NOT PROTECTIVELY MARKED in its head whose body says SECRET however the
+/// body came, and bodies markgate cannot read: each is blocked and recorded, and nothing
+/// reaches the upstream; plainly readable NPM bodies still go (the control).
+#[test]
+fn a_body_is_read_however_it_came_or_refused() {
+    use std::io::Write as _;
+    let upstream = Upstream::start();
+    let setup = partner_route(&upstream, "");
+    let _server = setup.serve();
+    let gzip = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let zlib = |data: &[u8]| {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let post = |headers: &str, body: &[u8]| {
+        let mut request = format!(
+            "POST /upload HTTP/1.1\r\nHost: api.partner.example\r\nX-Protective-Marking: NOT PROTECTIVELY MARKED\r\nConnection: close\r\n{headers}"
+        )
+        .into_bytes();
+        if !headers.contains("Transfer-Encoding") {
+            request.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+        }
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(body);
+        raw(setup.http, &request)
+    };
+    let secret = b"SECRET\r\n\r\nthe operation plan\r\n\r\nSECRET\r\n".as_slice();
+    let form = [
+        b"--b0und\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nsee file\r\n--b0und\r\nContent-Disposition: form-data; name=\"file\"; filename=\"plan.txt\"\r\nContent-Type: text/plain\r\n\r\n".as_slice(),
+        secret,
+        b"\r\n--b0und--\r\n",
+    ]
+    .concat();
+    let utf16: Vec<u8> = [0xff, 0xfe]
+        .into_iter()
+        .chain(
+            std::str::from_utf8(secret)
+                .unwrap()
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        )
+        .collect();
+    let chunked_trailer = b"6\r\nhello\n\r\n0\r\nX-Protective-Marking: SECRET\r\n\r\n";
+    let bomb = gzip(&vec![b'a'; 80 << 20]);
+    let gzipped = gzip(secret);
+    let cut = &gzipped[..gzipped.len() - 8];
+    let before = upstream.hits();
+    for (what, headers, body, rule) in [
+        (
+            "no Content-Type (curl -T)",
+            "",
+            secret.to_vec(),
+            "secret-never",
+        ),
+        (
+            "octet-stream holding text",
+            "Content-Type: application/octet-stream\r\n",
+            secret.to_vec(),
+            "secret-never",
+        ),
+        (
+            "gzip",
+            "Content-Type: text/plain\r\nContent-Encoding: gzip\r\n",
+            gzipped.clone(),
+            "secret-never",
+        ),
+        (
+            "deflate",
+            "Content-Type: text/plain\r\nContent-Encoding: deflate\r\n",
+            zlib(secret),
+            "secret-never",
+        ),
+        (
+            "multipart form with a file",
+            "Content-Type: multipart/form-data; boundary=b0und\r\n",
+            form.clone(),
+            "secret-never",
+        ),
+        (
+            "UTF-16 text",
+            "Content-Type: text/plain; charset=utf-16\r\n",
+            utf16.clone(),
+            "secret-never",
+        ),
+        ("UTF-16 with no type", "", utf16, "secret-never"),
+        (
+            "multipart under another boundary",
+            "Content-Type: multipart/form-data; boundary=other\r\n",
+            form.clone(),
+            "marking-unreadable",
+        ),
+        (
+            "multipart without boundary",
+            "Content-Type: multipart/form-data\r\n",
+            form.clone(),
+            "marking-unreadable",
+        ),
+        (
+            "a trailer",
+            "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n",
+            chunked_trailer.to_vec(),
+            "secret-never",
+        ),
+        (
+            "an unknown Content-Encoding",
+            "Content-Type: text/plain\r\nContent-Encoding: br\r\n",
+            b"\x1b\x03\x00".to_vec(),
+            "marking-unreadable",
+        ),
+        (
+            "gzip twice",
+            "Content-Type: text/plain\r\nContent-Encoding: gzip, gzip\r\n",
+            gzip(&gzipped),
+            "marking-unreadable",
+        ),
+        (
+            "truncated gzip",
+            "Content-Type: text/plain\r\nContent-Encoding: gzip\r\n",
+            cut.to_vec(),
+            "marking-unreadable",
+        ),
+        (
+            "not gzip at all",
+            "Content-Type: text/plain\r\nContent-Encoding: gzip\r\n",
+            secret.to_vec(),
+            "marking-unreadable",
+        ),
+        (
+            "a gzip bomb",
+            "Content-Type: text/plain\r\nContent-Encoding: gzip\r\n",
+            bomb,
+            "marking-unreadable",
+        ),
+    ] {
+        let reply = post(headers, &body);
+        let (status, j) = json_reply(&reply);
+        assert_eq!(status, 403, "{what}: {reply}");
+        assert_eq!(j["error"], "blocked", "{what}: {j}");
+        assert_eq!(j["rule"], rule, "{what}: {j}");
+    }
+    // A transfer coding hyper does not undo would be forwarded still coded: 400.
+    let reply = post(
+        "Content-Type: text/plain\r\nTransfer-Encoding: gzip, chunked\r\n",
+        &[
+            format!("{:x}\r\n", gzipped.len()).as_bytes(),
+            &gzipped,
+            b"\r\n0\r\n\r\n",
+        ]
+        .concat(),
+    );
+    let (status, j) = json_reply(&reply);
+    assert_eq!(
+        (status, j["error"].as_str()),
+        (400, Some("bad-request")),
+        "{reply}"
+    );
+    assert_eq!(upstream.hits(), before, "nothing reached the upstream");
+
+    // The records: one block per refusal, with the rule and what the decision saw.
+    let records = common::audit_records(&setup.path().join("records.sqlite"));
+    let blocks: Vec<_> = records.iter().filter(|r| r["verdict"] == "block").collect();
+    assert_eq!(blocks.len(), 15, "{records:#?}");
+    assert!(
+        blocks
+            .iter()
+            .any(|r| r["rules"].to_string().contains("marking-unreadable")
+                && r["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("\"content-encoding: br\": Content-Encoding br cannot be read")),
+        "{blocks:#?}"
+    );
+    for place in ["banner:first:body", "banner:first:body:part2"] {
+        assert!(
+            blocks.iter().any(|r| r["class"] == "SECRET"
+                && r["sources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s["where"] == place)),
+            "{place}: {blocks:#?}"
+        );
+    }
+
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_markgate"))
+        .args(["audit", "verify", "--config"])
+        .arg(setup.path().join("markgate.toml"))
+        .current_dir(setup.path())
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{verify:?}");
+
+    // Controls: readable NPM bodies go, compressed and binary ones included.
+    let npm = b"NOT PROTECTIVELY MARKED\nlunch menu\n".as_slice();
+    for (headers, body) in [
+        (
+            "Content-Type: text/plain\r\nContent-Encoding: gzip\r\n",
+            gzip(npm),
+        ),
+        ("", npm.to_vec()),
+        (
+            "Content-Type: application/octet-stream\r\n",
+            b"\x89PNG\r\n\x1a\n\0\0SECRET\n".to_vec(),
+        ),
+    ] {
+        let reply = post(headers, &body);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{headers}: {reply}");
+    }
+    assert_eq!(upstream.hits(), before + 3);
+}
+
+/// A marking header in the trailer of a body longer than the peek arrives after forwarding
+/// began: the onward body is cut, so the upstream never receives a complete request.
+#[test]
+fn a_late_marking_trailer_cuts_the_onward_body() {
+    let upstream = Upstream::start();
+    let setup = partner_route(&upstream, "");
+    let _server = setup.serve();
+    let line = "lunch menu, nothing to see here\n".repeat(4096);
+    let mut request = format!(
+        "POST /upload HTTP/1.1\r\nHost: api.partner.example\r\nX-Protective-Marking: NOT PROTECTIVELY MARKED\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{line}\r\n",
+        line.len()
+    );
+    request.push_str("0\r\nX-Protective-Marking: SECRET\r\n\r\n");
+    let reply = raw(setup.http, request.as_bytes());
+    let (status, j) = json_reply(&reply);
+    assert_eq!(status, 400, "{reply}");
+    assert!(j["reason"].as_str().unwrap().contains("trailer"), "{j}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(upstream.hits(), 0, "the upstream got a complete request");
+}
+
+/// Requests that share a connection are decided one by one: a SECRET request pipelined
+/// after an NPM one, or smuggled behind it with both Content-Length and
+/// Transfer-Encoding, is blocked; a SECRET body sent after `Expect: 100-continue` is read
+/// before anything is forwarded.
+#[test]
+fn requests_sharing_a_connection_are_each_decided() {
+    let upstream = Upstream::start();
+    let setup = partner_route(&upstream, "");
+    let _server = setup.serve();
+    let npm = "Host: api.partner.example\r\nX-Protective-Marking: NOT PROTECTIVELY MARKED\r\n";
+    let secret = "Host: api.partner.example\r\nX-Protective-Marking: SECRET\r\n";
+    let blocked = |reply: &str| {
+        let at = reply
+            .find("HTTP/1.1 403")
+            .unwrap_or_else(|| panic!("{reply}"));
+        let (status, j) = json_reply(&reply[at..]);
+        assert_eq!(
+            (status, j["rule"].as_str()),
+            (403, Some("secret-never")),
+            "{reply}"
+        );
+    };
+
+    let pipelined = format!("GET /a HTTP/1.1\r\n{npm}\r\nGET /b HTTP/1.1\r\n{secret}\r\n");
+    let reply = raw_responses(setup.http, pipelined.as_bytes(), 2);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    blocked(&reply);
+    assert_eq!(upstream.hits(), 1);
+
+    let smuggled = format!(
+        "POST /a HTTP/1.1\r\n{npm}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n{secret}\r\n"
+    );
+    let reply = raw_responses(setup.http, smuggled.as_bytes(), 2);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        !reply.contains("upstream got") || reply.matches("upstream got").count() == 1,
+        "{reply}"
+    );
+    assert_eq!(upstream.hits(), 2, "{reply}");
+
+    let expect = b"POST /e HTTP/1.1\r\nHost: api.partner.example\r\nX-Protective-Marking: NOT PROTECTIVELY MARKED\r\nContent-Type: text/plain\r\nExpect: 100-continue\r\nContent-Length: 16\r\n\r\nSECRET\n\nplan\n\n\n\n";
+    let reply = raw_responses(setup.http, expect, 2);
+    blocked(&reply);
+    assert_eq!(upstream.hits(), 2, "{reply}");
 }

@@ -570,7 +570,7 @@ fn read_manifest_last<'a, R: Read>(
     // The size is not known until the manifest, at the end.
     progress.begin(Phase::Opening, 0);
     let mut files: Vec<OpenedFile> = Vec::new();
-    let mut seen = HashSet::new();
+    let mut claimed = Claimed::default();
     // The first entry a signed bundle could not hold, and why.
     let mut foreign: Option<(String, &'static str)> = None;
     let mut next = Some(first);
@@ -592,6 +592,7 @@ fn read_manifest_last<'a, R: Read>(
         match tar_safety::entry_kind(entry.header().entry_type(), &shown)? {
             EntryKind::Skip => {}
             EntryKind::Dir => {
+                claimed.dir(&rel, &shown)?;
                 foreign.get_or_insert((shown, "directories are not part of a signed bundle"));
                 sink.dir(&rel)?;
             }
@@ -604,12 +605,7 @@ fn read_manifest_last<'a, R: Read>(
                         limit: opts.max_entry_size,
                     });
                 }
-                if !seen.insert(rel.clone()) {
-                    return Err(BundleError::UnexpectedEntry {
-                        name: shown,
-                        reason: "it appears twice in the archive".into(),
-                    });
-                }
+                claimed.file(&rel, &shown)?;
                 if rel.components().count() != 1 {
                     foreign.get_or_insert((shown, "a signed bundle holds no directories"));
                 }
@@ -699,6 +695,56 @@ fn read_manifest_last<'a, R: Read>(
         statement: meta.statement,
         files,
     })
+}
+
+/// The paths an archive has written, so that an entry for a path already taken (a file
+/// twice, a file where a directory is or the other way round, a path under a file) is a
+/// failed check naming the entry, refused before anything is written for it.
+#[derive(Default)]
+struct Claimed {
+    files: HashSet<PathBuf>,
+    dirs: HashSet<PathBuf>,
+}
+
+impl Claimed {
+    fn file(&mut self, rel: &Path, shown: &str) -> Result<(), BundleError> {
+        if self.dirs.contains(rel) || self.files.contains(rel) {
+            return Err(taken(shown, "it appears twice in the archive"));
+        }
+        self.parents(rel, shown)?;
+        self.files.insert(rel.to_path_buf());
+        Ok(())
+    }
+
+    fn dir(&mut self, rel: &Path, shown: &str) -> Result<(), BundleError> {
+        if self.files.contains(rel) {
+            return Err(taken(shown, "it appears twice in the archive"));
+        }
+        self.parents(rel, shown)?;
+        self.dirs.insert(rel.to_path_buf());
+        Ok(())
+    }
+
+    /// The directories `rel` lies in: none may be a file.
+    fn parents(&mut self, rel: &Path, shown: &str) -> Result<(), BundleError> {
+        for parent in rel.ancestors().skip(1) {
+            if parent.as_os_str().is_empty() {
+                break;
+            }
+            if self.files.contains(parent) {
+                return Err(taken(shown, "it lies under a file of the archive"));
+            }
+            self.dirs.insert(parent.to_path_buf());
+        }
+        Ok(())
+    }
+}
+
+fn taken(shown: &str, reason: &str) -> BundleError {
+    BundleError::UnexpectedEntry {
+        name: shown.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Stream one entry into the sink, hashing it. Returns the size and hex SHA-256.

@@ -9,6 +9,7 @@ use std::time::Instant;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body as HttpBody, Bytes, Frame, Incoming, SizeHint};
+use hyper::header::HeaderMap;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -53,10 +54,18 @@ pub enum ReadError {
 #[error("request body could not be read: {0}")]
 pub struct ClientBodyError(pub hyper::Error);
 
+/// A marking header arrived in the request's trailers after forwarding had begun: the
+/// onward body is cut short, so the upstream never receives a complete request.
+#[derive(Debug, thiserror::Error)]
+#[error("a marking header ({0}) arrived in a trailer after the body was being forwarded; a marking must be in the request head")]
+pub struct MarkingTrailer(pub String);
+
 /// A request body after the peek: the bytes already read, and the rest still on the wire.
 pub struct Peeked {
     pub head: Bytes,
     pub rest: Option<Incoming>,
+    /// Trailers that arrived within the peek (a short chunked body's).
+    pub trailers: Option<HeaderMap>,
     /// When what markgate must read before forwarding (the peek, a body to seal) must have
     /// arrived: `http.body_read_timeout` from the start of the request (408 after).
     pub deadline: Instant,
@@ -68,6 +77,7 @@ impl Peeked {
         Peeked {
             head: Bytes::new(),
             rest: (!body.is_end_stream()).then_some(body),
+            trailers: None,
             deadline,
         }
     }
@@ -95,30 +105,34 @@ pub async fn peek(
     deadline: Instant,
 ) -> Result<Peeked, ReadError> {
     let mut head = Vec::new();
+    let mut trailers = None;
     while head.len() < limit {
         match frame_by(&mut body, deadline).await? {
             None => {
                 return Ok(Peeked {
                     head: head.into(),
                     rest: None,
+                    trailers,
                     deadline,
                 })
             }
-            Some(frame) => {
-                if let Ok(data) = frame.into_data() {
+            Some(frame) => match frame.into_data() {
+                Ok(data) => {
                     head.extend_from_slice(&data);
                     if head.len() as u64 > max {
                         return Err(ReadError::TooLarge(max));
                     }
                 }
-                // Request trailers are not forwarded.
-            }
+                // Request trailers are read for markings, not forwarded.
+                Err(frame) => trailers = frame.into_trailers().ok(),
+            },
         }
     }
     let rest = (!body.is_end_stream()).then_some(body);
     Ok(Peeked {
         head: head.into(),
         rest,
+        trailers,
         deadline,
     })
 }
@@ -141,15 +155,17 @@ pub async fn collect(peeked: Peeked, max: u64) -> Result<Vec<u8>, ReadError> {
 }
 
 /// The forwarded request body: the peeked head, then the rest of the client's stream.
+/// Trailers are not forwarded; one carrying a marking header (`is_marking`) cuts the body.
 pub struct Forwarded {
     head: Option<Bytes>,
     rest: Option<Incoming>,
     seen: u64,
     max: u64,
+    is_marking: Box<dyn Fn(&str) -> bool + Send>,
 }
 
 impl Forwarded {
-    pub fn body(peeked: Peeked, max: u64) -> Body {
+    pub fn body(peeked: Peeked, max: u64, is_marking: Box<dyn Fn(&str) -> bool + Send>) -> Body {
         if peeked.head.is_empty() && peeked.rest.is_none() {
             return empty();
         }
@@ -159,6 +175,7 @@ impl Forwarded {
             rest: peeked.rest,
             seen,
             max,
+            is_marking,
         }
         .boxed_unsync()
     }
@@ -186,8 +203,20 @@ impl HttpBody for Forwarded {
                         self.rest = None;
                         return Poll::Ready(Some(Err(Box::new(BodyTooLarge(self.max)))));
                     }
+                    return Poll::Ready(Some(Ok(frame)));
                 }
-                Poll::Ready(Some(Ok(frame)))
+                self.rest = None;
+                let marking = frame.trailers_ref().and_then(|t| {
+                    t.keys()
+                        .find(|name| (self.is_marking)(name.as_str()))
+                        .cloned()
+                });
+                match marking {
+                    Some(name) => {
+                        Poll::Ready(Some(Err(Box::new(MarkingTrailer(name.to_string())))))
+                    }
+                    None => Poll::Ready(None),
+                }
             }
             Poll::Ready(Some(Err(e))) => {
                 self.rest = None;

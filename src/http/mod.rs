@@ -26,6 +26,7 @@ pub mod fuzzing;
 mod guard;
 mod head_errors;
 mod listener;
+mod readable;
 mod request;
 mod settings;
 mod upstream;
@@ -191,26 +192,33 @@ impl HttpGateway {
         if content_length(&parts).is_some_and(|n| n > max) {
             return Err(HttpError::TooLarge(max));
         }
-        let text = request::is_text(&parts.headers);
+        request::transfer_codings(&parts.headers)?;
         let deadline = std::time::Instant::now() + self.gateway.config.http.body_read_timeout;
-        let peeked = if text && !body.is_end_stream() {
-            let peek = self.gateway.config.http.marking_peek_bytes;
-            body::peek(body, peek, max, deadline).await?
-        } else {
+        let peek = self.gateway.config.http.marking_peek_bytes;
+        let peeked = if body.is_end_stream() {
             Peeked::unread(body, deadline)
+        } else {
+            body::peek(body, peek, max, deadline).await?
         };
         // Decision (memoised when headers carry every fact).
         let today = chrono::Utc::now().date_naive();
-        let banner = text.then(|| banner_text(&peeked)).filter(|t| !t.is_empty());
-        let decide = || {
-            let marking = request::read_marking(&parts.headers, banner, &view.policy);
-            self.decide(&parts, &target, marking, peer, today, &view)
-        };
-        let decision = match banner {
-            Some(_) => Arc::new(decide()),
-            None => {
+        let readable = readable::read(&parts.headers, &peeked, peek, max);
+        let decision = match (&readable, &peeked.trailers) {
+            (None, None) => {
                 let key = decisions::key(&parts.headers, &target.host, today, &view);
-                decisions::get_or_decide(&view, key, decide)
+                decisions::get_or_decide(&view, key, || {
+                    let marking = request::read_marking(&parts.headers, None, &view.policy);
+                    self.decide(&parts, &target, marking, peer, today, &view)
+                })
+            }
+            (readable, trailers) => {
+                // trailers that arrived with the body are read like the head's fields
+                let mut headers = parts.headers.clone();
+                for (name, value) in trailers.iter().flatten() {
+                    headers.append(name.clone(), value.clone());
+                }
+                let marking = request::read_marking(&headers, readable.as_ref(), &view.policy);
+                Arc::new(self.decide(&parts, &target, marking, peer, today, &view))
             }
         };
         let meta = RequestMeta {
@@ -306,7 +314,9 @@ impl HttpGateway {
             uri: upstream::onward_uri(target, &self.settings, parts.uri.path_and_query(), tls)?,
             route: target.route,
         };
-        upstream::prepare_head(parts);
+        upstream::prepare_head(parts, |name| {
+            request::is_marking_header(name, &view.policy.markings)
+        });
         parts.headers.remove(&self.statement_header);
         if actions.contains(&Action::Statement) {
             parts
@@ -315,7 +325,9 @@ impl HttpGateway {
         }
         if !actions.contains(&Action::Encrypt) {
             let max = self.gateway.config.http.max_body_bytes;
-            return Ok((onward, Forwarded::body(peeked, max)));
+            let listed = view.policy.markings.marking_headers.clone();
+            let is_marking = Box::new(move |name: &str| request::is_marking_name(name, &listed));
+            return Ok((onward, Forwarded::body(peeked, max, is_marking)));
         }
         let max = self.gateway.config.http.encrypt_max_bytes;
         let sealed =
@@ -389,16 +401,6 @@ impl HttpGateway {
                 .await?;
         }
         tunnel
-    }
-}
-
-/// The peeked text banner lines are read from: when the body goes on beyond the peek, only
-/// up to its last complete line.
-fn banner_text(peeked: &Peeked) -> &[u8] {
-    let head = &peeked.head[..];
-    match (&peeked.rest, head.iter().rposition(|&b| b == b'\n')) {
-        (Some(_), Some(end)) => &head[..end],
-        _ => head,
     }
 }
 

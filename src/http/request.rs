@@ -2,17 +2,21 @@
 //! by Host), what marking it carries (marking headers and banner lines of a text body), and
 //! which destination class its host belongs to.
 
-use hyper::header::{HeaderMap, CONTENT_TYPE, HOST};
+use std::borrow::Cow;
+
+use hyper::header::{HeaderMap, CONTENT_ENCODING, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use hyper::http::request::Parts;
 use hyper::{Method, Version};
 
 use crate::address::{host_ip, normalise_host};
 use crate::destination::{self, Destination};
 use crate::marking::MarkingScheme;
-use crate::marking::{Marking, MarkingReader};
+use crate::marking::{Marking, MarkingReader, UnreadableMarking};
+use crate::message::mime::{to_text, Entity};
 use crate::policy::Policy;
 
 use super::error::HttpError;
+use super::readable::{Layout, ReadableBody};
 use super::settings::Settings;
 
 /// Where a request is going, as the client named it.
@@ -90,37 +94,18 @@ pub fn target(parts: &Parts, settings: &Settings) -> Result<Target, HttpError> {
     })
 }
 
-/// Whether a body of this type may carry banner lines worth reading.
-pub fn is_text(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let ct = ct.trim().to_ascii_lowercase();
-    ct.starts_with("text/")
-        || ct.contains("json")
-        || ct.contains("xml")
-        || ct.starts_with("application/x-www-form-urlencoded")
-}
-
-/// Whether the body is HTML (`text/html`, `application/xhtml+xml`).
-fn is_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|ct| ct.trim().to_ascii_lowercase())
-        .is_some_and(|ct| ct.starts_with("text/html") || ct.starts_with("application/xhtml+xml"))
-}
-
 /// The marking of a request, read by the marking engine: marking headers (X-Protective-Marking
 /// bare or EPMS, msip_labels, SIO-Label, the policy's listed headers) and banner lines at the
-/// start and end of the peeked part of a text body; highest rank wins; none → unmarked.
+/// start and end of the peeked part of a readable body (each text part of a multipart one;
+/// see `readable`); highest rank wins; none → unmarked; a body that cannot be read makes
+/// the marking unreadable.
 ///
-/// Requests without a text body are looked up in a per-thread cache keyed by the policy
+/// Requests without a readable body are looked up in a per-thread cache keyed by the policy
 /// version and the marking headers, since most requests repeat the same few markings.
-pub fn read_marking(headers: &HeaderMap, text: Option<&[u8]>, policy: &Policy) -> Marking {
+pub fn read_marking(headers: &HeaderMap, body: Option<&ReadableBody>, policy: &Policy) -> Marking {
     let scheme = &policy.markings;
-    if text.is_some_and(|t| !t.is_empty()) {
-        return read_marking_uncached(headers, text, scheme);
+    if body.is_some() {
+        return read_marking_uncached(headers, body, scheme);
     }
     let mut key = String::new();
     for (name, value) in headers {
@@ -163,7 +148,7 @@ thread_local! {
 
 fn read_marking_uncached(
     headers: &HeaderMap,
-    text: Option<&[u8]>,
+    body: Option<&ReadableBody>,
     scheme: &MarkingScheme,
 ) -> Marking {
     let mut reader = MarkingReader::new(scheme);
@@ -173,25 +158,73 @@ fn read_marking_uncached(
             reader.header_bytes(name.as_str(), value.as_bytes());
         }
     }
-    if let Some(text) = text {
-        let text = String::from_utf8_lossy(text);
+    let Some(body) = body else {
+        return reader.finish();
+    };
+    let mut unreadable = body.unreadable.clone();
+    let text = to_text(Cow::Borrowed(&body.text), body.charset.as_deref());
+    match &body.layout {
+        Layout::Text => reader.text_part("body", &text),
         // an HTML body's banners are the lines a reader sees, as for mail
-        if is_html(headers) {
-            reader.html_part("body", &text);
-        } else {
-            reader.text_part("body", &text);
+        Layout::Html => reader.html_part("body", &text),
+        // each part as a mail part is read: a form's file is read as the attachment it is
+        Layout::Multipart(content_type) => {
+            let mut raw = format!("Content-Type: {content_type}\r\n\r\n").into_bytes();
+            raw.extend_from_slice(&body.text);
+            match Entity::parse(&raw).map(|root| (root.readable_parts(), root)) {
+                Some((Ok(parts), root)) => reader.message(&root, &parts, "body:", 0),
+                Some((Err(e), _)) => unreadable = Some(format!("the multipart body: {e}")),
+                None => unreadable = Some("the multipart body cannot be parsed".into()),
+            }
         }
     }
-    reader.finish()
+    let mut marking = reader.finish();
+    if let Some(why) = unreadable {
+        // what was declared of the body: its coding, else its type
+        let declared = [CONTENT_ENCODING, CONTENT_TYPE]
+            .into_iter()
+            .find_map(|name| {
+                let values: Vec<_> = headers
+                    .get_all(&name)
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                    .collect();
+                (!values.is_empty()).then(|| format!("{name}: {}", values.join(", ")))
+            });
+        marking.unreadable.push(UnreadableMarking {
+            location: "body".into(),
+            text: declared.unwrap_or_default(),
+            why,
+        });
+    }
+    marking
 }
 
 /// Headers the marking engine reads (names are lower case here).
 pub fn is_marking_header(name: &str, scheme: &MarkingScheme) -> bool {
+    is_marking_name(name, &scheme.marking_headers)
+}
+
+/// [`is_marking_header`] given the policy's `listed` marking headers.
+pub fn is_marking_name(name: &str, listed: &[String]) -> bool {
     matches!(name, "x-protective-marking" | "msip_labels" | "sio-label")
-        || scheme
-            .marking_headers
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(name))
+        || listed.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// A request's transfer codings must be `chunked` alone: hyper undoes only that, and a body
+/// sent with another (`gzip, chunked`) would be read and forwarded still coded, unread.
+pub fn transfer_codings(headers: &HeaderMap) -> Result<(), HttpError> {
+    for value in headers.get_all(TRANSFER_ENCODING) {
+        let value = value.to_str().unwrap_or("(not text)");
+        for coding in value.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            if !coding.eq_ignore_ascii_case("chunked") {
+                return Err(HttpError::BadRequest(format!(
+                    "transfer coding {coding} is not accepted: send the body chunked or with a Content-Length (a Content-Encoding gzip or deflate is read); nothing was forwarded"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The destination of a host: a partner route's configured class and partner, an address
@@ -229,7 +262,13 @@ mod tests {
         let p = policy();
         let mut h = HeaderMap::new();
         h.insert("x-protective-marking", "OFFICIAL".parse().unwrap());
-        let m = read_marking(&h, Some(b"\n\nOFFICIAL-SENSITIVE\nbody\n"), &p);
+        let body = ReadableBody {
+            text: b"\n\nOFFICIAL-SENSITIVE\nbody\n".to_vec(),
+            layout: Layout::Text,
+            charset: None,
+            unreadable: None,
+        };
+        let m = read_marking(&h, Some(&body), &p);
         assert_eq!(m.class, "OFFICIAL-SENSITIVE");
         assert_eq!(m.sources.len(), 2);
         let m = read_marking(&HeaderMap::new(), None, &p);

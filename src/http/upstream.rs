@@ -23,7 +23,7 @@ use crate::config::Config;
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 
-use super::body::{boxed, full, Body, BodyTooLarge, ClientBodyError};
+use super::body::{boxed, full, Body, BodyTooLarge, ClientBodyError, MarkingTrailer};
 use super::error::HttpError;
 use super::guard::{AddressGuard, ConnectError, GuardedConnector};
 use super::request::Target;
@@ -152,7 +152,7 @@ impl Upstreams {
             Ok(Ok(response)) => response,
         };
         let (mut parts, body) = response.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
+        strip_hop_by_hop(&mut parts.headers, |_| false);
         // A small response of known length is read whole before answering, so its head and
         // body leave in one write (as nginx's proxy buffering does); others stream.
         let small = body
@@ -250,7 +250,8 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+/// Remove the hop-by-hop fields, and those `Connection` names, except the ones `keep`s.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep: impl Fn(&str) -> bool) {
     // Names listed in Connection are hop-by-hop too.
     let listed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
@@ -258,6 +259,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .filter(|n| !keep(n.as_str()))
         .collect();
     for name in listed {
         headers.remove(name);
@@ -271,9 +273,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 pub const VIA: HeaderValue = HeaderValue::from_static("1.1 markgate");
 
 /// Prepare the client's request head for the upstream: hop-by-hop headers and Host go
-/// (the client sets Host from the upstream URI), HTTP/1.1 upstream, Via added.
-pub fn prepare_head(parts: &mut hyper::http::request::Parts) {
-    strip_hop_by_hop(&mut parts.headers);
+/// (the client sets Host from the upstream URI), HTTP/1.1 upstream, Via added. A marking
+/// header (`is_marking`) travels on even when `Connection` names it: the partner is told
+/// the marking the request was decided on.
+pub fn prepare_head(parts: &mut hyper::http::request::Parts, is_marking: impl Fn(&str) -> bool) {
+    strip_hop_by_hop(&mut parts.headers, is_marking);
     parts.headers.remove(HOST);
     parts.headers.append(hyper::header::VIA, VIA);
     parts.version = Version::HTTP_11;
@@ -289,6 +293,11 @@ fn upstream_error(upstream: String, e: &hyper_util::client::legacy::Error) -> Ht
         }
         if let Some(ConnectError::Refused(refused)) = s.downcast_ref::<ConnectError>() {
             return HttpError::AddressRefused(refused.clone());
+        }
+        if let Some(trailer) = s.downcast_ref::<MarkingTrailer>() {
+            return HttpError::BadRequest(format!(
+                "{trailer}; the upstream was sent an incomplete body"
+            ));
         }
         if let Some(client) = s.downcast_ref::<ClientBodyError>() {
             return HttpError::ClientBody(client.0.to_string());
@@ -311,4 +320,25 @@ fn upstream_error(upstream: String, e: &hyper_util::client::legacy::Error) -> Ht
         return HttpError::UpstreamTimeout { upstream, reason };
     }
     HttpError::Upstream { upstream, reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_cannot_name_a_marking_away() {
+        let (mut parts, ()) = hyper::Request::builder()
+            .uri("http://api.partner.example/")
+            .header("x-protective-marking", "OFFICIAL-SENSITIVE")
+            .header(CONNECTION, "close, X-Protective-Marking, x-other")
+            .header("x-other", "hop")
+            .body(())
+            .unwrap()
+            .into_parts();
+        prepare_head(&mut parts, |name| name == "x-protective-marking");
+        assert_eq!(parts.headers["x-protective-marking"], "OFFICIAL-SENSITIVE");
+        assert!(!parts.headers.contains_key("x-other"));
+        assert!(!parts.headers.contains_key(CONNECTION));
+    }
 }
