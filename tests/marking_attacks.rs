@@ -428,3 +428,70 @@ fn markgate_check_blocks_the_attacks() {
         assert_eq!(out.status.code(), Some(1), "{subject:?}");
     }
 }
+
+/// A marking header on a body part (of any type) marks the part: read like the message's own
+/// headers (found by the red team: a part's `X-Protective-Marking: SECRET` went unread, by
+/// mail and over HTTP alike).
+#[test]
+fn marking_headers_on_body_parts_are_read() {
+    for (ctype, header) in [
+        ("text/plain", "X-Protective-Marking: SECRET"),
+        ("image/png", "X-Protective-Marking: SECRET"),
+        (
+            "application/pdf",
+            "X-Protective-Marking: VER=2018.4, NS=gov.uk, SEC=SECRET",
+        ),
+        ("text/plain", "SIO-Label: marking=\"SECRET\""),
+        ("text/plain", "X-Protective-Marking: SECRT"),
+    ] {
+        let raw = format!(
+            "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: hi\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n\
+             hello\r\n--B\r\nContent-Type: {ctype}\r\n{header}\r\n\r\nAAAA\r\n--B--\r\n"
+        );
+        assert_held(raw.as_bytes(), "SECRET");
+    }
+    // the same header on an attached message's part
+    let raw = format!(
+        "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: hi\r\nMIME-Version: 1.0\r\n\
+         Content-Type: message/rfc822\r\n\r\nFrom: q@example.org\r\nSubject: inner\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=C\r\n\r\n--C\r\n\
+         Content-Type: text/plain\r\nX-Protective-Marking: SECRET\r\n\r\nhello\r\n--C--\r\n"
+    );
+    assert_held(raw.as_bytes(), "SECRET");
+}
+
+/// Why a near miss is unreadable names the class word as the policy spells it, and a word of a
+/// class written alone is said to be part of that class (a sender reads this in the refusal).
+#[test]
+fn near_miss_reasons_name_the_class_as_spelt() {
+    let policy = policy();
+    let why = |subject: &str| {
+        let raw = with_subject(subject);
+        let parsed = message::parse(&raw).expect("a message");
+        let today = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        let facts = facts::from_message(&parsed, SENDER, &[INTERNET.to_string()], policy, today);
+        facts
+            .marking
+            .unreadable
+            .iter()
+            .map(|u| u.why.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let offical = why("[OFFICAL-SENSITVE]");
+    assert!(
+        offical.contains("\"OFFICIAL\"") || offical.contains("\"SENSITIVE\""),
+        "{offical}"
+    );
+    assert!(!offical.contains("OFFICIAI"), "{offical}");
+    let part = why("[SENSITIVE] plan");
+    assert!(
+        part.contains("a word of the class \"OFFICIAL-SENSITIVE\""),
+        "{part}"
+    );
+    assert!(
+        !part.contains("looks like the class word \"SENSITIVE\""),
+        "{part}"
+    );
+}

@@ -32,6 +32,10 @@ pub struct AdminConfig {
     /// `admin.trusted_proxies`: the addresses (or networks) of that proxy; the identity
     /// header is believed only from them and refused from any other peer.
     pub trusted_proxies: Vec<String>,
+    /// `admin.public_url`: where approvers reach the admin pages (the sign-in proxy's
+    /// address, for example `https://approvals.force.police.uk`), named in the notification
+    /// mail. Unset: `admin.listen`, over HTTPS when `admin.client_ca` is set.
+    pub public_url: Option<String>,
 }
 
 impl Default for AdminConfig {
@@ -44,6 +48,7 @@ impl Default for AdminConfig {
             client_ca: None,
             identity_header: None,
             trusted_proxies: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -80,6 +85,16 @@ impl AdminConfig {
                 "set without admin.identity_header: name the header the proxy sets",
             ));
         }
+        if let Some(url) = &self.public_url {
+            let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+            if !scheme_ok || url.parse::<hyper::Uri>().is_err() || url.contains(char::is_whitespace)
+            {
+                errors.push(Problem::new(
+                    "admin.public_url",
+                    "not an http(s) address such as https://approvals.force.police.uk",
+                ));
+            }
+        }
         for (i, proxy) in self.trusted_proxies.iter().enumerate() {
             match super::smtp::parse_network(proxy) {
                 None => errors.push(Problem::new(
@@ -96,11 +111,45 @@ impl AdminConfig {
         errors
     }
 
+    /// Where approvers open the admin pages: `admin.public_url`, or the listener itself
+    /// (HTTPS when it asks for client certificates). No trailing slash.
+    pub fn approvers_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None if self.client_ca.is_some() => format!("https://{}", self.listen),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
     /// The trusted proxies, parsed (invalid entries were refused by `validate`).
     pub fn proxy_nets(&self) -> Vec<IpNet> {
         self.trusted_proxies
             .iter()
             .filter_map(|p| super::smtp::parse_network(p))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn approvers_are_sent_where_they_can_sign_in() {
+        let mut admin = AdminConfig::default();
+        assert_eq!(admin.approvers_url(), "http://127.0.0.1:9090");
+        admin.client_ca = Some(PathBuf::from("force-ca.pem"));
+        assert_eq!(admin.approvers_url(), "https://127.0.0.1:9090");
+        admin.public_url = Some("https://approvals.force.example/".into());
+        assert_eq!(admin.approvers_url(), "https://approvals.force.example");
+        assert!(admin.validate().is_empty());
+        for bad in ["approvals.force.example", "ftp://x", "https://a b", ""] {
+            admin.public_url = Some(bad.into());
+            let problems = admin.validate();
+            assert!(
+                problems.iter().any(|p| p.key == "admin.public_url"),
+                "{bad:?}: {problems:?}"
+            );
+        }
     }
 }

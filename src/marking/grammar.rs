@@ -184,7 +184,7 @@ struct Compiled {
     /// The words of the spellings of every class above the unmarked one, long enough to be
     /// misspelt recognisably ([`NEAR_MISS_MIN`] letters), [`fold`]ed: what a near miss is
     /// measured against.
-    class_words: Vec<String>,
+    class_words: Vec<ClassWord>,
     /// Every word of every class spelling ([`fold`]ed): no free word beside a near miss
     /// (`TOP` of `TOP SECRT`).
     spelling_words: Vec<String>,
@@ -284,15 +284,20 @@ impl Compiled {
         banner_prefixes.sort_by_key(longest_first);
         // a near miss of a class no higher than the unmarked one cannot lower the marking
         let unmarked = scheme.unmarked_class().rank;
-        let mut class_words: Vec<String> = spellings
+        let mut class_words: Vec<ClassWord> = spellings
             .iter()
             .filter(|(class, _)| scheme.class(*class).rank > unmarked)
-            .flat_map(|(_, p)| p.words())
-            .map(fold)
-            .filter(|w| w.chars().count() >= NEAR_MISS_MIN)
+            .flat_map(|(class, p)| {
+                p.words().map(|w| ClassWord {
+                    folded: fold(w),
+                    word: w.to_string(),
+                    class: scheme.class(*class).name.clone(),
+                })
+            })
+            .filter(|w| w.folded.chars().count() >= NEAR_MISS_MIN)
             .collect();
-        class_words.sort();
-        class_words.dedup();
+        class_words.sort_by(|a, b| a.folded.cmp(&b.folded));
+        class_words.dedup_by(|a, b| a.folded == b.folded);
         let mut spelling_words: Vec<String> = spellings
             .iter()
             .flat_map(|(_, p)| p.words())
@@ -769,25 +774,22 @@ impl<'s> Grammar<'s> {
     /// one edit for a class word of up to seven letters (`SECRT`, `SECRETS`), two for a
     /// longer one (`RESTRICED`, `OFFICAL`, `CONFIDENTAIL`). Words shorter than
     /// [`NEAR_MISS_MIN`] letters are never near misses (`TOP`, `NPM`, `PATCH` stay words).
-    fn near_miss(&self, word: &str) -> Option<&str> {
+    fn near_miss(&self, word: &str) -> Option<&ClassWord> {
         let folded = fold(word);
         let len = folded.chars().count();
         if len < NEAR_MISS_MIN - 1 {
             return None;
         }
-        self.compiled
-            .class_words
-            .iter()
-            .find(|class_word| {
-                let allowed = if class_word.chars().count() <= 7 {
-                    1
-                } else {
-                    2
-                };
-                len.abs_diff(class_word.chars().count()) <= allowed
-                    && strsim::osa_distance(&folded, class_word) <= allowed
-            })
-            .map(String::as_str)
+        self.compiled.class_words.iter().find(|class_word| {
+            let class_word = &class_word.folded;
+            let allowed = if class_word.chars().count() <= 7 {
+                1
+            } else {
+                2
+            };
+            len.abs_diff(class_word.chars().count()) <= allowed
+                && strsim::osa_distance(&folded, class_word) <= allowed
+        })
     }
 
     /// The words from `from` to `to` that are no part of a marking, read for near misses.
@@ -812,14 +814,14 @@ impl<'s> Grammar<'s> {
             let word = t.toks[k].kind.word();
             let near = word
                 .and_then(|w| self.near_miss(w).map(|c| (w, c)))
-                .map(|(w, c)| (c, inflection(&fold(w), c)))
+                .map(|(w, c)| (c, w, inflection(&fold(w), &c.folded)))
                 // `UNOFFICIAL`, `INSENSITIVE`: another word, not a class misspelt
-                .filter(|&(_, inflected)| inflected != Some(Inflection::Negated));
+                .filter(|&(_, _, inflected)| inflected != Some(Inflection::Negated));
             match near {
-                Some((class_word, inflected)) => {
+                Some((class_word, written, inflected)) => {
                     let capitals = !t.toks[k].lower;
                     let inflected = inflected.is_some();
-                    let this = (k, class_word.replace(I_OR_L, "I"));
+                    let this = (k, class_word.missed_by(written));
                     found.first.get_or_insert_with(|| this.clone());
                     if capitals {
                         found.capitals.get_or_insert_with(|| this.clone());
@@ -869,7 +871,7 @@ impl<'s> Grammar<'s> {
         } else {
             found.capitals.or(found.typo)
         };
-        hit.map(|(at, class_word)| near_miss_why(t, at, &class_word))
+        hit.map(|(at, missed)| near_miss_why(t, at, &missed))
     }
 
     /// Why text cannot be read when a word in it, written in capitals (or any way, when not
@@ -889,7 +891,7 @@ impl<'s> Grammar<'s> {
         } else {
             found.typo
         };
-        hit.map(|(at, class_word)| near_miss_why(t, at, &class_word))
+        hit.map(|(at, missed)| near_miss_why(t, at, &missed))
     }
 
     /// Skip `RE:`, `FW[2]:`, `Fwd:`, `AW:` ... and leading `[tags]`, any number of them.
@@ -1072,11 +1074,38 @@ struct NearMisses {
     other: bool,
 }
 
-fn near_miss_why(t: &Tokens, at: usize, class_word: &str) -> String {
-    format!(
-        "{} looks like the class word {class_word:?} but is not one: a marking written wrong cannot be read",
-        t.toks[at].describe()
-    )
+/// A word of a class spelling, as near misses are measured against it.
+#[derive(Debug, Clone)]
+struct ClassWord {
+    /// [`fold`]ed, as measured.
+    folded: String,
+    /// As the policy spells it.
+    word: String,
+    /// The class it is a word of.
+    class: String,
+}
+
+impl ClassWord {
+    /// How `written`, a near miss of this word, misses it (said after the word itself).
+    fn missed_by(&self, written: &str) -> String {
+        if fold(written) == self.folded {
+            // `SENSITIVE` alone: a word of `OFFICIAL-SENSITIVE`, written right
+            format!(
+                "is a word of the class {:?}, not the whole class: a marking written in part cannot be read",
+                self.class
+            )
+        } else {
+            format!(
+                "looks like the class word {:?} but is not one: a marking written wrong cannot be read",
+                self.word
+            )
+        }
+    }
+}
+
+/// Why a near miss at token `at` cannot be read; `missed` from [`ClassWord::missed_by`].
+fn near_miss_why(t: &Tokens, at: usize, missed: &str) -> String {
+    format!("{} {missed}", t.toks[at].describe())
 }
 
 /// How a word is a class word inflected as an English word is.

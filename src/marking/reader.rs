@@ -410,6 +410,21 @@ impl<'s> MarkingReader<'s> {
                 Some(kind) => self.header_of_kind(kind, &location, &value),
             }
         }
+        // a marking header on a body part marks what the part holds: read like the message's
+        for (id, section) in root.part_header_sections() {
+            for h in section.headers() {
+                let Some(kind) = self.kind(h.name.as_str()) else {
+                    continue;
+                };
+                if let Some(raw) = section.raw_value(h) {
+                    let location = format!(
+                        "{prefix}part{id}:header:{}",
+                        h.name.as_str().to_ascii_lowercase()
+                    );
+                    self.header_of_kind(kind, &location, &decode_unstructured(raw));
+                }
+            }
+        }
         for part in parts.iter().filter(|p| p.kind != PartKind::Message) {
             self.read_part(&format!("{prefix}part{}", part.id), part);
         }

@@ -50,6 +50,7 @@ static HEADER_PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
 });
 
 /// A message or body part: its header fields and where its body lies.
+#[derive(Clone)]
 pub struct Entity<'a> {
     /// The entity's bytes, header section and body; header offsets index into it.
     raw: &'a [u8],
@@ -209,9 +210,23 @@ impl<'a> Entity<'a> {
         let mut walk = Walk {
             next_id: 0,
             parts: Vec::new(),
+            sections: None,
         };
         walk.entity(self, Parent::None, 0)?;
         Ok(walk.parts)
+    }
+
+    /// The header section of every body part below this entity that has one, with the part's
+    /// number as [`Entity::readable_parts`] gives it (a part of any type: an image can carry
+    /// a marking header too). A multipart too complex to walk gives what was found before.
+    pub fn part_header_sections(&self) -> Vec<(u32, Entity<'a>)> {
+        let mut walk = Walk {
+            next_id: 0,
+            parts: Vec::new(),
+            sections: Some(Vec::new()),
+        };
+        let _ = walk.entity(self, Parent::None, 0);
+        walk.sections.unwrap_or_default()
     }
 }
 
@@ -361,6 +376,8 @@ enum Parent {
 struct Walk<'a> {
     next_id: u32,
     parts: Vec<Part<'a>>,
+    /// When wanted: every body part's header section (see [`Entity::part_header_sections`]).
+    sections: Option<Vec<(u32, Entity<'a>)>>,
 }
 
 impl<'a> Walk<'a> {
@@ -376,6 +393,11 @@ impl<'a> Walk<'a> {
             return Err(MessageError::TooComplex {
                 what: "more than 10,000 MIME parts",
             });
+        }
+        if let Some(sections) = &mut self.sections {
+            if id > 0 && !entity.headers.is_empty() {
+                sections.push((id, entity.clone()));
+            }
         }
         let content_type = entity.content_type();
         let multipart = content_type

@@ -371,9 +371,9 @@ impl Keeper {
                 role: hold.role.clone(),
             });
         }
-        let admin = &self.gateway.config.admin.listen;
+        let admin = self.gateway.config.admin.approvers_url();
         let to: Vec<&str> = approvers.iter().map(|a| a.email.as_str()).collect();
-        let body = notification(hold, &self.hostname, admin, &to);
+        let body = notification(hold, &self.hostname, &admin, &to);
         // One copy per destination class of the approvers (normally: internal), over
         // verified TLS (it names a disclosure of the hold's marking).
         let mut copies: Vec<Copy> = Vec::new();
@@ -479,7 +479,7 @@ impl Keeper {
 /// The notification to approvers: who sent what to whom, the marking and where it was found,
 /// the rule, the purpose and legal basis declared, the expiry, and where to approve. The
 /// message itself is not in it.
-pub fn notification(hold: &Hold, hostname: &str, admin_listen: &str, to: &[&str]) -> Vec<u8> {
+pub fn notification(hold: &Hold, hostname: &str, admin_url: &str, to: &[&str]) -> Vec<u8> {
     let mut recipients = String::new();
     for r in &hold.recipients {
         recipients.push_str(&format!(
@@ -535,7 +535,7 @@ pub fn notification(hold: &Hold, hostname: &str, admin_listen: &str, to: &[&str]
          \r\n\
          Approve or reject it, giving a reason, on the admin page:\r\n\
          \r\n\
-         \x20 http://{admin_listen}/holds/{id}\r\n\
+         \x20 {admin_url}/holds/{id}\r\n\
          \r\n\
          or on the gateway host:\r\n\
          \r\n\
