@@ -10,6 +10,7 @@
 //! marking, policy             the marking scheme and reader, then the policy compiled against it
 //! destination, facts, decision
 //! record, bundle, transform   evidence, the sealed format, what a rule requires
+//! hold                        disclosures held for an approver, and urgent releases to review
 //! policyops                   policy tools over decisions and records
 //! service                     the running gateway every channel shares
 //! smtp, http, admin           the channels and the admin listener
@@ -36,6 +37,7 @@ const LAYERS: &[&str] = &[
     "record",
     "bundle",
     "transform",
+    "hold",
     "policyops",
     "service",
     "smtp",
