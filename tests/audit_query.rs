@@ -102,33 +102,14 @@ fn an_unknown_class_partner_or_verdict_is_an_error_not_an_empty_result() {
 
 #[test]
 fn limit_gives_the_newest_delivery_attempts_too() {
-    use markgate::record::delivery::{DeliveryRecord, Outcome};
+    use markgate::record::delivery::DeliveryRecord;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("records.sqlite");
     let mut store = Store::open(&path, &StoreOptions::default()).unwrap();
     let attempts: Vec<DeliveryRecord> = (1..=5)
         .map(|n| DeliveryRecord {
-            id: format!("attempt-{n}"),
-            time: time(&format!("2026-03-0{n}T09:00:00Z")),
             queue_id: format!("q{n}"),
-            copy: 0,
-            sender: "pc.smith@westmidlands.pnn.police.uk".into(),
-            recipient: "duty@suffolk.pnn.police.uk".into(),
-            message_id: None,
-            marking: "OFFICIAL".into(),
-            destination: "secure".into(),
-            actions: vec!["tls".into()],
-            tls_required: true,
-            requiretls: false,
-            attempt: 1,
-            outcome: Outcome::Delivered,
-            next_hop: Some("mx.suffolk.test".into()),
-            tls_version: Some("TLSv1.3".into()),
-            tls_cipher: None,
-            verification: "pkix".into(),
-            peer_cert_sha256: None,
-            reason: "250 ok".into(),
-            policy_version: "v".into(),
+            ..delivery_attempt(&format!("2026-03-0{n}T09:00:00Z"))
         })
         .collect();
     store

@@ -4,7 +4,6 @@ mod common;
 use common::record::*;
 use markgate::decision::{Disclosure, Verdict};
 use markgate::policy::Action;
-use markgate::record::delivery::{DeliveryRecord, Outcome as DeliveryOutcome};
 use markgate::record::report::isa_report;
 use markgate::record::store::StoreOptions;
 use markgate::record::{Channel, Consent, Filter, IncidentKind, RecordVerdict, Store, Tamper};
@@ -549,41 +548,14 @@ fn prune_keeps_records_within_retention_unless_overridden_with_a_reason() {
     assert!(store.verify().unwrap().is_intact());
 }
 
-/// A delivery-attempt record of `at` (the fields that matter here; the rest plain).
-fn delivery(at: &str) -> DeliveryRecord {
-    DeliveryRecord {
-        id: format!("delivery-{at}"),
-        time: time(at),
-        queue_id: "q1".into(),
-        copy: 0,
-        sender: "pc.smith@westmidlands.pnn.police.uk".into(),
-        recipient: "duty@suffolk.pnn.police.uk".into(),
-        message_id: None,
-        marking: "OFFICIAL".into(),
-        destination: "secure".into(),
-        actions: vec!["tls".into()],
-        tls_required: true,
-        requiretls: false,
-        attempt: 1,
-        outcome: DeliveryOutcome::Delivered,
-        next_hop: Some("mx.suffolk.pnn.police.uk".into()),
-        tls_version: Some("TLSv1.3".into()),
-        tls_cipher: None,
-        verification: "pkix".into(),
-        peer_cert_sha256: None,
-        reason: "250 ok".into(),
-        policy_version: "v".into(),
-    }
-}
-
 #[test]
 fn prune_guards_delivery_attempt_records_within_retention_too() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("records.sqlite");
     let mut store = Store::open(&path, &StoreOptions::default()).unwrap();
     // No decision record to prune, an old delivery attempt and one within retention.
-    let old = delivery("2019-01-10T09:00:00Z");
-    let recent = delivery("2026-02-20T09:00:00Z");
+    let old = delivery_attempt("2019-01-10T09:00:00Z");
+    let recent = delivery_attempt("2026-02-20T09:00:00Z");
     store.append_batch(&[], &[&old, &recent]).unwrap();
     let request = PruneRequest {
         retention_start: time("2026-02-01T00:00:00Z"),

@@ -145,3 +145,30 @@ pub fn sample(policy: &Policy) -> Vec<DecisionRecord> {
     ));
     all
 }
+
+/// A delivered attempt at `at` (id `delivery-<at>`), the other fields plain.
+pub fn delivery_attempt(at: &str) -> markgate::record::delivery::DeliveryRecord {
+    markgate::record::delivery::DeliveryRecord {
+        id: format!("delivery-{at}"),
+        time: time(at),
+        queue_id: "q1".into(),
+        copy: 0,
+        sender: "pc.smith@westmidlands.pnn.police.uk".into(),
+        recipient: "duty@suffolk.pnn.police.uk".into(),
+        message_id: None,
+        marking: "OFFICIAL".into(),
+        destination: "secure".into(),
+        actions: vec!["tls".into()],
+        tls_required: true,
+        requiretls: false,
+        attempt: 1,
+        outcome: markgate::record::delivery::Outcome::Delivered,
+        next_hop: Some("mx.suffolk.pnn.police.uk".into()),
+        tls_version: Some("TLSv1.3".into()),
+        tls_cipher: None,
+        verification: "pkix".into(),
+        peer_cert_sha256: None,
+        reason: "250 ok".into(),
+        policy_version: "v".into(),
+    }
+}
