@@ -231,6 +231,8 @@ fn near_misses_in_headers_are_unreadable() {
         "X-Protective-Marking: VER=2018.4, NS=gov.uk, SEC=OFFICIAL, NOTE=see the SECR3T annex",
         "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC=\u{202E}TERCES",
         "msip_labels: MSIP_Label_a_Enabled=true; MSIP_Label_a_Name=Offical Sensitve; MSIP_Label_a_SiteId=x",
+        "msip_labels: MSIP_Label_a_Enabled=true; MSIP_Label_a_Name=annex; SECRT; MSIP_Label_a_SiteId=x",
+        "msip_labels: MSIP_Label_a_Enabled=true; MSIP_Label_a_Name=annex; \u{202E}TERCES\u{202C}; MSIP_Label_a_SiteId=x",
     ] {
         let got = outcome(&header(line));
         assert!(got.unreadable && !got.allowed, "{line:?}: {got:?}");

@@ -630,9 +630,9 @@ impl<'s> Grammar<'s> {
             }
             // `SECRT: plan`, `Minutes - OFFICAL SENSITVE`
             let segment_end = segment_end(t, p, &brackets);
-            // a leading marking may end at a lesser sign too (`NPM, Secrt; plan`)
-            let weak_ends = (p..segment_end)
-                .filter(|&k| p == start && brackets.depth[k] == 0 && weak_separator_at(t, k));
+            // a marking may end at a lesser sign too (`NPM, Secrt; plan`)
+            let weak_ends =
+                (p..segment_end).filter(|&k| brackets.depth[k] == 0 && weak_separator_at(t, k));
             if let Some(why) = weak_ends
                 .chain([segment_end])
                 .find_map(|end| self.near_miss_in(t, p, end, false))
@@ -1120,7 +1120,8 @@ enum Inflection {
 /// Whether `word` is `class_word` inflected (both [`fold`]ed).
 fn inflection(word: &str, class_word: &str) -> Option<Inflection> {
     if let Some(suffix) = word.strip_prefix(class_word) {
-        return ["S", "ES", "E", "D", "ED", "IY", "Y", "ITY"]
+        // `-LY` folds to `IY`; `SECRETE` is a word
+        return ["S", "ES", "IY", "E"]
             .contains(&suffix)
             .then_some(Inflection::Suffixed);
     }

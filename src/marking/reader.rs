@@ -198,7 +198,7 @@ impl<'s> MarkingReader<'s> {
             let t = tokenize(stray, LINE_TOKENS);
             let named = self.grammar.raising(self.grammar.scan(&t, 0, t.toks.len()));
             let near = self.grammar.near_miss_anywhere(&t, 0, t.toks.len(), false);
-            if !named.is_empty() || near.is_some() {
+            if !named.is_empty() || near.is_some() || t.reordered {
                 self.add_all(named, location, value);
                 self.add_unreadable(
                     location,
