@@ -487,6 +487,11 @@ fn near_miss_reasons_name_the_class_as_spelt() {
         "{offical}"
     );
     assert!(!offical.contains("OFFICIAI"), "{offical}");
+    let confusable = why("[SECR3T]");
+    assert!(
+        confusable.contains("looks like the class word \"SECRET\""),
+        "{confusable}"
+    );
     let part = why("[SENSITIVE] plan");
     assert!(
         part.contains("a word of the class \"OFFICIAL-SENSITIVE\""),
@@ -496,4 +501,22 @@ fn near_miss_reasons_name_the_class_as_spelt() {
         !part.contains("looks like the class word \"SENSITIVE\""),
         "{part}"
     );
+}
+
+/// A banner line that opens with a class and goes on in prose, or carries a class after a
+/// separator behind prose, is read at that class (found by the lead on the merged main:
+/// `SECRET, notes follow` as the first line of a body was allowed to gmail.com as OFFICIAL).
+#[test]
+fn banner_lines_that_go_on_in_prose_are_read() {
+    for line in [
+        "SECRET, notes follow",
+        "SECRET notes follow",
+        "SECRET, official sensitivee",
+        "Notes of the week - SECRET",
+    ] {
+        let raw = format!(
+            "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: notes\r\n\r\n{line}\r\n\r\nNotes.\r\n"
+        );
+        assert_held(raw.as_bytes(), "SECRET");
+    }
 }

@@ -296,7 +296,10 @@ impl Compiled {
             })
             .filter(|w| w.folded.chars().count() >= NEAR_MISS_MIN)
             .collect();
-        class_words.sort_by(|a, b| a.folded.cmp(&b.folded));
+        // of a word in several spellings (`SECRET`, `TOP SECRET`), the class it is whole
+        // comes first and is kept
+        class_words
+            .sort_by(|a, b| (&a.folded, a.class != a.word).cmp(&(&b.folded, b.class != b.word)));
         class_words.dedup_by(|a, b| a.folded == b.folded);
         let mut spelling_words: Vec<String> = spellings
             .iter()
@@ -953,22 +956,33 @@ impl<'s> Grammar<'s> {
         if let Some(why) = near_miss {
             found.unreadable = Some(why);
         }
-        let (classes, mut next) = match self.delimited(t, i, true, false, false, false) {
-            Ok(Some(lead)) => lead,
-            Ok(None) => return found,
+        // a line that opens with a class in capitals is a banner however it goes on
+        // (`SECRET, notes follow`, `SECRET notes`): read as raising, never as prose
+        let lead = match self.delimited(t, i, true, true, false, true) {
+            Ok(lead) => lead,
             Err(why) => {
                 found.unreadable.get_or_insert(why);
                 return found;
             }
         };
-        found.classes = classes;
-        let mut read = vec![(i, next)];
+        let led = lead.is_some();
+        let mut next = i;
+        let mut read = Vec::new();
+        if let Some((classes, end)) = lead {
+            found.classes = classes;
+            read.push((i, end));
+            next = end;
+        }
+        // a marking after a separator counts too; on a line that does not open with one
+        // (`official sensitivee, OFFICIAL SENSITIVE`) it may only raise
         for p in (next..t.toks.len()).filter_map(|k| separator_after(t, k, true)) {
             if p < next {
                 continue;
             }
-            match self.delimited(t, p, false, true, true, false) {
+            // behind prose, a class standing alone in its segment counts as if it led
+            match self.delimited(t, p, !led, true, true, false) {
                 Ok(Some((classes, end))) => {
+                    let classes = if led { classes } else { self.raising(classes) };
                     found.classes.extend(classes);
                     read.push((p, end));
                     next = end;
@@ -981,6 +995,22 @@ impl<'s> Grammar<'s> {
         }
         if found.unreadable.is_none() {
             found.unreadable = self.undecodable_class_word(t, &read);
+        }
+        // a byte that is not text among letters that, run together, look like a class word
+        // (`$<0xFF> E C R E T`): what a reader sees there cannot be said, so it is unreadable
+        if found.unreadable.is_none() && t.toks.iter().any(|tok| tok.invalid) {
+            let letters: String = t
+                .toks
+                .iter()
+                .filter_map(|tok| tok.kind.word())
+                .flat_map(|w| w.chars().filter(|c| c.is_alphanumeric()))
+                .collect::<String>()
+                .to_uppercase();
+            if self.like_a_class_word(&letters) {
+                found.unreadable = Some(format!(
+                    "the line holds a byte that is not text, and its letters ({letters:?}) look like a class word"
+                ));
+            }
         }
         found
     }
@@ -1088,7 +1118,7 @@ struct ClassWord {
 impl ClassWord {
     /// How `written`, a near miss of this word, misses it (said after the word itself).
     fn missed_by(&self, written: &str) -> String {
-        if fold(written) == self.folded {
+        if written.to_uppercase() == self.word.to_uppercase() && self.word != self.class {
             // `SENSITIVE` alone: a word of `OFFICIAL-SENSITIVE`, written right
             format!(
                 "is a word of the class {:?}, not the whole class: a marking written in part cannot be read",
@@ -1120,9 +1150,9 @@ enum Inflection {
 /// Whether `word` is `class_word` inflected (both [`fold`]ed).
 fn inflection(word: &str, class_word: &str) -> Option<Inflection> {
     if let Some(suffix) = word.strip_prefix(class_word) {
-        // `-LY` folds to `IY`; `SECRETE` is a word
-        return ["S", "ES", "IY", "E"]
-            .contains(&suffix)
+        // `-LY` folds to `IY`; `SECRETE` is a word, `SENSITIVEE` and `RESTRICTEDE` are not
+        let word_of_its_own = suffix == "E" && class_word == "SECRET";
+        return (["S", "ES", "IY"].contains(&suffix) || word_of_its_own)
             .then_some(Inflection::Suffixed);
     }
     ["IN", "UN", "NON"]
