@@ -123,6 +123,7 @@ fn context(dir: &Path, mode: BareLineEndings) -> (Arc<SmtpContext>, UnboundedRec
     let ctx = Arc::new(SmtpContext {
         relay_nets: gateway.config.smtp.relay_nets(),
         spool: Arc::new(Spool::open(&dir.join("spool")).expect("spool")),
+        hold: markgate::hold::HoldStore::open(&dir.join("spool/hold")).expect("hold store"),
         gateway,
         tls: None,
         queue,
