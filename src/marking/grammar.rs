@@ -996,13 +996,15 @@ impl<'s> Grammar<'s> {
         if found.unreadable.is_none() {
             found.unreadable = self.undecodable_class_word(t, &read);
         }
-        // a byte that is not text among letters that, run together, look like a class word
-        // (`$<0xFF> E C R E T`): what a reader sees there cannot be said, so it is unreadable
+        // a byte that is not text among letters that were not read and, run together, look
+        // like a class word (`$<0xFF> E C R E T`): what a reader sees there cannot be said
         if found.unreadable.is_none() && t.toks.iter().any(|tok| tok.invalid) {
             let letters: String = t
                 .toks
                 .iter()
-                .filter_map(|tok| tok.kind.word())
+                .enumerate()
+                .filter(|(i, _)| !read.iter().any(|&(from, to)| (from..to).contains(i)))
+                .filter_map(|(_, tok)| tok.kind.word())
                 .flat_map(|w| w.chars().filter(|c| c.is_alphanumeric()))
                 .collect::<String>()
                 .to_uppercase();
