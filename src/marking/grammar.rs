@@ -24,8 +24,11 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use super::tokenizer::{tokenize, word_eq, Kind, Token, Tokens, I_OR_L};
+use super::tokenizer::{tokenize, word_eq, Kind, Token, Tokens};
 use super::MarkingScheme;
+
+mod near_miss;
+use near_miss::{fold, ClassWord, NEAR_MISS_MIN};
 
 /// A phrase from the policy (a class spelling, a descriptor, a caveat, a prefix) as a token
 /// pattern.
@@ -748,155 +751,6 @@ impl<'s> Grammar<'s> {
             .collect()
     }
 
-    /// Why the text cannot be read when a word outside the markings read (`read`) held an
-    /// undecodable byte and looks like a class word (`SE<0xFF>RET`).
-    fn undecodable_class_word(&self, t: &Tokens, read: &[(usize, usize)]) -> Option<String> {
-        t.toks.iter().enumerate().find_map(|(i, tok)| {
-            let word = tok.kind.word().filter(|_| tok.invalid)?;
-            let inside = read.iter().any(|&(from, to)| (from..to).contains(&i));
-            (!inside && self.like_a_class_word(word)).then(|| {
-                format!("{word:?} holds a byte that is not text and looks like a class word")
-            })
-        })
-    }
-
-    /// `word` is, contains or looks like a word of a class spelling.
-    fn like_a_class_word(&self, word: &str) -> bool {
-        !word.is_empty()
-            && self.compiled.spellings.iter().any(|(_, p)| {
-                p.words().any(|class_word| {
-                    word_eq(word, class_word)
-                        || (class_word.len() >= 3 && word.contains(class_word))
-                        || (class_word.len() >= 5 && looks_like(word, class_word))
-                })
-            })
-    }
-
-    /// The class word `word` is a near miss of, if any: not one, but a small slip from one
-    /// once [`fold`]ed (digits and signs that pose as letters mapped: `SECR3T`, `$ECRET`),
-    /// one edit for a class word of up to seven letters (`SECRT`, `SECRETS`), two for a
-    /// longer one (`RESTRICED`, `OFFICAL`, `CONFIDENTAIL`). Words shorter than
-    /// [`NEAR_MISS_MIN`] letters are never near misses (`TOP`, `NPM`, `PATCH` stay words).
-    fn near_miss(&self, word: &str) -> Option<&ClassWord> {
-        let folded = fold(word);
-        let len = folded.chars().count();
-        if len < NEAR_MISS_MIN - 1 {
-            return None;
-        }
-        self.compiled.class_words.iter().find(|class_word| {
-            let class_word = &class_word.folded;
-            let allowed = if class_word.chars().count() <= 7 {
-                1
-            } else {
-                2
-            };
-            len.abs_diff(class_word.chars().count()) <= allowed
-                && strsim::osa_distance(&folded, class_word) <= allowed
-        })
-    }
-
-    /// The words from `from` to `to` that are no part of a marking, read for near misses.
-    fn near_misses(&self, t: &Tokens, from: usize, to: usize) -> NearMisses {
-        let to = to.min(t.toks.len());
-        let mut found = NearMisses::default();
-        let mut k = from;
-        while k < to {
-            if is_joiner(&t.toks[k]) {
-                k += 1;
-                continue;
-            }
-            if let Some(end) = self
-                .compiled
-                .parts
-                .iter()
-                .find_map(|(_, p)| p.match_at(t, k).filter(|&e| e <= to))
-            {
-                k = end;
-                continue;
-            }
-            let word = t.toks[k].kind.word();
-            let near = word
-                .and_then(|w| self.near_miss(w).map(|c| (w, c)))
-                .map(|(w, c)| (c, w, inflection(&fold(w), &c.folded)))
-                // `UNOFFICIAL`, `INSENSITIVE`: another word, not a class misspelt
-                .filter(|&(_, _, inflected)| inflected != Some(Inflection::Negated));
-            match near {
-                Some((class_word, written, inflected)) => {
-                    let capitals = !t.toks[k].lower;
-                    let inflected = inflected.is_some();
-                    let this = (k, class_word.missed_by(written));
-                    found.first.get_or_insert_with(|| this.clone());
-                    if capitals {
-                        found.capitals.get_or_insert_with(|| this.clone());
-                    }
-                    if !inflected {
-                        found.typo.get_or_insert_with(|| this.clone());
-                        if capitals {
-                            found.capital_typo.get_or_insert(this);
-                        }
-                    }
-                }
-                // a word that is no near miss (a word of a class spelling, `TOP` of `TOP
-                // SECRT`, is no free word); a sign (`$` of `$ECRET`) is no word
-                None => {
-                    found.other |= word.is_some_and(|w| {
-                        self.compiled
-                            .spelling_words
-                            .binary_search(&fold(w))
-                            .is_err()
-                    })
-                }
-            }
-            k += 1;
-        }
-        found
-    }
-
-    /// Why the tokens from `from` to `to` cannot be read, when they are shaped like a
-    /// marking but hold a near miss of a class word ([`Self::near_miss`]):
-    /// - in square brackets or a tag (`any_case`): every other word is a part of a marking,
-    ///   or a near miss is written in capitals (`[SECRT]`, `[Secrets]`, `[SECRT annex]`;
-    ///   `[Officials meeting]` stays prose);
-    /// - elsewhere (a segment before or after a separator, another enclosure, a banner line):
-    ///   every other word is a part of a marking, and the near miss is in capitals or is no
-    ///   inflection of the class word (`Secrt: plan`, `SECRETS: plan`; `Secrets: what to
-    ///   know` stays prose).
-    fn near_miss_in(&self, t: &Tokens, from: usize, to: usize, any_case: bool) -> Option<String> {
-        let found = self.near_misses(t, from, to);
-        let hit = if any_case {
-            if found.other {
-                found.capitals
-            } else {
-                found.first
-            }
-        } else if found.other {
-            None
-        } else {
-            found.capitals.or(found.typo)
-        };
-        hit.map(|(at, missed)| near_miss_why(t, at, &missed))
-    }
-
-    /// Why text cannot be read when a word in it, written in capitals (or any way, when not
-    /// `capitals`), is a near miss of a class word and no inflection of it: `Op Lima SECRT
-    /// update`, an EPMS `NOTE=` or a label name. `COUNCIL OFFICIALS` and `INSENSITIVE` are
-    /// words.
-    pub fn near_miss_anywhere(
-        &self,
-        t: &Tokens,
-        from: usize,
-        to: usize,
-        capitals: bool,
-    ) -> Option<String> {
-        let found = self.near_misses(t, from, to);
-        let hit = if capitals {
-            found.capital_typo
-        } else {
-            found.typo
-        };
-        hit.map(|(at, missed)| near_miss_why(t, at, &missed))
-    }
-
     /// Skip `RE:`, `FW[2]:`, `Fwd:`, `AW:` ... and leading `[tags]`, any number of them.
     fn skip_subject_prefixes(&self, t: &Tokens) -> usize {
         let mut i = 0;
@@ -996,23 +850,8 @@ impl<'s> Grammar<'s> {
         if found.unreadable.is_none() {
             found.unreadable = self.undecodable_class_word(t, &read);
         }
-        // a byte that is not text among letters that were not read and, run together, look
-        // like a class word (`$<0xFF> E C R E T`): what a reader sees there cannot be said
-        if found.unreadable.is_none() && t.toks.iter().any(|tok| tok.invalid) {
-            let letters: String = t
-                .toks
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !read.iter().any(|&(from, to)| (from..to).contains(i)))
-                .filter_map(|(_, tok)| tok.kind.word())
-                .flat_map(|w| w.chars().filter(|c| c.is_alphanumeric()))
-                .collect::<String>()
-                .to_uppercase();
-            if self.like_a_class_word(&letters) {
-                found.unreadable = Some(format!(
-                    "the line holds a byte that is not text, and its letters ({letters:?}) look like a class word"
-                ));
-            }
+        if found.unreadable.is_none() {
+            found.unreadable = self.undecodable_letters(t, &read);
         }
         found
     }
@@ -1065,102 +904,6 @@ impl Brackets {
             .collect();
         Brackets { depth, close }
     }
-}
-
-/// The shortest a class word must be for a near miss of it to count ([`Grammar::near_miss`]).
-const NEAR_MISS_MIN: usize = 5;
-
-/// A word with what poses as a letter mapped to that letter, for measuring near misses:
-/// `I`, `L` and what imitates them are one letter; `0` is O, `3` E, `4` A, `5` S, `7` T,
-/// `8` B, `6` and `9` G, `2` Z.
-fn fold(word: &str) -> String {
-    word.chars()
-        .map(|c| match c {
-            I_OR_L | 'I' | 'L' | '1' => 'I',
-            '0' => 'O',
-            '3' => 'E',
-            '4' => 'A',
-            '5' => 'S',
-            '7' => 'T',
-            '8' => 'B',
-            '6' | '9' => 'G',
-            '2' => 'Z',
-            c => c,
-        })
-        .collect()
-}
-
-/// Near misses of class words among the words of some text ([`Grammar::near_misses`]):
-/// where each kind first stands, and the class word it misses.
-#[derive(Debug, Default)]
-struct NearMisses {
-    /// Any near miss.
-    first: Option<(usize, String)>,
-    /// One written in capitals.
-    capitals: Option<(usize, String)>,
-    /// One that is no inflection of its class word (`SECRT`, not `SECRETS`).
-    typo: Option<(usize, String)>,
-    /// One written in capitals that is no inflection.
-    capital_typo: Option<(usize, String)>,
-    /// A word that is neither a part of a marking nor a near miss stands there too.
-    other: bool,
-}
-
-/// A word of a class spelling, as near misses are measured against it.
-#[derive(Debug, Clone)]
-struct ClassWord {
-    /// [`fold`]ed, as measured.
-    folded: String,
-    /// As the policy spells it.
-    word: String,
-    /// The class it is a word of.
-    class: String,
-}
-
-impl ClassWord {
-    /// How `written`, a near miss of this word, misses it (said after the word itself).
-    fn missed_by(&self, written: &str) -> String {
-        if written.to_uppercase() == self.word.to_uppercase() && self.word != self.class {
-            // `SENSITIVE` alone: a word of `OFFICIAL-SENSITIVE`, written right
-            format!(
-                "is a word of the class {:?}, not the whole class: a marking written in part cannot be read",
-                self.class
-            )
-        } else {
-            format!(
-                "looks like the class word {:?} but is not one: a marking written wrong cannot be read",
-                self.word
-            )
-        }
-    }
-}
-
-/// Why a near miss at token `at` cannot be read; `missed` from [`ClassWord::missed_by`].
-fn near_miss_why(t: &Tokens, at: usize, missed: &str) -> String {
-    format!("{} {missed}", t.toks[at].describe())
-}
-
-/// How a word is a class word inflected as an English word is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Inflection {
-    /// `SECRETS`, `OFFICIALLY`: perhaps a word of prose, perhaps the class written loosely.
-    Suffixed,
-    /// `INSENSITIVE`, `UNOFFICIAL`, `NONSECRET`: another word.
-    Negated,
-}
-
-/// Whether `word` is `class_word` inflected (both [`fold`]ed).
-fn inflection(word: &str, class_word: &str) -> Option<Inflection> {
-    if let Some(suffix) = word.strip_prefix(class_word) {
-        // `-LY` folds to `IY`; `SECRETE` is a word, `SENSITIVEE` and `RESTRICTEDE` are not
-        let word_of_its_own = suffix == "E" && class_word == "SECRET";
-        return (["S", "ES", "IY"].contains(&suffix) || word_of_its_own)
-            .then_some(Inflection::Suffixed);
-    }
-    ["IN", "UN", "NON"]
-        .iter()
-        .any(|prefix| word.strip_prefix(prefix) == Some(class_word))
-        .then_some(Inflection::Negated)
 }
 
 /// What sets a marking apart in a subject, besides the separators: brackets of every kind,
@@ -1265,14 +1008,6 @@ fn separator_after(t: &Tokens, i: usize, colon: bool) -> Option<usize> {
     }
 }
 
-/// `got` is probably a misspelling of `want`: at most two edits apart, or the same first
-/// four letters (`SENSITVE`, `SENSATIVE`, `SENS`).
-fn looks_like(got: &str, want: &str) -> bool {
-    let prefix = |w: &str| w.chars().take(4).collect::<String>();
-    let same_start = got.chars().count() >= 4 && prefix(got) == prefix(want);
-    same_start || strsim::levenshtein(got, want) <= 2
-}
-
 fn phrase_len(p: &Phrase) -> (usize, usize) {
     let chars =
         p.0.iter()
@@ -1306,17 +1041,6 @@ pub(crate) fn unfold(value: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn misspellings_of_a_class_word_look_like_it() {
-        assert!(looks_like("SENSITVE", "SENSITIVE"));
-        assert!(looks_like("SENSATIVE", "SENSITIVE"));
-        assert!(looks_like("SENS", "SENSITIVE"));
-        assert!(looks_like("SENSITIV", "SENSITIVE"));
-        assert!(!looks_like("PERSONAL", "SENSITIVE"));
-        assert!(!looks_like("USE", "SENSITIVE"));
-        assert!(!looks_like("UK", "SENSITIVE"));
-    }
 
     #[test]
     fn unfolding() {
