@@ -854,10 +854,10 @@ fn holds(raw: &[u8], value: &Value) -> Result<(), TestCaseError> {
 }
 
 // CI explores from a fixed seed so that a run of the README's test command is repeatable;
-// to search further, run with another seed by hand, e.g. edit MARKING_PLACES_SEED. Shapes
+// to search further, change MARKING_PLACES_SEED and run it by hand. Shapes
 // that other seeds still find are listed in the closing note of 2026-11-27 (a near miss
 // after a `;` in a subject: `NPM//PROTECT; ecret; notes`).
-const MARKING_PLACES_SEED: u64 = 2026_11_27;
+const MARKING_PLACES_SEED: u64 = 20261127;
 
 proptest! {
     #![proptest_config(ProptestConfig {
