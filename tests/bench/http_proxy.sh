@@ -19,6 +19,7 @@
 #
 # Usage: tests/bench/http_proxy.sh            (DURATION=10s CONNECTIONS=50 THREADS=2 ROUNDS=1)
 # Env: COMMIT_DELAY (markgate's records.commit_delay; default: markgate's default);
+#      HTTP_WORKERS (markgate's http.workers; default: one per CPU);
 #      BASELINE_BIN (another markgate binary, e.g. one built from main, measured as "before"
 #      in the same rounds, with the same configuration);
 #      RECORDS_DIR (where the record store goes; default the scratch directory under /tmp;
@@ -33,6 +34,7 @@ ROUNDS=${ROUNDS:-1}
 COMMIT_DELAY=${COMMIT_DELAY:-}
 RECORDS_DIR=${RECORDS_DIR:-}
 BASELINE_BIN=${BASELINE_BIN:-}
+HTTP_WORKERS=${HTTP_WORKERS:-}
 
 for tool in nginx wrk curl python3; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y nginx wrk curl)" >&2; exit 2; }
@@ -139,6 +141,7 @@ enabled = false
 
 [http]
 listen = "127.0.0.1:$2"
+${HTTP_WORKERS:+workers = $HTTP_WORKERS}
 
 [[http.route]]
 host = "bench.backend.test"
