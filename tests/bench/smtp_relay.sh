@@ -7,7 +7,7 @@
 # ratio markgate/postfix, and markgate's peak RSS.
 #
 # Usage: tests/bench/smtp_relay.sh [N]     (N messages per run; default 3000; env N works too)
-# Env: SESSIONS (20), SIZES ("10240 102400"), DELIVERY_CONCURRENCY (markgate delivery.concurrency, default 64; Postfix sends to one destination over at most 20)
+# Env: MARKGATE_BIN (a markgate binary to measure instead of building this checkout), SESSIONS (20), SIZES ("10240 102400"), DELIVERY_CONCURRENCY (markgate delivery.concurrency, default 64; Postfix sends to one destination over at most 20)
 # Needs: root (Postfix instance), postfix, smtp-source, smtp-sink.
 set -euo pipefail
 
@@ -22,8 +22,12 @@ done
 [ "$(id -u)" -eq 0 ] || { echo "smtp_relay.sh: run as root (the Postfix peer needs it)" >&2; exit 2; }
 
 echo "building markgate (release)..." >&2
-(cd "$ROOT" && cargo build --release --quiet)
-MARKGATE="$ROOT/target/release/markgate"
+if [ -n "${MARKGATE_BIN:-}" ]; then
+  MARKGATE=$MARKGATE_BIN # another build, measured as is
+else
+  (cd "$ROOT" && cargo build --release --quiet)
+  MARKGATE="$ROOT/target/release/markgate"
+fi
 
 WORK="$(mktemp -d /tmp/markgate-bench.XXXXXX)"
 chmod 755 "$WORK"
