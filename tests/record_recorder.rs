@@ -265,3 +265,90 @@ async fn verify_sees_an_intact_chain_while_the_gateway_records() {
     writer.await.unwrap();
     assert!(checker.await.unwrap() >= 1);
 }
+
+/// Threads that take their answers together (the HTTP workers: one single-threaded runtime
+/// each) alongside an ordinary caller: each caller gets back exactly its own records, durable,
+/// and a commit that fails is reported to every caller it carried, on every thread.
+#[test]
+fn callers_on_threads_answered_together_get_their_own_records_or_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.sqlite");
+    let cfg = RecordsConfig {
+        max_size_mb: Some(1),
+        ..config(path.clone())
+    };
+    let recorder = Recorder::open(&cfg).unwrap();
+    let p = policy();
+    let template = records(
+        &p,
+        "2026-02-11T09:00:00Z",
+        "OFFICIAL",
+        &["c@gmail.com"],
+        None,
+    );
+    let worker = |thread: usize, callers: usize, size: usize| {
+        let recorder = recorder.clone();
+        let template = template.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                Recorder::answer_on_this_thread();
+                let mut tasks = Vec::new();
+                for caller in 0..callers {
+                    let recorder = recorder.clone();
+                    let mut batch: Vec<_> = (0..size).map(|_| template[0].clone()).collect();
+                    for (i, r) in batch.iter_mut().enumerate() {
+                        r.id = format!("t{thread}-c{caller}-{i}");
+                    }
+                    tasks.push(tokio::spawn(async move {
+                        let sent: Vec<String> = batch.iter().map(|r| r.id.clone()).collect();
+                        let answer = recorder.record(batch).await;
+                        (sent, answer)
+                    }));
+                }
+                let mut answers = Vec::new();
+                for t in tasks {
+                    answers.push(t.await.unwrap());
+                }
+                answers
+            })
+        })
+    };
+    // Small batches: all fit, many callers per commit.
+    let threads: Vec<_> = (0..2).map(|t| worker(t, 40, 2)).collect();
+    let ordinary = recorder.record_blocking(template.clone()).unwrap();
+    assert_eq!(ordinary.len(), 1);
+    for t in threads {
+        for (sent, answer) in t.join().unwrap() {
+            let got: Vec<String> = answer
+                .expect("recorded")
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(got, sent, "each caller is answered with its own records");
+        }
+    }
+    let store = Store::open_read_only(&path).unwrap();
+    assert_eq!(store.count().unwrap(), 2 * 40 * 2 + 1);
+    assert!(store.verify().unwrap().is_intact());
+    drop(store);
+
+    // Batches that cannot fit (about 1 KiB a record, 1 MiB store): every caller hears why.
+    let threads: Vec<_> = (2..4).map(|t| worker(t, 3, 1500)).collect();
+    for t in threads {
+        for (_, answer) in t.join().unwrap() {
+            let err = answer.expect_err("the store is full");
+            assert!(err.is_storage_full_or_read_only(), "{err}");
+        }
+    }
+    let store = Store::open_read_only(&path).unwrap();
+    assert_eq!(
+        store.count().unwrap(),
+        2 * 40 * 2 + 1,
+        "nothing of a failed commit"
+    );
+    assert!(store.verify().unwrap().is_intact());
+}

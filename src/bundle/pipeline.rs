@@ -295,7 +295,9 @@ fn record_seal(
         meta.size = m.files.iter().map(|f| f.size).sum();
     }
     meta.incident_min_rank = recorder.incident_min_rank(policy);
-    recorder.record_blocking(crate::record::build(decision, &meta, outcome))
+    recorder
+        .record_blocking(crate::record::build(decision, &meta, outcome))
+        .map(drop)
 }
 
 /// Write through `seal` to `output`; returns what `seal` returned and the file written, if

@@ -113,6 +113,8 @@ fn worker(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // The requests of this thread wait for their records together.
+        crate::record::Recorder::answer_on_this_thread();
         let listener = tokio::net::TcpListener::from_std(socket)?;
         listener::serve(listener, Arc::new(http), permits, shutdown).await
     })

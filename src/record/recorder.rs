@@ -10,17 +10,23 @@
 //! so fewer, larger commits carry the same records (the wait applies only while the last
 //! commit carried more than one caller's records: a lone caller is never kept waiting).
 //!
+//! Callers on a thread that runs its own single-threaded runtime (the HTTP workers) can take
+//! their answers together ([`Recorder::answer_on_this_thread`]): the writer then wakes such
+//! a thread once per commit rather than once per caller, and the thread hands each caller
+//! its answer itself, without a system call per caller.
+//!
 //! The WAL is copied into the database by a second thread, off the commit path. A copy that
 //! runs while the writer keeps committing never catches up with it, and the WAL would grow
 //! without bound (each commit then also allocates new file blocks); so about once a second
 //! the writer finishes the copy itself between two commits, after which the next commit
 //! starts the WAL again from its beginning.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use super::delivery::DeliveryRecord;
 use super::store::{PreparedRecord, Store, StoreOptions};
@@ -33,11 +39,29 @@ const MAX_BATCH: usize = 4096;
 /// How often the writer finishes a WAL checkpoint itself so the WAL starts again.
 const WAL_RESTART_EVERY: Duration = Duration::from_secs(1);
 
+/// What a caller is answered: its records once durable, or why none of them were written.
+type Answer = Result<Vec<DecisionRecord>, RecordError>;
+
 struct Job {
     records: Vec<PreparedRecord>,
     /// Delivery-attempt records, appended to their own chain after `records`.
     deliveries: Vec<DeliveryRecord>,
-    reply: oneshot::Sender<Result<(), RecordError>>,
+    reply: oneshot::Sender<Answer>,
+    /// The caller's thread takes its answers together (see [`Recorder::answer_on_this_thread`]).
+    answers: Option<Arc<Answers>>,
+}
+
+/// Answers for the callers on one thread, handed over by the writer after a commit and
+/// passed on by a task on that thread.
+#[derive(Default)]
+struct Answers {
+    ready: Mutex<Vec<(oneshot::Sender<Answer>, Answer)>>,
+    commit_done: Notify,
+}
+
+thread_local! {
+    /// Set on threads whose callers take their answers together.
+    static THREAD_ANSWERS: RefCell<Option<Arc<Answers>>> = const { RefCell::new(None) };
 }
 
 /// A cheap, cloneable handle to the record writer. The writer stops when every clone has
@@ -129,37 +153,59 @@ impl Recorder {
         &self.path
     }
 
-    /// Put `records` on file; returns once they are durably committed.
-    pub async fn record(&self, records: Vec<DecisionRecord>) -> Result<(), RecordError> {
+    /// From now on, callers on this thread take their answers together: one wake-up of the
+    /// thread per commit, however many of its callers the commit carried. Call it once on a
+    /// thread that runs a single-threaded tokio runtime, from inside that runtime (it spawns
+    /// the task that passes the answers on, which lives as long as the runtime).
+    pub fn answer_on_this_thread() {
+        let answers = Arc::new(Answers::default());
+        THREAD_ANSWERS.with(|slot| *slot.borrow_mut() = Some(answers.clone()));
+        tokio::spawn(async move {
+            loop {
+                answers.commit_done.notified().await;
+                let ready =
+                    std::mem::take(&mut *answers.ready.lock().unwrap_or_else(|p| p.into_inner()));
+                for (reply, answer) in ready {
+                    let _ = reply.send(answer);
+                }
+            }
+        });
+    }
+
+    /// Put `records` on file; returns them once they are durably committed.
+    pub async fn record(&self, records: Vec<DecisionRecord>) -> Answer {
         if records.is_empty() {
-            return Ok(());
+            return Ok(records);
         }
-        let rx = self.submit(records)?;
+        let rx = self.submit(records, Vec::new())?;
         rx.await.unwrap_or(Err(RecordError::Stopped))
     }
 
     /// Blocking form of [`Recorder::record`] for the command line and other synchronous
     /// callers. Must not be called from inside an async runtime.
-    pub fn record_blocking(&self, records: Vec<DecisionRecord>) -> Result<(), RecordError> {
+    pub fn record_blocking(&self, records: Vec<DecisionRecord>) -> Answer {
         if records.is_empty() {
-            return Ok(());
+            return Ok(records);
         }
-        let rx = self.submit(records)?;
+        let rx = self.submit(records, Vec::new())?;
         rx.blocking_recv().unwrap_or(Err(RecordError::Stopped))
     }
 
     fn submit(
         &self,
         records: Vec<DecisionRecord>,
-    ) -> Result<oneshot::Receiver<Result<(), RecordError>>, RecordError> {
+        deliveries: Vec<DeliveryRecord>,
+    ) -> Result<oneshot::Receiver<Answer>, RecordError> {
         let (reply, rx) = oneshot::channel();
         // Encode on the caller's thread; the writer only chains and inserts.
         let records = records.into_iter().map(PreparedRecord::new).collect();
+        let answers = THREAD_ANSWERS.with(|slot| slot.borrow().clone());
         self.tx
             .send(Job {
                 records,
-                deliveries: Vec::new(),
+                deliveries,
                 reply,
+                answers,
             })
             .map_err(|_| RecordError::Stopped)?;
         Ok(rx)
@@ -173,15 +219,8 @@ impl Recorder {
         if deliveries.is_empty() {
             return Ok(());
         }
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job {
-                records: Vec::new(),
-                deliveries,
-                reply,
-            })
-            .map_err(|_| RecordError::Stopped)?;
-        rx.await.unwrap_or(Err(RecordError::Stopped))
+        let rx = self.submit(Vec::new(), deliveries)?;
+        rx.await.unwrap_or(Err(RecordError::Stopped)).map(drop)
     }
 }
 
@@ -224,9 +263,7 @@ impl Writer {
             }
             drop(refs);
             drop(deliveries);
-            for job in batch.drain(..) {
-                let _ = job.reply.send(result.clone());
-            }
+            answer(batch.drain(..), &result);
             self.after_commit();
         }
     }
@@ -250,6 +287,36 @@ impl Writer {
         }
         // A full channel means a checkpoint is already pending.
         let _ = kick.try_send(());
+    }
+}
+
+/// Answer every caller of a commit: directly, or through its thread's [`Answers`], each
+/// such thread woken once.
+fn answer(jobs: impl Iterator<Item = Job>, result: &Result<(), RecordError>) {
+    let mut woken: Vec<Arc<Answers>> = Vec::new();
+    for job in jobs {
+        let answer = match result {
+            Ok(()) => Ok(job.records.into_iter().map(|p| p.record).collect()),
+            Err(e) => Err(e.clone()),
+        };
+        match job.answers {
+            None => {
+                let _ = job.reply.send(answer);
+            }
+            Some(answers) => {
+                answers
+                    .ready
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((job.reply, answer));
+                if !woken.iter().any(|w| Arc::ptr_eq(w, &answers)) {
+                    woken.push(answers);
+                }
+            }
+        }
+    }
+    for answers in woken {
+        answers.commit_done.notify_one();
     }
 }
 

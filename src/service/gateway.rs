@@ -222,7 +222,7 @@ impl Gateway {
     ) -> Result<Vec<DecisionRecord>, RecordError> {
         meta.incident_min_rank = self.recorder.incident_min_rank(policy);
         let records = crate::record::build(decision, &meta, outcome);
-        let result = self.recorder.record(records.clone()).await;
+        let result = self.recorder.record(records).await;
         *self
             .record_failure
             .lock()
@@ -230,7 +230,7 @@ impl Gateway {
             .as_ref()
             .err()
             .map(|e| (std::time::Instant::now(), e.to_string()));
-        result?;
+        let records = result?;
         // Counted as the channel left it: a refusal after an allowing decision is a block.
         match outcome {
             Outcome::AsDecided => self.note_decision(decision.verdict, &decision.marking.class),
@@ -250,6 +250,7 @@ impl Gateway {
         self.recorder
             .record(crate::record::build_step(decided, step))
             .await
+            .map(drop)
     }
 
     /// The decision record store.
