@@ -42,11 +42,16 @@ const WAL_RESTART_EVERY: Duration = Duration::from_secs(1);
 /// What a caller is answered: its records once durable, or why none of them were written.
 type Answer = Result<Vec<DecisionRecord>, RecordError>;
 
+/// What the writer hands back: the caller's own records, so that what the caller's thread
+/// allocated is freed there too (freeing it on the writer made the threads contend for the
+/// allocator's locks).
+type Committed = Result<(Vec<PreparedRecord>, Vec<DeliveryRecord>), RecordError>;
+
 struct Job {
     records: Vec<PreparedRecord>,
     /// Delivery-attempt records, appended to their own chain after `records`.
     deliveries: Vec<DeliveryRecord>,
-    reply: oneshot::Sender<Answer>,
+    reply: oneshot::Sender<Committed>,
     /// The caller's thread takes its answers together (see [`Recorder::answer_on_this_thread`]).
     answers: Option<Arc<Answers>>,
 }
@@ -55,7 +60,7 @@ struct Job {
 /// passed on by a task on that thread.
 #[derive(Default)]
 struct Answers {
-    ready: Mutex<Vec<(oneshot::Sender<Answer>, Answer)>>,
+    ready: Mutex<Vec<(oneshot::Sender<Committed>, Committed)>>,
     commit_done: Notify,
 }
 
@@ -178,7 +183,7 @@ impl Recorder {
             return Ok(records);
         }
         let rx = self.submit(records, Vec::new())?;
-        rx.await.unwrap_or(Err(RecordError::Stopped))
+        answer_of(rx.await)
     }
 
     /// Blocking form of [`Recorder::record`] for the command line and other synchronous
@@ -188,14 +193,14 @@ impl Recorder {
             return Ok(records);
         }
         let rx = self.submit(records, Vec::new())?;
-        rx.blocking_recv().unwrap_or(Err(RecordError::Stopped))
+        answer_of(rx.blocking_recv())
     }
 
     fn submit(
         &self,
         records: Vec<DecisionRecord>,
         deliveries: Vec<DeliveryRecord>,
-    ) -> Result<oneshot::Receiver<Answer>, RecordError> {
+    ) -> Result<oneshot::Receiver<Committed>, RecordError> {
         let (reply, rx) = oneshot::channel();
         // Encode on the caller's thread; the writer only chains and inserts.
         let records = records.into_iter().map(PreparedRecord::new).collect();
@@ -220,7 +225,7 @@ impl Recorder {
             return Ok(());
         }
         let rx = self.submit(Vec::new(), deliveries)?;
-        rx.await.unwrap_or(Err(RecordError::Stopped)).map(drop)
+        answer_of(rx.await).map(drop)
     }
 }
 
@@ -290,13 +295,19 @@ impl Writer {
     }
 }
 
+/// The caller's answer from what the writer handed back.
+fn answer_of(committed: Result<Committed, oneshot::error::RecvError>) -> Answer {
+    let (records, _) = committed.unwrap_or(Err(RecordError::Stopped))?;
+    Ok(records.into_iter().map(|p| p.record).collect())
+}
+
 /// Answer every caller of a commit: directly, or through its thread's [`Answers`], each
 /// such thread woken once.
 fn answer(jobs: impl Iterator<Item = Job>, result: &Result<(), RecordError>) {
     let mut woken: Vec<Arc<Answers>> = Vec::new();
     for job in jobs {
         let answer = match result {
-            Ok(()) => Ok(job.records.into_iter().map(|p| p.record).collect()),
+            Ok(()) => Ok((job.records, job.deliveries)),
             Err(e) => Err(e.clone()),
         };
         match job.answers {

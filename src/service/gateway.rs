@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -36,6 +36,8 @@ pub struct Gateway {
     own_listeners: Arc<OwnListeners>,
     /// Why the last decision could not be recorded, and when; cleared when one is again.
     record_failure: Mutex<Option<(std::time::Instant, String)>>,
+    /// Whether `record_failure` holds a failure.
+    record_failed: AtomicBool,
 }
 
 /// The gateway's listeners.
@@ -155,6 +157,7 @@ impl Gateway {
             listening: AtomicUsize::new(0),
             own_listeners,
             record_failure: Mutex::new(None),
+            record_failed: AtomicBool::new(false),
             activity: Default::default(),
         };
         gateway.activity.reloaded(history_entry(&status));
@@ -223,13 +226,19 @@ impl Gateway {
         meta.incident_min_rank = self.recorder.incident_min_rank(policy);
         let records = crate::record::build(decision, &meta, outcome);
         let result = self.recorder.record(records).await;
-        *self
-            .record_failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = result
-            .as_ref()
-            .err()
-            .map(|e| (std::time::Instant::now(), e.to_string()));
+        // Taken only when there is a failure to note or to clear: every request passes here.
+        if result.is_err() || self.record_failed.load(Ordering::Relaxed) {
+            let mut failure = self
+                .record_failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            *failure = result
+                .as_ref()
+                .err()
+                .map(|e| (std::time::Instant::now(), e.to_string()));
+            self.record_failed
+                .store(failure.is_some(), Ordering::Relaxed);
+        }
         let records = result?;
         // Counted as the channel left it: a refusal after an allowing decision is a block.
         match outcome {
