@@ -23,14 +23,27 @@ pub enum Layout {
 /// The part of a request body markgate reads a marking from.
 #[derive(Debug, Clone)]
 pub struct ReadableBody {
-    /// Decoded bytes; when the body goes on beyond what was read, up to the last whole line.
+    /// Decoded bytes, as far as they were read.
     pub text: Vec<u8>,
+    /// Whether `text` is the whole body.
+    pub whole: bool,
     pub layout: Layout,
     /// The charset `text` is in (Content-Type's, or UTF-16 found by its byte order mark);
     /// None: UTF-8.
     pub charset: Option<String>,
     /// Why the body cannot be read, if it cannot.
     pub unreadable: Option<String>,
+}
+
+impl ReadableBody {
+    /// The lines read: `text`, when the body goes on beyond it, up to its last whole line.
+    pub fn lines(&self) -> &[u8] {
+        if self.whole {
+            return &self.text;
+        }
+        let end = self.text.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+        &self.text[..end]
+    }
 }
 
 /// A Content-Encoding markgate can undo.
@@ -140,6 +153,7 @@ pub fn read(headers: &HeaderMap, peeked: &Peeked, keep: usize, max: u64) -> Opti
             Err(why) => {
                 return Some(ReadableBody {
                     text: Vec::new(),
+                    whole: true,
                     layout,
                     charset: None,
                     unreadable: Some(why),
@@ -161,14 +175,9 @@ pub fn read(headers: &HeaderMap, peeked: &Peeked, keep: usize, max: u64) -> Opti
         Layout::Multipart(ct) => check_multipart(ct, &text).err(),
         _ => None,
     };
-    let text = if whole {
-        text
-    } else {
-        let end = text.iter().rposition(|&b| b == b'\n').unwrap_or(0);
-        text[..end].to_vec()
-    };
     Some(ReadableBody {
         text,
+        whole,
         layout,
         charset,
         unreadable,

@@ -162,15 +162,21 @@ fn read_marking_uncached(
         return reader.finish();
     };
     let mut unreadable = body.unreadable.clone();
-    let text = to_text(Cow::Borrowed(&body.text), body.charset.as_deref());
+    let text = to_text(Cow::Borrowed(body.lines()), body.charset.as_deref());
     match &body.layout {
-        Layout::Text => reader.text_part("body", &text),
+        Layout::Text => {
+            reader.text_part("body", &text);
+            let json = to_text(Cow::Borrowed(&body.text), body.charset.as_deref());
+            if let Err(why) = read_json_strings(&mut reader, &json, body.whole) {
+                unreadable.get_or_insert(why);
+            }
+        }
         // an HTML body's banners are the lines a reader sees, as for mail
         Layout::Html => reader.html_part("body", &text),
         // each part as a mail part is read: a form's file is read as the attachment it is
         Layout::Multipart(content_type) => {
             let mut raw = format!("Content-Type: {content_type}\r\n\r\n").into_bytes();
-            raw.extend_from_slice(&body.text);
+            raw.extend_from_slice(body.lines());
             match Entity::parse(&raw).map(|root| (root.readable_parts(), root)) {
                 Some((Ok(parts), root)) => reader.message(&root, &parts, "body:", 0),
                 Some((Err(e), _)) => unreadable = Some(format!("the multipart body: {e}")),
@@ -198,6 +204,59 @@ fn read_marking_uncached(
         });
     }
     marking
+}
+
+/// Most strings of a JSON body read for a marking (the default `http.marking_peek_bytes`
+/// cannot hold this many); a body with more is not forwarded.
+const JSON_STRINGS: usize = 65_536;
+
+/// A JSON body (as much of it as `http.marking_peek_bytes` holds): every string in it, keys
+/// and values, is read like a subject, since an API carries its marking in a field
+/// (`{"marking":"SECRET"}`), which is no banner line. The strings are found by scanning, so
+/// a body cut short by the peek (`whole` false: a single-line JSON body has no whole line
+/// to read banners from) or not quite JSON is read up to its last whole string; a location
+/// names the string's byte offset (`body:json@12`).
+fn read_json_strings(reader: &mut MarkingReader, text: &str, whole: bool) -> Result<(), String> {
+    if !matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'[')) {
+        return Ok(());
+    }
+    for (count, (at, literal, closed)) in json_string_literals(text).enumerate() {
+        if !closed && !whole {
+            break;
+        }
+        if count == JSON_STRINGS {
+            return Err(format!(
+                "the JSON body holds more than {JSON_STRINGS} strings, more than are read for a marking: send it in smaller requests"
+            ));
+        }
+        // escapes undone (\u0053ECRET is SECRET); a literal that does not decode is read raw
+        let decoded = serde_json::from_str::<String>(literal);
+        let value = match &decoded {
+            Ok(s) => s.as_str(),
+            Err(_) => literal.trim_matches('"'),
+        };
+        reader.field(&format!("body:json@{at}"), value);
+    }
+    Ok(())
+}
+
+/// The string literals of JSON text (with their quotes), their byte offsets, and whether
+/// each is closed; one cut short at the end is given as far as it goes.
+fn json_string_literals(text: &str) -> impl Iterator<Item = (usize, &str, bool)> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let start = i + memchr::memchr(b'"', bytes.get(i..)?)?;
+        let mut end = start + 1;
+        while end < bytes.len() && bytes[end] != b'"' {
+            end += if bytes[end] == b'\\' { 2 } else { 1 };
+        }
+        let closed = end < bytes.len();
+        let end = (end + 1).min(bytes.len());
+        i = end;
+        // quotes and backslashes are ASCII: the ends are character boundaries
+        Some((start, text.get(start..end).unwrap_or_default(), closed))
+    })
 }
 
 /// Headers the marking engine reads (names are lower case here).
@@ -257,6 +316,120 @@ mod tests {
         Policy::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policy")).unwrap()
     }
 
+    fn rank(p: &Policy, class: &str) -> u32 {
+        p.markings.class(p.markings.find(class).unwrap()).rank
+    }
+
+    fn json_body(text: &str) -> ReadableBody {
+        ReadableBody {
+            text: text.as_bytes().to_vec(),
+            whole: true,
+            layout: Layout::Text,
+            charset: None,
+            unreadable: None,
+        }
+    }
+
+    #[test]
+    fn a_marking_in_a_json_field_is_read() {
+        let p = policy();
+        let h = HeaderMap::new();
+        for (body, class) in [
+            (r#"{"marking":"SECRET","text":"notes"}"#, "SECRET"),
+            (
+                r#"{"a":[{"b":"x"},{"c":"OFFICIAL-SENSITIVE"}]}"#,
+                "OFFICIAL-SENSITIVE",
+            ),
+            (r#"["TOP SECRET"]"#, "TOP SECRET"),
+            (r#"{"SECRET":1}"#, "SECRET"),
+            // escapes are undone
+            (r#"{"m":"\u0053ECRET"}"#, "SECRET"),
+            // cut short by the peek: read as far as it goes
+            (r#"{"note":"a","marking":"SECRET","rest":"abc"#, "SECRET"),
+        ] {
+            let m = read_marking(&h, Some(&json_body(body)), &p);
+            assert!(
+                m.rank >= rank(&p, class) || !m.unreadable.is_empty(),
+                "{body}: read {} ({:?})",
+                m.class,
+                m.unreadable
+            );
+        }
+        // prose in a field is prose
+        let m = read_marking(
+            &h,
+            Some(&json_body(r#"{"note":"the secret santa list"}"#)),
+            &p,
+        );
+        assert!(m.defaulted && m.unreadable.is_empty(), "{m:?}");
+        // a body that goes on beyond what was read: its last string, cut short, is not read
+        // (it would be a near miss of what it goes on to say); a single-line body's strings
+        // are read although it has no whole line
+        let mut cut = json_body(r#"{"marking":"OFFICIAL","note":"SECRE"#);
+        cut.whole = false;
+        let m = read_marking(&h, Some(&cut), &p);
+        assert_eq!(
+            (m.class.as_str(), m.unreadable.len()),
+            ("OFFICIAL", 0),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn json_string_literals_are_found_with_their_offsets() {
+        let found: Vec<_> = json_string_literals(r#"{"a":"b\"c","d\\":"e"#).collect();
+        assert_eq!(
+            found,
+            vec![
+                (1, r#""a""#, true),
+                (5, r#""b\"c""#, true),
+                (12, r#""d\\""#, true),
+                (18, r#""e"#, false)
+            ]
+        );
+        assert_eq!(json_string_literals("[\"\\").count(), 1);
+        assert_eq!(json_string_literals("[1, 2]").count(), 0);
+    }
+
+    proptest::proptest! {
+        /// A class word in any string of a JSON body (nested at any depth, among other
+        /// fields, its letters escaped or not, the body cut anywhere after it) is never read
+        /// lower than that class.
+        #[test]
+        fn a_class_in_any_json_string_is_never_read_lower(
+            class in proptest::sample::select(vec!["SECRET", "TOP SECRET", "OFFICIAL-SENSITIVE", "CONFIDENTIAL", "RESTRICTED"]),
+            depth in 0usize..6,
+            before in proptest::collection::vec("[a-z ]{0,12}", 0..4),
+            after in proptest::collection::vec("[a-z ]{0,12}", 0..4),
+            escape in proptest::bool::ANY,
+            as_key in proptest::bool::ANY,
+            cut in 0usize..40,
+        ) {
+            let p = policy();
+            let word = if escape {
+                class.chars().map(|c| format!("\\u{:04x}", c as u32)).collect::<String>()
+            } else {
+                class.to_string()
+            };
+            let field = |i: usize, v: &str| format!(r#""f{i}":"{v}""#);
+            let mut fields: Vec<String> = before.iter().enumerate().map(|(i, v)| field(i, v)).collect();
+            fields.push(if as_key { format!(r#""{word}":1"#) } else { format!(r#""marking":"{word}""#) });
+            let marked_end = fields.join(",").len() + 1;
+            fields.extend(after.iter().enumerate().map(|(i, v)| field(100 + i, v)));
+            let mut body = format!("{{{}}}", fields.join(","));
+            for _ in 0..depth {
+                body = format!(r#"{{"x":[{body}]}}"#);
+            }
+            let keep = (body.len() - cut.min(body.len())).max(marked_end + depth * 7);
+            let body = &body[..keep.min(body.len())];
+            let m = read_marking(&HeaderMap::new(), Some(&json_body(body)), &p);
+            proptest::prop_assert!(
+                m.rank >= rank(&p, class) || !m.unreadable.is_empty(),
+                "{} read as {} ({:?})", body, m.class, m.unreadable
+            );
+        }
+    }
+
     #[test]
     fn headers_and_banners_highest_wins() {
         let p = policy();
@@ -264,6 +437,7 @@ mod tests {
         h.insert("x-protective-marking", "OFFICIAL".parse().unwrap());
         let body = ReadableBody {
             text: b"\n\nOFFICIAL-SENSITIVE\nbody\n".to_vec(),
+            whole: true,
             layout: Layout::Text,
             charset: None,
             unreadable: None,

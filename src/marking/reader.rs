@@ -287,6 +287,12 @@ impl<'s> MarkingReader<'s> {
         self.subject_at("subject", value);
     }
 
+    /// A string in a field of structured content (a key or value of a JSON request body):
+    /// read like a subject, where a marking may stand anywhere among other words.
+    pub fn field(&mut self, location: &str, value: &str) {
+        self.subject_at(location, value);
+    }
+
     fn subject_at(&mut self, location: &str, value: &str) {
         let value = unfold(value);
         let t: Tokens = tokenize(&value, SUBJECT_TOKENS);
