@@ -410,6 +410,8 @@ fn markgate_check_blocks_the_attacks() {
         "[S.E.C.R.E.T]",
         "[SECRT]",
         "[\u{202E}TERCES\u{202C}]",
+        "[SEC\r\n RET] briefing",
+        "NOT PROTECTIVELY MARKED//PROTECT; ecret; liaison notes",
     ]
     .iter()
     .enumerate()
@@ -518,5 +520,161 @@ fn banner_lines_that_go_on_in_prose_are_read() {
             "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: notes\r\n\r\n{line}\r\n\r\nNotes.\r\n"
         );
         assert_held(raw.as_bytes(), "SECRET");
+    }
+}
+
+fn with_banner(line: &str) -> Vec<u8> {
+    format!("From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: notes\r\n\r\n{line}\r\n\r\nNotes.\r\n")
+        .into_bytes()
+}
+
+/// A near miss behind a marking that a lesser sign cuts short (`;`, `,`) cannot be read, after
+/// any separator and for every class (found with random seeds by tests/marking_places.rs:
+/// `NOT PROTECTIVELY MARKED//PROTECT; ecret; liaison notes` was allowed to gmail.com as
+/// PROTECT: the lead marking ended at the `;` and the segment after `//` was never read).
+#[test]
+fn near_misses_behind_a_marking_cut_at_a_lesser_sign_are_unreadable() {
+    for subject in [
+        "NOT PROTECTIVELY MARKED//PROTECT; ecret; liaison notes",
+        "NPM//PROTECT; ecret; notes",
+        "NPM - PROTECT; ecret; notes",
+        "NPM | PROTECT, ecret, notes",
+        "NPM: PROTECT; ecret; notes",
+        "PROTECT | OFFICIAL; Secrt; notes",
+        "NPM//OFFICIAL; Restriced; notes",
+        "NPM - PROTECT; Confidental; notes",
+        "NPM: PROTECT; Top Secrt; notes",
+        "PROTECT//OFFICIAL, Offical-Sensitve, notes",
+    ] {
+        let got = outcome(&with_subject(subject));
+        assert!(
+            got.unreadable && !got.allowed,
+            "{subject:?} read as {got:?}"
+        );
+    }
+    // the same on a banner line
+    for line in [
+        "NPM, PROTECT; ecret, handle with care",
+        "NPM//PROTECT; ecret; notes",
+        "Hi Jo, SECRT",
+        "Op Lima SECRT update",
+    ] {
+        let got = outcome(&with_banner(line));
+        assert!(got.unreadable && !got.allowed, "{line:?} read as {got:?}");
+    }
+}
+
+/// A marking read whole is no near miss of itself: `Official - Sensitive` is the class, not
+/// `Sensitive` written alone after a separator (the banner line was unreadable on main).
+#[test]
+fn a_marking_spelt_with_a_spaced_dash_is_read_whole() {
+    for raw in [
+        with_subject("Official - Sensitive: burglary series"),
+        with_banner("Official - Sensitive"),
+        with_banner("Official - Sensitive - handle with care"),
+    ] {
+        let got = outcome(&raw);
+        assert_eq!(
+            (got.class.as_str(), got.unreadable),
+            ("OFFICIAL-SENSITIVE", false),
+            "{}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+}
+
+/// On a banner line, a class written deliberately behind prose and a lesser sign, or in
+/// capitals anywhere, is read (found by the lead: `official sensitivee, SECRET` was read as
+/// OFFICIAL); prose stays prose.
+#[test]
+fn banner_lines_read_a_class_behind_prose() {
+    for (line, class) in [
+        ("official sensitivee, SECRET", "SECRET"),
+        ("notes follow; TOP SECRET", "TOP SECRET"),
+        ("Hi Jo, OFFICIAL-SENSITIVE", "OFFICIAL-SENSITIVE"),
+        ("Hi Jo, Official Sensitive", "OFFICIAL-SENSITIVE"),
+        ("draft. CONFIDENTIAL", "CONFIDENTIAL"),
+        ("Hi Jo, RESTRICTED material follows", "RESTRICTED"),
+        ("OFFICIAL, official sensitivee, SECRET", "SECRET"),
+        ("Op Lima SECRET update", "SECRET"),
+    ] {
+        let got = outcome(&with_banner(line));
+        assert_eq!(
+            (got.class.as_str(), got.allowed),
+            (class, false),
+            "{line:?}"
+        );
+    }
+    for line in [
+        "Kind regards, Sam",
+        "Thanks, Officials",
+        "Hi Jo, hope you are well.",
+        "Hi Jo, Secret Santa is on Friday",
+        "Regards, Restricted Parking Team",
+    ] {
+        let got = outcome(&with_banner(line));
+        assert_eq!(
+            got,
+            Outcome {
+                class: "OFFICIAL".into(),
+                unreadable: false,
+                allowed: true
+            },
+            "{line:?}"
+        );
+    }
+}
+
+/// A class word split into pieces by white space (a header folded inside the word, which
+/// unfolding turns into `[SEC RET]`) or by one sign is the word a reader sees.
+#[test]
+fn class_words_split_into_pieces_are_read() {
+    for (subject, class) in [
+        ("[SEC\r\n RET] briefing", "SECRET"),
+        ("[SEC RET] briefing", "SECRET"),
+        ("[S EC RET]", "SECRET"),
+        ("[S E C RET]", "SECRET"),
+        ("{SEC RET} hi", "SECRET"),
+        ("(Sec ret) hi", "SECRET"),
+        ("[SEC-RET] hi", "SECRET"),
+        ("SEC RET: plan", "SECRET"),
+        ("Op Lima SEC RET update", "SECRET"),
+        ("[TOP SEC RET]", "TOP SECRET"),
+        ("[RESTRI CTED]", "RESTRICTED"),
+        ("[CONFI DENTIAL]", "CONFIDENTIAL"),
+        ("[OFFICIAL SENSI TIVE]", "OFFICIAL-SENSITIVE"),
+        ("[OFFI CIAL-SENSI TIVE]", "OFFICIAL-SENSITIVE"),
+    ] {
+        let got = outcome(&with_subject(subject));
+        assert_eq!(
+            (got.class.as_str(), got.allowed),
+            (class, false),
+            "{subject:?}"
+        );
+    }
+    for line in ["SEC RET", "*** SEC RET ***", "Hi Jo, SEC RET"] {
+        let got = outcome(&with_banner(line));
+        assert_eq!(
+            (got.class.as_str(), got.allowed),
+            ("SECRET", false),
+            "{line:?}"
+        );
+    }
+    // pieces that are no class word, and prose, stay what they are
+    for subject in [
+        "[Sec Rep] minutes",
+        "Re: secret santa",
+        "[Secretariat] agenda",
+    ] {
+        let got = outcome(&with_subject(subject));
+        assert_eq!(
+            got,
+            Outcome {
+                class: "OFFICIAL".into(),
+                unreadable: false,
+                allowed: true
+            },
+            "{subject:?}"
+        );
     }
 }

@@ -396,6 +396,28 @@ impl<'s> Grammar<'s> {
         (found, i)
     }
 
+    /// `text` cut into tokens ([`tokenize`], at most `limit`), with a class word split into
+    /// pieces joined back into the word a reader sees (`[SEC RET]`:
+    /// [`Tokens::join_split_words`]): how text is read where a marking may stand among other
+    /// words (a subject, a banner line, a free-text field). A value that must be a marking
+    /// is read as written instead: a piece there is no part of a marking, so it cannot be
+    /// read.
+    pub fn tokens(&self, text: &str, limit: usize) -> Tokens {
+        let mut t = tokenize(text, limit);
+        let compiled = &self.compiled;
+        t.join_split_words(
+            |letters| {
+                let folded = fold(letters);
+                compiled
+                    .class_words
+                    .binary_search_by(|c| c.folded.cmp(&folded))
+                    .is_ok()
+            },
+            |word| compiled.spelling_words.binary_search(&fold(word)).is_ok(),
+        );
+        t
+    }
+
     /// A marking written on its own, perhaps decorated (`[OFFICIAL]`, `*** OFFICIAL-SENSITIVE
     /// PERSONAL ***`): a class and its descriptors, then only decoration. With descriptors
     /// when they are there, else the class alone.
@@ -631,19 +653,17 @@ impl<'s> Grammar<'s> {
         );
         let mut next = start;
         for p in positions {
-            if p < next || brackets.depth.get(p).is_some_and(|&d| d > 0) {
+            if brackets.depth.get(p).is_some_and(|&d| d > 0) {
                 continue;
             }
-            // `SECRT: plan`, `Minutes - OFFICAL SENSITVE`
-            let segment_end = segment_end(t, p, &brackets);
-            // a marking may end at a lesser sign too (`NPM, Secrt; plan`)
-            let weak_ends =
-                (p..segment_end).filter(|&k| brackets.depth[k] == 0 && weak_separator_at(t, k));
-            if let Some(why) = weak_ends
-                .chain([segment_end])
-                .find_map(|end| self.near_miss_in(t, p, end, false))
-            {
-                found.unreadable.get_or_insert(why);
+            // `SECRT: plan`, `Minutes - OFFICAL SENSITVE`; a segment that starts inside a
+            // marking read is read from its end (`NPM//PROTECT; ecret; notes`: the marking
+            // ends at the `;`; `Official - Sensitive: plan` is no `Sensitive` alone)
+            if found.unreadable.is_none() {
+                found.unreadable = self.near_miss_in_segment(t, p.max(next), &brackets);
+            }
+            if p < next {
+                continue;
             }
             match self.delimited(t, p, p == start, true, true, true) {
                 Ok(Some((classes, end))) => {
@@ -802,14 +822,16 @@ impl<'s> Grammar<'s> {
                 }
             }
         }
-        // `*** SECRT ***`, `OFFICAL-SENSITVE - handle with care`
         let brackets = Brackets::of(t);
-        let near_miss = std::iter::once(i)
-            .chain((i..t.toks.len()).filter_map(|k| separator_after(t, k, true)))
-            .find_map(|p| self.near_miss_in(t, p, segment_end(t, p, &brackets), false));
-        if let Some(why) = near_miss {
-            found.unreadable = Some(why);
-        }
+        // where a marking may stand: at the start, after a separator, and behind a lesser
+        // sign (`Hi Jo, SECRET`)
+        let after_weak =
+            |k: usize| (brackets.depth[k] == 0 && weak_separator_at(t, k)).then_some(k + 1);
+        let position = |k: usize| {
+            separator_after(t, k, true)
+                .map(|p| (p, true))
+                .or_else(|| after_weak(k).map(|p| (p, false)))
+        };
         // a line that opens with a class in capitals is a banner however it goes on
         // (`SECRET, notes follow`, `SECRET notes`): read as raising, never as prose
         let lead = match self.delimited(t, i, true, true, false, true) {
@@ -829,12 +851,14 @@ impl<'s> Grammar<'s> {
         }
         // a marking after a separator counts too; on a line that does not open with one
         // (`official sensitivee, OFFICIAL SENSITIVE`) it may only raise
-        for p in (next..t.toks.len()).filter_map(|k| separator_after(t, k, true)) {
+        for (p, strong) in (next..t.toks.len()).filter_map(position) {
             if p < next {
                 continue;
             }
-            // behind prose, a class standing alone in its segment counts as if it led
-            match self.delimited(t, p, !led, true, true, false) {
+            // behind prose, a class standing alone in its segment counts as if it led; behind
+            // a lesser sign (`official sensitivee, SECRET`, `Hi Jo, SECRET notes follow`) one
+            // written deliberately
+            match self.delimited(t, p, strong && !led, true, true, false) {
                 Ok(Some((classes, end))) => {
                     let classes = if led { classes } else { self.raising(classes) };
                     found.classes.extend(classes);
@@ -846,6 +870,39 @@ impl<'s> Grammar<'s> {
                     found.unreadable.get_or_insert(why);
                 }
             }
+        }
+        // a class written in capitals anywhere else is deliberate, as in a subject: it may
+        // raise the marking (`Op Lima SECRET update`)
+        let capitals: Vec<Match> = self
+            .scan(t, i, t.toks.len())
+            .into_iter()
+            .filter(|m| {
+                t.in_capitals(m.start, m.end)
+                    && !read
+                        .iter()
+                        .any(|&(from, to)| m.start >= from && m.end <= to)
+            })
+            .collect();
+        for m in self.raising(capitals) {
+            read.push((m.start, m.end));
+            found.classes.push(m);
+        }
+        // `*** SECRT ***`, `OFFICAL-SENSITVE - handle with care`, `Hi Jo, SECRT`; a segment
+        // that starts inside a marking read is read from its end (`Official - Sensitive` is
+        // no `Sensitive` alone)
+        if found.unreadable.is_none() {
+            found.unreadable = std::iter::once(i)
+                .chain((i..t.toks.len()).filter_map(|k| position(k).map(|(p, _)| p)))
+                .map(|p| {
+                    read.iter()
+                        .find(|&&(from, to)| from < p && p < to)
+                        .map_or(p, |&(_, to)| to)
+                })
+                .find_map(|p| self.near_miss_in_segment(t, p, &brackets));
+        }
+        // a near miss written in capitals anywhere else (`Op Lima SECRT update`)
+        if found.unreadable.is_none() {
+            found.unreadable = self.near_miss_anywhere(t, i, t.toks.len(), true);
         }
         if found.unreadable.is_none() {
             found.unreadable = self.undecodable_class_word(t, &read);

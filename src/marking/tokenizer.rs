@@ -153,6 +153,76 @@ impl Tokens {
         !self.truncated && i >= self.decoration_from
     }
 
+    /// Join a class word split into pieces by white space (or one sign with no space
+    /// around it) back into the word a reader sees: `[SEC RET]` (what unfolding a header
+    /// folded inside the word gives), `OFFI CIAL-SENSITIVE`, `SEC-RET`. Pieces that are words
+    /// of a class spelling themselves are never joined (`TOP SECRET` stays two words), and
+    /// a join is made only when its letters are a class word (`class_word`), longest first.
+    pub fn join_split_words(
+        &mut self,
+        class_word: impl Fn(&str) -> bool,
+        spelling_word: impl Fn(&str) -> bool,
+    ) {
+        // pieces of one word: not a word of a class spelling, nothing dropped from them
+        let piece = |t: &Token| {
+            t.kind
+                .word()
+                .is_some_and(|w| !w.is_empty() && !spelling_word(w))
+        };
+        // where the piece after the one at `i` stands
+        let next_piece = |toks: &[Token], i: usize| -> Option<usize> {
+            let next = toks.get(i + 1)?;
+            if next.space_before {
+                return piece(next).then_some(i + 1);
+            }
+            let after = toks.get(i + 2)?;
+            let tight_sign =
+                matches!(next.kind, Kind::Dash | Kind::Sym('.')) && !after.space_before;
+            (tight_sign && piece(after)).then_some(i + 2)
+        };
+        let mut out: Vec<Token> = Vec::with_capacity(self.toks.len());
+        let mut i = 0;
+        let mut joined = false;
+        while i < self.toks.len() {
+            let mut best = None;
+            if piece(&self.toks[i]) {
+                let mut letters = self.toks[i].kind.word().unwrap_or_default().to_string();
+                let mut at = i;
+                for _ in 1..MAX_SPLIT_PIECES {
+                    let Some(next) = next_piece(&self.toks, at) else {
+                        break;
+                    };
+                    letters.push_str(self.toks[next].kind.word().unwrap_or_default());
+                    if letters.chars().count() > MAX_SPLIT_LETTERS {
+                        break;
+                    }
+                    at = next;
+                    if class_word(&letters) {
+                        best = Some((at, letters.clone()));
+                    }
+                }
+            }
+            let Some((last, letters)) = best else {
+                out.push(self.toks[i].clone());
+                i += 1;
+                continue;
+            };
+            let mut word = self.toks[i].clone();
+            for t in &self.toks[i + 1..=last] {
+                word.lower |= t.lower;
+                word.invalid |= t.invalid;
+            }
+            word.kind = Kind::Word(letters);
+            out.push(word);
+            joined = true;
+            i = last + 1;
+        }
+        if joined {
+            self.toks = out;
+            self.decoration_from = decoration_from(&self.toks);
+        }
+    }
+
     /// First position after leading decoration.
     pub fn skip_decoration(&self, mut i: usize) -> usize {
         while self.toks.get(i).is_some_and(is_decoration) {
@@ -234,7 +304,7 @@ pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
     }
     t.flush();
     let toks = join_spaced_letters(t.toks);
-    let decoration_from = toks.len() - toks.iter().rev().take_while(|k| is_decoration(k)).count();
+    let decoration_from = decoration_from(&toks);
     Tokens {
         toks,
         truncated: t.truncated,
@@ -242,6 +312,16 @@ pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
         decoration_from,
     }
 }
+
+/// Where the decoration that ends `toks` starts.
+fn decoration_from(toks: &[Token]) -> usize {
+    toks.len() - toks.iter().rev().take_while(|k| is_decoration(k)).count()
+}
+
+/// The most pieces a split class word is joined from ([`Tokens::join_split_words`]), and the
+/// most letters: longer than the longest class word, short enough to stay cheap.
+const MAX_SPLIT_PIECES: usize = 8;
+const MAX_SPLIT_LETTERS: usize = 32;
 
 struct Tokenizer {
     toks: Vec<Token>,
@@ -504,6 +584,36 @@ mod tests {
         // prose with short words keeps them
         assert_eq!(words("Q & A at 5"), ["Q", "&", "A", "AT", "5"]);
         assert_eq!(words("a b"), ["A", "B"]);
+    }
+
+    #[test]
+    fn split_class_words_are_joined() {
+        let words = |text: &str| -> Vec<String> {
+            let mut t = tokenize(text, 64);
+            t.join_split_words(
+                |w| ["SECRET", "OFFICIAL"].contains(&w.replace(I_OR_L, "I").as_str()),
+                |w| ["TOP", "SECRET"].contains(&w),
+            );
+            t.toks
+                .iter()
+                .map(|t| match &t.kind {
+                    Kind::Word(w) => w.replace(I_OR_L, "I"),
+                    Kind::Dash => "-".to_string(),
+                    Kind::Sym(c) => c.to_string(),
+                })
+                .collect()
+        };
+        assert_eq!(words("[SEC RET] x"), ["[", "SECRET", "]", "X"]);
+        assert_eq!(words("TOP SEC  RET"), ["TOP", "SECRET"]);
+        assert_eq!(words("sec-ret OFFI.CIAL"), ["SECRET", "OFFICIAL"]);
+        // a word of a class spelling is no piece; signs with space around them part words
+        assert_eq!(words("SECRET RET"), ["SECRET", "RET"]);
+        assert_eq!(words("SEC - RET"), ["SEC", "-", "RET"]);
+        assert_eq!(words("SEC REP"), ["SEC", "REP"]);
+        // the decoration at the end is found again
+        let mut t = tokenize("SEC RET ***", 64);
+        t.join_split_words(|w| w == "SECRET", |_| false);
+        assert!(t.only_decoration_from(1));
     }
 
     #[test]

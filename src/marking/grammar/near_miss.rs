@@ -3,7 +3,7 @@
 //! word makes a marking unreadable; also class words holding a byte that is not text.
 
 use super::super::tokenizer::{word_eq, Tokens, I_OR_L};
-use super::{is_joiner, Grammar};
+use super::{is_joiner, segment_end, weak_separator_at, Brackets, Grammar};
 
 impl Grammar<'_> {
     /// Why the text cannot be read when a word outside the markings read (`read`) held an
@@ -128,12 +128,16 @@ impl Grammar<'_> {
                 // a word that is no near miss (a word of a class spelling, `TOP` of `TOP
                 // SECRT`, is no free word); a sign (`$` of `$ECRET`) is no word
                 None => {
-                    found.other |= word.is_some_and(|w| {
+                    let free = word.is_some_and(|w| {
                         self.compiled
                             .spelling_words
                             .binary_search(&fold(w))
                             .is_err()
-                    })
+                    });
+                    if free {
+                        found.other = true;
+                        found.other_at.get_or_insert(k);
+                    }
                 }
             }
             k += 1;
@@ -170,6 +174,29 @@ impl Grammar<'_> {
             found.capitals.or(found.typo)
         };
         hit.map(|(at, missed)| near_miss_why(t, at, &missed))
+    }
+
+    /// Why the segment of a subject or banner line from `p` (to the next separator,
+    /// [`segment_end`]) cannot be read: [`Self::near_miss_in`] of the segment, or of its
+    /// part up to a lesser sign, since a marking may end there too (`NPM, Secrt; plan`,
+    /// `PROTECT; ecret; notes`: [`weak_separator_at`]).
+    pub(super) fn near_miss_in_segment(
+        &self,
+        t: &Tokens,
+        p: usize,
+        brackets: &Brackets,
+    ) -> Option<String> {
+        let end = segment_end(t, p, brackets);
+        let whole = self.near_misses(t, p, end);
+        let Some(other) = whole.other_at else {
+            return self.near_miss_in(t, p, end, false);
+        };
+        // the longest part before the first free word that ends at a lesser sign: a near
+        // miss in it and no free word
+        let weak_end = (p..other)
+            .rev()
+            .find(|&k| brackets.depth[k] == 0 && weak_separator_at(t, k))?;
+        self.near_miss_in(t, p, weak_end, false)
     }
 
     /// Why text cannot be read when a word in it, written in capitals (or any way, when not
@@ -230,6 +257,8 @@ struct NearMisses {
     capital_typo: Option<(usize, String)>,
     /// A word that is neither a part of a marking nor a near miss stands there too.
     other: bool,
+    /// Where the first such word stands.
+    other_at: Option<usize>,
 }
 
 /// A word of a class spelling, as near misses are measured against it.
