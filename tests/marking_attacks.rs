@@ -208,6 +208,10 @@ fn near_misses_of_a_class_word_are_unreadable() {
         "Op Lima SECRT update",
         "Re: CONFIDENTAL briefing",
         "Restriced: handover",
+        // split into pieces too
+        "[SEC RT]",
+        "[RESTRI CED] handover",
+        "SEC RT: plan",
     ] {
         let got = outcome(&with_subject(subject));
         assert!(
@@ -662,8 +666,9 @@ fn class_words_split_into_pieces_are_read() {
     }
     // pieces that are no class word, and prose, stay what they are
     for subject in [
-        "[Sec Rep] minutes",
+        "[Sec Ops] minutes",
         "Re: secret santa",
+        "Re: sec ret santa",
         "[Secretariat] agenda",
     ] {
         let got = outcome(&with_subject(subject));

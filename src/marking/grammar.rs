@@ -396,8 +396,8 @@ impl<'s> Grammar<'s> {
         (found, i)
     }
 
-    /// `text` cut into tokens ([`tokenize`], at most `limit`), with a class word split into
-    /// pieces joined back into the word a reader sees (`[SEC RET]`:
+    /// `text` cut into tokens ([`tokenize`], at most `limit`), with a class word (or a near
+    /// miss of one) split into pieces joined back into the word a reader sees (`[SEC RET]`:
     /// [`Tokens::join_split_words`]): how text is read where a marking may stand among other
     /// words (a subject, a banner line, a free-text field). A value that must be a marking
     /// is read as written instead: a piece there is no part of a marking, so it cannot be
@@ -408,12 +408,18 @@ impl<'s> Grammar<'s> {
         t.join_split_words(
             |letters| {
                 let folded = fold(letters);
-                compiled
+                let exact = compiled
                     .class_words
                     .binary_search_by(|c| c.folded.cmp(&folded))
-                    .is_ok()
+                    .is_ok();
+                // a near miss joined is read as one (`[SEC RT]` cannot be read)
+                (exact || self.near_miss(letters).is_some()).then_some(exact)
             },
-            |word| compiled.spelling_words.binary_search(&fold(word)).is_ok(),
+            // a word of a class spelling, or a near miss of one, is a word of its own
+            |word| {
+                compiled.spelling_words.binary_search(&fold(word)).is_ok()
+                    || self.near_miss(word).is_some()
+            },
         );
         t
     }

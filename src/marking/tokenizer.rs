@@ -155,19 +155,20 @@ impl Tokens {
 
     /// Join a class word split into pieces by white space (or one sign with no space
     /// around it) back into the word a reader sees: `[SEC RET]` (what unfolding a header
-    /// folded inside the word gives), `OFFI CIAL-SENSITIVE`, `SEC-RET`. Pieces that are words
-    /// of a class spelling themselves are never joined (`TOP SECRET` stays two words), and
-    /// a join is made only when its letters are a class word (`class_word`), longest first.
-    pub fn join_split_words(
+    /// folded inside the word gives), `OFFI CIAL-SENSITIVE`, `SEC-RET`. Words of their own
+    /// (`word_of_its_own`: a word of a class spelling, a near miss of one) are never pieces
+    /// (`TOP SECRET` stays two words), and
+    /// a join is made only when its letters are a class word or a near miss of one
+    /// (`class_word` says how close: the closest, then the longest, is made).
+    pub fn join_split_words<C: Ord>(
         &mut self,
-        class_word: impl Fn(&str) -> bool,
-        spelling_word: impl Fn(&str) -> bool,
+        class_word: impl Fn(&str) -> Option<C>,
+        word_of_its_own: impl Fn(&str) -> bool,
     ) {
-        // pieces of one word: not a word of a class spelling, nothing dropped from them
         let piece = |t: &Token| {
             t.kind
                 .word()
-                .is_some_and(|w| !w.is_empty() && !spelling_word(w))
+                .is_some_and(|w| !w.is_empty() && !word_of_its_own(w))
         };
         // where the piece after the one at `i` stands
         let next_piece = |toks: &[Token], i: usize| -> Option<usize> {
@@ -184,7 +185,7 @@ impl Tokens {
         let mut i = 0;
         let mut joined = false;
         while i < self.toks.len() {
-            let mut best = None;
+            let mut best: Option<(C, usize, String)> = None;
             if piece(&self.toks[i]) {
                 let mut letters = self.toks[i].kind.word().unwrap_or_default().to_string();
                 let mut at = i;
@@ -197,12 +198,14 @@ impl Tokens {
                         break;
                     }
                     at = next;
-                    if class_word(&letters) {
-                        best = Some((at, letters.clone()));
+                    if let Some(close) = class_word(&letters) {
+                        if best.as_ref().is_none_or(|(was, _, _)| close >= *was) {
+                            best = Some((close, at, letters.clone()));
+                        }
                     }
                 }
             }
-            let Some((last, letters)) = best else {
+            let Some((_, last, letters)) = best else {
                 out.push(self.toks[i].clone());
                 i += 1;
                 continue;
@@ -591,7 +594,11 @@ mod tests {
         let words = |text: &str| -> Vec<String> {
             let mut t = tokenize(text, 64);
             t.join_split_words(
-                |w| ["SECRET", "OFFICIAL"].contains(&w.replace(I_OR_L, "I").as_str()),
+                |w| {
+                    ["SECRET", "OFFICIAL"]
+                        .contains(&w.replace(I_OR_L, "I").as_str())
+                        .then_some(())
+                },
                 |w| ["TOP", "SECRET"].contains(&w),
             );
             t.toks
@@ -612,7 +619,7 @@ mod tests {
         assert_eq!(words("SEC REP"), ["SEC", "REP"]);
         // the decoration at the end is found again
         let mut t = tokenize("SEC RET ***", 64);
-        t.join_split_words(|w| w == "SECRET", |_| false);
+        t.join_split_words(|w| (w == "SECRET").then_some(()), |_| false);
         assert!(t.only_decoration_from(1));
     }
 

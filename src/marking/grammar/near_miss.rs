@@ -66,7 +66,7 @@ impl Grammar<'_> {
     /// one edit for a class word of up to seven letters (`SECRT`, `SECRETS`), two for a
     /// longer one (`RESTRICED`, `OFFICAL`, `CONFIDENTAIL`). Words shorter than
     /// [`NEAR_MISS_MIN`] letters are never near misses (`TOP`, `NPM`, `PATCH` stay words).
-    fn near_miss(&self, word: &str) -> Option<&ClassWord> {
+    pub(super) fn near_miss(&self, word: &str) -> Option<&ClassWord> {
         let folded = fold(word);
         let len = folded.chars().count();
         if len < NEAR_MISS_MIN - 1 {
