@@ -683,3 +683,53 @@ fn class_words_split_into_pieces_are_read() {
         );
     }
 }
+
+/// Shapes the split generator of tests/marking_places.rs found (seeds 1 to 30): a class word
+/// split where a piece is a near miss itself, a low class split beside a higher one, a short
+/// class word with a digit posing in it, and the words of a class joined by a dot.
+#[test]
+fn split_and_posing_class_words_found_by_the_generator() {
+    for subject in [
+        "{official sensiti ve} liaison notes",
+        "[TOP.SECRET]",
+        "TOP/SECRET: plan",
+        "Re: 7OP SECRET",
+        "[7OP SECRET]",
+    ] {
+        let class = if subject.contains("sensiti") {
+            "OFFICIAL-SENSITIVE"
+        } else {
+            "TOP SECRET"
+        };
+        assert_held(&with_subject(subject), class);
+    }
+    for (line, class) in [
+        ("NOT PR OTECTIVELY MARKED, secret", "SECRET"),
+        ("estricte d", "RESTRICTED"),
+    ] {
+        assert_held(&with_banner(line), class);
+    }
+    for (line, class) in [
+        (
+            "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC=7OP SECRET",
+            "TOP SECRET",
+        ),
+        (
+            "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC=TOP.SECRET",
+            "TOP SECRET",
+        ),
+        (
+            "msip_labels: MSIP_Label_a_Enabled=true; MSIP_Label_a_Name=PR OTECT, NOT PROTECTIVELY MARKED; MSIP_Label_a_SiteId=x",
+            "PROTECT",
+        ),
+    ] {
+        let raw = format!(
+            "From: {SENDER}\r\nTo: {INTERNET}\r\n{line}\r\nSubject: notes\r\n\r\nhello\r\n"
+        );
+        let got = outcome(raw.as_bytes());
+        assert!(
+            rank(&got.class) >= rank(class) || got.unreadable,
+            "{line:?} read as {got:?}"
+        );
+    }
+}

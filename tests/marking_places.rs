@@ -128,7 +128,13 @@ struct Written {
     /// Shown reversed: the letters stored backwards inside a right-to-left override
     /// (`<U+202E>TERCES<U+202C>`), so that a reader sees the class.
     reversed: bool,
+    /// Split into pieces: the longest word cut after letter `at` (of its length) by
+    /// [`SPLIT_GAPS`]`[gap]` (`SEC RET`, what unfolding `SEC<CRLF> RET` gives).
+    split: Option<(usize, usize)>,
 }
+
+/// What a word split into pieces is split with.
+const SPLIT_GAPS: [&str; 4] = [" ", "  ", "-", "."];
 
 /// Gaps between the letters of a letter-spaced class; the words of a spelling are then
 /// separated by two spaces (after a one-space gap) or one.
@@ -226,9 +232,14 @@ fn written(with_undecodable: bool, slips: bool) -> impl Strategy<Value = Written
         } else {
             Just(false).boxed()
         },
+        if slips {
+            prop::option::weighted(0.1, (1..16usize, 0..SPLIT_GAPS.len())).boxed()
+        } else {
+            Just(None).boxed()
+        },
     )
         .prop_map(
-            |(class, spelling, joiner, case, twists, spacing, slip, reversed)| Written {
+            |(class, spelling, joiner, case, twists, spacing, slip, reversed, split)| Written {
                 class,
                 spelling,
                 joiner,
@@ -237,6 +248,7 @@ fn written(with_undecodable: bool, slips: bool) -> impl Strategy<Value = Written
                 spacing,
                 slip,
                 reversed,
+                split,
             },
         )
 }
@@ -268,6 +280,14 @@ impl Written {
             let stored: String = shown.chars().rev().collect();
             return format!("\u{202E}{stored}\u{202C}").into_bytes();
         }
+        // the split: in the longest word (five letters or more), after letter `at`
+        let words: Vec<&str> = spelling.split(' ').collect();
+        let longest = (0..words.len()).max_by_key(|&i| words[i].len());
+        let split = self.split.and_then(|(at, gap)| {
+            let w = longest?;
+            let len = words[w].chars().count();
+            (self.spacing.is_none() && len >= 5).then(|| (w, 1 + at % (len - 1), SPLIT_GAPS[gap]))
+        });
         let (word_gap, letter_gap) = match self.spacing {
             Some(0) => ("  ", Some(LETTER_GAPS[0])),
             Some(g) => (" ", Some(LETTER_GAPS[g])),
@@ -281,6 +301,9 @@ impl Written {
             }
             for (k, c) in word.chars().enumerate() {
                 if let (Some(gap), true) = (letter_gap, k > 0) {
+                    out.extend(gap.as_bytes());
+                }
+                if let Some((_, _, gap)) = split.filter(|&(sw, at, _)| sw == w && at == k) {
                     out.extend(gap.as_bytes());
                 }
                 let c = match case {

@@ -47,13 +47,22 @@ impl Phrase {
         )
     }
 
-    /// Match at `i`; the words may be joined by one dash or colon each. Returns the end.
+    /// Match at `i`; the words may be joined by one dash or colon each, or by a dot or slash
+    /// with no space around it (`TOP.SECRET`, `OFFICIAL/SENSITIVE`). Returns the end.
     fn match_at(&self, t: &Tokens, mut i: usize) -> Option<usize> {
         if self.0.is_empty() {
             return None;
         }
         for (k, want) in self.0.iter().enumerate() {
-            if k > 0 && matches!(t.kind(i), Some(Kind::Dash | Kind::Sym(':'))) {
+            let tight = |i: usize| {
+                !t.toks[i].space_before && t.toks.get(i + 1).is_some_and(|n| !n.space_before)
+            };
+            let joins = match t.kind(i) {
+                Some(Kind::Dash | Kind::Sym(':')) => true,
+                Some(Kind::Sym('.' | '/')) => matches!(want, Kind::Word(_)) && tight(i),
+                _ => false,
+            };
+            if k > 0 && joins {
                 i += 1;
             }
             let ok = match (want, t.kind(i)?) {
@@ -184,9 +193,8 @@ struct Compiled {
     parts: Vec<(Part, Phrase)>,
     banner_prefixes: Vec<Phrase>,
     subject_prefixes: Vec<Phrase>,
-    /// The words of the spellings of every class above the unmarked one, long enough to be
-    /// misspelt recognisably ([`NEAR_MISS_MIN`] letters), [`fold`]ed: what a near miss is
-    /// measured against.
+    /// The words of the spellings of every class above the unmarked one, [`fold`]ed: what a
+    /// near miss is measured against (a short one, `TOP`, only when digits pose in it).
     class_words: Vec<ClassWord>,
     /// Every word of every class spelling ([`fold`]ed): no free word beside a near miss
     /// (`TOP` of `TOP SECRT`).
@@ -297,7 +305,6 @@ impl Compiled {
                     class: scheme.class(*class).name.clone(),
                 })
             })
-            .filter(|w| w.folded.chars().count() >= NEAR_MISS_MIN)
             .collect();
         // of a word in several spellings (`SECRET`, `TOP SECRET`), the class it is whole
         // comes first and is kept
@@ -406,20 +413,25 @@ impl<'s> Grammar<'s> {
         let mut t = tokenize(text, limit);
         let compiled = &self.compiled;
         t.join_split_words(
-            |letters| {
-                let folded = fold(letters);
-                let exact = compiled
-                    .class_words
-                    .binary_search_by(|c| c.folded.cmp(&folded))
-                    .is_ok();
-                // a near miss joined is read as one (`[SEC RT]` cannot be read)
-                (exact || self.near_miss(letters).is_some()).then_some(exact)
+            |pieces| {
+                let letters = pieces.concat();
+                let folded = fold(&letters);
+                // a word of any class (`NOT PR OTECTIVELY MARKED` is read as it shows)
+                let exact = folded.chars().count() >= NEAR_MISS_MIN
+                    && compiled.spelling_words.binary_search(&folded).is_ok();
+                // a near miss joined is read as one (`[SEC RT]`, `estricte d` cannot be
+                // read), when it is nearer than its pieces (`OFFICAL-SENSITVE` is two near
+                // misses, not one of `OFFICIALSENSITIVE`)
+                let near = || {
+                    self.near_miss_by(&letters).is_some_and(|joined| {
+                        pieces
+                            .iter()
+                            .all(|p| self.near_miss_by(p).is_none_or(|alone| joined < alone))
+                    })
+                };
+                (exact || near()).then_some(exact)
             },
-            // a word of a class spelling, or a near miss of one, is a word of its own
-            |word| {
-                compiled.spelling_words.binary_search(&fold(word)).is_ok()
-                    || self.near_miss(word).is_some()
-            },
+            |word| compiled.spelling_words.binary_search(&fold(word)).is_ok(),
         );
         t
     }

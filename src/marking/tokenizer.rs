@@ -156,13 +156,12 @@ impl Tokens {
     /// Join a class word split into pieces by white space (or one sign with no space
     /// around it) back into the word a reader sees: `[SEC RET]` (what unfolding a header
     /// folded inside the word gives), `OFFI CIAL-SENSITIVE`, `SEC-RET`. Words of their own
-    /// (`word_of_its_own`: a word of a class spelling, a near miss of one) are never pieces
-    /// (`TOP SECRET` stays two words), and
-    /// a join is made only when its letters are a class word or a near miss of one
-    /// (`class_word` says how close: the closest, then the longest, is made).
+    /// (`word_of_its_own`: a word of a class spelling) are never pieces (`TOP SECRET` stays
+    /// two words), and a join is made only when `join` says its pieces make a class word (or
+    /// a near miss of one), and how close: the closest, then the longest, is made.
     pub fn join_split_words<C: Ord>(
         &mut self,
-        class_word: impl Fn(&str) -> Option<C>,
+        join: impl Fn(&[&str]) -> Option<C>,
         word_of_its_own: impl Fn(&str) -> bool,
     ) {
         let piece = |t: &Token| {
@@ -187,20 +186,23 @@ impl Tokens {
         while i < self.toks.len() {
             let mut best: Option<(C, usize, String)> = None;
             if piece(&self.toks[i]) {
-                let mut letters = self.toks[i].kind.word().unwrap_or_default().to_string();
+                let mut pieces = vec![self.toks[i].kind.word().unwrap_or_default()];
+                let mut letters = pieces[0].chars().count();
                 let mut at = i;
                 for _ in 1..MAX_SPLIT_PIECES {
                     let Some(next) = next_piece(&self.toks, at) else {
                         break;
                     };
-                    letters.push_str(self.toks[next].kind.word().unwrap_or_default());
-                    if letters.chars().count() > MAX_SPLIT_LETTERS {
+                    let word = self.toks[next].kind.word().unwrap_or_default();
+                    letters += word.chars().count();
+                    if letters > MAX_SPLIT_LETTERS {
                         break;
                     }
+                    pieces.push(word);
                     at = next;
-                    if let Some(close) = class_word(&letters) {
+                    if let Some(close) = join(&pieces) {
                         if best.as_ref().is_none_or(|(was, _, _)| close >= *was) {
-                            best = Some((close, at, letters.clone()));
+                            best = Some((close, at, pieces.concat()));
                         }
                     }
                 }
@@ -619,7 +621,7 @@ mod tests {
         assert_eq!(words("SEC REP"), ["SEC", "REP"]);
         // the decoration at the end is found again
         let mut t = tokenize("SEC RET ***", 64);
-        t.join_split_words(|w| (w == "SECRET").then_some(()), |_| false);
+        t.join_split_words(|w| (w.concat() == "SECRET").then_some(()), |_| false);
         assert!(t.only_decoration_from(1));
     }
 

@@ -65,15 +65,24 @@ impl Grammar<'_> {
     /// once [`fold`]ed (digits and signs that pose as letters mapped: `SECR3T`, `$ECRET`),
     /// one edit for a class word of up to seven letters (`SECRT`, `SECRETS`), two for a
     /// longer one (`RESTRICED`, `OFFICAL`, `CONFIDENTAIL`). Words shorter than
-    /// [`NEAR_MISS_MIN`] letters are never near misses (`TOP`, `NPM`, `PATCH` stay words).
+    /// [`NEAR_MISS_MIN`] letters are near misses only of a class word they are once folded
+    /// (`7OP`; `TOP`, `NPM`, `PATCH` stay words).
     pub(super) fn near_miss(&self, word: &str) -> Option<&ClassWord> {
         let folded = fold(word);
         let len = folded.chars().count();
         if len < NEAR_MISS_MIN - 1 {
-            return None;
+            // a short class word with a digit posing in it (`7OP` of `7OP SECRET`)
+            return self
+                .compiled
+                .class_words
+                .iter()
+                .find(|c| c.folded == folded && !word_eq(word, &c.word));
         }
         self.compiled.class_words.iter().find(|class_word| {
             let class_word = &class_word.folded;
+            if class_word.chars().count() < NEAR_MISS_MIN {
+                return false;
+            }
             let allowed = if class_word.chars().count() <= 7 {
                 1
             } else {
@@ -82,6 +91,12 @@ impl Grammar<'_> {
             len.abs_diff(class_word.chars().count()) <= allowed
                 && strsim::osa_distance(&folded, class_word) <= allowed
         })
+    }
+
+    /// How many edits `word` is from the class word it is a near miss of, if any.
+    pub(super) fn near_miss_by(&self, word: &str) -> Option<usize> {
+        self.near_miss(word)
+            .map(|class_word| strsim::osa_distance(&fold(word), &class_word.folded))
     }
 
     /// The words from `from` to `to` that are no part of a marking, read for near misses.
