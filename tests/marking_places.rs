@@ -362,8 +362,9 @@ const EXTRAS: [&str; 6] = [
     "(PERSONAL)",
 ];
 const NOISE: [&str; 6] = ["annex", "attached", "Santa", "Op Lima", "draft 2", "x"];
-const SEPARATORS: [&str; 13] = [
-    ", ", " ", " / ", "//", " - ", " | ", "; ", " (", ") ", " [", "] ", " + ", " & ",
+const SEPARATORS: [&str; 16] = [
+    ", ", " ", " / ", "//", " - ", " | ", "; ", " (", ") ", " [", "] ", " + ", " & ", ". ", " > ",
+    ",",
 ];
 
 fn value(with_undecodable: bool, noise: bool) -> impl Strategy<Value = Value> {
@@ -441,10 +442,11 @@ impl Value {
 #[derive(Debug, Clone)]
 enum Place {
     /// Subject: `form` picks bracket / start / end / anywhere; `encoded` sends it as an RFC 2047
-    /// encoded word.
+    /// encoded word; `fold` folds the header at one of its spaces (the `n`th, counted round).
     Subject {
         form: usize,
         encoded: bool,
+        fold: Option<usize>,
     },
     /// A header whose value is the marking (`X-Protective-Marking` or a listed one).
     Header {
@@ -468,8 +470,21 @@ enum Place {
         caveat: bool,
         encoding: usize,
         attach: usize,
+        /// Prose before the marking ([`BANNER_PROSE`]; 0: none): then the marking is written
+        /// in capitals, as only a class written deliberately stands out of prose.
+        prose: usize,
     },
 }
+
+/// Prose a banner line may open with, before a separator, a lesser sign or none.
+const BANNER_PROSE: [&str; 6] = [
+    "",
+    "Hi Jo, ",
+    "Notes follow; ",
+    "Op Lima ",
+    "Notes of the week - ",
+    "Draft 2. ",
+];
 
 /// Subject forms (see [`message_with`]).
 const SUBJECT_FORMS: usize = 14;
@@ -505,8 +520,16 @@ const HEADERS: [&str; 4] = [
 
 fn place() -> impl Strategy<Value = Place> {
     prop_oneof![
-        (0..SUBJECT_FORMS, any::<bool>())
-            .prop_map(|(form, encoded)| Place::Subject { form, encoded }),
+        (
+            0..SUBJECT_FORMS,
+            any::<bool>(),
+            prop::option::weighted(0.2, 0..16usize)
+        )
+            .prop_map(|(form, encoded, fold)| Place::Subject {
+                form,
+                encoded,
+                fold
+            }),
         (0..HEADERS.len(), any::<bool>(), any::<bool>()).prop_map(|(name, encoded, fold)| {
             Place::Header {
                 name,
@@ -524,17 +547,19 @@ fn place() -> impl Strategy<Value = Place> {
             any::<bool>(),
             0..3usize,
             prop_oneof![2 => Just(0usize), 3 => 1..ATTACH_FORMS],
+            prop_oneof![2 => Just(0usize), 1 => 1..BANNER_PROSE.len()],
         )
-            .prop_map(
-                |(last, html, prefix, caveat, encoding, attach)| Place::Banner {
+            .prop_map(|(last, html, prefix, caveat, encoding, attach, prose)| {
+                Place::Banner {
                     last,
                     html,
                     prefix,
                     caveat,
                     encoding,
                     attach,
+                    prose,
                 }
-            ),
+            }),
     ]
 }
 
@@ -602,7 +627,11 @@ fn message_with(value: &Value, place: &Place, attached: bool) -> Vec<u8> {
     let mut encoding = 0;
     let mut attach = 0;
     match place {
-        Place::Subject { form, encoded } => {
+        Place::Subject {
+            form,
+            encoded,
+            fold,
+        } => {
             // set apart by brackets, an enclosure or a separator: any case
             let capitals = !matches!(form, 0 | 1 | 6..=13);
             let v = value.bytes_in(capitals, matches!(form, 0 | 6..=11));
@@ -635,6 +664,12 @@ fn message_with(value: &Value, place: &Place, attached: bool) -> Vec<u8> {
             };
             if *encoded {
                 subject = encoded_word(&subject);
+            }
+            // folded at a space: unfolding gives the subject back (`[SEC<CRLF> RET]`)
+            let spaces: Vec<usize> = (0..subject.len()).filter(|&i| subject[i] == b' ').collect();
+            if let Some(n) = fold.filter(|_| !spaces.is_empty()) {
+                let at = spaces[n % spaces.len()];
+                subject.splice(at..at, b"\r\n".iter().copied());
             }
         }
         Place::Header {
@@ -699,14 +734,19 @@ fn message_with(value: &Value, place: &Place, attached: bool) -> Vec<u8> {
             caveat,
             encoding: e,
             attach: a,
+            prose,
         } => {
-            // free words only after a separator: a banner line is a marking on its own
+            // free words only after a separator or behind prose: a banner line is a marking
+            // on its own
+            let capitals = *prose > 0;
             let mut line = if value.has_noise() {
-                value.main.bytes(false)
+                value.main.bytes(capitals)
             } else {
-                value.bytes(false)
+                value.bytes(capitals)
             };
-            if *prefix {
+            if *prose > 0 {
+                line = [BANNER_PROSE[*prose].as_bytes().to_vec(), line].concat();
+            } else if *prefix {
                 line = [b"Classification: ".to_vec(), line].concat();
             }
             if *caveat || value.has_noise() {
