@@ -15,6 +15,10 @@
 //! opens rather than sees inline (attachments, named parts, a second `Content-Type`, text file
 //! names on `application/octet-stream`, `text/markdown`, `text/csv`, `text/enriched`).
 //!
+//! Third round adds: a class word split into pieces (`SEC RET`, `SEC-RET`, `SEC.RET`), subjects
+//! folded at any space (`[SEC<CRLF> RET]`), lesser signs between the parts of a value
+//! (`NPM//PROTECT; ecret`), and banner lines that open with prose (`Hi Jo, SECRET`).
+//!
 //! What the generators do not produce, and why (the rule keeps prose prose): a class written
 //! in lower or title case standing in a subject's running text or with words that are no part
 //! of a marking around it (`Secret Santa draw`, `[Secret Santa]`, `party plans - secret`);
@@ -22,7 +26,8 @@
 //! closed`); a near miss written in lower case among free words (`Secrt annex`: a misspelt
 //! word of prose); a near miss of a class no higher than the unmarked one (`PROTCT` reads as
 //! no marking, which is the unmarked class: `PROJECT` and `PROTEST` must stay words); a letter-spaced class run on into a one-letter word with the same gap
-//! (`S E C R E T x` reads as the one word `SECRETX`). Where free words are generated, the
+//! (`S E C R E T x` reads as the one word `SECRETX`); a split of a word under five letters
+//! (`T OP SECRET`: pieces that short are read as words). Where free words are generated, the
 //! class is written in capitals.
 use std::path::Path;
 use std::sync::OnceLock;

@@ -823,7 +823,9 @@ impl<'s> Grammar<'s> {
     /// a run of marking parts followed only by decoration, or by a dash, `//` or `|` and a
     /// handling caveat (`OFFICIAL-SENSITIVE PERSONAL - not for onward disclosure`). A colon
     /// and more text is a sentence (`Confidential: the car park is closed`). After the
-    /// separator, a marking written deliberately counts too (`OFFICIAL - SECRET annex`).
+    /// separator, a marking written deliberately counts too (`OFFICIAL - SECRET annex`); so
+    /// does one after a lesser sign (`Hi Jo, SECRET`), and a class in capitals anywhere
+    /// (`Op Lima SECRET update`), as in a subject: these only raise the marking.
     pub fn banner(&self, t: &Tokens) -> Found {
         let mut found = Found::default();
         let mut i = t.skip_decoration(0);

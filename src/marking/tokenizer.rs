@@ -598,7 +598,7 @@ mod tests {
             t.join_split_words(
                 |w| {
                     ["SECRET", "OFFICIAL"]
-                        .contains(&w.replace(I_OR_L, "I").as_str())
+                        .contains(&w.concat().replace(I_OR_L, "I").as_str())
                         .then_some(())
                 },
                 |w| ["TOP", "SECRET"].contains(&w),
