@@ -28,7 +28,7 @@ use super::tokenizer::{tokenize, word_eq, Kind, Token, Tokens};
 use super::MarkingScheme;
 
 mod near_miss;
-use near_miss::{fold, ClassWord, NEAR_MISS_MIN};
+use near_miss::{fold, ClassWord, LetterCounts, NEAR_MISS_MIN};
 
 /// A phrase from the policy (a class spelling, a descriptor, a caveat, a prefix) as a token
 /// pattern.
@@ -300,6 +300,7 @@ impl Compiled {
             .filter(|(class, _)| scheme.class(*class).rank > unmarked)
             .flat_map(|(class, p)| {
                 p.words().map(|w| ClassWord {
+                    letters: LetterCounts::of(&fold(w)),
                     folded: fold(w),
                     word: w.to_string(),
                     class: scheme.class(*class).name.clone(),
@@ -670,6 +671,8 @@ impl<'s> Grammar<'s> {
                 .filter_map(|i| separator_after(t, i, true)),
         );
         let mut next = start;
+        // where the segment last read for near misses started
+        let mut checked = None;
         for p in positions {
             if brackets.depth.get(p).is_some_and(|&d| d > 0) {
                 continue;
@@ -677,7 +680,8 @@ impl<'s> Grammar<'s> {
             // `SECRT: plan`, `Minutes - OFFICAL SENSITVE`; a segment that starts inside a
             // marking read is read from its end (`NPM//PROTECT; ecret; notes`: the marking
             // ends at the `;`; `Official - Sensitive: plan` is no `Sensitive` alone)
-            if found.unreadable.is_none() {
+            if found.unreadable.is_none() && checked != Some(p.max(next)) {
+                checked = Some(p.max(next));
                 found.unreadable = self.near_miss_in_segment(t, p.max(next), &brackets);
             }
             if p < next {

@@ -78,17 +78,16 @@ impl Grammar<'_> {
                 .iter()
                 .find(|c| c.folded == folded && !word_eq(word, &c.word));
         }
+        let letters = LetterCounts::of(&folded);
         self.compiled.class_words.iter().find(|class_word| {
-            let class_word = &class_word.folded;
-            if class_word.chars().count() < NEAR_MISS_MIN {
+            let (counts, class_word) = (&class_word.letters, &class_word.folded);
+            let class_len = class_word.chars().count();
+            if class_len < NEAR_MISS_MIN {
                 return false;
             }
-            let allowed = if class_word.chars().count() <= 7 {
-                1
-            } else {
-                2
-            };
-            len.abs_diff(class_word.chars().count()) <= allowed
+            let allowed = if class_len <= 7 { 1 } else { 2 };
+            len.abs_diff(class_len) <= allowed
+                && letters.apart(counts) <= 2 * allowed
                 && strsim::osa_distance(&folded, class_word) <= allowed
         })
     }
@@ -276,11 +275,42 @@ struct NearMisses {
     other_at: Option<usize>,
 }
 
+/// How many of each letter a word holds (A to Z, and anything else): one edit changes the
+/// counts by at most two, so words whose counts are further apart than twice the edits
+/// allowed are no near miss, and are told without measuring the edits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct LetterCounts([u8; 27]);
+
+impl LetterCounts {
+    pub(super) fn of(word: &str) -> LetterCounts {
+        let mut counts = [0u8; 27];
+        for c in word.chars() {
+            let slot = match c {
+                'A'..='Z' => c as usize - 'A' as usize,
+                _ => 26,
+            };
+            counts[slot] = counts[slot].saturating_add(1);
+        }
+        LetterCounts(counts)
+    }
+
+    /// The letters one word holds and the other does not, counted both ways.
+    fn apart(&self, other: &LetterCounts) -> usize {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .map(|(a, b)| usize::from(a.abs_diff(*b)))
+            .sum()
+    }
+}
+
 /// A word of a class spelling, as near misses are measured against it.
 #[derive(Debug, Clone)]
 pub(super) struct ClassWord {
     /// [`fold`]ed, as measured.
     pub(super) folded: String,
+    /// The letters of `folded`.
+    pub(super) letters: LetterCounts,
     /// As the policy spells it.
     pub(super) word: String,
     /// The class it is a word of.
