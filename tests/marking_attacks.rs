@@ -709,6 +709,16 @@ fn split_and_posing_class_words_found_by_the_generator() {
     ] {
         assert_held(&with_banner(line), class);
     }
+    // seeds 134 and 143: a piece that is a class word itself (`PROTECT` of `PROTECTIVELY`),
+    // and letters spaced around a byte that is not text in an enclosure
+    assert_held(
+        &with_subject("secret) NOT PROTECT IVELY MARKED; liaison notes"),
+        "SECRET",
+    );
+    let mut raw = with_subject("{o f f i c i a l  $# e n s i t i v e} liaison notes");
+    let at = raw.iter().position(|&b| b == b'#').unwrap();
+    raw[at] = 0xFF;
+    assert_held(&raw, "OFFICIAL-SENSITIVE");
     for (line, class) in [
         (
             "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC=7OP SECRET",
@@ -730,6 +740,49 @@ fn split_and_posing_class_words_found_by_the_generator() {
         assert!(
             rank(&got.class) >= rank(class) || got.unreadable,
             "{line:?} read as {got:?}"
+        );
+    }
+}
+
+/// In a subject as on a banner line, a class written deliberately behind prose and a lesser
+/// sign raises the marking, and a near miss there cannot be read; a single word of prose
+/// stays prose.
+#[test]
+fn subject_markings_behind_a_lesser_sign_are_read() {
+    for (subject, class) in [
+        ("Re: notes, Official Sensitive", "OFFICIAL-SENSITIVE"),
+        ("Re: cake; Top Secret", "TOP SECRET"),
+        ("Re: notes; RESTRICTED", "RESTRICTED"),
+        ("Re: notes. CONFIDENTIAL", "CONFIDENTIAL"),
+    ] {
+        let got = outcome(&with_subject(subject));
+        assert_eq!(
+            (got.class.as_str(), got.allowed),
+            (class, false),
+            "{subject:?}"
+        );
+    }
+    for subject in ["Re: notes, Secrt", "Re: notes; Offical Sensitve"] {
+        let got = outcome(&with_subject(subject));
+        assert!(
+            got.unreadable && !got.allowed,
+            "{subject:?} read as {got:?}"
+        );
+    }
+    for subject in [
+        "Re: notes, Secret",
+        "Re: thanks, Secrets",
+        "Re: Jo, Official Sensitive docs",
+    ] {
+        let got = outcome(&with_subject(subject));
+        assert_eq!(
+            got,
+            Outcome {
+                class: "OFFICIAL".into(),
+                unreadable: false,
+                allowed: true
+            },
+            "{subject:?}"
         );
     }
 }

@@ -657,23 +657,34 @@ impl<'s> Grammar<'s> {
                 _ => {
                     // `[SECRT]`, `[OFFICAL-SENSITVE]`, `{SECR3T}`: shaped like a marking
                     let any_case = matches!(enclosure, Enclosure::Square | Enclosure::Tag);
-                    if let Some(why) = self.near_miss_in(t, i + 1, end, any_case) {
+                    // or letters around a byte that is not text (`{o f f i c i a l $<0xFF> e n
+                    // s i t i v e}`)
+                    let why = self
+                        .near_miss_in(t, i + 1, end, any_case)
+                        .or_else(|| self.undecodable_letters(t, (i + 1, end), &[]));
+                    if let Some(why) = why {
                         found.unreadable.get_or_insert(why);
                         read.push((i + 1, end));
                     }
                 }
             }
         }
-        let mut positions = vec![start];
+        // where a marking may stand: at the start, after a separator, and (written
+        // deliberately, only raising) behind a lesser sign (`Re: notes, Official Sensitive`)
+        let mut positions = vec![(start, true)];
         positions.extend(
             (start..t.toks.len())
                 .filter(|&i| brackets.depth[i] == 0)
-                .filter_map(|i| separator_after(t, i, true)),
+                .filter_map(|i| {
+                    separator_after(t, i, true)
+                        .map(|p| (p, true))
+                        .or_else(|| weak_separator_at(t, i).then_some((i + 1, false)))
+                }),
         );
         let mut next = start;
         // where the segment last read for near misses started
         let mut checked = None;
-        for p in positions {
+        for (p, strong) in positions {
             if brackets.depth.get(p).is_some_and(|&d| d > 0) {
                 continue;
             }
@@ -687,7 +698,17 @@ impl<'s> Grammar<'s> {
             if p < next {
                 continue;
             }
-            match self.delimited(t, p, p == start, true, true, true) {
+            let lead = p == start;
+            if !strong && !lead {
+                // behind a lesser sign: only a marking written deliberately, which raises
+                if let Ok(Some((classes, end))) = self.delimited(t, p, false, true, true, false) {
+                    found.classes.extend(self.raising(classes));
+                    read.push((p, end));
+                    next = end;
+                }
+                continue;
+            }
+            match self.delimited(t, p, lead, true, true, true) {
                 Ok(Some((classes, end))) => {
                     found.classes.extend(classes);
                     read.push((p, end));
@@ -932,7 +953,7 @@ impl<'s> Grammar<'s> {
             found.unreadable = self.undecodable_class_word(t, &read);
         }
         if found.unreadable.is_none() {
-            found.unreadable = self.undecodable_letters(t, &read);
+            found.unreadable = self.undecodable_letters(t, (0, t.toks.len()), &read);
         }
         found
     }

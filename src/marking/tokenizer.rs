@@ -155,20 +155,17 @@ impl Tokens {
 
     /// Join a class word split into pieces by white space (or one sign with no space
     /// around it) back into the word a reader sees: `[SEC RET]` (what unfolding a header
-    /// folded inside the word gives), `OFFI CIAL-SENSITIVE`, `SEC-RET`. Words of their own
-    /// (`word_of_its_own`: a word of a class spelling) are never pieces (`TOP SECRET` stays
-    /// two words), and a join is made only when `join` says its pieces make a class word (or
-    /// a near miss of one), and how close: the closest, then the longest, is made.
+    /// folded inside the word gives), `OFFI CIAL-SENSITIVE`, `SEC-RET`, `PROTECT IVELY`. A
+    /// join is made only when `join` says its pieces make a class word (or a near miss of
+    /// one), and how close: the closest, then the longest, is made; and never of words of
+    /// their own alone (`word_of_its_own`: a word of a class spelling; `TOP SECRET` stays two
+    /// words).
     pub fn join_split_words<C: Ord>(
         &mut self,
         join: impl Fn(&[&str]) -> Option<C>,
         word_of_its_own: impl Fn(&str) -> bool,
     ) {
-        let piece = |t: &Token| {
-            t.kind
-                .word()
-                .is_some_and(|w| !w.is_empty() && !word_of_its_own(w))
-        };
+        let piece = |t: &Token| t.kind.word().is_some_and(|w| !w.is_empty());
         // where the piece after the one at `i` stands
         let next_piece = |toks: &[Token], i: usize| -> Option<usize> {
             let next = toks.get(i + 1)?;
@@ -180,34 +177,49 @@ impl Tokens {
                 matches!(next.kind, Kind::Dash | Kind::Sym('.')) && !after.space_before;
             (tight_sign && piece(after)).then_some(i + 2)
         };
+        // the best join of pieces from `i`: where it ends and its letters; one piece at least
+        // is no word of its own (`TOP SECRET` stays two words, `PROTECT IVELY` is joined)
+        let best_from = |toks: &[Token], i: usize| -> Option<(usize, String)> {
+            let first = toks[i].kind.word().filter(|_| piece(&toks[i]))?;
+            let mut pieces = vec![first];
+            let mut own = word_of_its_own(first);
+            let mut letters = first.chars().count();
+            let mut at = i;
+            let mut best: Option<(C, usize, String)> = None;
+            for _ in 1..MAX_SPLIT_PIECES {
+                let Some(next) = next_piece(toks, at) else {
+                    break;
+                };
+                let word = toks[next].kind.word().unwrap_or_default();
+                letters += word.chars().count();
+                if letters > MAX_SPLIT_LETTERS {
+                    break;
+                }
+                pieces.push(word);
+                own &= word_of_its_own(word);
+                at = next;
+                if own {
+                    continue;
+                }
+                if let Some(close) = join(&pieces) {
+                    if best.as_ref().is_none_or(|(was, _, _)| close >= *was) {
+                        best = Some((close, at, pieces.concat()));
+                    }
+                }
+            }
+            best.map(|(_, at, letters)| (at, letters))
+        };
         let mut out: Vec<Token> = Vec::with_capacity(self.toks.len());
         let mut i = 0;
         let mut joined = false;
         while i < self.toks.len() {
-            let mut best: Option<(C, usize, String)> = None;
-            if piece(&self.toks[i]) {
-                let mut pieces = vec![self.toks[i].kind.word().unwrap_or_default()];
-                let mut letters = pieces[0].chars().count();
-                let mut at = i;
-                for _ in 1..MAX_SPLIT_PIECES {
-                    let Some(next) = next_piece(&self.toks, at) else {
-                        break;
-                    };
-                    let word = self.toks[next].kind.word().unwrap_or_default();
-                    letters += word.chars().count();
-                    if letters > MAX_SPLIT_LETTERS {
-                        break;
-                    }
-                    pieces.push(word);
-                    at = next;
-                    if let Some(close) = join(&pieces) {
-                        if best.as_ref().is_none_or(|(was, _, _)| close >= *was) {
-                            best = Some((close, at, pieces.concat()));
-                        }
-                    }
-                }
-            }
-            let Some((_, last, letters)) = best else {
+            let best = best_from(&self.toks, i).filter(|_| {
+                // a word of its own is no piece when the pieces after it join without it
+                // (`OFFICIAL SENSI TIVE` is `OFFICIAL SENSITIVE`)
+                let own = self.toks[i].kind.word().is_some_and(&word_of_its_own);
+                !own || next_piece(&self.toks, i).is_none_or(|n| best_from(&self.toks, n).is_none())
+            });
+            let Some((last, letters)) = best else {
                 out.push(self.toks[i].clone());
                 i += 1;
                 continue;

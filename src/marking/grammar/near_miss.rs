@@ -22,21 +22,23 @@ impl Grammar<'_> {
         })
     }
 
-    /// Why a line cannot be read when it holds a byte that is not text and its letters that
-    /// were not read (`read`), run together, look like a class word (`$<0xFF> E C R E T`):
-    /// what a reader sees there cannot be said.
+    /// Why a line (the tokens from `from` to `to`) cannot be read when it holds a byte that
+    /// is not text and its letters that were not read (`read`), run together, look like a
+    /// class word (`$<0xFF> E C R E T`): what a reader sees there cannot be said.
     pub(super) fn undecodable_letters(
         &self,
         t: &Tokens,
+        (from, to): (usize, usize),
         read: &[(usize, usize)],
     ) -> Option<String> {
-        if !t.toks.iter().any(|tok| tok.invalid) {
+        let toks = t.range(from, to);
+        if !toks.iter().any(|tok| tok.invalid) {
             return None;
         }
-        let letters: String = t
-            .toks
+        let letters: String = toks
             .iter()
             .enumerate()
+            .map(|(i, tok)| (from + i, tok))
             .filter(|(i, _)| !read.iter().any(|&(from, to)| (from..to).contains(i)))
             .filter_map(|(_, tok)| tok.kind.word())
             .flat_map(|w| w.chars().filter(|c| c.is_alphanumeric()))
