@@ -706,6 +706,8 @@ fn split_and_posing_class_words_found_by_the_generator() {
     for (line, class) in [
         ("NOT PR OTECTIVELY MARKED, secret", "SECRET"),
         ("estricte d", "RESTRICTED"),
+        // seed 211: a near miss split where a piece is as near
+        ("secre et", "SECRET"),
     ] {
         assert_held(&with_banner(line), class);
     }

@@ -421,13 +421,13 @@ impl<'s> Grammar<'s> {
                 let exact = folded.chars().count() >= NEAR_MISS_MIN
                     && compiled.spelling_words.binary_search(&folded).is_ok();
                 // a near miss joined is read as one (`[SEC RT]`, `estricte d` cannot be
-                // read), when it is nearer than its pieces (`OFFICAL-SENSITVE` is two near
+                // read), when it is no further than its pieces (`OFFICAL-SENSITVE` is two near
                 // misses, not one of `OFFICIALSENSITIVE`)
                 let near = || {
                     self.near_miss_by(&letters).is_some_and(|joined| {
                         pieces
                             .iter()
-                            .all(|p| self.near_miss_by(p).is_none_or(|alone| joined < alone))
+                            .all(|p| self.near_miss_by(p).is_none_or(|alone| joined <= alone))
                     })
                 };
                 (exact || near()).then_some(exact)
