@@ -717,10 +717,20 @@ fn split_and_posing_class_words_found_by_the_generator() {
         &with_subject("secret) NOT PROTECT IVELY MARKED; liaison notes"),
         "SECRET",
     );
-    let mut raw = with_subject("{o f f i c i a l  $# e n s i t i v e} liaison notes");
+    for subject in [
+        "{o f f i c i a l  $# e n s i t i v e} liaison notes",
+        "o f f i c i a l  $# e n s i t i v e; liaison notes",
+    ] {
+        let mut raw = with_subject(subject);
+        let at = raw.iter().position(|&b| b == b'#').unwrap();
+        raw[at] = 0xFF;
+        assert_held(&raw, "OFFICIAL-SENSITIVE");
+    }
+    // a byte that is not text beside words that only hold a short class word stays prose
+    let mut raw = with_subject("Caf# notes: top tips");
     let at = raw.iter().position(|&b| b == b'#').unwrap();
-    raw[at] = 0xFF;
-    assert_held(&raw, "OFFICIAL-SENSITIVE");
+    raw[at] = 0xE9;
+    assert!(outcome(&raw).allowed);
     for (line, class) in [
         (
             "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC=7OP SECRET",

@@ -661,7 +661,7 @@ impl<'s> Grammar<'s> {
                     // s i t i v e}`)
                     let why = self
                         .near_miss_in(t, i + 1, end, any_case)
-                        .or_else(|| self.undecodable_letters(t, (i + 1, end), &[]));
+                        .or_else(|| self.undecodable_letters(t, (i + 1, end), &[], 3));
                     if let Some(why) = why {
                         found.unreadable.get_or_insert(why);
                         read.push((i + 1, end));
@@ -692,8 +692,17 @@ impl<'s> Grammar<'s> {
             // marking read is read from its end (`NPM//PROTECT; ecret; notes`: the marking
             // ends at the `;`; `Official - Sensitive: plan` is no `Sensitive` alone)
             if found.unreadable.is_none() && checked != Some(p.max(next)) {
-                checked = Some(p.max(next));
-                found.unreadable = self.near_miss_in_segment(t, p.max(next), &brackets);
+                let from = p.max(next);
+                checked = Some(from);
+                // or letters spaced around a byte that is not text, up to the first sign
+                // (`o f f i c i a l $<0xFF> e n s i t i v e; notes`; long class words only:
+                // `Caf<0xFF> notes` is no `NOT`)
+                let to = (from..segment_end(t, from, &brackets))
+                    .find(|&k| brackets.depth[k] == 0 && weak_separator_at(t, k))
+                    .unwrap_or_else(|| segment_end(t, from, &brackets));
+                found.unreadable = self
+                    .near_miss_in_segment(t, from, &brackets)
+                    .or_else(|| self.undecodable_letters(t, (from, to), &[], NEAR_MISS_MIN));
             }
             if p < next {
                 continue;
@@ -953,7 +962,7 @@ impl<'s> Grammar<'s> {
             found.unreadable = self.undecodable_class_word(t, &read);
         }
         if found.unreadable.is_none() {
-            found.unreadable = self.undecodable_letters(t, (0, t.toks.len()), &read);
+            found.unreadable = self.undecodable_letters(t, (0, t.toks.len()), &read, 3);
         }
         found
     }

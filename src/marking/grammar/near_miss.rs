@@ -16,7 +16,7 @@ impl Grammar<'_> {
         t.toks.iter().enumerate().find_map(|(i, tok)| {
             let word = tok.kind.word().filter(|_| tok.invalid)?;
             let inside = read.iter().any(|&(from, to)| (from..to).contains(&i));
-            (!inside && self.like_a_class_word(word)).then(|| {
+            (!inside && self.like_a_class_word(word, 3)).then(|| {
                 format!("{word:?} holds a byte that is not text and looks like a class word")
             })
         })
@@ -24,12 +24,14 @@ impl Grammar<'_> {
 
     /// Why a line (the tokens from `from` to `to`) cannot be read when it holds a byte that
     /// is not text and its letters that were not read (`read`), run together, look like a
-    /// class word (`$<0xFF> E C R E T`): what a reader sees there cannot be said.
+    /// class word (`$<0xFF> E C R E T`; the class words of `shortest` letters or more): what
+    /// a reader sees there cannot be said.
     pub(super) fn undecodable_letters(
         &self,
         t: &Tokens,
         (from, to): (usize, usize),
         read: &[(usize, usize)],
+        shortest: usize,
     ) -> Option<String> {
         let toks = t.range(from, to);
         if !toks.iter().any(|tok| tok.invalid) {
@@ -44,18 +46,19 @@ impl Grammar<'_> {
             .flat_map(|w| w.chars().filter(|c| c.is_alphanumeric()))
             .collect::<String>()
             .to_uppercase();
-        self.like_a_class_word(&letters).then(|| {
+        self.like_a_class_word(&letters, shortest).then(|| {
             format!(
                 "the line holds a byte that is not text, and its letters ({letters:?}) look like a class word"
             )
         })
     }
 
-    /// `word` is, contains or looks like a word of a class spelling.
-    pub(super) fn like_a_class_word(&self, word: &str) -> bool {
+    /// `word` is, contains or looks like a word of a class spelling (of `shortest` letters
+    /// or more).
+    pub(super) fn like_a_class_word(&self, word: &str, shortest: usize) -> bool {
         !word.is_empty()
             && self.compiled.spellings.iter().any(|(_, p)| {
-                p.words().any(|class_word| {
+                p.words().filter(|w| w.len() >= shortest).any(|class_word| {
                     word_eq(word, class_word)
                         || (class_word.len() >= 3 && word.contains(class_word))
                         || (class_word.len() >= 5 && looks_like(word, class_word))
