@@ -682,8 +682,9 @@ impl<'s> Grammar<'s> {
                 }),
         );
         let mut next = start;
-        // where the segment last read for near misses started
+        // where the segment last read for near misses started, and every such segment
         let mut checked = None;
+        let mut segments = Vec::new();
         for (p, strong) in positions {
             if brackets.depth.get(p).is_some_and(|&d| d > 0) {
                 continue;
@@ -700,9 +701,8 @@ impl<'s> Grammar<'s> {
                 let to = (from..segment_end(t, from, &brackets))
                     .find(|&k| brackets.depth[k] == 0 && weak_separator_at(t, k))
                     .unwrap_or_else(|| segment_end(t, from, &brackets));
-                found.unreadable = self
-                    .near_miss_in_segment(t, from, &brackets)
-                    .or_else(|| self.undecodable_letters(t, (from, to), &[], NEAR_MISS_MIN));
+                segments.push((from, to));
+                found.unreadable = self.near_miss_in_segment(t, from, &brackets);
             }
             if p < next {
                 continue;
@@ -749,6 +749,11 @@ impl<'s> Grammar<'s> {
         }
         if found.unreadable.is_none() {
             found.unreadable = self.undecodable_class_word(t, &read);
+        }
+        if found.unreadable.is_none() {
+            found.unreadable = segments
+                .into_iter()
+                .find_map(|segment| self.undecodable_letters(t, segment, &read, NEAR_MISS_MIN));
         }
         found
     }
