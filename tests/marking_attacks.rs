@@ -53,6 +53,18 @@ fn rank(class: &str) -> u32 {
     m.rank
 }
 
+/// `raw` is read as the unmarked class, readable, and allowed to gmail.com (`shown`: what it
+/// was made from).
+fn assert_prose(raw: &[u8], shown: &str) {
+    let got = outcome(raw);
+    let want = Outcome {
+        class: "OFFICIAL".into(),
+        unreadable: false,
+        allowed: true,
+    };
+    assert_eq!(got, want, "{shown:?}");
+}
+
 /// `raw` is read as `class` or higher, or is unreadable; and it is not allowed to gmail.com.
 fn assert_held(raw: &[u8], class: &str) {
     let got = outcome(raw);
@@ -128,16 +140,7 @@ fn prose_stays_prose() {
         "[Officials meeting] Tuesday",
         "Q & A at 5",
     ] {
-        let got = outcome(&with_subject(subject));
-        assert_eq!(
-            got,
-            Outcome {
-                class: "OFFICIAL".into(),
-                unreadable: false,
-                allowed: true
-            },
-            "{subject:?}"
-        );
+        assert_prose(&with_subject(subject), subject);
     }
 }
 
@@ -616,16 +619,7 @@ fn banner_lines_read_a_class_behind_prose() {
         "Hi Jo, Secret Santa is on Friday",
         "Regards, Restricted Parking Team",
     ] {
-        let got = outcome(&with_banner(line));
-        assert_eq!(
-            got,
-            Outcome {
-                class: "OFFICIAL".into(),
-                unreadable: false,
-                allowed: true
-            },
-            "{line:?}"
-        );
+        assert_prose(&with_banner(line), line);
     }
 }
 
@@ -671,16 +665,7 @@ fn class_words_split_into_pieces_are_read() {
         "Re: sec ret santa",
         "[Secretariat] agenda",
     ] {
-        let got = outcome(&with_subject(subject));
-        assert_eq!(
-            got,
-            Outcome {
-                class: "OFFICIAL".into(),
-                unreadable: false,
-                allowed: true
-            },
-            "{subject:?}"
-        );
+        assert_prose(&with_subject(subject), subject);
     }
 }
 
@@ -786,15 +771,6 @@ fn subject_markings_behind_a_lesser_sign_are_read() {
         "Re: thanks, Secrets",
         "Re: Jo, Official Sensitive docs",
     ] {
-        let got = outcome(&with_subject(subject));
-        assert_eq!(
-            got,
-            Outcome {
-                class: "OFFICIAL".into(),
-                unreadable: false,
-                allowed: true
-            },
-            "{subject:?}"
-        );
+        assert_prose(&with_subject(subject), subject);
     }
 }

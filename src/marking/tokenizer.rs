@@ -579,19 +579,21 @@ mod tests {
         assert!(tokenize("\u{202E}TERCES", 16).reordered);
     }
 
+    /// The tokens as written back: words, `-` for a dash, signs.
+    fn shown(t: &Tokens) -> Vec<String> {
+        t.toks
+            .iter()
+            .map(|t| match &t.kind {
+                Kind::Word(w) => w.replace(I_OR_L, "I"),
+                Kind::Dash => "-".to_string(),
+                Kind::Sym(c) => c.to_string(),
+            })
+            .collect()
+    }
+
     #[test]
     fn letter_spaced_words_are_joined() {
-        let words = |text: &str| -> Vec<String> {
-            tokenize(text, 64)
-                .toks
-                .iter()
-                .map(|t| match &t.kind {
-                    Kind::Word(w) => w.replace(I_OR_L, "I"),
-                    Kind::Dash => "-".to_string(),
-                    Kind::Sym(c) => c.to_string(),
-                })
-                .collect()
-        };
+        let words = |text: &str| shown(&tokenize(text, 64));
         assert_eq!(words("[S E C R E T]"), ["[", "SECRET", "]"]);
         assert_eq!(words("[S.E.C.R.E.T]"), ["[", "SECRET", "]"]);
         assert_eq!(words("s_e_c_r_e_t"), ["SECRET"]);
@@ -615,14 +617,7 @@ mod tests {
                 },
                 |w| ["TOP", "SECRET"].contains(&w),
             );
-            t.toks
-                .iter()
-                .map(|t| match &t.kind {
-                    Kind::Word(w) => w.replace(I_OR_L, "I"),
-                    Kind::Dash => "-".to_string(),
-                    Kind::Sym(c) => c.to_string(),
-                })
-                .collect()
+            shown(&t)
         };
         assert_eq!(words("[SEC RET] x"), ["[", "SECRET", "]", "X"]);
         assert_eq!(words("TOP SEC  RET"), ["TOP", "SECRET"]);
