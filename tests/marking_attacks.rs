@@ -705,6 +705,7 @@ fn split_and_posing_class_words_found_by_the_generator() {
     for subject in [
         "{o f f i c i a l  $# e n s i t i v e} liaison notes",
         "o f f i c i a l  $# e n s i t i v e; liaison notes",
+        "{o f f \u{0456} c i a l  $# e n s i t i v e} liaison notes",
     ] {
         let mut raw = with_subject(subject);
         let at = raw.iter().position(|&b| b == b'#').unwrap();

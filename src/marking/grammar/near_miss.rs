@@ -43,7 +43,9 @@ impl Grammar<'_> {
             .map(|(i, tok)| (from + i, tok))
             .filter(|(i, _)| !read.iter().any(|&(from, to)| (from..to).contains(i)))
             .filter_map(|(_, tok)| tok.kind.word())
-            .flat_map(|w| w.chars().filter(|c| c.is_alphanumeric()))
+            // what stands for I or L is written I (`o f f <Cyrillic i> c i a l`)
+            .flat_map(|w| w.chars().map(|c| if c == I_OR_L { 'I' } else { c }))
+            .filter(|c| c.is_alphanumeric())
             .collect::<String>()
             .to_uppercase();
         self.like_a_class_word(&letters, shortest).then(|| {
