@@ -53,6 +53,18 @@ fn rank(class: &str) -> u32 {
     m.rank
 }
 
+/// `raw` is read as the unmarked class, readable, and allowed to gmail.com (`shown`: what it
+/// was made from).
+fn assert_prose(raw: &[u8], shown: &str) {
+    let got = outcome(raw);
+    let want = Outcome {
+        class: "OFFICIAL".into(),
+        unreadable: false,
+        allowed: true,
+    };
+    assert_eq!(got, want, "{shown:?}");
+}
+
 /// `raw` is read as `class` or higher, or is unreadable; and it is not allowed to gmail.com.
 fn assert_held(raw: &[u8], class: &str) {
     let got = outcome(raw);
@@ -128,16 +140,7 @@ fn prose_stays_prose() {
         "[Officials meeting] Tuesday",
         "Q & A at 5",
     ] {
-        let got = outcome(&with_subject(subject));
-        assert_eq!(
-            got,
-            Outcome {
-                class: "OFFICIAL".into(),
-                unreadable: false,
-                allowed: true
-            },
-            "{subject:?}"
-        );
+        assert_prose(&with_subject(subject), subject);
     }
 }
 
@@ -208,6 +211,10 @@ fn near_misses_of_a_class_word_are_unreadable() {
         "Op Lima SECRT update",
         "Re: CONFIDENTAL briefing",
         "Restriced: handover",
+        // split into pieces too
+        "[SEC RT]",
+        "[RESTRI CED] handover",
+        "SEC RT: plan",
     ] {
         let got = outcome(&with_subject(subject));
         assert!(
@@ -410,6 +417,8 @@ fn markgate_check_blocks_the_attacks() {
         "[S.E.C.R.E.T]",
         "[SECRT]",
         "[\u{202E}TERCES\u{202C}]",
+        "[SEC\r\n RET] briefing",
+        "NOT PROTECTIVELY MARKED//PROTECT; ecret; liaison notes",
     ]
     .iter()
     .enumerate()
@@ -518,5 +527,251 @@ fn banner_lines_that_go_on_in_prose_are_read() {
             "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: notes\r\n\r\n{line}\r\n\r\nNotes.\r\n"
         );
         assert_held(raw.as_bytes(), "SECRET");
+    }
+}
+
+fn with_banner(line: &str) -> Vec<u8> {
+    format!("From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: notes\r\n\r\n{line}\r\n\r\nNotes.\r\n")
+        .into_bytes()
+}
+
+/// A near miss behind a marking that a lesser sign cuts short (`;`, `,`) cannot be read, after
+/// any separator and for every class (found with random seeds by tests/marking_places.rs:
+/// `NOT PROTECTIVELY MARKED//PROTECT; ecret; liaison notes` was allowed to gmail.com as
+/// PROTECT: the lead marking ended at the `;` and the segment after `//` was never read).
+#[test]
+fn near_misses_behind_a_marking_cut_at_a_lesser_sign_are_unreadable() {
+    for subject in [
+        "NOT PROTECTIVELY MARKED//PROTECT; ecret; liaison notes",
+        "NPM//PROTECT; ecret; notes",
+        "NPM - PROTECT; ecret; notes",
+        "NPM | PROTECT, ecret, notes",
+        "NPM: PROTECT; ecret; notes",
+        "PROTECT | OFFICIAL; Secrt; notes",
+        "NPM//OFFICIAL; Restriced; notes",
+        "NPM - PROTECT; Confidental; notes",
+        "NPM: PROTECT; Top Secrt; notes",
+        "PROTECT//OFFICIAL, Offical-Sensitve, notes",
+    ] {
+        let got = outcome(&with_subject(subject));
+        assert!(
+            got.unreadable && !got.allowed,
+            "{subject:?} read as {got:?}"
+        );
+    }
+    // the same on a banner line
+    for line in [
+        "NPM, PROTECT; ecret, handle with care",
+        "NPM//PROTECT; ecret; notes",
+        "Hi Jo, SECRT",
+        "Op Lima SECRT update",
+    ] {
+        let got = outcome(&with_banner(line));
+        assert!(got.unreadable && !got.allowed, "{line:?} read as {got:?}");
+    }
+}
+
+/// A marking read whole is no near miss of itself: `Official - Sensitive` is the class, not
+/// `Sensitive` written alone after a separator (the banner line was unreadable on main).
+#[test]
+fn a_marking_spelt_with_a_spaced_dash_is_read_whole() {
+    for raw in [
+        with_subject("Official - Sensitive: burglary series"),
+        with_banner("Official - Sensitive"),
+        with_banner("Official - Sensitive - handle with care"),
+    ] {
+        let got = outcome(&raw);
+        assert_eq!(
+            (got.class.as_str(), got.unreadable),
+            ("OFFICIAL-SENSITIVE", false),
+            "{}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+}
+
+/// On a banner line, a class written deliberately behind prose and a lesser sign, or in
+/// capitals anywhere, is read (found by the lead: `official sensitivee, SECRET` was read as
+/// OFFICIAL); prose stays prose.
+#[test]
+fn banner_lines_read_a_class_behind_prose() {
+    for (line, class) in [
+        ("official sensitivee, SECRET", "SECRET"),
+        ("notes follow; TOP SECRET", "TOP SECRET"),
+        ("Hi Jo, OFFICIAL-SENSITIVE", "OFFICIAL-SENSITIVE"),
+        ("Hi Jo, Official Sensitive", "OFFICIAL-SENSITIVE"),
+        ("draft. CONFIDENTIAL", "CONFIDENTIAL"),
+        ("Hi Jo, RESTRICTED material follows", "RESTRICTED"),
+        ("OFFICIAL, official sensitivee, SECRET", "SECRET"),
+        ("Op Lima SECRET update", "SECRET"),
+    ] {
+        let got = outcome(&with_banner(line));
+        assert_eq!(
+            (got.class.as_str(), got.allowed),
+            (class, false),
+            "{line:?}"
+        );
+    }
+    for line in [
+        "Kind regards, Sam",
+        "Thanks, Officials",
+        "Hi Jo, hope you are well.",
+        "Hi Jo, Secret Santa is on Friday",
+        "Regards, Restricted Parking Team",
+    ] {
+        assert_prose(&with_banner(line), line);
+    }
+}
+
+/// A class word split into pieces by white space (a header folded inside the word, which
+/// unfolding turns into `[SEC RET]`) or by one sign is the word a reader sees.
+#[test]
+fn class_words_split_into_pieces_are_read() {
+    for (subject, class) in [
+        ("[SEC\r\n RET] briefing", "SECRET"),
+        ("[SEC RET] briefing", "SECRET"),
+        ("[S EC RET]", "SECRET"),
+        ("[S E C RET]", "SECRET"),
+        ("{SEC RET} hi", "SECRET"),
+        ("(Sec ret) hi", "SECRET"),
+        ("[SEC-RET] hi", "SECRET"),
+        ("SEC RET: plan", "SECRET"),
+        ("Op Lima SEC RET update", "SECRET"),
+        ("[TOP SEC RET]", "TOP SECRET"),
+        ("[RESTRI CTED]", "RESTRICTED"),
+        ("[CONFI DENTIAL]", "CONFIDENTIAL"),
+        ("[OFFICIAL SENSI TIVE]", "OFFICIAL-SENSITIVE"),
+        ("[OFFI CIAL-SENSI TIVE]", "OFFICIAL-SENSITIVE"),
+    ] {
+        let got = outcome(&with_subject(subject));
+        assert_eq!(
+            (got.class.as_str(), got.allowed),
+            (class, false),
+            "{subject:?}"
+        );
+    }
+    for line in ["SEC RET", "*** SEC RET ***", "Hi Jo, SEC RET"] {
+        let got = outcome(&with_banner(line));
+        assert_eq!(
+            (got.class.as_str(), got.allowed),
+            ("SECRET", false),
+            "{line:?}"
+        );
+    }
+    // pieces that are no class word, and prose, stay what they are
+    for subject in [
+        "[Sec Ops] minutes",
+        "Re: secret santa",
+        "Re: sec ret santa",
+        "[Secretariat] agenda",
+    ] {
+        assert_prose(&with_subject(subject), subject);
+    }
+}
+
+/// Shapes the split generator of tests/marking_places.rs found (seeds 1 to 30): a class word
+/// split where a piece is a near miss itself, a low class split beside a higher one, a short
+/// class word with a digit posing in it, and the words of a class joined by a dot.
+#[test]
+fn split_and_posing_class_words_found_by_the_generator() {
+    for subject in [
+        "{official sensiti ve} liaison notes",
+        "[TOP.SECRET]",
+        "TOP/SECRET: plan",
+        "Re: 7OP SECRET",
+        "[7OP SECRET]",
+    ] {
+        let class = if subject.contains("sensiti") {
+            "OFFICIAL-SENSITIVE"
+        } else {
+            "TOP SECRET"
+        };
+        assert_held(&with_subject(subject), class);
+    }
+    for (line, class) in [
+        ("NOT PR OTECTIVELY MARKED, secret", "SECRET"),
+        ("estricte d", "RESTRICTED"),
+        // seed 211: a near miss split where a piece is as near
+        ("secre et", "SECRET"),
+    ] {
+        assert_held(&with_banner(line), class);
+    }
+    // seeds 134 and 143: a piece that is a class word itself (`PROTECT` of `PROTECTIVELY`),
+    // and letters spaced around a byte that is not text in an enclosure
+    assert_held(
+        &with_subject("secret) NOT PROTECT IVELY MARKED; liaison notes"),
+        "SECRET",
+    );
+    for subject in [
+        "{o f f i c i a l  $# e n s i t i v e} liaison notes",
+        "o f f i c i a l  $# e n s i t i v e; liaison notes",
+        "{o f f \u{0456} c i a l  $# e n s i t i v e} liaison notes",
+    ] {
+        let mut raw = with_subject(subject);
+        let at = raw.iter().position(|&b| b == b'#').unwrap();
+        raw[at] = 0xFF;
+        assert_held(&raw, "OFFICIAL-SENSITIVE");
+    }
+    // a byte that is not text beside words that only hold a short class word stays prose
+    let mut raw = with_subject("Caf# notes: top tips");
+    let at = raw.iter().position(|&b| b == b'#').unwrap();
+    raw[at] = 0xE9;
+    assert!(outcome(&raw).allowed);
+    for (line, class) in [
+        (
+            "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC=7OP SECRET",
+            "TOP SECRET",
+        ),
+        (
+            "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC=TOP.SECRET",
+            "TOP SECRET",
+        ),
+        (
+            "msip_labels: MSIP_Label_a_Enabled=true; MSIP_Label_a_Name=PR OTECT, NOT PROTECTIVELY MARKED; MSIP_Label_a_SiteId=x",
+            "PROTECT",
+        ),
+    ] {
+        let raw = format!(
+            "From: {SENDER}\r\nTo: {INTERNET}\r\n{line}\r\nSubject: notes\r\n\r\nhello\r\n"
+        );
+        let got = outcome(raw.as_bytes());
+        assert!(
+            rank(&got.class) >= rank(class) || got.unreadable,
+            "{line:?} read as {got:?}"
+        );
+    }
+}
+
+/// In a subject as on a banner line, a class written deliberately behind prose and a lesser
+/// sign raises the marking, and a near miss there cannot be read; a single word of prose
+/// stays prose.
+#[test]
+fn subject_markings_behind_a_lesser_sign_are_read() {
+    for (subject, class) in [
+        ("Re: notes, Official Sensitive", "OFFICIAL-SENSITIVE"),
+        ("Re: cake; Top Secret", "TOP SECRET"),
+        ("Re: notes; RESTRICTED", "RESTRICTED"),
+        ("Re: notes. CONFIDENTIAL", "CONFIDENTIAL"),
+    ] {
+        let got = outcome(&with_subject(subject));
+        assert_eq!(
+            (got.class.as_str(), got.allowed),
+            (class, false),
+            "{subject:?}"
+        );
+    }
+    for subject in ["Re: notes, Secrt", "Re: notes; Offical Sensitve"] {
+        let got = outcome(&with_subject(subject));
+        assert!(
+            got.unreadable && !got.allowed,
+            "{subject:?} read as {got:?}"
+        );
+    }
+    for subject in [
+        "Re: notes, Secret",
+        "Re: thanks, Secrets",
+        "Re: Jo, Official Sensitive docs",
+    ] {
+        assert_prose(&with_subject(subject), subject);
     }
 }

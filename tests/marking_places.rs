@@ -15,6 +15,10 @@
 //! opens rather than sees inline (attachments, named parts, a second `Content-Type`, text file
 //! names on `application/octet-stream`, `text/markdown`, `text/csv`, `text/enriched`).
 //!
+//! Third round adds: a class word split into pieces (`SEC RET`, `SEC-RET`, `SEC.RET`), subjects
+//! folded at any space (`[SEC<CRLF> RET]`), lesser signs between the parts of a value
+//! (`NPM//PROTECT; ecret`), and banner lines that open with prose (`Hi Jo, SECRET`).
+//!
 //! What the generators do not produce, and why (the rule keeps prose prose): a class written
 //! in lower or title case standing in a subject's running text or with words that are no part
 //! of a marking around it (`Secret Santa draw`, `[Secret Santa]`, `party plans - secret`);
@@ -22,7 +26,8 @@
 //! closed`); a near miss written in lower case among free words (`Secrt annex`: a misspelt
 //! word of prose); a near miss of a class no higher than the unmarked one (`PROTCT` reads as
 //! no marking, which is the unmarked class: `PROJECT` and `PROTEST` must stay words); a letter-spaced class run on into a one-letter word with the same gap
-//! (`S E C R E T x` reads as the one word `SECRETX`). Where free words are generated, the
+//! (`S E C R E T x` reads as the one word `SECRETX`); a split of a word under five letters
+//! (`T OP SECRET`: pieces that short are read as words). Where free words are generated, the
 //! class is written in capitals.
 use std::path::Path;
 use std::sync::OnceLock;
@@ -128,7 +133,13 @@ struct Written {
     /// Shown reversed: the letters stored backwards inside a right-to-left override
     /// (`<U+202E>TERCES<U+202C>`), so that a reader sees the class.
     reversed: bool,
+    /// Split into pieces: the longest word cut after letter `at` (of its length) by
+    /// [`SPLIT_GAPS`]`[gap]` (`SEC RET`, what unfolding `SEC<CRLF> RET` gives).
+    split: Option<(usize, usize)>,
 }
+
+/// What a word split into pieces is split with.
+const SPLIT_GAPS: [&str; 4] = [" ", "  ", "-", "."];
 
 /// Gaps between the letters of a letter-spaced class; the words of a spelling are then
 /// separated by two spaces (after a one-space gap) or one.
@@ -226,9 +237,14 @@ fn written(with_undecodable: bool, slips: bool) -> impl Strategy<Value = Written
         } else {
             Just(false).boxed()
         },
+        if slips {
+            prop::option::weighted(0.1, (1..16usize, 0..SPLIT_GAPS.len())).boxed()
+        } else {
+            Just(None).boxed()
+        },
     )
         .prop_map(
-            |(class, spelling, joiner, case, twists, spacing, slip, reversed)| Written {
+            |(class, spelling, joiner, case, twists, spacing, slip, reversed, split)| Written {
                 class,
                 spelling,
                 joiner,
@@ -237,6 +253,7 @@ fn written(with_undecodable: bool, slips: bool) -> impl Strategy<Value = Written
                 spacing,
                 slip,
                 reversed,
+                split,
             },
         )
 }
@@ -268,6 +285,14 @@ impl Written {
             let stored: String = shown.chars().rev().collect();
             return format!("\u{202E}{stored}\u{202C}").into_bytes();
         }
+        // the split: in the longest word (five letters or more), after letter `at`
+        let words: Vec<&str> = spelling.split(' ').collect();
+        let longest = (0..words.len()).max_by_key(|&i| words[i].len());
+        let split = self.split.and_then(|(at, gap)| {
+            let w = longest?;
+            let len = words[w].chars().count();
+            (self.spacing.is_none() && len >= 5).then(|| (w, 1 + at % (len - 1), SPLIT_GAPS[gap]))
+        });
         let (word_gap, letter_gap) = match self.spacing {
             Some(0) => ("  ", Some(LETTER_GAPS[0])),
             Some(g) => (" ", Some(LETTER_GAPS[g])),
@@ -281,6 +306,9 @@ impl Written {
             }
             for (k, c) in word.chars().enumerate() {
                 if let (Some(gap), true) = (letter_gap, k > 0) {
+                    out.extend(gap.as_bytes());
+                }
+                if let Some((_, _, gap)) = split.filter(|&(sw, at, _)| sw == w && at == k) {
                     out.extend(gap.as_bytes());
                 }
                 let c = match case {
@@ -339,8 +367,9 @@ const EXTRAS: [&str; 6] = [
     "(PERSONAL)",
 ];
 const NOISE: [&str; 6] = ["annex", "attached", "Santa", "Op Lima", "draft 2", "x"];
-const SEPARATORS: [&str; 13] = [
-    ", ", " ", " / ", "//", " - ", " | ", "; ", " (", ") ", " [", "] ", " + ", " & ",
+const SEPARATORS: [&str; 16] = [
+    ", ", " ", " / ", "//", " - ", " | ", "; ", " (", ") ", " [", "] ", " + ", " & ", ". ", " > ",
+    ",",
 ];
 
 fn value(with_undecodable: bool, noise: bool) -> impl Strategy<Value = Value> {
@@ -418,10 +447,11 @@ impl Value {
 #[derive(Debug, Clone)]
 enum Place {
     /// Subject: `form` picks bracket / start / end / anywhere; `encoded` sends it as an RFC 2047
-    /// encoded word.
+    /// encoded word; `fold` folds the header at one of its spaces (the `n`th, counted round).
     Subject {
         form: usize,
         encoded: bool,
+        fold: Option<usize>,
     },
     /// A header whose value is the marking (`X-Protective-Marking` or a listed one).
     Header {
@@ -445,8 +475,21 @@ enum Place {
         caveat: bool,
         encoding: usize,
         attach: usize,
+        /// Prose before the marking ([`BANNER_PROSE`]; 0: none): then the marking is written
+        /// in capitals, as only a class written deliberately stands out of prose.
+        prose: usize,
     },
 }
+
+/// Prose a banner line may open with, before a separator, a lesser sign or none.
+const BANNER_PROSE: [&str; 6] = [
+    "",
+    "Hi Jo, ",
+    "Notes follow; ",
+    "Op Lima ",
+    "Notes of the week - ",
+    "Draft 2. ",
+];
 
 /// Subject forms (see [`message_with`]).
 const SUBJECT_FORMS: usize = 14;
@@ -482,8 +525,16 @@ const HEADERS: [&str; 4] = [
 
 fn place() -> impl Strategy<Value = Place> {
     prop_oneof![
-        (0..SUBJECT_FORMS, any::<bool>())
-            .prop_map(|(form, encoded)| Place::Subject { form, encoded }),
+        (
+            0..SUBJECT_FORMS,
+            any::<bool>(),
+            prop::option::weighted(0.2, 0..16usize)
+        )
+            .prop_map(|(form, encoded, fold)| Place::Subject {
+                form,
+                encoded,
+                fold
+            }),
         (0..HEADERS.len(), any::<bool>(), any::<bool>()).prop_map(|(name, encoded, fold)| {
             Place::Header {
                 name,
@@ -501,17 +552,19 @@ fn place() -> impl Strategy<Value = Place> {
             any::<bool>(),
             0..3usize,
             prop_oneof![2 => Just(0usize), 3 => 1..ATTACH_FORMS],
+            prop_oneof![2 => Just(0usize), 1 => 1..BANNER_PROSE.len()],
         )
-            .prop_map(
-                |(last, html, prefix, caveat, encoding, attach)| Place::Banner {
+            .prop_map(|(last, html, prefix, caveat, encoding, attach, prose)| {
+                Place::Banner {
                     last,
                     html,
                     prefix,
                     caveat,
                     encoding,
                     attach,
+                    prose,
                 }
-            ),
+            }),
     ]
 }
 
@@ -579,7 +632,11 @@ fn message_with(value: &Value, place: &Place, attached: bool) -> Vec<u8> {
     let mut encoding = 0;
     let mut attach = 0;
     match place {
-        Place::Subject { form, encoded } => {
+        Place::Subject {
+            form,
+            encoded,
+            fold,
+        } => {
             // set apart by brackets, an enclosure or a separator: any case
             let capitals = !matches!(form, 0 | 1 | 6..=13);
             let v = value.bytes_in(capitals, matches!(form, 0 | 6..=11));
@@ -612,6 +669,12 @@ fn message_with(value: &Value, place: &Place, attached: bool) -> Vec<u8> {
             };
             if *encoded {
                 subject = encoded_word(&subject);
+            }
+            // folded at a space: unfolding gives the subject back (`[SEC<CRLF> RET]`)
+            let spaces: Vec<usize> = (0..subject.len()).filter(|&i| subject[i] == b' ').collect();
+            if let Some(n) = fold.filter(|_| !spaces.is_empty()) {
+                let at = spaces[n % spaces.len()];
+                subject.splice(at..at, b"\r\n".iter().copied());
             }
         }
         Place::Header {
@@ -676,14 +739,19 @@ fn message_with(value: &Value, place: &Place, attached: bool) -> Vec<u8> {
             caveat,
             encoding: e,
             attach: a,
+            prose,
         } => {
-            // free words only after a separator: a banner line is a marking on its own
+            // free words only after a separator or behind prose: a banner line is a marking
+            // on its own
+            let capitals = *prose > 0;
             let mut line = if value.has_noise() {
-                value.main.bytes(false)
+                value.main.bytes(capitals)
             } else {
-                value.bytes(false)
+                value.bytes(capitals)
             };
-            if *prefix {
+            if *prose > 0 {
+                line = [BANNER_PROSE[*prose].as_bytes().to_vec(), line].concat();
+            } else if *prefix {
                 line = [b"Classification: ".to_vec(), line].concat();
             }
             if *caveat || value.has_noise() {
@@ -853,15 +921,29 @@ fn holds(raw: &[u8], value: &Value) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-// CI explores from a fixed seed so that a run of the README's test command is repeatable;
-// to search further, change MARKING_PLACES_SEED and run it by hand. Shapes
-// that other seeds still find are listed in the closing note of 2026-11-27 (a near miss
-// after a `;` in a subject: `NPM//PROTECT; ecret; notes`).
+/// CI explores from a fixed seed, so that a run of the README's test command is repeatable.
+/// `MARKING_PLACES_SEED=N` explores from another, `MARKING_PLACES_SEED=random` from a new one
+/// each run (failures found are kept in marking_places.proptest-regressions and re-run
+/// first). Shapes that other seeds still find (2 of 41 seeds, 2026-11-27 third round): a near
+/// miss split into pieces where one piece is a whole class word (`OP SECRET`, `TOP S SECRET`
+/// from `TOPSECRET`, read as SECRET, not TOP SECRET or unreadable).
 const MARKING_PLACES_SEED: u64 = 20261127;
+
+fn marking_places_seed() -> proptest::test_runner::RngSeed {
+    match std::env::var("MARKING_PLACES_SEED") {
+        Ok(seed) if seed.trim() == "random" => proptest::test_runner::RngSeed::Random,
+        Ok(seed) => proptest::test_runner::RngSeed::Fixed(
+            seed.trim()
+                .parse()
+                .expect("MARKING_PLACES_SEED is a number or `random`"),
+        ),
+        Err(_) => proptest::test_runner::RngSeed::Fixed(MARKING_PLACES_SEED),
+    }
+}
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        rng_seed: proptest::test_runner::RngSeed::Fixed(MARKING_PLACES_SEED),
+        rng_seed: marking_places_seed(),
         ..ProptestConfig::with_cases(CASES)
     })]
 

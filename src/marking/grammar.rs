@@ -28,7 +28,7 @@ use super::tokenizer::{tokenize, word_eq, Kind, Token, Tokens};
 use super::MarkingScheme;
 
 mod near_miss;
-use near_miss::{fold, ClassWord, NEAR_MISS_MIN};
+use near_miss::{fold, ClassWord, LetterCounts, NEAR_MISS_MIN};
 
 /// A phrase from the policy (a class spelling, a descriptor, a caveat, a prefix) as a token
 /// pattern.
@@ -47,13 +47,22 @@ impl Phrase {
         )
     }
 
-    /// Match at `i`; the words may be joined by one dash or colon each. Returns the end.
+    /// Match at `i`; the words may be joined by one dash or colon each, or by a dot or slash
+    /// with no space around it (`TOP.SECRET`, `OFFICIAL/SENSITIVE`). Returns the end.
     fn match_at(&self, t: &Tokens, mut i: usize) -> Option<usize> {
         if self.0.is_empty() {
             return None;
         }
         for (k, want) in self.0.iter().enumerate() {
-            if k > 0 && matches!(t.kind(i), Some(Kind::Dash | Kind::Sym(':'))) {
+            let tight = |i: usize| {
+                !t.toks[i].space_before && t.toks.get(i + 1).is_some_and(|n| !n.space_before)
+            };
+            let joins = match t.kind(i) {
+                Some(Kind::Dash | Kind::Sym(':')) => true,
+                Some(Kind::Sym('.' | '/')) => matches!(want, Kind::Word(_)) && tight(i),
+                _ => false,
+            };
+            if k > 0 && joins {
                 i += 1;
             }
             let ok = match (want, t.kind(i)?) {
@@ -184,9 +193,8 @@ struct Compiled {
     parts: Vec<(Part, Phrase)>,
     banner_prefixes: Vec<Phrase>,
     subject_prefixes: Vec<Phrase>,
-    /// The words of the spellings of every class above the unmarked one, long enough to be
-    /// misspelt recognisably ([`NEAR_MISS_MIN`] letters), [`fold`]ed: what a near miss is
-    /// measured against.
+    /// The words of the spellings of every class above the unmarked one, [`fold`]ed: what a
+    /// near miss is measured against (a short one, `TOP`, only when digits pose in it).
     class_words: Vec<ClassWord>,
     /// Every word of every class spelling ([`fold`]ed): no free word beside a near miss
     /// (`TOP` of `TOP SECRT`).
@@ -292,12 +300,12 @@ impl Compiled {
             .filter(|(class, _)| scheme.class(*class).rank > unmarked)
             .flat_map(|(class, p)| {
                 p.words().map(|w| ClassWord {
+                    letters: LetterCounts::of(&fold(w)),
                     folded: fold(w),
                     word: w.to_string(),
                     class: scheme.class(*class).name.clone(),
                 })
             })
-            .filter(|w| w.folded.chars().count() >= NEAR_MISS_MIN)
             .collect();
         // of a word in several spellings (`SECRET`, `TOP SECRET`), the class it is whole
         // comes first and is kept
@@ -394,6 +402,39 @@ impl<'s> Grammar<'s> {
             i = k;
         }
         (found, i)
+    }
+
+    /// `text` cut into tokens ([`tokenize`], at most `limit`), with a class word (or a near
+    /// miss of one) split into pieces joined back into the word a reader sees (`[SEC RET]`:
+    /// [`Tokens::join_split_words`]): how text is read where a marking may stand among other
+    /// words (a subject, a banner line, a free-text field). A value that must be a marking
+    /// is read as written instead: a piece there is no part of a marking, so it cannot be
+    /// read.
+    pub fn tokens(&self, text: &str, limit: usize) -> Tokens {
+        let mut t = tokenize(text, limit);
+        let compiled = &self.compiled;
+        t.join_split_words(
+            |pieces| {
+                let letters = pieces.concat();
+                let folded = fold(&letters);
+                // a word of any class (`NOT PR OTECTIVELY MARKED` is read as it shows)
+                let exact = folded.chars().count() >= NEAR_MISS_MIN
+                    && compiled.spelling_words.binary_search(&folded).is_ok();
+                // a near miss joined is read as one (`[SEC RT]`, `estricte d` cannot be
+                // read), when it is no further than its pieces (`OFFICAL-SENSITVE` is two near
+                // misses, not one of `OFFICIALSENSITIVE`)
+                let near = || {
+                    self.near_miss_by(&letters).is_some_and(|joined| {
+                        pieces
+                            .iter()
+                            .all(|p| self.near_miss_by(p).is_none_or(|alone| joined <= alone))
+                    })
+                };
+                (exact || near()).then_some(exact)
+            },
+            |word| compiled.spelling_words.binary_search(&fold(word)).is_ok(),
+        );
+        t
     }
 
     /// A marking written on its own, perhaps decorated (`[OFFICIAL]`, `*** OFFICIAL-SENSITIVE
@@ -616,36 +657,67 @@ impl<'s> Grammar<'s> {
                 _ => {
                     // `[SECRT]`, `[OFFICAL-SENSITVE]`, `{SECR3T}`: shaped like a marking
                     let any_case = matches!(enclosure, Enclosure::Square | Enclosure::Tag);
-                    if let Some(why) = self.near_miss_in(t, i + 1, end, any_case) {
+                    // or letters around a byte that is not text (`{o f f i c i a l $<0xFF> e n
+                    // s i t i v e}`)
+                    let why = self
+                        .near_miss_in(t, i + 1, end, any_case)
+                        .or_else(|| self.undecodable_letters(t, (i + 1, end), &[], 3));
+                    if let Some(why) = why {
                         found.unreadable.get_or_insert(why);
                         read.push((i + 1, end));
                     }
                 }
             }
         }
-        let mut positions = vec![start];
+        // where a marking may stand: at the start, after a separator, and (written
+        // deliberately, only raising) behind a lesser sign (`Re: notes, Official Sensitive`)
+        let mut positions = vec![(start, true)];
         positions.extend(
             (start..t.toks.len())
                 .filter(|&i| brackets.depth[i] == 0)
-                .filter_map(|i| separator_after(t, i, true)),
+                .filter_map(|i| {
+                    separator_after(t, i, true)
+                        .map(|p| (p, true))
+                        .or_else(|| weak_separator_at(t, i).then_some((i + 1, false)))
+                }),
         );
         let mut next = start;
-        for p in positions {
-            if p < next || brackets.depth.get(p).is_some_and(|&d| d > 0) {
+        // where the segment last read for near misses started, and every such segment
+        let mut checked = None;
+        let mut segments = Vec::new();
+        for (p, strong) in positions {
+            if brackets.depth.get(p).is_some_and(|&d| d > 0) {
                 continue;
             }
-            // `SECRT: plan`, `Minutes - OFFICAL SENSITVE`
-            let segment_end = segment_end(t, p, &brackets);
-            // a marking may end at a lesser sign too (`NPM, Secrt; plan`)
-            let weak_ends =
-                (p..segment_end).filter(|&k| brackets.depth[k] == 0 && weak_separator_at(t, k));
-            if let Some(why) = weak_ends
-                .chain([segment_end])
-                .find_map(|end| self.near_miss_in(t, p, end, false))
-            {
-                found.unreadable.get_or_insert(why);
+            // `SECRT: plan`, `Minutes - OFFICAL SENSITVE`; a segment that starts inside a
+            // marking read is read from its end (`NPM//PROTECT; ecret; notes`: the marking
+            // ends at the `;`; `Official - Sensitive: plan` is no `Sensitive` alone)
+            if found.unreadable.is_none() && checked != Some(p.max(next)) {
+                let from = p.max(next);
+                checked = Some(from);
+                // or letters spaced around a byte that is not text, up to the first sign
+                // (`o f f i c i a l $<0xFF> e n s i t i v e; notes`; long class words only:
+                // `Caf<0xFF> notes` is no `NOT`)
+                let to = (from..segment_end(t, from, &brackets))
+                    .find(|&k| brackets.depth[k] == 0 && weak_separator_at(t, k))
+                    .unwrap_or_else(|| segment_end(t, from, &brackets));
+                segments.push((from, to));
+                found.unreadable = self.near_miss_in_segment(t, from, &brackets);
             }
-            match self.delimited(t, p, p == start, true, true, true) {
+            if p < next {
+                continue;
+            }
+            let lead = p == start;
+            if !strong && !lead {
+                // behind a lesser sign: only a marking written deliberately, which raises
+                if let Ok(Some((classes, end))) = self.delimited(t, p, false, true, true, false) {
+                    found.classes.extend(self.raising(classes));
+                    read.push((p, end));
+                    next = end;
+                }
+                continue;
+            }
+            match self.delimited(t, p, lead, true, true, true) {
                 Ok(Some((classes, end))) => {
                     found.classes.extend(classes);
                     read.push((p, end));
@@ -677,6 +749,11 @@ impl<'s> Grammar<'s> {
         }
         if found.unreadable.is_none() {
             found.unreadable = self.undecodable_class_word(t, &read);
+        }
+        if found.unreadable.is_none() {
+            found.unreadable = segments
+                .into_iter()
+                .find_map(|segment| self.undecodable_letters(t, segment, &read, NEAR_MISS_MIN));
         }
         found
     }
@@ -785,7 +862,9 @@ impl<'s> Grammar<'s> {
     /// a run of marking parts followed only by decoration, or by a dash, `//` or `|` and a
     /// handling caveat (`OFFICIAL-SENSITIVE PERSONAL - not for onward disclosure`). A colon
     /// and more text is a sentence (`Confidential: the car park is closed`). After the
-    /// separator, a marking written deliberately counts too (`OFFICIAL - SECRET annex`).
+    /// separator, a marking written deliberately counts too (`OFFICIAL - SECRET annex`); so
+    /// does one after a lesser sign (`Hi Jo, SECRET`), and a class in capitals anywhere
+    /// (`Op Lima SECRET update`), as in a subject: these only raise the marking.
     pub fn banner(&self, t: &Tokens) -> Found {
         let mut found = Found::default();
         let mut i = t.skip_decoration(0);
@@ -802,14 +881,16 @@ impl<'s> Grammar<'s> {
                 }
             }
         }
-        // `*** SECRT ***`, `OFFICAL-SENSITVE - handle with care`
         let brackets = Brackets::of(t);
-        let near_miss = std::iter::once(i)
-            .chain((i..t.toks.len()).filter_map(|k| separator_after(t, k, true)))
-            .find_map(|p| self.near_miss_in(t, p, segment_end(t, p, &brackets), false));
-        if let Some(why) = near_miss {
-            found.unreadable = Some(why);
-        }
+        // where a marking may stand: at the start, after a separator, and behind a lesser
+        // sign (`Hi Jo, SECRET`)
+        let after_weak =
+            |k: usize| (brackets.depth[k] == 0 && weak_separator_at(t, k)).then_some(k + 1);
+        let position = |k: usize| {
+            separator_after(t, k, true)
+                .map(|p| (p, true))
+                .or_else(|| after_weak(k).map(|p| (p, false)))
+        };
         // a line that opens with a class in capitals is a banner however it goes on
         // (`SECRET, notes follow`, `SECRET notes`): read as raising, never as prose
         let lead = match self.delimited(t, i, true, true, false, true) {
@@ -829,12 +910,14 @@ impl<'s> Grammar<'s> {
         }
         // a marking after a separator counts too; on a line that does not open with one
         // (`official sensitivee, OFFICIAL SENSITIVE`) it may only raise
-        for p in (next..t.toks.len()).filter_map(|k| separator_after(t, k, true)) {
+        for (p, strong) in (next..t.toks.len()).filter_map(position) {
             if p < next {
                 continue;
             }
-            // behind prose, a class standing alone in its segment counts as if it led
-            match self.delimited(t, p, !led, true, true, false) {
+            // behind prose, a class standing alone in its segment counts as if it led; behind
+            // a lesser sign (`official sensitivee, SECRET`, `Hi Jo, SECRET notes follow`) one
+            // written deliberately
+            match self.delimited(t, p, strong && !led, true, true, false) {
                 Ok(Some((classes, end))) => {
                     let classes = if led { classes } else { self.raising(classes) };
                     found.classes.extend(classes);
@@ -847,11 +930,44 @@ impl<'s> Grammar<'s> {
                 }
             }
         }
+        // a class written in capitals anywhere else is deliberate, as in a subject: it may
+        // raise the marking (`Op Lima SECRET update`)
+        let capitals: Vec<Match> = self
+            .scan(t, i, t.toks.len())
+            .into_iter()
+            .filter(|m| {
+                t.in_capitals(m.start, m.end)
+                    && !read
+                        .iter()
+                        .any(|&(from, to)| m.start >= from && m.end <= to)
+            })
+            .collect();
+        for m in self.raising(capitals) {
+            read.push((m.start, m.end));
+            found.classes.push(m);
+        }
+        // `*** SECRT ***`, `OFFICAL-SENSITVE - handle with care`, `Hi Jo, SECRT`; a segment
+        // that starts inside a marking read is read from its end (`Official - Sensitive` is
+        // no `Sensitive` alone)
+        if found.unreadable.is_none() {
+            found.unreadable = std::iter::once(i)
+                .chain((i..t.toks.len()).filter_map(|k| position(k).map(|(p, _)| p)))
+                .map(|p| {
+                    read.iter()
+                        .find(|&&(from, to)| from < p && p < to)
+                        .map_or(p, |&(_, to)| to)
+                })
+                .find_map(|p| self.near_miss_in_segment(t, p, &brackets));
+        }
+        // a near miss written in capitals anywhere else (`Op Lima SECRT update`)
+        if found.unreadable.is_none() {
+            found.unreadable = self.near_miss_anywhere(t, i, t.toks.len(), true);
+        }
         if found.unreadable.is_none() {
             found.unreadable = self.undecodable_class_word(t, &read);
         }
         if found.unreadable.is_none() {
-            found.unreadable = self.undecodable_letters(t, &read);
+            found.unreadable = self.undecodable_letters(t, (0, t.toks.len()), &read, 3);
         }
         found
     }

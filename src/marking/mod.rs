@@ -22,9 +22,12 @@
 //! - Subject ([`grammar`]): brackets and other enclosures read whole anywhere; a marking at
 //!   the start or after a separator where it is delimited as one. `Secret Santa draw` is
 //!   prose; a near miss of a class word where a marking stands (`[SECRT]`) is unreadable.
+//!   A class word split into pieces (`[SEC RET]`, what a subject folded inside the word
+//!   unfolds to) is read as the word a reader sees, here and on banner lines.
 //! - Banner lines ([`banner`], HTML rendered by [`html`], hidden text apart): the first and
 //!   last lines of each part read as text, attachments included (fail closed: a banner can
-//!   only raise); hidden lines are read as banners too.
+//!   only raise); hidden lines are read as banners too. Behind prose, a class written
+//!   deliberately after a separator or a lesser sign, or in capitals anywhere, raises.
 //! - Attached messages (message/rfc822) are read the same way, reported as `attached1:...`.
 //!
 //! Text is compared after [`normalise`]-style folding (see [`tokenizer`]): case, NFKD,

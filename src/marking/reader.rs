@@ -160,7 +160,7 @@ impl<'s> MarkingReader<'s> {
                 }
                 continue;
             }
-            let t = tokenize(val, LINE_TOKENS);
+            let t = self.grammar.tokens(val, LINE_TOKENS);
             classes.extend(self.grammar.raising(self.grammar.scan(&t, 0, t.toks.len())));
             // in any namespace, a near miss of a class word (`SEC=SECRT`, `NOTE=the SECR3T
             // annex`) or letters shown in another order cannot be read
@@ -195,7 +195,7 @@ impl<'s> MarkingReader<'s> {
         for stray in msip::stray_items(value) {
             // a class named outside any label attribute cannot be placed: it may only raise,
             // and the header cannot be read
-            let t = tokenize(stray, LINE_TOKENS);
+            let t = self.grammar.tokens(stray, LINE_TOKENS);
             let named = self.grammar.raising(self.grammar.scan(&t, 0, t.toks.len()));
             let near = self.grammar.near_miss_anywhere(&t, 0, t.toks.len(), false);
             if !named.is_empty() || near.is_some() || t.reordered {
@@ -214,7 +214,7 @@ impl<'s> MarkingReader<'s> {
             });
             if let Some(name) = &label.name {
                 let text = format!("MSIP_Label_{}_Name={name}", label.id);
-                let t = tokenize(name, LINE_TOKENS);
+                let t = self.grammar.tokens(name, LINE_TOKENS);
                 self.add_all(self.grammar.scan(&t, 0, t.toks.len()), location, &text);
                 if let Some(why) = distrusted(name, &t) {
                     self.add_unreadable(location, &text, why);
@@ -295,7 +295,7 @@ impl<'s> MarkingReader<'s> {
 
     fn subject_at(&mut self, location: &str, value: &str) {
         let value = unfold(value);
-        let t: Tokens = tokenize(&value, SUBJECT_TOKENS);
+        let t: Tokens = self.grammar.tokens(&value, SUBJECT_TOKENS);
         let found = self.grammar.subject(&t);
         self.add_all(found.classes, location, &value);
         if let Some(why) = found.unreadable.as_deref().or(distrusted_order(&t)) {
@@ -333,7 +333,7 @@ impl<'s> MarkingReader<'s> {
         let mut text: Option<&str> = None;
         let mut unreadable: Option<(&str, &'static str)> = None;
         for line in &doc.hidden {
-            let t = tokenize(line, LINE_TOKENS);
+            let t = self.grammar.tokens(line, LINE_TOKENS);
             let found = self.grammar.banner(&t);
             if !found.classes.is_empty() {
                 text.get_or_insert(line);
@@ -371,7 +371,7 @@ impl<'s> MarkingReader<'s> {
     }
 
     fn banner_line(&mut self, location: &str, line: &str) {
-        let t = tokenize(line, LINE_TOKENS);
+        let t = self.grammar.tokens(line, LINE_TOKENS);
         let found = self.grammar.banner(&t);
         self.add_all(found.classes, location, line.trim());
         if let Some(why) = found.unreadable.as_deref().or(distrusted_order(&t)) {

@@ -153,6 +153,93 @@ impl Tokens {
         !self.truncated && i >= self.decoration_from
     }
 
+    /// Join a class word split into pieces by white space (or one sign with no space
+    /// around it) back into the word a reader sees: `[SEC RET]` (what unfolding a header
+    /// folded inside the word gives), `OFFI CIAL-SENSITIVE`, `SEC-RET`, `PROTECT IVELY`. A
+    /// join is made only when `join` says its pieces make a class word (or a near miss of
+    /// one), and how close: the closest, then the longest, is made; and never of words of
+    /// their own alone (`word_of_its_own`: a word of a class spelling; `TOP SECRET` stays two
+    /// words).
+    pub fn join_split_words<C: Ord>(
+        &mut self,
+        join: impl Fn(&[&str]) -> Option<C>,
+        word_of_its_own: impl Fn(&str) -> bool,
+    ) {
+        let piece = |t: &Token| t.kind.word().is_some_and(|w| !w.is_empty());
+        // where the piece after the one at `i` stands
+        let next_piece = |toks: &[Token], i: usize| -> Option<usize> {
+            let next = toks.get(i + 1)?;
+            if next.space_before {
+                return piece(next).then_some(i + 1);
+            }
+            let after = toks.get(i + 2)?;
+            let tight_sign =
+                matches!(next.kind, Kind::Dash | Kind::Sym('.')) && !after.space_before;
+            (tight_sign && piece(after)).then_some(i + 2)
+        };
+        // the best join of pieces from `i`: where it ends and its letters; one piece at least
+        // is no word of its own (`TOP SECRET` stays two words, `PROTECT IVELY` is joined)
+        let best_from = |toks: &[Token], i: usize| -> Option<(usize, String)> {
+            let first = toks[i].kind.word().filter(|_| piece(&toks[i]))?;
+            let mut pieces = vec![first];
+            let mut own = word_of_its_own(first);
+            let mut letters = first.chars().count();
+            let mut at = i;
+            let mut best: Option<(C, usize, String)> = None;
+            for _ in 1..MAX_SPLIT_PIECES {
+                let Some(next) = next_piece(toks, at) else {
+                    break;
+                };
+                let word = toks[next].kind.word().unwrap_or_default();
+                letters += word.chars().count();
+                if letters > MAX_SPLIT_LETTERS {
+                    break;
+                }
+                pieces.push(word);
+                own &= word_of_its_own(word);
+                at = next;
+                if own {
+                    continue;
+                }
+                if let Some(close) = join(&pieces) {
+                    if best.as_ref().is_none_or(|(was, _, _)| close >= *was) {
+                        best = Some((close, at, pieces.concat()));
+                    }
+                }
+            }
+            best.map(|(_, at, letters)| (at, letters))
+        };
+        let mut out: Vec<Token> = Vec::with_capacity(self.toks.len());
+        let mut i = 0;
+        let mut joined = false;
+        while i < self.toks.len() {
+            let best = best_from(&self.toks, i).filter(|_| {
+                // a word of its own is no piece when the pieces after it join without it
+                // (`OFFICIAL SENSI TIVE` is `OFFICIAL SENSITIVE`)
+                let own = self.toks[i].kind.word().is_some_and(&word_of_its_own);
+                !own || next_piece(&self.toks, i).is_none_or(|n| best_from(&self.toks, n).is_none())
+            });
+            let Some((last, letters)) = best else {
+                out.push(self.toks[i].clone());
+                i += 1;
+                continue;
+            };
+            let mut word = self.toks[i].clone();
+            for t in &self.toks[i + 1..=last] {
+                word.lower |= t.lower;
+                word.invalid |= t.invalid;
+            }
+            word.kind = Kind::Word(letters);
+            out.push(word);
+            joined = true;
+            i = last + 1;
+        }
+        if joined {
+            self.toks = out;
+            self.decoration_from = decoration_from(&self.toks);
+        }
+    }
+
     /// First position after leading decoration.
     pub fn skip_decoration(&self, mut i: usize) -> usize {
         while self.toks.get(i).is_some_and(is_decoration) {
@@ -234,7 +321,7 @@ pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
     }
     t.flush();
     let toks = join_spaced_letters(t.toks);
-    let decoration_from = toks.len() - toks.iter().rev().take_while(|k| is_decoration(k)).count();
+    let decoration_from = decoration_from(&toks);
     Tokens {
         toks,
         truncated: t.truncated,
@@ -242,6 +329,16 @@ pub(crate) fn tokenize(text: &str, limit: usize) -> Tokens {
         decoration_from,
     }
 }
+
+/// Where the decoration that ends `toks` starts.
+fn decoration_from(toks: &[Token]) -> usize {
+    toks.len() - toks.iter().rev().take_while(|k| is_decoration(k)).count()
+}
+
+/// The most pieces a split class word is joined from ([`Tokens::join_split_words`]), and the
+/// most letters: longer than the longest class word, short enough to stay cheap.
+const MAX_SPLIT_PIECES: usize = 8;
+const MAX_SPLIT_LETTERS: usize = 32;
 
 struct Tokenizer {
     toks: Vec<Token>,
@@ -482,19 +579,21 @@ mod tests {
         assert!(tokenize("\u{202E}TERCES", 16).reordered);
     }
 
+    /// The tokens as written back: words, `-` for a dash, signs.
+    fn shown(t: &Tokens) -> Vec<String> {
+        t.toks
+            .iter()
+            .map(|t| match &t.kind {
+                Kind::Word(w) => w.replace(I_OR_L, "I"),
+                Kind::Dash => "-".to_string(),
+                Kind::Sym(c) => c.to_string(),
+            })
+            .collect()
+    }
+
     #[test]
     fn letter_spaced_words_are_joined() {
-        let words = |text: &str| -> Vec<String> {
-            tokenize(text, 64)
-                .toks
-                .iter()
-                .map(|t| match &t.kind {
-                    Kind::Word(w) => w.replace(I_OR_L, "I"),
-                    Kind::Dash => "-".to_string(),
-                    Kind::Sym(c) => c.to_string(),
-                })
-                .collect()
-        };
+        let words = |text: &str| shown(&tokenize(text, 64));
         assert_eq!(words("[S E C R E T]"), ["[", "SECRET", "]"]);
         assert_eq!(words("[S.E.C.R.E.T]"), ["[", "SECRET", "]"]);
         assert_eq!(words("s_e_c_r_e_t"), ["SECRET"]);
@@ -504,6 +603,33 @@ mod tests {
         // prose with short words keeps them
         assert_eq!(words("Q & A at 5"), ["Q", "&", "A", "AT", "5"]);
         assert_eq!(words("a b"), ["A", "B"]);
+    }
+
+    #[test]
+    fn split_class_words_are_joined() {
+        let words = |text: &str| -> Vec<String> {
+            let mut t = tokenize(text, 64);
+            t.join_split_words(
+                |w| {
+                    ["SECRET", "OFFICIAL"]
+                        .contains(&w.concat().replace(I_OR_L, "I").as_str())
+                        .then_some(())
+                },
+                |w| ["TOP", "SECRET"].contains(&w),
+            );
+            shown(&t)
+        };
+        assert_eq!(words("[SEC RET] x"), ["[", "SECRET", "]", "X"]);
+        assert_eq!(words("TOP SEC  RET"), ["TOP", "SECRET"]);
+        assert_eq!(words("sec-ret OFFI.CIAL"), ["SECRET", "OFFICIAL"]);
+        // a word of a class spelling is no piece; signs with space around them part words
+        assert_eq!(words("SECRET RET"), ["SECRET", "RET"]);
+        assert_eq!(words("SEC - RET"), ["SEC", "-", "RET"]);
+        assert_eq!(words("SEC REP"), ["SEC", "REP"]);
+        // the decoration at the end is found again
+        let mut t = tokenize("SEC RET ***", 64);
+        t.join_split_words(|w| (w.concat() == "SECRET").then_some(()), |_| false);
+        assert!(t.only_decoration_from(1));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! word makes a marking unreadable; also class words holding a byte that is not text.
 
 use super::super::tokenizer::{word_eq, Tokens, I_OR_L};
-use super::{is_joiner, Grammar};
+use super::{is_joiner, segment_end, weak_separator_at, Brackets, Grammar};
 
 impl Grammar<'_> {
     /// Why the text cannot be read when a word outside the markings read (`read`) held an
@@ -16,44 +16,51 @@ impl Grammar<'_> {
         t.toks.iter().enumerate().find_map(|(i, tok)| {
             let word = tok.kind.word().filter(|_| tok.invalid)?;
             let inside = read.iter().any(|&(from, to)| (from..to).contains(&i));
-            (!inside && self.like_a_class_word(word)).then(|| {
+            (!inside && self.like_a_class_word(word, 3)).then(|| {
                 format!("{word:?} holds a byte that is not text and looks like a class word")
             })
         })
     }
 
-    /// Why a line cannot be read when it holds a byte that is not text and its letters that
-    /// were not read (`read`), run together, look like a class word (`$<0xFF> E C R E T`):
-    /// what a reader sees there cannot be said.
+    /// Why a line (the tokens from `from` to `to`) cannot be read when it holds a byte that
+    /// is not text and its letters that were not read (`read`), run together, look like a
+    /// class word (`$<0xFF> E C R E T`; the class words of `shortest` letters or more): what
+    /// a reader sees there cannot be said.
     pub(super) fn undecodable_letters(
         &self,
         t: &Tokens,
+        (from, to): (usize, usize),
         read: &[(usize, usize)],
+        shortest: usize,
     ) -> Option<String> {
-        if !t.toks.iter().any(|tok| tok.invalid) {
+        let toks = t.range(from, to);
+        if !toks.iter().any(|tok| tok.invalid) {
             return None;
         }
-        let letters: String = t
-            .toks
+        let letters: String = toks
             .iter()
             .enumerate()
+            .map(|(i, tok)| (from + i, tok))
             .filter(|(i, _)| !read.iter().any(|&(from, to)| (from..to).contains(i)))
             .filter_map(|(_, tok)| tok.kind.word())
-            .flat_map(|w| w.chars().filter(|c| c.is_alphanumeric()))
+            // what stands for I or L is written I (`o f f <Cyrillic i> c i a l`)
+            .flat_map(|w| w.chars().map(|c| if c == I_OR_L { 'I' } else { c }))
+            .filter(|c| c.is_alphanumeric())
             .collect::<String>()
             .to_uppercase();
-        self.like_a_class_word(&letters).then(|| {
+        self.like_a_class_word(&letters, shortest).then(|| {
             format!(
                 "the line holds a byte that is not text, and its letters ({letters:?}) look like a class word"
             )
         })
     }
 
-    /// `word` is, contains or looks like a word of a class spelling.
-    pub(super) fn like_a_class_word(&self, word: &str) -> bool {
+    /// `word` is, contains or looks like a word of a class spelling (of `shortest` letters
+    /// or more).
+    pub(super) fn like_a_class_word(&self, word: &str, shortest: usize) -> bool {
         !word.is_empty()
             && self.compiled.spellings.iter().any(|(_, p)| {
-                p.words().any(|class_word| {
+                p.words().filter(|w| w.len() >= shortest).any(|class_word| {
                     word_eq(word, class_word)
                         || (class_word.len() >= 3 && word.contains(class_word))
                         || (class_word.len() >= 5 && looks_like(word, class_word))
@@ -65,23 +72,37 @@ impl Grammar<'_> {
     /// once [`fold`]ed (digits and signs that pose as letters mapped: `SECR3T`, `$ECRET`),
     /// one edit for a class word of up to seven letters (`SECRT`, `SECRETS`), two for a
     /// longer one (`RESTRICED`, `OFFICAL`, `CONFIDENTAIL`). Words shorter than
-    /// [`NEAR_MISS_MIN`] letters are never near misses (`TOP`, `NPM`, `PATCH` stay words).
-    fn near_miss(&self, word: &str) -> Option<&ClassWord> {
+    /// [`NEAR_MISS_MIN`] letters are near misses only of a class word they are once folded
+    /// (`7OP`; `TOP`, `NPM`, `PATCH` stay words).
+    pub(super) fn near_miss(&self, word: &str) -> Option<&ClassWord> {
         let folded = fold(word);
         let len = folded.chars().count();
         if len < NEAR_MISS_MIN - 1 {
-            return None;
+            // a short class word with a digit posing in it (`7OP` of `7OP SECRET`)
+            return self
+                .compiled
+                .class_words
+                .iter()
+                .find(|c| c.folded == folded && !word_eq(word, &c.word));
         }
+        let letters = LetterCounts::of(&folded);
         self.compiled.class_words.iter().find(|class_word| {
-            let class_word = &class_word.folded;
-            let allowed = if class_word.chars().count() <= 7 {
-                1
-            } else {
-                2
-            };
-            len.abs_diff(class_word.chars().count()) <= allowed
+            let (counts, class_word) = (&class_word.letters, &class_word.folded);
+            let class_len = class_word.chars().count();
+            if class_len < NEAR_MISS_MIN {
+                return false;
+            }
+            let allowed = if class_len <= 7 { 1 } else { 2 };
+            len.abs_diff(class_len) <= allowed
+                && letters.apart(counts) <= 2 * allowed
                 && strsim::osa_distance(&folded, class_word) <= allowed
         })
+    }
+
+    /// How many edits `word` is from the class word it is a near miss of, if any.
+    pub(super) fn near_miss_by(&self, word: &str) -> Option<usize> {
+        self.near_miss(word)
+            .map(|class_word| strsim::osa_distance(&fold(word), &class_word.folded))
     }
 
     /// The words from `from` to `to` that are no part of a marking, read for near misses.
@@ -128,12 +149,16 @@ impl Grammar<'_> {
                 // a word that is no near miss (a word of a class spelling, `TOP` of `TOP
                 // SECRT`, is no free word); a sign (`$` of `$ECRET`) is no word
                 None => {
-                    found.other |= word.is_some_and(|w| {
+                    let free = word.is_some_and(|w| {
                         self.compiled
                             .spelling_words
                             .binary_search(&fold(w))
                             .is_err()
-                    })
+                    });
+                    if free {
+                        found.other = true;
+                        found.other_at.get_or_insert(k);
+                    }
                 }
             }
             k += 1;
@@ -170,6 +195,29 @@ impl Grammar<'_> {
             found.capitals.or(found.typo)
         };
         hit.map(|(at, missed)| near_miss_why(t, at, &missed))
+    }
+
+    /// Why the segment of a subject or banner line from `p` (to the next separator,
+    /// [`segment_end`]) cannot be read: [`Self::near_miss_in`] of the segment, or of its
+    /// part up to a lesser sign, since a marking may end there too (`NPM, Secrt; plan`,
+    /// `PROTECT; ecret; notes`: [`weak_separator_at`]).
+    pub(super) fn near_miss_in_segment(
+        &self,
+        t: &Tokens,
+        p: usize,
+        brackets: &Brackets,
+    ) -> Option<String> {
+        let end = segment_end(t, p, brackets);
+        let whole = self.near_misses(t, p, end);
+        let Some(other) = whole.other_at else {
+            return self.near_miss_in(t, p, end, false);
+        };
+        // the longest part before the first free word that ends at a lesser sign: a near
+        // miss in it and no free word
+        let weak_end = (p..other)
+            .rev()
+            .find(|&k| brackets.depth[k] == 0 && weak_separator_at(t, k))?;
+        self.near_miss_in(t, p, weak_end, false)
     }
 
     /// Why text cannot be read when a word in it, written in capitals (or any way, when not
@@ -230,6 +278,37 @@ struct NearMisses {
     capital_typo: Option<(usize, String)>,
     /// A word that is neither a part of a marking nor a near miss stands there too.
     other: bool,
+    /// Where the first such word stands.
+    other_at: Option<usize>,
+}
+
+/// How many of each letter a word holds (A to Z, and anything else): one edit changes the
+/// counts by at most two, so words whose counts are further apart than twice the edits
+/// allowed are no near miss, and are told without measuring the edits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct LetterCounts([u8; 27]);
+
+impl LetterCounts {
+    pub(super) fn of(word: &str) -> LetterCounts {
+        let mut counts = [0u8; 27];
+        for c in word.chars() {
+            let slot = match c {
+                'A'..='Z' => c as usize - 'A' as usize,
+                _ => 26,
+            };
+            counts[slot] = counts[slot].saturating_add(1);
+        }
+        LetterCounts(counts)
+    }
+
+    /// The letters one word holds and the other does not, counted both ways.
+    fn apart(&self, other: &LetterCounts) -> usize {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .map(|(a, b)| usize::from(a.abs_diff(*b)))
+            .sum()
+    }
 }
 
 /// A word of a class spelling, as near misses are measured against it.
@@ -237,6 +316,8 @@ struct NearMisses {
 pub(super) struct ClassWord {
     /// [`fold`]ed, as measured.
     pub(super) folded: String,
+    /// The letters of `folded`.
+    pub(super) letters: LetterCounts,
     /// As the policy spells it.
     pub(super) word: String,
     /// The class it is a word of.
