@@ -775,3 +775,25 @@ fn subject_markings_behind_a_lesser_sign_are_read() {
         assert_prose(&with_subject(subject), subject);
     }
 }
+
+/// A class spelt out in spaced letters among other spaced letters (`x S E C R E T x`, read
+/// together as `XSECRETX`) was read as prose and allowed; a reader sees the class there.
+/// Found by hand with the shipped binary.
+#[test]
+fn a_class_spelt_out_among_other_spaced_letters_is_never_prose() {
+    for (text, class) in [
+        ("x S E C R E T x", "SECRET"),
+        ("S E C R E T x S E C R E T x", "SECRET"),
+        ("S E C R E T x y", "SECRET"),
+        ("S E C R E T S E C R E T", "SECRET"),
+        ("a T O P S E C R E T b", "TOP SECRET"),
+        ("R E S T R I C T E D x", "RESTRICTED"),
+        ("x C O N F I D E N T I A L", "CONFIDENTIAL"),
+    ] {
+        assert_held(&with_subject(text), class);
+        assert_held(&with_banner(text), class);
+    }
+    for prose in ["Plan A B C update", "R S V P by Friday", "the A B C of it"] {
+        assert_prose(&with_subject(prose), prose);
+    }
+}

@@ -751,6 +751,9 @@ impl<'s> Grammar<'s> {
             found.unreadable = self.undecodable_class_word(t, &read);
         }
         if found.unreadable.is_none() {
+            found.unreadable = self.spaced_class_word(t, &read);
+        }
+        if found.unreadable.is_none() {
             found.unreadable = segments
                 .into_iter()
                 .find_map(|segment| self.undecodable_letters(t, segment, &read, NEAR_MISS_MIN));
@@ -965,6 +968,9 @@ impl<'s> Grammar<'s> {
         }
         if found.unreadable.is_none() {
             found.unreadable = self.undecodable_class_word(t, &read);
+        }
+        if found.unreadable.is_none() {
+            found.unreadable = self.spaced_class_word(t, &read);
         }
         if found.unreadable.is_none() {
             found.unreadable = self.undecodable_letters(t, (0, t.toks.len()), &read, 3);

@@ -59,6 +59,8 @@ pub(crate) struct Token {
     /// A word that held an undecodable byte (U+FFFD), left out of its letters; such a word
     /// may be empty.
     pub invalid: bool,
+    /// A word joined from letters spaced out (`S E C R E T`: [`join_spaced_letters`]).
+    pub spaced: bool,
 }
 
 impl Token {
@@ -390,6 +392,7 @@ impl Tokenizer {
             gap: std::mem::take(&mut self.gap),
             lower: std::mem::take(&mut self.lower),
             invalid: std::mem::take(&mut self.invalid),
+            spaced: false,
         });
     }
 
@@ -464,6 +467,7 @@ fn join_spaced_letters(toks: Vec<Token>) -> Vec<Token> {
             word.invalid |= toks[p].invalid;
         }
         word.kind = Kind::Word(letters);
+        word.spaced = true;
         out.push(word);
         i = pieces[pieces.len() - 1] + 1;
     }

@@ -22,6 +22,19 @@ impl Grammar<'_> {
         })
     }
 
+    /// Why the text cannot be read when a word spelt out in spaced letters, outside the
+    /// markings read (`read`), holds a class word among other letters or looks like one
+    /// (`x S E C R E T x`, joined `XSECRETX`): a reader sees the class spelt out there.
+    pub(super) fn spaced_class_word(&self, t: &Tokens, read: &[(usize, usize)]) -> Option<String> {
+        t.toks.iter().enumerate().find_map(|(i, tok)| {
+            let word = tok.kind.word().filter(|_| tok.spaced)?;
+            let inside = read.iter().any(|&(from, to)| (from..to).contains(&i));
+            (!inside && self.like_a_class_word(word, NEAR_MISS_MIN)).then(|| {
+                format!("the letters spaced out as {word:?} spell a class word among other letters")
+            })
+        })
+    }
+
     /// Why a line (the tokens from `from` to `to`) cannot be read when it holds a byte that
     /// is not text and its letters that were not read (`read`), run together, look like a
     /// class word (`$<0xFF> E C R E T`; the class words of `shortest` letters or more): what
