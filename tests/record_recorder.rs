@@ -141,23 +141,31 @@ fn blocking_callers_are_recorded() {
     assert!(store.verify().unwrap().is_intact());
 }
 
-#[tokio::test]
-async fn a_full_store_is_an_error_and_writes_nothing_of_the_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("records.sqlite");
+/// A recorder on a store of at most 1 MiB (about 1,000 records) at `dir`/records.sqlite,
+/// and one OFFICIAL record to gmail.com to copy.
+fn small_store(
+    dir: &std::path::Path,
+) -> (Recorder, PathBuf, Vec<markgate::record::DecisionRecord>) {
+    let path = dir.join("records.sqlite");
     let cfg = RecordsConfig {
         max_size_mb: Some(1),
         ..config(path.clone())
     };
     let recorder = Recorder::open(&cfg).unwrap();
-    let p = policy();
     let one = records(
-        &p,
+        &policy(),
         "2026-02-11T09:00:00Z",
         "OFFICIAL",
         &["c@gmail.com"],
         None,
     );
+    (recorder, path, one)
+}
+
+#[tokio::test]
+async fn a_full_store_is_an_error_and_writes_nothing_of_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (recorder, path, one) = small_store(dir.path());
     recorder.record(one.clone()).await.expect("room for one");
     // About 1 KiB a record: 3000 records do not fit in 1 MiB.
     let mut big = Vec::new();
@@ -272,20 +280,7 @@ async fn verify_sees_an_intact_chain_while_the_gateway_records() {
 #[test]
 fn callers_on_threads_answered_together_get_their_own_records_or_the_error() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("records.sqlite");
-    let cfg = RecordsConfig {
-        max_size_mb: Some(1),
-        ..config(path.clone())
-    };
-    let recorder = Recorder::open(&cfg).unwrap();
-    let p = policy();
-    let template = records(
-        &p,
-        "2026-02-11T09:00:00Z",
-        "OFFICIAL",
-        &["c@gmail.com"],
-        None,
-    );
+    let (recorder, path, template) = small_store(dir.path());
     let worker = |thread: usize, callers: usize, size: usize| {
         let recorder = recorder.clone();
         let template = template.clone();
