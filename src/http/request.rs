@@ -178,7 +178,22 @@ fn read_marking_uncached(
             let mut raw = format!("Content-Type: {content_type}\r\n\r\n").into_bytes();
             raw.extend_from_slice(body.lines());
             match Entity::parse(&raw).map(|root| (root.readable_parts(), root)) {
-                Some((Ok(parts), root)) => reader.message(&root, &parts, "body:", 0),
+                Some((Ok(parts), root)) => {
+                    reader.message(&root, &parts, "body:", 0);
+                    // a form's JSON part (API metadata) is read as a JSON body is
+                    for (_, part) in root.part_header_sections() {
+                        let json = part
+                            .header_raw("Content-Type")
+                            .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
+                        if !json {
+                            continue;
+                        }
+                        let text = String::from_utf8_lossy(part.body());
+                        if let Err(why) = read_json_strings(&mut reader, &text, body.whole) {
+                            unreadable.get_or_insert(why);
+                        }
+                    }
+                }
                 Some((Err(e), _)) => unreadable = Some(format!("the multipart body: {e}")),
                 None => unreadable = Some("the multipart body cannot be parsed".into()),
             }
@@ -355,6 +370,16 @@ mod tests {
                 m.unreadable
             );
         }
+        // a form's JSON part
+        let form = ReadableBody {
+            text: b"--b\r\nContent-Disposition: form-data; name=\"meta\"\r\nContent-Type: application/json\r\n\r\n{\"marking\":\"SECRET\"}\r\n--b--\r\n".to_vec(),
+            whole: true,
+            layout: Layout::Multipart("multipart/form-data; boundary=b".into()),
+            charset: None,
+            unreadable: None,
+        };
+        let m = read_marking(&h, Some(&form), &p);
+        assert_eq!(m.class, "SECRET", "{m:?}");
         // prose in a field is prose
         let m = read_marking(
             &h,
