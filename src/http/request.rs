@@ -166,8 +166,15 @@ fn read_marking_uncached(
     match &body.layout {
         Layout::Text => {
             reader.text_part("body", &text);
-            let json = to_text(Cow::Borrowed(&body.text), body.charset.as_deref());
-            if let Err(why) = read_json_strings(&mut reader, &json, body.whole) {
+            // the lines read are the whole body unless it goes on beyond them
+            let whole_text;
+            let json = if body.whole {
+                &text
+            } else {
+                whole_text = to_text(Cow::Borrowed(&body.text), body.charset.as_deref());
+                &whole_text
+            };
+            if let Err(why) = read_json_strings(&mut reader, json, body.whole) {
                 unreadable.get_or_insert(why);
             }
         }
