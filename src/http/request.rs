@@ -12,7 +12,7 @@ use crate::address::{host_ip, normalise_host};
 use crate::destination::{self, Destination};
 use crate::marking::MarkingScheme;
 use crate::marking::{Marking, MarkingReader, UnreadableMarking};
-use crate::message::mime::{to_text, Entity};
+use crate::message::mime::{to_text, Entity, PartKind};
 use crate::policy::Policy;
 
 use super::error::HttpError;
@@ -185,7 +185,12 @@ fn read_marking_uncached(
             let mut raw = format!("Content-Type: {content_type}\r\n\r\n").into_bytes();
             raw.extend_from_slice(body.lines());
             match Entity::parse(&raw).map(|root| (root.readable_parts(), root)) {
-                Some((Ok(parts), root)) => {
+                Some((Ok(mut parts), root)) => {
+                    if !body.whole {
+                        // an Office document is read whole or not at all: one cut by the
+                        // peek is left as any other file is
+                        parts.retain(|p| !matches!(p.kind, PartKind::Document { .. }));
+                    }
                     reader.message(&root, &parts, "body:", 0);
                     // a form's JSON part (API metadata) is read as a JSON body is
                     for (_, part) in root.part_header_sections() {
