@@ -116,7 +116,10 @@ fn word(label: Option<&str>, header: Option<&str>, body: &[&str]) -> Vec<u8> {
     if let Some(header) = header {
         parts.push((
             "word/header1.xml",
-            format!(r#"<?xml version="1.0" encoding="UTF-8"?><w:hdr {W}>{}</w:hdr>"#, paragraphs(&[header])),
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><w:hdr {W}>{}</w:hdr>"#,
+                paragraphs(&[header])
+            ),
         ));
     }
     zip_of(&parts)
@@ -189,7 +192,11 @@ fn a_banner_in_a_header_the_body_or_the_title_is_read_and_the_highest_wins() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(Vec<u8>, &str, &str); 3] = [
         (
-            word(Some("OFFICIAL"), Some("OFFICIAL-SENSITIVE PERSONAL"), &["Witness list"]),
+            word(
+                Some("OFFICIAL"),
+                Some("OFFICIAL-SENSITIVE PERSONAL"),
+                &["Witness list"],
+            ),
             "OFFICIAL-SENSITIVE",
             "part2:word/header1.xml",
         ),
@@ -200,8 +207,11 @@ fn a_banner_in_a_header_the_body_or_the_title_is_read_and_the_highest_wins() {
         ),
         (
             {
-                let mut parts = vec![content_types("/word/document.xml"), core_part("[RESTRICTED] budget")];
-                parts.push(("word/document.xml".into(), "<w:document/>".into()));
+                let mut parts = vec![
+                    content_types("/word/document.xml"),
+                    core_part("[RESTRICTED] budget"),
+                ];
+                parts.push(("word/document.xml", "<w:document/>".into()));
                 zip_of(&parts)
             },
             "RESTRICTED",
@@ -212,7 +222,10 @@ fn a_banner_in_a_header_the_body_or_the_title_is_read_and_the_highest_wins() {
         let (code, v) = check(dir.path(), &mail_with(&doc, DOCX, "review.docx"));
         assert_eq!(code, 1, "{v}");
         assert_eq!(v["marking"]["class"], class, "{v}");
-        assert!(wheres(&v).iter().any(|w| w.ends_with(place)), "{place}: {v}");
+        assert!(
+            wheres(&v).iter().any(|w| w.ends_with(place)),
+            "{place}: {v}"
+        );
     }
 }
 
@@ -224,7 +237,10 @@ fn an_excel_page_header_is_read_without_its_formatting_codes() {
         content_types("/xl/workbook.xml"),
         ("xl/workbook.xml", "<workbook/>".into()),
         ("xl/worksheets/sheet1.xml", sheet.into()),
-        ("xl/sharedStrings.xml", "<sst><si><t>Name</t></si></sst>".into()),
+        (
+            "xl/sharedStrings.xml",
+            "<sst><si><t>Name</t></si></sst>".into(),
+        ),
     ]);
     let (code, v) = check(dir.path(), &mail_with(&doc, XLSX, "rota.xlsx"));
     assert_eq!(code, 1, "{v}");
@@ -256,8 +272,10 @@ fn a_declared_document_that_cannot_be_read_whole_is_never_forwarded() {
         assert_eq!(code, 1, "{v}");
         let unreadable = v["marking"]["unreadable"].as_array().unwrap();
         assert!(
-            unreadable.iter().any(|u| u["where"] == "part2"
-                && u["why"].as_str().unwrap().contains("Office document")),
+            unreadable
+                .iter()
+                .any(|u| u["where"] == "part2"
+                    && u["why"].as_str().unwrap().contains("Office document")),
             "{v}"
         );
     }
@@ -283,7 +301,11 @@ fn an_attachment_file_name_is_read_like_a_subject() {
     let dir = tempfile::tempdir().unwrap();
     let (code, v) = check(
         dir.path(),
-        &mail_with(b"%PDF-1.7 binary", "application/pdf", "Briefing (SECRET).pdf"),
+        &mail_with(
+            b"%PDF-1.7 binary",
+            "application/pdf",
+            "Briefing (SECRET).pdf",
+        ),
     );
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["marking"]["class"], "SECRET");
@@ -291,7 +313,11 @@ fn an_attachment_file_name_is_read_like_a_subject() {
     // prose in a file name is no marking
     let (code, v) = check(
         dir.path(),
-        &mail_with(b"%PDF-1.7 binary", "application/pdf", "Secret Santa list.pdf"),
+        &mail_with(
+            b"%PDF-1.7 binary",
+            "application/pdf",
+            "Secret Santa list.pdf",
+        ),
     );
     assert_eq!(code, 0, "{v}");
 }
@@ -325,4 +351,81 @@ fn the_gateway_refuses_a_mail_carrying_a_secret_document_and_relays_an_official_
     assert!(out.contains("SECRET"), "{out}");
     let out = send("OFFICIAL");
     assert!(out.contains("<-  250 2.0.0"), "{out}");
+}
+
+/// A Word document larger than the HTTP marking peek (64 KiB): its body holds lines that
+/// do not compress.
+fn large_word(label: &str) -> Vec<u8> {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let lines: Vec<String> = (0..4000)
+        .map(|_| {
+            (0..4)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    format!("{seed:016x}")
+                })
+                .collect::<String>()
+        })
+        .collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let doc = word(Some(label), None, &refs);
+    assert!(doc.len() > 128 * 1024, "{}", doc.len());
+    doc
+}
+
+#[test]
+fn an_office_document_uploaded_over_http_is_read_whole_before_anything_is_forwarded() {
+    use common::http::{HttpSetup, Upstream};
+    let upstream = Upstream::start();
+    let setup = HttpSetup::new(&format!(
+        "document_max_bytes = 1048576\n[[http.route]]\nhost = \"api.partner.example\"\nupstream = \"http://127.0.0.1:{}\"\ndestination = \"internet\"\n",
+        upstream.port()
+    ));
+    let _server = setup.serve();
+    let dir = setup.path();
+    std::fs::write(dir.join("secret.docx"), large_word("SECRET")).unwrap();
+    std::fs::write(dir.join("npm.docx"), large_word("NOT PROTECTIVELY MARKED")).unwrap();
+    let mut huge = large_word("NOT PROTECTIVELY MARKED");
+    huge.resize(2 * 1024 * 1024, b'x');
+    std::fs::write(dir.join("huge.docx"), huge).unwrap();
+    let url = format!("http://127.0.0.1:{}/upload", setup.http);
+    let send = |body: &[&str]| {
+        let mut args = vec![
+            "-H",
+            "Host: api.partner.example",
+            "-H",
+            "X-Protective-Marking: NOT PROTECTIVELY MARKED",
+        ];
+        args.extend_from_slice(body);
+        args.push(&url);
+        common::curl(&args)
+    };
+    let secret = format!("@{}", dir.join("secret.docx").display());
+    let type_docx = format!("Content-Type: {DOCX}");
+    // a raw upload under its type, under none (found by its bytes), and a form's file
+    for body in [
+        vec!["-H", type_docx.as_str(), "--data-binary", secret.as_str()],
+        vec!["-H", "Content-Type:", "--data-binary", secret.as_str()],
+        vec!["-F", &format!("file={secret};type={DOCX}")],
+        vec![
+            "-F",
+            &format!("file={secret};type=application/octet-stream;filename=notes.docx"),
+        ],
+    ] {
+        let (status, reply) = send(&body);
+        assert_eq!(status, 403, "{body:?}: {reply}");
+        assert!(reply.contains("SECRET"), "{reply}");
+    }
+    assert_eq!(upstream.hits(), 0);
+    let npm = format!("@{}", dir.join("npm.docx").display());
+    let (status, reply) = send(&["-H", &type_docx, "--data-binary", &npm]);
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(upstream.hits(), 1);
+    // what cannot be held to be read whole is refused with the limit, not forwarded unread
+    let huge = format!("@{}", dir.join("huge.docx").display());
+    let (status, reply) = send(&["-H", &type_docx, "--data-binary", &huge]);
+    assert_eq!(status, 413, "{reply}");
+    assert_eq!(upstream.hits(), 1);
 }

@@ -180,6 +180,8 @@ fn read_marking_uncached(
         }
         // an HTML body's banners are the lines a reader sees, as for mail
         Layout::Html => reader.html_part("body", &text),
+        // read whole (`http.document_max_bytes`) when it went on beyond the peek
+        Layout::Document { declared } => reader.document("body", &body.text, *declared),
         // each part as a mail part is read: a form's file is read as the attachment it is
         Layout::Multipart(content_type) => {
             let mut raw = format!("Content-Type: {content_type}\r\n\r\n").into_bytes();

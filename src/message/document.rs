@@ -78,8 +78,21 @@ pub fn declared_ooxml(media_type: Option<&str>, file_name: Option<&str>) -> bool
         n.rsplit_once('.').is_some_and(|(_, ext)| {
             matches!(
                 ext,
-                "docx" | "docm" | "dotx" | "dotm" | "xlsx" | "xlsm" | "xltx" | "xltm" | "xlam"
-                    | "pptx" | "pptm" | "potx" | "potm" | "ppsx" | "ppsm"
+                "docx"
+                    | "docm"
+                    | "dotx"
+                    | "dotm"
+                    | "xlsx"
+                    | "xlsm"
+                    | "xltx"
+                    | "xltm"
+                    | "xlam"
+                    | "pptx"
+                    | "pptm"
+                    | "potx"
+                    | "potm"
+                    | "ppsx"
+                    | "ppsm"
             )
         })
     });
@@ -213,7 +226,9 @@ fn read_part<R: BufRead>(
         let mut reader = Reader::from_reader(&mut counting);
         let mut buf = Vec::new();
         loop {
-            let event = reader.read_event_into(&mut buf).map_err(|e| e.to_string())?;
+            let event = reader
+                .read_event_into(&mut buf)
+                .map_err(|e| e.to_string())?;
             if !text.feed(&event, role) {
                 break;
             }
@@ -285,7 +300,10 @@ struct XmlText {
 /// Elements that end a line of text (Word paragraphs and breaks, slide paragraphs, Excel
 /// strings, a table cell).
 fn ends_line(local: &str) -> bool {
-    matches!(local, "p" | "br" | "cr" | "tab" | "si" | "tc" | "txbxcontent")
+    matches!(
+        local,
+        "p" | "br" | "cr" | "tab" | "si" | "tc" | "txbxcontent"
+    )
 }
 
 /// Excel page header and footer elements.
@@ -312,15 +330,11 @@ impl XmlText {
             Event::Start(e) => {
                 let local = local_lower(e.local_name().as_ref());
                 if role == PartRole::CustomProperties && local == "property" {
-                    let name = e
-                        .try_get_attribute("name")
-                        .ok()
-                        .flatten()
-                        .and_then(|a| {
-                            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                                .ok()
-                                .map(|v| v.into_owned())
-                        });
+                    let name = e.try_get_attribute("name").ok().flatten().and_then(|a| {
+                        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .ok()
+                            .map(|v| v.into_owned())
+                    });
                     self.property = Some(name.unwrap_or_default());
                     self.current.clear();
                 }
@@ -528,10 +542,22 @@ mod tests {
     fn reads_the_label_properties_headers_and_body_ends_of_a_word_document() {
         let doc = archive(&[
             TYPES,
-            ("docProps/custom.xml", r#"<?xml version="1.0"?><Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/custom-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes"><property fmtid="{D5CDD505-2E9C-101B-9397-08002B2CF9AE}" pid="2" name="MSIP_Label_abc_Enabled"><vt:lpwstr>true</vt:lpwstr></property><property fmtid="{D5CDD505-2E9C-101B-9397-08002B2CF9AE}" pid="3" name="MSIP_Label_abc_Name"><vt:lpwstr>SECRET</vt:lpwstr></property><property fmtid="{D5CDD505-2E9C-101B-9397-08002B2CF9AE}" pid="4" name="Classification"><vt:lpwstr>OFFICIAL-SENSITIVE</vt:lpwstr></property></Properties>"#),
-            ("docProps/core.xml", r#"<?xml version="1.0"?><cp:coreProperties xmlns:cp="x" xmlns:dc="y"><dc:title>Case &amp; notes</dc:title><cp:keywords>RESTRICTED</cp:keywords><dc:creator>PC Smith</dc:creator></cp:coreProperties>"#),
-            ("word/header1.xml", r#"<w:hdr xmlns:w="w"><w:p><w:r><w:t>OFFICIAL-</w:t></w:r><w:r><w:t>SENSITIVE</w:t></w:r></w:p></w:hdr>"#),
-            ("word/document.xml", r#"<w:document xmlns:w="w"><w:body><w:p><w:r><w:t>first &#x53;ECRET</w:t></w:r></w:p><w:p><w:r><w:t><![CDATA[middle]]></w:t></w:r></w:p><w:p><w:r><w:t>last</w:t></w:r></w:p></w:body></w:document>"#),
+            (
+                "docProps/custom.xml",
+                r#"<?xml version="1.0"?><Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/custom-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes"><property fmtid="{D5CDD505-2E9C-101B-9397-08002B2CF9AE}" pid="2" name="MSIP_Label_abc_Enabled"><vt:lpwstr>true</vt:lpwstr></property><property fmtid="{D5CDD505-2E9C-101B-9397-08002B2CF9AE}" pid="3" name="MSIP_Label_abc_Name"><vt:lpwstr>SECRET</vt:lpwstr></property><property fmtid="{D5CDD505-2E9C-101B-9397-08002B2CF9AE}" pid="4" name="Classification"><vt:lpwstr>OFFICIAL-SENSITIVE</vt:lpwstr></property></Properties>"#,
+            ),
+            (
+                "docProps/core.xml",
+                r#"<?xml version="1.0"?><cp:coreProperties xmlns:cp="x" xmlns:dc="y"><dc:title>Case &amp; notes</dc:title><cp:keywords>RESTRICTED</cp:keywords><dc:creator>PC Smith</dc:creator></cp:coreProperties>"#,
+            ),
+            (
+                "word/header1.xml",
+                r#"<w:hdr xmlns:w="w"><w:p><w:r><w:t>OFFICIAL-</w:t></w:r><w:r><w:t>SENSITIVE</w:t></w:r></w:p></w:hdr>"#,
+            ),
+            (
+                "word/document.xml",
+                r#"<w:document xmlns:w="w"><w:body><w:p><w:r><w:t>first &#x53;ECRET</w:t></w:r></w:p><w:p><w:r><w:t><![CDATA[middle]]></w:t></w:r></w:p><w:p><w:r><w:t>last</w:t></w:r></w:p></w:body></w:document>"#,
+            ),
         ]);
         let text = read_ooxml(&doc).unwrap();
         assert_eq!(
@@ -541,8 +567,12 @@ mod tests {
         assert!(text
             .properties
             .contains(&("Classification".into(), "OFFICIAL-SENSITIVE".into())));
-        assert!(text.properties.contains(&("title".into(), "Case & notes".into())));
-        assert!(text.properties.contains(&("keywords".into(), "RESTRICTED".into())));
+        assert!(text
+            .properties
+            .contains(&("title".into(), "Case & notes".into())));
+        assert!(text
+            .properties
+            .contains(&("keywords".into(), "RESTRICTED".into())));
         assert!(!text.properties.iter().any(|(n, _)| n == "creator"));
         assert_eq!(
             text.banners,
@@ -550,7 +580,10 @@ mod tests {
         );
         assert_eq!(
             text.bodies,
-            vec![("word/document.xml".into(), "first SECRET\nmiddle\nlast".into())]
+            vec![(
+                "word/document.xml".into(),
+                "first SECRET\nmiddle\nlast".into()
+            )]
         );
     }
 
@@ -558,8 +591,14 @@ mod tests {
     fn reads_excel_page_headers_without_their_codes_and_not_the_cells() {
         let doc = archive(&[
             TYPES,
-            ("xl/worksheets/sheet1.xml", r#"<worksheet><sheetData><row><c><v>42</v></c></row></sheetData><headerFooter><oddHeader>&amp;L&amp;"Calibri,Bold"&amp;14OFFICIAL-SENSITIVE&amp;RPage &amp;P</oddHeader></headerFooter></worksheet>"#),
-            ("xl/sharedStrings.xml", r#"<sst><si><t>Name</t></si><si><t>TOP SECRET</t></si></sst>"#),
+            (
+                "xl/worksheets/sheet1.xml",
+                r#"<worksheet><sheetData><row><c><v>42</v></c></row></sheetData><headerFooter><oddHeader>&amp;L&amp;"Calibri,Bold"&amp;14OFFICIAL-SENSITIVE&amp;RPage &amp;P</oddHeader></headerFooter></worksheet>"#,
+            ),
+            (
+                "xl/sharedStrings.xml",
+                r#"<sst><si><t>Name</t></si><si><t>TOP SECRET</t></si></sst>"#,
+            ),
         ]);
         let text = read_ooxml(&doc).unwrap();
         let banners: Vec<&str> = text.banners.iter().map(|(_, l)| l.as_str()).collect();
@@ -593,9 +632,15 @@ mod tests {
         cut.truncate(cut.len() / 2);
         assert!(matches!(read_ooxml(&cut), Err(DocumentError::Archive(_))));
         let bad_xml = archive(&[TYPES, ("word/document.xml", "<w:document><w:p>x</w:q>")]);
-        assert!(matches!(read_ooxml(&bad_xml), Err(DocumentError::Part { .. })));
+        assert!(matches!(
+            read_ooxml(&bad_xml),
+            Err(DocumentError::Part { .. })
+        ));
         let broken = archive(&[TYPES, ("word/document.xml", "<w:document><w:p x=>")]);
-        assert!(matches!(read_ooxml(&broken), Err(DocumentError::Part { .. })));
+        assert!(matches!(
+            read_ooxml(&broken),
+            Err(DocumentError::Part { .. })
+        ));
     }
 
     #[test]

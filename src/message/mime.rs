@@ -29,8 +29,8 @@ use base64::Engine;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{ContentType, Header, HeaderName, HeaderValue, MessageParser};
 
-use super::MessageError;
 use super::document::{declared_ooxml, looks_like_zip};
+use super::MessageError;
 
 /// Multipart levels within one message.
 const MAX_MULTIPART_DEPTH: usize = 64;
@@ -184,7 +184,10 @@ impl<'a> Entity<'a> {
         ]
         .into_iter()
         .find(|k| kinds.contains(k))
-        .or_else(|| self.declares_document().then_some(PartKind::Document { declared: true }))
+        .or_else(|| {
+            self.declares_document()
+                .then_some(PartKind::Document { declared: true })
+        })
     }
 
     /// Whether any of the part's types or file names says Office Open XML.
@@ -267,7 +270,9 @@ pub enum PartKind {
     Message,
     /// An Office document (Word, Excel, PowerPoint as Office Open XML), `declared` so by its
     /// type or file name, or found by its bytes (a zip archive) in a part of another type.
-    Document { declared: bool },
+    Document {
+        declared: bool,
+    },
 }
 
 /// A part the marking stage reads.
