@@ -480,7 +480,7 @@ impl<'s> MarkingReader<'s> {
                 return self.document(location, &part.decoded(), declared)
             }
             // a text part holding a zip archive is what a reader saves and opens as a file
-            _ if part.looks_like_zip() => self.document(location, &part.decoded(), false),
+            _ if part.looks_like_document() => self.document(location, &part.decoded(), false),
             _ => {}
         }
         match part.kind {
@@ -506,19 +506,19 @@ impl<'s> MarkingReader<'s> {
         self.text_part(location, &part.text());
     }
 
-    /// An Office document (attached, or an HTTP body): its sensitivity label read like the
-    /// `msip_labels` header, its properties like subjects, its header and footer lines as
-    /// banners and its body's first and last lines as a text part's, reported as
+    /// An Office document or a PDF (attached, or an HTTP body): its sensitivity label read
+    /// like the `msip_labels` header, its properties like subjects, its header and footer
+    /// lines as banners and its body's first and last lines as a text part's, reported as
     /// `<location>:label`, `<location>:property:<name>` and `<location>:<part name>`. One
-    /// `declared` an Office document by its type or name that cannot be read whole is
-    /// unreadable; a zip archive found by its bytes that is no Office document is left as
+    /// `declared` an Office document by its type or name, or a PDF, that cannot be read whole
+    /// is unreadable; a zip archive found by its bytes that is no Office document is left as
     /// any attachment is.
     pub fn document(&mut self, location: &str, bytes: &[u8], declared: bool) {
-        let doc = match document::read_ooxml(bytes) {
+        let doc = match document::read_document(bytes) {
             Ok(doc) => doc,
-            Err(DocumentError::NotOoxml) if !declared => return,
+            Err(DocumentError::NotOoxml | DocumentError::NotPdf) if !declared => return,
             Err(e) => {
-                let why = format!("the attached Office document cannot be read whole: {e}");
+                let why = format!("the attached document cannot be read whole: {e}");
                 return self.add_unreadable(location, "", &why);
             }
         };

@@ -35,6 +35,8 @@ pub enum DocumentError {
     /// Not an Office Open XML archive (a plain zip, or no zip at all).
     #[error("it is not an Office Open XML document")]
     NotOoxml,
+    #[error("it is not a PDF")]
+    NotPdf,
     #[error("its archive cannot be opened: {0}")]
     Archive(String),
     #[error("its part {part} cannot be read: {why}")]
@@ -57,6 +59,29 @@ pub struct DocumentText {
     pub banners: Vec<(String, String)>,
     /// Body parts: (part name, the first and last lines, joined by line feeds).
     pub bodies: Vec<(String, String)>,
+}
+
+/// Read the marking places of an Office document or a PDF, whichever `bytes` are.
+pub fn read_document(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
+    if super::pdf::looks_like_pdf(bytes) {
+        super::pdf::read_pdf(bytes)
+    } else {
+        read_ooxml(bytes)
+    }
+}
+
+/// Whether `bytes` start like a document markgate reads: a zip archive (an Office document)
+/// or a PDF.
+pub fn looks_like_document(bytes: &[u8]) -> bool {
+    looks_like_zip(bytes) || super::pdf::looks_like_pdf(bytes)
+}
+
+/// Label properties (`MSIP_Label_<id>_Name`, value) as one `msip_labels` header value.
+pub(super) fn label_value(properties: &[(String, String)]) -> String {
+    properties
+        .iter()
+        .map(|(name, value)| format!("{name}={value}; "))
+        .collect()
 }
 
 /// Whether `bytes` start like a zip archive (and so may be an Office document).
@@ -247,16 +272,16 @@ fn read_part<R: BufRead>(
     };
     match role {
         PartRole::CustomProperties => {
-            let mut label = String::new();
+            let mut labelled = Vec::new();
             for (prop, value) in text.properties {
                 if prop.to_ascii_lowercase().starts_with("msip_label_") {
-                    label.push_str(&format!("{prop}={value}; "));
+                    keep(&mut labelled, &prop, value);
                 } else {
                     keep(&mut doc.properties, &prop, value);
                 }
             }
-            if !label.is_empty() {
-                doc.labels.push(label);
+            if !labelled.is_empty() {
+                doc.labels.push(label_value(&labelled));
             }
         }
         PartRole::CoreProperties => {
