@@ -137,6 +137,66 @@ enum PartRole {
     Body,
 }
 
+/// Bytes of `[Content_Types].xml` read.
+const MAX_TYPES_BYTES: u64 = 1024 * 1024;
+
+/// The parts `[Content_Types].xml` names, with their content types (lower case): Office reads
+/// a part by its type, whatever its name (`/props/c.xml` may hold the custom properties).
+fn part_types(input: impl BufRead) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut reader = Reader::from_reader(input);
+    let mut buf = Vec::new();
+    while let Ok(event) = reader.read_event_into(&mut buf) {
+        match event {
+            Event::Eof => break,
+            Event::Start(e) | Event::Empty(e)
+                if e.local_name().as_ref().eq_ignore_ascii_case("override") =>
+            {
+                let value = |key: &str| {
+                    e.try_get_attribute(key).ok().flatten().and_then(|a| {
+                        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .ok()
+                            .map(|v| v.into_owned())
+                    })
+                };
+                if let (Some(part), Some(content_type)) = (value("PartName"), value("ContentType"))
+                {
+                    if out.len() < MAX_ENTRIES {
+                        out.push((part, content_type.to_ascii_lowercase()));
+                    }
+                }
+            }
+            _ => {}
+        }
+        buf.clear();
+    }
+    out
+}
+
+/// A part's role by its content type.
+fn role_by_type(content_type: &str) -> Option<PartRole> {
+    let t = content_type;
+    Some(if t.ends_with("custom-properties+xml") {
+        PartRole::CustomProperties
+    } else if t.ends_with("core-properties+xml") {
+        PartRole::CoreProperties
+    } else if t.ends_with("wordprocessingml.header+xml")
+        || t.ends_with("wordprocessingml.footer+xml")
+    {
+        PartRole::HeaderFooter
+    } else if t.ends_with("spreadsheetml.worksheet+xml") {
+        PartRole::Worksheet
+    } else if t.ends_with(".main+xml") && t.contains("wordprocessingml")
+        || t.ends_with("spreadsheetml.sharedstrings+xml")
+        || t.ends_with("presentationml.slide+xml")
+    {
+        PartRole::Body
+    } else {
+        return None;
+    })
+}
+
+/// A part's role by its usual name.
 fn role(name: &str) -> Option<PartRole> {
     let lower = name.to_ascii_lowercase();
     let file = lower.rsplit('/').next().unwrap_or(&lower);
@@ -173,17 +233,30 @@ pub fn read_ooxml(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
         .map(|n| n.map(|n| n.into_owned()))
         .collect::<Result<_, _>>()
         .map_err(|e| DocumentError::Archive(e.to_string()))?;
-    if !names
+    let types = match names
         .iter()
-        .any(|n| n.eq_ignore_ascii_case("[Content_Types].xml"))
+        .position(|n| n.eq_ignore_ascii_case("[Content_Types].xml"))
     {
-        return Err(DocumentError::NotOoxml);
-    }
+        Some(index) => {
+            let entry = archive
+                .by_index(index)
+                .map_err(|e| DocumentError::Archive(e.to_string()))?;
+            part_types(BufReader::new(entry.take(MAX_TYPES_BYTES)))
+        }
+        None => return Err(DocumentError::NotOoxml),
+    };
     let mut doc = DocumentText::default();
     let mut budget = MAX_DOCUMENT_BYTES;
     let mut lines = 0usize;
     for (index, name) in names.iter().enumerate() {
-        let Some(role) = role(name) else { continue };
+        // what the package says the part is, else what its usual name says
+        let declared = types
+            .iter()
+            .find(|(part, _)| part.trim_start_matches('/').eq_ignore_ascii_case(name))
+            .and_then(|(_, content_type)| role_by_type(content_type));
+        let Some(role) = declared.or_else(|| role(name)) else {
+            continue;
+        };
         let part_err = |why: String| DocumentError::Part {
             part: name.clone(),
             why,
@@ -666,6 +739,30 @@ mod tests {
             read_ooxml(&broken),
             Err(DocumentError::Part { .. })
         ));
+    }
+
+    #[test]
+    fn a_part_is_read_by_the_type_the_package_gives_it_whatever_its_name() {
+        let doc = archive(&[
+            (
+                "[Content_Types].xml",
+                r#"<Types xmlns="t"><Override PartName="/props/c.xml" ContentType="application/vnd.openxmlformats-officedocument.custom-properties+xml"/><Override PartName="/w/top.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.header+xml"/></Types>"#,
+            ),
+            (
+                "props/c.xml",
+                r#"<Properties><property name="MSIP_Label_x_Name"><lpwstr>SECRET</lpwstr></property></Properties>"#,
+            ),
+            (
+                "w/top.xml",
+                r#"<w:hdr xmlns:w="w"><w:p><w:r><w:t>TOP SECRET</w:t></w:r></w:p></w:hdr>"#,
+            ),
+        ]);
+        let text = read_ooxml(&doc).unwrap();
+        assert_eq!(text.labels, vec!["MSIP_Label_x_Name=SECRET; ".to_string()]);
+        assert_eq!(
+            text.banners,
+            vec![("w/top.xml".into(), "TOP SECRET".into())]
+        );
     }
 
     #[test]
