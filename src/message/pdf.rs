@@ -24,6 +24,8 @@ use super::document::{label_value, DocumentError, DocumentText, MAX_DOCUMENT_BYT
 /// Strings and packets kept from one PDF, and bytes per string.
 const MAX_STRINGS: usize = 10_000;
 const MAX_STRING_BYTES: usize = 4_096;
+/// Bytes of input read for one string.
+const MAX_STRING_INPUT: usize = 8 * MAX_STRING_BYTES;
 
 /// Whether `bytes` start like a PDF (its header may follow up to 1 KiB of other bytes).
 pub fn looks_like_pdf(bytes: &[u8]) -> bool {
@@ -70,13 +72,17 @@ pub fn read_pdf(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
 /// holds objects or metadata (`/ObjStm`, `/Metadata`): where entries and XMP may be.
 fn compressed_streams(bytes: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
-    for at in memchr::memmem::find_iter(bytes, b"stream") {
+    // one pass: each search starts where the last stream ended, so input made of stream
+    // keywords with no end costs one scan, not one per keyword
+    let mut from = 0;
+    while let Some(found) = memchr::memmem::find(&bytes[from..], b"stream") {
+        let at = from + found;
+        from = at + b"stream".len();
         // `endstream` also contains the keyword
         if at >= 3 && &bytes[at - 3..at] == b"end" {
             continue;
         }
-        let dict_start = at.saturating_sub(1024);
-        let dict = &bytes[dict_start..at];
+        let dict = &bytes[at.saturating_sub(1024)..at];
         let Some(open) = memchr::memmem::rfind(dict, b"<<") else {
             continue;
         };
@@ -87,18 +93,18 @@ fn compressed_streams(bytes: &[u8]) -> Vec<&[u8]> {
         if !flate || !wanted {
             continue;
         }
-        let mut start = at + b"stream".len();
+        let mut start = from;
         if bytes.get(start) == Some(&b'\r') {
             start += 1;
         }
         if bytes.get(start) == Some(&b'\n') {
             start += 1;
         }
-        let end = memchr::memmem::find(&bytes[start.min(bytes.len())..], b"endstream")
-            .map_or(bytes.len(), |e| start + e);
-        if start < end {
-            out.push(&bytes[start..end]);
-        }
+        let start = start.min(bytes.len());
+        let end =
+            memchr::memmem::find(&bytes[start..], b"endstream").map_or(bytes.len(), |e| start + e);
+        out.push(&bytes[start..end]);
+        from = end;
     }
     out
 }
@@ -152,24 +158,34 @@ impl Found {
 
     /// Every wanted `/Name (string)` or `/Name <hex>` entry, and every XMP packet.
     fn scan(&mut self, bytes: &[u8]) {
-        for at in memchr::memchr_iter(b'/', bytes) {
+        // one pass: a string read is passed over, as a PDF reader passes over it
+        let mut from = 0;
+        while let Some(found) = memchr::memchr(b'/', &bytes[from..]) {
+            let at = from + found;
+            from = at + 1;
             let (name, after) = pdf_name(&bytes[at + 1..]);
             if name.is_empty() || !wanted_name(&name) {
                 continue;
             }
-            let rest = &bytes[at + 1 + after..];
+            let value_at = at + 1 + after;
+            let rest = &bytes[value_at..];
             let skip = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
-            let value = match rest.get(skip) {
+            let (value, used) = match rest.get(skip) {
                 Some(b'(') => literal_string(&rest[skip + 1..]),
                 Some(b'<') if rest.get(skip + 1) != Some(&b'<') => hex_string(&rest[skip + 1..]),
                 _ => continue,
             };
+            from = value_at + skip + 1 + used;
             self.push(name, text_string(&value));
         }
-        for start in memchr::memmem::find_iter(bytes, b"<x:xmpmeta") {
+        // one pass, as for streams: a packet that never closes ends the input
+        let mut from = 0;
+        while let Some(found) = memchr::memmem::find(&bytes[from..], b"<x:xmpmeta") {
+            let start = from + found;
             let end = memchr::memmem::find(&bytes[start..], b"</x:xmpmeta>")
                 .map_or(bytes.len(), |e| start + e + b"</x:xmpmeta>".len());
             self.xmp(&String::from_utf8_lossy(&bytes[start..end]));
+            from = end;
         }
     }
 
@@ -273,8 +289,12 @@ fn pdf_name(bytes: &[u8]) -> (String, usize) {
     (String::from_utf8_lossy(&out).into_owned(), i)
 }
 
-/// A literal string's bytes after its `(`: escapes undone, balanced parentheses kept.
-fn literal_string(bytes: &[u8]) -> Vec<u8> {
+/// A literal string's bytes after its `(`: escapes undone, balanced parentheses kept; and
+/// how many bytes of input it took.
+fn literal_string(bytes: &[u8]) -> (Vec<u8>, usize) {
+    // input read is bounded too (escapes and line continuations write less than they read),
+    // so strings that never close cost a bounded scan each
+    let bytes = &bytes[..bytes.len().min(MAX_STRING_INPUT)];
     let mut out = Vec::new();
     let mut depth = 0usize;
     let mut i = 0;
@@ -328,22 +348,24 @@ fn literal_string(bytes: &[u8]) -> Vec<u8> {
             _ => out.push(b),
         }
     }
-    out
+    (out, i)
 }
 
 /// A hex string's bytes after its `<`, up to `>` (white space ignored, an odd last digit
-/// followed by 0).
-fn hex_string(bytes: &[u8]) -> Vec<u8> {
-    let digits: Vec<u8> = bytes
+/// followed by 0); and how many bytes of input it took.
+fn hex_string(bytes: &[u8]) -> (Vec<u8>, usize) {
+    let input = &bytes[..bytes.len().min(MAX_STRING_INPUT)];
+    let used = memchr::memchr(b'>', input).map_or(input.len(), |end| end + 1);
+    let digits: Vec<u8> = input[..used]
         .iter()
-        .take_while(|&&b| b != b'>')
         .filter_map(|&b| (b as char).to_digit(16).map(|d| d as u8))
         .take(2 * MAX_STRING_BYTES)
         .collect();
-    digits
+    let out = digits
         .chunks(2)
         .map(|pair| pair[0] * 16 + pair.get(1).copied().unwrap_or(0))
-        .collect()
+        .collect();
+    (out, used)
 }
 
 /// A PDF text string: UTF-16BE after its byte order mark, UTF-8 after its (PDF 2.0), else
@@ -419,6 +441,26 @@ mod tests {
             inflate(&stream, 9_999),
             Err(DocumentError::TooLarge)
         ));
+    }
+
+    #[test]
+    fn strings_and_streams_that_never_close_are_passed_over_not_scanned_again() {
+        // strings that never close, stream keywords with no end, packets that never close:
+        // each a single pass (a scan per keyword would take minutes on these)
+        let mut pdf = b"%PDF-1.7\n".to_vec();
+        for _ in 0..20_000 {
+            pdf.extend(b"/Title(");
+            pdf.extend([b'\\', b'\n'].repeat(20));
+            pdf.extend(b"/Subject<");
+            pdf.extend([b' '; 40]);
+        }
+        for _ in 0..20_000 {
+            pdf.extend(b"<< /FlateDecode /ObjStm >>stream\n<x:xmpmeta ");
+        }
+        // 40,000 names, each string running on to its bound: the names inside a string are
+        // its text, not entries each scanned again
+        let doc = read_pdf(&pdf).unwrap();
+        assert!(doc.properties.len() < 1_000, "{}", doc.properties.len());
     }
 
     proptest::proptest! {
