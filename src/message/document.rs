@@ -388,6 +388,11 @@ struct XmlText {
     /// Every line (headers, footers).
     every: Vec<String>,
     current: String,
+    /// The current line without its hidden runs (Word's `<w:vanish/>`), and whether it had any.
+    visible: String,
+    hidden_in_line: bool,
+    /// The run being read is hidden.
+    run_hidden: bool,
     /// Element names open from the root, local names, lower case.
     open: Vec<String>,
     /// Custom property: its name, while inside it; core property: its element.
@@ -443,10 +448,18 @@ impl XmlText {
                     self.property = Some(local.clone());
                     self.current.clear();
                 }
+                match local.as_str() {
+                    "r" => self.run_hidden = false,
+                    "vanish" => self.vanish(e),
+                    _ => {}
+                }
                 self.open.push(local);
             }
             Event::Empty(e) => {
                 let local = local_lower(e.local_name().as_ref());
+                if local == "vanish" {
+                    self.vanish(e);
+                }
                 if ends_line(&local) {
                     self.end_line();
                 }
@@ -454,6 +467,9 @@ impl XmlText {
             Event::End(e) => {
                 let local = local_lower(e.local_name().as_ref());
                 self.open.pop();
+                if local == "r" {
+                    self.run_hidden = false;
+                }
                 match role {
                     PartRole::CustomProperties if local == "property" => {
                         if let Some(name) = self.property.take() {
@@ -508,15 +524,30 @@ impl XmlText {
             PartRole::CustomProperties | PartRole::CoreProperties => false,
             PartRole::HeaderFooter | PartRole::Body => !self.open.is_empty(),
         };
-        if !wanted || self.current.len() >= MAX_LINE_CHARS {
+        if !wanted {
             return;
         }
-        let room = MAX_LINE_CHARS - self.current.len();
-        let mut end = room.min(text.len());
-        while !text.is_char_boundary(end) {
-            end -= 1;
+        push_bounded(&mut self.current, text);
+        if self.run_hidden && self.property.is_none() {
+            self.hidden_in_line = true;
+        } else {
+            push_bounded(&mut self.visible, text);
         }
-        self.current.push_str(&text[..end]);
+    }
+
+    /// A run's `<w:vanish/>` (not `w:val="false"`): the run's text is hidden.
+    fn vanish(&mut self, e: &quick_xml::events::BytesStart<'_>) {
+        let in_run_properties = self.open.iter().rev().take(2).any(|o| o == "rpr")
+            && self.open.iter().any(|o| o == "r");
+        if !in_run_properties {
+            return;
+        }
+        let off = e
+            .attributes()
+            .flatten()
+            .find(|a| a.key.local_name().as_ref().eq_ignore_ascii_case("val"))
+            .is_some_and(|a| matches!(&*a.value, "false" | "0" | "off"));
+        self.run_hidden = !off;
     }
 
     fn end_line(&mut self) {
@@ -526,6 +557,11 @@ impl XmlText {
             return;
         }
         let line = std::mem::take(&mut self.current);
+        let visible = std::mem::take(&mut self.visible);
+        // what a reader sees, and (as HTML's hidden text is) everything the line holds
+        if std::mem::take(&mut self.hidden_in_line) {
+            self.push_line(visible);
+        }
         self.push_line(line);
     }
 
@@ -555,6 +591,16 @@ impl XmlText {
         out.extend(self.last);
         out.join("\n")
     }
+}
+
+/// Append `more` to `text`, up to `MAX_LINE_CHARS` bytes (on a character boundary).
+pub(super) fn push_bounded(text: &mut String, more: &str) {
+    let room = MAX_LINE_CHARS.saturating_sub(text.len());
+    let mut end = room.min(more.len());
+    while !more.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.push_str(&more[..end]);
 }
 
 fn local_lower(name: &str) -> String {
@@ -763,6 +809,20 @@ mod tests {
             text.banners,
             vec![("w/top.xml".into(), "TOP SECRET".into())]
         );
+    }
+
+    #[test]
+    fn a_hidden_run_inside_a_word_is_read_as_shown_and_as_written() {
+        let doc = archive(&[
+            TYPES,
+            (
+                "word/header1.xml",
+                r#"<w:hdr xmlns:w="w"><w:p><w:r><w:t>SEC</w:t></w:r><w:r><w:rPr><w:vanish/></w:rPr><w:t>xx</w:t></w:r><w:r><w:t>RET</w:t></w:r></w:p><w:p><w:r><w:rPr><w:vanish w:val="false"/></w:rPr><w:t>shown</w:t></w:r></w:p></w:hdr>"#,
+            ),
+        ]);
+        let text = read_ooxml(&doc).unwrap();
+        let lines: Vec<&str> = text.banners.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(lines, vec!["SECRET", "SECxxRET", "shown"]);
     }
 
     #[test]

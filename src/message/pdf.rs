@@ -19,7 +19,7 @@ use std::io::Read;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
-use super::document::{label_value, DocumentError, DocumentText, MAX_DOCUMENT_BYTES};
+use super::document::{label_value, push_bounded, DocumentError, DocumentText, MAX_DOCUMENT_BYTES};
 
 /// Strings and packets kept from one PDF, and bytes per string.
 const MAX_STRINGS: usize = 10_000;
@@ -255,15 +255,6 @@ impl Found {
             }
         }
     }
-}
-
-fn push_bounded(text: &mut String, more: &str) {
-    let room = MAX_STRING_BYTES.saturating_sub(text.len());
-    let mut end = room.min(more.len());
-    while !more.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.push_str(&more[..end]);
 }
 
 /// A PDF name after its `/`: its characters up to a delimiter or white space, `#xx` escapes
