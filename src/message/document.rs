@@ -332,9 +332,9 @@ fn read_part<R: BufRead>(
             }
             buf.clear();
         }
-        if let Some(open) = text.open.last() {
+        if !text.open.is_empty() {
             // a part cut short is damaged: what followed is not known
-            return Err(format!("it ends inside <{open}>"));
+            return Err(format!("it ends inside {} open elements", text.open.len()));
         }
     }
     let mut keep = |list: &mut Vec<(String, String)>, name: &str, value: String| {
@@ -393,28 +393,61 @@ struct XmlText {
     hidden_in_line: bool,
     /// The run being read is hidden.
     run_hidden: bool,
-    /// Element names open from the root, local names, lower case.
-    open: Vec<String>,
+    /// The elements open from the root, as far as reading needs to tell them apart.
+    open: Vec<Tag>,
     /// Custom property: its name, while inside it; core property: its element.
     property: Option<String>,
     properties: Vec<(String, String)>,
 }
 
-/// Elements that end a line of text (Word paragraphs and breaks, slide paragraphs, Excel
-/// strings, a table cell).
-fn ends_line(local: &str) -> bool {
-    matches!(
-        local,
-        "p" | "br" | "cr" | "tab" | "si" | "tc" | "txbxcontent"
-    )
+/// What an element is to the reader, by its local name (any case). Told apart without
+/// allocating: a part may hold millions of elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    /// Word's run (`w:r`), its properties (`w:rPr`) and the hidden switch (`w:vanish`).
+    Run,
+    RunProperties,
+    Vanish,
+    /// A custom property.
+    Property,
+    /// Excel's page header and footer elements.
+    ExcelHeaderFooter,
+    /// Ends a line of text: Word paragraphs and breaks, slide paragraphs, Excel strings, a
+    /// table cell.
+    EndsLine,
+    /// One of [`CORE_PROPERTIES`].
+    CoreProperty(usize),
+    Other,
 }
 
-/// Excel page header and footer elements.
-fn excel_header_footer(local: &str) -> bool {
-    matches!(
-        local,
-        "oddheader" | "oddfooter" | "evenheader" | "evenfooter" | "firstheader" | "firstfooter"
-    )
+fn tag(local: &str) -> Tag {
+    let is = |name: &str| local.eq_ignore_ascii_case(name);
+    const EXCEL: [&str; 6] = [
+        "oddheader",
+        "oddfooter",
+        "evenheader",
+        "evenfooter",
+        "firstheader",
+        "firstfooter",
+    ];
+    const LINE_ENDS: [&str; 7] = ["p", "br", "cr", "tab", "si", "tc", "txbxcontent"];
+    if is("r") {
+        Tag::Run
+    } else if is("rpr") {
+        Tag::RunProperties
+    } else if is("vanish") {
+        Tag::Vanish
+    } else if is("property") {
+        Tag::Property
+    } else if LINE_ENDS.iter().any(|n| is(n)) {
+        Tag::EndsLine
+    } else if EXCEL.iter().any(|n| is(n)) {
+        Tag::ExcelHeaderFooter
+    } else if let Some(i) = CORE_PROPERTIES.iter().position(|n| is(n)) {
+        Tag::CoreProperty(i)
+    } else {
+        Tag::Other
+    }
 }
 
 const CORE_PROPERTIES: [&str; 6] = [
@@ -431,8 +464,8 @@ impl XmlText {
     fn feed(&mut self, event: &Event<'_>, role: PartRole) -> bool {
         match event {
             Event::Start(e) => {
-                let local = local_lower(e.local_name().as_ref());
-                if role == PartRole::CustomProperties && local == "property" {
+                let tag = tag(e.local_name().as_ref());
+                if role == PartRole::CustomProperties && tag == Tag::Property {
                     let name = e.try_get_attribute("name").ok().flatten().and_then(|a| {
                         a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
                             .ok()
@@ -441,54 +474,52 @@ impl XmlText {
                     self.property = Some(name.unwrap_or_default());
                     self.current.clear();
                 }
-                if role == PartRole::CoreProperties
-                    && self.open.len() == 1
-                    && CORE_PROPERTIES.contains(&local.as_str())
+                if let (PartRole::CoreProperties, 1, Tag::CoreProperty(i)) =
+                    (role, self.open.len(), tag)
                 {
-                    self.property = Some(local.clone());
+                    self.property = Some(CORE_PROPERTIES[i].to_string());
                     self.current.clear();
                 }
-                match local.as_str() {
-                    "r" => self.run_hidden = false,
-                    "vanish" => self.vanish(e),
+                match tag {
+                    Tag::Run => self.run_hidden = false,
+                    Tag::Vanish => self.vanish(e),
                     _ => {}
                 }
-                self.open.push(local);
+                self.open.push(tag);
             }
-            Event::Empty(e) => {
-                let local = local_lower(e.local_name().as_ref());
-                if local == "vanish" {
-                    self.vanish(e);
-                }
-                if ends_line(&local) {
-                    self.end_line();
-                }
-            }
+            Event::Empty(e) => match tag(e.local_name().as_ref()) {
+                Tag::Vanish => self.vanish(e),
+                Tag::EndsLine => self.end_line(),
+                _ => {}
+            },
             Event::End(e) => {
-                let local = local_lower(e.local_name().as_ref());
+                let tag = tag(e.local_name().as_ref());
                 self.open.pop();
-                if local == "r" {
+                if tag == Tag::Run {
                     self.run_hidden = false;
                 }
                 match role {
-                    PartRole::CustomProperties if local == "property" => {
+                    PartRole::CustomProperties if tag == Tag::Property => {
                         if let Some(name) = self.property.take() {
                             let value = std::mem::take(&mut self.current);
                             self.properties.push((name, value.trim().to_string()));
                         }
                     }
-                    PartRole::CoreProperties if self.property.as_deref() == Some(&local) => {
+                    PartRole::CoreProperties
+                        if matches!(tag, Tag::CoreProperty(i)
+                            if self.property.as_deref() == Some(CORE_PROPERTIES[i])) =>
+                    {
                         let name = self.property.take().unwrap_or_default();
                         let value = std::mem::take(&mut self.current);
                         self.properties.push((name, value.trim().to_string()));
                     }
-                    PartRole::Worksheet if excel_header_footer(&local) => {
+                    PartRole::Worksheet if tag == Tag::ExcelHeaderFooter => {
                         let text = excel_codes_removed(&std::mem::take(&mut self.current));
                         for line in text.lines() {
                             self.push_line(line.to_string());
                         }
                     }
-                    _ if ends_line(&local) => self.end_line(),
+                    _ if tag == Tag::EndsLine => self.end_line(),
                     _ => {}
                 }
             }
@@ -513,7 +544,7 @@ impl XmlText {
     }
 
     fn in_excel_header_footer(&self) -> bool {
-        self.open.iter().any(|o| excel_header_footer(o))
+        self.open.contains(&Tag::ExcelHeaderFooter)
     }
 
     fn text(&mut self, text: &str, role: PartRole) {
@@ -537,8 +568,8 @@ impl XmlText {
 
     /// A run's `<w:vanish/>` (not `w:val="false"`): the run's text is hidden.
     fn vanish(&mut self, e: &quick_xml::events::BytesStart<'_>) {
-        let in_run_properties = self.open.iter().rev().take(2).any(|o| o == "rpr")
-            && self.open.iter().any(|o| o == "r");
+        let in_run_properties =
+            self.open.last() == Some(&Tag::RunProperties) && self.open.contains(&Tag::Run);
         if !in_run_properties {
             return;
         }
@@ -601,10 +632,6 @@ pub(super) fn push_bounded(text: &mut String, more: &str) {
         end -= 1;
     }
     text.push_str(&more[..end]);
-}
-
-fn local_lower(name: &str) -> String {
-    name.to_ascii_lowercase()
 }
 
 fn predefined_entity(r: &quick_xml::events::BytesRef<'_>) -> Option<&'static str> {
