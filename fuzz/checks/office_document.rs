@@ -1,8 +1,7 @@
 //! What the `office_document` fuzz target asserts, shared with the regression test that
 //! replays its findings (tests/marking_fuzz_regressions.rs): reading an Office document or a
-//! PDF from
-//! arbitrary bytes (a damaged archive, hostile XML) ends in text or an error, never a panic,
-//! and what it returns is bounded: at most 10,000 lines and properties, each at most 4,096
+//! PDF from arbitrary bytes (a damaged archive, hostile XML, a broken PDF) ends in text or an
+//! error, never a panic, and what it returns is bounded: at most 10,000 lines and properties, each at most 4,096
 //! bytes (a label line up to that per attribute), so a small hostile archive cannot make the
 //! marking reader's work grow without bound.
 
