@@ -280,9 +280,12 @@ fn a_declared_document_that_cannot_be_read_whole_is_never_forwarded() {
 }
 
 #[test]
-fn a_plain_zip_or_an_unmarked_document_changes_nothing() {
+fn an_unmarked_document_or_archive_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let plain = zip_of(&[("notes.txt", "SECRET".into())]);
+    let plain = zip_of(&[
+        ("notes.txt", "Minutes of the meeting\nActions".into()),
+        ("photo.jpg", "\u{0}\u{1}binary".into()),
+    ]);
     let unmarked = word(None, None, &["Minutes of the meeting", "Actions"]);
     for (doc, ctype, name) in [
         (plain, "application/zip", "notes.zip"),
@@ -291,6 +294,85 @@ fn a_plain_zip_or_an_unmarked_document_changes_nothing() {
         let (code, v) = check(dir.path(), &mail_with(&doc, ctype, name));
         assert_eq!(code, 0, "{name}: {v}");
         assert_eq!(v["marking"]["defaulted"], true, "{name}: {v}");
+    }
+}
+
+#[test]
+fn a_zip_archive_s_files_are_read_as_the_attachments_they_would_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            zip_of(&[("case/notes.txt", "SECRET\nOperation notes\nSECRET".into())]),
+            "SECRET",
+            "banner:first:part2:case/notes.txt",
+        ),
+        (
+            zip_of(&[("Plan (TOP SECRET).txt", "see inside".into())]),
+            "TOP SECRET",
+            "part2:Plan (TOP SECRET).txt:filename",
+        ),
+        (
+            {
+                let doc = word(Some("OFFICIAL-SENSITIVE"), None, &["Referral"]);
+                let mut out = std::io::Cursor::new(Vec::new());
+                let mut zip = zip::ZipWriter::new(&mut out);
+                zip.start_file("referral.docx", zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                zip.write_all(&doc).unwrap();
+                zip.finish().unwrap();
+                out.into_inner()
+            },
+            "OFFICIAL-SENSITIVE",
+            "part2:referral.docx:label",
+        ),
+    ];
+    for (archive, class, place) in cases {
+        let (code, v) = check(
+            dir.path(),
+            &mail_with(&archive, "application/zip", "files.zip"),
+        );
+        assert_eq!(code, 1, "{v}");
+        assert_eq!(v["marking"]["class"], class, "{v}");
+        assert!(wheres(&v).iter().any(|w| w == place), "{place}: {v}");
+    }
+}
+
+#[test]
+fn an_encrypted_or_nested_archive_cannot_be_read_and_is_never_forwarded() {
+    common::smtp::require("zip");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "Operation notes\n").unwrap();
+    // the stock zip CLI, with a password (ZipCrypto, as people still send them)
+    let status = std::process::Command::new("zip")
+        .current_dir(dir.path())
+        .args(["-q", "-P", "secret-password", "locked.zip", "notes.txt"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let locked = std::fs::read(dir.path().join("locked.zip")).unwrap();
+    let nested = {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        zip.start_file("inner.zip", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(&zip_of(&[("notes.txt", "SECRET".into())]))
+            .unwrap();
+        zip.finish().unwrap();
+        out.into_inner()
+    };
+    for (archive, file) in [(locked, "notes.txt"), (nested, "inner.zip")] {
+        let (code, v) = check(
+            dir.path(),
+            &mail_with(&archive, "application/zip", "files.zip"),
+        );
+        assert_eq!(code, 1, "{v}");
+        let unreadable = v["marking"]["unreadable"].as_array().unwrap();
+        assert!(
+            unreadable
+                .iter()
+                .any(|u| u["where"] == format!("part2:{file}")),
+            "{v}"
+        );
     }
 }
 

@@ -10,7 +10,7 @@ use super::grammar::{unfold, Grammar, Match};
 use super::tokenizer::{tokenize, Tokens, UNDECODABLE};
 use super::MarkingScheme;
 use super::{banner, headers, html, msip, Marking, MarkingSource, UnreadableMarking};
-use crate::message::document::{self, DocumentError};
+use crate::message::document::{self, ArchivedContent, DocumentError, DocumentText};
 use crate::message::mime::{decode_unstructured, Entity, Part, PartKind, MAX_ATTACHED_DEPTH};
 
 /// Token limits: a subject is read whole (bracketed markings may stand anywhere in it);
@@ -522,6 +522,11 @@ impl<'s> MarkingReader<'s> {
                 return self.add_unreadable(location, "", &why);
             }
         };
+        self.document_text(location, &doc);
+    }
+
+    /// What a document (or a zip archive's files) carries, at `location`.
+    fn document_text(&mut self, location: &str, doc: &DocumentText) {
         for label in &doc.labels {
             self.msip(&format!("{location}:label"), label);
         }
@@ -533,6 +538,20 @@ impl<'s> MarkingReader<'s> {
         }
         for (part, text) in &doc.bodies {
             self.text_part(&format!("{location}:{part}"), text);
+        }
+        // a zip archive's files: each name like a subject, each file as the attachment it is
+        for file in &doc.files {
+            let at = format!("{location}:{}", file.name);
+            self.subject_at(&format!("{at}:filename"), &file.name);
+            match &file.content {
+                ArchivedContent::Text(text) => self.text_part(&at, text),
+                ArchivedContent::Document(inner) => self.document_text(&at, inner),
+                ArchivedContent::Unreadable(why) => {
+                    let why = format!("a file in the attached archive cannot be read: {why}");
+                    self.add_unreadable(&at, "", &why)
+                }
+                ArchivedContent::Binary => {}
+            }
         }
     }
 

@@ -59,15 +59,131 @@ pub struct DocumentText {
     pub banners: Vec<(String, String)>,
     /// Body parts: (part name, the first and last lines, joined by line feeds).
     pub bodies: Vec<(String, String)>,
+    /// The files of a zip archive that is no Office document, in order.
+    pub files: Vec<ArchivedFile>,
+}
+
+/// One file of a zip archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedFile {
+    pub name: String,
+    pub content: ArchivedContent,
+}
+
+/// What a file in a zip archive holds, as far as reading it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchivedContent {
+    /// Text (UTF-8 without NUL bytes): its first and last 64 KiB.
+    Text(String),
+    /// An Office document or a PDF, read.
+    Document(DocumentText),
+    /// Why it cannot be read: encrypted, damaged, an archive inside the archive.
+    Unreadable(String),
+    /// Bytes that are no text and no document markgate reads (an image).
+    Binary,
 }
 
 /// Read the marking places of an Office document or a PDF, whichever `bytes` are.
 pub fn read_document(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
     if super::pdf::looks_like_pdf(bytes) {
-        super::pdf::read_pdf(bytes)
-    } else {
-        read_ooxml(bytes)
+        return super::pdf::read_pdf(bytes);
     }
+    match read_ooxml(bytes) {
+        Err(DocumentError::NotOoxml) if looks_like_zip(bytes) => read_zip(bytes),
+        other => other,
+    }
+}
+
+/// Text kept from each end of a text file in an archive.
+const ARCHIVED_TEXT_END: usize = 64 * 1024;
+
+/// A zip archive that is no Office document: every file in it, each read as text, as an Office
+/// document or PDF, or left as binary. An archive inside it is not opened (unreadable), nor is
+/// an encrypted file; the files read together stay within the decompressed budget.
+pub fn read_zip(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| DocumentError::Archive(e.to_string()))?;
+    if archive.len() > MAX_ENTRIES {
+        return Err(DocumentError::TooManyParts);
+    }
+    let mut files = Vec::new();
+    let mut budget = MAX_DOCUMENT_BYTES;
+    for index in 0..archive.len() {
+        let listed = archive
+            .name_for_index(index)
+            .and_then(|n| n.ok())
+            .map(|n| n.into_owned())
+            .unwrap_or_else(|| "(unnamed)".into());
+        let mut entry = match archive.by_index(index) {
+            Ok(entry) => entry,
+            Err(e) => {
+                let content = ArchivedContent::Unreadable(e.to_string());
+                files.push(ArchivedFile {
+                    name: listed,
+                    content,
+                });
+                continue;
+            }
+        };
+        let name = listed;
+        if entry.is_dir() {
+            continue;
+        }
+        if entry.size() > budget {
+            return Err(DocumentError::TooLarge);
+        }
+        let mut data = Vec::new();
+        let read = (&mut entry).take(budget + 1).read_to_end(&mut data);
+        if data.len() as u64 > budget {
+            return Err(DocumentError::TooLarge);
+        }
+        budget -= data.len() as u64;
+        let content = match read {
+            Err(e) => ArchivedContent::Unreadable(e.to_string()),
+            Ok(_) => archived_content(&data),
+        };
+        files.push(ArchivedFile { name, content });
+    }
+    Ok(DocumentText {
+        files,
+        ..DocumentText::default()
+    })
+}
+
+fn archived_content(data: &[u8]) -> ArchivedContent {
+    if super::pdf::looks_like_pdf(data) {
+        return match super::pdf::read_pdf(data) {
+            Ok(doc) => ArchivedContent::Document(doc),
+            Err(e) => ArchivedContent::Unreadable(e.to_string()),
+        };
+    }
+    if looks_like_zip(data) {
+        return match read_ooxml(data) {
+            Ok(doc) => ArchivedContent::Document(doc),
+            Err(DocumentError::NotOoxml) => ArchivedContent::Unreadable(
+                "an archive inside an archive is not opened".to_string(),
+            ),
+            Err(e) => ArchivedContent::Unreadable(e.to_string()),
+        };
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return ArchivedContent::Binary;
+    };
+    if text.contains('\0') {
+        return ArchivedContent::Binary;
+    }
+    if text.len() <= 2 * ARCHIVED_TEXT_END {
+        return ArchivedContent::Text(text.to_string());
+    }
+    let mut head = ARCHIVED_TEXT_END;
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = text.len() - ARCHIVED_TEXT_END;
+    while !text.is_char_boundary(tail) {
+        tail += 1;
+    }
+    ArchivedContent::Text(format!("{}\n{}", &text[..head], &text[tail..]))
 }
 
 /// Whether `bytes` start like a document markgate reads: a zip archive (an Office document)
