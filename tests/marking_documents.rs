@@ -611,3 +611,32 @@ fn an_office_document_uploaded_over_http_is_read_whole_before_anything_is_forwar
     assert_eq!(status, 413, "{reply}");
     assert_eq!(upstream.hits(), 1);
 }
+
+#[test]
+fn an_attached_outlook_message_is_read_for_its_subject_and_body() {
+    let utf16 = |s: &str| {
+        s.encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect::<Vec<u8>>()
+    };
+    let mut file = cfb::CompoundFile::create(std::io::Cursor::new(Vec::new())).unwrap();
+    file.create_stream("/__substg1.0_0037001F")
+        .unwrap()
+        .write_all(&utf16("FW: Op Lima - OFFICIAL-SENSITIVE"))
+        .unwrap();
+    file.create_stream("/__substg1.0_1000001F")
+        .unwrap()
+        .write_all(&utf16("SECRET\r\nBriefing follows\r\nSECRET"))
+        .unwrap();
+    file.flush().unwrap();
+    let msg = file.into_inner().into_inner();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, v) = check(
+        dir.path(),
+        &mail_with(&msg, "application/vnd.ms-outlook", "Op Lima.msg"),
+    );
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["marking"]["class"], "SECRET", "{v}");
+    let places = wheres(&v);
+    assert!(places.iter().any(|w| w == "banner:first:part2:body"), "{v}");
+}

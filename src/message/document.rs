@@ -37,6 +37,8 @@ pub enum DocumentError {
     NotOoxml,
     #[error("it is not a PDF")]
     NotPdf,
+    #[error("it is encrypted")]
+    Encrypted,
     #[error("its archive cannot be opened: {0}")]
     Archive(String),
     #[error("its part {part} cannot be read: {why}")]
@@ -87,6 +89,9 @@ pub enum ArchivedContent {
 pub fn read_document(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
     if super::pdf::looks_like_pdf(bytes) {
         return super::pdf::read_pdf(bytes);
+    }
+    if super::ole::looks_like_ole(bytes) {
+        return super::ole::read_ole(bytes);
     }
     match read_ooxml(bytes) {
         Err(DocumentError::NotOoxml) if looks_like_zip(bytes) => read_zip(bytes),
@@ -151,8 +156,8 @@ pub fn read_zip(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
 }
 
 fn archived_content(data: &[u8]) -> ArchivedContent {
-    if super::pdf::looks_like_pdf(data) {
-        return match super::pdf::read_pdf(data) {
+    if super::pdf::looks_like_pdf(data) || super::ole::looks_like_ole(data) {
+        return match read_document(data) {
             Ok(doc) => ArchivedContent::Document(doc),
             Err(e) => ArchivedContent::Unreadable(e.to_string()),
         };
@@ -186,10 +191,10 @@ fn archived_content(data: &[u8]) -> ArchivedContent {
     ArchivedContent::Text(format!("{}\n{}", &text[..head], &text[tail..]))
 }
 
-/// Whether `bytes` start like a document markgate reads: a zip archive (an Office document)
-/// or a PDF.
+/// Whether `bytes` start like a document markgate reads: a zip archive (an Office document),
+/// a PDF, or an OLE compound file (a legacy Office document, an Outlook message).
 pub fn looks_like_document(bytes: &[u8]) -> bool {
-    looks_like_zip(bytes) || super::pdf::looks_like_pdf(bytes)
+    looks_like_zip(bytes) || super::pdf::looks_like_pdf(bytes) || super::ole::looks_like_ole(bytes)
 }
 
 /// Label properties (`MSIP_Label_<id>_Name`, value) as one `msip_labels` header value.
