@@ -335,13 +335,16 @@ fn dictionary(set: &[u8], at: usize, codepage: u16) -> Vec<(u32, String)> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use std::io::Write;
 
     /// A property set stream holding `sets`: (fmtid, code page, properties as (id, value),
     /// and for a user-defined set the names (id, name)).
-    pub(crate) fn stream(sets: &[([u8; 16], &[(u32, &str)], &[(u32, &str)])]) -> Vec<u8> {
+    /// Properties (id, value) or names (id, name) of a set.
+    type Pairs<'a> = &'a [(u32, &'a str)];
+
+    fn stream(sets: &[([u8; 16], Pairs<'_>, Pairs<'_>)]) -> Vec<u8> {
         let mut head = vec![0xFE, 0xFF, 0, 0, 0x05, 0x01, 0x02, 0x00];
         head.extend([0u8; 16]);
         head.extend((sets.len() as u32).to_le_bytes());
@@ -370,7 +373,7 @@ pub(crate) mod tests {
                 d.extend(name.as_bytes());
                 d.push(0);
             }
-            while d.len() % 4 != 0 {
+            while !d.len().is_multiple_of(4) {
                 d.push(0);
             }
             props.push((0, d));
@@ -380,7 +383,7 @@ pub(crate) mod tests {
             v.extend((value.len() as u32 + 1).to_le_bytes());
             v.extend(value.as_bytes());
             v.push(0);
-            while v.len() % 4 != 0 {
+            while !v.len().is_multiple_of(4) {
                 v.push(0);
             }
             props.push((*id, v));
@@ -406,7 +409,7 @@ pub(crate) mod tests {
     }
 
     /// A compound file with the two property streams.
-    pub(crate) fn compound(summary: &[u8], document_summary: &[u8]) -> Vec<u8> {
+    fn compound(summary: &[u8], document_summary: &[u8]) -> Vec<u8> {
         let mut file = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
         file.create_stream("/\u{5}SummaryInformation")
             .unwrap()
