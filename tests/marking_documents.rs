@@ -600,6 +600,29 @@ fn an_office_document_uploaded_over_http_is_read_whole_before_anything_is_forwar
         assert_eq!(status, 403, "{body:?}: {reply}");
         assert!(reply.contains("SECRET"), "{reply}");
     }
+    // any file in a form is read whole: a zip of a large file and a SECRET note
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let export: String = (0..16_000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            format!("{seed:016x}\n")
+        })
+        .collect();
+    let zipped = zip_of(&[
+        ("data/export.csv", export),
+        ("data/notes.txt", "SECRET\nnotes".into()),
+    ]);
+    assert!(zipped.len() > 128 * 1024);
+    std::fs::write(dir.join("data.bin"), zipped).unwrap();
+    let zipped = format!("@{}", dir.join("data.bin").display());
+    let (status, reply) = send(&[
+        "-F",
+        &format!("file={zipped};type=application/octet-stream"),
+    ]);
+    assert_eq!(status, 403, "{reply}");
+    assert!(reply.contains("SECRET"), "{reply}");
     assert_eq!(upstream.hits(), 0);
     let npm = format!("@{}", dir.join("npm.docx").display());
     let (status, reply) = send(&["-H", &type_docx, "--data-binary", &npm]);

@@ -10,7 +10,7 @@
 //! max_header_bytes = 65536         # request head limit
 //! max_body_bytes = 67108864        # 413 beyond
 //! encrypt_max_bytes = 16777216     # bodies sealed into bundles are held in memory
-//! document_max_bytes = 16777216    # Office documents and PDFs are read whole before forwarding: 413 beyond
+//! document_max_bytes = 16777216    # documents and forms with files are read whole before forwarding: 413 beyond
 //! max_connections = 4096
 //! header_read_timeout = "10s"       # whole request head
 //! body_read_timeout = "30s"         # body bytes read before forwarding (peek, encrypt): 408
@@ -62,9 +62,9 @@ pub struct HttpConfig {
     pub max_body_bytes: u64,
     /// `http.encrypt_max_bytes`: largest request body sealed into a bundle (held in memory).
     pub encrypt_max_bytes: u64,
-    /// `http.document_max_bytes`: largest Office document body (a `.docx` uploaded, or a
-    /// form holding one) read whole for its label and banners before forwarding (held in
-    /// memory; 413 beyond).
+    /// `http.document_max_bytes`: largest document body (Office, PDF, zip: by type or bytes)
+    /// or form holding a file, read whole for its marking before forwarding (held in memory;
+    /// 413 beyond).
     pub document_max_bytes: u64,
     /// `http.max_connections`: client connections served at once; more wait to be accepted.
     pub max_connections: usize,

@@ -11,7 +11,6 @@ use hyper::header::{HeaderMap, CONTENT_ENCODING, CONTENT_TYPE};
 
 use super::body::Peeked;
 use crate::message::document::{declared_ooxml, looks_like_document};
-use crate::message::pdf::declared_pdf;
 
 /// How the read text is laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,9 +52,10 @@ impl ReadableBody {
 }
 
 /// Whether a body may be a document read whole for its marking: its type says Office
-/// (`application/vnd.openxmlformats-officedocument.*`), its first bytes are a zip archive's
-/// or a PDF's, or it is a form (`multipart/*`) whose peeked part headers name or type an
-/// Office document or a PDF.
+/// (`application/vnd.openxmlformats-officedocument.*`), its first bytes are a document's (a
+/// zip archive, a PDF, an OLE compound file), or it is a form (`multipart/*`) whose peeked
+/// part headers carry a file (`filename=`, or a type that is no text): a file in a form is
+/// read whole, whatever it is, as a mail attachment is.
 pub fn may_hold_document(headers: &HeaderMap, head: &[u8]) -> bool {
     let media = media_type(headers);
     if declared_ooxml(media.as_deref(), None) || looks_like_document(head) {
@@ -64,20 +64,16 @@ pub fn may_hold_document(headers: &HeaderMap, head: &[u8]) -> bool {
     if !media.is_some_and(|m| m.starts_with("multipart/")) {
         return false;
     }
-    // a form's file part: its Content-Type or file name says Office Open XML
     memchr::memmem::find_iter(head, b"\n")
         .map(|at| &head[at + 1..head.len().min(at + 1 + 1024)])
         .filter_map(|line| std::str::from_utf8(line.split(|&b| b == b'\n').next()?).ok())
         .any(|line| {
             let lower = line.to_ascii_lowercase();
             if let Some(value) = lower.strip_prefix("content-type:") {
-                let media = value.split(';').next().unwrap_or("");
-                return declared_ooxml(Some(media), None) || declared_pdf(Some(media), None);
+                let media = value.split(';').next().unwrap_or("").trim();
+                return !declared_text(media) && !media.starts_with("multipart/");
             }
-            lower.starts_with("content-disposition:")
-                && parameter(&lower, "filename").is_some_and(|name| {
-                    declared_ooxml(None, Some(&name)) || declared_pdf(None, Some(&name))
-                })
+            lower.starts_with("content-disposition:") && parameter(&lower, "filename").is_some()
         })
 }
 

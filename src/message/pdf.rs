@@ -32,17 +32,6 @@ pub fn looks_like_pdf(bytes: &[u8]) -> bool {
     memchr::memmem::find(&bytes[..bytes.len().min(1024)], b"%PDF-").is_some()
 }
 
-/// Whether a media type or file name says PDF.
-pub fn declared_pdf(media_type: Option<&str>, file_name: Option<&str>) -> bool {
-    media_type.is_some_and(|t| t.trim().eq_ignore_ascii_case("application/pdf"))
-        || file_name.is_some_and(|n| {
-            n.trim()
-                .trim_end_matches(['.', ' '])
-                .to_ascii_lowercase()
-                .ends_with(".pdf")
-        })
-}
-
 /// Read a PDF's marking places.
 pub fn read_pdf(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
     if !looks_like_pdf(bytes) {
