@@ -797,3 +797,169 @@ fn a_class_spelt_out_among_other_spaced_letters_is_never_prose() {
         assert_prose(&with_subject(prose), prose);
     }
 }
+
+fn with_header(line: &str) -> Vec<u8> {
+    format!("From: {SENDER}\r\nTo: {INTERNET}\r\n{line}\r\nSubject: notes\r\n\r\nhello\r\n")
+        .into_bytes()
+}
+
+/// Seeds 529 and 537 of tests/marking_places.rs: TOP SECRET damaged by one slip and split so
+/// that a piece is the whole word SECRET (`OP SECRET`: the T dropped; `TOP S SECRET`: an S
+/// doubled) was read as SECRET, lower than written. A damaged class is read as itself or
+/// not at all, in every place and case.
+#[test]
+fn a_damaged_class_split_around_a_lower_class_word_is_never_read_as_it() {
+    for damaged in [
+        "OP SECRET",
+        "TOP S SECRET",
+        "TO SECRET",
+        "TOPS SECRET",
+        "TTOP SECRET",
+        "OTP SECRET",
+        "op secret",
+        "Top s Secret",
+    ] {
+        for raw in [
+            with_header(&format!(
+                "msip_labels: MSIP_Label_a_Enabled=true; MSIP_Label_a_Name={damaged}; MSIP_Label_a_SiteId=x"
+            )),
+            with_header(&format!(
+                "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC={damaged}, ORIGIN=a@b"
+            )),
+            with_header(&format!(
+                "X-Protective-Marking: VER=2018.4, NS=gov.uk, SEC=OFFICIAL, NOTE={damaged}"
+            )),
+            with_header(&format!("X-Protective-Marking: {damaged}")),
+            with_subject(&format!("[{damaged}] liaison notes")),
+            with_subject(&format!("({damaged}) liaison notes")),
+            with_subject(&format!("RE: {damaged}: liaison notes")),
+            with_banner(damaged),
+            with_banner(&format!("*** {damaged} ***")),
+        ] {
+            assert_held(&raw, "TOP SECRET");
+        }
+    }
+    for capitals in ["OP SECRET", "TOP S SECRET", "TO SECRET"] {
+        for raw in [
+            with_subject(&format!("Op Lima {capitals} update")),
+            with_subject(&format!("Re: notes, {capitals}")),
+            with_banner(&format!("Hi Jo, {capitals}")),
+        ] {
+            assert_held(&raw, "TOP SECRET");
+        }
+    }
+    // a class word in capitals joined with a piece in lower case is still written
+    // deliberately: read joined, it must not turn to prose
+    for subject in ["Re: escalated to SECRET", "Op Lima op SECRET update"] {
+        assert_held(&with_subject(subject), "SECRET");
+    }
+    // prose keeps its words: a class word beside a word that makes no near miss of a higher
+    // class, and two slips from one, stay what they were
+    for (subject, class) in [
+        ("Op Lima SECRET update", "SECRET"),
+        ("Re: NOT SECRET", "SECRET"),
+        ("[TOP SECRET] plan", "TOP SECRET"),
+        ("[x SECRET]", "SECRET"),
+    ] {
+        let got = outcome(&with_subject(subject));
+        assert_eq!(got.class, class, "{subject:?}: {got:?}");
+    }
+    for prose in [
+        "Re: moved to secret storage",
+        "top secret recipe for the bake sale",
+        "Re: op secret santa",
+    ] {
+        assert_prose(&with_subject(prose), prose);
+    }
+}
+
+/// Every spelling of every class above the unmarked one, damaged by each one-letter slip
+/// (a letter dropped, doubled, swapped with the next, a digit posing as it) and split into
+/// two pieces at each letter, in upper and lower case, in the places read most loosely (a
+/// label name, an untrusted EPMS value, a subject's brackets, a banner line): read as its
+/// class or higher, or unreadable; never lower. Exhaustive over this small space.
+#[test]
+fn every_class_slipped_and_split_is_never_read_lower() {
+    let scheme = &policy().markings;
+    let unmarked = scheme.unmarked_class().rank;
+    let posing = |c: char| match c {
+        'E' => Some('3'),
+        'S' => Some('5'),
+        'A' => Some('4'),
+        'T' => Some('7'),
+        'O' => Some('0'),
+        'I' => Some('1'),
+        _ => None,
+    };
+    let mut checked = 0usize;
+    let mut lowered: Vec<String> = Vec::new();
+    for class in scheme.classes.iter().filter(|c| c.rank > unmarked) {
+        for spelling in &class.spellings {
+            let letters: Vec<char> = spelling.chars().collect();
+            let mut slipped: Vec<Vec<char>> = vec![letters.clone()];
+            for i in 0..letters.len() {
+                if !letters[i].is_alphanumeric() {
+                    continue;
+                }
+                let mut dropped = letters.clone();
+                dropped.remove(i);
+                let mut doubled = letters.clone();
+                doubled.insert(i, letters[i]);
+                slipped.extend([dropped, doubled]);
+                if letters.get(i + 1).is_some_and(|c| c.is_alphanumeric()) {
+                    let mut swapped = letters.clone();
+                    swapped.swap(i, i + 1);
+                    slipped.push(swapped);
+                }
+                if let Some(p) = posing(letters[i]) {
+                    let mut posed = letters.clone();
+                    posed[i] = p;
+                    slipped.push(posed);
+                }
+            }
+            for word in slipped {
+                // split at each letter (between two letters), or not at all
+                let splits = (0..word.len()).filter(|&at| {
+                    at == 0 || (word[at - 1].is_alphanumeric() && word[at].is_alphanumeric())
+                });
+                for at in splits {
+                    let mut text: String = word[..at].iter().collect();
+                    if at > 0 {
+                        text.push(' ');
+                    }
+                    text.extend(&word[at..]);
+                    for text in [text.clone(), text.to_lowercase()] {
+                        for raw in [
+                            with_header(&format!(
+                                "msip_labels: MSIP_Label_a_Enabled=true; MSIP_Label_a_Name={text}; MSIP_Label_a_SiteId=x"
+                            )),
+                            with_header(&format!(
+                                "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC={text}"
+                            )),
+                            with_subject(&format!("[{text}] notes")),
+                            with_banner(&text),
+                        ] {
+                            let got = outcome(&raw);
+                            if rank(&got.class) < class.rank && !got.unreadable {
+                                lowered.push(format!(
+                                    "{} written {text:?} read as {} in\n{}",
+                                    class.name,
+                                    got.class,
+                                    String::from_utf8_lossy(&raw)
+                                ));
+                            }
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 10_000, "{checked} cases");
+    assert!(
+        lowered.is_empty(),
+        "{} of {checked} read lower, the first:\n{}",
+        lowered.len(),
+        lowered[..lowered.len().min(5)].join("\n")
+    );
+}

@@ -161,7 +161,8 @@ impl Tokens {
     /// join is made only when `join` says its pieces make a class word (or a near miss of
     /// one), and how close: the closest, then the longest, is made; and never of words of
     /// their own alone (`word_of_its_own`: a word of a class spelling; `TOP SECRET` stays two
-    /// words).
+    /// words). A joined word is in capitals when a piece that is a word of its own was
+    /// (`to SECRET`): what was written deliberately stays so.
     pub fn join_split_words<C: Ord>(
         &mut self,
         join: impl Fn(&[&str]) -> Option<C>,
@@ -227,10 +228,16 @@ impl Tokens {
                 continue;
             };
             let mut word = self.toks[i].clone();
-            for t in &self.toks[i + 1..=last] {
-                word.lower |= t.lower;
+            let pieces = &self.toks[i..=last];
+            for t in &pieces[1..] {
                 word.invalid |= t.invalid;
             }
+            // in capitals when a piece that is a word of its own was (`to SECRET` joined is
+            // no prose: the class word written in capitals is read deliberately)
+            let capital_word = pieces
+                .iter()
+                .any(|t| !t.lower && t.kind.word().is_some_and(&word_of_its_own));
+            word.lower = !capital_word && pieces.iter().any(|t| t.lower);
             word.kind = Kind::Word(letters);
             out.push(word);
             joined = true;
