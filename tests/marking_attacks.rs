@@ -963,3 +963,92 @@ fn every_class_slipped_and_split_is_never_read_lower() {
         lowered[..lowered.len().min(5)].join("\n")
     );
 }
+
+/// A mail whose only marking is a field of a structured text attachment (`application/json`,
+/// a `+json` or `+xml` type, XML, CSV, a form) was read as no marking and allowed: these
+/// types are text a reader opens, and a JSON part's strings are read as an HTTP JSON body's
+/// are. Sent through `markgate check` with the shipped policy, base64 or not.
+#[test]
+fn structured_text_attachments_are_read_through_markgate_check() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let pretty = "{\n  \"id\": 7,\n  \"marking\": \"SECRET\",\n  \"notes\": \"liaison\"\n}\n";
+    let lower = "{\n  \"id\": 7,\n  \"marking\": \"secret\"\n}\n";
+    let mut cases: Vec<(String, &str)> = Vec::new();
+    for ctype in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/vnd.api+json",
+        "application/ld+json",
+        "text/json",
+        "application/octet-stream; name=\"case.json\"",
+    ] {
+        cases.push((ctype.to_string(), pretty));
+        cases.push((ctype.to_string(), lower));
+        cases.push((ctype.to_string(), "{\"marking\":\"SECRET\"}"));
+    }
+    for ctype in [
+        "application/xml",
+        "application/atom+xml",
+        "application/x-www-form-urlencoded",
+        "application/csv",
+    ] {
+        cases.push((ctype.to_string(), "{\"marking\":\"SECRET\"}"));
+    }
+    cases.push((
+        "application/xml".to_string(),
+        "<marking>SECRET</marking>\n<notes>liaison</notes>",
+    ));
+    cases.push((
+        "application/x-www-form-urlencoded".to_string(),
+        "marking=SECRET&id=7",
+    ));
+    cases.push(("application/csv".to_string(), "SECRET\nid,notes\n7,liaison"));
+    let mut n = 0;
+    for (ctype, body) in &cases {
+        for base64 in [false, true] {
+            let (cte, body) = if base64 {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(body);
+                ("base64", b64)
+            } else {
+                ("8bit", body.replace('\n', "\r\n"))
+            };
+            let raw = format!(
+                "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: case update\r\n\
+                 Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+                 --b1\r\nContent-Type: text/plain\r\n\r\nSee the attached case.\r\n\
+                 --b1\r\nContent-Type: {ctype}\r\nContent-Disposition: attachment\r\n\
+                 Content-Transfer-Encoding: {cte}\r\n\r\n{body}\r\n--b1--\r\n"
+            );
+            n += 1;
+            let file = dir.path().join(format!("{n}.eml"));
+            std::fs::write(&file, &raw).unwrap();
+            let out = Command::cargo_bin("markgate")
+                .unwrap()
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .args([
+                    "check", "--policy", "policy", "--from", SENDER, "--to", INTERNET,
+                ])
+                .arg(&file)
+                .output()
+                .unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(json["marking"]["class"], "SECRET", "{raw}\n{json}");
+            assert_eq!(json["verdict"], "block", "{raw}\n{json}");
+            assert_eq!(out.status.code(), Some(1), "{raw}");
+        }
+    }
+    // prose in a JSON string is prose; a binary attachment is still not decoded
+    for (ctype, body) in [
+        ("application/json", "{\"note\":\"the secret santa list\"}"),
+        ("application/pdf", "{\"marking\":\"SECRET\"}"),
+    ] {
+        let raw = format!(
+            "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: notes\r\n\
+             Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+             --b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
+             --b1\r\nContent-Type: {ctype}\r\n\r\n{body}\r\n--b1--\r\n"
+        );
+        assert_prose(raw.as_bytes(), ctype);
+    }
+}

@@ -37,6 +37,8 @@ pub struct MarkingReader<'s> {
     grammar: Grammar<'s>,
     found: Vec<Finding>,
     unreadable: Vec<UnreadableMarking>,
+    /// The parts given go on beyond what was read ([`Self::parts_cut_short`]).
+    cut_short: bool,
 }
 
 /// Which reader a header goes to.
@@ -54,7 +56,14 @@ impl<'s> MarkingReader<'s> {
             grammar: Grammar::new(scheme),
             found: Vec::new(),
             unreadable: Vec::new(),
+            cut_short: false,
         }
+    }
+
+    /// The parts given from now on go on beyond what was read (an HTTP body read up to its
+    /// peek): a JSON string the text of a part ends inside is not read.
+    pub fn parts_cut_short(&mut self) {
+        self.cut_short = true;
     }
 
     fn kind(&self, name: &str) -> Option<HeaderKind> {
@@ -466,12 +475,22 @@ impl<'s> MarkingReader<'s> {
     /// A text or HTML part's banners. A long text part is read from its ends (what a banner
     /// needs is its first and last lines); when the ends do not settle both lines, the whole
     /// part is read. An HTML part is read whole: what is hidden anywhere in it can change
-    /// which lines a reader sees first and last.
+    /// which lines a reader sees first and last; so is a JSON part, whose strings are each
+    /// read too ([`Self::json`]).
     fn read_part(&mut self, location: &str, part: &Part<'_>) {
         match part.kind {
             PartKind::Html => return self.html_part(location, &part.text()),
             PartKind::Enriched => {
                 return self.text_part(location, &banner::enriched_text(&part.text()))
+            }
+            PartKind::Json => {
+                // read whole: a string may stand anywhere in it
+                let text = part.text();
+                self.text_part(location, &text);
+                if let Err(too_many) = self.json(location, &text, !self.cut_short) {
+                    self.add_unreadable(location, "", &format!("the JSON part {too_many}"));
+                }
+                return;
             }
             PartKind::Text | PartKind::Message => {}
         }
