@@ -450,6 +450,8 @@ fn message_section(out: &mut String, original: Option<Vec<u8>>) {
             PartKind::Enriched => "enriched text, shown as its source text",
             PartKind::Json => "JSON, shown as its source text",
             PartKind::Message => "attached message, shown as its source text",
+            // an archive shown as text is noise: its marking places are in the decision
+            PartKind::Document { .. } => continue,
         };
         let text = part.text();
         let (shown, cut) = match text.char_indices().nth(PART_SHOWN) {

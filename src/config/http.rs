@@ -10,6 +10,7 @@
 //! max_header_bytes = 65536         # request head limit
 //! max_body_bytes = 67108864        # 413 beyond
 //! encrypt_max_bytes = 16777216     # bodies sealed into bundles are held in memory
+//! document_max_bytes = 16777216    # Office documents are read whole before forwarding: 413 beyond
 //! max_connections = 4096
 //! header_read_timeout = "10s"       # whole request head
 //! body_read_timeout = "30s"         # body bytes read before forwarding (peek, encrypt): 408
@@ -61,6 +62,10 @@ pub struct HttpConfig {
     pub max_body_bytes: u64,
     /// `http.encrypt_max_bytes`: largest request body sealed into a bundle (held in memory).
     pub encrypt_max_bytes: u64,
+    /// `http.document_max_bytes`: largest Office document body (a `.docx` uploaded, or a
+    /// form holding one) read whole for its label and banners before forwarding (held in
+    /// memory; 413 beyond).
+    pub document_max_bytes: u64,
     /// `http.max_connections`: client connections served at once; more wait to be accepted.
     pub max_connections: usize,
     /// `http.header_read_timeout`: time a client has to send a request head.
@@ -108,6 +113,7 @@ impl Default for HttpConfig {
             max_header_bytes: 64 * 1024,
             max_body_bytes: 64 * 1024 * 1024,
             encrypt_max_bytes: 16 * 1024 * 1024,
+            document_max_bytes: 16 * 1024 * 1024,
             max_connections: 4096,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),

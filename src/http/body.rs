@@ -154,6 +154,33 @@ pub async fn collect(peeked: Peeked, max: u64) -> Result<Vec<u8>, ReadError> {
     Ok(data)
 }
 
+/// The whole body as the peek: read into memory by the peek's deadline, refusing more than
+/// `max` bytes (an Office document read whole for its marking).
+pub async fn read_whole(peeked: Peeked, max: u64) -> Result<Peeked, ReadError> {
+    let deadline = peeked.deadline;
+    let mut trailers = peeked.trailers;
+    let mut data = peeked.head.to_vec();
+    if let Some(mut rest) = peeked.rest {
+        while let Some(frame) = frame_by(&mut rest, deadline).await? {
+            match frame.into_data() {
+                Ok(chunk) => {
+                    data.extend_from_slice(&chunk);
+                    if data.len() as u64 > max {
+                        return Err(ReadError::TooLarge(max));
+                    }
+                }
+                Err(frame) => trailers = frame.into_trailers().ok(),
+            }
+        }
+    }
+    Ok(Peeked {
+        head: data.into(),
+        rest: None,
+        trailers,
+        deadline,
+    })
+}
+
 /// The forwarded request body: the peeked head, then the rest of the client's stream.
 /// Trailers are not forwarded; one carrying a marking header (`is_marking`) cuts the body.
 pub struct Forwarded {

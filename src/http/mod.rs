@@ -211,14 +211,21 @@ impl HttpGateway {
         request::transfer_codings(&parts.headers)?;
         let deadline = std::time::Instant::now() + self.gateway.config.http.body_read_timeout;
         let peek = self.gateway.config.http.marking_peek_bytes;
-        let peeked = if body.is_end_stream() {
+        let mut peeked = if body.is_end_stream() {
             Peeked::unread(body, deadline)
         } else {
             body::peek(body, peek, max, deadline).await?
         };
+        // An Office document is read whole: its label may be anywhere in the archive.
+        let mut keep = peek;
+        if peeked.rest.is_some() && readable::may_hold_document(&parts.headers, &peeked.head) {
+            let limit = self.gateway.config.http.document_max_bytes.min(max);
+            peeked = body::read_whole(peeked, limit).await?;
+            keep = peeked.head.len();
+        }
         // Decision (memoised when headers carry every fact).
         let today = chrono::Utc::now().date_naive();
-        let readable = readable::read(&parts.headers, &peeked, peek, max);
+        let readable = readable::read(&parts.headers, &peeked, keep, max);
         let decision = match (&readable, &peeked.trailers) {
             (None, None) => {
                 let key = decisions::key(&parts.headers, &target.host, today, &view);

@@ -10,6 +10,7 @@ use std::io::Read;
 use hyper::header::{HeaderMap, CONTENT_ENCODING, CONTENT_TYPE};
 
 use super::body::Peeked;
+use crate::message::document::{declared_ooxml, looks_like_zip};
 
 /// How the read text is laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,10 @@ pub enum Layout {
     Html,
     /// A `multipart/*` body: the Content-Type (with its boundary) and the raw parts.
     Multipart(String),
+    /// An Office document, `declared` so by its type, or found by its bytes.
+    Document {
+        declared: bool,
+    },
 }
 
 /// The part of a request body markgate reads a marking from.
@@ -44,6 +49,32 @@ impl ReadableBody {
         let end = self.text.iter().rposition(|&b| b == b'\n').unwrap_or(0);
         &self.text[..end]
     }
+}
+
+/// Whether a body may be an Office document, read whole for its marking: its type says so
+/// (`application/vnd.openxmlformats-officedocument.*`), its first bytes are a zip archive's,
+/// or it is a form (`multipart/*`) whose peeked part headers name or type one.
+pub fn may_hold_document(headers: &HeaderMap, head: &[u8]) -> bool {
+    let media = media_type(headers);
+    if declared_ooxml(media.as_deref(), None) || looks_like_zip(head) {
+        return true;
+    }
+    if !media.is_some_and(|m| m.starts_with("multipart/")) {
+        return false;
+    }
+    // a form's file part: its Content-Type or file name says Office Open XML
+    memchr::memmem::find_iter(head, b"\n")
+        .map(|at| &head[at + 1..head.len().min(at + 1 + 1024)])
+        .filter_map(|line| std::str::from_utf8(line.split(|&b| b == b'\n').next()?).ok())
+        .any(|line| {
+            let lower = line.to_ascii_lowercase();
+            if let Some(value) = lower.strip_prefix("content-type:") {
+                return declared_ooxml(Some(value.split(';').next().unwrap_or("")), None);
+            }
+            lower.starts_with("content-disposition:")
+                && parameter(&lower, "filename")
+                    .is_some_and(|name| declared_ooxml(None, Some(&name)))
+        })
 }
 
 /// A Content-Encoding markgate can undo.
@@ -142,6 +173,8 @@ pub fn read(headers: &HeaderMap, peeked: &Peeked, keep: usize, max: u64) -> Opti
             Layout::Multipart(ct.to_string())
         }
         Some("text/html" | "application/xhtml+xml") => Layout::Html,
+        m if declared_ooxml(m, None) => Layout::Document { declared: true },
+        _ if looks_like_zip(&peeked.head) => Layout::Document { declared: false },
         _ => Layout::Text,
     };
     let (text, whole) =
@@ -165,7 +198,13 @@ pub fn read(headers: &HeaderMap, peeked: &Peeked, keep: usize, max: u64) -> Opti
     let charset = content_type
         .and_then(|ct| parameter(ct, "charset"))
         .or_else(|| utf16_by_bom(&text));
-    if !declared && charset.is_none() && !looks_like_text(&text, whole) {
+    // a document sent compressed is found once decoded
+    let layout = match layout {
+        Layout::Text if looks_like_zip(&text) => Layout::Document { declared: false },
+        layout => layout,
+    };
+    let document = matches!(layout, Layout::Document { .. });
+    if !document && !declared && charset.is_none() && !looks_like_text(&text, whole) {
         return None;
     }
     let unreadable = match &layout {

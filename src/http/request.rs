@@ -12,7 +12,7 @@ use crate::address::{host_ip, normalise_host};
 use crate::destination::{self, Destination};
 use crate::marking::MarkingScheme;
 use crate::marking::{Marking, MarkingReader, UnreadableMarking};
-use crate::message::mime::{to_text, Entity};
+use crate::message::mime::{to_text, Entity, PartKind};
 use crate::policy::Policy;
 
 use super::error::HttpError;
@@ -182,6 +182,8 @@ fn read_marking_uncached(
         }
         // an HTML body's banners are the lines a reader sees, as for mail
         Layout::Html => reader.html_part("body", &text),
+        // read whole (`http.document_max_bytes`) when it went on beyond the peek
+        Layout::Document { declared } => reader.document("body", &body.text, *declared),
         // each part as a mail part is read: a form's file is read as the attachment it is,
         // its JSON part (API metadata) as a JSON body is
         Layout::Multipart(content_type) => {
@@ -191,7 +193,14 @@ fn read_marking_uncached(
                 reader.parts_cut_short();
             }
             match Entity::parse(&raw).map(|root| (root.readable_parts(), root)) {
-                Some((Ok(parts), root)) => reader.message(&root, &parts, "body:", 0),
+                Some((Ok(mut parts), root)) => {
+                    if !body.whole {
+                        // an Office document is read whole or not at all: one cut by the
+                        // peek is left as any other file is
+                        parts.retain(|p| !matches!(p.kind, PartKind::Document { .. }));
+                    }
+                    reader.message(&root, &parts, "body:", 0);
+                }
                 Some((Err(e), _)) => unreadable = Some(format!("the multipart body: {e}")),
                 None => unreadable = Some("the multipart body cannot be parsed".into()),
             }

@@ -10,6 +10,7 @@ use super::grammar::{unfold, Grammar, Match};
 use super::tokenizer::{tokenize, Tokens, UNDECODABLE};
 use super::MarkingScheme;
 use super::{banner, headers, html, msip, Marking, MarkingSource, UnreadableMarking};
+use crate::message::document::{self, DocumentError};
 use crate::message::mime::{decode_unstructured, Entity, Part, PartKind, MAX_ATTACHED_DEPTH};
 
 /// Token limits: a subject is read whole (bracketed markings may stand anywhere in it);
@@ -427,6 +428,12 @@ impl<'s> MarkingReader<'s> {
         }
         // a marking header on a body part marks what the part holds: read like the message's
         for (id, section) in root.part_header_sections() {
+            // a file name is a title: a marking may stand anywhere in it
+            let mut names: Vec<&str> = section.file_names().collect();
+            names.dedup();
+            for name in names {
+                self.subject_at(&format!("{prefix}part{id}:filename"), name);
+            }
             for h in section.headers() {
                 let Some(kind) = self.kind(h.name.as_str()) else {
                     continue;
@@ -479,6 +486,14 @@ impl<'s> MarkingReader<'s> {
     /// read too ([`Self::json`]).
     fn read_part(&mut self, location: &str, part: &Part<'_>) {
         match part.kind {
+            PartKind::Document { declared } => {
+                return self.document(location, &part.decoded(), declared)
+            }
+            // a text part holding a zip archive is what a reader saves and opens as a file
+            _ if part.looks_like_zip() => self.document(location, &part.decoded(), false),
+            _ => {}
+        }
+        match part.kind {
             PartKind::Html => return self.html_part(location, &part.text()),
             PartKind::Enriched => {
                 return self.text_part(location, &banner::enriched_text(&part.text()))
@@ -492,7 +507,7 @@ impl<'s> MarkingReader<'s> {
                 }
                 return;
             }
-            PartKind::Text | PartKind::Message => {}
+            PartKind::Text | PartKind::Message | PartKind::Document { .. } => {}
         }
         if part.ends_readable_alone() {
             for (head, tail) in END_WINDOWS {
@@ -508,6 +523,36 @@ impl<'s> MarkingReader<'s> {
             }
         }
         self.text_part(location, &part.text());
+    }
+
+    /// An Office document (attached, or an HTTP body): its sensitivity label read like the
+    /// `msip_labels` header, its properties like subjects, its header and footer lines as
+    /// banners and its body's first and last lines as a text part's, reported as
+    /// `<location>:label`, `<location>:property:<name>` and `<location>:<part name>`. One
+    /// `declared` an Office document by its type or name that cannot be read whole is
+    /// unreadable; a zip archive found by its bytes that is no Office document is left as
+    /// any attachment is.
+    pub fn document(&mut self, location: &str, bytes: &[u8], declared: bool) {
+        let doc = match document::read_ooxml(bytes) {
+            Ok(doc) => doc,
+            Err(DocumentError::NotOoxml) if !declared => return,
+            Err(e) => {
+                let why = format!("the attached Office document cannot be read whole: {e}");
+                return self.add_unreadable(location, "", &why);
+            }
+        };
+        for label in &doc.labels {
+            self.msip(&format!("{location}:label"), label);
+        }
+        for (name, value) in &doc.properties {
+            self.subject_at(&format!("{location}:property:{name}"), value);
+        }
+        for (part, line) in &doc.banners {
+            self.banner(&format!("{location}:{part}"), line);
+        }
+        for (part, text) in &doc.bodies {
+            self.text_part(&format!("{location}:{part}"), text);
+        }
     }
 
     /// The marking of one place: the highest-ranked of the classes read there (each class

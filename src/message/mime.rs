@@ -29,6 +29,7 @@ use base64::Engine;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{ContentType, Header, HeaderName, HeaderValue, MessageParser};
 
+use super::document::{declared_ooxml, looks_like_zip};
 use super::MessageError;
 
 /// Multipart levels within one message.
@@ -124,7 +125,7 @@ impl<'a> Entity<'a> {
 
     /// The part's file names: `filename=` of every `Content-Disposition`, `name=` of every
     /// `Content-Type`.
-    fn file_names(&self) -> impl Iterator<Item = &str> {
+    pub fn file_names(&self) -> impl Iterator<Item = &str> {
         self.headers.iter().filter_map(|h| {
             let ct = h.value.as_content_type()?;
             if h.name == HeaderName::ContentDisposition {
@@ -170,6 +171,28 @@ impl<'a> Entity<'a> {
         ]
         .into_iter()
         .find(|k| kinds.contains(k))
+        .or_else(|| {
+            self.declares_document()
+                .then_some(PartKind::Document { declared: true })
+        })
+    }
+
+    /// Whether any of the part's types or file names says Office Open XML.
+    fn declares_document(&self) -> bool {
+        let types = self.content_types().map(|ct| match ct.subtype() {
+            Some(sub) => format!("{}/{}", ct.ctype(), sub),
+            None => ct.ctype().to_string(),
+        });
+        types.into_iter().any(|t| declared_ooxml(Some(&t), None))
+            || self.file_names().any(|n| declared_ooxml(None, Some(n)))
+    }
+
+    /// Whether the body, its transfer encoding undone, starts like a zip archive (an Office
+    /// document sent under another type). Only the first bytes are decoded.
+    fn body_looks_like_zip(&self) -> bool {
+        let body = self.body();
+        let prefix = &body[..body.len().min(64)];
+        looks_like_zip(&decode(prefix, self.transfer_encoding()))
     }
 
     fn transfer_encoding(&self) -> TransferEncoding {
@@ -235,6 +258,11 @@ pub enum PartKind {
     Json,
     /// An attached message (`message/rfc822`, `message/global`).
     Message,
+    /// An Office document (Word, Excel, PowerPoint as Office Open XML), `declared` so by its
+    /// type or file name, or found by its bytes (a zip archive) in a part of another type.
+    Document {
+        declared: bool,
+    },
 }
 
 /// A part the marking stage reads.
@@ -258,6 +286,12 @@ impl<'a> Part<'a> {
     /// The text of a text part, decoded and converted from its charset.
     pub fn text(&self) -> Cow<'a, str> {
         to_text(self.decoded(), self.charset.as_deref())
+    }
+
+    /// Whether the body, its transfer encoding undone, starts like a zip archive.
+    pub fn looks_like_zip(&self) -> bool {
+        let prefix = &self.body[..self.body.len().min(64)];
+        looks_like_zip(&decode(prefix, self.encoding))
     }
 
     /// Whether the ends of this text part can be read without the middle: its charset keeps
@@ -481,6 +515,7 @@ impl<'a> Walk<'a> {
         } else {
             match entity.leaf_kind(parent) {
                 Some(kind) => kind,
+                None if entity.body_looks_like_zip() => PartKind::Document { declared: false },
                 None => return Ok(()),
             }
         };

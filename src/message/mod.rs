@@ -8,6 +8,7 @@
 //! with a default marking. mail-parser itself is lenient (it takes `hello world` for a
 //! header name), so the header section is checked here first.
 
+pub mod document;
 pub mod mime;
 
 use mime::{Entity, Part};

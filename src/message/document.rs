@@ -1,0 +1,674 @@
+//! Office documents (Word, Excel, PowerPoint as Office Open XML: `.docx`, `.xlsx`, `.pptx`
+//! and their macro and template forms) attached to a mail or uploaded over HTTP: the places
+//! inside them where a marking is carried, as text for the marking reader.
+//!
+//! - the sensitivity label (`docProps/custom.xml`, `MSIP_Label_<id>_Name` and the rest of
+//!   the label, as Office writes it; read like the `msip_labels` mail header);
+//! - the document's other properties (title, subject, keywords, category, description,
+//!   status, and every custom property: the "Classification" a labelling tool writes there);
+//! - headers and footers (Word's `word/header*.xml` and `word/footer*.xml`, Excel's page
+//!   headers and footers), where a banner is printed: every line is read as a banner;
+//! - the text a reader sees first and last (Word's body, each slide, Excel's cell strings).
+//!
+//! An archive is read streaming, part by part, within a budget of decompressed bytes (a small
+//! archive can expand to gigabytes); what cannot be read whole within it, an encrypted or
+//! damaged document, is an error: the caller reports the document unreadable.
+
+use std::io::{BufRead, BufReader, Cursor, Read};
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+/// Decompressed bytes read from one document, all parts together.
+pub const MAX_DOCUMENT_BYTES: u64 = 256 * 1024 * 1024;
+/// Entries in one archive.
+const MAX_ENTRIES: usize = 20_000;
+/// Lines kept from each end of a body part (the reader needs the first and last).
+const END_LINES: usize = 8;
+/// Lines kept from headers, footers and properties together, and characters per line.
+const MAX_LINES: usize = 10_000;
+const MAX_LINE_CHARS: usize = 4_096;
+
+/// Why a document could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    /// Not an Office Open XML archive (a plain zip, or no zip at all).
+    #[error("it is not an Office Open XML document")]
+    NotOoxml,
+    #[error("its archive cannot be opened: {0}")]
+    Archive(String),
+    #[error("its part {part} cannot be read: {why}")]
+    Part { part: String, why: String },
+    #[error("it expands to more than {} MiB", MAX_DOCUMENT_BYTES / (1024 * 1024))]
+    TooLarge,
+    #[error("it holds more than {MAX_ENTRIES} parts")]
+    TooManyParts,
+}
+
+/// What a document carries where a marking may be.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DocumentText {
+    /// Sensitivity labels, each as an `msip_labels` header value
+    /// (`MSIP_Label_<id>_Enabled=true; MSIP_Label_<id>_Name=...; ...`).
+    pub labels: Vec<String>,
+    /// Properties: (name, value).
+    pub properties: Vec<(String, String)>,
+    /// Header and footer lines: (part name, line).
+    pub banners: Vec<(String, String)>,
+    /// Body parts: (part name, the first and last lines, joined by line feeds).
+    pub bodies: Vec<(String, String)>,
+}
+
+/// Whether `bytes` start like a zip archive (and so may be an Office document).
+pub fn looks_like_zip(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04")
+}
+
+/// Whether a media type or file name says Office Open XML.
+pub fn declared_ooxml(media_type: Option<&str>, file_name: Option<&str>) -> bool {
+    let by_type = media_type.is_some_and(|t| {
+        let t = t.trim().to_ascii_lowercase();
+        t.starts_with("application/vnd.openxmlformats-officedocument.")
+            || t.starts_with("application/vnd.ms-word.")
+            || t.starts_with("application/vnd.ms-excel.")
+            || t.starts_with("application/vnd.ms-powerpoint.")
+    });
+    let by_name = file_name.is_some_and(|n| {
+        let n = n.trim().trim_end_matches(['.', ' ']).to_ascii_lowercase();
+        n.rsplit_once('.').is_some_and(|(_, ext)| {
+            matches!(
+                ext,
+                "docx"
+                    | "docm"
+                    | "dotx"
+                    | "dotm"
+                    | "xlsx"
+                    | "xlsm"
+                    | "xltx"
+                    | "xltm"
+                    | "xlam"
+                    | "pptx"
+                    | "pptm"
+                    | "potx"
+                    | "potm"
+                    | "ppsx"
+                    | "ppsm"
+            )
+        })
+    });
+    by_type || by_name
+}
+
+/// What kind of part an archive entry is, for reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartRole {
+    CustomProperties,
+    CoreProperties,
+    /// Word header or footer: every line a banner.
+    HeaderFooter,
+    /// Excel worksheet: only its page headers and footers.
+    Worksheet,
+    /// Text read from its ends.
+    Body,
+}
+
+fn role(name: &str) -> Option<PartRole> {
+    let lower = name.to_ascii_lowercase();
+    let file = lower.rsplit('/').next().unwrap_or(&lower);
+    if !file.ends_with(".xml") {
+        return None;
+    }
+    Some(match lower.as_str() {
+        "docprops/custom.xml" => PartRole::CustomProperties,
+        "docprops/core.xml" => PartRole::CoreProperties,
+        _ if lower.starts_with("word/")
+            && (file.starts_with("header") || file.starts_with("footer")) =>
+        {
+            PartRole::HeaderFooter
+        }
+        _ if lower.starts_with("xl/worksheets/") => PartRole::Worksheet,
+        "word/document.xml" | "xl/sharedstrings.xml" => PartRole::Body,
+        _ if lower.starts_with("ppt/slides/") && file.starts_with("slide") => PartRole::Body,
+        _ => return None,
+    })
+}
+
+/// Read an Office Open XML document's marking places.
+pub fn read_ooxml(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
+    if !looks_like_zip(bytes) {
+        return Err(DocumentError::NotOoxml);
+    }
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| DocumentError::Archive(e.to_string()))?;
+    if archive.len() > MAX_ENTRIES {
+        return Err(DocumentError::TooManyParts);
+    }
+    let names: Vec<String> = archive
+        .file_names()
+        .map(|n| n.map(|n| n.into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| DocumentError::Archive(e.to_string()))?;
+    if !names
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case("[Content_Types].xml"))
+    {
+        return Err(DocumentError::NotOoxml);
+    }
+    let mut doc = DocumentText::default();
+    let mut budget = MAX_DOCUMENT_BYTES;
+    let mut lines = 0usize;
+    for (index, name) in names.iter().enumerate() {
+        let Some(role) = role(name) else { continue };
+        let part_err = |why: String| DocumentError::Part {
+            part: name.clone(),
+            why,
+        };
+        let entry = archive
+            .by_index(index)
+            .map_err(|e| part_err(e.to_string()))?;
+        if entry.size() > budget {
+            return Err(DocumentError::TooLarge);
+        }
+        // one byte over the budget tells a part that does not fit from one that just does
+        let mut limited = BufReader::new(entry.take(budget + 1));
+        let read = read_part(&mut limited, role, name, &mut doc, &mut lines).map_err(part_err)?;
+        let used = read.bytes;
+        if used > budget {
+            return Err(DocumentError::TooLarge);
+        }
+        budget -= used;
+    }
+    Ok(doc)
+}
+
+struct PartRead {
+    bytes: u64,
+}
+
+/// A reader that counts the bytes taken through it.
+struct Counting<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counting<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        self.count += amt as u64;
+        self.inner.consume(amt)
+    }
+}
+
+/// Read one part's text into `doc` by its role.
+fn read_part<R: BufRead>(
+    input: R,
+    role: PartRole,
+    name: &str,
+    doc: &mut DocumentText,
+    lines: &mut usize,
+) -> Result<PartRead, String> {
+    let mut counting = Counting {
+        inner: input,
+        count: 0,
+    };
+    let mut text = XmlText::default();
+    {
+        let mut reader = Reader::from_reader(&mut counting);
+        let mut buf = Vec::new();
+        loop {
+            let event = reader
+                .read_event_into(&mut buf)
+                .map_err(|e| e.to_string())?;
+            if !text.feed(&event, role) {
+                break;
+            }
+            buf.clear();
+        }
+        if let Some(open) = text.open.last() {
+            // a part cut short is damaged: what followed is not known
+            return Err(format!("it ends inside <{open}>"));
+        }
+    }
+    let mut keep = |list: &mut Vec<(String, String)>, name: &str, value: String| {
+        if *lines < MAX_LINES {
+            *lines += 1;
+            list.push((name.to_string(), value));
+        }
+    };
+    match role {
+        PartRole::CustomProperties => {
+            let mut label = String::new();
+            for (prop, value) in text.properties {
+                if prop.to_ascii_lowercase().starts_with("msip_label_") {
+                    label.push_str(&format!("{prop}={value}; "));
+                } else {
+                    keep(&mut doc.properties, &prop, value);
+                }
+            }
+            if !label.is_empty() {
+                doc.labels.push(label);
+            }
+        }
+        PartRole::CoreProperties => {
+            for (prop, value) in text.properties {
+                keep(&mut doc.properties, &prop, value);
+            }
+        }
+        PartRole::HeaderFooter | PartRole::Worksheet => {
+            for line in text.all_lines() {
+                keep(&mut doc.banners, name, line);
+            }
+        }
+        PartRole::Body => {
+            let ends = text.ends();
+            if !ends.is_empty() {
+                doc.bodies.push((name.to_string(), ends));
+            }
+        }
+    }
+    Ok(PartRead {
+        bytes: counting.count,
+    })
+}
+
+/// Text gathered from one XML part: paragraphs (lines), or properties.
+#[derive(Default)]
+struct XmlText {
+    /// The first non-blank lines, then (rolling) the last ones.
+    first: Vec<String>,
+    last: std::collections::VecDeque<String>,
+    /// Every line (headers, footers).
+    every: Vec<String>,
+    current: String,
+    /// Element names open from the root, local names, lower case.
+    open: Vec<String>,
+    /// Custom property: its name, while inside it; core property: its element.
+    property: Option<String>,
+    properties: Vec<(String, String)>,
+}
+
+/// Elements that end a line of text (Word paragraphs and breaks, slide paragraphs, Excel
+/// strings, a table cell).
+fn ends_line(local: &str) -> bool {
+    matches!(
+        local,
+        "p" | "br" | "cr" | "tab" | "si" | "tc" | "txbxcontent"
+    )
+}
+
+/// Excel page header and footer elements.
+fn excel_header_footer(local: &str) -> bool {
+    matches!(
+        local,
+        "oddheader" | "oddfooter" | "evenheader" | "evenfooter" | "firstheader" | "firstfooter"
+    )
+}
+
+const CORE_PROPERTIES: [&str; 6] = [
+    "title",
+    "subject",
+    "keywords",
+    "category",
+    "description",
+    "contentstatus",
+];
+
+impl XmlText {
+    /// Take one event; false at the end of the part.
+    fn feed(&mut self, event: &Event<'_>, role: PartRole) -> bool {
+        match event {
+            Event::Start(e) => {
+                let local = local_lower(e.local_name().as_ref());
+                if role == PartRole::CustomProperties && local == "property" {
+                    let name = e.try_get_attribute("name").ok().flatten().and_then(|a| {
+                        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .ok()
+                            .map(|v| v.into_owned())
+                    });
+                    self.property = Some(name.unwrap_or_default());
+                    self.current.clear();
+                }
+                if role == PartRole::CoreProperties
+                    && self.open.len() == 1
+                    && CORE_PROPERTIES.contains(&local.as_str())
+                {
+                    self.property = Some(local.clone());
+                    self.current.clear();
+                }
+                self.open.push(local);
+            }
+            Event::Empty(e) => {
+                let local = local_lower(e.local_name().as_ref());
+                if ends_line(&local) {
+                    self.end_line();
+                }
+            }
+            Event::End(e) => {
+                let local = local_lower(e.local_name().as_ref());
+                self.open.pop();
+                match role {
+                    PartRole::CustomProperties if local == "property" => {
+                        if let Some(name) = self.property.take() {
+                            let value = std::mem::take(&mut self.current);
+                            self.properties.push((name, value.trim().to_string()));
+                        }
+                    }
+                    PartRole::CoreProperties if self.property.as_deref() == Some(&local) => {
+                        let name = self.property.take().unwrap_or_default();
+                        let value = std::mem::take(&mut self.current);
+                        self.properties.push((name, value.trim().to_string()));
+                    }
+                    PartRole::Worksheet if excel_header_footer(&local) => {
+                        let text = excel_codes_removed(&std::mem::take(&mut self.current));
+                        for line in text.lines() {
+                            self.push_line(line.to_string());
+                        }
+                    }
+                    _ if ends_line(&local) => self.end_line(),
+                    _ => {}
+                }
+            }
+            Event::Text(t) => self.text(&t.xml10_content(), role),
+            Event::CData(t) => self.text(&t.xml10_content(), role),
+            Event::GeneralRef(r) => {
+                let resolved = match r.resolve_char_ref() {
+                    Ok(Some(c)) => Some(c.to_string()),
+                    _ => predefined_entity(r).map(str::to_string),
+                };
+                // an unknown entity is kept as written: it may only add words
+                let text = resolved.unwrap_or_else(|| format!("&{};", &**r));
+                self.text(&text, role);
+            }
+            Event::Eof => {
+                self.end_line();
+                return false;
+            }
+            _ => {}
+        }
+        true
+    }
+
+    fn in_excel_header_footer(&self) -> bool {
+        self.open.iter().any(|o| excel_header_footer(o))
+    }
+
+    fn text(&mut self, text: &str, role: PartRole) {
+        let wanted = match role {
+            _ if self.property.is_some() => true,
+            // a worksheet's cells are not its page headers: only those are read there
+            PartRole::Worksheet => self.in_excel_header_footer(),
+            PartRole::CustomProperties | PartRole::CoreProperties => false,
+            PartRole::HeaderFooter | PartRole::Body => !self.open.is_empty(),
+        };
+        if !wanted || self.current.len() >= MAX_LINE_CHARS {
+            return;
+        }
+        let room = MAX_LINE_CHARS - self.current.len();
+        let mut end = room.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.current.push_str(&text[..end]);
+    }
+
+    fn end_line(&mut self) {
+        if self.property.is_some() || self.in_excel_header_footer() {
+            // a property's value, or an Excel header, is one text: line breaks stay in it
+            self.current.push('\n');
+            return;
+        }
+        let line = std::mem::take(&mut self.current);
+        self.push_line(line);
+    }
+
+    fn push_line(&mut self, line: String) {
+        if line.trim().is_empty() {
+            return;
+        }
+        if self.every.len() < MAX_LINES {
+            self.every.push(line.clone());
+        }
+        if self.first.len() < END_LINES {
+            self.first.push(line);
+        } else {
+            if self.last.len() == END_LINES {
+                self.last.pop_front();
+            }
+            self.last.push_back(line);
+        }
+    }
+
+    fn all_lines(self) -> Vec<String> {
+        self.every
+    }
+
+    fn ends(self) -> String {
+        let mut out: Vec<String> = self.first;
+        out.extend(self.last);
+        out.join("\n")
+    }
+}
+
+fn local_lower(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+fn predefined_entity(r: &quick_xml::events::BytesRef<'_>) -> Option<&'static str> {
+    Some(match &**r {
+        "amp" => "&",
+        "lt" => "<",
+        "gt" => ">",
+        "quot" => "\"",
+        "apos" => "'",
+        _ => return None,
+    })
+}
+
+/// An Excel page header or footer without its formatting codes (`&L`, `&C`, `&R` sections,
+/// `&"Calibri,Bold"` fonts, `&12` sizes, `&B` and the other switches, `&P` fields); `&&` is
+/// an ampersand. Each section becomes a line.
+fn excel_codes_removed(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '&' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('&') => out.push('&'),
+            Some('L' | 'C' | 'R') => out.push('\n'),
+            Some('"') => {
+                // a font name, up to the closing quote
+                for c in chars.by_ref() {
+                    if c == '"' {
+                        break;
+                    }
+                }
+            }
+            Some(d) if d.is_ascii_digit() => {
+                while chars.peek().is_some_and(|c| c.is_ascii_digit()) {
+                    chars.next();
+                }
+            }
+            // a switch or field code (&B, &I, &P, &N, &D, &T, &F, &A, &K<color>...)
+            Some('K') => {
+                for _ in 0..6 {
+                    chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '+' || *c == '-');
+                }
+            }
+            Some(_) | None => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A minimal Office Open XML archive holding `parts`.
+    pub(crate) fn archive(parts: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        {
+            let mut zip = zip::ZipWriter::new(&mut out);
+            let options = zip::write::SimpleFileOptions::default();
+            for (name, text) in parts {
+                zip.start_file(*name, options).unwrap();
+                zip.write_all(text.as_bytes()).unwrap();
+            }
+            zip.finish().unwrap();
+        }
+        out.into_inner()
+    }
+
+    const TYPES: (&str, &str) = (
+        "[Content_Types].xml",
+        r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>"#,
+    );
+
+    #[test]
+    fn reads_the_label_properties_headers_and_body_ends_of_a_word_document() {
+        let doc = archive(&[
+            TYPES,
+            (
+                "docProps/custom.xml",
+                r#"<?xml version="1.0"?><Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/custom-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes"><property fmtid="{D5CDD505-2E9C-101B-9397-08002B2CF9AE}" pid="2" name="MSIP_Label_abc_Enabled"><vt:lpwstr>true</vt:lpwstr></property><property fmtid="{D5CDD505-2E9C-101B-9397-08002B2CF9AE}" pid="3" name="MSIP_Label_abc_Name"><vt:lpwstr>SECRET</vt:lpwstr></property><property fmtid="{D5CDD505-2E9C-101B-9397-08002B2CF9AE}" pid="4" name="Classification"><vt:lpwstr>OFFICIAL-SENSITIVE</vt:lpwstr></property></Properties>"#,
+            ),
+            (
+                "docProps/core.xml",
+                r#"<?xml version="1.0"?><cp:coreProperties xmlns:cp="x" xmlns:dc="y"><dc:title>Case &amp; notes</dc:title><cp:keywords>RESTRICTED</cp:keywords><dc:creator>PC Smith</dc:creator></cp:coreProperties>"#,
+            ),
+            (
+                "word/header1.xml",
+                r#"<w:hdr xmlns:w="w"><w:p><w:r><w:t>OFFICIAL-</w:t></w:r><w:r><w:t>SENSITIVE</w:t></w:r></w:p></w:hdr>"#,
+            ),
+            (
+                "word/document.xml",
+                r#"<w:document xmlns:w="w"><w:body><w:p><w:r><w:t>first &#x53;ECRET</w:t></w:r></w:p><w:p><w:r><w:t><![CDATA[middle]]></w:t></w:r></w:p><w:p><w:r><w:t>last</w:t></w:r></w:p></w:body></w:document>"#,
+            ),
+        ]);
+        let text = read_ooxml(&doc).unwrap();
+        assert_eq!(
+            text.labels,
+            vec!["MSIP_Label_abc_Enabled=true; MSIP_Label_abc_Name=SECRET; ".to_string()]
+        );
+        assert!(text
+            .properties
+            .contains(&("Classification".into(), "OFFICIAL-SENSITIVE".into())));
+        assert!(text
+            .properties
+            .contains(&("title".into(), "Case & notes".into())));
+        assert!(text
+            .properties
+            .contains(&("keywords".into(), "RESTRICTED".into())));
+        assert!(!text.properties.iter().any(|(n, _)| n == "creator"));
+        assert_eq!(
+            text.banners,
+            vec![("word/header1.xml".into(), "OFFICIAL-SENSITIVE".into())]
+        );
+        assert_eq!(
+            text.bodies,
+            vec![(
+                "word/document.xml".into(),
+                "first SECRET\nmiddle\nlast".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn reads_excel_page_headers_without_their_codes_and_not_the_cells() {
+        let doc = archive(&[
+            TYPES,
+            (
+                "xl/worksheets/sheet1.xml",
+                r#"<worksheet><sheetData><row><c><v>42</v></c></row></sheetData><headerFooter><oddHeader>&amp;L&amp;"Calibri,Bold"&amp;14OFFICIAL-SENSITIVE&amp;RPage &amp;P</oddHeader></headerFooter></worksheet>"#,
+            ),
+            (
+                "xl/sharedStrings.xml",
+                r#"<sst><si><t>Name</t></si><si><t>TOP SECRET</t></si></sst>"#,
+            ),
+        ]);
+        let text = read_ooxml(&doc).unwrap();
+        let banners: Vec<&str> = text.banners.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(banners, vec!["OFFICIAL-SENSITIVE", "Page "]);
+        assert_eq!(
+            text.bodies,
+            vec![("xl/sharedStrings.xml".into(), "Name\nTOP SECRET".into())]
+        );
+    }
+
+    #[test]
+    fn body_ends_keep_the_first_and_last_lines_of_a_long_document() {
+        let paragraphs: String = (0..1000)
+            .map(|i| format!("<w:p><w:r><w:t>line {i}</w:t></w:r></w:p>"))
+            .collect();
+        let xml = format!("<w:document><w:body>{paragraphs}</w:body></w:document>");
+        let doc = archive(&[TYPES, ("word/document.xml", &xml)]);
+        let text = read_ooxml(&doc).unwrap();
+        let lines: Vec<&str> = text.bodies[0].1.lines().collect();
+        assert_eq!(lines.first(), Some(&"line 0"));
+        assert_eq!(lines.last(), Some(&"line 999"));
+        assert_eq!(lines.len(), 2 * END_LINES);
+    }
+
+    #[test]
+    fn a_plain_zip_is_no_office_document_and_damage_is_an_error() {
+        let plain = archive(&[("notes.txt", "SECRET")]);
+        assert!(matches!(read_ooxml(&plain), Err(DocumentError::NotOoxml)));
+        assert!(matches!(read_ooxml(b"hello"), Err(DocumentError::NotOoxml)));
+        let mut cut = archive(&[TYPES, ("word/document.xml", "<w:document/>")]);
+        cut.truncate(cut.len() / 2);
+        assert!(matches!(read_ooxml(&cut), Err(DocumentError::Archive(_))));
+        let bad_xml = archive(&[TYPES, ("word/document.xml", "<w:document><w:p>x</w:q>")]);
+        assert!(matches!(
+            read_ooxml(&bad_xml),
+            Err(DocumentError::Part { .. })
+        ));
+        let broken = archive(&[TYPES, ("word/document.xml", "<w:document><w:p x=>")]);
+        assert!(matches!(
+            read_ooxml(&broken),
+            Err(DocumentError::Part { .. })
+        ));
+    }
+
+    #[test]
+    fn declared_by_type_or_file_name() {
+        assert!(declared_ooxml(
+            Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            None
+        ));
+        assert!(declared_ooxml(None, Some("Case File.DOCX")));
+        assert!(declared_ooxml(None, Some("budget.xlsm. ")));
+        assert!(!declared_ooxml(Some("application/pdf"), Some("a.pdf")));
+        assert!(!declared_ooxml(Some("application/zip"), Some("a.zip")));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Whatever the bytes (a damaged archive, hostile XML), reading ends with text or an
+        /// error, never a panic.
+        #[test]
+        fn any_bytes_end_in_text_or_an_error(
+            xml in "[<>/a-z:=\"&#;x0-9 \\[\\]!-]{0,200}",
+            cut in 0usize..400,
+        ) {
+            let mut doc = archive(&[TYPES, ("word/document.xml", &xml), ("word/header1.xml", &xml)]);
+            let _ = read_ooxml(&doc);
+            let keep = cut.min(doc.len());
+            doc.truncate(keep);
+            let _ = read_ooxml(&doc);
+        }
+    }
+}
