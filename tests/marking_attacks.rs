@@ -48,6 +48,11 @@ fn with_subject(subject: &str) -> Vec<u8> {
     format!("From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: {subject}\r\n\r\nhello\r\n").into_bytes()
 }
 
+fn with_header(line: &str) -> Vec<u8> {
+    format!("From: {SENDER}\r\nTo: {INTERNET}\r\n{line}\r\nSubject: notes\r\n\r\nhello\r\n")
+        .into_bytes()
+}
+
 fn rank(class: &str) -> u32 {
     let m = marking::read_text(class, &policy().markings).expect("a class");
     m.rank
@@ -227,10 +232,6 @@ fn near_misses_of_a_class_word_are_unreadable() {
 /// A near miss in a header value of any kind cannot be read, whatever its namespace.
 #[test]
 fn near_misses_in_headers_are_unreadable() {
-    let header = |line: &str| {
-        format!("From: {SENDER}\r\nTo: {INTERNET}\r\n{line}\r\nSubject: notes\r\n\r\nhello\r\n")
-            .into_bytes()
-    };
     for line in [
         "X-Protective-Marking: SECRT",
         "X-Classification: Offical Sensitve",
@@ -241,11 +242,11 @@ fn near_misses_in_headers_are_unreadable() {
         "msip_labels: MSIP_Label_a_Enabled=true; MSIP_Label_a_Name=annex; SECRT; MSIP_Label_a_SiteId=x",
         "msip_labels: MSIP_Label_a_Enabled=true; MSIP_Label_a_Name=annex; \u{202E}TERCES\u{202C}; MSIP_Label_a_SiteId=x",
     ] {
-        let got = outcome(&header(line));
+        let got = outcome(&with_header(line));
         assert!(got.unreadable && !got.allowed, "{line:?}: {got:?}");
     }
     // an untrusted namespace's own class is no near miss of one of ours
-    let got = outcome(&header(
+    let got = outcome(&with_header(
         "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC=UNOFFICIAL",
     ));
     assert!(!got.unreadable && got.allowed, "{got:?}");
@@ -408,6 +409,23 @@ fn banners_of_text_attachments_count() {
     assert_eq!(outcome(&raw).class, "OFFICIAL");
 }
 
+/// `markgate check` of `raw` (written to `file`) from a force to gmail.com with the shipped
+/// policy, as the lead runs it: its JSON output and exit code.
+fn markgate_check(file: &Path, raw: &[u8]) -> (serde_json::Value, Option<i32>) {
+    std::fs::write(file, raw).unwrap();
+    let out = Command::cargo_bin("markgate")
+        .unwrap()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "check", "--policy", "policy", "--from", SENDER, "--to", INTERNET,
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap();
+    (json, out.status.code())
+}
+
 /// The lead's command line, as run: `markgate check` prints the class and the verdict.
 #[test]
 fn markgate_check_blocks_the_attacks() {
@@ -423,20 +441,10 @@ fn markgate_check_blocks_the_attacks() {
     .iter()
     .enumerate()
     {
-        let file = dir.path().join(format!("{n}.eml"));
-        std::fs::write(&file, with_subject(subject)).unwrap();
-        let out = Command::cargo_bin("markgate")
-            .unwrap()
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "check", "--policy", "policy", "--from", SENDER, "--to", INTERNET,
-            ])
-            .arg(&file)
-            .output()
-            .unwrap();
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (json, code) =
+            markgate_check(&dir.path().join(format!("{n}.eml")), &with_subject(subject));
         assert_eq!(json["verdict"], "block", "{subject:?}: {json}");
-        assert_eq!(out.status.code(), Some(1), "{subject:?}");
+        assert_eq!(code, Some(1), "{subject:?}");
     }
 }
 
@@ -731,10 +739,7 @@ fn split_and_posing_class_words_found_by_the_generator() {
             "PROTECT",
         ),
     ] {
-        let raw = format!(
-            "From: {SENDER}\r\nTo: {INTERNET}\r\n{line}\r\nSubject: notes\r\n\r\nhello\r\n"
-        );
-        let got = outcome(raw.as_bytes());
+        let got = outcome(&with_header(line));
         assert!(
             rank(&got.class) >= rank(class) || got.unreadable,
             "{line:?} read as {got:?}"
@@ -798,11 +803,6 @@ fn a_class_spelt_out_among_other_spaced_letters_is_never_prose() {
     }
 }
 
-fn with_header(line: &str) -> Vec<u8> {
-    format!("From: {SENDER}\r\nTo: {INTERNET}\r\n{line}\r\nSubject: notes\r\n\r\nhello\r\n")
-        .into_bytes()
-}
-
 /// Seeds 529 and 537 of tests/marking_places.rs: TOP SECRET damaged by one slip and split so
 /// that a piece is the whole word SECRET (`OP SECRET`: the T dropped; `TOP S SECRET`: an S
 /// doubled) was read as SECRET, lower than written. A damaged class is read as itself or
@@ -854,22 +854,22 @@ fn a_damaged_class_split_around_a_lower_class_word_is_never_read_as_it() {
         assert_held(&with_subject(subject), "SECRET");
     }
     // prose keeps its words: a class word beside a word that makes no near miss of a higher
-    // class, and two slips from one, stay what they were
+    // class, and two slips from one, stay what they were (OFFICIAL: prose, allowed)
     for (subject, class) in [
         ("Op Lima SECRET update", "SECRET"),
         ("Re: NOT SECRET", "SECRET"),
         ("[TOP SECRET] plan", "TOP SECRET"),
-        ("[x SECRET]", "SECRET"),
+        ("Re: x SECRET", "SECRET"),
+        ("Re: moved to secret storage", "OFFICIAL"),
+        ("top secret recipe for the bake sale", "OFFICIAL"),
+        ("Re: op secret santa", "OFFICIAL"),
     ] {
         let got = outcome(&with_subject(subject));
-        assert_eq!(got.class, class, "{subject:?}: {got:?}");
-    }
-    for prose in [
-        "Re: moved to secret storage",
-        "top secret recipe for the bake sale",
-        "Re: op secret santa",
-    ] {
-        assert_prose(&with_subject(prose), prose);
+        let prose = class == "OFFICIAL";
+        assert!(
+            got.class == class && !got.unreadable && got.allowed == prose,
+            "{subject:?}: {got:?}"
+        );
     }
 }
 
@@ -1021,21 +1021,10 @@ fn structured_text_attachments_are_read_through_markgate_check() {
                  Content-Transfer-Encoding: {cte}\r\n\r\n{body}\r\n--b1--\r\n"
             );
             n += 1;
-            let file = dir.path().join(format!("{n}.eml"));
-            std::fs::write(&file, &raw).unwrap();
-            let out = Command::cargo_bin("markgate")
-                .unwrap()
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .args([
-                    "check", "--policy", "policy", "--from", SENDER, "--to", INTERNET,
-                ])
-                .arg(&file)
-                .output()
-                .unwrap();
-            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let (json, code) = markgate_check(&dir.path().join(format!("{n}.eml")), raw.as_bytes());
             assert_eq!(json["marking"]["class"], "SECRET", "{raw}\n{json}");
             assert_eq!(json["verdict"], "block", "{raw}\n{json}");
-            assert_eq!(out.status.code(), Some(1), "{raw}");
+            assert_eq!(code, Some(1), "{raw}");
         }
     }
     // prose in a JSON string is prose; a binary attachment is still not decoded
