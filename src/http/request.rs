@@ -189,9 +189,6 @@ fn read_marking_uncached(
         Layout::Multipart(content_type) => {
             let mut raw = format!("Content-Type: {content_type}\r\n\r\n").into_bytes();
             raw.extend_from_slice(body.lines());
-            if !body.whole {
-                reader.parts_cut_short();
-            }
             match Entity::parse(&raw).map(|root| (root.readable_parts(), root)) {
                 Some((Ok(mut parts), root)) => {
                     if !body.whole {

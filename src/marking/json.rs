@@ -71,7 +71,41 @@ fn json_string_literals(text: &str) -> impl Iterator<Item = (usize, &str, bool)>
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::message::mime::Entity;
+    use crate::policy::Policy;
+
+    /// The marking of a mail-shaped body whose second part is `json` (as `application/json`).
+    fn json_part_marking(json: &str) -> crate::marking::Marking {
+        let policy = Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policy")).unwrap();
+        let raw = format!(
+            "Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
+             --b\r\nContent-Type: application/json\r\n\r\n{json}"
+        );
+        let root = Entity::parse(raw.as_bytes()).unwrap();
+        let parts = root.readable_parts().unwrap();
+        let mut reader = MarkingReader::new(&policy.markings);
+        reader.message(&root, &parts, "", 0);
+        reader.finish()
+    }
+
+    #[test]
+    fn a_json_part_is_read_string_by_string() {
+        let json = "{\n \"id\": 1,\n \"marking\": \"secret\",\n \"note\": \"x\"\n}\r\n--b--\r\n";
+        let m = json_part_marking(json);
+        assert_eq!(m.class, "SECRET");
+        let found: Vec<&str> = m.sources.iter().map(|s| s.location.as_str()).collect();
+        assert_eq!(found, ["part2:json@24"]);
+        // more strings than are read cannot be read
+        let many = format!("[{}\"x\"]", "\"a\",".repeat(MAX_JSON_STRINGS));
+        let m = json_part_marking(&many);
+        assert_eq!(m.unreadable.len(), 1, "{:?}", m.unreadable);
+        assert!(m.unreadable[0]
+            .why
+            .starts_with("the JSON part holds more than"));
+    }
 
     #[test]
     fn json_string_literals_are_found_with_their_offsets() {

@@ -38,8 +38,6 @@ pub struct MarkingReader<'s> {
     grammar: Grammar<'s>,
     found: Vec<Finding>,
     unreadable: Vec<UnreadableMarking>,
-    /// The parts given go on beyond what was read ([`Self::parts_cut_short`]).
-    cut_short: bool,
 }
 
 /// Which reader a header goes to.
@@ -57,14 +55,7 @@ impl<'s> MarkingReader<'s> {
             grammar: Grammar::new(scheme),
             found: Vec::new(),
             unreadable: Vec::new(),
-            cut_short: false,
         }
-    }
-
-    /// The parts given from now on go on beyond what was read (an HTTP body read up to its
-    /// peek): a JSON string the text of a part ends inside is not read.
-    pub fn parts_cut_short(&mut self) {
-        self.cut_short = true;
     }
 
     fn kind(&self, name: &str) -> Option<HeaderKind> {
@@ -502,7 +493,7 @@ impl<'s> MarkingReader<'s> {
                 // read whole: a string may stand anywhere in it
                 let text = part.text();
                 self.text_part(location, &text);
-                if let Err(too_many) = self.json(location, &text, !self.cut_short) {
+                if let Err(too_many) = self.json(location, &text, true) {
                     self.add_unreadable(location, "", &format!("the JSON part {too_many}"));
                 }
                 return;

@@ -826,6 +826,41 @@ mod tests {
             part("Content-Type: image/png\r\nContent-Disposition: inline\r\n"),
             vec![]
         );
+        // text registered outside text/, and JSON, whose strings are read too
+        for ctype in [
+            "application/xml",
+            "application/atom+xml",
+            "image/svg+xml",
+            "application/x-www-form-urlencoded",
+            "APPLICATION/CSV",
+            "application/yaml",
+        ] {
+            assert_eq!(part(&format!("Content-Type: {ctype}\r\n")), text, "{ctype}");
+        }
+        for headers in [
+            "Content-Type: application/json; charset=utf-8\r\n",
+            "Content-Type: application/vnd.api+json\r\n",
+            "Content-Type: text/json\r\n",
+            "Content-Type: application/x-ndjson\r\n",
+            "Content-Type: application/octet-stream; name=\"case.JSON\"\r\n",
+            "Content-Type: text/plain\r\nContent-Type: application/json\r\n",
+        ] {
+            assert_eq!(part(headers), vec![PartKind::Json], "{headers}");
+        }
+        // an Office document is a zip archive, no XML text; nor is a type that only mentions
+        // json or xml in its name
+        for ctype in [
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/jsonpatch-archive",
+            "application/xmlzip",
+        ] {
+            assert!(
+                !part(&format!("Content-Type: {ctype}\r\n"))
+                    .iter()
+                    .any(|k| matches!(k, PartKind::Text | PartKind::Json)),
+                "{ctype}"
+            );
+        }
     }
 
     #[test]
