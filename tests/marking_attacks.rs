@@ -873,6 +873,23 @@ fn a_damaged_class_split_around_a_lower_class_word_is_never_read_as_it() {
     }
 }
 
+/// Seed 328 of tests/marking_places.rs (and a random seed): a class word split into pieces
+/// behind a word that joins them into a near miss (`x RE STRICTED`: `XRESTRICTED`, written in
+/// lower case by the `x`) was read as no marking at all; the pieces join closer without it,
+/// into the class a reader sees.
+#[test]
+fn a_split_class_word_is_not_joined_into_the_word_before_it() {
+    for (written, class) in [
+        ("annex, x RE STRICTED", "RESTRICTED"),
+        ("x SEC RET", "SECRET"),
+        ("x CONFI DENTIAL", "CONFIDENTIAL"),
+    ] {
+        assert_held(&with_subject(&format!("Op Lima {written} update")), class);
+        assert_held(&with_subject(&format!("Re: {written}")), class);
+        assert_held(&with_banner(&format!("Hi Jo, {written}")), class);
+    }
+}
+
 /// Every spelling of every class above the unmarked one, damaged by each one-letter slip
 /// (a letter dropped, doubled, swapped with the next, a digit posing as it) and split into
 /// two pieces at each letter, in upper and lower case, in the places read most loosely (a
