@@ -49,6 +49,7 @@ declare -A PACKAGES=(
   [command:bc]="bc"
   [command:/usr/bin/time]="time"
   [command:tar]="tar"
+  [command:zip]="zip"
   [command:timeout]="coreutils"
   [command:base64]="coreutils"
   [command:sha256sum]="coreutils"

@@ -272,19 +272,20 @@ fn a_declared_document_that_cannot_be_read_whole_is_never_forwarded() {
         assert_eq!(code, 1, "{v}");
         let unreadable = v["marking"]["unreadable"].as_array().unwrap();
         assert!(
-            unreadable
-                .iter()
-                .any(|u| u["where"] == "part2"
-                    && u["why"].as_str().unwrap().contains("Office document")),
+            unreadable.iter().any(|u| u["where"] == "part2"
+                && u["why"].as_str().unwrap().contains("cannot be read whole")),
             "{v}"
         );
     }
 }
 
 #[test]
-fn a_plain_zip_or_an_unmarked_document_changes_nothing() {
+fn an_unmarked_document_or_archive_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let plain = zip_of(&[("notes.txt", "SECRET".into())]);
+    let plain = zip_of(&[
+        ("notes.txt", "Minutes of the meeting\nActions".into()),
+        ("photo.jpg", "\u{0}\u{1}binary".into()),
+    ]);
     let unmarked = word(None, None, &["Minutes of the meeting", "Actions"]);
     for (doc, ctype, name) in [
         (plain, "application/zip", "notes.zip"),
@@ -293,6 +294,85 @@ fn a_plain_zip_or_an_unmarked_document_changes_nothing() {
         let (code, v) = check(dir.path(), &mail_with(&doc, ctype, name));
         assert_eq!(code, 0, "{name}: {v}");
         assert_eq!(v["marking"]["defaulted"], true, "{name}: {v}");
+    }
+}
+
+#[test]
+fn a_zip_archive_s_files_are_read_as_the_attachments_they_would_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            zip_of(&[("case/notes.txt", "SECRET\nOperation notes\nSECRET".into())]),
+            "SECRET",
+            "banner:first:part2:case/notes.txt",
+        ),
+        (
+            zip_of(&[("Plan (TOP SECRET).txt", "see inside".into())]),
+            "TOP SECRET",
+            "part2:Plan (TOP SECRET).txt:filename",
+        ),
+        (
+            {
+                let doc = word(Some("OFFICIAL-SENSITIVE"), None, &["Referral"]);
+                let mut out = std::io::Cursor::new(Vec::new());
+                let mut zip = zip::ZipWriter::new(&mut out);
+                zip.start_file("referral.docx", zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                zip.write_all(&doc).unwrap();
+                zip.finish().unwrap();
+                out.into_inner()
+            },
+            "OFFICIAL-SENSITIVE",
+            "part2:referral.docx:label",
+        ),
+    ];
+    for (archive, class, place) in cases {
+        let (code, v) = check(
+            dir.path(),
+            &mail_with(&archive, "application/zip", "files.zip"),
+        );
+        assert_eq!(code, 1, "{v}");
+        assert_eq!(v["marking"]["class"], class, "{v}");
+        assert!(wheres(&v).iter().any(|w| w == place), "{place}: {v}");
+    }
+}
+
+#[test]
+fn an_encrypted_or_nested_archive_cannot_be_read_and_is_never_forwarded() {
+    common::smtp::require("zip");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "Operation notes\n").unwrap();
+    // the stock zip CLI, with a password (ZipCrypto, as people still send them)
+    let status = std::process::Command::new("zip")
+        .current_dir(dir.path())
+        .args(["-q", "-P", "secret-password", "locked.zip", "notes.txt"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let locked = std::fs::read(dir.path().join("locked.zip")).unwrap();
+    let nested = {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        zip.start_file("inner.zip", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(&zip_of(&[("notes.txt", "SECRET".into())]))
+            .unwrap();
+        zip.finish().unwrap();
+        out.into_inner()
+    };
+    for (archive, file) in [(locked, "notes.txt"), (nested, "inner.zip")] {
+        let (code, v) = check(
+            dir.path(),
+            &mail_with(&archive, "application/zip", "files.zip"),
+        );
+        assert_eq!(code, 1, "{v}");
+        let unreadable = v["marking"]["unreadable"].as_array().unwrap();
+        assert!(
+            unreadable
+                .iter()
+                .any(|u| u["where"] == format!("part2:{file}")),
+            "{v}"
+        );
     }
 }
 
@@ -351,6 +431,88 @@ fn the_gateway_refuses_a_mail_carrying_a_secret_document_and_relays_an_official_
     assert!(out.contains("SECRET"), "{out}");
     let out = send("OFFICIAL");
     assert!(out.contains("<-  250 2.0.0"), "{out}");
+}
+
+/// A PDF as a word processor exports it: catalog, one page, and the document information
+/// dictionary (at the end of the file, after the page content) holding `info`; `padding`
+/// bytes of page content first.
+fn pdf(info: &str, padding: usize) -> Vec<u8> {
+    let content = format!(
+        "BT /F1 12 Tf 72 720 Td (Page text) Tj ET\n% {}\n",
+        "x".repeat(padding)
+    );
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>".to_string(),
+        format!(
+            "<< /Length {} >>\nstream\n{content}endstream",
+            content.len()
+        ),
+        format!("<< {info} /Producer (Microsoft Word for Microsoft 365) >>"),
+    ];
+    let mut out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        out.extend(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    out.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R /Info 5 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+fn pdf_label(name: &str) -> String {
+    format!(
+        "/MSIP_Label_{LABEL_ID}_Enabled (true) /MSIP_Label_{LABEL_ID}_Name ({name}) \
+         /MSIP_Label_{LABEL_ID}_SiteId (0a1b2c3d-0000-4000-8000-000000000001) /Title (Review)"
+    )
+}
+
+#[test]
+fn a_labelled_pdf_marks_the_mail_and_its_title_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, v) = check(
+        dir.path(),
+        &mail_with(
+            &pdf(&pdf_label("SECRET"), 0),
+            "application/pdf",
+            "review.pdf",
+        ),
+    );
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["marking"]["class"], "SECRET", "{v}");
+    assert_eq!(wheres(&v), vec!["part2:label"], "{v}");
+    // UTF-16 text strings, as exporters write titles
+    let title = "/Title <FEFF005200450053005400520049004300540045004400200062007500640067006500740020006E006F007400650073>";
+    let (code, v) = check(
+        dir.path(),
+        &mail_with(&pdf(title, 0), "application/pdf", "b.pdf"),
+    );
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["marking"]["class"], "RESTRICTED", "{v}");
+    assert_eq!(wheres(&v), vec!["part2:property:Title"], "{v}");
+    // an unmarked PDF changes nothing
+    let (code, v) = check(
+        dir.path(),
+        &mail_with(
+            &pdf("/Title (Minutes of the meeting)", 0),
+            "application/pdf",
+            "m.pdf",
+        ),
+    );
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["marking"]["defaulted"], true, "{v}");
 }
 
 /// A Word document larger than the HTTP marking peek (64 KiB): its body holds lines that
@@ -413,6 +575,26 @@ fn an_office_document_uploaded_over_http_is_read_whole_before_anything_is_forwar
             "-F",
             &format!("file={secret};type=application/octet-stream;filename=notes.docx"),
         ],
+    ] {
+        let (status, reply) = send(&body);
+        assert_eq!(status, 403, "{body:?}: {reply}");
+        assert!(reply.contains("SECRET"), "{reply}");
+    }
+    // a PDF whose label stands at its end, after 200 KiB of pages
+    std::fs::write(
+        dir.join("secret.pdf"),
+        pdf(&pdf_label("SECRET"), 200 * 1024),
+    )
+    .unwrap();
+    let secret_pdf = format!("@{}", dir.join("secret.pdf").display());
+    for body in [
+        vec![
+            "-H",
+            "Content-Type: application/pdf",
+            "--data-binary",
+            secret_pdf.as_str(),
+        ],
+        vec!["-F", &format!("file={secret_pdf};type=application/pdf")],
     ] {
         let (status, reply) = send(&body);
         assert_eq!(status, 403, "{body:?}: {reply}");

@@ -6,6 +6,8 @@
 mod marking_message;
 #[path = "../fuzz/checks/mime_walk.rs"]
 mod mime_walk;
+#[path = "../fuzz/checks/office_document.rs"]
+mod office_document;
 
 use std::path::{Path, PathBuf};
 
@@ -51,4 +53,9 @@ fn marking_message_findings_stay_fixed() {
 #[test]
 fn mime_walk_findings_stay_fixed() {
     replay("mime_walk", mime_walk::check);
+}
+
+#[test]
+fn office_document_findings_stay_fixed() {
+    replay("office_document", office_document::check);
 }

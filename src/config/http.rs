@@ -10,7 +10,7 @@
 //! max_header_bytes = 65536         # request head limit
 //! max_body_bytes = 67108864        # 413 beyond
 //! encrypt_max_bytes = 16777216     # bodies sealed into bundles are held in memory
-//! document_max_bytes = 16777216    # Office documents are read whole before forwarding: 413 beyond
+//! document_max_bytes = 16777216    # Office documents and PDFs are read whole before forwarding: 413 beyond
 //! max_connections = 4096
 //! header_read_timeout = "10s"       # whole request head
 //! body_read_timeout = "30s"         # body bytes read before forwarding (peek, encrypt): 408

@@ -10,7 +10,8 @@ use std::io::Read;
 use hyper::header::{HeaderMap, CONTENT_ENCODING, CONTENT_TYPE};
 
 use super::body::Peeked;
-use crate::message::document::{declared_ooxml, looks_like_zip};
+use crate::message::document::{declared_ooxml, looks_like_document};
+use crate::message::pdf::declared_pdf;
 
 /// How the read text is laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,12 +52,13 @@ impl ReadableBody {
     }
 }
 
-/// Whether a body may be an Office document, read whole for its marking: its type says so
-/// (`application/vnd.openxmlformats-officedocument.*`), its first bytes are a zip archive's,
-/// or it is a form (`multipart/*`) whose peeked part headers name or type one.
+/// Whether a body may be a document read whole for its marking: its type says Office
+/// (`application/vnd.openxmlformats-officedocument.*`), its first bytes are a zip archive's
+/// or a PDF's, or it is a form (`multipart/*`) whose peeked part headers name or type an
+/// Office document or a PDF.
 pub fn may_hold_document(headers: &HeaderMap, head: &[u8]) -> bool {
     let media = media_type(headers);
-    if declared_ooxml(media.as_deref(), None) || looks_like_zip(head) {
+    if declared_ooxml(media.as_deref(), None) || looks_like_document(head) {
         return true;
     }
     if !media.is_some_and(|m| m.starts_with("multipart/")) {
@@ -69,11 +71,13 @@ pub fn may_hold_document(headers: &HeaderMap, head: &[u8]) -> bool {
         .any(|line| {
             let lower = line.to_ascii_lowercase();
             if let Some(value) = lower.strip_prefix("content-type:") {
-                return declared_ooxml(Some(value.split(';').next().unwrap_or("")), None);
+                let media = value.split(';').next().unwrap_or("");
+                return declared_ooxml(Some(media), None) || declared_pdf(Some(media), None);
             }
             lower.starts_with("content-disposition:")
-                && parameter(&lower, "filename")
-                    .is_some_and(|name| declared_ooxml(None, Some(&name)))
+                && parameter(&lower, "filename").is_some_and(|name| {
+                    declared_ooxml(None, Some(&name)) || declared_pdf(None, Some(&name))
+                })
         })
 }
 
@@ -174,7 +178,7 @@ pub fn read(headers: &HeaderMap, peeked: &Peeked, keep: usize, max: u64) -> Opti
         }
         Some("text/html" | "application/xhtml+xml") => Layout::Html,
         m if declared_ooxml(m, None) => Layout::Document { declared: true },
-        _ if looks_like_zip(&peeked.head) => Layout::Document { declared: false },
+        _ if looks_like_document(&peeked.head) => Layout::Document { declared: false },
         _ => Layout::Text,
     };
     let (text, whole) =
@@ -200,7 +204,7 @@ pub fn read(headers: &HeaderMap, peeked: &Peeked, keep: usize, max: u64) -> Opti
         .or_else(|| utf16_by_bom(&text));
     // a document sent compressed is found once decoded
     let layout = match layout {
-        Layout::Text if looks_like_zip(&text) => Layout::Document { declared: false },
+        Layout::Text if looks_like_document(&text) => Layout::Document { declared: false },
         layout => layout,
     };
     let document = matches!(layout, Layout::Document { .. });

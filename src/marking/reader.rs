@@ -10,7 +10,7 @@ use super::grammar::{unfold, Grammar, Match};
 use super::tokenizer::{tokenize, Tokens, UNDECODABLE};
 use super::MarkingScheme;
 use super::{banner, headers, html, msip, Marking, MarkingSource, UnreadableMarking};
-use crate::message::document::{self, DocumentError};
+use crate::message::document::{self, ArchivedContent, DocumentError, DocumentText};
 use crate::message::mime::{decode_unstructured, Entity, Part, PartKind, MAX_ATTACHED_DEPTH};
 
 /// Token limits: a subject is read whole (bracketed markings may stand anywhere in it);
@@ -481,7 +481,7 @@ impl<'s> MarkingReader<'s> {
                 return self.document(location, &part.decoded(), declared)
             }
             // a text part holding a zip archive is what a reader saves and opens as a file
-            _ if part.looks_like_zip() => self.document(location, &part.decoded(), false),
+            _ if part.looks_like_document() => self.document(location, &part.decoded(), false),
             _ => {}
         }
         match part.kind {
@@ -516,22 +516,27 @@ impl<'s> MarkingReader<'s> {
         self.text_part(location, &part.text());
     }
 
-    /// An Office document (attached, or an HTTP body): its sensitivity label read like the
-    /// `msip_labels` header, its properties like subjects, its header and footer lines as
-    /// banners and its body's first and last lines as a text part's, reported as
+    /// An Office document or a PDF (attached, or an HTTP body): its sensitivity label read
+    /// like the `msip_labels` header, its properties like subjects, its header and footer
+    /// lines as banners and its body's first and last lines as a text part's, reported as
     /// `<location>:label`, `<location>:property:<name>` and `<location>:<part name>`. One
-    /// `declared` an Office document by its type or name that cannot be read whole is
-    /// unreadable; a zip archive found by its bytes that is no Office document is left as
+    /// `declared` an Office document by its type or name, or a PDF, that cannot be read whole
+    /// is unreadable; a zip archive found by its bytes that is no Office document is left as
     /// any attachment is.
     pub fn document(&mut self, location: &str, bytes: &[u8], declared: bool) {
-        let doc = match document::read_ooxml(bytes) {
+        let doc = match document::read_document(bytes) {
             Ok(doc) => doc,
-            Err(DocumentError::NotOoxml) if !declared => return,
+            Err(DocumentError::NotOoxml | DocumentError::NotPdf) if !declared => return,
             Err(e) => {
-                let why = format!("the attached Office document cannot be read whole: {e}");
+                let why = format!("the attached document cannot be read whole: {e}");
                 return self.add_unreadable(location, "", &why);
             }
         };
+        self.document_text(location, &doc);
+    }
+
+    /// What a document (or a zip archive's files) carries, at `location`.
+    fn document_text(&mut self, location: &str, doc: &DocumentText) {
         for label in &doc.labels {
             self.msip(&format!("{location}:label"), label);
         }
@@ -543,6 +548,20 @@ impl<'s> MarkingReader<'s> {
         }
         for (part, text) in &doc.bodies {
             self.text_part(&format!("{location}:{part}"), text);
+        }
+        // a zip archive's files: each name like a subject, each file as the attachment it is
+        for file in &doc.files {
+            let at = format!("{location}:{}", file.name);
+            self.subject_at(&format!("{at}:filename"), &file.name);
+            match &file.content {
+                ArchivedContent::Text(text) => self.text_part(&at, text),
+                ArchivedContent::Document(inner) => self.document_text(&at, inner),
+                ArchivedContent::Unreadable(why) => {
+                    let why = format!("a file in the attached archive cannot be read: {why}");
+                    self.add_unreadable(&at, "", &why)
+                }
+                ArchivedContent::Binary => {}
+            }
         }
     }
 

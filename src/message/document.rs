@@ -35,6 +35,8 @@ pub enum DocumentError {
     /// Not an Office Open XML archive (a plain zip, or no zip at all).
     #[error("it is not an Office Open XML document")]
     NotOoxml,
+    #[error("it is not a PDF")]
+    NotPdf,
     #[error("its archive cannot be opened: {0}")]
     Archive(String),
     #[error("its part {part} cannot be read: {why}")]
@@ -57,6 +59,145 @@ pub struct DocumentText {
     pub banners: Vec<(String, String)>,
     /// Body parts: (part name, the first and last lines, joined by line feeds).
     pub bodies: Vec<(String, String)>,
+    /// The files of a zip archive that is no Office document, in order.
+    pub files: Vec<ArchivedFile>,
+}
+
+/// One file of a zip archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedFile {
+    pub name: String,
+    pub content: ArchivedContent,
+}
+
+/// What a file in a zip archive holds, as far as reading it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchivedContent {
+    /// Text (UTF-8 without NUL bytes): its first and last 64 KiB.
+    Text(String),
+    /// An Office document or a PDF, read.
+    Document(DocumentText),
+    /// Why it cannot be read: encrypted, damaged, an archive inside the archive.
+    Unreadable(String),
+    /// Bytes that are no text and no document markgate reads (an image).
+    Binary,
+}
+
+/// Read the marking places of an Office document or a PDF, whichever `bytes` are.
+pub fn read_document(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
+    if super::pdf::looks_like_pdf(bytes) {
+        return super::pdf::read_pdf(bytes);
+    }
+    match read_ooxml(bytes) {
+        Err(DocumentError::NotOoxml) if looks_like_zip(bytes) => read_zip(bytes),
+        other => other,
+    }
+}
+
+/// Text kept from each end of a text file in an archive.
+const ARCHIVED_TEXT_END: usize = 64 * 1024;
+
+/// A zip archive that is no Office document: every file in it, each read as text, as an Office
+/// document or PDF, or left as binary. An archive inside it is not opened (unreadable), nor is
+/// an encrypted file; the files read together stay within the decompressed budget.
+pub fn read_zip(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| DocumentError::Archive(e.to_string()))?;
+    if archive.len() > MAX_ENTRIES {
+        return Err(DocumentError::TooManyParts);
+    }
+    let mut files = Vec::new();
+    let mut budget = MAX_DOCUMENT_BYTES;
+    for index in 0..archive.len() {
+        let listed = archive
+            .name_for_index(index)
+            .and_then(|n| n.ok())
+            .map(|n| n.into_owned())
+            .unwrap_or_else(|| "(unnamed)".into());
+        let mut entry = match archive.by_index(index) {
+            Ok(entry) => entry,
+            Err(e) => {
+                let content = ArchivedContent::Unreadable(e.to_string());
+                files.push(ArchivedFile {
+                    name: listed,
+                    content,
+                });
+                continue;
+            }
+        };
+        let name = listed;
+        if entry.is_dir() {
+            continue;
+        }
+        if entry.size() > budget {
+            return Err(DocumentError::TooLarge);
+        }
+        let mut data = Vec::new();
+        let read = (&mut entry).take(budget + 1).read_to_end(&mut data);
+        if data.len() as u64 > budget {
+            return Err(DocumentError::TooLarge);
+        }
+        budget -= data.len() as u64;
+        let content = match read {
+            Err(e) => ArchivedContent::Unreadable(e.to_string()),
+            Ok(_) => archived_content(&data),
+        };
+        files.push(ArchivedFile { name, content });
+    }
+    Ok(DocumentText {
+        files,
+        ..DocumentText::default()
+    })
+}
+
+fn archived_content(data: &[u8]) -> ArchivedContent {
+    if super::pdf::looks_like_pdf(data) {
+        return match super::pdf::read_pdf(data) {
+            Ok(doc) => ArchivedContent::Document(doc),
+            Err(e) => ArchivedContent::Unreadable(e.to_string()),
+        };
+    }
+    if looks_like_zip(data) {
+        return match read_ooxml(data) {
+            Ok(doc) => ArchivedContent::Document(doc),
+            Err(DocumentError::NotOoxml) => ArchivedContent::Unreadable(
+                "an archive inside an archive is not opened".to_string(),
+            ),
+            Err(e) => ArchivedContent::Unreadable(e.to_string()),
+        };
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return ArchivedContent::Binary;
+    };
+    if text.contains('\0') {
+        return ArchivedContent::Binary;
+    }
+    if text.len() <= 2 * ARCHIVED_TEXT_END {
+        return ArchivedContent::Text(text.to_string());
+    }
+    let mut head = ARCHIVED_TEXT_END;
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = text.len() - ARCHIVED_TEXT_END;
+    while !text.is_char_boundary(tail) {
+        tail += 1;
+    }
+    ArchivedContent::Text(format!("{}\n{}", &text[..head], &text[tail..]))
+}
+
+/// Whether `bytes` start like a document markgate reads: a zip archive (an Office document)
+/// or a PDF.
+pub fn looks_like_document(bytes: &[u8]) -> bool {
+    looks_like_zip(bytes) || super::pdf::looks_like_pdf(bytes)
+}
+
+/// Label properties (`MSIP_Label_<id>_Name`, value) as one `msip_labels` header value.
+pub(super) fn label_value(properties: &[(String, String)]) -> String {
+    properties
+        .iter()
+        .map(|(name, value)| format!("{name}={value}; "))
+        .collect()
 }
 
 /// Whether `bytes` start like a zip archive (and so may be an Office document).
@@ -112,6 +253,66 @@ enum PartRole {
     Body,
 }
 
+/// Bytes of `[Content_Types].xml` read.
+const MAX_TYPES_BYTES: u64 = 1024 * 1024;
+
+/// The parts `[Content_Types].xml` names, with their content types (lower case): Office reads
+/// a part by its type, whatever its name (`/props/c.xml` may hold the custom properties).
+fn part_types(input: impl BufRead) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut reader = Reader::from_reader(input);
+    let mut buf = Vec::new();
+    while let Ok(event) = reader.read_event_into(&mut buf) {
+        match event {
+            Event::Eof => break,
+            Event::Start(e) | Event::Empty(e)
+                if e.local_name().as_ref().eq_ignore_ascii_case("override") =>
+            {
+                let value = |key: &str| {
+                    e.try_get_attribute(key).ok().flatten().and_then(|a| {
+                        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .ok()
+                            .map(|v| v.into_owned())
+                    })
+                };
+                if let (Some(part), Some(content_type)) = (value("PartName"), value("ContentType"))
+                {
+                    if out.len() < MAX_ENTRIES {
+                        out.push((part, content_type.to_ascii_lowercase()));
+                    }
+                }
+            }
+            _ => {}
+        }
+        buf.clear();
+    }
+    out
+}
+
+/// A part's role by its content type.
+fn role_by_type(content_type: &str) -> Option<PartRole> {
+    let t = content_type;
+    Some(if t.ends_with("custom-properties+xml") {
+        PartRole::CustomProperties
+    } else if t.ends_with("core-properties+xml") {
+        PartRole::CoreProperties
+    } else if t.ends_with("wordprocessingml.header+xml")
+        || t.ends_with("wordprocessingml.footer+xml")
+    {
+        PartRole::HeaderFooter
+    } else if t.ends_with("spreadsheetml.worksheet+xml") {
+        PartRole::Worksheet
+    } else if t.ends_with(".main+xml") && t.contains("wordprocessingml")
+        || t.ends_with("spreadsheetml.sharedstrings+xml")
+        || t.ends_with("presentationml.slide+xml")
+    {
+        PartRole::Body
+    } else {
+        return None;
+    })
+}
+
+/// A part's role by its usual name.
 fn role(name: &str) -> Option<PartRole> {
     let lower = name.to_ascii_lowercase();
     let file = lower.rsplit('/').next().unwrap_or(&lower);
@@ -148,17 +349,30 @@ pub fn read_ooxml(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
         .map(|n| n.map(|n| n.into_owned()))
         .collect::<Result<_, _>>()
         .map_err(|e| DocumentError::Archive(e.to_string()))?;
-    if !names
+    let types = match names
         .iter()
-        .any(|n| n.eq_ignore_ascii_case("[Content_Types].xml"))
+        .position(|n| n.eq_ignore_ascii_case("[Content_Types].xml"))
     {
-        return Err(DocumentError::NotOoxml);
-    }
+        Some(index) => {
+            let entry = archive
+                .by_index(index)
+                .map_err(|e| DocumentError::Archive(e.to_string()))?;
+            part_types(BufReader::new(entry.take(MAX_TYPES_BYTES)))
+        }
+        None => return Err(DocumentError::NotOoxml),
+    };
     let mut doc = DocumentText::default();
     let mut budget = MAX_DOCUMENT_BYTES;
     let mut lines = 0usize;
     for (index, name) in names.iter().enumerate() {
-        let Some(role) = role(name) else { continue };
+        // what the package says the part is, else what its usual name says
+        let declared = types
+            .iter()
+            .find(|(part, _)| part.trim_start_matches('/').eq_ignore_ascii_case(name))
+            .and_then(|(_, content_type)| role_by_type(content_type));
+        let Some(role) = declared.or_else(|| role(name)) else {
+            continue;
+        };
         let part_err = |why: String| DocumentError::Part {
             part: name.clone(),
             why,
@@ -234,9 +448,9 @@ fn read_part<R: BufRead>(
             }
             buf.clear();
         }
-        if let Some(open) = text.open.last() {
+        if !text.open.is_empty() {
             // a part cut short is damaged: what followed is not known
-            return Err(format!("it ends inside <{open}>"));
+            return Err(format!("it ends inside {} open elements", text.open.len()));
         }
     }
     let mut keep = |list: &mut Vec<(String, String)>, name: &str, value: String| {
@@ -247,16 +461,16 @@ fn read_part<R: BufRead>(
     };
     match role {
         PartRole::CustomProperties => {
-            let mut label = String::new();
+            let mut labelled = Vec::new();
             for (prop, value) in text.properties {
                 if prop.to_ascii_lowercase().starts_with("msip_label_") {
-                    label.push_str(&format!("{prop}={value}; "));
+                    keep(&mut labelled, &prop, value);
                 } else {
                     keep(&mut doc.properties, &prop, value);
                 }
             }
-            if !label.is_empty() {
-                doc.labels.push(label);
+            if !labelled.is_empty() {
+                doc.labels.push(label_value(&labelled));
             }
         }
         PartRole::CoreProperties => {
@@ -290,28 +504,66 @@ struct XmlText {
     /// Every line (headers, footers).
     every: Vec<String>,
     current: String,
-    /// Element names open from the root, local names, lower case.
-    open: Vec<String>,
+    /// The current line without its hidden runs (Word's `<w:vanish/>`), and whether it had any.
+    visible: String,
+    hidden_in_line: bool,
+    /// The run being read is hidden.
+    run_hidden: bool,
+    /// The elements open from the root, as far as reading needs to tell them apart.
+    open: Vec<Tag>,
     /// Custom property: its name, while inside it; core property: its element.
     property: Option<String>,
     properties: Vec<(String, String)>,
 }
 
-/// Elements that end a line of text (Word paragraphs and breaks, slide paragraphs, Excel
-/// strings, a table cell).
-fn ends_line(local: &str) -> bool {
-    matches!(
-        local,
-        "p" | "br" | "cr" | "tab" | "si" | "tc" | "txbxcontent"
-    )
+/// What an element is to the reader, by its local name (any case). Told apart without
+/// allocating: a part may hold millions of elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    /// Word's run (`w:r`), its properties (`w:rPr`) and the hidden switch (`w:vanish`).
+    Run,
+    RunProperties,
+    Vanish,
+    /// A custom property.
+    Property,
+    /// Excel's page header and footer elements.
+    ExcelHeaderFooter,
+    /// Ends a line of text: Word paragraphs and breaks, slide paragraphs, Excel strings, a
+    /// table cell.
+    EndsLine,
+    /// One of [`CORE_PROPERTIES`].
+    CoreProperty(usize),
+    Other,
 }
 
-/// Excel page header and footer elements.
-fn excel_header_footer(local: &str) -> bool {
-    matches!(
-        local,
-        "oddheader" | "oddfooter" | "evenheader" | "evenfooter" | "firstheader" | "firstfooter"
-    )
+fn tag(local: &str) -> Tag {
+    let is = |name: &str| local.eq_ignore_ascii_case(name);
+    const EXCEL: [&str; 6] = [
+        "oddheader",
+        "oddfooter",
+        "evenheader",
+        "evenfooter",
+        "firstheader",
+        "firstfooter",
+    ];
+    const LINE_ENDS: [&str; 7] = ["p", "br", "cr", "tab", "si", "tc", "txbxcontent"];
+    if is("r") {
+        Tag::Run
+    } else if is("rpr") {
+        Tag::RunProperties
+    } else if is("vanish") {
+        Tag::Vanish
+    } else if is("property") {
+        Tag::Property
+    } else if LINE_ENDS.iter().any(|n| is(n)) {
+        Tag::EndsLine
+    } else if EXCEL.iter().any(|n| is(n)) {
+        Tag::ExcelHeaderFooter
+    } else if let Some(i) = CORE_PROPERTIES.iter().position(|n| is(n)) {
+        Tag::CoreProperty(i)
+    } else {
+        Tag::Other
+    }
 }
 
 const CORE_PROPERTIES: [&str; 6] = [
@@ -328,8 +580,8 @@ impl XmlText {
     fn feed(&mut self, event: &Event<'_>, role: PartRole) -> bool {
         match event {
             Event::Start(e) => {
-                let local = local_lower(e.local_name().as_ref());
-                if role == PartRole::CustomProperties && local == "property" {
+                let tag = tag(e.local_name().as_ref());
+                if role == PartRole::CustomProperties && tag == Tag::Property {
                     let name = e.try_get_attribute("name").ok().flatten().and_then(|a| {
                         a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
                             .ok()
@@ -338,43 +590,52 @@ impl XmlText {
                     self.property = Some(name.unwrap_or_default());
                     self.current.clear();
                 }
-                if role == PartRole::CoreProperties
-                    && self.open.len() == 1
-                    && CORE_PROPERTIES.contains(&local.as_str())
+                if let (PartRole::CoreProperties, 1, Tag::CoreProperty(i)) =
+                    (role, self.open.len(), tag)
                 {
-                    self.property = Some(local.clone());
+                    self.property = Some(CORE_PROPERTIES[i].to_string());
                     self.current.clear();
                 }
-                self.open.push(local);
-            }
-            Event::Empty(e) => {
-                let local = local_lower(e.local_name().as_ref());
-                if ends_line(&local) {
-                    self.end_line();
+                match tag {
+                    Tag::Run => self.run_hidden = false,
+                    Tag::Vanish => self.vanish(e),
+                    _ => {}
                 }
+                self.open.push(tag);
             }
+            Event::Empty(e) => match tag(e.local_name().as_ref()) {
+                Tag::Vanish => self.vanish(e),
+                Tag::EndsLine => self.end_line(),
+                _ => {}
+            },
             Event::End(e) => {
-                let local = local_lower(e.local_name().as_ref());
+                let tag = tag(e.local_name().as_ref());
                 self.open.pop();
+                if tag == Tag::Run {
+                    self.run_hidden = false;
+                }
                 match role {
-                    PartRole::CustomProperties if local == "property" => {
+                    PartRole::CustomProperties if tag == Tag::Property => {
                         if let Some(name) = self.property.take() {
                             let value = std::mem::take(&mut self.current);
                             self.properties.push((name, value.trim().to_string()));
                         }
                     }
-                    PartRole::CoreProperties if self.property.as_deref() == Some(&local) => {
+                    PartRole::CoreProperties
+                        if matches!(tag, Tag::CoreProperty(i)
+                            if self.property.as_deref() == Some(CORE_PROPERTIES[i])) =>
+                    {
                         let name = self.property.take().unwrap_or_default();
                         let value = std::mem::take(&mut self.current);
                         self.properties.push((name, value.trim().to_string()));
                     }
-                    PartRole::Worksheet if excel_header_footer(&local) => {
+                    PartRole::Worksheet if tag == Tag::ExcelHeaderFooter => {
                         let text = excel_codes_removed(&std::mem::take(&mut self.current));
                         for line in text.lines() {
                             self.push_line(line.to_string());
                         }
                     }
-                    _ if ends_line(&local) => self.end_line(),
+                    _ if tag == Tag::EndsLine => self.end_line(),
                     _ => {}
                 }
             }
@@ -399,7 +660,7 @@ impl XmlText {
     }
 
     fn in_excel_header_footer(&self) -> bool {
-        self.open.iter().any(|o| excel_header_footer(o))
+        self.open.contains(&Tag::ExcelHeaderFooter)
     }
 
     fn text(&mut self, text: &str, role: PartRole) {
@@ -410,15 +671,30 @@ impl XmlText {
             PartRole::CustomProperties | PartRole::CoreProperties => false,
             PartRole::HeaderFooter | PartRole::Body => !self.open.is_empty(),
         };
-        if !wanted || self.current.len() >= MAX_LINE_CHARS {
+        if !wanted {
             return;
         }
-        let room = MAX_LINE_CHARS - self.current.len();
-        let mut end = room.min(text.len());
-        while !text.is_char_boundary(end) {
-            end -= 1;
+        push_bounded(&mut self.current, text);
+        if self.run_hidden && self.property.is_none() {
+            self.hidden_in_line = true;
+        } else {
+            push_bounded(&mut self.visible, text);
         }
-        self.current.push_str(&text[..end]);
+    }
+
+    /// A run's `<w:vanish/>` (not `w:val="false"`): the run's text is hidden.
+    fn vanish(&mut self, e: &quick_xml::events::BytesStart<'_>) {
+        let in_run_properties =
+            self.open.last() == Some(&Tag::RunProperties) && self.open.contains(&Tag::Run);
+        if !in_run_properties {
+            return;
+        }
+        let off = e
+            .attributes()
+            .flatten()
+            .find(|a| a.key.local_name().as_ref().eq_ignore_ascii_case("val"))
+            .is_some_and(|a| matches!(&*a.value, "false" | "0" | "off"));
+        self.run_hidden = !off;
     }
 
     fn end_line(&mut self) {
@@ -428,6 +704,11 @@ impl XmlText {
             return;
         }
         let line = std::mem::take(&mut self.current);
+        let visible = std::mem::take(&mut self.visible);
+        // what a reader sees, and (as HTML's hidden text is) everything the line holds
+        if std::mem::take(&mut self.hidden_in_line) {
+            self.push_line(visible);
+        }
         self.push_line(line);
     }
 
@@ -459,8 +740,14 @@ impl XmlText {
     }
 }
 
-fn local_lower(name: &str) -> String {
-    name.to_ascii_lowercase()
+/// Append `more` to `text`, up to `MAX_LINE_CHARS` bytes (on a character boundary).
+pub(super) fn push_bounded(text: &mut String, more: &str) {
+    let room = MAX_LINE_CHARS.saturating_sub(text.len());
+    let mut end = room.min(more.len());
+    while !more.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.push_str(&more[..end]);
 }
 
 fn predefined_entity(r: &quick_xml::events::BytesRef<'_>) -> Option<&'static str> {
@@ -641,6 +928,44 @@ mod tests {
             read_ooxml(&broken),
             Err(DocumentError::Part { .. })
         ));
+    }
+
+    #[test]
+    fn a_part_is_read_by_the_type_the_package_gives_it_whatever_its_name() {
+        let doc = archive(&[
+            (
+                "[Content_Types].xml",
+                r#"<Types xmlns="t"><Override PartName="/props/c.xml" ContentType="application/vnd.openxmlformats-officedocument.custom-properties+xml"/><Override PartName="/w/top.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.header+xml"/></Types>"#,
+            ),
+            (
+                "props/c.xml",
+                r#"<Properties><property name="MSIP_Label_x_Name"><lpwstr>SECRET</lpwstr></property></Properties>"#,
+            ),
+            (
+                "w/top.xml",
+                r#"<w:hdr xmlns:w="w"><w:p><w:r><w:t>TOP SECRET</w:t></w:r></w:p></w:hdr>"#,
+            ),
+        ]);
+        let text = read_ooxml(&doc).unwrap();
+        assert_eq!(text.labels, vec!["MSIP_Label_x_Name=SECRET; ".to_string()]);
+        assert_eq!(
+            text.banners,
+            vec![("w/top.xml".into(), "TOP SECRET".into())]
+        );
+    }
+
+    #[test]
+    fn a_hidden_run_inside_a_word_is_read_as_shown_and_as_written() {
+        let doc = archive(&[
+            TYPES,
+            (
+                "word/header1.xml",
+                r#"<w:hdr xmlns:w="w"><w:p><w:r><w:t>SEC</w:t></w:r><w:r><w:rPr><w:vanish/></w:rPr><w:t>xx</w:t></w:r><w:r><w:t>RET</w:t></w:r></w:p><w:p><w:r><w:rPr><w:vanish w:val="false"/></w:rPr><w:t>shown</w:t></w:r></w:p></w:hdr>"#,
+            ),
+        ]);
+        let text = read_ooxml(&doc).unwrap();
+        let lines: Vec<&str> = text.banners.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(lines, vec!["SECRET", "SECxxRET", "shown"]);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use base64::Engine;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{ContentType, Header, HeaderName, HeaderValue, MessageParser};
 
-use super::document::{declared_ooxml, looks_like_zip};
+use super::document::{declared_ooxml, looks_like_document};
 use super::MessageError;
 
 /// Multipart levels within one message.
@@ -187,12 +187,12 @@ impl<'a> Entity<'a> {
             || self.file_names().any(|n| declared_ooxml(None, Some(n)))
     }
 
-    /// Whether the body, its transfer encoding undone, starts like a zip archive (an Office
-    /// document sent under another type). Only the first bytes are decoded.
-    fn body_looks_like_zip(&self) -> bool {
+    /// Whether the body, its transfer encoding undone, starts like a document markgate reads
+    /// (an Office document, a PDF). Only the first bytes are decoded.
+    fn body_looks_like_document(&self) -> bool {
         let body = self.body();
         let prefix = &body[..body.len().min(64)];
-        looks_like_zip(&decode(prefix, self.transfer_encoding()))
+        looks_like_document(&decode(prefix, self.transfer_encoding()))
     }
 
     fn transfer_encoding(&self) -> TransferEncoding {
@@ -259,7 +259,8 @@ pub enum PartKind {
     /// An attached message (`message/rfc822`, `message/global`).
     Message,
     /// An Office document (Word, Excel, PowerPoint as Office Open XML), `declared` so by its
-    /// type or file name, or found by its bytes (a zip archive) in a part of another type.
+    /// type or file name, or a document found by its bytes (a zip archive, a PDF) in a part
+    /// of another type (a PDF is always found by its bytes).
     Document {
         declared: bool,
     },
@@ -288,10 +289,11 @@ impl<'a> Part<'a> {
         to_text(self.decoded(), self.charset.as_deref())
     }
 
-    /// Whether the body, its transfer encoding undone, starts like a zip archive.
-    pub fn looks_like_zip(&self) -> bool {
+    /// Whether the body, its transfer encoding undone, starts like a document markgate reads
+    /// (an Office document, a PDF).
+    pub fn looks_like_document(&self) -> bool {
         let prefix = &self.body[..self.body.len().min(64)];
-        looks_like_zip(&decode(prefix, self.encoding))
+        looks_like_document(&decode(prefix, self.encoding))
     }
 
     /// Whether the ends of this text part can be read without the middle: its charset keeps
@@ -515,7 +517,7 @@ impl<'a> Walk<'a> {
         } else {
             match entity.leaf_kind(parent) {
                 Some(kind) => kind,
-                None if entity.body_looks_like_zip() => PartKind::Document { declared: false },
+                None if entity.body_looks_like_document() => PartKind::Document { declared: false },
                 None => return Ok(()),
             }
         };
@@ -755,12 +757,15 @@ mod tests {
             --b1\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n\
             --b1\r\nContent-Type: text/plain; name=notes.txt\r\n\r\nnamed\r\n\
             --b1\r\nContent-Type: text/plain\r\nContent-Disposition: attachment\r\n\r\nattached\r\n\
-            --b1\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nhi\r\n--b1--\r\nepilogue";
+            --b1\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nhi\r\n\
+            --b1\r\nContent-Type: image/png; name=a.png\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--b1--\r\nepilogue";
         assert_eq!(
             kinds(raw),
             vec![
                 (2, PartKind::Text),
                 (3, PartKind::Html),
+                // a PDF, found by its bytes: its metadata is read
+                (4, PartKind::Document { declared: false }),
                 (5, PartKind::Text),
                 (6, PartKind::Text),
                 (7, PartKind::Message)
@@ -768,9 +773,10 @@ mod tests {
         );
         let parts = Entity::parse(raw).unwrap().readable_parts().unwrap();
         assert_eq!(parts[0].body, b"OFFICIAL");
-        assert_eq!(parts[2].body, b"named");
-        assert_eq!(parts[3].body, b"attached");
-        assert_eq!(parts[4].body, b"Subject: inner\r\n\r\nhi");
+        assert_eq!(parts[2].body, b"JVBERi0=");
+        assert_eq!(parts[3].body, b"named");
+        assert_eq!(parts[4].body, b"attached");
+        assert_eq!(parts[5].body, b"Subject: inner\r\n\r\nhi");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod document;
 pub mod mime;
+pub mod pdf;
 
 use mime::{Entity, Part};
 
