@@ -48,6 +48,11 @@ fn with_subject(subject: &str) -> Vec<u8> {
     format!("From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: {subject}\r\n\r\nhello\r\n").into_bytes()
 }
 
+fn with_header(line: &str) -> Vec<u8> {
+    format!("From: {SENDER}\r\nTo: {INTERNET}\r\n{line}\r\nSubject: notes\r\n\r\nhello\r\n")
+        .into_bytes()
+}
+
 fn rank(class: &str) -> u32 {
     let m = marking::read_text(class, &policy().markings).expect("a class");
     m.rank
@@ -227,10 +232,6 @@ fn near_misses_of_a_class_word_are_unreadable() {
 /// A near miss in a header value of any kind cannot be read, whatever its namespace.
 #[test]
 fn near_misses_in_headers_are_unreadable() {
-    let header = |line: &str| {
-        format!("From: {SENDER}\r\nTo: {INTERNET}\r\n{line}\r\nSubject: notes\r\n\r\nhello\r\n")
-            .into_bytes()
-    };
     for line in [
         "X-Protective-Marking: SECRT",
         "X-Classification: Offical Sensitve",
@@ -241,11 +242,11 @@ fn near_misses_in_headers_are_unreadable() {
         "msip_labels: MSIP_Label_a_Enabled=true; MSIP_Label_a_Name=annex; SECRT; MSIP_Label_a_SiteId=x",
         "msip_labels: MSIP_Label_a_Enabled=true; MSIP_Label_a_Name=annex; \u{202E}TERCES\u{202C}; MSIP_Label_a_SiteId=x",
     ] {
-        let got = outcome(&header(line));
+        let got = outcome(&with_header(line));
         assert!(got.unreadable && !got.allowed, "{line:?}: {got:?}");
     }
     // an untrusted namespace's own class is no near miss of one of ours
-    let got = outcome(&header(
+    let got = outcome(&with_header(
         "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC=UNOFFICIAL",
     ));
     assert!(!got.unreadable && got.allowed, "{got:?}");
@@ -408,6 +409,23 @@ fn banners_of_text_attachments_count() {
     assert_eq!(outcome(&raw).class, "OFFICIAL");
 }
 
+/// `markgate check` of `raw` (written to `file`) from a force to gmail.com with the shipped
+/// policy, as the lead runs it: its JSON output and exit code.
+fn markgate_check(file: &Path, raw: &[u8]) -> (serde_json::Value, Option<i32>) {
+    std::fs::write(file, raw).unwrap();
+    let out = Command::cargo_bin("markgate")
+        .unwrap()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "check", "--policy", "policy", "--from", SENDER, "--to", INTERNET,
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap();
+    (json, out.status.code())
+}
+
 /// The lead's command line, as run: `markgate check` prints the class and the verdict.
 #[test]
 fn markgate_check_blocks_the_attacks() {
@@ -423,20 +441,10 @@ fn markgate_check_blocks_the_attacks() {
     .iter()
     .enumerate()
     {
-        let file = dir.path().join(format!("{n}.eml"));
-        std::fs::write(&file, with_subject(subject)).unwrap();
-        let out = Command::cargo_bin("markgate")
-            .unwrap()
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "check", "--policy", "policy", "--from", SENDER, "--to", INTERNET,
-            ])
-            .arg(&file)
-            .output()
-            .unwrap();
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (json, code) =
+            markgate_check(&dir.path().join(format!("{n}.eml")), &with_subject(subject));
         assert_eq!(json["verdict"], "block", "{subject:?}: {json}");
-        assert_eq!(out.status.code(), Some(1), "{subject:?}");
+        assert_eq!(code, Some(1), "{subject:?}");
     }
 }
 
@@ -731,10 +739,7 @@ fn split_and_posing_class_words_found_by_the_generator() {
             "PROTECT",
         ),
     ] {
-        let raw = format!(
-            "From: {SENDER}\r\nTo: {INTERNET}\r\n{line}\r\nSubject: notes\r\n\r\nhello\r\n"
-        );
-        let got = outcome(raw.as_bytes());
+        let got = outcome(&with_header(line));
         assert!(
             rank(&got.class) >= rank(class) || got.unreadable,
             "{line:?} read as {got:?}"
@@ -795,5 +800,261 @@ fn a_class_spelt_out_among_other_spaced_letters_is_never_prose() {
     }
     for prose in ["Plan A B C update", "R S V P by Friday", "the A B C of it"] {
         assert_prose(&with_subject(prose), prose);
+    }
+}
+
+/// Seeds 529 and 537 of tests/marking_places.rs: TOP SECRET damaged by one slip and split so
+/// that a piece is the whole word SECRET (`OP SECRET`: the T dropped; `TOP S SECRET`: an S
+/// doubled) was read as SECRET, lower than written. A damaged class is read as itself or
+/// not at all, in every place and case.
+#[test]
+fn a_damaged_class_split_around_a_lower_class_word_is_never_read_as_it() {
+    for damaged in [
+        "OP SECRET",
+        "TOP S SECRET",
+        "TO SECRET",
+        "TOPS SECRET",
+        "TTOP SECRET",
+        "OTP SECRET",
+        "op secret",
+        "Top s Secret",
+    ] {
+        for raw in [
+            with_header(&format!(
+                "msip_labels: MSIP_Label_a_Enabled=true; MSIP_Label_a_Name={damaged}; MSIP_Label_a_SiteId=x"
+            )),
+            with_header(&format!(
+                "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC={damaged}, ORIGIN=a@b"
+            )),
+            with_header(&format!(
+                "X-Protective-Marking: VER=2018.4, NS=gov.uk, SEC=OFFICIAL, NOTE={damaged}"
+            )),
+            with_header(&format!("X-Protective-Marking: {damaged}")),
+            with_subject(&format!("[{damaged}] liaison notes")),
+            with_subject(&format!("({damaged}) liaison notes")),
+            with_subject(&format!("RE: {damaged}: liaison notes")),
+            with_banner(damaged),
+            with_banner(&format!("*** {damaged} ***")),
+        ] {
+            assert_held(&raw, "TOP SECRET");
+        }
+    }
+    for capitals in ["OP SECRET", "TOP S SECRET", "TO SECRET"] {
+        for raw in [
+            with_subject(&format!("Op Lima {capitals} update")),
+            with_subject(&format!("Re: notes, {capitals}")),
+            with_banner(&format!("Hi Jo, {capitals}")),
+        ] {
+            assert_held(&raw, "TOP SECRET");
+        }
+    }
+    // a class word in capitals joined with a piece in lower case is still written
+    // deliberately: read joined, it must not turn to prose
+    for subject in ["Re: escalated to SECRET", "Op Lima op SECRET update"] {
+        assert_held(&with_subject(subject), "SECRET");
+    }
+    // prose keeps its words: a class word beside a word that makes no near miss of a higher
+    // class, and two slips from one, stay what they were (OFFICIAL: prose, allowed)
+    for (subject, class) in [
+        ("Op Lima SECRET update", "SECRET"),
+        ("Re: NOT SECRET", "SECRET"),
+        ("[TOP SECRET] plan", "TOP SECRET"),
+        ("Re: x SECRET", "SECRET"),
+        ("Re: moved to secret storage", "OFFICIAL"),
+        ("top secret recipe for the bake sale", "OFFICIAL"),
+        ("Re: op secret santa", "OFFICIAL"),
+    ] {
+        let got = outcome(&with_subject(subject));
+        let prose = class == "OFFICIAL";
+        assert!(
+            got.class == class && !got.unreadable && got.allowed == prose,
+            "{subject:?}: {got:?}"
+        );
+    }
+}
+
+/// Seed 328 of tests/marking_places.rs (and a random seed): a class word split into pieces
+/// behind a word that joins them into a near miss (`x RE STRICTED`: `XRESTRICTED`, written in
+/// lower case by the `x`) was read as no marking at all; the pieces join closer without it,
+/// into the class a reader sees.
+#[test]
+fn a_split_class_word_is_not_joined_into_the_word_before_it() {
+    for (written, class) in [
+        ("annex, x RE STRICTED", "RESTRICTED"),
+        ("x SEC RET", "SECRET"),
+        ("x CONFI DENTIAL", "CONFIDENTIAL"),
+    ] {
+        assert_held(&with_subject(&format!("Op Lima {written} update")), class);
+        assert_held(&with_subject(&format!("Re: {written}")), class);
+        assert_held(&with_banner(&format!("Hi Jo, {written}")), class);
+    }
+}
+
+/// Every spelling of every class above the unmarked one, damaged by each one-letter slip
+/// (a letter dropped, doubled, swapped with the next, a digit posing as it) and split into
+/// two pieces at each letter, in upper and lower case, in the places read most loosely (a
+/// label name, an untrusted EPMS value, a subject's brackets, a banner line): read as its
+/// class or higher, or unreadable; never lower. Exhaustive over this small space.
+#[test]
+fn every_class_slipped_and_split_is_never_read_lower() {
+    let scheme = &policy().markings;
+    let unmarked = scheme.unmarked_class().rank;
+    let posing = |c: char| match c {
+        'E' => Some('3'),
+        'S' => Some('5'),
+        'A' => Some('4'),
+        'T' => Some('7'),
+        'O' => Some('0'),
+        'I' => Some('1'),
+        _ => None,
+    };
+    let mut checked = 0usize;
+    let mut lowered: Vec<String> = Vec::new();
+    for class in scheme.classes.iter().filter(|c| c.rank > unmarked) {
+        for spelling in &class.spellings {
+            let letters: Vec<char> = spelling.chars().collect();
+            let mut slipped: Vec<Vec<char>> = vec![letters.clone()];
+            for i in 0..letters.len() {
+                if !letters[i].is_alphanumeric() {
+                    continue;
+                }
+                let mut dropped = letters.clone();
+                dropped.remove(i);
+                let mut doubled = letters.clone();
+                doubled.insert(i, letters[i]);
+                slipped.extend([dropped, doubled]);
+                if letters.get(i + 1).is_some_and(|c| c.is_alphanumeric()) {
+                    let mut swapped = letters.clone();
+                    swapped.swap(i, i + 1);
+                    slipped.push(swapped);
+                }
+                if let Some(p) = posing(letters[i]) {
+                    let mut posed = letters.clone();
+                    posed[i] = p;
+                    slipped.push(posed);
+                }
+            }
+            for word in slipped {
+                // split at each letter (between two letters), or not at all
+                let splits = (0..word.len()).filter(|&at| {
+                    at == 0 || (word[at - 1].is_alphanumeric() && word[at].is_alphanumeric())
+                });
+                for at in splits {
+                    let mut text: String = word[..at].iter().collect();
+                    if at > 0 {
+                        text.push(' ');
+                    }
+                    text.extend(&word[at..]);
+                    for text in [text.clone(), text.to_lowercase()] {
+                        for raw in [
+                            with_header(&format!(
+                                "msip_labels: MSIP_Label_a_Enabled=true; MSIP_Label_a_Name={text}; MSIP_Label_a_SiteId=x"
+                            )),
+                            with_header(&format!(
+                                "X-Protective-Marking: VER=2018.4, NS=gov.au, SEC={text}"
+                            )),
+                            with_subject(&format!("[{text}] notes")),
+                            with_banner(&text),
+                        ] {
+                            let got = outcome(&raw);
+                            if rank(&got.class) < class.rank && !got.unreadable {
+                                lowered.push(format!(
+                                    "{} written {text:?} read as {} in\n{}",
+                                    class.name,
+                                    got.class,
+                                    String::from_utf8_lossy(&raw)
+                                ));
+                            }
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 10_000, "{checked} cases");
+    assert!(
+        lowered.is_empty(),
+        "{} of {checked} read lower, the first:\n{}",
+        lowered.len(),
+        lowered[..lowered.len().min(5)].join("\n")
+    );
+}
+
+/// A mail whose only marking is a field of a structured text attachment (`application/json`,
+/// a `+json` or `+xml` type, XML, CSV, a form) was read as no marking and allowed: these
+/// types are text a reader opens, and a JSON part's strings are read as an HTTP JSON body's
+/// are. Sent through `markgate check` with the shipped policy, base64 or not.
+#[test]
+fn structured_text_attachments_are_read_through_markgate_check() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let pretty = "{\n  \"id\": 7,\n  \"marking\": \"SECRET\",\n  \"notes\": \"liaison\"\n}\n";
+    let lower = "{\n  \"id\": 7,\n  \"marking\": \"secret\"\n}\n";
+    let mut cases: Vec<(String, &str)> = Vec::new();
+    for ctype in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/vnd.api+json",
+        "application/ld+json",
+        "text/json",
+        "application/octet-stream; name=\"case.json\"",
+    ] {
+        cases.push((ctype.to_string(), pretty));
+        cases.push((ctype.to_string(), lower));
+        cases.push((ctype.to_string(), "{\"marking\":\"SECRET\"}"));
+    }
+    for ctype in [
+        "application/xml",
+        "application/atom+xml",
+        "application/x-www-form-urlencoded",
+        "application/csv",
+    ] {
+        cases.push((ctype.to_string(), "{\"marking\":\"SECRET\"}"));
+    }
+    cases.push((
+        "application/xml".to_string(),
+        "<marking>SECRET</marking>\n<notes>liaison</notes>",
+    ));
+    cases.push((
+        "application/x-www-form-urlencoded".to_string(),
+        "marking=SECRET&id=7",
+    ));
+    cases.push(("application/csv".to_string(), "SECRET\nid,notes\n7,liaison"));
+    let mut n = 0;
+    for (ctype, body) in &cases {
+        for base64 in [false, true] {
+            let (cte, body) = if base64 {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(body);
+                ("base64", b64)
+            } else {
+                ("8bit", body.replace('\n', "\r\n"))
+            };
+            let raw = format!(
+                "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: case update\r\n\
+                 Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+                 --b1\r\nContent-Type: text/plain\r\n\r\nSee the attached case.\r\n\
+                 --b1\r\nContent-Type: {ctype}\r\nContent-Disposition: attachment\r\n\
+                 Content-Transfer-Encoding: {cte}\r\n\r\n{body}\r\n--b1--\r\n"
+            );
+            n += 1;
+            let (json, code) = markgate_check(&dir.path().join(format!("{n}.eml")), raw.as_bytes());
+            assert_eq!(json["marking"]["class"], "SECRET", "{raw}\n{json}");
+            assert_eq!(json["verdict"], "block", "{raw}\n{json}");
+            assert_eq!(code, Some(1), "{raw}");
+        }
+    }
+    // prose in a JSON string is prose; a binary attachment is still not decoded
+    for (ctype, body) in [
+        ("application/json", "{\"note\":\"the secret santa list\"}"),
+        ("application/pdf", "{\"marking\":\"SECRET\"}"),
+    ] {
+        let raw = format!(
+            "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: notes\r\n\
+             Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+             --b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
+             --b1\r\nContent-Type: {ctype}\r\n\r\n{body}\r\n--b1--\r\n"
+        );
+        assert_prose(raw.as_bytes(), ctype);
     }
 }

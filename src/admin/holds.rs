@@ -448,6 +448,7 @@ fn message_section(out: &mut String, original: Option<Vec<u8>>) {
             PartKind::Text => "text",
             PartKind::Html => "HTML, shown as its source text: not rendered, nothing loaded",
             PartKind::Enriched => "enriched text, shown as its source text",
+            PartKind::Json => "JSON, shown as its source text",
             PartKind::Message => "attached message, shown as its source text",
             // an archive shown as text is noise: its marking places are in the decision
             PartKind::Document { .. } => continue,

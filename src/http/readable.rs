@@ -155,10 +155,7 @@ fn check_multipart(content_type: &str, text: &[u8]) -> Result<(), String> {
 
 /// Whether a declared media type says the body is text a reader sees.
 fn declared_text(media: &str) -> bool {
-    media.starts_with("text/")
-        || media.contains("json")
-        || media.contains("xml")
-        || media == "application/x-www-form-urlencoded"
+    crate::message::mime::media_is_text(media)
 }
 
 /// What of `peeked` the marking is read from: None when there is nothing to read (no body,

@@ -174,15 +174,18 @@ fn read_marking_uncached(
                 whole_text = to_text(Cow::Borrowed(&body.text), body.charset.as_deref());
                 &whole_text
             };
-            if let Err(why) = read_json_strings(&mut reader, json, body.whole) {
-                unreadable.get_or_insert(why);
+            if let Err(too_many) = reader.json("body", json, body.whole) {
+                unreadable.get_or_insert(format!(
+                    "the JSON body {too_many}: send it in smaller requests"
+                ));
             }
         }
         // an HTML body's banners are the lines a reader sees, as for mail
         Layout::Html => reader.html_part("body", &text),
         // read whole (`http.document_max_bytes`) when it went on beyond the peek
         Layout::Document { declared } => reader.document("body", &body.text, *declared),
-        // each part as a mail part is read: a form's file is read as the attachment it is
+        // each part as a mail part is read: a form's file is read as the attachment it is,
+        // its JSON part (API metadata) as a JSON body is
         Layout::Multipart(content_type) => {
             let mut raw = format!("Content-Type: {content_type}\r\n\r\n").into_bytes();
             raw.extend_from_slice(body.lines());
@@ -194,19 +197,6 @@ fn read_marking_uncached(
                         parts.retain(|p| !matches!(p.kind, PartKind::Document { .. }));
                     }
                     reader.message(&root, &parts, "body:", 0);
-                    // a form's JSON part (API metadata) is read as a JSON body is
-                    for (_, part) in root.part_header_sections() {
-                        let json = part
-                            .header_raw("Content-Type")
-                            .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
-                        if !json {
-                            continue;
-                        }
-                        let text = String::from_utf8_lossy(part.body());
-                        if let Err(why) = read_json_strings(&mut reader, &text, body.whole) {
-                            unreadable.get_or_insert(why);
-                        }
-                    }
                 }
                 Some((Err(e), _)) => unreadable = Some(format!("the multipart body: {e}")),
                 None => unreadable = Some("the multipart body cannot be parsed".into()),
@@ -233,59 +223,6 @@ fn read_marking_uncached(
         });
     }
     marking
-}
-
-/// Most strings of a JSON body read for a marking (the default `http.marking_peek_bytes`
-/// cannot hold this many); a body with more is not forwarded.
-const JSON_STRINGS: usize = 65_536;
-
-/// A JSON body (as much of it as `http.marking_peek_bytes` holds): every string in it, keys
-/// and values, is read like a subject, since an API carries its marking in a field
-/// (`{"marking":"SECRET"}`), which is no banner line. The strings are found by scanning, so
-/// a body cut short by the peek (`whole` false: a single-line JSON body has no whole line
-/// to read banners from) or not quite JSON is read up to its last whole string; a location
-/// names the string's byte offset (`body:json@12`).
-fn read_json_strings(reader: &mut MarkingReader, text: &str, whole: bool) -> Result<(), String> {
-    if !matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'[')) {
-        return Ok(());
-    }
-    for (count, (at, literal, closed)) in json_string_literals(text).enumerate() {
-        if !closed && !whole {
-            break;
-        }
-        if count == JSON_STRINGS {
-            return Err(format!(
-                "the JSON body holds more than {JSON_STRINGS} strings, more than are read for a marking: send it in smaller requests"
-            ));
-        }
-        // escapes undone (\u0053ECRET is SECRET); a literal that does not decode is read raw
-        let decoded = serde_json::from_str::<String>(literal);
-        let value = match &decoded {
-            Ok(s) => s.as_str(),
-            Err(_) => literal.trim_matches('"'),
-        };
-        reader.field(&format!("body:json@{at}"), value);
-    }
-    Ok(())
-}
-
-/// The string literals of JSON text (with their quotes), their byte offsets, and whether
-/// each is closed; one cut short at the end is given as far as it goes.
-fn json_string_literals(text: &str) -> impl Iterator<Item = (usize, &str, bool)> {
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    std::iter::from_fn(move || {
-        let start = i + memchr::memchr(b'"', bytes.get(i..)?)?;
-        let mut end = start + 1;
-        while end < bytes.len() && bytes[end] != b'"' {
-            end += if bytes[end] == b'\\' { 2 } else { 1 };
-        }
-        let closed = end < bytes.len();
-        let end = (end + 1).min(bytes.len());
-        i = end;
-        // quotes and backslashes are ASCII: the ends are character boundaries
-        Some((start, text.get(start..end).unwrap_or_default(), closed))
-    })
 }
 
 /// Headers the marking engine reads (names are lower case here).
@@ -412,22 +349,6 @@ mod tests {
             ("OFFICIAL", 0),
             "{m:?}"
         );
-    }
-
-    #[test]
-    fn json_string_literals_are_found_with_their_offsets() {
-        let found: Vec<_> = json_string_literals(r#"{"a":"b\"c","d\\":"e"#).collect();
-        assert_eq!(
-            found,
-            vec![
-                (1, r#""a""#, true),
-                (5, r#""b\"c""#, true),
-                (12, r#""d\\""#, true),
-                (18, r#""e"#, false)
-            ]
-        );
-        assert_eq!(json_string_literals("[\"\\").count(), 1);
-        assert_eq!(json_string_literals("[1, 2]").count(), 0);
     }
 
     proptest::proptest! {

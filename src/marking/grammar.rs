@@ -309,6 +309,7 @@ impl Compiled {
                     folded: fold(w),
                     word: w.to_string(),
                     class: scheme.class(*class).name.clone(),
+                    rank: scheme.class(*class).rank,
                 })
             })
             .collect();
@@ -425,16 +426,9 @@ impl<'s> Grammar<'s> {
                 // a word of any class (`NOT PR OTECTIVELY MARKED` is read as it shows)
                 let exact = folded.chars().count() >= NEAR_MISS_MIN
                     && compiled.spelling_words.binary_search(&folded).is_ok();
-                // a near miss joined is read as one (`[SEC RT]`, `estricte d` cannot be
-                // read), when it is no further than its pieces (`OFFICAL-SENSITVE` is two near
-                // misses, not one of `OFFICIALSENSITIVE`)
-                let near = || {
-                    self.near_miss_by(&letters).is_some_and(|joined| {
-                        pieces
-                            .iter()
-                            .all(|p| self.near_miss_by(p).is_none_or(|alone| joined <= alone))
-                    })
-                };
+                // a near miss joined is read as one (`[SEC RT]`, `estricte d`, `OP SECRET`
+                // cannot be read)
+                let near = || self.near_miss_joined(pieces);
                 (exact || near()).then_some(exact)
             },
             |word| compiled.spelling_words.binary_search(&fold(word)).is_ok(),

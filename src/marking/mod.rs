@@ -29,6 +29,8 @@
 //!   only raise); hidden lines are read as banners too. Behind prose, a class written
 //!   deliberately after a separator or a lesser sign, or in capitals anywhere, raises.
 //! - Attached messages (message/rfc822) are read the same way, reported as `attached1:...`.
+//! - JSON ([`json`]: an HTTP JSON body, a mail part of a JSON type): every string, read like
+//!   a subject, reported as `part2:json@12`.
 //!
 //! Text is compared after [`normalise`]-style folding (see [`tokenizer`]): case, NFKD,
 //! combining marks and zero-width characters dropped, confusable letters (Cyrillic, Greek,
@@ -38,12 +40,14 @@ mod banner;
 mod grammar;
 mod headers;
 mod html;
+mod json;
 mod msip;
 pub mod normalise;
 mod reader;
 pub mod scheme;
 mod tokenizer;
 
+pub use json::{TooManyJsonStrings, MAX_JSON_STRINGS};
 pub use normalise::normalise;
 pub use reader::MarkingReader;
 pub use scheme::{MarkingClass, MarkingScheme, MsipLabel};

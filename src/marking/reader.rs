@@ -473,7 +473,8 @@ impl<'s> MarkingReader<'s> {
     /// A text or HTML part's banners. A long text part is read from its ends (what a banner
     /// needs is its first and last lines); when the ends do not settle both lines, the whole
     /// part is read. An HTML part is read whole: what is hidden anywhere in it can change
-    /// which lines a reader sees first and last.
+    /// which lines a reader sees first and last; so is a JSON part, whose strings are each
+    /// read too ([`Self::json`]).
     fn read_part(&mut self, location: &str, part: &Part<'_>) {
         match part.kind {
             PartKind::Document { declared } => {
@@ -487,6 +488,15 @@ impl<'s> MarkingReader<'s> {
             PartKind::Html => return self.html_part(location, &part.text()),
             PartKind::Enriched => {
                 return self.text_part(location, &banner::enriched_text(&part.text()))
+            }
+            PartKind::Json => {
+                // read whole: a string may stand anywhere in it
+                let text = part.text();
+                self.text_part(location, &text);
+                if let Err(too_many) = self.json(location, &text, true) {
+                    self.add_unreadable(location, "", &format!("the JSON part {too_many}"));
+                }
+                return;
             }
             PartKind::Text | PartKind::Message | PartKind::Document { .. } => {}
         }

@@ -161,12 +161,24 @@ impl Tokens {
     /// join is made only when `join` says its pieces make a class word (or a near miss of
     /// one), and how close: the closest, then the longest, is made; and never of words of
     /// their own alone (`word_of_its_own`: a word of a class spelling; `TOP SECRET` stays two
-    /// words).
+    /// words). A joined word is in capitals when a piece that is a word of its own was
+    /// (`to SECRET`): what was written deliberately stays so.
     pub fn join_split_words<C: Ord>(
         &mut self,
         join: impl Fn(&[&str]) -> Option<C>,
         word_of_its_own: impl Fn(&str) -> bool,
     ) {
+        // a joined word may be a piece of a longer join (`OP S ECRET`: `S ECRET` is `SECRET`,
+        // then `OP SECRET` a near miss); every pass that joins leaves fewer tokens
+        while self.join_pass(&join, &word_of_its_own) {}
+    }
+
+    /// One pass of [`Self::join_split_words`]: whether it joined any pieces.
+    fn join_pass<C: Ord>(
+        &mut self,
+        join: &impl Fn(&[&str]) -> Option<C>,
+        word_of_its_own: &impl Fn(&str) -> bool,
+    ) -> bool {
         let piece = |t: &Token| t.kind.word().is_some_and(|w| !w.is_empty());
         // where the piece after the one at `i` stands
         let next_piece = |toks: &[Token], i: usize| -> Option<usize> {
@@ -179,9 +191,10 @@ impl Tokens {
                 matches!(next.kind, Kind::Dash | Kind::Sym('.')) && !after.space_before;
             (tight_sign && piece(after)).then_some(i + 2)
         };
-        // the best join of pieces from `i`: where it ends and its letters; one piece at least
-        // is no word of its own (`TOP SECRET` stays two words, `PROTECT IVELY` is joined)
-        let best_from = |toks: &[Token], i: usize| -> Option<(usize, String)> {
+        // the best join of pieces from `i`: how close, where it ends and its letters; one
+        // piece at least is no word of its own (`TOP SECRET` stays two words, `PROTECT IVELY`
+        // is joined)
+        let best_from = |toks: &[Token], i: usize| -> Option<(C, usize, String)> {
             let first = toks[i].kind.word().filter(|_| piece(&toks[i]))?;
             let mut pieces = vec![first];
             let mut own = word_of_its_own(first);
@@ -209,28 +222,37 @@ impl Tokens {
                     }
                 }
             }
-            best.map(|(_, at, letters)| (at, letters))
+            best
         };
         let mut out: Vec<Token> = Vec::with_capacity(self.toks.len());
         let mut i = 0;
         let mut joined = false;
         while i < self.toks.len() {
-            let best = best_from(&self.toks, i).filter(|_| {
-                // a word of its own is no piece when the pieces after it join without it
-                // (`OFFICIAL SENSI TIVE` is `OFFICIAL SENSITIVE`)
+            let best = best_from(&self.toks, i).filter(|(close, _, _)| {
+                // a piece is none when the pieces after it join without it: a word of its own
+                // however they join (`OFFICIAL SENSI TIVE` is `OFFICIAL SENSITIVE`), another
+                // when they join closer (`x RE STRICTED` is `x RESTRICTED`, not the near miss
+                // `XRESTRICTED`)
                 let own = self.toks[i].kind.word().is_some_and(&word_of_its_own);
-                !own || next_piece(&self.toks, i).is_none_or(|n| best_from(&self.toks, n).is_none())
+                let later = next_piece(&self.toks, i).and_then(|n| best_from(&self.toks, n));
+                later.is_none_or(|(later, _, _)| !own && later <= *close)
             });
-            let Some((last, letters)) = best else {
+            let Some((_, last, letters)) = best else {
                 out.push(self.toks[i].clone());
                 i += 1;
                 continue;
             };
             let mut word = self.toks[i].clone();
-            for t in &self.toks[i + 1..=last] {
-                word.lower |= t.lower;
+            let pieces = &self.toks[i..=last];
+            for t in &pieces[1..] {
                 word.invalid |= t.invalid;
             }
+            // in capitals when a piece that is a word of its own was (`to SECRET` joined is
+            // no prose: the class word written in capitals is read deliberately)
+            let capital_word = pieces
+                .iter()
+                .any(|t| !t.lower && t.kind.word().is_some_and(&word_of_its_own));
+            word.lower = !capital_word && pieces.iter().any(|t| t.lower);
             word.kind = Kind::Word(letters);
             out.push(word);
             joined = true;
@@ -240,6 +262,7 @@ impl Tokens {
             self.toks = out;
             self.decoration_from = decoration_from(&self.toks);
         }
+        joined
     }
 
     /// First position after leading decoration.
@@ -630,6 +653,26 @@ mod tests {
         assert_eq!(words("SECRET RET"), ["SECRET", "RET"]);
         assert_eq!(words("SEC - RET"), ["SEC", "-", "RET"]);
         assert_eq!(words("SEC REP"), ["SEC", "REP"]);
+        // a piece is none when the pieces after it join closer without it
+        let closest = |text: &str| -> Vec<String> {
+            let mut t = tokenize(text, 64);
+            t.join_split_words(
+                |w| match w.concat().as_str() {
+                    "SECRET" => Some(true),
+                    // not of the whole word `SECRET` and a stray letter
+                    "XSECRET" | "SECRETX" => (!w.contains(&"SECRET")).then_some(false),
+                    "OPSECRET" => Some(false),
+                    _ => None,
+                },
+                |_| false,
+            );
+            shown(&t)
+        };
+        assert_eq!(closest("x SEC RET"), ["X", "SECRET"]);
+        assert_eq!(closest("SEC RET x"), ["SECRET", "X"]);
+        assert_eq!(closest("x SECRE T"), ["X", "SECRET"]);
+        // and a joined word may be a piece of a longer join
+        assert_eq!(closest("OP S ECRET"), ["OPSECRET"]);
         // the decoration at the end is found again
         let mut t = tokenize("SEC RET ***", 64);
         t.join_split_words(|w| (w.concat() == "SECRET").then_some(()), |_| false);

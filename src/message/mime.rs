@@ -146,24 +146,9 @@ impl<'a> Entity<'a> {
         let mut typed = false;
         for ct in self.content_types() {
             typed = true;
-            let (ctype, subtype) = (ct.ctype(), ct.subtype().unwrap_or(""));
-            if ctype.eq_ignore_ascii_case("text") {
-                kinds.push(if subtype.eq_ignore_ascii_case("html") {
-                    PartKind::Html
-                } else if subtype.eq_ignore_ascii_case("enriched")
-                    || subtype.eq_ignore_ascii_case("richtext")
-                {
-                    PartKind::Enriched
-                } else {
-                    // any other text subtype a client shows as plain text (RFC 2046 §4.1.4)
-                    PartKind::Text
-                });
-            } else if ctype.eq_ignore_ascii_case("message")
-                && (subtype.eq_ignore_ascii_case("rfc822")
-                    || subtype.eq_ignore_ascii_case("global"))
-            {
-                kinds.push(PartKind::Message);
-            }
+            let media =
+                format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase();
+            kinds.extend(kind_of_media(&media));
         }
         if !typed {
             kinds.push(if parent == Parent::Digest {
@@ -175,10 +160,12 @@ impl<'a> Entity<'a> {
         kinds.extend(self.file_names().filter_map(kind_of_file_name));
         // text is read before an attached message: a part that says both is shown as text
         // by one reader and opened as a message by another; reading it as text raises only
-        // through banners, which an attached message's own body would show too
+        // through banners, which an attached message's own body would show too. JSON is read
+        // as text and more.
         [
             PartKind::Html,
             PartKind::Enriched,
+            PartKind::Json,
             PartKind::Text,
             PartKind::Message,
         ]
@@ -266,6 +253,9 @@ pub enum PartKind {
     Html,
     /// `text/enriched` (RFC 1896) or `text/richtext`: text with formatting commands.
     Enriched,
+    /// JSON (`application/json`, a `+json` type, a `.json` file): text whose strings are
+    /// each read too ([`media_is_json`]).
+    Json,
     /// An attached message (`message/rfc822`, `message/global`).
     Message,
     /// An Office document (Word, Excel, PowerPoint as Office Open XML), `declared` so by its
@@ -385,13 +375,77 @@ fn cut(bytes: Cow<'_, [u8]>, range: std::ops::Range<usize>) -> Cow<'_, [u8]> {
     }
 }
 
-/// How a part is read when its file name says what it holds: plain text, HTML, or a message.
+/// How a part of the media type `media` (`type/subtype`, lower case) is read, if at all.
+fn kind_of_media(media: &str) -> Option<PartKind> {
+    if media_is_json(media) {
+        return Some(PartKind::Json);
+    }
+    match media {
+        "text/html" | "application/xhtml+xml" => Some(PartKind::Html),
+        "text/enriched" | "text/richtext" => Some(PartKind::Enriched),
+        "message/rfc822" | "message/global" => Some(PartKind::Message),
+        // any other text subtype a client shows as plain text (RFC 2046 §4.1.4)
+        _ if media_is_text(media) => Some(PartKind::Text),
+        _ => None,
+    }
+}
+
+/// Whether a media type (`type/subtype`, lower case) says its content is text a reader
+/// sees or opens as text: `text/*`, JSON and XML of any kind (`application/json`,
+/// `application/xml`, a `+json` or `+xml` suffix), a form (`application/x-www-form-urlencoded`),
+/// and the text formats registered under `application/` (CSV, YAML, TOML, RTF, SQL,
+/// scripts). A part or body of such a type is read for a marking; mail and HTTP decide it
+/// the same way. Office documents (`...openxmlformats...`) are zip archives, not XML text.
+pub fn media_is_text(media: &str) -> bool {
+    let (ctype, subtype) = media.split_once('/').unwrap_or((media, ""));
+    ctype == "text"
+        || media_is_json(media)
+        || subtype == "xml"
+        || subtype.ends_with("+xml")
+        || matches!(subtype, "xml-dtd" | "xml-external-parsed-entity")
+        || (ctype == "application"
+            && matches!(
+                subtype,
+                "x-www-form-urlencoded"
+                    | "csv"
+                    | "x-csv"
+                    | "yaml"
+                    | "x-yaml"
+                    | "toml"
+                    | "rtf"
+                    | "sql"
+                    | "javascript"
+                    | "x-javascript"
+                    | "ecmascript"
+                    | "x-sh"
+                    | "x-tex"
+                    | "x-latex"
+            ))
+}
+
+/// Whether a media type (`type/subtype`, lower case) is JSON: `application/json`, a `+json`
+/// suffix, `text/json`, JSON lines and sequences. Every string of JSON is read for a
+/// marking, as a field of an API carries it (`{"marking":"SECRET"}`), which is no banner
+/// line.
+pub fn media_is_json(media: &str) -> bool {
+    let subtype = media.split_once('/').map_or("", |(_, subtype)| subtype);
+    matches!(
+        subtype,
+        "json" | "x-json" | "json-seq" | "jsonl" | "x-jsonlines" | "ndjson" | "x-ndjson"
+    ) || subtype.ends_with("+json")
+}
+
+/// How a part is read when its file name says what it holds: plain text, HTML, JSON, or a
+/// message.
 fn kind_of_file_name(name: &str) -> Option<PartKind> {
     let (_, ext) = name.trim().trim_end_matches(['.', ' ']).rsplit_once('.')?;
     let ext = ext.to_ascii_lowercase();
     match ext.as_str() {
-        "txt" | "text" | "csv" | "tsv" | "md" | "markdown" | "log" | "asc" => Some(PartKind::Text),
+        "txt" | "text" | "csv" | "tsv" | "md" | "markdown" | "log" | "asc" | "xml" => {
+            Some(PartKind::Text)
+        }
         "htm" | "html" | "xhtml" => Some(PartKind::Html),
+        "json" => Some(PartKind::Json),
         "eml" => Some(PartKind::Message),
         _ => None,
     }
@@ -778,6 +832,41 @@ mod tests {
             part("Content-Type: image/png\r\nContent-Disposition: inline\r\n"),
             vec![]
         );
+        // text registered outside text/, and JSON, whose strings are read too
+        for ctype in [
+            "application/xml",
+            "application/atom+xml",
+            "image/svg+xml",
+            "application/x-www-form-urlencoded",
+            "APPLICATION/CSV",
+            "application/yaml",
+        ] {
+            assert_eq!(part(&format!("Content-Type: {ctype}\r\n")), text, "{ctype}");
+        }
+        for headers in [
+            "Content-Type: application/json; charset=utf-8\r\n",
+            "Content-Type: application/vnd.api+json\r\n",
+            "Content-Type: text/json\r\n",
+            "Content-Type: application/x-ndjson\r\n",
+            "Content-Type: application/octet-stream; name=\"case.JSON\"\r\n",
+            "Content-Type: text/plain\r\nContent-Type: application/json\r\n",
+        ] {
+            assert_eq!(part(headers), vec![PartKind::Json], "{headers}");
+        }
+        // an Office document is a zip archive, no XML text; nor is a type that only mentions
+        // json or xml in its name
+        for ctype in [
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/jsonpatch-archive",
+            "application/xmlzip",
+        ] {
+            assert!(
+                !part(&format!("Content-Type: {ctype}\r\n"))
+                    .iter()
+                    .any(|k| matches!(k, PartKind::Text | PartKind::Json)),
+                "{ctype}"
+            );
+        }
     }
 
     #[test]

@@ -88,34 +88,71 @@ impl Grammar<'_> {
     /// [`NEAR_MISS_MIN`] letters are near misses only of a class word they are once folded
     /// (`7OP`; `TOP`, `NPM`, `PATCH` stay words).
     pub(super) fn near_miss(&self, word: &str) -> Option<&ClassWord> {
-        let folded = fold(word);
-        let len = folded.chars().count();
-        if len < NEAR_MISS_MIN - 1 {
-            // a short class word with a digit posing in it (`7OP` of `7OP SECRET`)
-            return self
-                .compiled
-                .class_words
-                .iter()
-                .find(|c| c.folded == folded && !word_eq(word, &c.word));
-        }
-        let letters = LetterCounts::of(&folded);
-        self.compiled.class_words.iter().find(|class_word| {
-            let (counts, class_word) = (&class_word.letters, &class_word.folded);
-            let class_len = class_word.chars().count();
-            if class_len < NEAR_MISS_MIN {
-                return false;
-            }
-            let allowed = if class_len <= 7 { 1 } else { 2 };
-            len.abs_diff(class_len) <= allowed
-                && letters.apart(counts) <= 2 * allowed
-                && strsim::osa_distance(&folded, class_word) <= allowed
-        })
+        self.near_misses_of(word)
+            .next()
+            .map(|(class_word, _)| class_word)
     }
 
-    /// How many edits `word` is from the class word it is a near miss of, if any.
-    pub(super) fn near_miss_by(&self, word: &str) -> Option<usize> {
-        self.near_miss(word)
-            .map(|class_word| strsim::osa_distance(&fold(word), &class_word.folded))
+    /// Every class word `word` is a near miss of ([`Self::near_miss`]; a class word itself
+    /// too, by no edit), and by how many edits once [`fold`]ed.
+    fn near_misses_of<'a>(&'a self, word: &str) -> impl Iterator<Item = (&'a ClassWord, usize)> {
+        let folded = fold(word);
+        let len = folded.chars().count();
+        let letters = LetterCounts::of(&folded);
+        let word = word.to_string();
+        self.compiled
+            .class_words
+            .iter()
+            .filter_map(move |class_word| {
+                if len < NEAR_MISS_MIN - 1 {
+                    // a short class word with a digit posing in it (`7OP` of `7OP SECRET`)
+                    let posing = class_word.folded == folded && !word_eq(&word, &class_word.word);
+                    return posing.then_some((class_word, 0));
+                }
+                let class_len = class_word.folded.chars().count();
+                if class_len < NEAR_MISS_MIN {
+                    return None;
+                }
+                let allowed = if class_len <= 7 { 1 } else { 2 };
+                if len.abs_diff(class_len) > allowed
+                    || letters.apart(&class_word.letters) > 2 * allowed
+                {
+                    return None;
+                }
+                let by = strsim::osa_distance(&folded, &class_word.folded);
+                (by <= allowed).then_some((class_word, by))
+            })
+    }
+
+    /// Pieces of a split word (`[SEC RT]`, `estricte d`) are read joined, as one near miss
+    /// of a class word, when the join is no further from that word than each piece alone is
+    /// from the word it misses (`OFFICAL-SENSITVE` is two near misses, not one of
+    /// `OFFICIALSENSITIVE`). A piece that is a whole class word is joined too when the join is
+    /// one slip from a class word that the piece alone would read lower than: a word of a
+    /// higher class (`OP SECRET`, `TOP S SECRET`: `TOPSECRET` with a letter dropped or
+    /// doubled), or the word itself with a letter doubled and split off (`s secret`, `secret
+    /// t`, which read as prose).
+    pub(super) fn near_miss_joined(&self, pieces: &[&str]) -> bool {
+        // per piece: the rank of the class word it is nearest, and by how many edits
+        let alone: Vec<Option<(u32, usize)>> = pieces
+            .iter()
+            .map(|piece| {
+                self.near_misses_of(piece)
+                    .map(|(class_word, by)| (class_word.rank, by))
+                    .min_by_key(|&(_, by)| by)
+            })
+            .collect();
+        let letters = pieces.concat();
+        self.near_misses_of(&letters).any(|(class_word, joined)| {
+            let damaged = |rank: u32| {
+                joined == 1
+                    && (class_word.rank > rank
+                        || doubled_letter(&fold(&letters), &class_word.folded))
+            };
+            alone.iter().all(|piece| {
+                piece.is_none_or(|(rank, by)| joined <= by || (by == 0 && damaged(rank)))
+            })
+        })
     }
 
     /// The words from `from` to `to` that are no part of a marking, read for near misses.
@@ -335,6 +372,8 @@ pub(super) struct ClassWord {
     pub(super) word: String,
     /// The class it is a word of.
     pub(super) class: String,
+    /// That class's rank.
+    pub(super) rank: u32,
 }
 
 impl ClassWord {
@@ -381,6 +420,21 @@ fn inflection(word: &str, class_word: &str) -> Option<Inflection> {
         .iter()
         .any(|prefix| word.strip_prefix(prefix) == Some(class_word))
         .then_some(Inflection::Negated)
+}
+
+/// `word` is `class_word` with one of its letters doubled (`SSECRET`, `SECRETT`; both
+/// [`fold`]ed).
+fn doubled_letter(word: &str, class_word: &str) -> bool {
+    let letters: Vec<char> = word.chars().collect();
+    letters.len() == class_word.chars().count() + 1
+        && (0..letters.len() - 1).any(|i| {
+            letters[i] == letters[i + 1]
+                && letters[..i]
+                    .iter()
+                    .chain(&letters[i + 1..])
+                    .copied()
+                    .eq(class_word.chars())
+        })
 }
 
 /// `got` is probably a misspelling of `want`: at most two edits apart, or the same first
