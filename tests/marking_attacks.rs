@@ -401,10 +401,11 @@ fn banners_of_text_attachments_count() {
             String::from_utf8_lossy(&raw)
         );
     }
-    // an attachment that is no text is not decoded: its bytes are no banner
+    // an attachment whose bytes are no text (a NUL, a byte that is no UTF-8) is not read:
+    // its bytes are no banner
     let raw = part(
-        "Content-Type: application/pdf; name=a.pdf\r\n",
-        "SECRET\r\nplan",
+        "Content-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n",
+        "iQBTRUNSRVQNCnBsYW4=",
     );
     assert_eq!(outcome(&raw).class, "OFFICIAL");
 }
@@ -1044,10 +1045,14 @@ fn structured_text_attachments_are_read_through_markgate_check() {
             assert_eq!(code, Some(1), "{raw}");
         }
     }
-    // prose in a JSON string is prose; a binary attachment is still not decoded
+    // prose in a JSON string is prose; bytes that are no text (a NUL, a byte that is no
+    // UTF-8) under a binary type are still not read
     for (ctype, body) in [
         ("application/json", "{\"note\":\"the secret santa list\"}"),
-        ("application/pdf", "{\"marking\":\"SECRET\"}"),
+        (
+            "application/pdf\r\nContent-Transfer-Encoding: base64",
+            "iQB7Im1hcmtpbmciOiJTRUNSRVQifQ==",
+        ),
     ] {
         let raw = format!(
             "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: notes\r\n\

@@ -663,3 +663,30 @@ fn an_attached_outlook_message_is_read_for_its_subject_and_body() {
     let places = wheres(&v);
     assert!(places.iter().any(|w| w == "banner:first:part2:body"), "{v}");
 }
+
+#[test]
+fn text_under_a_binary_type_is_read_as_the_text_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    for (ctype, name) in [
+        ("application/octet-stream", "report.dat"),
+        ("application/x-unknown", "notes"),
+        ("image/png", "scan.png"),
+    ] {
+        let (code, v) = check(
+            dir.path(),
+            &mail_with(b"SECRET\r\nOperation notes\r\n", ctype, name),
+        );
+        assert_eq!(code, 1, "{ctype}: {v}");
+        assert_eq!(v["marking"]["class"], "SECRET", "{ctype}: {v}");
+    }
+    // bytes that are no text stay unread: a real PNG header
+    let (code, v) = check(
+        dir.path(),
+        &mail_with(
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR SECRET",
+            "image/png",
+            "scan.png",
+        ),
+    );
+    assert_eq!(code, 0, "{v}");
+}

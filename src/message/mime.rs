@@ -195,6 +195,21 @@ impl<'a> Entity<'a> {
         looks_like_document(&decode(prefix, self.transfer_encoding()))
     }
 
+    /// Whether the body, its transfer encoding undone, starts as text: UTF-8 (a character cut
+    /// at the end of the look excepted) with no NUL byte. Only the first bytes are decoded.
+    fn body_looks_like_text(&self) -> bool {
+        let body = self.body();
+        let look = &body[..body.len().min(1024)];
+        let decoded = decode(look, self.transfer_encoding());
+        if decoded.trim_ascii().is_empty() || memchr::memchr(0, &decoded).is_some() {
+            return false;
+        }
+        match std::str::from_utf8(&decoded) {
+            Ok(_) => true,
+            Err(e) => look.len() < body.len() && e.error_len().is_none(),
+        }
+    }
+
     fn transfer_encoding(&self) -> TransferEncoding {
         match self.parsed(HeaderName::ContentTransferEncoding) {
             Some(HeaderValue::Text(t)) if t.trim().eq_ignore_ascii_case("base64") => {
@@ -518,6 +533,9 @@ impl<'a> Walk<'a> {
             match entity.leaf_kind(parent) {
                 Some(kind) => kind,
                 None if entity.body_looks_like_document() => PartKind::Document { declared: false },
+                // text under a binary type (`report.dat`, `application/octet-stream`) is
+                // still text to whoever opens it
+                None if entity.body_looks_like_text() => PartKind::Text,
                 None => return Ok(()),
             }
         };
@@ -781,14 +799,13 @@ mod tests {
 
     #[test]
     fn a_part_is_text_when_any_of_its_types_or_file_names_says_so() {
+        // the body is no text (a part whose bytes are text is read whatever its type)
         let part = |headers: &str| {
-            let raw = format!(
-                "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n{headers}\r\nbody\r\n--b--\r\n"
-            );
-            kinds(raw.as_bytes())
-                .into_iter()
-                .map(|(_, k)| k)
-                .collect::<Vec<_>>()
+            let mut raw =
+                format!("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n{headers}\r\n")
+                    .into_bytes();
+            raw.extend_from_slice(b"\x89PNG\x00\xff body\r\n--b--\r\n");
+            kinds(&raw).into_iter().map(|(_, k)| k).collect::<Vec<_>>()
         };
         let text = vec![PartKind::Text];
         assert_eq!(
