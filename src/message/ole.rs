@@ -108,6 +108,12 @@ pub fn read_ole(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
     let (labelled, properties): (Vec<_>, Vec<_>) = entries
         .into_iter()
         .filter(|(_, value)| !value.trim().is_empty())
+        .map(|(name, value)| {
+            // a property is a title, no text body: kept to a line's length, as elsewhere
+            let mut kept = String::new();
+            push_bounded(&mut kept, value.trim());
+            (name, kept)
+        })
         .partition(|(name, _)| name.to_ascii_lowercase().starts_with("msip_label_"));
     let mut doc = DocumentText {
         properties,

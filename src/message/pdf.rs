@@ -139,9 +139,13 @@ fn wanted_name(name: &str) -> bool {
 }
 
 impl Found {
+    /// Keep an entry, its value bounded once decoded (a Latin-1 or UTF-16 string can take
+    /// more bytes as UTF-8 than it did in the file).
     fn push(&mut self, name: String, value: String) {
         if self.entries.len() < MAX_STRINGS && !value.trim().is_empty() {
-            self.entries.push((name, value.trim().to_string()));
+            let mut kept = String::new();
+            push_bounded(&mut kept, value.trim());
+            self.entries.push((name, kept));
         }
     }
 
