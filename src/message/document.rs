@@ -14,6 +14,7 @@
 //! archive can expand to gigabytes); what cannot be read whole within it, an encrypted or
 //! damaged document, is an error: the caller reports the document unreadable.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Cursor, Read};
 
 use quick_xml::events::Event;
@@ -261,10 +262,11 @@ enum PartRole {
 /// Bytes of `[Content_Types].xml` read.
 const MAX_TYPES_BYTES: u64 = 1024 * 1024;
 
-/// The parts `[Content_Types].xml` names, with their content types (lower case): Office reads
-/// a part by its type, whatever its name (`/props/c.xml` may hold the custom properties).
-fn part_types(input: impl BufRead) -> Vec<(String, String)> {
-    let mut out = Vec::new();
+/// The parts `[Content_Types].xml` names (lower case, without the leading `/`), with their
+/// content types (lower case): Office reads a part by its type, whatever its name
+/// (`/props/c.xml` may hold the custom properties). The first entry for a part counts.
+fn part_types(input: impl BufRead) -> HashMap<String, String> {
+    let mut out = HashMap::new();
     let mut reader = Reader::from_reader(input);
     let mut buf = Vec::new();
     while let Ok(event) = reader.read_event_into(&mut buf) {
@@ -283,7 +285,9 @@ fn part_types(input: impl BufRead) -> Vec<(String, String)> {
                 if let (Some(part), Some(content_type)) = (value("PartName"), value("ContentType"))
                 {
                     if out.len() < MAX_ENTRIES {
-                        out.push((part, content_type.to_ascii_lowercase()));
+                        let part = part.trim_start_matches('/').to_ascii_lowercase();
+                        out.entry(part)
+                            .or_insert_with(|| content_type.to_ascii_lowercase());
                     }
                 }
             }
@@ -372,9 +376,8 @@ pub fn read_ooxml(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
     for (index, name) in names.iter().enumerate() {
         // what the package says the part is, else what its usual name says
         let declared = types
-            .iter()
-            .find(|(part, _)| part.trim_start_matches('/').eq_ignore_ascii_case(name))
-            .and_then(|(_, content_type)| role_by_type(content_type));
+            .get(&name.to_ascii_lowercase())
+            .and_then(|content_type| role_by_type(content_type));
         let Some(role) = declared.or_else(|| role(name)) else {
             continue;
         };
