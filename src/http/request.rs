@@ -189,14 +189,20 @@ fn read_marking_uncached(
         Layout::Multipart(content_type) => {
             let mut raw = format!("Content-Type: {content_type}\r\n\r\n").into_bytes();
             raw.extend_from_slice(body.lines());
-            match Entity::parse(&raw).map(|root| (root.readable_parts(), root)) {
-                Some((Ok(mut parts), root)) => {
+            match Entity::parse(&raw).map(|root| (root.walk(), root)) {
+                Some((
+                    Ok(crate::message::mime::Walked {
+                        mut parts,
+                        sections,
+                    }),
+                    root,
+                )) => {
                     if !body.whole {
                         // an Office document is read whole or not at all: one cut by the
                         // peek is left as any other file is
                         parts.retain(|p| !matches!(p.kind, PartKind::Document { .. }));
                     }
-                    reader.message(&root, &parts, "body:", 0);
+                    reader.message(&root, &parts, &sections, "body:", 0);
                 }
                 Some((Err(e), _)) => unreadable = Some(format!("the multipart body: {e}")),
                 None => unreadable = Some("the multipart body cannot be parsed".into()),

@@ -85,9 +85,9 @@ mod tests {
              --b\r\nContent-Type: application/json\r\n\r\n{json}"
         );
         let root = Entity::parse(raw.as_bytes()).unwrap();
-        let parts = root.readable_parts().unwrap();
+        let walked = root.walk().unwrap();
         let mut reader = MarkingReader::new(&policy.markings);
-        reader.message(&root, &parts, "", 0);
+        reader.message(&root, &walked.parts, &walked.sections, "", 0);
         reader.finish()
     }
 

@@ -127,7 +127,7 @@ impl Marking {
 /// Read the marking of a parsed message.
 pub fn read(message: &crate::message::ParsedMessage<'_>, scheme: &MarkingScheme) -> Marking {
     let mut reader = MarkingReader::new(scheme);
-    reader.message(&message.root, &message.parts, "", 0);
+    reader.message(&message.root, &message.parts, &message.sections, "", 0);
     reader.finish()
 }
 

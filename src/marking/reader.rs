@@ -380,13 +380,14 @@ impl<'s> MarkingReader<'s> {
         }
     }
 
-    /// Read a whole message: its subject, marking headers and text parts (`parts`, as
-    /// [`Entity::readable_parts`] lists them), then those of any attached message (as
-    /// `attached1:subject`, `attached1:banner:first:part1` ...).
+    /// Read a whole message: its subject, marking headers, its body parts' header sections
+    /// and text parts (`parts` and `sections`, as [`Entity::walk`] finds them), then those of
+    /// any attached message (as `attached1:subject`, `attached1:banner:first:part1` ...).
     pub(crate) fn message(
         &mut self,
         root: &Entity<'_>,
         parts: &[Part<'_>],
+        sections: &[(u32, Entity<'_>)],
         prefix: &str,
         depth: usize,
     ) {
@@ -418,7 +419,7 @@ impl<'s> MarkingReader<'s> {
             }
         }
         // a marking header on a body part marks what the part holds: read like the message's
-        for (id, section) in root.part_header_sections() {
+        for (id, section) in sections {
             // a file name is a title: a marking may stand anywhere in it
             let mut names: Vec<&str> = section.file_names().collect();
             names.dedup();
@@ -460,9 +461,9 @@ impl<'s> MarkingReader<'s> {
             let body = part.decoded();
             let prefix = format!("{prefix}attached{}:", n + 1);
             // checked when the message was parsed (`message::parse`)
-            match Entity::parse(&body).map(|inner| (inner.readable_parts(), inner)) {
-                Some((Ok(inner_parts), inner)) => {
-                    self.message(&inner, &inner_parts, &prefix, depth + 1)
+            match Entity::parse(&body).map(|inner| (inner.walk(), inner)) {
+                Some((Ok(walked), inner)) => {
+                    self.message(&inner, &walked.parts, &walked.sections, &prefix, depth + 1)
                 }
                 // an attached "message" with no header section is read as the text it shows
                 _ => self.text_part(&format!("{prefix}body"), &String::from_utf8_lossy(&body)),

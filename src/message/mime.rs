@@ -232,27 +232,29 @@ impl<'a> Entity<'a> {
     /// The parts the marking stage reads, in reading order: text a person sees and attached
     /// messages. Attached messages are listed, not opened: see [`Part::decoded`].
     pub fn readable_parts(&self) -> Result<Vec<Part<'a>>, MessageError> {
-        let mut walk = Walk {
-            next_id: 0,
-            parts: Vec::new(),
-            sections: None,
-        };
-        walk.entity(self, Parent::None, 0)?;
-        Ok(walk.parts)
+        self.walk().map(|walked| walked.parts)
     }
 
-    /// The header section of every body part below this entity that has one, with the part's
-    /// number as [`Entity::readable_parts`] gives it (a part of any type: an image can carry
-    /// a marking header too). A multipart too complex to walk gives what was found before.
-    pub fn part_header_sections(&self) -> Vec<(u32, Entity<'a>)> {
+    /// One walk of the MIME tree: the parts [`Entity::readable_parts`] gives, and the header
+    /// section of every body part below this entity that has one, with the part's number (a
+    /// part of any type: an image can carry a marking header too).
+    pub fn walk(&self) -> Result<Walked<'a>, MessageError> {
         let mut walk = Walk {
             next_id: 0,
-            parts: Vec::new(),
-            sections: Some(Vec::new()),
+            walked: Walked::default(),
         };
-        let _ = walk.entity(self, Parent::None, 0);
-        walk.sections.unwrap_or_default()
+        walk.entity(self, Parent::None, 0)?;
+        Ok(walk.walked)
     }
+}
+
+/// What one walk of a MIME tree found ([`Entity::walk`]).
+#[derive(Default)]
+pub struct Walked<'a> {
+    /// The parts the marking stage reads, in reading order.
+    pub parts: Vec<Part<'a>>,
+    /// The header section of every body part that has one, with the part's number.
+    pub sections: Vec<(u32, Entity<'a>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -480,9 +482,7 @@ enum Parent {
 
 struct Walk<'a> {
     next_id: u32,
-    parts: Vec<Part<'a>>,
-    /// When wanted: every body part's header section (see [`Entity::part_header_sections`]).
-    sections: Option<Vec<(u32, Entity<'a>)>>,
+    walked: Walked<'a>,
 }
 
 impl<'a> Walk<'a> {
@@ -499,10 +499,8 @@ impl<'a> Walk<'a> {
                 what: "more than 10,000 MIME parts",
             });
         }
-        if let Some(sections) = &mut self.sections {
-            if id > 0 && !entity.headers.is_empty() {
-                sections.push((id, entity.clone()));
-            }
+        if id > 0 && !entity.headers.is_empty() {
+            self.walked.sections.push((id, entity.clone()));
         }
         let content_type = entity.content_type();
         let multipart = content_type
@@ -539,7 +537,7 @@ impl<'a> Walk<'a> {
                 None => return Ok(()),
             }
         };
-        self.parts.push(Part {
+        self.walked.parts.push(Part {
             id,
             kind,
             body: entity.body(),

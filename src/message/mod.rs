@@ -34,6 +34,8 @@ pub struct ParsedMessage<'a> {
     pub raw: &'a [u8],
     pub root: Entity<'a>,
     pub parts: Vec<Part<'a>>,
+    /// The header section of every body part that has one, with the part's number.
+    pub sections: Vec<(u32, Entity<'a>)>,
 }
 
 /// Parse raw bytes; a message with NUL bytes or without a header section is an error.
@@ -43,9 +45,14 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMessage<'_>, MessageError> {
     }
     check_header_section(raw)?;
     let root = Entity::parse(raw).ok_or(MessageError::NoHeaders)?;
-    let parts = root.readable_parts()?;
+    let mime::Walked { parts, sections } = root.walk()?;
     check_attached(&parts, 1)?;
-    Ok(ParsedMessage { raw, root, parts })
+    Ok(ParsedMessage {
+        raw,
+        root,
+        parts,
+        sections,
+    })
 }
 
 /// Attached messages are read as deep as the marking stage reads them; one too complex to
