@@ -27,38 +27,42 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use super::tokenizer::{tokenize, word_eq, Kind, Token, Tokens};
+use super::tokenizer::{tokenize, word_eq, word_key, Kind, Token, Tokens};
 use super::MarkingScheme;
 
 mod banner;
 mod near_miss;
 mod subject;
-use near_miss::{fold, ClassWord, LetterCounts, NEAR_MISS_MIN};
+use near_miss::{among_folded, fold, ClassWord, LetterCounts, NEAR_MISS_MIN};
 
 /// A phrase from the policy (a class spelling, a descriptor, a caveat, a prefix) as a token
 /// pattern.
 #[derive(Debug, Clone)]
-struct Phrase(Vec<Kind>);
+struct Phrase {
+    kinds: Vec<Kind>,
+    /// The [`word_key`] of its first word, when it starts with one.
+    first_word: Option<u64>,
+}
 
 impl Phrase {
     fn new(text: &str) -> Phrase {
-        Phrase(
-            tokenize(text, 64)
-                .toks
-                .into_iter()
-                .map(|t| t.kind)
-                .filter(|k| *k != Kind::Dash)
-                .collect(),
-        )
+        let kinds: Vec<Kind> = tokenize(text, 64)
+            .toks
+            .into_iter()
+            .map(|t| t.kind)
+            .filter(|k| *k != Kind::Dash)
+            .collect();
+        let first_word = kinds.first().and_then(Kind::word).map(word_key);
+        Phrase { kinds, first_word }
     }
 
     /// Match at `i`; the words may be joined by one dash or colon each, or by a dot or slash
     /// with no space around it (`TOP.SECRET`, `OFFICIAL/SENSITIVE`). Returns the end.
     fn match_at(&self, t: &Tokens, mut i: usize) -> Option<usize> {
-        if self.0.is_empty() {
+        if self.kinds.is_empty() {
             return None;
         }
-        for (k, want) in self.0.iter().enumerate() {
+        for (k, want) in self.kinds.iter().enumerate() {
             let tight = |i: usize| {
                 !t.toks[i].space_before && t.toks.get(i + 1).is_some_and(|n| !n.space_before)
             };
@@ -84,7 +88,34 @@ impl Phrase {
     }
 
     fn words(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().filter_map(Kind::word)
+        self.kinds.iter().filter_map(Kind::word)
+    }
+
+    /// Whether the phrase may start at a token whose [`TokenKey`] is `key` (a phrase that
+    /// starts with a word cannot start at another word, nor at a sign).
+    fn may_start(&self, key: TokenKey) -> bool {
+        match (self.first_word, key) {
+            (Some(first), TokenKey::Word(key)) => first == key,
+            (Some(_), TokenKey::Other) => false,
+            (None, _) => true,
+        }
+    }
+}
+
+/// What a phrase is told by before it is matched at a token ([`Phrase::may_start`]): the
+/// [`word_key`] of the token's word, or no word.
+#[derive(Debug, Clone, Copy)]
+enum TokenKey {
+    Word(u64),
+    Other,
+}
+
+impl TokenKey {
+    fn at(t: &Tokens, i: usize) -> TokenKey {
+        match t.kind(i) {
+            Some(Kind::Word(w)) => TokenKey::Word(word_key(w)),
+            _ => TokenKey::Other,
+        }
     }
 }
 
@@ -204,6 +235,11 @@ struct Compiled {
     /// Every word of every class spelling ([`fold`]ed): no free word beside a near miss
     /// (`TOP` of `TOP SECRT`).
     spelling_words: Vec<String>,
+    /// The most letters a split word joined back can have and still be a word of a class
+    /// spelling or a near miss of a class word: longer joins are not tried.
+    longest_join: usize,
+    /// The number of letters and the letter counts of each word of `spelling_words`.
+    spelling_letters: Vec<(usize, LetterCounts)>,
     source: Source,
 }
 
@@ -307,6 +343,7 @@ impl Compiled {
                 p.words().map(|w| ClassWord {
                     letters: LetterCounts::of(&fold(w)),
                     folded: fold(w),
+                    folded_len: fold(w).chars().count(),
                     word: w.to_string(),
                     class: scheme.class(*class).name.clone(),
                     rank: scheme.class(*class).rank,
@@ -325,7 +362,20 @@ impl Compiled {
             .collect();
         spelling_words.sort();
         spelling_words.dedup();
+        // a near miss is at most two letters longer than its class word
+        let longest_join = spelling_words
+            .iter()
+            .map(|w| w.chars().count())
+            .chain(class_words.iter().map(|c| c.folded_len + 2))
+            .max()
+            .unwrap_or(0);
+        let spelling_letters = spelling_words
+            .iter()
+            .map(|w| (w.chars().count(), LetterCounts::of(w)))
+            .collect();
         Compiled {
+            longest_join,
+            spelling_letters,
             class_words,
             spelling_words,
             spellings,
@@ -420,7 +470,11 @@ impl<'s> Grammar<'s> {
         let mut t = tokenize(text, limit);
         let compiled = &self.compiled;
         t.join_split_words(
+            compiled.longest_join,
             |pieces| {
+                if !self.may_be_joined(pieces) {
+                    return None;
+                }
                 let letters = pieces.concat();
                 let folded = fold(&letters);
                 // a word of any class (`NOT PR OTECTIVELY MARKED` is read as it shows)
@@ -431,7 +485,7 @@ impl<'s> Grammar<'s> {
                 let near = || self.near_miss_joined(pieces);
                 (exact || near()).then_some(exact)
             },
-            |word| compiled.spelling_words.binary_search(&fold(word)).is_ok(),
+            |word| among_folded(&compiled.spelling_words, word),
         );
         t
     }
@@ -479,10 +533,12 @@ impl<'s> Grammar<'s> {
                 run.ends.push(k);
                 continue;
             }
+            let key = TokenKey::at(t, k);
             let part = self
                 .compiled
                 .parts
                 .iter()
+                .filter(|(_, p)| p.may_start(key))
                 .find_map(|(part, p)| p.match_at(t, k).filter(|&e| e <= to).map(|e| (part, e)));
             let Some((part, end)) = part else { break };
             match part {
@@ -732,14 +788,15 @@ fn separator_after(t: &Tokens, i: usize, colon: bool) -> Option<usize> {
 }
 
 fn phrase_len(p: &Phrase) -> (usize, usize) {
-    let chars =
-        p.0.iter()
-            .map(|k| match k {
-                Kind::Word(w) => w.chars().count(),
-                _ => 1,
-            })
-            .sum();
-    (p.0.len(), chars)
+    let chars = p
+        .kinds
+        .iter()
+        .map(|k| match k {
+            Kind::Word(w) => w.chars().count(),
+            _ => 1,
+        })
+        .sum();
+    (p.kinds.len(), chars)
 }
 
 /// Unfold a header value (CRLF/LF followed by white space) and trim it.

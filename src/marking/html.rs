@@ -372,29 +372,36 @@ impl HideRules {
 
     /// Whether the element `name` with these attribute bytes is hidden.
     fn hides(&self, name: &[u8], attributes: &[u8]) -> bool {
-        let tag = String::from_utf8_lossy(name).to_ascii_lowercase();
-        if self.tags.contains(&tag) || self.tags.contains("*") {
-            return true;
+        if !self.tags.is_empty() {
+            let tag = String::from_utf8_lossy(name).to_ascii_lowercase();
+            if self.tags.contains(&tag) || self.tags.contains("*") {
+                return true;
+            }
         }
         attribute_pairs(attributes).any(|(key, value)| {
-            let key = key.to_ascii_lowercase();
-            match key.as_str() {
-                "hidden" => true,
-                "style" => hides(&decode_entities(value)),
-                "class" => decode_entities(value)
-                    .split_ascii_whitespace()
-                    .any(|c| self.classes.contains(&c.to_ascii_lowercase())),
-                "id" => self
-                    .ids
-                    .contains(decode_entities(value).trim().to_ascii_lowercase().as_str()),
-                _ => false,
+            if key.eq_ignore_ascii_case(b"hidden") {
+                true
+            } else if key.eq_ignore_ascii_case(b"style") {
+                hides(&decode_entities(value))
+            } else if key.eq_ignore_ascii_case(b"class") {
+                !self.classes.is_empty()
+                    && decode_entities(value)
+                        .split_ascii_whitespace()
+                        .any(|c| self.classes.contains(&c.to_ascii_lowercase()))
+            } else if key.eq_ignore_ascii_case(b"id") {
+                !self.ids.is_empty()
+                    && self
+                        .ids
+                        .contains(decode_entities(value).trim().to_ascii_lowercase().as_str())
+            } else {
+                false
             }
         })
     }
 }
 
 /// The attributes of a tag (the bytes after its name): (name, raw value) pairs.
-fn attribute_pairs(bytes: &[u8]) -> impl Iterator<Item = (String, &[u8])> {
+fn attribute_pairs(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     let mut i = 0;
     std::iter::from_fn(move || loop {
         while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'/') {
@@ -407,7 +414,7 @@ fn attribute_pairs(bytes: &[u8]) -> impl Iterator<Item = (String, &[u8])> {
         while i < bytes.len() && !bytes[i].is_ascii_whitespace() && !b"=>/".contains(&bytes[i]) {
             i += 1;
         }
-        let name = String::from_utf8_lossy(&bytes[start..i]).into_owned();
+        let name = &bytes[start..i];
         while i < bytes.len() && bytes[i].is_ascii_whitespace() {
             i += 1;
         }

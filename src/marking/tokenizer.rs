@@ -162,20 +162,23 @@ impl Tokens {
     /// one), and how close: the closest, then the longest, is made; and never of words of
     /// their own alone (`word_of_its_own`: a word of a class spelling; `TOP SECRET` stays two
     /// words). A joined word is in capitals when a piece that is a word of its own was
-    /// (`to SECRET`): what was written deliberately stays so.
+    /// (`to SECRET`): what was written deliberately stays so. No join of more than `longest`
+    /// letters is tried (`join` says no to any).
     pub fn join_split_words<C: Ord>(
         &mut self,
+        longest: usize,
         join: impl Fn(&[&str]) -> Option<C>,
         word_of_its_own: impl Fn(&str) -> bool,
     ) {
         // a joined word may be a piece of a longer join (`OP S ECRET`: `S ECRET` is `SECRET`,
         // then `OP SECRET` a near miss); every pass that joins leaves fewer tokens
-        while self.join_pass(&join, &word_of_its_own) {}
+        while self.join_pass(longest.min(MAX_SPLIT_LETTERS), &join, &word_of_its_own) {}
     }
 
     /// One pass of [`Self::join_split_words`]: whether it joined any pieces.
     fn join_pass<C: Ord>(
         &mut self,
+        longest: usize,
         join: &impl Fn(&[&str]) -> Option<C>,
         word_of_its_own: &impl Fn(&str) -> bool,
     ) -> bool {
@@ -207,7 +210,7 @@ impl Tokens {
                 };
                 let word = toks[next].kind.word().unwrap_or_default();
                 letters += word.chars().count();
-                if letters > MAX_SPLIT_LETTERS {
+                if letters > longest {
                     break;
                 }
                 pieces.push(word);
@@ -224,19 +227,25 @@ impl Tokens {
             }
             best
         };
+        // the best join from each token, worked out once: each is also weighed against the
+        // join from the piece after it
+        let mut bests: Vec<Option<(C, usize, String)>> = (0..self.toks.len())
+            .map(|i| best_from(&self.toks, i))
+            .collect();
         let mut out: Vec<Token> = Vec::with_capacity(self.toks.len());
         let mut i = 0;
         let mut joined = false;
         while i < self.toks.len() {
-            let best = best_from(&self.toks, i).filter(|(close, _, _)| {
+            let made = bests[i].as_ref().is_some_and(|(close, _, _)| {
                 // a piece is none when the pieces after it join without it: a word of its own
                 // however they join (`OFFICIAL SENSI TIVE` is `OFFICIAL SENSITIVE`), another
                 // when they join closer (`x RE STRICTED` is `x RESTRICTED`, not the near miss
                 // `XRESTRICTED`)
                 let own = self.toks[i].kind.word().is_some_and(&word_of_its_own);
-                let later = next_piece(&self.toks, i).and_then(|n| best_from(&self.toks, n));
-                later.is_none_or(|(later, _, _)| !own && later <= *close)
+                let later = next_piece(&self.toks, i).and_then(|n| bests[n].as_ref());
+                later.is_none_or(|(later, _, _)| !own && later <= close)
             });
+            let best = if made { bests[i].take() } else { None };
             let Some((_, last, letters)) = best else {
                 out.push(self.toks[i].clone());
                 i += 1;
@@ -538,7 +547,31 @@ fn push_word_char(word: &mut String, c: char) {
 }
 
 /// A token of text matches a word the policy wrote (both normalised).
+/// A number for a word such that words [`word_eq`] holds for have the same number: a
+/// phrase whose first word's number differs from a token's cannot start at that token, which
+/// is told without comparing them letter by letter.
+pub(crate) fn word_key(word: &str) -> u64 {
+    // FNV-1a over the letters, what stands for I or L and zero written as I and O
+    word.chars()
+        .map(|c| match c {
+            I_OR_L | 'L' => 'I',
+            '0' => 'O',
+            c => c,
+        })
+        .fold(0xcbf2_9ce4_8422_2325, |hash, c| {
+            (hash ^ u64::from(u32::from(c))).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
 pub(crate) fn word_eq(text: &str, policy: &str) -> bool {
+    if text.is_ascii() && policy.is_ascii() {
+        // no letter that stands for I or L: byte for byte
+        return text.len() == policy.len()
+            && text
+                .bytes()
+                .zip(policy.bytes())
+                .all(|(x, y)| x == y || (x == b'0' && y == b'O'));
+    }
     let mut a = text.chars();
     let mut b = policy.chars();
     loop {
@@ -561,6 +594,32 @@ pub(crate) fn word_eq(text: &str, policy: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// A phrase is skipped by [`word_key`] only when [`word_eq`] would say no: words
+        /// equal to it (letters, I or L, zero) have its key.
+        #[test]
+        fn words_that_are_equal_have_the_same_key(
+            word in "[A-Z0-9IL\u{E000}]{0,12}",
+            swaps in proptest::collection::vec(0usize..4, 0..12),
+        ) {
+            // the word as the policy might spell it: what a token's letter may stand for
+            let policy: String = word
+                .chars()
+                .zip(swaps.iter().chain(std::iter::repeat(&0)))
+                .map(|(c, s)| match (c, s) {
+                    (I_OR_L, 1) => 'I',
+                    (I_OR_L, 2) => 'L',
+                    ('0', 1) => 'O',
+                    (c, _) => c,
+                })
+                .collect();
+            if word_eq(&word, &policy) {
+                proptest::prop_assert_eq!(word_key(&word), word_key(&policy));
+            }
+            proptest::prop_assert_eq!(word_eq(&word, &word), true);
+        }
+    }
 
     #[test]
     fn words_keep_their_separators() {
@@ -637,6 +696,7 @@ mod tests {
         let words = |text: &str| -> Vec<String> {
             let mut t = tokenize(text, 64);
             t.join_split_words(
+                MAX_SPLIT_LETTERS,
                 |w| {
                     ["SECRET", "OFFICIAL"]
                         .contains(&w.concat().replace(I_OR_L, "I").as_str())
@@ -657,6 +717,7 @@ mod tests {
         let closest = |text: &str| -> Vec<String> {
             let mut t = tokenize(text, 64);
             t.join_split_words(
+                MAX_SPLIT_LETTERS,
                 |w| match w.concat().as_str() {
                     "SECRET" => Some(true),
                     // not of the whole word `SECRET` and a stray letter
@@ -675,7 +736,11 @@ mod tests {
         assert_eq!(closest("OP S ECRET"), ["OPSECRET"]);
         // the decoration at the end is found again
         let mut t = tokenize("SEC RET ***", 64);
-        t.join_split_words(|w| (w.concat() == "SECRET").then_some(()), |_| false);
+        t.join_split_words(
+            MAX_SPLIT_LETTERS,
+            |w| (w.concat() == "SECRET").then_some(()),
+            |_| false,
+        );
         assert!(t.only_decoration_from(1));
     }
 

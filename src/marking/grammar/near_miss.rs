@@ -3,7 +3,7 @@
 //! word makes a marking unreadable; also class words holding a byte that is not text.
 
 use super::super::tokenizer::{word_eq, Tokens, I_OR_L};
-use super::{is_joiner, segment_end, weak_separator_at, Brackets, Grammar};
+use super::{is_joiner, segment_end, weak_separator_at, Brackets, Grammar, TokenKey};
 
 impl Grammar<'_> {
     /// Why the text cannot be read when a word outside the markings read (`read`) held an
@@ -95,33 +95,69 @@ impl Grammar<'_> {
 
     /// Every class word `word` is a near miss of ([`Self::near_miss`]; a class word itself
     /// too, by no edit), and by how many edits once [`fold`]ed.
-    fn near_misses_of<'a>(&'a self, word: &str) -> impl Iterator<Item = (&'a ClassWord, usize)> {
+    fn near_misses_of<'a, 'w>(
+        &'a self,
+        word: &'w str,
+    ) -> impl Iterator<Item = (&'a ClassWord, usize)> + use<'a, 'w> {
         let folded = fold(word);
         let len = folded.chars().count();
-        let letters = LetterCounts::of(&folded);
-        let word = word.to_string();
+        // most words are no near miss by their length alone: their letters are not counted
+        let letters = std::cell::OnceCell::new();
         self.compiled
             .class_words
             .iter()
             .filter_map(move |class_word| {
                 if len < NEAR_MISS_MIN - 1 {
                     // a short class word with a digit posing in it (`7OP` of `7OP SECRET`)
-                    let posing = class_word.folded == folded && !word_eq(&word, &class_word.word);
+                    let posing = class_word.folded == folded && !word_eq(word, &class_word.word);
                     return posing.then_some((class_word, 0));
                 }
-                let class_len = class_word.folded.chars().count();
+                let class_len = class_word.folded_len;
                 if class_len < NEAR_MISS_MIN {
                     return None;
                 }
                 let allowed = if class_len <= 7 { 1 } else { 2 };
                 if len.abs_diff(class_len) > allowed
-                    || letters.apart(&class_word.letters) > 2 * allowed
+                    || letters
+                        .get_or_init(|| LetterCounts::of(&folded))
+                        .apart(&class_word.letters)
+                        > 2 * allowed
                 {
                     return None;
                 }
                 let by = strsim::osa_distance(&folded, &class_word.folded);
                 (by <= allowed).then_some((class_word, by))
             })
+    }
+
+    /// Whether `pieces` joined might be a word of a class spelling or a near miss of a class
+    /// word: told by their letters' number and counts alone, without building the word, so
+    /// that the many joins of prose words that are neither cost little. A join this says no
+    /// to is neither ([`Self::near_misses_of`] applies the same two tests first).
+    pub(super) fn may_be_joined(&self, pieces: &[&str]) -> bool {
+        let mut letters = LetterCounts([0; 27]);
+        letters.add(pieces.iter().flat_map(|p| p.chars()).map(fold_char));
+        let len: usize = letters.0.iter().map(|&n| usize::from(n)).sum();
+        let spelling = || {
+            self.compiled
+                .spelling_letters
+                .iter()
+                .any(|(word_len, counts)| *word_len == len && *counts == letters)
+        };
+        let near = || {
+            self.compiled.class_words.iter().any(|class_word| {
+                let class_len = class_word.folded_len;
+                if len < NEAR_MISS_MIN - 1 {
+                    // only a short class word with a digit posing in it: the same letters
+                    return class_len == len && class_word.letters == letters;
+                }
+                let allowed = if class_len <= 7 { 1 } else { 2 };
+                class_len >= NEAR_MISS_MIN
+                    && len.abs_diff(class_len) <= allowed
+                    && letters.apart(&class_word.letters) <= 2 * allowed
+            })
+        };
+        spelling() || near()
     }
 
     /// Pieces of a split word (`[SEC RT]`, `estricte d`) are read joined, as one near miss
@@ -133,6 +169,12 @@ impl Grammar<'_> {
     /// doubled), or the word itself with a letter doubled and split off (`s secret`, `secret
     /// t`, which read as prose).
     pub(super) fn near_miss_joined(&self, pieces: &[&str]) -> bool {
+        let letters = pieces.concat();
+        // most joins are near no class word: the pieces alone are not measured then
+        let mut joins = self.near_misses_of(&letters).peekable();
+        if joins.peek().is_none() {
+            return false;
+        }
         // per piece: the rank of the class word it is nearest, and by how many edits
         let alone: Vec<Option<(u32, usize)>> = pieces
             .iter()
@@ -142,8 +184,7 @@ impl Grammar<'_> {
                     .min_by_key(|&(_, by)| by)
             })
             .collect();
-        let letters = pieces.concat();
-        self.near_misses_of(&letters).any(|(class_word, joined)| {
+        joins.any(|(class_word, joined)| {
             let damaged = |rank: u32| {
                 joined == 1
                     && (class_word.rank > rank
@@ -165,10 +206,12 @@ impl Grammar<'_> {
                 k += 1;
                 continue;
             }
+            let key = TokenKey::at(t, k);
             if let Some(end) = self
                 .compiled
                 .parts
                 .iter()
+                .filter(|(_, p)| p.may_start(key))
                 .find_map(|(_, p)| p.match_at(t, k).filter(|&e| e <= to))
             {
                 k = end;
@@ -199,12 +242,8 @@ impl Grammar<'_> {
                 // a word that is no near miss (a word of a class spelling, `TOP` of `TOP
                 // SECRT`, is no free word); a sign (`$` of `$ECRET`) is no word
                 None => {
-                    let free = word.is_some_and(|w| {
-                        self.compiled
-                            .spelling_words
-                            .binary_search(&fold(w))
-                            .is_err()
-                    });
+                    let free =
+                        word.is_some_and(|w| !among_folded(&self.compiled.spelling_words, w));
                     if free {
                         found.other = true;
                         found.other_at.get_or_insert(k);
@@ -298,20 +337,30 @@ pub(super) const NEAR_MISS_MIN: usize = 5;
 /// `I`, `L` and what imitates them are one letter; `0` is O, `3` E, `4` A, `5` S, `7` T,
 /// `8` B, `6` and `9` G, `2` Z.
 pub(super) fn fold(word: &str) -> String {
-    word.chars()
-        .map(|c| match c {
-            I_OR_L | 'I' | 'L' | '1' => 'I',
-            '0' => 'O',
-            '3' => 'E',
-            '4' => 'A',
-            '5' => 'S',
-            '7' => 'T',
-            '8' => 'B',
-            '6' | '9' => 'G',
-            '2' => 'Z',
-            c => c,
-        })
-        .collect()
+    word.chars().map(fold_char).collect()
+}
+
+/// Whether `word` [`fold`]ed is among `folded_words` (sorted), told without building it.
+pub(super) fn among_folded(folded_words: &[String], word: &str) -> bool {
+    folded_words
+        .binary_search_by(|folded| folded.chars().cmp(word.chars().map(fold_char)))
+        .is_ok()
+}
+
+/// One letter as [`fold`] maps it.
+fn fold_char(c: char) -> char {
+    match c {
+        I_OR_L | 'I' | 'L' | '1' => 'I',
+        '0' => 'O',
+        '3' => 'E',
+        '4' => 'A',
+        '5' => 'S',
+        '7' => 'T',
+        '8' => 'B',
+        '6' | '9' => 'G',
+        '2' => 'Z',
+        c => c,
+    }
 }
 
 /// Near misses of class words among the words of some text ([`Grammar::near_misses`]):
@@ -340,15 +389,19 @@ pub(super) struct LetterCounts([u8; 27]);
 
 impl LetterCounts {
     pub(super) fn of(word: &str) -> LetterCounts {
-        let mut counts = [0u8; 27];
-        for c in word.chars() {
+        let mut counts = LetterCounts([0u8; 27]);
+        counts.add(word.chars());
+        counts
+    }
+
+    fn add(&mut self, letters: impl Iterator<Item = char>) {
+        for c in letters {
             let slot = match c {
                 'A'..='Z' => c as usize - 'A' as usize,
                 _ => 26,
             };
-            counts[slot] = counts[slot].saturating_add(1);
+            self.0[slot] = self.0[slot].saturating_add(1);
         }
-        LetterCounts(counts)
     }
 
     /// The letters one word holds and the other does not, counted both ways.
@@ -366,6 +419,8 @@ impl LetterCounts {
 pub(super) struct ClassWord {
     /// [`fold`]ed, as measured.
     pub(super) folded: String,
+    /// How many letters `folded` has.
+    pub(super) folded_len: usize,
     /// The letters of `folded`.
     pub(super) letters: LetterCounts,
     /// As the policy spells it.
