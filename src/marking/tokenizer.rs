@@ -197,10 +197,16 @@ impl Tokens {
         // the best join of pieces from `i`: how close, where it ends and its letters; one
         // piece at least is no word of its own (`TOP SECRET` stays two words, `PROTECT IVELY`
         // is joined)
+        // which tokens are words of their own, each told once
+        let own_word: Vec<bool> = self
+            .toks
+            .iter()
+            .map(|t| t.kind.word().is_some_and(word_of_its_own))
+            .collect();
         let best_from = |toks: &[Token], i: usize| -> Option<(C, usize, String)> {
             let first = toks[i].kind.word().filter(|_| piece(&toks[i]))?;
             let mut pieces = vec![first];
-            let mut own = word_of_its_own(first);
+            let mut own = own_word[i];
             let mut letters = first.chars().count();
             let mut at = i;
             let mut best: Option<(C, usize, String)> = None;
@@ -214,7 +220,7 @@ impl Tokens {
                     break;
                 }
                 pieces.push(word);
-                own &= word_of_its_own(word);
+                own &= own_word[next];
                 at = next;
                 if own {
                     continue;
@@ -241,7 +247,7 @@ impl Tokens {
                 // however they join (`OFFICIAL SENSI TIVE` is `OFFICIAL SENSITIVE`), another
                 // when they join closer (`x RE STRICTED` is `x RESTRICTED`, not the near miss
                 // `XRESTRICTED`)
-                let own = self.toks[i].kind.word().is_some_and(&word_of_its_own);
+                let own = own_word[i];
                 let later = next_piece(&self.toks, i).and_then(|n| bests[n].as_ref());
                 later.is_none_or(|(later, _, _)| !own && later <= close)
             });
