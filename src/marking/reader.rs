@@ -10,7 +10,9 @@ use super::grammar::{unfold, Grammar, Match};
 use super::tokenizer::{tokenize, Tokens, UNDECODABLE};
 use super::MarkingScheme;
 use super::{banner, headers, html, msip, Marking, MarkingSource, UnreadableMarking};
-use crate::message::document::{self, ArchivedContent, DocumentError, DocumentText};
+use crate::message::document::{
+    self, ArchivedContent, DocumentError, DocumentText, ExpansionBudget,
+};
 use crate::message::mime::{decode_unstructured, Entity, Part, PartKind, MAX_ATTACHED_DEPTH};
 
 /// Token limits: a subject is read whole (bracketed markings may stand anywhere in it);
@@ -38,6 +40,8 @@ pub struct MarkingReader<'s> {
     grammar: Grammar<'s>,
     found: Vec<Finding>,
     unreadable: Vec<UnreadableMarking>,
+    /// What the documents of this message (or request) may still expand to, together.
+    documents: ExpansionBudget,
 }
 
 /// Which reader a header goes to.
@@ -55,6 +59,7 @@ impl<'s> MarkingReader<'s> {
             grammar: Grammar::new(scheme),
             found: Vec::new(),
             unreadable: Vec::new(),
+            documents: ExpansionBudget::per_message(),
         }
     }
 
@@ -522,9 +527,10 @@ impl<'s> MarkingReader<'s> {
     /// `<location>:label`, `<location>:property:<name>` and `<location>:<part name>`. One
     /// `declared` an Office document by its type or name, or a PDF, that cannot be read whole
     /// is unreadable; a zip archive found by its bytes that is no Office document is left as
-    /// any attachment is.
+    /// any attachment is. Every document of the message spends from one budget of decompressed
+    /// bytes: once the documents before it have spent it, a document cannot be read.
     pub fn document(&mut self, location: &str, bytes: &[u8], declared: bool) {
-        let doc = match document::read_document(bytes) {
+        let doc = match document::read_document(bytes, &mut self.documents) {
             Ok(doc) => doc,
             Err(DocumentError::NotOoxml | DocumentError::NotPdf) if !declared => return,
             Err(e) => {
