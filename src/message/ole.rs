@@ -528,6 +528,37 @@ mod tests {
         assert!(ole_text(&cut).is_err());
     }
 
+    /// The `office_document` fuzz target's compound file seed: a legacy Word document whose
+    /// summary carries a title and whose user-defined properties carry a label. Written again
+    /// with `WRITE_FUZZ_SEEDS=1`; checked to read as it should either way.
+    #[test]
+    fn the_compound_file_fuzz_seed_reads_its_title_and_label() {
+        let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/office_document/legacy-word-summary.doc");
+        if std::env::var_os("WRITE_FUZZ_SEEDS").is_some() {
+            let summary = stream(&[(
+                SUMMARY,
+                &[(2, "OFFICIAL-SENSITIVE Case review"), (3, "Referrals")],
+                &[],
+            )]);
+            let doc_summary = stream(&[(
+                USER_DEFINED,
+                &[(2, "true"), (3, "SECRET")],
+                &[(2, "MSIP_Label_abc_Enabled"), (3, "MSIP_Label_abc_Name")],
+            )]);
+            std::fs::write(&seed, compound(&summary, &doc_summary)).unwrap();
+        }
+        let doc = ole_text(&std::fs::read(&seed).unwrap()).unwrap();
+        assert_eq!(
+            doc.labels,
+            vec!["MSIP_Label_abc_Enabled=true; MSIP_Label_abc_Name=SECRET; ".to_string()]
+        );
+        assert!(doc.properties.contains(&(
+            "title".to_string(),
+            "OFFICIAL-SENSITIVE Case review".to_string()
+        )));
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
         /// Whatever a property stream holds, it is read within its bounds, never a panic.
