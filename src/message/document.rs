@@ -98,14 +98,15 @@ impl ExpansionBudget {
     /// Count `bytes` read; more than is left spends it all and is an error.
     pub(super) fn spend(&mut self, bytes: u64) -> Result<(), DocumentError> {
         if bytes > self.left {
-            self.left = 0;
-            return Err(self.too_large());
+            return Err(self.exceeded());
         }
         self.left -= bytes;
         Ok(())
     }
 
-    pub(super) fn too_large(&self) -> DocumentError {
+    /// A document that does not fit: nothing more of the message is read.
+    pub(super) fn exceeded(&mut self) -> DocumentError {
+        self.left = 0;
         DocumentError::TooLarge { limit: self.limit }
     }
 
@@ -231,7 +232,7 @@ fn read_zip(bytes: &[u8], budget: &mut ExpansionBudget) -> Result<DocumentText, 
             continue;
         }
         if entry.size() > budget.left() {
-            return Err(budget.too_large());
+            return Err(budget.exceeded());
         }
         let mut data = Vec::new();
         let read = budget.limit(&mut entry).read_to_end(&mut data);
@@ -477,7 +478,7 @@ pub fn read_ooxml(
             .by_index(index)
             .map_err(|e| part_err(e.to_string()))?;
         if entry.size() > budget.left() {
-            return Err(budget.too_large());
+            return Err(budget.exceeded());
         }
         let mut counting = Counting::new(BufReader::with_capacity(
             PART_BUFFER,
@@ -533,32 +534,7 @@ fn read_part<R: BufRead>(
     doc: &mut DocumentText,
     lines: &mut usize,
 ) -> Result<(), String> {
-    let mut text = XmlText::new(role);
-    {
-        let mut reader = Reader::from_reader(input);
-        let mut buf = Vec::new();
-        // whether the reader stands between elements where a worksheet's cell may start
-        let mut between_cells = false;
-        loop {
-            if between_cells {
-                pass_numeric_cells(&mut reader.stream()).map_err(|e| e.to_string())?;
-            }
-            let event = reader
-                .read_event_into(&mut buf)
-                .map_err(|e| e.to_string())?;
-            between_cells = role == PartRole::Worksheet
-                && matches!(event, Event::Start(_) | Event::End(_) | Event::Empty(_));
-            if !text.feed(&event) {
-                break;
-            }
-            between_cells = between_cells && text.cells_pass_unread();
-            buf.clear();
-        }
-        if !text.open.is_empty() {
-            // a part cut short is damaged: what followed is not known
-            return Err(format!("it ends inside {} open elements", text.open.len()));
-        }
-    }
+    let text = xml_text(input, role, CellReading::PassNumeric)?;
     let mut keep = |list: &mut Vec<(String, String)>, name: &str, value: String| {
         if *lines < MAX_LINES {
             *lines += 1;
@@ -595,6 +571,45 @@ fn read_part<R: BufRead>(
         }
     }
     Ok(())
+}
+
+/// How a worksheet's cells are read: those that can hold no text passed over (see
+/// [`pass_numeric_cells`]), or each as XML events (what the first must always agree with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CellReading {
+    PassNumeric,
+    #[cfg(test)]
+    EveryEvent,
+}
+
+/// A part's text by its role. A part that is not well-formed, or cut short, is an error.
+fn xml_text<R: BufRead>(input: R, role: PartRole, cells: CellReading) -> Result<XmlText, String> {
+    let mut text = XmlText::new(role);
+    let mut reader = Reader::from_reader(input);
+    let mut buf = Vec::new();
+    // whether the reader stands between elements where a worksheet's cell may start
+    let mut between_cells = false;
+    loop {
+        if between_cells {
+            pass_numeric_cells(&mut reader.stream()).map_err(|e| e.to_string())?;
+        }
+        let event = reader
+            .read_event_into(&mut buf)
+            .map_err(|e| e.to_string())?;
+        between_cells = cells == CellReading::PassNumeric
+            && role == PartRole::Worksheet
+            && matches!(event, Event::Start(_) | Event::End(_) | Event::Empty(_));
+        if !text.feed(&event) {
+            break;
+        }
+        between_cells = between_cells && text.cells_pass_unread();
+        buf.clear();
+    }
+    if !text.open.is_empty() {
+        // a part cut short is damaged: what followed is not known
+        return Err(format!("it ends inside {} open elements", text.open.len()));
+    }
+    Ok(text)
 }
 
 /// Pass over the worksheet cells at the start of `input` that can hold no text: a cell with
@@ -1251,6 +1266,187 @@ mod tests {
         assert!(declared_ooxml(None, Some("budget.xlsm. ")));
         assert!(!declared_ooxml(Some("application/pdf"), Some("a.pdf")));
         assert!(!declared_ooxml(Some("application/zip"), Some("a.zip")));
+    }
+
+    /// A Word document whose body is `size` bytes of XML (one comment: cheap to read).
+    fn word_of_size(size: usize) -> Vec<u8> {
+        let xml = format!("<w:document><!--{}--></w:document>", "a".repeat(size));
+        archive(&[TYPES, ("word/document.xml", &xml)])
+    }
+
+    #[test]
+    fn the_documents_of_one_message_spend_one_budget() {
+        let doc = word_of_size(100_000);
+        let mut budget = ExpansionBudget::new(150_000);
+        assert!(read_document(&doc, &mut budget).is_ok());
+        let left = budget.left();
+        assert!(left < 50_000, "{left}");
+        // the second would fit alone: together with the first it does not
+        let second = read_document(&doc, &mut budget).unwrap_err();
+        assert!(
+            matches!(second, DocumentError::TogetherTooLarge { limit: 150_000 }),
+            "{second}"
+        );
+        assert!(second.to_string().contains("send them in separate messages"));
+        assert_eq!(budget.left(), 0);
+        // spent: even a small document cannot be read any more
+        let small = archive(&[TYPES, ("word/document.xml", "<w:document/>")]);
+        assert!(matches!(
+            read_document(&small, &mut budget),
+            Err(DocumentError::TogetherTooLarge { .. })
+        ));
+        // alone over the budget: too large, whatever the message
+        assert!(matches!(
+            read_document(&doc, &mut ExpansionBudget::new(50_000)),
+            Err(DocumentError::TooLarge { limit: 50_000 })
+        ));
+    }
+
+    #[test]
+    fn the_files_of_an_archive_and_the_documents_in_it_spend_the_message_s_budget() {
+        let text = "x".repeat(40_000);
+        let files = archive(&[("a.txt", &text), ("b.txt", &text), ("c.txt", &text)]);
+        assert!(read_document(&files, &mut ExpansionBudget::new(130_000)).is_ok());
+        assert!(matches!(
+            read_document(&files, &mut ExpansionBudget::new(110_000)),
+            Err(DocumentError::TooLarge { .. })
+        ));
+        // Office documents inside an archive: the second finds the budget spent by the first
+        let mut out = Cursor::new(Vec::new());
+        {
+            let mut zip = zip::ZipWriter::new(&mut out);
+            let options = zip::write::SimpleFileOptions::default();
+            for name in ["one.docx", "two.docx"] {
+                zip.start_file(name, options).unwrap();
+                zip.write_all(&word_of_size(60_000)).unwrap();
+            }
+            zip.finish().unwrap();
+        }
+        let doc = read_document(&out.into_inner(), &mut ExpansionBudget::new(100_000)).unwrap();
+        let contents: Vec<&ArchivedContent> = doc.files.iter().map(|f| &f.content).collect();
+        assert!(matches!(contents[0], ArchivedContent::Document(_)));
+        assert!(
+            matches!(contents[1], ArchivedContent::Unreadable(why) if why.contains("together")),
+            "{contents:?}"
+        );
+    }
+
+    /// A worksheet of `cells` in one row, with a page header.
+    fn sheet(cells: &str) -> String {
+        format!(
+            r#"<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1">{cells}</row></sheetData><headerFooter><oddHeader>&amp;COFFICIAL</oddHeader></headerFooter></worksheet>"#
+        )
+    }
+
+    #[test]
+    fn a_worksheet_s_text_cells_are_read_and_its_numbers_passed_over() {
+        let cells = concat!(
+            r#"<c r="A1" s="1"><v>42</v></c><c r="B1"><f>SUM(A1:A9)</f><v>-1.5E-3</v></c><c r="C1"/>"#,
+            r#"<c r="D1" t="inlineStr"><is><t>TOP SECRET</t></is></c>"#,
+            r#"<c r="E1" t="inlineStr"><is><r><t>OFFICIAL-</t></r><r><rPr><b/></rPr><t>SENSITIVE</t></r></is></c>"#,
+            r#"<c r="F1" t="str"><f>"SEC"&amp;"RET"</f><v>SECRET</v></c>"#,
+            r#"<c r="G1" t="s"><v>3</v></c><c r="H1" t="e"><v>#N/A</v></c>"#,
+        );
+        let doc = archive(&[TYPES, ("xl/worksheets/sheet1.xml", &sheet(cells))]);
+        let text = ooxml(&doc).unwrap();
+        assert_eq!(
+            text.banners,
+            vec![("xl/worksheets/sheet1.xml".into(), "OFFICIAL".into())]
+        );
+        assert_eq!(
+            text.bodies,
+            vec![(
+                "xl/worksheets/sheet1.xml".into(),
+                "TOP SECRET\nOFFICIAL-SENSITIVE\nSECRET\n#N/A".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn numbers_are_told_from_text() {
+        for number in ["0", "42", "-7", "1.5", ".5", "5.", "1E10", "-1.5e-3", "2E+8"] {
+            assert!(is_number(number.as_bytes()), "{number}");
+        }
+        for text in ["", "-", ".", "E", "e5", "1e", "1e+", "--1", "1.2.3", " 1", "1 ", "SECRET"] {
+            assert!(!is_number(text.as_bytes()), "{text}");
+        }
+    }
+
+    /// One cell of a generated worksheet: numbers Excel writes, every way text is held, and
+    /// shapes the fast path must leave to the XML reader (or that are no XML at all).
+    fn cell() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let number = "-?[0-9]{0,4}\\.?[0-9]{0,3}([eE][-+]?[0-9]{0,2})?";
+        let text = "[A-Za-z0-9 &;#<>\"'-]{0,12}";
+        prop_oneof![
+            number.prop_map(|n| format!(r#"<c r="A1" s="2"><v>{n}</v></c>"#)),
+            number.prop_map(|n| format!("<c><f>SUM(A1:B2)</f><v>{n}</v></c>")),
+            number.prop_map(|n| format!(r#"<c><f t="shared" si="0"/><v>{n}</v></c>"#)),
+            Just("<c/>".to_string()),
+            Just(r#"<c r="B2" s="1"/>"#.to_string()),
+            Just("<c></c>".to_string()),
+            text.prop_map(|t| format!(r#"<c t="inlineStr"><is><t>{}</t></is></c>"#, escape(&t))),
+            text.prop_map(|t| format!(r#"<c t="str"><f>"{0}"</f><v>{0}</v></c>"#, escape(&t))),
+            text.prop_map(|t| format!(r#"<c t="inlineStr"><is><r><t>{}</t></r><r><t>X</t></r></is></c>"#, escape(&t))),
+            // text where a number might stand, or as written raw (perhaps no XML)
+            text.prop_map(|t| format!("<c><v>{}</v></c>", escape(&t))),
+            text.prop_map(|t| format!("<c><v>{t}</v></c>")),
+            text.prop_map(|t| format!("<c r=\"{t}\"><v>1</v></c>")),
+            text.prop_map(|t| format!("<c><f>{t}</f><v>1</v></c>")),
+            Just("<c><v>&#49;</v></c>".to_string()),
+            Just("<c><v>1</v><is><t>SECRET</t></is></c>".to_string()),
+            Just("<C><v>1</v></C>".to_string()),
+            Just("<x:c><x:v>SECRET</x:v></x:c>".to_string()),
+            Just("<c r='A>1'><v>1</v></c>".to_string()),
+            Just("<c/ ><v>1</v></c>".to_string()),
+            Just("<c\t><v>2</v></c>".to_string()),
+            Just("<c><v>1</v></c >".to_string()),
+            Just("<c><v>1</v></d>".to_string()),
+            Just("<c><!--<v>x</v>--><v>1</v></c>".to_string()),
+            Just("<c><v><![CDATA[SECRET]]></v></c>".to_string()),
+            Just(" ".to_string()),
+            Just("<c r=\"\u{e9}\"><v>1</v></c>".to_string()),
+            // \u{1} stands for a byte that is no UTF-8 (0xFF)
+            Just("<c r=\"\u{1}\"><v>1</v></c>".to_string()),
+            Just("<c><f>\u{1}</f><v>1</v></c>".to_string()),
+            Just("</row><row>".to_string()),
+        ]
+    }
+
+    fn escape(text: &str) -> String {
+        text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Passing numeric cells over reads exactly what reading every cell's XML events reads
+        /// (the same text, the same errors), wherever the reader's buffer cuts the cells.
+        #[test]
+        fn passing_numeric_cells_over_reads_what_every_event_reads(
+            cells in proptest::collection::vec(cell(), 0..40),
+            capacity in 1usize..200,
+        ) {
+            let xml: Vec<u8> = sheet(&cells.concat())
+                .bytes()
+                .map(|b| if b == 1 { 0xFF } else { b })
+                .collect();
+            let fast = xml_text(
+                BufReader::with_capacity(capacity, &xml[..]),
+                PartRole::Worksheet,
+                CellReading::PassNumeric,
+            );
+            let every = xml_text(&xml[..], PartRole::Worksheet, CellReading::EveryEvent);
+            match (fast, every) {
+                (Ok(fast), Ok(every)) => proptest::prop_assert_eq!(fast.lines(), every.lines()),
+                (Err(_), Err(_)) => {}
+                (fast, every) => proptest::prop_assert!(
+                    false,
+                    "{:?} against {:?}",
+                    fast.map(XmlText::lines),
+                    every.map(XmlText::lines)
+                ),
+            }
+        }
     }
 
     proptest::proptest! {
