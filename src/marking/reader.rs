@@ -850,4 +850,90 @@ mod tests {
         }
 
     }
+
+    /// An Excel workbook of `parts` (names and XML).
+    fn workbook(parts: &[(&str, String)]) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default();
+        for (name, xml) in parts {
+            zip.start_file(*name, options).unwrap();
+            zip.write_all(xml.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+        out.into_inner()
+    }
+
+    /// The places a worksheet cell holds text: an inline string, a rich inline string, a
+    /// formula's text result, a shared string.
+    #[derive(Debug, Clone, Copy)]
+    enum TextCell {
+        Inline,
+        RichInline,
+        FormulaText,
+        Shared,
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// A marking in a worksheet's first or last text cell is read whichever way the cell
+        /// holds it, however many numeric cells (passed over unread) and other text cells
+        /// stand around it.
+        #[test]
+        fn a_marking_in_any_text_cell_of_a_worksheet_is_read(
+            marking in prop::sample::select(vec!["SECRET", "TOP SECRET", "OFFICIAL-SENSITIVE"]),
+            kind in prop::sample::select(vec![
+                TextCell::Inline, TextCell::RichInline, TextCell::FormulaText, TextCell::Shared,
+            ]),
+            numbers_before in 0usize..400,
+            numbers_after in 0usize..400,
+            others in 0usize..20,
+            last in any::<bool>(),
+        ) {
+            let number = |i: usize| format!(r#"<c r="A{i}" s="1"><v>{}</v></c>"#, i * 7);
+            let marked = match kind {
+                TextCell::Inline => {
+                    format!(r#"<c r="B1" t="inlineStr"><is><t>{marking}</t></is></c>"#)
+                }
+                TextCell::RichInline => {
+                    let (a, b) = marking.split_at(marking.len() / 2);
+                    format!(r#"<c r="B1" t="inlineStr"><is><r><t>{a}</t></r><r><rPr><b/></rPr><t>{b}</t></r></is></c>"#)
+                }
+                TextCell::FormulaText => {
+                    format!(r#"<c r="B1" t="str"><f>UPPER(Z1)</f><v>{marking}</v></c>"#)
+                }
+                TextCell::Shared => r#"<c r="B1" t="s"><v>0</v></c>"#.to_string(),
+            };
+            let other = r#"<c r="C1" t="inlineStr"><is><t>Notes</t></is></c>"#;
+            let mut cells: Vec<String> = (0..numbers_before).map(number).collect();
+            if last {
+                cells.extend((0..others).map(|_| other.to_string()));
+            }
+            cells.push(marked);
+            if !last {
+                cells.extend((0..others).map(|_| other.to_string()));
+            }
+            cells.extend((0..numbers_after).map(number));
+            let rows: String = cells
+                .chunks(50)
+                .enumerate()
+                .map(|(r, row)| format!(r#"<row r="{}">{}</row>"#, r + 1, row.concat()))
+                .collect();
+            let sheet = format!(
+                r#"<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{rows}</sheetData></worksheet>"#
+            );
+            let shared = format!(r#"<sst count="1"><si><t>{marking}</t></si></sst>"#);
+            let doc = workbook(&[
+                ("[Content_Types].xml", "<Types/>".to_string()),
+                ("xl/worksheets/sheet1.xml", sheet),
+                ("xl/sharedStrings.xml", if matches!(kind, TextCell::Shared) { shared } else { "<sst/>".to_string() }),
+            ]);
+            let mut reader = MarkingReader::new(scheme());
+            reader.document("part1", &doc, true);
+            let read = reader.finish();
+            prop_assert_eq!(read.class.as_str(), marking, "{:?}", read);
+        }
+    }
 }
