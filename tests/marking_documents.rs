@@ -772,8 +772,11 @@ fn many_documents_in_one_zip_archive_are_unreadable_together() {
     let mut out = std::io::Cursor::new(Vec::new());
     let mut zip = zip::ZipWriter::new(&mut out);
     for i in 1..=TOGETHER {
-        zip.start_file(format!("reports/part{i}.docx"), zip::write::SimpleFileOptions::default())
-            .unwrap();
+        zip.start_file(
+            format!("reports/part{i}.docx"),
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
         zip.write_all(&doc).unwrap();
     }
     zip.finish().unwrap();
@@ -812,13 +815,26 @@ fn the_gateway_refuses_a_mail_whose_documents_together_expand_beyond_the_budget(
         "Subject: reports",
     ];
     for _ in 0..TOGETHER {
-        args.extend(["--attach-type", DOCX, "--attach-name", "part.docx", "--attach", &attach]);
+        args.extend([
+            "--attach-type",
+            DOCX,
+            "--attach-name",
+            "part.docx",
+            "--attach",
+            &attach,
+        ]);
     }
     let out = swaks(&args);
     assert!(out.contains("<** 550 5.7.1"), "{out}");
     assert!(out.contains("[rule marking-unreadable]"), "{out}");
-    assert!(out.contains("together expand to more than 256 MiB"), "{out}");
-    assert!(setup.outbox().is_empty(), "an unread document was forwarded");
+    assert!(
+        out.contains("together expand to more than 256 MiB"),
+        "{out}"
+    );
+    assert!(
+        setup.outbox().is_empty(),
+        "an unread document was forwarded"
+    );
 }
 
 #[test]
@@ -855,6 +871,9 @@ fn an_http_form_whose_files_together_expand_beyond_the_budget_is_refused() {
     assert_eq!(upstream.hits(), 1);
     let (status, reply) = send(TOGETHER);
     assert_eq!(status, 403, "{reply}");
-    assert!(reply.contains("together expand to more than 256 MiB"), "{reply}");
+    assert!(
+        reply.contains("together expand to more than 256 MiB"),
+        "{reply}"
+    );
     assert_eq!(upstream.hits(), 1);
 }

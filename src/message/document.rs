@@ -480,10 +480,8 @@ pub fn read_ooxml(
         if entry.size() > budget.left() {
             return Err(budget.exceeded());
         }
-        let mut counting = Counting::new(BufReader::with_capacity(
-            PART_BUFFER,
-            budget.limit(entry),
-        ));
+        let mut counting =
+            Counting::new(BufReader::with_capacity(PART_BUFFER, budget.limit(entry)));
         let read = read_part(&mut counting, role, name, &mut doc, &mut lines);
         // a part cut at the budget is too large, not damaged
         budget.spend(counting.count)?;
@@ -1207,15 +1205,9 @@ mod tests {
         cut.truncate(cut.len() / 2);
         assert!(matches!(ooxml(&cut), Err(DocumentError::Archive(_))));
         let bad_xml = archive(&[TYPES, ("word/document.xml", "<w:document><w:p>x</w:q>")]);
-        assert!(matches!(
-            ooxml(&bad_xml),
-            Err(DocumentError::Part { .. })
-        ));
+        assert!(matches!(ooxml(&bad_xml), Err(DocumentError::Part { .. })));
         let broken = archive(&[TYPES, ("word/document.xml", "<w:document><w:p x=>")]);
-        assert!(matches!(
-            ooxml(&broken),
-            Err(DocumentError::Part { .. })
-        ));
+        assert!(matches!(ooxml(&broken), Err(DocumentError::Part { .. })));
     }
 
     #[test]
@@ -1287,7 +1279,9 @@ mod tests {
             matches!(second, DocumentError::TogetherTooLarge { limit: 150_000 }),
             "{second}"
         );
-        assert!(second.to_string().contains("send them in separate messages"));
+        assert!(second
+            .to_string()
+            .contains("send them in separate messages"));
         assert_eq!(budget.left(), 0);
         // spent: even a small document cannot be read any more
         let small = archive(&[TYPES, ("word/document.xml", "<w:document/>")]);
@@ -1364,10 +1358,14 @@ mod tests {
 
     #[test]
     fn numbers_are_told_from_text() {
-        for number in ["0", "42", "-7", "1.5", ".5", "5.", "1E10", "-1.5e-3", "2E+8"] {
+        for number in [
+            "0", "42", "-7", "1.5", ".5", "5.", "1E10", "-1.5e-3", "2E+8",
+        ] {
             assert!(is_number(number.as_bytes()), "{number}");
         }
-        for text in ["", "-", ".", "E", "e5", "1e", "1e+", "--1", "1.2.3", " 1", "1 ", "SECRET"] {
+        for text in [
+            "", "-", ".", "E", "e5", "1e", "1e+", "--1", "1.2.3", " 1", "1 ", "SECRET",
+        ] {
             assert!(!is_number(text.as_bytes()), "{text}");
         }
     }
@@ -1387,7 +1385,10 @@ mod tests {
             Just("<c></c>".to_string()),
             text.prop_map(|t| format!(r#"<c t="inlineStr"><is><t>{}</t></is></c>"#, escape(&t))),
             text.prop_map(|t| format!(r#"<c t="str"><f>"{0}"</f><v>{0}</v></c>"#, escape(&t))),
-            text.prop_map(|t| format!(r#"<c t="inlineStr"><is><r><t>{}</t></r><r><t>X</t></r></is></c>"#, escape(&t))),
+            text.prop_map(|t| format!(
+                r#"<c t="inlineStr"><is><r><t>{}</t></r><r><t>X</t></r></is></c>"#,
+                escape(&t)
+            )),
             // text where a number might stand, or as written raw (perhaps no XML)
             text.prop_map(|t| format!("<c><v>{}</v></c>", escape(&t))),
             text.prop_map(|t| format!("<c><v>{t}</v></c>")),
@@ -1414,7 +1415,9 @@ mod tests {
     }
 
     fn escape(text: &str) -> String {
-        text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
     }
 
     proptest::proptest! {

@@ -73,9 +73,11 @@ pub fn read_ole(bytes: &[u8], budget: &mut ExpansionBudget) -> Result<DocumentTe
             continue;
         }
         let mut data = Vec::new();
-        let read = file
-            .open_stream(stream)
-            .and_then(|s| budget.limit(s.take(MAX_STREAM_BYTES)).read_to_end(&mut data));
+        let read = file.open_stream(stream).and_then(|s| {
+            budget
+                .limit(s.take(MAX_STREAM_BYTES))
+                .read_to_end(&mut data)
+        });
         budget.spend(data.len() as u64)?;
         read.map_err(|e| DocumentError::Part {
             part: stream.trim_start_matches(['/', '\u{5}']).to_string(),
@@ -95,9 +97,11 @@ pub fn read_ole(bytes: &[u8], budget: &mut ExpansionBudget) -> Result<DocumentTe
             continue;
         }
         let mut data = Vec::new();
-        let read = file
-            .open_stream(stream)
-            .and_then(|s| budget.limit(s.take(MAX_STREAM_BYTES)).read_to_end(&mut data));
+        let read = file.open_stream(stream).and_then(|s| {
+            budget
+                .limit(s.take(MAX_STREAM_BYTES))
+                .read_to_end(&mut data)
+        });
         budget.spend(data.len() as u64)?;
         if read.is_ok() {
             let text = utf16le(&data);
