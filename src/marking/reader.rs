@@ -851,20 +851,6 @@ mod tests {
 
     }
 
-    /// An Excel workbook of `parts` (names and XML).
-    fn workbook(parts: &[(&str, String)]) -> Vec<u8> {
-        use std::io::Write;
-        let mut out = std::io::Cursor::new(Vec::new());
-        let mut zip = zip::ZipWriter::new(&mut out);
-        let options = zip::write::SimpleFileOptions::default();
-        for (name, xml) in parts {
-            zip.start_file(*name, options).unwrap();
-            zip.write_all(xml.as_bytes()).unwrap();
-        }
-        zip.finish().unwrap();
-        out.into_inner()
-    }
-
     /// The places a worksheet cell holds text: an inline string, a rich inline string, a
     /// formula's text result, a shared string.
     #[derive(Debug, Clone, Copy)]
@@ -925,10 +911,11 @@ mod tests {
                 r#"<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{rows}</sheetData></worksheet>"#
             );
             let shared = format!(r#"<sst count="1"><si><t>{marking}</t></si></sst>"#);
-            let doc = workbook(&[
-                ("[Content_Types].xml", "<Types/>".to_string()),
-                ("xl/worksheets/sheet1.xml", sheet),
-                ("xl/sharedStrings.xml", if matches!(kind, TextCell::Shared) { shared } else { "<sst/>".to_string() }),
+            let shared = if matches!(kind, TextCell::Shared) { shared.as_str() } else { "<sst/>" };
+            let doc = crate::message::document::tests::archive(&[
+                ("[Content_Types].xml", "<Types/>"),
+                ("xl/worksheets/sheet1.xml", &sheet),
+                ("xl/sharedStrings.xml", shared),
             ]);
             let mut reader = MarkingReader::new(scheme());
             reader.document("part1", &doc, true);

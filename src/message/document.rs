@@ -1082,7 +1082,7 @@ fn excel_codes_removed(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Write;
 
