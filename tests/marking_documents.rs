@@ -127,21 +127,33 @@ fn word(label: Option<&str>, header: Option<&str>, body: &[&str]) -> Vec<u8> {
 
 /// A mail from the force with `attachment` (base64) under `content_type` and `file_name`.
 fn mail_with(attachment: &[u8], content_type: &str, file_name: &str) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(attachment);
-    let lines: Vec<&str> = encoded
-        .as_bytes()
-        .chunks(76)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
+    mail_with_all(&[(attachment, content_type, file_name)])
+}
+
+/// A mail from the force with each of `attachments` (bytes, content type, file name), base64,
+/// after a text part.
+fn mail_with_all(attachments: &[(&[u8], &str, &str)]) -> String {
+    let mut mail = format!(
         "From: {SENDER}\r\nTo: jo@gmail.com\r\nSubject: Review notes\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\nPlease see the attached.\r\n--b1\r\n\
-         Content-Type: {content_type}; name=\"{file_name}\"\r\n\
-         Content-Disposition: attachment; filename=\"{file_name}\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
-        lines.join("\r\n")
-    )
+         Content-Type: text/plain; charset=utf-8\r\n\r\nPlease see the attached.\r\n"
+    );
+    for (attachment, content_type, file_name) in attachments {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(attachment);
+        let lines: Vec<&str> = encoded
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        mail.push_str(&format!(
+            "--b1\r\nContent-Type: {content_type}; name=\"{file_name}\"\r\n\
+             Content-Disposition: attachment; filename=\"{file_name}\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            lines.join("\r\n")
+        ));
+    }
+    mail.push_str("--b1--\r\n");
+    mail
 }
 
 /// `markgate check` on `mail` to an internet address: (exit code, JSON).
@@ -160,6 +172,13 @@ fn check(dir: &Path, mail: &str) -> (i32, Value) {
         panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
     });
     (out.status.code().unwrap(), json)
+}
+
+/// Whether `v` (a `markgate check` answer) reports the marking at `place` unreadable.
+fn unreadable_at(v: &Value, place: &str) -> bool {
+    v["marking"]["unreadable"]
+        .as_array()
+        .is_some_and(|all| all.iter().any(|u| u["where"] == place))
 }
 
 fn wheres(v: &Value) -> Vec<String> {
@@ -366,13 +385,7 @@ fn an_encrypted_or_nested_archive_cannot_be_read_and_is_never_forwarded() {
             &mail_with(&archive, "application/zip", "files.zip"),
         );
         assert_eq!(code, 1, "{v}");
-        let unreadable = v["marking"]["unreadable"].as_array().unwrap();
-        assert!(
-            unreadable
-                .iter()
-                .any(|u| u["where"] == format!("part2:{file}")),
-            "{v}"
-        );
+        assert!(unreadable_at(&v, &format!("part2:{file}")), "{v}");
     }
 }
 
@@ -689,4 +702,173 @@ fn text_under_a_binary_type_is_read_as_the_text_it_is() {
         ),
     );
     assert_eq!(code, 0, "{v}");
+}
+
+/// An unmarked Word document of a few hundred KiB whose body expands to `mib` MiB of XML (a
+/// comment, as cheap to read as XML gets): readable alone, under the budget of decompressed
+/// bytes every message's documents share (256 MiB).
+fn expanding_word(mib: usize) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    let (types, text) = content_types("/word/document.xml");
+    zip.start_file(types, options).unwrap();
+    zip.write_all(text.as_bytes()).unwrap();
+    zip.start_file("word/document.xml", options).unwrap();
+    zip.write_all(b"<w:document><!--").unwrap();
+    let chunk = vec![b'a'; 1024 * 1024];
+    for _ in 0..mib {
+        zip.write_all(&chunk).unwrap();
+    }
+    zip.write_all(b"--></w:document>").unwrap();
+    zip.finish().unwrap();
+    out.into_inner()
+}
+
+/// Six documents of 50 MiB each: each readable alone, together beyond the 256 MiB a message's
+/// documents may expand to.
+const TOGETHER: usize = 6;
+const EACH_MIB: usize = 50;
+
+/// Whether `v` (a `markgate check` answer) says a document could not be read because the
+/// message's documents together expand beyond the budget.
+fn together_too_large(v: &Value) -> bool {
+    v["marking"]["unreadable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| {
+            u["why"]
+                .as_str()
+                .unwrap()
+                .contains("the message's documents together expand to more than 256 MiB")
+        })
+}
+
+#[test]
+fn many_documents_each_readable_alone_are_unreadable_together_in_one_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = expanding_word(EACH_MIB);
+    let (code, v) = check(dir.path(), &mail_with(&doc, DOCX, "part.docx"));
+    assert_eq!(code, 0, "one alone is read: {v}");
+    assert!(v["marking"]["unreadable"].is_null(), "{v}");
+    let names: Vec<String> = (1..=TOGETHER).map(|i| format!("part{i}.docx")).collect();
+    let attachments: Vec<(&[u8], &str, &str)> = names
+        .iter()
+        .map(|name| (&doc[..], DOCX, name.as_str()))
+        .collect();
+    let (code, v) = check(dir.path(), &mail_with_all(&attachments));
+    assert_eq!(code, 1, "{v}");
+    assert!(together_too_large(&v), "{v}");
+    // the sixth attachment (MIME part 7) is the one that did not fit
+    assert!(unreadable_at(&v, "part7"), "{v}");
+}
+
+#[test]
+fn many_documents_in_one_zip_archive_are_unreadable_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = expanding_word(EACH_MIB);
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    for i in 1..=TOGETHER {
+        zip.start_file(
+            format!("reports/part{i}.docx"),
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        zip.write_all(&doc).unwrap();
+    }
+    zip.finish().unwrap();
+    let archive = out.into_inner();
+    let (code, v) = check(
+        dir.path(),
+        &mail_with(&archive, "application/zip", "reports.zip"),
+    );
+    assert_eq!(code, 1, "{v}");
+    assert!(together_too_large(&v), "{v}");
+    let last = format!("part2:reports/part{TOGETHER}.docx");
+    assert!(unreadable_at(&v, &last), "{v}");
+}
+
+#[test]
+fn the_gateway_refuses_a_mail_whose_documents_together_expand_beyond_the_budget() {
+    let setup = Setup::new("", None);
+    let _server = setup.serve();
+    let file = setup.path().join("part.docx");
+    std::fs::write(&file, expanding_word(EACH_MIB)).unwrap();
+    let attach = format!("@{}", file.display());
+    let server = format!("127.0.0.1:{}", setup.port);
+    let mut args = vec![
+        "--server",
+        &server,
+        "--from",
+        SENDER,
+        "--to",
+        "jo@gmail.com",
+        "--header",
+        "Subject: reports",
+    ];
+    for _ in 0..TOGETHER {
+        args.extend([
+            "--attach-type",
+            DOCX,
+            "--attach-name",
+            "part.docx",
+            "--attach",
+            &attach,
+        ]);
+    }
+    let out = swaks(&args);
+    assert!(out.contains("<** 550 5.7.1"), "{out}");
+    assert!(out.contains("[rule marking-unreadable]"), "{out}");
+    assert!(
+        out.contains("together expand to more than 256 MiB"),
+        "{out}"
+    );
+    assert!(
+        setup.outbox().is_empty(),
+        "an unread document was forwarded"
+    );
+}
+
+#[test]
+fn an_http_form_whose_files_together_expand_beyond_the_budget_is_refused() {
+    use common::http::{HttpSetup, Upstream};
+    let upstream = Upstream::start();
+    let setup = HttpSetup::new(&format!(
+        "[[http.route]]\nhost = \"api.partner.example\"\nupstream = \"http://127.0.0.1:{}\"\ndestination = \"internet\"\n",
+        upstream.port()
+    ));
+    let _server = setup.serve();
+    let file = setup.path().join("part.docx");
+    std::fs::write(&file, expanding_word(EACH_MIB)).unwrap();
+    let url = format!("http://127.0.0.1:{}/upload", setup.http);
+    let part = format!("file=@{};type={DOCX}", file.display());
+    let send = |files: usize| {
+        // a debug build reads 256 MiB in a few seconds: more than curl's usual 10 on a busy machine
+        let mut args = vec![
+            "--max-time",
+            "60",
+            "-H",
+            "Host: api.partner.example",
+            "-H",
+            "X-Protective-Marking: NOT PROTECTIVELY MARKED",
+        ];
+        for _ in 0..files {
+            args.extend(["-F", part.as_str()]);
+        }
+        args.push(&url);
+        common::curl(&args)
+    };
+    let (status, reply) = send(1);
+    assert_eq!(status, 200, "one alone is read: {reply}");
+    assert_eq!(upstream.hits(), 1);
+    let (status, reply) = send(TOGETHER);
+    assert_eq!(status, 403, "{reply}");
+    assert!(
+        reply.contains("together expand to more than 256 MiB"),
+        "{reply}"
+    );
+    assert_eq!(upstream.hits(), 1);
 }

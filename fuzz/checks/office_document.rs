@@ -5,11 +5,13 @@
 //! bytes (a label line up to that per attribute), so a small hostile archive cannot make the
 //! marking reader's work grow without bound.
 
-use markgate::message::document::read_document;
+use markgate::message::document::{read_document, ExpansionBudget};
 
 /// Check one input; panics when a promise is broken.
 pub fn check(data: &[u8]) {
-    let Ok(doc) = read_document(data) else { return };
+    let Ok(doc) = read_document(data, &mut ExpansionBudget::per_message()) else {
+        return;
+    };
     let lines = doc.banners.len() + doc.properties.len();
     assert!(lines <= 10_000, "{lines} lines");
     for (_, line) in &doc.banners {

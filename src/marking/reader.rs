@@ -10,7 +10,9 @@ use super::grammar::{unfold, Grammar, Match};
 use super::tokenizer::{tokenize, Tokens, UNDECODABLE};
 use super::MarkingScheme;
 use super::{banner, headers, html, msip, Marking, MarkingSource, UnreadableMarking};
-use crate::message::document::{self, ArchivedContent, DocumentError, DocumentText};
+use crate::message::document::{
+    self, ArchivedContent, DocumentError, DocumentText, ExpansionBudget,
+};
 use crate::message::mime::{decode_unstructured, Entity, Part, PartKind, MAX_ATTACHED_DEPTH};
 
 /// Token limits: a subject is read whole (bracketed markings may stand anywhere in it);
@@ -38,6 +40,8 @@ pub struct MarkingReader<'s> {
     grammar: Grammar<'s>,
     found: Vec<Finding>,
     unreadable: Vec<UnreadableMarking>,
+    /// What the documents of this message (or request) may still expand to, together.
+    documents: ExpansionBudget,
 }
 
 /// Which reader a header goes to.
@@ -55,6 +59,7 @@ impl<'s> MarkingReader<'s> {
             grammar: Grammar::new(scheme),
             found: Vec::new(),
             unreadable: Vec::new(),
+            documents: ExpansionBudget::per_message(),
         }
     }
 
@@ -523,9 +528,10 @@ impl<'s> MarkingReader<'s> {
     /// `<location>:label`, `<location>:property:<name>` and `<location>:<part name>`. One
     /// `declared` an Office document by its type or name, or a PDF, that cannot be read whole
     /// is unreadable; a zip archive found by its bytes that is no Office document is left as
-    /// any attachment is.
+    /// any attachment is. Every document of the message spends from one budget of decompressed
+    /// bytes: once the documents before it have spent it, a document cannot be read.
     pub fn document(&mut self, location: &str, bytes: &[u8], declared: bool) {
-        let doc = match document::read_document(bytes) {
+        let doc = match document::read_document(bytes, &mut self.documents) {
             Ok(doc) => doc,
             Err(DocumentError::NotOoxml | DocumentError::NotPdf) if !declared => return,
             Err(e) => {
@@ -844,5 +850,78 @@ mod tests {
             prop_assert_eq!(windowed(&part), whole(&part));
         }
 
+    }
+
+    /// The places a worksheet cell holds text: an inline string, a rich inline string, a
+    /// formula's text result, a shared string.
+    #[derive(Debug, Clone, Copy)]
+    enum TextCell {
+        Inline,
+        RichInline,
+        FormulaText,
+        Shared,
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// A marking in a worksheet's first or last text cell is read whichever way the cell
+        /// holds it, however many numeric cells (passed over unread) and other text cells
+        /// stand around it.
+        #[test]
+        fn a_marking_in_any_text_cell_of_a_worksheet_is_read(
+            marking in prop::sample::select(vec!["SECRET", "TOP SECRET", "OFFICIAL-SENSITIVE"]),
+            kind in prop::sample::select(vec![
+                TextCell::Inline, TextCell::RichInline, TextCell::FormulaText, TextCell::Shared,
+            ]),
+            numbers_before in 0usize..400,
+            numbers_after in 0usize..400,
+            others in 0usize..20,
+            last in any::<bool>(),
+        ) {
+            let number = |i: usize| format!(r#"<c r="A{i}" s="1"><v>{}</v></c>"#, i * 7);
+            let marked = match kind {
+                TextCell::Inline => {
+                    format!(r#"<c r="B1" t="inlineStr"><is><t>{marking}</t></is></c>"#)
+                }
+                TextCell::RichInline => {
+                    let (a, b) = marking.split_at(marking.len() / 2);
+                    format!(r#"<c r="B1" t="inlineStr"><is><r><t>{a}</t></r><r><rPr><b/></rPr><t>{b}</t></r></is></c>"#)
+                }
+                TextCell::FormulaText => {
+                    format!(r#"<c r="B1" t="str"><f>UPPER(Z1)</f><v>{marking}</v></c>"#)
+                }
+                TextCell::Shared => r#"<c r="B1" t="s"><v>0</v></c>"#.to_string(),
+            };
+            let other = r#"<c r="C1" t="inlineStr"><is><t>Notes</t></is></c>"#;
+            let mut cells: Vec<String> = (0..numbers_before).map(number).collect();
+            if last {
+                cells.extend((0..others).map(|_| other.to_string()));
+            }
+            cells.push(marked);
+            if !last {
+                cells.extend((0..others).map(|_| other.to_string()));
+            }
+            cells.extend((0..numbers_after).map(number));
+            let rows: String = cells
+                .chunks(50)
+                .enumerate()
+                .map(|(r, row)| format!(r#"<row r="{}">{}</row>"#, r + 1, row.concat()))
+                .collect();
+            let sheet = format!(
+                r#"<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{rows}</sheetData></worksheet>"#
+            );
+            let shared = format!(r#"<sst count="1"><si><t>{marking}</t></si></sst>"#);
+            let shared = if matches!(kind, TextCell::Shared) { shared.as_str() } else { "<sst/>" };
+            let doc = crate::message::document::tests::archive(&[
+                ("[Content_Types].xml", "<Types/>"),
+                ("xl/worksheets/sheet1.xml", &sheet),
+                ("xl/sharedStrings.xml", shared),
+            ]);
+            let mut reader = MarkingReader::new(scheme());
+            reader.document("part1", &doc, true);
+            let read = reader.finish();
+            prop_assert_eq!(read.class.as_str(), marking, "{:?}", read);
+        }
     }
 }

@@ -14,7 +14,7 @@
 
 use std::io::{Cursor, Read};
 
-use super::document::{label_value, push_bounded, DocumentError, DocumentText};
+use super::document::{label_value, push_bounded, DocumentError, DocumentText, ExpansionBudget};
 
 /// Bytes read from one property stream.
 const MAX_STREAM_BYTES: u64 = 16 * 1024 * 1024;
@@ -56,8 +56,9 @@ pub fn looks_like_ole(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1])
 }
 
-/// Read a legacy Office document's properties.
-pub fn read_ole(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
+/// Read a legacy Office document's properties, the streams read spending from the message's
+/// `budget`.
+pub fn read_ole(bytes: &[u8], budget: &mut ExpansionBudget) -> Result<DocumentText, DocumentError> {
     let mut file = cfb::CompoundFile::open(Cursor::new(bytes))
         .map_err(|e| DocumentError::Archive(e.to_string()))?;
     if file.exists("/EncryptionInfo") || file.exists("/EncryptedPackage") {
@@ -72,12 +73,16 @@ pub fn read_ole(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
             continue;
         }
         let mut data = Vec::new();
-        file.open_stream(stream)
-            .and_then(|s| s.take(MAX_STREAM_BYTES).read_to_end(&mut data))
-            .map_err(|e| DocumentError::Part {
-                part: stream.trim_start_matches(['/', '\u{5}']).to_string(),
-                why: e.to_string(),
-            })?;
+        let read = file.open_stream(stream).and_then(|s| {
+            budget
+                .limit(s.take(MAX_STREAM_BYTES))
+                .read_to_end(&mut data)
+        });
+        budget.spend(data.len() as u64)?;
+        read.map_err(|e| DocumentError::Part {
+            part: stream.trim_start_matches(['/', '\u{5}']).to_string(),
+            why: e.to_string(),
+        })?;
         for set in property_sets(&data) {
             entries.extend(named(&set));
         }
@@ -92,11 +97,13 @@ pub fn read_ole(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
             continue;
         }
         let mut data = Vec::new();
-        if file
-            .open_stream(stream)
-            .and_then(|s| s.take(MAX_STREAM_BYTES).read_to_end(&mut data))
-            .is_ok()
-        {
+        let read = file.open_stream(stream).and_then(|s| {
+            budget
+                .limit(s.take(MAX_STREAM_BYTES))
+                .read_to_end(&mut data)
+        });
+        budget.spend(data.len() as u64)?;
+        if read.is_ok() {
             let text = utf16le(&data);
             if name == "subject" {
                 entries.push((name.to_string(), text));
@@ -343,6 +350,10 @@ fn dictionary(set: &[u8], at: usize, codepage: u16) -> Vec<(u32, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ole_text(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
+        read_ole(bytes, &mut ExpansionBudget::per_message())
+    }
     use std::io::Write;
 
     /// A property set stream holding `sets`: (fmtid, code page, properties as (id, value),
@@ -452,7 +463,7 @@ mod tests {
                 ],
             ),
         ]);
-        let doc = read_ole(&compound(&summary, &doc_summary)).unwrap();
+        let doc = ole_text(&compound(&summary, &doc_summary)).unwrap();
         assert_eq!(
             doc.labels,
             vec!["MSIP_Label_abc_Enabled=true; MSIP_Label_abc_Name=SECRET; ".to_string()]
@@ -485,7 +496,7 @@ mod tests {
             .write_all(&utf16("Hello\r\nnotes\r\nTOP SECRET"))
             .unwrap();
         file.flush().unwrap();
-        let doc = read_ole(&file.into_inner().into_inner()).unwrap();
+        let doc = ole_text(&file.into_inner().into_inner()).unwrap();
         assert_eq!(
             doc.properties,
             vec![("subject".to_string(), "[SECRET] Op Lima".to_string())]
@@ -513,12 +524,43 @@ mod tests {
         file.flush().unwrap();
         let encrypted = file.into_inner().into_inner();
         assert!(matches!(
-            read_ole(&encrypted),
+            ole_text(&encrypted),
             Err(DocumentError::Encrypted)
         ));
         let mut cut = compound(&[], &[]);
         cut.truncate(600);
-        assert!(read_ole(&cut).is_err());
+        assert!(ole_text(&cut).is_err());
+    }
+
+    /// The `office_document` fuzz target's compound file seed: a legacy Word document whose
+    /// summary carries a title and whose user-defined properties carry a label. Written again
+    /// with `WRITE_FUZZ_SEEDS=1`; checked to read as it should either way.
+    #[test]
+    fn the_compound_file_fuzz_seed_reads_its_title_and_label() {
+        let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/office_document/legacy-word-summary.doc");
+        if std::env::var_os("WRITE_FUZZ_SEEDS").is_some() {
+            let summary = stream(&[(
+                SUMMARY,
+                &[(2, "OFFICIAL-SENSITIVE Case review"), (3, "Referrals")],
+                &[],
+            )]);
+            let doc_summary = stream(&[(
+                USER_DEFINED,
+                &[(2, "true"), (3, "SECRET")],
+                &[(2, "MSIP_Label_abc_Enabled"), (3, "MSIP_Label_abc_Name")],
+            )]);
+            std::fs::write(&seed, compound(&summary, &doc_summary)).unwrap();
+        }
+        let doc = ole_text(&std::fs::read(&seed).unwrap()).unwrap();
+        assert_eq!(
+            doc.labels,
+            vec!["MSIP_Label_abc_Enabled=true; MSIP_Label_abc_Name=SECRET; ".to_string()]
+        );
+        assert!(doc.properties.contains(&(
+            "title".to_string(),
+            "OFFICIAL-SENSITIVE Case review".to_string()
+        )));
     }
 
     proptest::proptest! {

@@ -19,7 +19,7 @@ use std::io::Read;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
-use super::document::{label_value, push_bounded, DocumentError, DocumentText, MAX_DOCUMENT_BYTES};
+use super::document::{label_value, push_bounded, DocumentError, DocumentText, ExpansionBudget};
 
 /// Strings and packets kept from one PDF, and bytes per string.
 const MAX_STRINGS: usize = 10_000;
@@ -32,17 +32,15 @@ pub fn looks_like_pdf(bytes: &[u8]) -> bool {
     memchr::memmem::find(&bytes[..bytes.len().min(1024)], b"%PDF-").is_some()
 }
 
-/// Read a PDF's marking places.
-pub fn read_pdf(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
+/// Read a PDF's marking places, its streams inflated within the message's `budget`.
+pub fn read_pdf(bytes: &[u8], budget: &mut ExpansionBudget) -> Result<DocumentText, DocumentError> {
     if !looks_like_pdf(bytes) {
         return Err(DocumentError::NotPdf);
     }
     let mut found = Found::default();
     found.scan(bytes);
-    let mut budget = MAX_DOCUMENT_BYTES;
     for stream in compressed_streams(bytes) {
         let inflated = inflate(stream, budget)?;
-        budget -= inflated.len() as u64;
         found.scan(&inflated);
     }
     let mut doc = DocumentText::default();
@@ -98,11 +96,11 @@ fn compressed_streams(bytes: &[u8]) -> Vec<&[u8]> {
     out
 }
 
-/// Inflate a zlib stream, refusing more than `budget` bytes; a stream that is damaged yields
-/// what came before the damage (a reader shows no more of it either).
-fn inflate(data: &[u8], budget: u64) -> Result<Vec<u8>, DocumentError> {
+/// Inflate a zlib stream, spending from `budget` (more than is left is an error); a stream
+/// that is damaged yields what came before the damage (a reader shows no more of it either).
+fn inflate(data: &[u8], budget: &mut ExpansionBudget) -> Result<Vec<u8>, DocumentError> {
     let mut out = Vec::new();
-    let mut decoder = flate2::read::ZlibDecoder::new(data).take(budget + 1);
+    let mut decoder = flate2::read::ZlibDecoder::new(data).take(budget.left().saturating_add(1));
     let mut chunk = [0u8; 16 * 1024];
     loop {
         match decoder.read(&mut chunk) {
@@ -110,9 +108,7 @@ fn inflate(data: &[u8], budget: u64) -> Result<Vec<u8>, DocumentError> {
             Ok(n) => out.extend_from_slice(&chunk[..n]),
         }
     }
-    if out.len() as u64 > budget {
-        return Err(DocumentError::TooLarge);
-    }
+    budget.spend(out.len() as u64)?;
     Ok(out)
 }
 
@@ -373,6 +369,10 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    fn pdf_text(bytes: &[u8]) -> Result<DocumentText, DocumentError> {
+        read_pdf(bytes, &mut ExpansionBudget::per_message())
+    }
+
     fn zlib(data: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(data).unwrap();
@@ -382,7 +382,7 @@ mod tests {
     #[test]
     fn reads_information_entries_in_every_string_form() {
         let pdf = b"%PDF-1.7\n1 0 obj\n<< /Title (Case \\(review\\)) /Subject <FEFF0053004500430052004500540020006E006F007400650073> /Keywords (OFFICIAL\\055SENSITIVE) /Producer (Word) /Classific#61tion (RESTRICTED) >>\nendobj\ntrailer << /Info 1 0 R >>\n%%EOF";
-        let doc = read_pdf(pdf).unwrap();
+        let doc = pdf_text(pdf).unwrap();
         assert_eq!(
             doc.properties,
             vec![
@@ -403,7 +403,7 @@ mod tests {
         pdf.extend(b"\r\nendstream\nendobj\n6 0 obj\n<< /Type /Metadata /Subtype /XML /Filter /FlateDecode >>\nstream\n");
         pdf.extend(zlib(xmp));
         pdf.extend(b"\nendstream\nendobj\n%%EOF");
-        let doc = read_pdf(&pdf).unwrap();
+        let doc = pdf_text(&pdf).unwrap();
         assert_eq!(
             doc.labels,
             vec!["MSIP_Label_abc_Enabled=true; MSIP_Label_abc_Name=SECRET; ".to_string()]
@@ -418,13 +418,17 @@ mod tests {
 
     #[test]
     fn not_a_pdf_and_a_bomb_are_errors() {
-        assert!(matches!(read_pdf(b"hello"), Err(DocumentError::NotPdf)));
+        assert!(matches!(pdf_text(b"hello"), Err(DocumentError::NotPdf)));
         let stream = zlib(&[b' '; 10_000]);
-        assert_eq!(inflate(&stream, 10_000).unwrap().len(), 10_000);
+        let mut budget = ExpansionBudget::new(15_000);
+        assert_eq!(inflate(&stream, &mut budget).unwrap().len(), 10_000);
+        // the budget is spent: the same stream again does not fit
+        assert_eq!(budget.left(), 5_000);
         assert!(matches!(
-            inflate(&stream, 9_999),
-            Err(DocumentError::TooLarge)
+            inflate(&stream, &mut budget),
+            Err(DocumentError::TooLarge { limit: 15_000 })
         ));
+        assert_eq!(budget.left(), 0);
     }
 
     #[test]
@@ -443,7 +447,7 @@ mod tests {
         }
         // 40,000 names, each string running on to its bound: the names inside a string are
         // its text, not entries each scanned again
-        let doc = read_pdf(&pdf).unwrap();
+        let doc = pdf_text(&pdf).unwrap();
         assert!(doc.properties.len() < 1_000, "{}", doc.properties.len());
     }
 
@@ -456,7 +460,7 @@ mod tests {
             let mut pdf = b"%PDF-1.4\n".to_vec();
             pdf.extend(words.as_bytes());
             pdf.extend(&tail);
-            let _ = read_pdf(&pdf);
+            let _ = pdf_text(&pdf);
         }
     }
 }
