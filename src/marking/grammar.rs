@@ -821,6 +821,61 @@ pub(crate) fn unfold(value: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::marking::tokenizer::MAX_SPLIT_LETTERS;
+
+    /// The tokens as compared: what each is, and how it was written.
+    fn seen(t: &Tokens) -> Vec<(Kind, bool, bool)> {
+        t.toks
+            .iter()
+            .map(|t| (t.kind.clone(), t.lower, t.invalid))
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// The quick tests that spare most joins of split words their measuring (letter
+        /// counts, the longest join, the words of their own told once) change no reading:
+        /// text made of pieces of class words, near misses, digits posing as letters and
+        /// prose is cut and joined exactly as the measuring alone would.
+        #[test]
+        fn joins_are_the_ones_measuring_every_join_makes(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "SEC", "RET", "SECRET", "5ECRET", "SECRT", "TOP", "OP", "T", "S", "ECRET",
+                "OFFI", "CIAL", "OFFICIAL", "0FFICAL", "SENSI", "TIVE", "SENSITIVE", "x", "RE",
+                "STRICTED", "estricte", "d", "C0NFIDENTIAL", "CONFI", "DENTIAL", "PROTECT",
+                "IVELY", "NOT", "PROTECTIVELY", "MARKED", "PERSONAL", "the", "plan", "to",
+                "s", "secret", "sec", "ret", "\u{406}", "1", "7OP", "referral",
+            ]), 1..9),
+            joints in proptest::collection::vec(proptest::sample::select(vec![
+                " ", " ", " ", "-", ".", " - ", ": ", "  ", "[", "] ",
+            ]), 9),
+        ) {
+            let mut text = String::new();
+            for (piece, joint) in pieces.iter().zip(&joints) {
+                text.push_str(piece);
+                text.push_str(joint);
+            }
+            let policy = crate::policy::Policy::load(
+                &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policy"),
+            )
+            .expect("shipped policy");
+            let grammar = Grammar::new(&policy.markings);
+            let compiled = &grammar.compiled;
+            let quick = grammar.tokens(&text, 64);
+            let mut measured = tokenize(&text, 64);
+            measured.join_split_words(
+                MAX_SPLIT_LETTERS,
+                |pieces| {
+                    let folded = fold(&pieces.concat());
+                    let exact = folded.chars().count() >= NEAR_MISS_MIN
+                        && compiled.spelling_words.binary_search(&folded).is_ok();
+                    (exact || grammar.near_miss_joined(pieces)).then_some(exact)
+                },
+                |word| compiled.spelling_words.binary_search(&fold(word)).is_ok(),
+            );
+            proptest::prop_assert_eq!(seen(&quick), seen(&measured), "{:?}", text);
+        }
+    }
 
     #[test]
     fn unfolding() {

@@ -378,7 +378,7 @@ fn decoration_from(toks: &[Token]) -> usize {
 /// The most pieces a split class word is joined from ([`Tokens::join_split_words`]), and the
 /// most letters: longer than the longest class word, short enough to stay cheap.
 const MAX_SPLIT_PIECES: usize = 8;
-const MAX_SPLIT_LETTERS: usize = 32;
+pub(crate) const MAX_SPLIT_LETTERS: usize = 32;
 
 struct Tokenizer {
     toks: Vec<Token>,
