@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use mail_parser::HeaderName;
 
-use super::grammar::{unfold, Grammar, Match};
+use super::grammar::{unfold, Found, Grammar, Match};
 use super::tokenizer::{tokenize, Tokens, UNDECODABLE};
 use super::MarkingScheme;
 use super::{banner, headers, html, msip, Marking, MarkingSource, UnreadableMarking};
@@ -42,7 +42,15 @@ pub struct MarkingReader<'s> {
     unreadable: Vec<UnreadableMarking>,
     /// What the documents of this message (or request) may still expand to, together.
     documents: ExpansionBudget,
+    /// Banner lines already read, by their text: the alternatives of a message (its text and
+    /// HTML parts) show the same banners, read once.
+    banner_lines: std::collections::HashMap<String, (Found, Option<&'static str>)>,
 }
+
+/// The longest banner line kept once read, and how many are kept: enough for the parts of
+/// any ordinary message, little memory for a hostile one.
+const BANNER_LINE_KEPT_BYTES: usize = 1024;
+const BANNER_LINES_KEPT: usize = 64;
 
 /// Which reader a header goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +68,7 @@ impl<'s> MarkingReader<'s> {
             found: Vec::new(),
             unreadable: Vec::new(),
             documents: ExpansionBudget::per_message(),
+            banner_lines: std::collections::HashMap::new(),
         }
     }
 
@@ -377,10 +386,21 @@ impl<'s> MarkingReader<'s> {
     }
 
     fn banner_line(&mut self, location: &str, line: &str) {
-        let t = self.grammar.tokens(line, LINE_TOKENS);
-        let found = self.grammar.banner(&t);
+        let (found, distrusted) = match self.banner_lines.get(line) {
+            Some(read) => read.clone(),
+            None => {
+                let t = self.grammar.tokens(line, LINE_TOKENS);
+                let read = (self.grammar.banner(&t), distrusted_order(&t));
+                if line.len() <= BANNER_LINE_KEPT_BYTES
+                    && self.banner_lines.len() < BANNER_LINES_KEPT
+                {
+                    self.banner_lines.insert(line.to_string(), read.clone());
+                }
+                read
+            }
+        };
         self.add_all(found.classes, location, line.trim());
-        if let Some(why) = found.unreadable.as_deref().or(distrusted_order(&t)) {
+        if let Some(why) = found.unreadable.as_deref().or(distrusted) {
             self.add_unreadable(location, line, why);
         }
     }
@@ -751,6 +771,28 @@ mod tests {
                 Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policy")).unwrap()
             })
             .markings
+    }
+
+    #[test]
+    fn a_banner_line_read_once_is_reported_wherever_it_stands() {
+        // the same lines in both alternatives, and a damaged one: read once, found in each
+        let mut reader = MarkingReader::new(scheme());
+        for part in ["part1", "part2"] {
+            reader.text_part(part, "OFFICIAL-SENSITIVE PERSONAL\nbody\nSECRT\n");
+        }
+        let marking = reader.finish();
+        let places: Vec<&str> = marking
+            .sources
+            .iter()
+            .map(|s| s.location.as_str())
+            .collect();
+        assert_eq!(places, ["banner:first:part1", "banner:first:part2"]);
+        let unread: Vec<&str> = marking
+            .unreadable
+            .iter()
+            .map(|u| u.location.as_str())
+            .collect();
+        assert_eq!(unread, ["banner:last:part1", "banner:last:part2"]);
     }
 
     fn windowed(part: &Part<'_>) -> Marking {
