@@ -50,6 +50,7 @@ declare -A PACKAGES=(
   [command:/usr/bin/time]="time"
   [command:tar]="tar"
   [command:zip]="zip"
+  [command:unzip]="unzip"
   [command:timeout]="coreutils"
   [command:base64]="coreutils"
   [command:sha256sum]="coreutils"
