@@ -1063,3 +1063,51 @@ fn structured_text_attachments_are_read_through_markgate_check() {
         assert_prose(raw.as_bytes(), ctype);
     }
 }
+
+/// A class behind a banner prefix (`Protective Marking: Secret`, `Classification - restricted
+/// notes`) is declared, in any case and whatever follows it: in a subject, at its start or
+/// after a separator, and on a banner line. Every prefix the shipped policy lists, every
+/// sign after it, three ways of writing each class above the unmarked one.
+#[test]
+fn a_class_behind_a_banner_prefix_is_read_in_any_case() {
+    let classes = [
+        "SECRET",
+        "TOP SECRET",
+        "RESTRICTED",
+        "CONFIDENTIAL",
+        "OFFICIAL-SENSITIVE",
+    ];
+    let mut tried = 0;
+    for prefix in &policy().markings.banner_prefixes {
+        for sign in [":", " -", " =", "", " :"] {
+            for class in classes {
+                let lower = class.to_lowercase();
+                let title: String = class
+                    .split_inclusive([' ', '-'])
+                    .map(|w| {
+                        let mut c = w.chars();
+                        c.next().map_or(String::new(), |f| {
+                            f.to_uppercase()
+                                .chain(c.flat_map(char::to_lowercase))
+                                .collect()
+                        })
+                    })
+                    .collect();
+                for written in [lower, title, class.to_string()] {
+                    for after in ["", " notes", " plan for Friday"] {
+                        let declared = format!("{prefix}{sign} {written}{after}");
+                        for subject in [declared.clone(), format!("Minutes - {declared}")] {
+                            assert_held(&with_subject(&subject), class);
+                        }
+                        let banner = format!(
+                            "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: notes\r\n\r\n{declared}\r\n\r\nhello\r\n"
+                        );
+                        assert_held(banner.as_bytes(), class);
+                        tried += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(tried >= 5 * 5 * 5 * 3 * 3, "{tried}");
+}

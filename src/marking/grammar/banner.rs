@@ -4,6 +4,45 @@
 use super::*;
 
 impl Grammar<'_> {
+    /// Where a marking starts after a banner prefix at `i` and the sign that may follow it
+    /// (`Classification:`, `Protective Marking -`), when one stands there and no class does.
+    /// The class a banner prefix declares at `i` when no marking is delimited there
+    /// (`Classification: Secret notes`): its descriptors and where it ends, only when it
+    /// raises the marking.
+    pub(super) fn declared_after_prefix(
+        &self,
+        t: &Tokens,
+        i: usize,
+    ) -> Option<(Vec<Match>, usize)> {
+        let (class, end) = self.class_at(t, i)?;
+        let (descriptors, end) = self.descriptors_at(t, class, end);
+        let declared = self.raising(vec![Match {
+            class,
+            descriptors,
+            start: i,
+            end,
+        }]);
+        (!declared.is_empty()).then_some((declared, end))
+    }
+
+    pub(super) fn after_banner_prefix(&self, t: &Tokens, i: usize) -> Option<usize> {
+        if self.class_at(t, i).is_some() {
+            return None;
+        }
+        let end = self
+            .compiled
+            .banner_prefixes
+            .iter()
+            .find_map(|p| p.match_at(t, i))?;
+        Some(
+            if matches!(t.kind(end), Some(Kind::Sym(':' | '=') | Kind::Dash)) {
+                end + 1
+            } else {
+                end
+            },
+        )
+    }
+
     /// A banner line: optional decoration, optional banner prefix (`Classification:`), then
     /// a run of marking parts followed only by decoration, or by a dash, `//` or `|` and a
     /// handling caveat (`OFFICIAL-SENSITIVE PERSONAL - not for onward disclosure`). A colon
@@ -13,20 +52,8 @@ impl Grammar<'_> {
     /// (`Op Lima SECRET update`), as in a subject: these only raise the marking.
     pub fn banner(&self, t: &Tokens) -> Found {
         let mut found = Found::default();
-        let mut i = t.skip_decoration(0);
-        if self.class_at(t, i).is_none() {
-            if let Some(end) = self
-                .compiled
-                .banner_prefixes
-                .iter()
-                .find_map(|p| p.match_at(t, i))
-            {
-                i = end;
-                if matches!(t.kind(i), Some(Kind::Sym(':' | '=') | Kind::Dash)) {
-                    i += 1;
-                }
-            }
-        }
+        let start = t.skip_decoration(0);
+        let i = self.after_banner_prefix(t, start).unwrap_or(start);
         let brackets = Brackets::of(t);
         // where a marking may stand: at the start, after a separator, and behind a lesser
         // sign (`Hi Jo, SECRET`)
@@ -40,6 +67,9 @@ impl Grammar<'_> {
         // a line that opens with a class in capitals is a banner however it goes on
         // (`SECRET, notes follow`, `SECRET notes`): read as raising, never as prose
         let lead = match self.delimited(t, i, true, true, false, true) {
+            // behind a banner prefix, a class is declared whatever follows it
+            // (`Classification: Secret notes`): it may raise the marking
+            Ok(None) if i != start => self.declared_after_prefix(t, i),
             Ok(lead) => lead,
             Err(why) => {
                 found.unreadable.get_or_insert(why);

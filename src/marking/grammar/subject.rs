@@ -19,6 +19,9 @@ impl Grammar<'_> {
     ///   (`OFFICIAL-SENSITIVE Referral`, not `Secret Santa draw`).
     /// - After each separator, the same, when written deliberately (`Referral - Official
     ///   Sensitive`, `Minutes: SECRET annex`; not `Party plans - secret`).
+    /// - Behind a banner prefix, at the start or after a separator, as at the start, in any
+    ///   case; followed by words, it only raises (`Protective Marking: Secret`, `Minutes -
+    ///   Classification: restricted notes`).
     /// - Anywhere else, a class written in capitals (`Op Lima SECRET update`).
     ///
     /// The forms beyond square brackets and a marking at the start only ever raise the
@@ -105,6 +108,16 @@ impl Grammar<'_> {
                         .or_else(|| weak_separator_at(t, i).then_some((i + 1, false)))
                 }),
         );
+        // a banner prefix says a marking follows, as at the start, in any case
+        // (`Protective Marking: Secret`, `Minutes - Classification: Restricted`)
+        let mut leads = vec![start];
+        for (p, strong) in &mut positions {
+            if let Some(after) = self.after_banner_prefix(t, *p) {
+                *p = after;
+                *strong = true;
+                leads.push(after);
+            }
+        }
         let mut next = start;
         // where the segment last read for near misses started, and every such segment
         let mut checked = None;
@@ -131,7 +144,7 @@ impl Grammar<'_> {
             if p < next {
                 continue;
             }
-            let lead = p == start;
+            let lead = leads.contains(&p);
             if !strong && !lead {
                 // behind a lesser sign: only a marking written deliberately, which raises
                 if let Ok(Some((classes, end))) = self.delimited(t, p, false, true, true, false) {
@@ -141,7 +154,13 @@ impl Grammar<'_> {
                 }
                 continue;
             }
-            match self.delimited(t, p, lead, true, true, true) {
+            let delimited = match self.delimited(t, p, lead, true, true, true) {
+                // behind a banner prefix, a class is declared whatever follows it
+                // (`Classification: Secret notes`): it may raise the marking
+                Ok(None) if lead && p != start => Ok(self.declared_after_prefix(t, p)),
+                delimited => delimited,
+            };
+            match delimited {
                 Ok(Some((classes, end))) => {
                     found.classes.extend(classes);
                     read.push((p, end));
