@@ -1065,8 +1065,8 @@ fn structured_text_attachments_are_read_through_markgate_check() {
 }
 
 /// A class behind a banner prefix (`Protective Marking: Secret`, `Classification - restricted
-/// notes`) is declared, in any case and whatever follows it: in a subject, at its start or
-/// after a separator, and on a banner line. Every prefix the shipped policy lists, every
+/// notes`) is declared, in any case and whatever follows it: in a subject, at its start, after
+/// a separator or where a segment ends with the prefix, and on a banner line. Every prefix the shipped policy lists, every
 /// sign after it, three ways of writing each class above the unmarked one.
 #[test]
 fn a_class_behind_a_banner_prefix_is_read_in_any_case() {
@@ -1098,6 +1098,11 @@ fn a_class_behind_a_banner_prefix_is_read_in_any_case() {
                         let declared = format!("{prefix}{sign} {written}{after}");
                         for subject in [declared.clone(), format!("Minutes - {declared}")] {
                             assert_held(&with_subject(&subject), class);
+                        }
+                        // a segment that ends with the prefix (`Exhibit 3 security marking:
+                        // secret`)
+                        if [":", " -"].contains(&sign) {
+                            assert_held(&with_subject(&format!("Exhibit 3 {declared}")), class);
                         }
                         let banner = format!(
                             "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: notes\r\n\r\n{declared}\r\n\r\nhello\r\n"

@@ -25,6 +25,19 @@ impl Grammar<'_> {
         (!declared.is_empty()).then_some((declared, end))
     }
 
+    /// A banner prefix ends at the separator at `i` (`Security marking:`, `Exhibit 3 -
+    /// classified:`): the words before it end with one.
+    pub(super) fn banner_prefix_ends_at(&self, t: &Tokens, i: usize) -> bool {
+        let separator = matches!(t.kind(i), Some(Kind::Sym(':' | '=') | Kind::Dash));
+        separator
+            && (i.saturating_sub(8)..i).any(|from| {
+                self.compiled
+                    .banner_prefixes
+                    .iter()
+                    .any(|p| p.match_at(t, from) == Some(i))
+            })
+    }
+
     pub(super) fn after_banner_prefix(&self, t: &Tokens, i: usize) -> Option<usize> {
         if self.class_at(t, i).is_some() {
             return None;

@@ -19,9 +19,10 @@ impl Grammar<'_> {
     ///   (`OFFICIAL-SENSITIVE Referral`, not `Secret Santa draw`).
     /// - After each separator, the same, when written deliberately (`Referral - Official
     ///   Sensitive`, `Minutes: SECRET annex`; not `Party plans - secret`).
-    /// - Behind a banner prefix, at the start or after a separator, as at the start, in any
-    ///   case; followed by words, it only raises (`Protective Marking: Secret`, `Minutes -
-    ///   Classification: restricted notes`).
+    /// - Behind a banner prefix, at the start, after a separator or where a segment ends with
+    ///   one, as at the start, in any case; followed by words, it only raises (`Protective
+    ///   Marking: Secret`, `Minutes - Classification: restricted notes`, `Security marking:
+    ///   Secret`).
     /// - Anywhere else, a class written in capitals (`Op Lima SECRET update`).
     ///
     /// The forms beyond square brackets and a marking at the start only ever raise the
@@ -116,6 +117,9 @@ impl Grammar<'_> {
                 *p = after;
                 *strong = true;
                 leads.push(after);
+            } else if *strong && self.banner_prefix_ends_at(t, p.saturating_sub(1)) {
+                // a segment that ends with one (`Security marking: Secret`)
+                leads.push(*p);
             }
         }
         let mut next = start;
