@@ -1116,3 +1116,28 @@ fn a_class_behind_a_banner_prefix_is_read_in_any_case() {
     }
     assert!(tried >= 5 * 5 * 5 * 3 * 3, "{tried}");
 }
+
+/// A class written as words joined by a dash (`Official-Sensitive`) is a marking's, in any
+/// case, even followed by words, in a subject and on a banner line; one class word joined to
+/// another word (`Secret-Santa`) stays prose.
+#[test]
+fn a_class_joined_by_a_dash_is_read_whatever_follows() {
+    for (written, class) in [
+        ("Official-Sensitive Personal referral", "OFFICIAL-SENSITIVE"),
+        (
+            "official-sensitive referral for Friday",
+            "OFFICIAL-SENSITIVE",
+        ),
+        ("Top-Secret plans", "TOP SECRET"),
+        ("Re: Official-Sensitive case notes", "OFFICIAL-SENSITIVE"),
+    ] {
+        assert_held(&with_subject(written), class);
+        let banner = format!(
+            "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: notes\r\n\r\n{written}\r\n\r\nhello\r\n"
+        );
+        assert_held(banner.as_bytes(), class);
+    }
+    for prose in ["Secret-Santa plans", "Restricted-access parking"] {
+        assert_prose(&with_subject(prose), prose);
+    }
+}

@@ -131,6 +131,25 @@ impl Tokens {
         self.range(from, to).iter().all(|t| !t.lower)
     }
 
+    /// Only words from `from` to `to`, some joined by a dash with no space around it
+    /// (`Official-Sensitive Personal`, not `OFFICIAL-SENSITIVE - Personal`): a class written
+    /// so is a marking's, not prose.
+    pub fn hyphen_joined(&self, from: usize, to: usize) -> bool {
+        let to = to.min(self.toks.len());
+        let tight = |i: usize| {
+            !self.toks[i].space_before && self.toks.get(i + 1).is_some_and(|n| !n.space_before)
+        };
+        let mut joined = false;
+        for i in from..to {
+            match self.toks[i].kind {
+                Kind::Word(_) => {}
+                Kind::Dash if i > from && tight(i) => joined = true,
+                _ => return false,
+            }
+        }
+        joined
+    }
+
     /// The marking from `from` to `to` is written as a marking, not a word of prose that
     /// happens to be a class name: in capitals (`SECRET`), or several words
     /// (`Official-Sensitive`). Used where a marking stands without brackets of its own.

@@ -15,8 +15,9 @@ impl Grammar<'_> {
     /// - After any reply/forward prefixes (`RE: FW[2]:`) and leading `[tags]`, a run of
     ///   marking parts followed by a separator (`:`, ` - `, `//`, `|`), a lesser sign
     ///   (`Secret; plan`: [`weak_separator_at`]) or the end (`NPM / SECRET: plan`,
-    ///   `Restricted: parking`), or written in capitals and followed by words
-    ///   (`OFFICIAL-SENSITIVE Referral`, not `Secret Santa draw`).
+    ///   `Restricted: parking`), or written in capitals or as words joined by a dash and
+    ///   followed by words (`OFFICIAL-SENSITIVE Referral`, `Official-Sensitive Personal
+    ///   referral`; not `Secret Santa draw`, `Top secret recipe`).
     /// - After each separator, the same, when written deliberately (`Referral - Official
     ///   Sensitive`, `Minutes: SECRET annex`; not `Party plans - secret`).
     /// - Behind a banner prefix, at the start, after a separator or where a segment ends with
@@ -210,7 +211,8 @@ impl Grammar<'_> {
 
     /// A run of marking parts at `p` that is delimited as a marking: followed by a separator
     /// (`colon`: a colon counts as one) or the end, and when not `lead`, written
-    /// deliberately; or (`capitals_before_words`) written in capitals and followed by words;
+    /// deliberately; or (`capitals_before_words`) written in capitals or as words joined by a
+    /// dash (`Official-Sensitive`) and followed by words;
     /// or (`weak`, at the `lead`, only raising) followed by a lesser sign (`Restricted; plan`,
     /// `Secret, plan`, `Secret > plan`: see [`weak_separator_at`]).
     /// The longest such cut of the run: its classes and where it ends.
@@ -259,10 +261,12 @@ impl Grammar<'_> {
                 } else if weak && lead && raises && weak_separator_at(t, end) {
                     true
                 } else {
+                    // in capitals, or words joined by a dash (`Official-Sensitive Personal
+                    // referral`; `Top secret recipe` stays prose)
                     capitals_before_words
                         && raises
                         && t.word_after_space(end)
-                        && t.in_capitals(p, end)
+                        && (t.in_capitals(p, end) || t.hyphen_joined(p, end))
                 }
             });
         Ok(found.map(|(&end, _)| (Self::cut(&run, end), end)))
