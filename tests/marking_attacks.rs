@@ -1141,3 +1141,17 @@ fn a_class_joined_by_a_dash_is_read_whatever_follows() {
         assert_prose(&with_subject(prose), prose);
     }
 }
+
+/// An HTML part's title is shown where the part is opened (a browser's tab), not in its
+/// text: a marking there counts like hidden text.
+#[test]
+fn a_marking_in_an_html_title_is_read() {
+    for title in ["SECRET", "Secret", "[SECRET] briefing", "Top Secret"] {
+        let raw = format!(
+            "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: notes\r\nMIME-Version: 1.0\r\n\
+             Content-Type: text/html; charset=utf-8\r\n\r\n\
+             <html><head><title>{title}</title></head><body><p>hello</p><p>bye</p></body></html>\r\n"
+        );
+        assert_held(raw.as_bytes(), "SECRET");
+    }
+}

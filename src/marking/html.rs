@@ -2,7 +2,7 @@
 //! does not see.
 //!
 //! One pass, no DOM: tags are dropped; `<head>`, `<style>`, `<script>`, `<template>`,
-//! `<title>` and comments are not rendered; block-level tags and `<br>` end a line
+//! `<title>` and comments are not rendered (a title is read as hidden text); block-level tags and `<br>` end a line
 //! (mail-parser's own renderer breaks only at `<br>` and `</p>`, so the Gmail and Outlook on
 //! the web way of writing lines, `<div>OFFICIAL</div><div>Hi Jo</div>`, would run the banner
 //! into the first sentence); table cells are kept apart by a space; entities are decoded.
@@ -40,6 +40,9 @@ pub(crate) fn read(html: &str) -> Document {
     let mut lines = LineRanges::default();
     let mut hidden: Vec<Range<usize>> = Vec::new();
     render(html, Mode::Visible(&rules), &mut lines, &mut hidden);
+    // a title is shown where the document is opened (a browser's tab), not in its text:
+    // read as hidden text
+    hidden.extend(titles(html));
     let first = lines.first.clone().map(|r| line_text(html, r, &rules));
     let last = lines
         .last
@@ -236,6 +239,24 @@ fn find_close(bytes: &[u8], mut from: usize, name: &[u8]) -> Option<Range<usize>
 }
 
 /// The tag `name` is written at `n` (case-insensitive, not the start of a longer name).
+/// The content of every `<title>` element, wherever it stands.
+fn titles(html: &str) -> Vec<Range<usize>> {
+    let bytes = html.as_bytes();
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = find(bytes, from, b"<") {
+        from = at + 1;
+        if !names_at(bytes, at + 1, b"title") {
+            continue;
+        }
+        let start = tag_end(bytes, at + 6);
+        let close = find_close(bytes, start, b"title");
+        found.push(start..close.as_ref().map_or(bytes.len(), |r| r.start));
+        from = close.map_or(bytes.len(), |r| r.end);
+    }
+    found
+}
+
 fn names_at(bytes: &[u8], n: usize, name: &[u8]) -> bool {
     bytes.len() >= n + name.len()
         && bytes[n..n + name.len()].eq_ignore_ascii_case(name)
@@ -685,6 +706,22 @@ mod tests {
         assert_eq!(l.as_deref(), Some("RESTRICTED"));
         let (f, l, _) = doc("<p>a</p><table><tr><td>x</td><td>y</td></tr></table>");
         assert_eq!((f.as_deref(), l.as_deref()), (Some("a"), Some("x y")));
+    }
+
+    #[test]
+    fn a_title_is_read_as_hidden_text() {
+        let (f, _, hidden) = doc(
+            "<html><head><TITLE lang=en>Top &amp; SECRET</TITLE></head><body><p>hello</p><p>bye</p></body></html>",
+        );
+        assert_eq!(f.as_deref(), Some("hello"));
+        assert_eq!(hidden, ["Top & SECRET"]);
+        // one never closed runs to the end
+        assert_eq!(doc("<p>a</p><title>SECRET").2, ["SECRET"]);
+        // `<titles>` is no title
+        assert_eq!(
+            doc("<p>a</p><titles>SECRET</titles>").2,
+            Vec::<String>::new()
+        );
     }
 
     #[test]
