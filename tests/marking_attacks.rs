@@ -1142,16 +1142,21 @@ fn a_class_joined_by_a_dash_is_read_whatever_follows() {
     }
 }
 
-/// An HTML part's title is shown where the part is opened (a browser's tab), not in its
-/// text: a marking there counts like hidden text.
+/// An HTML part's title (shown where the part is opened, a browser's tab) and an image's
+/// text (shown where the image is not: a banner sent as a picture) are not in its text: a
+/// marking there counts like hidden text.
 #[test]
-fn a_marking_in_an_html_title_is_read() {
-    for title in ["SECRET", "Secret", "[SECRET] briefing", "Top Secret"] {
-        let raw = format!(
-            "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: notes\r\nMIME-Version: 1.0\r\n\
-             Content-Type: text/html; charset=utf-8\r\n\r\n\
-             <html><head><title>{title}</title></head><body><p>hello</p><p>bye</p></body></html>\r\n"
-        );
-        assert_held(raw.as_bytes(), "SECRET");
+fn a_marking_in_an_html_title_or_image_text_is_read() {
+    for marking in ["SECRET", "Secret", "[SECRET] briefing", "Top Secret"] {
+        for html in [
+            format!("<html><head><title>{marking}</title></head><body><p>hello</p><p>bye</p></body></html>"),
+            format!("<p><img src=\"cid:banner.png\" alt=\"{marking}\"></p><p>hello</p><p>bye</p>"),
+        ] {
+            let raw = format!(
+                "From: {SENDER}\r\nTo: {INTERNET}\r\nSubject: notes\r\nMIME-Version: 1.0\r\n\
+                 Content-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n"
+            );
+            assert_held(raw.as_bytes(), "SECRET");
+        }
     }
 }

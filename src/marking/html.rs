@@ -134,6 +134,16 @@ fn render(html: &str, mode: Mode<'_>, out: &mut impl Rendered, hidden: &mut Vec<
         }
         let tag_end = tag_end(bytes, q);
         i = tag_end;
+        if !closing && name.eq_ignore_ascii_case(b"img") {
+            // an image's text, shown where the image is not (a banner sent as a picture):
+            // read as hidden text
+            for alt in alt_texts(bytes, q, tag_end) {
+                match mode {
+                    Mode::Visible(_) => hidden.push(alt),
+                    Mode::Shown => render(&html[alt], mode, out, hidden),
+                }
+            }
+        }
         let kind = tag_kind(name);
         if !closing && kind != TagKind::Skipped && !is_void(name) {
             if let Mode::Visible(rules) = mode {
@@ -239,6 +249,18 @@ fn find_close(bytes: &[u8], mut from: usize, name: &[u8]) -> Option<Range<usize>
 }
 
 /// The tag `name` is written at `n` (case-insensitive, not the start of a longer name).
+/// Where the value of each `alt` attribute among a tag's attributes (`bytes[from..to]`)
+/// stands.
+fn alt_texts(bytes: &[u8], from: usize, to: usize) -> Vec<Range<usize>> {
+    attribute_pairs(&bytes[from..to])
+        .filter(|(key, value)| key.eq_ignore_ascii_case(b"alt") && !value.is_empty())
+        .map(|(_, value)| {
+            let start = value.as_ptr() as usize - bytes.as_ptr() as usize;
+            start..start + value.len()
+        })
+        .collect()
+}
+
 /// The content of every `<title>` element, wherever it stands.
 fn titles(html: &str) -> Vec<Range<usize>> {
     let bytes = html.as_bytes();
@@ -706,6 +728,21 @@ mod tests {
         assert_eq!(l.as_deref(), Some("RESTRICTED"));
         let (f, l, _) = doc("<p>a</p><table><tr><td>x</td><td>y</td></tr></table>");
         assert_eq!((f.as_deref(), l.as_deref()), (Some("a"), Some("x y")));
+    }
+
+    #[test]
+    fn an_image_s_text_is_read_as_hidden_text() {
+        let (f, _, hidden) =
+            doc("<p><IMG src='cid:b.png' ALT=\"Top &amp; SECRET\"></p><p>hello</p><p>bye</p>");
+        assert_eq!(f.as_deref(), Some("hello"));
+        assert_eq!(hidden, ["Top & SECRET"]);
+        // unquoted, and inside hidden text too
+        assert_eq!(doc("<p>a</p><img alt=SECRET>").2, ["SECRET"]);
+        assert_eq!(
+            doc("<p>a</p><div hidden>x <img alt='SECRET'> y</div>").2,
+            ["x SECRET", "y"]
+        );
+        assert_eq!(doc("<p>a</p><img src=x.png>").2, Vec::<String>::new());
     }
 
     #[test]
