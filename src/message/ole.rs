@@ -12,7 +12,7 @@
 //! document (`EncryptionInfo`, as Office writes a password-protected `.docx`) cannot be read.
 //! Property sets follow [MS-OLEPS]; what lies outside the stream is not read, never trusted.
 
-use std::io::{Cursor, Read};
+use std::io::{Cursor, Read, Seek};
 
 use super::document::{label_value, push_bounded, DocumentError, DocumentText, ExpansionBudget};
 
@@ -56,6 +56,23 @@ pub fn looks_like_ole(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1])
 }
 
+/// A stream of `file`, at most `MAX_STREAM_BYTES`, its bytes spent from `budget`: the
+/// outer error when the budget is exhausted, the inner one when the stream cannot be read.
+fn read_stream<F: Read + Seek>(
+    file: &mut cfb::CompoundFile<F>,
+    stream: &str,
+    budget: &mut ExpansionBudget,
+) -> Result<std::io::Result<Vec<u8>>, DocumentError> {
+    let mut data = Vec::new();
+    let read = file.open_stream(stream).and_then(|s| {
+        budget
+            .limit(s.take(MAX_STREAM_BYTES))
+            .read_to_end(&mut data)
+    });
+    budget.spend(data.len() as u64)?;
+    Ok(read.map(|_| data))
+}
+
 /// Read a legacy Office document's properties, the streams read spending from the message's
 /// `budget`.
 pub fn read_ole(bytes: &[u8], budget: &mut ExpansionBudget) -> Result<DocumentText, DocumentError> {
@@ -72,14 +89,7 @@ pub fn read_ole(bytes: &[u8], budget: &mut ExpansionBudget) -> Result<DocumentTe
         if !file.is_stream(stream) {
             continue;
         }
-        let mut data = Vec::new();
-        let read = file.open_stream(stream).and_then(|s| {
-            budget
-                .limit(s.take(MAX_STREAM_BYTES))
-                .read_to_end(&mut data)
-        });
-        budget.spend(data.len() as u64)?;
-        read.map_err(|e| DocumentError::Part {
+        let data = read_stream(&mut file, stream, budget)?.map_err(|e| DocumentError::Part {
             part: stream.trim_start_matches(['/', '\u{5}']).to_string(),
             why: e.to_string(),
         })?;
@@ -96,14 +106,7 @@ pub fn read_ole(bytes: &[u8], budget: &mut ExpansionBudget) -> Result<DocumentTe
         if !file.is_stream(stream) {
             continue;
         }
-        let mut data = Vec::new();
-        let read = file.open_stream(stream).and_then(|s| {
-            budget
-                .limit(s.take(MAX_STREAM_BYTES))
-                .read_to_end(&mut data)
-        });
-        budget.spend(data.len() as u64)?;
-        if read.is_ok() {
+        if let Ok(data) = read_stream(&mut file, stream, budget)? {
             let text = utf16le(&data);
             if name == "subject" {
                 entries.push((name.to_string(), text));
